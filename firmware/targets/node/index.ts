@@ -1,0 +1,7 @@
+import { installPort, port } from "../../port/port";
+import { nodePort } from "./port";
+
+// Entry module of the node build: installs the platform before anything else runs.
+installPort(nodePort);
+
+export { port };

@@ -1,0 +1,7 @@
+import { installPort, port } from "../../port/port";
+import { nodemcuPort } from "./port";
+
+// Entry module of the nodemcu build: installs the platform before anything else runs.
+installPort(nodemcuPort);
+
+export { port };

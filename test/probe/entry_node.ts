@@ -1,0 +1,16 @@
+import { installPort } from "../../firmware/port/port";
+import { nodePort } from "../../firmware/targets/node/port";
+import { runProbe } from "./probe";
+import "./suites/ints";
+import "./suites/bytes";
+
+installPort(nodePort);
+
+/** Runs the probe on the Node build; returns the result lines. */
+export function run(input: string): string[] {
+  const lines: string[] = [];
+  runProbe(input, (line) => {
+    lines.push(line);
+  });
+  return lines;
+}

@@ -1,0 +1,12 @@
+import { installPort } from "../../firmware/port/port";
+import { nodemcuPort } from "../../firmware/targets/nodemcu/port";
+import { runProbe } from "./probe";
+import "./suites/ints";
+import "./suites/bytes";
+
+installPort(nodemcuPort);
+
+/** Runs the probe on Lua: prints one line per case, then the case count. */
+export function run(input: string): void {
+  print("probe-cases " + runProbe(input, (line) => print(line)));
+}

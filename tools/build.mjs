@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// Builds every target from the one TypeScript source, then runs the dialect guard over the
+// sources and the built output. Prints the time each step took. Exit 1 on any failure.
+//
+//   dist/node/       the Node build (tsc, CommonJS): the host simulator runs this
+//   dist/espruino/   minified bundles for Espruino (esbuild, ES2015): petrel.js, probe.js
+//   dist/nodemcu/    Lua modules for NodeMCU (typescript-to-lua, require-minimal lualib)
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => path.join(root, "node_modules/.bin", name);
+const dist = path.join(root, "dist");
+
+/** Espruino bundles: entry → output. */
+export const ESPRUINO_BUNDLES = [
+  ["firmware/targets/espruino/index.ts", "petrel.js"],
+  ["test/probe/entry_espruino.ts", "probe.js"],
+];
+
+function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    fn();
+  } catch (e) {
+    console.error(`build: ${name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    if (e.stdout) process.stderr.write(e.stdout);
+    if (e.stderr) process.stderr.write(e.stderr);
+    if (!e.stdout && !e.stderr) console.error(e.message ?? e);
+    process.exit(1);
+  }
+  console.log(`build: ${name} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: "pipe", encoding: "utf8" });
+
+step("typecheck (node, espruino)", () => {
+  run(bin("tsc"), ["-p", "tsconfig.json"]);
+  run(bin("tsc"), ["-p", "tsconfig.espruino.json"]);
+});
+
+step("node build", () => {
+  fs.rmSync(path.join(dist, "node"), { recursive: true, force: true });
+  run(bin("tsc"), ["-p", "tsconfig.node-build.json"]);
+});
+
+step("nodemcu lua build", () => {
+  fs.rmSync(path.join(dist, "nodemcu"), { recursive: true, force: true });
+  run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
+});
+
+step("espruino bundles", () => {
+  fs.rmSync(path.join(dist, "espruino"), { recursive: true, force: true });
+  for (const [entry, out] of ESPRUINO_BUNDLES) {
+    esbuild.buildSync({
+      entryPoints: [path.join(root, entry)],
+      outfile: path.join(dist, "espruino", out),
+      bundle: true,
+      format: "iife",
+      platform: "neutral",
+      target: "es2015",
+      minify: true,
+      // Raw UTF-8 in string literals: on the board's 8-bit strings that is the UTF-8 bytes;
+      // a "\u00b0" escape would be the single byte 0xB0 there.
+      charset: "utf8",
+      legalComments: "none",
+      logLevel: "silent",
+    });
+  }
+});
+
+step("dialect guard (sources and built output)", () => {
+  const out = run(process.execPath, [path.join(root, "tools/guard/cli.mjs")]);
+  process.stdout.write(out.split("\n").map((l) => (l ? `  ${l}` : l)).join("\n"));
+});
