@@ -16,6 +16,8 @@
  * - Implementations never allocate and never throw.
  */
 export interface IntOps {
+  /** Which implementation this is ("js", "lua-bit", "lua-native", "lua-arithmetic"), for diagnostics. */
+  impl: string;
   idiv(this: void, a: number, b: number): number;
   imod(this: void, a: number, b: number): number;
   band(this: void, a: number, b: number): number;

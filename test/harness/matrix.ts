@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { DIST, OPTIONAL_IN_CI, RUNTIMES, runtimes, type RuntimeName } from "./runtimes";
 
 /** One cross-target case: an op of the probe, its arguments, and the exact expected result. */
@@ -25,11 +25,12 @@ const inCI = process.env.CI === "true";
 
 /**
  * Runs the same cases on every runtime of the matrix. Each runtime runs the whole table once
- * (the built probe in that runtime), then each case is its own test, named with the runtime.
+ * (the built probe in that runtime) as one test, which names every case that came out wrong.
  * A runtime that cannot run here is skipped with the reason in the test name, except under
  * CI=true, where a missing runtime is a failing test (only espruino-real may be absent).
  */
-export function crossTarget(suite: string, cases: Case[]): void {
+export function crossTarget(suite: string, cases: Case[], opts: { expectFailure?: boolean } = {}): void {
+  const test = opts.expectFailure ? it.fails : it;
   const names = new Set<string>();
   for (const c of cases) {
     if (names.has(c.name)) throw new Error(`${suite}: duplicate case name ${c.name}`);
@@ -52,36 +53,26 @@ export function crossTarget(suite: string, cases: Case[]): void {
       ran[rtName] = `skipped: ${missing}`;
       continue;
     }
-    describe(`${suite} [${rtName}]`, () => {
+    test(`${suite} [${rtName}]: ${cases.length} cases${opts.expectFailure ? " (must fail)" : ""}`, () => {
+      ran[rtName] = "did not finish";
       const results = new Map<number, string>();
-      let failure: unknown = null;
-      beforeAll(() => {
-        try {
-          for (const line of rt.run(input)) {
-            const sp = line.indexOf(" ");
-            results.set(Number(line.slice(0, sp)), line.slice(sp + 1));
-          }
-        } catch (e) {
-          failure = e;
-        }
-      });
-      it(`runs all ${cases.length} cases`, () => {
-        if (failure) throw failure;
-        expect(results.size).toBe(cases.length);
-        const passed = cases.filter((c, k) => results.get(k) === c.expect).length;
-        ran[rtName] = `${passed}/${cases.length} passed`;
-        console.log(`[matrix] ${suite} on ${rtName}: ${cases.length} cases run, ${passed} passed`);
-      });
-      cases.forEach((c, k) => {
-        it(c.name, () => {
-          if (failure) throw failure;
-          expect(results.get(k), `${c.op} ${c.args.join(" ")}`).toBe(c.expect);
-        });
-      });
+      for (const line of rt.run(input)) {
+        const sp = line.indexOf(" ");
+        results.set(Number(line.slice(0, sp)), line.slice(sp + 1));
+      }
+      const wrong = cases.flatMap((c, k) => (results.get(k) === c.expect ? [] :
+        [`  ${c.name}\n    ${c.op} ${c.args.join(" ").slice(0, 200)}\n    expected ${c.expect.slice(0, 200)}\n    got      ${String(results.get(k)).slice(0, 200)}`]));
+      ran[rtName] = `${cases.length - wrong.length}/${cases.length} passed`;
+      console.log(`[matrix] ${suite} on ${rtName}: ${cases.length} cases run, ${cases.length - wrong.length} passed`);
+      if (wrong.length > 0) {
+        throw new Error(`${suite} on ${rtName}: ${wrong.length} of ${cases.length} cases wrong:\n${wrong.slice(0, 25).join("\n")}`);
+      }
+      expect(results.size).toBe(cases.length);
     });
   }
 
   afterAll(() => {
+    if (opts.expectFailure) return;
     const dir = path.join(DIST, "test-report");
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, `matrix-${suite}.json`), JSON.stringify({ suite, cases: cases.length, runtimes: ran }, null, 1));

@@ -151,6 +151,9 @@ const nodeRuntime: Runtime = {
   },
 };
 
+/** Lua 5.1 without any bit library: exercises the arithmetic fallback (not a matrix runtime). */
+export const lua51NoBit: Runtime = luaProcess("lua51", "lua5.1", { bit: false, noDebug: true });
+
 export const runtimes: Record<RuntimeName, Runtime> = {
   node: nodeRuntime,
   espruino: espruinoStandin,

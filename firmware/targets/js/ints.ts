@@ -5,6 +5,7 @@ import type { IntOps } from "../../port/ints";
  * 32-bit values is exact, and the bitwise operators work on 32-bit integers.
  */
 export const jsInts: IntOps = {
+  impl: "js",
   idiv: (a, b) => Math.floor(a / b),
   imod: (a, b) => a - Math.floor(a / b) * b,
   band: (a, b) => a & b,

@@ -65,6 +65,7 @@ function pickBitLib(): BitLib {
 const bits = pickBitLib();
 
 export const luaInts: IntOps = {
+  impl: bits === arithmetic ? "lua-arithmetic" : _G["bit"] !== undefined ? "lua-bit" : "lua-native",
   idiv,
   imod: (a, b) => a % b,
   band: bits.band,
@@ -73,6 +74,3 @@ export const luaInts: IntOps = {
   lshift: bits.lshift,
   rshift: bits.rshift,
 };
-
-/** Which bit library was picked: "bit", "native" or "arithmetic" (for diagnostics and tests). */
-export const bitLibName = bits === arithmetic ? "arithmetic" : _G["bit"] !== undefined ? "bit" : "native";
