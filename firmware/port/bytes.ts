@@ -33,7 +33,14 @@ export interface Wire { readonly __wire?: never }
 export interface BytesPort {
   /** A new zero-filled buffer of `n` bytes. Allocates: call at start-up, not per packet. */
   alloc(this: void, n: number): Bytes;
-  /** The UTF-8 byte length of a text string. */
+  /** Size in bytes of a buffer made by `alloc` (or a Uint8Array / byte table given by a user). */
+  size(this: void, b: Bytes): number;
+  /** Copies src[start..end) into dst at dstOff (regions may not overlap). Never allocates. */
+  copy(this: void, dst: Bytes, dstOff: number, src: Bytes, start: number, end: number): void;
+  /**
+   * The UTF-8 byte length of a text string, or -1 when it has no UTF-8 form (a lone UTF-16
+   * surrogate on Node; on Espruino and Lua strings are bytes, checked after writing).
+   */
   textLength(this: void, s: string): number;
   /** Writes the UTF-8 bytes of `s` at `off`; returns the offset after them. */
   writeText(this: void, buf: Bytes, off: number, s: string): number;
@@ -43,6 +50,11 @@ export interface BytesPort {
   chunkLength(this: void, c: Chunk): number;
   /** Byte `i` (0-based) of an inbound chunk. */
   chunkByte(this: void, c: Chunk, i: number): number;
+  /**
+   * The chunk itself as Bytes when the runtime can index it as a buffer without copying (Node),
+   * else undefined (Espruino and Lua chunks are strings: they are copied into a buffer).
+   */
+  chunkAsBytes(this: void, c: Chunk): Bytes | undefined;
   /** Copies chunk bytes [from, to) into dst at dstOff. */
   copyChunk(this: void, dst: Bytes, dstOff: number, c: Chunk, from: number, to: number): void;
   /** buf[start..end) as a socket write. Allocates (the runtime's socket needs its own copy). */

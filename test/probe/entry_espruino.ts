@@ -3,6 +3,7 @@ import { espruinoPort } from "../../firmware/targets/espruino/port";
 import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
+import "./suites/codec";
 
 /** Set by the harness in front of the bundle: the case lines. */
 declare const PROBE_INPUT: string;

@@ -3,6 +3,7 @@ import { nodePort } from "../../firmware/targets/node/port";
 import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
+import "./suites/codec";
 
 installPort(nodePort);
 

@@ -3,6 +3,7 @@ import { nodemcuPort } from "../../firmware/targets/nodemcu/port";
 import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
+import "./suites/codec";
 
 installPort(nodemcuPort);
 

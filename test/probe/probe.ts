@@ -76,11 +76,21 @@ function hexByte(b: number): string {
   return HEX.charAt(port.ints.idiv(b, 16)) + HEX.charAt(b % 16);
 }
 
-/** Result: bytes buf[start..end) as hex. */
+/** Result: bytes buf[start..end) as hex (built from short pieces: long concatenation chains are quadratic). */
 export function outBytes(buf: Bytes, start: number, end: number): string {
-  let s = "";
-  for (let k = start; k < end; k++) s = s + hexByte(buf[k]);
-  return s;
+  const pieces: string[] = [];
+  let piece = "";
+  let count = 0;
+  for (let k = start; k < end; k++) {
+    piece = piece + hexByte(buf[k]);
+    if (piece.length >= 64) {
+      pieces[count] = piece;
+      count = count + 1;
+      piece = "";
+    }
+  }
+  pieces[count] = piece;
+  return pieces.join("");
 }
 
 /** Result: a chunk's bytes as hex. */

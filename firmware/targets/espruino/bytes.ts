@@ -12,6 +12,10 @@ const str = (c: Chunk): string => c as unknown as string;
 
 export const espruinoBytes: BytesPort = {
   alloc: (n) => new Uint8Array(n) as unknown as Bytes,
+  size: (b) => u8(b).length,
+  copy: (dst, dstOff, src, start, end) => {
+    for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
+  },
   textLength: (s) => s.length,
   writeText: (buf, off, s) => {
     const n = s.length;
@@ -21,6 +25,7 @@ export const espruinoBytes: BytesPort = {
   readText: (buf, start, end) => E.toString(u8(buf).subarray(start, end)),
   chunkLength: (c) => str(c).length,
   chunkByte: (c, i) => str(c).charCodeAt(i),
+  chunkAsBytes: () => undefined,
   copyChunk: (dst, dstOff, c, from, to) => {
     const s = str(c);
     for (let i = from; i < to; i++) dst[dstOff + i - from] = s.charCodeAt(i);

@@ -31,6 +31,10 @@ export const luaBytes: BytesPort = {
     for (let i = 0; i < n; i++) t[i] = 0;
     return t;
   },
+  size: (b) => b.length,
+  copy: (dst, dstOff, src, start, end) => {
+    for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
+  },
   textLength: (s) => s.length,
   writeText: (buf, off, s) => {
     const n = s.length;
@@ -40,6 +44,7 @@ export const luaBytes: BytesPort = {
   readText: (buf, start, end) => bytesToString(buf, start, end),
   chunkLength: (c) => str(c).length,
   chunkByte: (c, i) => string.byte(str(c), i + 1),
+  chunkAsBytes: () => undefined,
   copyChunk: (dst, dstOff, c, from, to) => {
     const s = str(c);
     for (let i = from; i < to; i++) dst[dstOff + i - from] = string.byte(s, i + 1);

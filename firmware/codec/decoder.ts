@@ -1,0 +1,361 @@
+import type { Bytes, Chunk } from "../port/bytes";
+import { port } from "../port/port";
+import { CodecError, PacketType, Status } from "./constants";
+import { checkUtf8 } from "./utf8";
+
+/** Reading phases. */
+const enum Phase {
+  Header = 0,
+  Length = 1,
+  Body = 2,
+  /** An oversize PUBLISH: reading its variable header byte by byte. */
+  OversizeHeader = 3,
+  /** An oversize PUBLISH: skipping its payload. */
+  OversizeSkip = 4,
+  /** After an error: nothing more is read until reset(). */
+  Dead = 5,
+}
+
+const PLUS = 43;
+const HASH = 35;
+
+/**
+ * The streaming decoder for what a client receives (§2-§3): CONNACK, PUBLISH, PUBACK, PUBREC,
+ * PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP. Input arrives in chunks split anywhere, with any
+ * number of packets per chunk:
+ *
+ *     let at = 0;
+ *     while (at < size) {
+ *       at = d.push(chunk, at);
+ *       if (d.status === Status.Packet) handle(d);   // fields below, valid until the next push
+ *       else if (d.status === Status.Oversize) ack and report d.packetId, d.qos, d.payloadLength
+ *       else if (d.status === Status.Error) close the connection: d.error says why
+ *     }
+ *
+ * One receive buffer of `capacity` bytes is allocated up front; a packet that arrives in pieces
+ * is assembled there. A packet wholly inside one chunk is read in place where the runtime can
+ * index chunks (Node), so nothing is copied. Fields are plain numbers on this object, reused for
+ * every packet: nothing is allocated per packet. A PUBLISH larger than the buffer is not an
+ * error: its payload is skipped as it arrives and `Status.Oversize` reports it, so the session
+ * can acknowledge it and say so. Malformed input never throws: `Status.Error` and a CodecError.
+ */
+export class Decoder {
+  readonly rx: Bytes;
+  readonly capacity: number;
+
+  status: number = Status.NeedMore;
+  error = 0;
+
+  /** Fixed header of the current packet. */
+  type = 0;
+  flags = 0;
+  remaining = 0;
+
+  /** The packet body is data[bodyStart..bodyEnd): the receive buffer or the chunk itself. */
+  data: Bytes;
+  bodyStart = 0;
+  bodyEnd = 0;
+
+  /** PUBLISH fields (packetId also for PUBACK..PUBCOMP, SUBACK, UNSUBACK). */
+  qos = 0;
+  dup = false;
+  retain = false;
+  packetId = 0;
+  topicStart = 0;
+  topicEnd = 0;
+  payloadStart = 0;
+  payloadEnd = 0;
+  /** Payload length of the PUBLISH (for an oversize one, the length that was skipped). */
+  payloadLength = 0;
+  /** False when an oversize PUBLISH's topic was itself longer than the buffer. */
+  topicKnown = true;
+
+  /** CONNACK fields. */
+  sessionPresent = false;
+  returnCode = 0;
+
+  private phase: number = Phase.Header;
+  private multiplier = 1;
+  private lengthBytes = 0;
+  private have = 0;
+  /** Oversize PUBLISH: variable-header step and the topic length read so far. */
+  private step = 0;
+  private topicLen = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+    this.rx = port.bytes.alloc(capacity);
+    this.data = this.rx;
+  }
+
+  /** Forget any partial packet and error (a new connection). */
+  reset(): void {
+    this.phase = Phase.Header;
+    this.status = Status.NeedMore;
+    this.error = 0;
+  }
+
+  /** The topic of the current PUBLISH as the runtime's text. Allocates the string. */
+  topic(): string {
+    return port.bytes.readText(this.data, this.topicStart, this.topicEnd);
+  }
+
+  /** SUBACK: the number of return codes, and code `k` (0, 1, 2 granted QoS; 128 failure). */
+  subackCount(): number {
+    return this.bodyEnd - this.bodyStart - 2;
+  }
+
+  subackCode(k: number): number {
+    return this.data[this.bodyStart + 2 + k];
+  }
+
+  /** Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset. */
+  push(chunk: Chunk, from: number): number {
+    const bytes = port.bytes;
+    const n = bytes.chunkLength(chunk);
+    if (this.phase === Phase.Dead) return n;
+    this.status = Status.NeedMore;
+    let i = from;
+    for (;;) {
+      const phase = this.phase;
+      // Steps that need no input come first: a packet can end exactly at a chunk's end.
+      if (phase === Phase.OversizeSkip && this.have === this.remaining) {
+        this.phase = Phase.Header;
+        this.status = Status.Oversize;
+        return i;
+      }
+      if (phase === Phase.OversizeHeader) {
+        i = this.oversizeHeader(chunk, i, n);
+        if (this.phase !== Phase.OversizeSkip) return i;
+        continue;
+      }
+      if (i >= n) return i;
+      if (phase === Phase.Header) {
+        const b = bytes.chunkByte(chunk, i);
+        i = i + 1;
+        this.type = port.ints.idiv(b, 16);
+        this.flags = b % 16;
+        this.remaining = 0;
+        this.multiplier = 1;
+        this.lengthBytes = 0;
+        this.phase = Phase.Length;
+      } else if (phase === Phase.Length) {
+        const b = bytes.chunkByte(chunk, i);
+        i = i + 1;
+        this.remaining = this.remaining + (b % 128) * this.multiplier;
+        this.lengthBytes = this.lengthBytes + 1;
+        if (b >= 128) {
+          // §2.2.3: at most four length bytes.
+          if (this.lengthBytes === 4) return this.fail(CodecError.BadRemainingLength, i);
+          this.multiplier = this.multiplier * 128;
+        } else {
+          const bad = this.checkHeader();
+          if (bad !== 0) return this.fail(bad, i);
+          if (this.remaining > this.capacity) {
+            // Only a PUBLISH may be larger than the buffer (checkHeader refused the rest).
+            this.phase = Phase.OversizeHeader;
+            this.have = 0;
+            this.step = 0;
+            this.topicLen = 0;
+            this.topicKnown = true;
+          } else if (this.remaining === 0) {
+            this.finish(this.rx, 0, 0);
+            return i;
+          } else {
+            const whole = bytes.chunkAsBytes(chunk);
+            if (whole !== undefined && n - i >= this.remaining) {
+              // The whole body is in this chunk: read it in place.
+              this.finish(whole, i, i + this.remaining);
+              return i + this.remaining;
+            }
+            this.phase = Phase.Body;
+            this.have = 0;
+          }
+        }
+      } else if (phase === Phase.Body) {
+        const want = this.remaining - this.have;
+        const take = n - i < want ? n - i : want;
+        bytes.copyChunk(this.rx, this.have, chunk, i, i + take);
+        this.have = this.have + take;
+        i = i + take;
+        if (this.have === this.remaining) {
+          this.finish(this.rx, 0, this.remaining);
+          return i;
+        }
+      } else if (phase === Phase.OversizeSkip) {
+        const want = this.remaining - this.have;
+        const take = n - i < want ? n - i : want;
+        this.have = this.have + take;
+        i = i + take;
+      } else {
+        return n;
+      }
+    }
+  }
+
+  private fail(code: number, at: number): number {
+    this.status = Status.Error;
+    this.error = code;
+    this.phase = Phase.Dead;
+    return at;
+  }
+
+  /** Type, flags and length checks that need no body (§2.2.1, §2.2.2, §3.x.1). 0 or an error. */
+  private checkHeader(): number {
+    const t = this.type;
+    const f = this.flags;
+    const r = this.remaining;
+    if (t === 0 || t === 15) return CodecError.ReservedType;
+    if (t === PacketType.Publish) {
+      this.dup = f >= 8;
+      this.qos = port.ints.idiv(f, 2) % 4;
+      this.retain = f % 2 === 1;
+      // MQTT-3.3.1-4: QoS 3 is malformed.
+      if (this.qos === 3) return CodecError.InvalidQos;
+      return r < (this.qos > 0 ? 4 : 2) ? CodecError.Truncated : 0;
+    }
+    if (t === PacketType.Connect || t === PacketType.Subscribe || t === PacketType.Unsubscribe ||
+      t === PacketType.Pingreq || t === PacketType.Disconnect) {
+      return CodecError.UnexpectedType;
+    }
+    // MQTT-3.6.1-1: PUBREL carries flags 0010; every other packet here carries 0000.
+    if (f !== (t === PacketType.Pubrel ? 2 : 0)) return CodecError.InvalidFlags;
+    if (t === PacketType.Connack) return r === 2 ? 0 : CodecError.BadLength;
+    if (t === PacketType.Pingresp) return r === 0 ? 0 : CodecError.BadLength;
+    if (t === PacketType.Suback) {
+      if (r < 3) return CodecError.BadLength;
+      return r > this.capacity ? CodecError.PacketTooLarge : 0;
+    }
+    // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: exactly a packet id.
+    return r === 2 ? 0 : CodecError.BadLength;
+  }
+
+  /** A complete body is data[start..end): decode its fields; sets status Packet or Error. */
+  private finish(data: Bytes, start: number, end: number): void {
+    this.phase = Phase.Header;
+    this.data = data;
+    this.bodyStart = start;
+    this.bodyEnd = end;
+    const t = this.type;
+    let bad = 0;
+    if (t === PacketType.Publish) {
+      bad = this.publishFields(data, start, end);
+    } else if (t === PacketType.Connack) {
+      const ackFlags = data[start];
+      // MQTT-3.2.2-1: bits 7-1 of the acknowledge flags are reserved.
+      if (ackFlags > 1) bad = CodecError.BadConnackFlags;
+      this.sessionPresent = ackFlags === 1;
+      this.returnCode = data[start + 1];
+      // §3.2.2.3: return codes 6-255 are reserved.
+      if (this.returnCode > 5) bad = CodecError.BadReturnCode;
+    } else if (t !== PacketType.Pingresp) {
+      this.packetId = data[start] * 256 + data[start + 1];
+      if (this.packetId === 0) bad = CodecError.ZeroPacketId;
+      if (t === PacketType.Suback) {
+        for (let k = start + 2; k < end; k++) {
+          const code = data[k];
+          // §3.9.3: 0, 1, 2 (granted QoS) or 0x80 (failure).
+          if (code > 2 && code !== 128) bad = CodecError.BadReturnCode;
+        }
+      }
+    }
+    if (bad !== 0) {
+      this.fail(bad, end);
+      return;
+    }
+    this.status = Status.Packet;
+  }
+
+  private publishFields(data: Bytes, start: number, end: number): number {
+    const topicLen = data[start] * 256 + data[start + 1];
+    const idLen = this.qos > 0 ? 2 : 0;
+    if (2 + topicLen + idLen > end - start) return CodecError.Truncated;
+    this.topicStart = start + 2;
+    this.topicEnd = start + 2 + topicLen;
+    this.topicKnown = true;
+    const bad = this.checkTopicBytes(data, this.topicStart, this.topicEnd);
+    if (bad !== 0) return bad;
+    this.packetId = 0;
+    if (idLen > 0) {
+      this.packetId = data[this.topicEnd] * 256 + data[this.topicEnd + 1];
+      if (this.packetId === 0) return CodecError.ZeroPacketId;
+    }
+    this.payloadStart = this.topicEnd + idLen;
+    this.payloadEnd = end;
+    this.payloadLength = end - this.payloadStart;
+    return 0;
+  }
+
+  /** A received topic name: not empty, well-formed UTF-8 without U+0000, no wildcards. */
+  private checkTopicBytes(data: Bytes, start: number, end: number): number {
+    if (end === start) return CodecError.EmptyTopic;
+    const bad = checkUtf8(data, start, end);
+    if (bad !== 0) return bad;
+    for (let k = start; k < end; k++) {
+      const c = data[k];
+      if (c === PLUS || c === HASH) return CodecError.WildcardInTopic;
+    }
+    return 0;
+  }
+
+  /**
+   * The variable header of a PUBLISH too large for the buffer, read as it arrives: topic length,
+   * topic (kept when it fits), packet id; then the payload is skipped.
+   */
+  private oversizeHeader(chunk: Chunk, i: number, n: number): number {
+    const bytes = port.bytes;
+    const idLen = this.qos > 0 ? 2 : 0;
+    while (this.phase === Phase.OversizeHeader) {
+      const step = this.step;
+      if (step === 3) {
+        // The topic is read (or skipped when longer than the buffer).
+        this.data = this.rx;
+        this.topicStart = 0;
+        this.topicEnd = this.topicKnown ? this.topicLen : 0;
+        if (this.topicLen === 0) return this.fail(CodecError.EmptyTopic, i);
+        if (this.topicKnown) {
+          const bad = this.checkTopicBytes(this.rx, 0, this.topicLen);
+          if (bad !== 0) return this.fail(bad, i);
+        }
+        this.packetId = 0;
+        this.step = idLen > 0 ? 4 : 6;
+      } else if (step === 6) {
+        // The variable header is read: skip the payload.
+        this.payloadStart = 0;
+        this.payloadEnd = 0;
+        this.payloadLength = this.remaining - 2 - this.topicLen - idLen;
+        this.phase = Phase.OversizeSkip;
+      } else if (i >= n) {
+        return i;
+      } else if (step === 0 || step === 1) {
+        // topic length, two bytes
+        this.topicLen = this.topicLen * 256 + bytes.chunkByte(chunk, i);
+        i = i + 1;
+        this.have = this.have + 1;
+        this.step = step + 1;
+        if (this.step === 2) {
+          if (2 + this.topicLen + idLen > this.remaining) return this.fail(CodecError.Truncated, i);
+          this.topicKnown = this.topicLen <= this.capacity;
+          this.step = this.topicLen > 0 ? 2 : 3;
+        }
+      } else if (step === 2) {
+        // topic bytes, kept when they fit in the buffer
+        const got = this.have - 2;
+        const want = this.topicLen - got;
+        const take = n - i < want ? n - i : want;
+        if (this.topicKnown) bytes.copyChunk(this.rx, got, chunk, i, i + take);
+        i = i + take;
+        this.have = this.have + take;
+        if (take === want) this.step = 3;
+      } else {
+        // steps 4 and 5: packet id, two bytes
+        this.packetId = this.packetId * 256 + bytes.chunkByte(chunk, i);
+        i = i + 1;
+        this.have = this.have + 1;
+        this.step = step + 1;
+        if (this.step === 6 && this.packetId === 0) return this.fail(CodecError.ZeroPacketId, i);
+      }
+    }
+    return i;
+  }
+}
