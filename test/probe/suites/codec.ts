@@ -1,4 +1,4 @@
-import type { Bytes } from "../../../firmware/port/bytes";
+import type { Bytes, Chunk } from "../../../firmware/port/bytes";
 import { port } from "../../../firmware/port/port";
 import { PacketType, Status } from "../../../firmware/codec/constants";
 import { Decoder } from "../../../firmware/codec/decoder";
@@ -88,7 +88,7 @@ register("codec.rl", (a) => {
 });
 
 /** One decoder event, described the same way on every runtime (the harness builds the same text). */
-function describe(d: Decoder): string {
+export function describeEvent(d: Decoder): string {
   if (d.status === Status.Error) return "error " + codecErrorName(d.error);
   if (d.status === Status.Oversize) {
     return "oversize q=" + d.qos + " id=" + d.packetId + " t=" + (d.topicKnown ? outBytes(d.data, d.topicStart, d.topicEnd) : "?") +
@@ -111,7 +111,7 @@ function describe(d: Decoder): string {
 }
 
 /** Feeds buf[0..n) to a decoder in chunks of `split` bytes (0: one chunk); describes every event. */
-function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): string {
+export function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): string {
   let s = "";
   let start = 0;
   while (start < n || (n === 0 && start === 0)) {
@@ -121,7 +121,7 @@ function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): string 
     let at = 0;
     while (at < size) {
       at = d.push(chunk, at);
-      if (d.status !== Status.NeedMore) s = s + (s === "" ? "" : ";") + describe(d);
+      if (d.status !== Status.NeedMore) s = s + (s === "" ? "" : ";") + describeEvent(d);
       if (d.status === Status.Error) return s;
     }
     start = end;
@@ -262,3 +262,53 @@ register("codec.fuzz", (a) => {
   return s;
 });
 
+
+// ---- steady state: the hot path a connected client runs, for allocation counting ----
+
+export interface Steady {
+  tx: Bytes;
+  cap: number;
+  topic: string;
+  payload: Payload;
+  dec: Decoder;
+  whole: Chunk;
+  first: Chunk;
+  second: Chunk;
+  firstSize: number;
+  ack: Chunk;
+  packets: number;
+}
+
+/** Everything the loop needs, made once (the chunks stand for what a socket would deliver). */
+export function steadySetup(payload: Payload): Steady {
+  const cap = 256;
+  const tx = port.bytes.alloc(cap);
+  const topic = "sensors/kitchen/temperature";
+  const end = encodePublish(tx, 0, cap, topic, payload, 1, false, false, 7);
+  const wire = (a: number, b: number): Chunk => port.bytes.wireAsChunk(port.bytes.toWire(tx, a, b));
+  const whole = wire(0, end);
+  const firstSize = port.ints.idiv(end, 2);
+  const first = wire(0, firstSize);
+  const second = wire(firstSize, end);
+  encodeAck(tx, 0, cap, PacketType.Puback, 7);
+  const ack = wire(0, 4);
+  return { tx, cap, topic, payload, dec: new Decoder(cap), whole, first, second, firstSize, ack, packets: 0 };
+}
+
+/** `iterations` rounds of: encode a QoS 1 PUBLISH and its PUBACK; decode a PUBLISH whole, one split in two, and a PUBACK. */
+export function steadyRun(st: Steady, iterations: number): number {
+  const d = st.dec;
+  for (let k = 0; k < iterations; k++) {
+    const id = 1 + k % 65535;
+    encodePublish(st.tx, 0, st.cap, st.topic, st.payload, 1, false, false, id);
+    encodeAck(st.tx, 0, st.cap, PacketType.Puback, id);
+    d.push(st.whole, 0);
+    if (d.status === Status.Packet) st.packets = st.packets + 1;
+    d.push(st.first, 0);
+    d.push(st.second, 0);
+    if (d.status === Status.Packet) st.packets = st.packets + 1;
+    d.push(st.ack, 0);
+    if (d.status === Status.Packet) st.packets = st.packets + 1;
+  }
+  return st.packets;
+}

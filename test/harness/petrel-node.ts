@@ -1,0 +1,72 @@
+/**
+ * In-process access to the codec on Node for Node-only tests (cross-checks, fuzzing, GC
+ * counts): installs the Node port and encodes test-side packet objects with the firmware encoders.
+ */
+import "../../firmware/targets/node/index";
+import type { Bytes } from "../../firmware/port/bytes";
+import { encodeAck, encodeConnect, encodeEmpty, encodePublish, encodeSubscribe, encodeUnsubscribe,
+  type ConnectOptions, type Payload } from "../../firmware/codec/encode";
+import { codecErrorName } from "../../firmware/codec/errors";
+import { TYPE, type Packet } from "../fixtures/packets";
+
+const buf = Buffer.alloc(70000);
+const asPayload = (p: string | number[]): Payload => (typeof p === "string" ? p : (Buffer.from(p) as unknown as Bytes));
+
+/** Encodes a client packet with Petrel; a Buffer, or the error name. */
+export function petrelEncode(p: Packet): Buffer | string {
+  const b = buf as unknown as Bytes;
+  let end: number;
+  switch (p.cmd) {
+    case "connect": {
+      const o: ConnectOptions = { clientId: p.clientId, clean: p.clean, keepalive: p.keepalive };
+      if (p.username !== undefined) o.username = p.username;
+      if (p.password !== undefined) o.password = p.password;
+      if (p.will) o.will = { topic: p.will.topic, payload: asPayload(p.will.payload), qos: p.will.qos, retain: p.will.retain };
+      end = encodeConnect(b, 0, buf.length, o);
+      break;
+    }
+    case "publish":
+      end = encodePublish(b, 0, buf.length, p.topic, asPayload(p.payload), p.qos, p.retain, p.dup, p.messageId ?? 0);
+      break;
+    case "puback": case "pubrec": case "pubrel": case "pubcomp":
+      end = encodeAck(b, 0, buf.length, TYPE[p.cmd], p.messageId);
+      break;
+    case "subscribe":
+      end = encodeSubscribe(b, 0, buf.length, p.messageId, p.subscriptions.map((s) => s.topic), p.subscriptions.map((s) => s.qos), p.subscriptions.length);
+      break;
+    case "unsubscribe":
+      end = encodeUnsubscribe(b, 0, buf.length, p.messageId, p.unsubscriptions, p.unsubscriptions.length);
+      break;
+    case "pingreq": case "disconnect":
+      end = encodeEmpty(b, 0, buf.length, TYPE[p.cmd]);
+      break;
+    default:
+      throw new Error(`not a client packet: ${p.cmd}`);
+  }
+  return end < 0 ? codecErrorName(end) : Buffer.from(buf.subarray(0, end));
+}
+
+/** A small seeded generator for reproducible random tests (mulberry32). */
+export function rng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)],
+    bool: () => next() < 0.5,
+  };
+}
+
+/** The seed for a randomized test: PETREL_SEED to reproduce one, else fresh; always printed. */
+export function seedFor(name: string): number {
+  const s = process.env.PETREL_SEED ? Number(process.env.PETREL_SEED) : Math.floor(Math.random() * 2 ** 31);
+  console.log(`[seed] ${name}: ${s} (rerun with PETREL_SEED=${s})`);
+  return s;
+}
