@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test clean
+.PHONY: all deps build guard test bench clean
 
 all: build
 
@@ -19,3 +19,7 @@ test: deps
 
 clean:
 	rm -rf dist
+
+.PHONY: bench
+bench: build
+	@node bench/codec.cjs

@@ -36,7 +36,7 @@ describe("codec allocates nothing per packet", () => {
     const missing = runtimes[name].missing();
     it.skipIf(missing !== null)(`${name}: Lua heap flat over ${LUA_ITERATIONS * 5} packets with the collector stopped${missing ? ` (skipped: ${missing})` : ""}`, () => {
       const lua = [
-        `package.path = ${JSON.stringify(path.join(DIST, "nodemcu/?.lua"))} .. ";" .. package.path`,
+        `package.path = ${JSON.stringify(path.join(DIST, "nodemcu-probe/?.lua"))} .. ";" .. package.path`,
         bit ? `bit = require("bit")` : "",
         `require("firmware.targets.nodemcu.index")`,
         `local s = require("test.probe.suites.codec")`,

@@ -5,6 +5,7 @@
 //   dist/node/       the Node build (tsc, CommonJS): the host simulator runs this
 //   dist/espruino/   minified bundles for Espruino (esbuild, ES2015): petrel.js, probe.js
 //   dist/nodemcu/    Lua modules for NodeMCU (typescript-to-lua, require-minimal lualib)
+//   dist/nodemcu-probe/  the same with the cross-target test probe (tests run this)
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -47,9 +48,11 @@ step("node build", () => {
   run(bin("tsc"), ["-p", "tsconfig.node-build.json"]);
 });
 
-step("nodemcu lua build", () => {
+step("nodemcu lua build (firmware, and firmware + probe)", () => {
   fs.rmSync(path.join(dist, "nodemcu"), { recursive: true, force: true });
+  fs.rmSync(path.join(dist, "nodemcu-probe"), { recursive: true, force: true });
   run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
+  run(bin("tstl"), ["-p", "tsconfig.lua-probe.json"]);
 });
 
 step("espruino bundles", () => {
@@ -67,6 +70,8 @@ step("espruino bundles", () => {
       // a "\u00b0" escape would be the single byte 0xB0 there.
       charset: "utf8",
       legalComments: "none",
+      // The product bundle runs as an Espruino module (exports) or as a plain script (global Petrel).
+      ...(out === "petrel.js" ? { footer: { js: "if(typeof exports!==\"undefined\")Object.assign(exports,Petrel);" } } : {}),
       logLevel: "silent",
     });
   }

@@ -179,20 +179,38 @@ export function encodePublishHeader(buf: Bytes, off: number, cap: number, topic:
   if (qos > 0 && !validId(id)) return -CodecError.InvalidPacketId;
   // MQTT-3.3.1-2: DUP is 0 for every QoS 0 message.
   if (qos === 0 && dup) return -CodecError.InvalidFlags;
-  const shape = checkTopicShape(topic);
-  if (shape !== 0) return -shape;
-  const topicLen = fieldLength(topic);
-  if (topicLen < 0) return topicLen;
+  const known = topic === checkedTopic && checkedTopicLen > 0;
+  let topicLen = checkedTopicLen;
+  if (!known) {
+    const shape = checkTopicShape(topic);
+    if (shape !== 0) return -shape;
+    topicLen = fieldLength(topic);
+    if (topicLen < 0) return topicLen;
+  }
   const varLen = 2 + topicLen + (qos > 0 ? 2 : 0);
   const remaining = varLen + payloadLen;
   if (remaining > MAX_REMAINING_LENGTH) return -CodecError.PacketTooLarge;
   if (off + 1 + remainingLengthSize(remaining) + varLen > cap) return -CodecError.BufferTooShort;
   buf[off] = PacketType.Publish * 16 + (dup ? 8 : 0) + qos * 2 + (retain ? 1 : 0);
   let p = writeRemainingLength(buf, off + 1, remaining);
-  p = utf8Field(buf, p, topic, topicLen);
-  if (p < 0) return p;
+  if (known) {
+    p = port.bytes.writeText(buf, u16(buf, p, topicLen), topic);
+  } else {
+    p = utf8Field(buf, p, topic, topicLen);
+    if (p < 0) return p;
+    checkedTopic = topic;
+    checkedTopicLen = topicLen;
+  }
   return qos > 0 ? u16(buf, p, id) : p;
 }
+
+/**
+ * The last topic name that passed every check, and its byte length: sensors publish to the same
+ * few topics over and over, so the checks run once per topic change, not once per message. A
+ * string's bytes never change, so the result cannot go stale.
+ */
+let checkedTopic = "";
+let checkedTopicLen = 0;
 
 /** A whole PUBLISH: header and payload in the buffer. */
 export function encodePublish(buf: Bytes, off: number, cap: number, topic: string, payload: Payload,

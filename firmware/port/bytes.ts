@@ -7,10 +7,11 @@
  * 1-based tables; shared code must use only indexing on it (never `push`, `length`, `slice`,
  * or any other array method): sizes travel beside the buffer.
  *
- * `Chunk` is what a socket delivers and `Wire` is what a socket takes:
+ * `Chunk` is what the decoder reads (a socket's delivery) and `Wire` is what a socket takes:
  * - Node: `Uint8Array` (a `Buffer`) both ways.
- * - Espruino: a string of 8-bit characters both ways (`net` delivers strings, and `write`
- *   of a `Uint8Array` would send the text "67,68").
+ * - Espruino: `net` delivers 8-bit strings, which the socket adapter turns into a Uint8Array once
+ *   (`E.toUint8Array`: indexing an Espruino string walks it from its start); writes are strings
+ *   (`write` of a `Uint8Array` would send the text "67,68").
  * - NodeMCU: a Lua string (binary safe) both ways.
  *
  * Text (topic names, client ids, user names) is the runtime's own string type:

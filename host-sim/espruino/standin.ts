@@ -38,22 +38,41 @@ function eToString(a: Uint8Array): string {
   return s;
 }
 
-/** Espruino's `E.toUint8Array(string)`: the bytes of an 8-bit string. */
-function eToUint8Array(s: string): Uint8Array {
-  const a = new Uint8Array(s.length);
+/** Espruino's `E.toUint8Array(string)`: the bytes of an 8-bit string (in the context's own Uint8Array). */
+function eToUint8Array(ctx: vm.Context, s: string): Uint8Array {
+  const a = new (vm.runInContext("Uint8Array", ctx) as Uint8ArrayConstructor)(s.length);
   for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i) & 255;
   return a;
 }
 
+/**
+ * Espruino quirks reproduced in the context: `new Uint8Array(buffer, offset, 0)` is a view to
+ * the end of the buffer, not an empty one (measured on 2v29).
+ */
+const QUIRKS = `(() => {
+  const U = Uint8Array;
+  class EspruinoUint8Array extends U {
+    constructor(a, offset, length) {
+      if (a instanceof ArrayBuffer && length === 0) super(a, offset);
+      else if (arguments.length === 3) super(a, offset, length);
+      else if (arguments.length === 2) super(a, offset);
+      else if (arguments.length === 1) super(a);
+      else super();
+    }
+  }
+  globalThis.Uint8Array = EspruinoUint8Array;
+})();`;
+
 export function createContext(opts: StandinOptions): vm.Context {
   const ctx = vm.createContext({});
+  vm.runInContext(QUIRKS, ctx);
   const g = vm.runInContext("this", ctx) as Record<string, unknown>;
   for (const name of MISSING_GLOBALS) vm.runInContext(`delete globalThis[${JSON.stringify(name)}]`, ctx);
   for (const [owner, member] of MISSING_MEMBERS) vm.runInContext(`delete ${owner}.${member}`, ctx);
   const say = (...args: unknown[]) => opts.print(args.map((a) => String(a)).join(" "));
   g.print = say;
   g.console = { log: say };
-  g.E = { toString: eToString, toUint8Array: eToUint8Array };
+  g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer };
   g.global = g;
   for (const [k, v] of Object.entries(opts.globals ?? {})) g[k] = v;
   return ctx;

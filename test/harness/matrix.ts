@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { DIST, OPTIONAL_IN_CI, RUNTIMES, runtimes, type RuntimeName } from "./runtimes";
+import { DIST, ESPRUINO_REAL_TIMEOUT_MS, OPTIONAL_IN_CI, RUNTIMES, runtimes, type RuntimeName } from "./runtimes";
 
 /** One cross-target case: an op of the probe, its arguments, and the exact expected result. */
 export interface Case {
@@ -68,7 +68,7 @@ export function crossTarget(suite: string, cases: Case[], opts: { expectFailure?
         throw new Error(`${suite} on ${rtName}: ${wrong.length} of ${cases.length} cases wrong:\n${wrong.slice(0, 25).join("\n")}`);
       }
       expect(results.size).toBe(cases.length);
-    });
+    }, rtName === "espruino-real" ? ESPRUINO_REAL_TIMEOUT_MS : 120_000);
   }
 
   afterAll(() => {

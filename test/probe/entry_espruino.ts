@@ -10,4 +10,4 @@ declare const PROBE_INPUT: string;
 declare function print(line: string): void;
 
 installPort(espruinoPort);
-print("probe-cases " + runProbe(PROBE_INPUT, (line) => print(line)));
+print("probe-cases " + runProbe(PROBE_INPUT, (s, sep) => s.split(sep), (line) => print(line)));

@@ -10,7 +10,7 @@ installPort(nodePort);
 /** Runs the probe on the Node build; returns the result lines. */
 export function run(input: string): string[] {
   const lines: string[] = [];
-  runProbe(input, (line) => {
+  runProbe(input, (s, sep) => s.split(sep), (line) => {
     lines.push(line);
   });
   return lines;

@@ -45,13 +45,21 @@ export function argSize(tok: string): number {
   return port.ints.idiv(tok.length - 2, 2);
 }
 
-/** Fills `buf` from a hex argument at `off`; returns the byte count. */
+/**
+ * Fills `buf` from a hex argument at `off`; returns the byte count. Iterates with for…of: on
+ * Espruino `charCodeAt(i)` walks the string from its start, so indexing a long string is quadratic.
+ */
 export function argFill(tok: string, buf: Bytes, off: number): number {
-  const n = argSize(tok);
-  for (let k = 0; k < n; k++) {
-    buf[off + k] = hexValue(tok.charCodeAt(2 + 2 * k)) * 16 + hexValue(tok.charCodeAt(3 + 2 * k));
+  let k = -2;
+  let high = 0;
+  for (const ch of tok) {
+    if (k >= 0) {
+      if (k % 2 === 0) high = hexValue(ch.charCodeAt(0));
+      else buf[off + port.ints.idiv(k, 2)] = high * 16 + hexValue(ch.charCodeAt(0));
+    }
+    k = k + 1;
   }
-  return n;
+  return argSize(tok);
 }
 
 /** A fresh buffer holding a hex argument's bytes (probe-only: allocation is fine here). */
@@ -106,40 +114,25 @@ export function outInt(n: number): string {
   return "" + n;
 }
 
-function splitWords(line: string, words: string[]): number {
-  let count = 0;
-  let start = 0;
-  const n = line.length;
-  for (let k = 0; k <= n; k++) {
-    if (k === n || line.charCodeAt(k) === 32) {
-      if (k > start) {
-        words[count] = line.substring(start, k);
-        count = count + 1;
-      }
-      start = k + 1;
-    }
-  }
-  return count;
-}
+/** Splits a string at every `sep`: each target's entry passes its native one. */
+export type Split = (this: void, s: string, sep: string) => string[];
 
-/** Runs every case line of `input`; `emit` gets one line per case. Returns the case count. */
-export function runProbe(input: string, emit: (this: void, line: string) => void): number {
+/**
+ * Runs every case line of `input`; `emit` gets one line per case. Returns the case count.
+ * Splitting is the entry's native split: indexing a long string is quadratic on Espruino, and
+ * typescript-to-lua's split helper carries an integer literal 32-bit Lua reads as a float.
+ */
+export function runProbe(input: string, split: Split, emit: (this: void, line: string) => void): number {
+  const lines = split(input, "\n");
   let cases = 0;
-  let start = 0;
-  const n = input.length;
-  for (let k = 0; k <= n; k++) {
-    if (k === n || input.charCodeAt(k) === 10) {
-      if (k > start) {
-        const words: string[] = [];
-        const count = splitWords(input.substring(start, k), words);
-        const args: string[] = [];
-        for (let a = 2; a < count; a++) args[a - 2] = words[a];
-        const op = ops[words[1]];
-        emit(words[0] + " " + (op === undefined ? "!unknown-op:" + words[1] : op(args)));
-        cases = cases + 1;
-      }
-      start = k + 1;
-    }
+  for (const line of lines) {
+    if (line.length === 0) continue;
+    const words = split(line, " ");
+    const args: string[] = [];
+    for (let a = 2; a < words.length; a++) args[a - 2] = words[a];
+    const op = ops[words[1]];
+    emit(words[0] + " " + (op === undefined ? "!unknown-op:" + words[1] : op(args)));
+    cases = cases + 1;
   }
   return cases;
 }

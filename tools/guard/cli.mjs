@@ -30,7 +30,7 @@ const sourceCount = seen.size;
 
 // Built output.
 const espDir = path.join(root, "dist/espruino");
-const luaDir = path.join(root, "dist/nodemcu");
+const luaDirs = [path.join(root, "dist/nodemcu"), path.join(root, "dist/nodemcu-probe")];
 let bundles = 0;
 let luaFiles = 0;
 let luaStats = { maxLocals: 0, maxUpvalues: 0 };
@@ -41,7 +41,7 @@ if (fs.existsSync(espDir)) {
   }
 }
 const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
-if (fs.existsSync(luaDir)) {
+for (const luaDir of luaDirs.filter((d) => fs.existsSync(d))) {
   for (const f of walk(luaDir).filter((f) => f.endsWith(".lua"))) {
     luaFiles++;
     const r = checkLua(fs.readFileSync(f, "latin1"), path.relative(root, f));

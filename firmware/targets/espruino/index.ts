@@ -1,7 +1,23 @@
 import { installPort, port } from "../../port/port";
+import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopicShape,
+  checkUtf8, codecErrorMessage, codecErrorName, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader,
+  encodeSubscribe, encodeUnsubscribe, payloadSize, remainingLengthSize, topicMatches, writeRemainingLength } from "../../codec/index";
 import { espruinoPort } from "./port";
 
-// Entry module of the espruino build: installs the platform before anything else runs.
+declare const global: { [name: string]: unknown };
+
+// Entry module of the Espruino build: installs the platform before anything else runs.
 installPort(espruinoPort);
 
-export { port };
+/**
+ * The public API as one plain object. Not ES-module exports: the bundler's export helpers use
+ * `Object.prototype.hasOwnProperty` and per-iteration `let` closures, which Espruino lacks.
+ * The bundle's footer copies it to `exports` when loaded as a module (`require("petrel")`).
+ * A test checks it carries every run-time export of the Node build (the const enums CodecError,
+ * PacketType and Status exist only at compile time: their numbers are in codec/constants.ts).
+ */
+global["Petrel"] = {
+  port, Decoder, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader, encodeSubscribe,
+  encodeUnsubscribe, payloadSize, remainingLengthSize, writeRemainingLength, codecErrorMessage, codecErrorName,
+  checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
+};

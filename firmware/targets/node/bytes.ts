@@ -15,8 +15,11 @@ export const nodeBytes: BytesPort = {
   alloc: (n) => Buffer.alloc(n) as unknown as Bytes,
   size: (b) => u8(b).length,
   copy: (dst, dstOff, src, start, end) => {
-    // A loop, not set(subarray): subarray allocates a view per call.
-    for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
+    const s = u8(src);
+    // A whole array copies natively with no allocation; a part would need a subarray view
+    // (an allocation per call), so parts are copied by a loop.
+    if (start === 0 && end === s.length) u8(dst).set(s, dstOff);
+    else for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
   },
   textLength: (s) => (s.isWellFormed() ? Buffer.byteLength(s, "utf8") : -1),
   writeText: (buf, off, s) => off + view(buf).write(s, off, "utf8"),

@@ -5,3 +5,4 @@ import { nodePort } from "./port";
 installPort(nodePort);
 
 export { port };
+export * from "../../codec/index";

@@ -5,3 +5,4 @@ import { nodemcuPort } from "./port";
 installPort(nodemcuPort);
 
 export { port };
+export * from "../../codec/index";
