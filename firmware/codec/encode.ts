@@ -232,54 +232,48 @@ export function encodeAck(buf: Bytes, off: number, cap: number, type: number, id
   return p < 0 ? p : u16(buf, p, id);
 }
 
-/** SUBSCRIBE for `count` filters with their requested QoS (§3.8). */
-export function encodeSubscribe(buf: Bytes, off: number, cap: number, id: number,
-  filters: string[], qos: number[], count: number): number {
+/**
+ * SUBSCRIBE (each filter followed by its requested QoS) or UNSUBSCRIBE (filters only, `qos`
+ * undefined): a packet id and `count` filters. Both carry fixed-header flags 0010
+ * (MQTT-3.8.1-1, MQTT-3.10.1-1) and at least one filter (MQTT-3.8.3-3, MQTT-3.10.3-2).
+ */
+function encodeFilterList(buf: Bytes, off: number, cap: number, type: number, id: number,
+  filters: string[], qos: number[] | undefined, count: number): number {
   if (count < 1) return -CodecError.NoFilters;
   if (!validId(id)) return -CodecError.InvalidPacketId;
+  const perFilter = qos === undefined ? 2 : 3;
   let remaining = 2;
   for (let k = 0; k < count; k++) {
     const shape = checkFilterShape(filters[k]);
     if (shape !== 0) return -shape;
-    if (!validQos(qos[k])) return -CodecError.InvalidQos;
+    if (qos !== undefined && !validQos(qos[k])) return -CodecError.InvalidQos;
     const n = fieldLength(filters[k]);
     if (n < 0) return n;
-    remaining = remaining + 3 + n;
+    remaining = remaining + perFilter + n;
   }
-  // MQTT-3.8.1-1: SUBSCRIBE's fixed-header flags are 0010.
-  let p = header(buf, off, cap, PacketType.Subscribe * 16 + 2, remaining);
+  let p = header(buf, off, cap, type * 16 + 2, remaining);
   if (p < 0) return p;
   p = u16(buf, p, id);
   for (let k = 0; k < count; k++) {
     p = utf8Field(buf, p, filters[k], port.bytes.textLength(filters[k]));
     if (p < 0) return p;
-    buf[p] = qos[k];
-    p = p + 1;
+    if (qos !== undefined) {
+      buf[p] = qos[k];
+      p = p + 1;
+    }
   }
   return p;
 }
 
+/** SUBSCRIBE for `count` filters with their requested QoS (§3.8). */
+export function encodeSubscribe(buf: Bytes, off: number, cap: number, id: number,
+  filters: string[], qos: number[], count: number): number {
+  return encodeFilterList(buf, off, cap, PacketType.Subscribe, id, filters, qos, count);
+}
+
 /** UNSUBSCRIBE for `count` filters (§3.10). */
 export function encodeUnsubscribe(buf: Bytes, off: number, cap: number, id: number, filters: string[], count: number): number {
-  if (count < 1) return -CodecError.NoFilters;
-  if (!validId(id)) return -CodecError.InvalidPacketId;
-  let remaining = 2;
-  for (let k = 0; k < count; k++) {
-    const shape = checkFilterShape(filters[k]);
-    if (shape !== 0) return -shape;
-    const n = fieldLength(filters[k]);
-    if (n < 0) return n;
-    remaining = remaining + 2 + n;
-  }
-  // MQTT-3.10.1-1: UNSUBSCRIBE's fixed-header flags are 0010.
-  let p = header(buf, off, cap, PacketType.Unsubscribe * 16 + 2, remaining);
-  if (p < 0) return p;
-  p = u16(buf, p, id);
-  for (let k = 0; k < count; k++) {
-    p = utf8Field(buf, p, filters[k], port.bytes.textLength(filters[k]));
-    if (p < 0) return p;
-  }
-  return p;
+  return encodeFilterList(buf, off, cap, PacketType.Unsubscribe, id, filters, undefined, count);
 }
 
 /** PINGREQ (§3.12) or DISCONNECT (§3.14): a fixed header with no body. */

@@ -24,7 +24,8 @@ export type ServerPacket =
 
 const TYPES: Record<string, number> = { connack: 2, publish: 3, puback: 4, pubrec: 5, pubrel: 6, pubcomp: 7, suback: 9, unsuback: 11, pingresp: 13 };
 
-function remainingLength(n: number): number[] {
+/** The remaining-length bytes for n (§2.2.3). */
+export function remainingLength(n: number): number[] {
   const out: number[] = [];
   do {
     let d = n % 128;

@@ -2,11 +2,8 @@
 // cannot run. The minifier and bundler run after the source checks, so their output is
 // checked again here (syntax they could reintroduce, and use before declaration).
 import * as acorn from "acorn";
+import { ERROR_CLASSES, ESPRUINO_MISSING_GLOBALS as MISSING_GLOBALS, MISSING_BUILTINS } from "./rules.mjs";
 
-const MISSING_GLOBALS = new Set(["Map", "Set", "WeakMap", "WeakSet", "Symbol", "Proxy", "Reflect", "TextEncoder",
-  "TextDecoder", "WeakRef", "FinalizationRegistry"]);
-const MISSING_BUILTINS = { Array: ["from", "of"], Uint8Array: ["from", "of"], Number: ["isInteger", "isSafeInteger"], Object: ["freeze"] };
-const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError"]);
 
 const isNode = (x) => x !== null && typeof x === "object" && typeof x.type === "string";
 function children(node) {

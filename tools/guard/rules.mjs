@@ -42,6 +42,12 @@ export const RULES = {
   "js-syntax": ["the bundle does not parse", "see the parser message"],
 };
 
+/** What Espruino 2v29 lacks (measured), and the error classes no target should see. */
+export const ESPRUINO_MISSING_GLOBALS = new Set(["Map", "Set", "WeakMap", "WeakSet", "Symbol", "Proxy", "Reflect",
+  "TextEncoder", "TextDecoder", "WeakRef", "FinalizationRegistry"]);
+export const MISSING_BUILTINS = { Array: ["from", "of"], Uint8Array: ["from", "of"], Number: ["isInteger", "isSafeInteger"], Object: ["freeze"] };
+export const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError", "AggregateError"]);
+
 /** Rule groups. */
 export const ESPRUINO = ["default-param", "destructuring", "spread-rest", "extends-error", "let-closure", "async",
   "generator", "promise-finally", "optional-chain", "exponent", "computed-key", "label", "tagged-template",

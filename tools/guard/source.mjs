@@ -1,13 +1,10 @@
 // The dialect guard over TypeScript sources: walks the syntax tree with the type checker.
 import * as path from "node:path";
 import ts from "typescript";
+import { ERROR_CLASSES, ESPRUINO_MISSING_GLOBALS, MISSING_BUILTINS } from "./rules.mjs";
 
-const ESPRUINO_MISSING_GLOBALS = new Set(["Map", "Set", "WeakMap", "WeakSet", "Symbol", "Proxy", "Reflect",
-  "TextEncoder", "TextDecoder", "WeakRef", "FinalizationRegistry"]);
-const MISSING_BUILTINS = { Array: ["from", "of"], Uint8Array: ["from", "of"], Number: ["isInteger", "isSafeInteger"], Object: ["freeze"] };
 const TYPED_ARRAYS = new Set(["Uint8Array", "Int8Array", "Uint8ClampedArray", "Uint16Array", "Int16Array", "Uint32Array",
   "Int32Array", "Float32Array", "Float64Array", "ArrayBuffer", "DataView", "BigInt64Array", "BigUint64Array"]);
-const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError", "AggregateError"]);
 const HOST_GLOBALS = new Set(["JSON", "Date", "console", "process", "require", "Buffer", "setTimeout", "setInterval",
   "clearTimeout", "clearInterval", "setImmediate", "Promise", "globalThis", "window", "global", "print", "eval", "Function",
   "parseInt", "parseFloat", "isNaN", "isFinite", "E", "_G", "module", "exports"]);
