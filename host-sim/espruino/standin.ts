@@ -78,6 +78,14 @@ export function createContext(opts: StandinOptions): vm.Context {
   return ctx;
 }
 
+/**
+ * Runs source text in a stand-in context as the board would see it uploaded: its UTF-8 bytes as
+ * 8-bit characters ("°" is two characters, as on the board).
+ */
+export function runScript(ctx: vm.Context, source: string): unknown {
+  return vm.runInContext(Buffer.from(source, "utf8").toString("latin1"), ctx);
+}
+
 /** Runs a bundle file in a fresh stand-in context, as the board would run it. */
 export function runBundle(file: string, opts: StandinOptions): vm.Context {
   const ctx = createContext(opts);

@@ -1,0 +1,71 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runBundle, runScript } from "../host-sim/espruino/standin";
+import { DIST, runtimes } from "./harness/runtimes";
+
+// The shipped artifacts (not the probe): each exposes the same API, and loads where it runs.
+
+const nodeApi = Object.keys(require(path.join(DIST, "node/firmware/targets/node/index.js"))).filter((k) => k !== "__esModule").sort();
+
+/** A QoS 1 PUBLISH of "21.5" to "s/°C", id 7, encoded then decoded with the bundle's own API. */
+const ESPRUINO_CHECK = `
+var b = new Uint8Array(64);
+var n = Petrel.encodePublish(b, 0, 64, "s/°C", "21.5", 1, false, false, 7);
+var d = new Petrel.Decoder(128);
+d.push(E.toUint8Array(E.toString(b.subarray(0, n))), 0);
+print("api " + Object.keys(Petrel).sort().join(","));
+print("packet " + n + " " + [].slice.call(b, 0, n).join(","));
+print("decoded " + d.status + " " + d.packetId + " " + (d.topic() === "s/°C") + " " + d.payloadLength);
+`;
+const EXPECTED_PACKET = "packet 15 50,13,0,5,115,47,194,176,67,0,7,50,49,46,53";
+
+describe("shipped artifacts", () => {
+  it("the Espruino bundle, in the stand-in, exposes every run-time export of the Node build and works", () => {
+    const lines: string[] = [];
+    const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), { print: (l) => lines.push(l) });
+    runScript(ctx, ESPRUINO_CHECK);
+    expect(lines[0]).toBe(`api ${nodeApi.join(",")}`);
+    expect(lines[1]).toBe(EXPECTED_PACKET);
+    expect(lines[2]).toBe("decoded 1 7 true 4");
+  });
+
+  it("the Espruino bundle loaded as a module fills `exports`", () => {
+    const lines: string[] = [];
+    const exportsObj: Record<string, unknown> = {};
+    runBundle(path.join(DIST, "espruino/petrel.js"), { print: (l) => lines.push(l), globals: { exports: exportsObj } });
+    expect(Object.keys(exportsObj).sort()).toEqual(nodeApi);
+  });
+
+  const real = runtimes["espruino-real"].missing();
+  it.skipIf(real !== null)(`the Espruino bundle on a real Espruino binary${real ? ` (skipped: ${real})` : ""}`, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-art-"));
+    fs.writeFileSync(path.join(dir, "t.js"), fs.readFileSync(path.join(DIST, "espruino/petrel.js"), "utf8") + ESPRUINO_CHECK);
+    const out = execFileSync(process.env.ESPRUINO as string, ["t.js"], { cwd: dir, input: "", encoding: "latin1" }).replace(/\r/g, "");
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(out).toContain(`api ${nodeApi.join(",")}`);
+    expect(out).toContain(EXPECTED_PACKET);
+    expect(out).toContain("decoded 1 7 true 4");
+  });
+
+  for (const [name, exe, bit] of [["lua51", "lua5.1", true], ["lua53", "lua5.3", false]] as const) {
+    const missing = runtimes[name].missing();
+    it.skipIf(missing !== null)(`the NodeMCU modules on ${exe} load alone (no probe) and export the same API${missing ? ` (skipped: ${missing})` : ""}`, () => {
+      const lua = [
+        `package.path = ${JSON.stringify(path.join(DIST, "nodemcu/?.lua"))}`,
+        bit ? `bit = require("bit")` : "",
+        `debug = nil`,
+        `local P = require("firmware.targets.nodemcu.index")`,
+        `local keys = {}`,
+        `for k in pairs(P) do keys[#keys + 1] = k end`,
+        `table.sort(keys)`,
+        `print(table.concat(keys, ","))`,
+      ].join("\n");
+      const r = spawnSync(exe, ["-e", lua], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(nodeApi.join(","));
+    });
+  }
+});
