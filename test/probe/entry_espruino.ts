@@ -4,6 +4,8 @@ import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
 import "./suites/codec";
+import "./suites/time";
+import "./suites/sched";
 
 /** Set by the harness in front of the bundle: the case lines. */
 declare const PROBE_INPUT: string;

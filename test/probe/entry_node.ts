@@ -4,6 +4,8 @@ import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
 import "./suites/codec";
+import "./suites/time";
+import "./suites/sched";
 
 installPort(nodePort);
 

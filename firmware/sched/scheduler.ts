@@ -1,0 +1,117 @@
+import type { Clock, Timer } from "../port/clock";
+import { after, due, elapsed, remaining } from "./time";
+
+/** A task's answer when it has nothing to do until `wake()`. */
+export const IDLE = -1;
+
+/**
+ * A unit of cooperative work: `step` runs one short slice to completion and says when it next
+ * wants to run (ms from now, 0 = as soon as others had their turn) or IDLE.
+ */
+export interface Task {
+  readonly name: string;
+  step(now: number): number;
+}
+
+/** Called when a task's slice ran longer than the budget (a board's watchdog would bite). */
+export type OverrunHandler = (this: void, task: string, ms: number) => void;
+
+/**
+ * The cooperative scheduler. Tasks run to completion in short slices and say when they next need
+ * to run; the scheduler keeps one platform timer armed for the earliest deadline (boards have few
+ * timers) and returns to the platform's event loop after every pass, so it never blocks it.
+ * In one pass each due task runs at most once, in the order added: a task that always wants to
+ * run again cannot starve the others. A slice longer than `sliceMs` is counted and reported.
+ */
+export class Scheduler {
+  /** Slices that ran longer than `sliceMs`, since start. */
+  overruns = 0;
+  /** Passes run, since start. */
+  passes = 0;
+
+  private readonly tasks: Task[] = [];
+  private readonly deadlines: number[] = [];
+  private readonly idle: boolean[] = [];
+  /** Set by wake(): a wake during a task's own step outranks the step's answer. */
+  private readonly woken: boolean[] = [];
+  private count = 0;
+  private running = false;
+  private readonly onTimer: (this: void) => void;
+
+  constructor(private readonly clock: Clock, private readonly timer: Timer, private readonly sliceMs: number,
+    private readonly onOverrun: OverrunHandler | undefined) {
+    this.onTimer = () => this.pass();
+  }
+
+  /** Adds a task that first runs `delayMs` from now. Returns its index. */
+  add(task: Task, delayMs: number): number {
+    const k = this.count;
+    this.tasks[k] = task;
+    this.deadlines[k] = after(this.clock.now(), delayMs);
+    this.idle[k] = false;
+    this.woken[k] = false;
+    this.count = k + 1;
+    this.arm();
+    return k;
+  }
+
+  /** Makes an idle or waiting task due now (new data arrived, a queue got room, …). */
+  wake(k: number): void {
+    this.deadlines[k] = this.clock.now();
+    this.idle[k] = false;
+    this.woken[k] = true;
+    this.arm();
+  }
+
+  /** Stops running a task (its index stays taken). */
+  remove(k: number): void {
+    this.idle[k] = true;
+    this.arm();
+  }
+
+  /** Milliseconds until the earliest deadline, or IDLE when every task is idle. */
+  nextIn(): number {
+    const now = this.clock.now();
+    let best = IDLE;
+    for (let k = 0; k < this.count; k++) {
+      if (!this.idle[k]) {
+        const r = remaining(this.deadlines[k], now);
+        if (best === IDLE || r < best) best = r;
+      }
+    }
+    return best;
+  }
+
+  /** One pass: every task that is due runs one slice. Called by the timer. */
+  pass(): void {
+    this.running = true;
+    this.passes = this.passes + 1;
+    const start = this.clock.now();
+    for (let k = 0; k < this.count; k++) {
+      if (!this.idle[k] && due(this.deadlines[k], start)) {
+        const t0 = this.clock.now();
+        this.woken[k] = false;
+        const next = this.tasks[k].step(t0);
+        const t1 = this.clock.now();
+        const spent = elapsed(t0, t1);
+        if (spent > this.sliceMs) {
+          this.overruns = this.overruns + 1;
+          if (this.onOverrun !== undefined) this.onOverrun(this.tasks[k].name, spent);
+        }
+        if (this.woken[k]) this.woken[k] = false; // woken during its own step: due again now
+        else if (next === IDLE) this.idle[k] = true;
+        else this.deadlines[k] = after(t1, next);
+      }
+    }
+    this.running = false;
+    this.arm();
+  }
+
+  /** Arms the one timer for the earliest deadline (not while a pass runs: it re-arms at its end). */
+  private arm(): void {
+    if (this.running) return;
+    const next = this.nextIn();
+    if (next === IDLE) this.timer.stop();
+    else this.timer.start(next, this.onTimer);
+  }
+}
