@@ -1,0 +1,47 @@
+/**
+ * The Storage contract (firmware/port/storage.ts) over a directory, one file per record. A write
+ * goes to a temporary file that is renamed over the record: atomic on POSIX. (The board
+ * stand-ins model flash without atomic rename; this is the host simulator's own storage.)
+ * `capacity` caps the total bytes so "storage full" can be produced on purpose.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Bytes } from "../../firmware/port/bytes";
+import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
+
+const VALID = /^[A-Za-z0-9._-]{1,24}$/;
+
+export function fileStorage(dir: string, capacity = Infinity): Storage & { used(): number } {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = (key: string) => path.join(dir, key);
+  const sizeOf = (key: string) => (fs.existsSync(file(key)) ? fs.statSync(file(key)).size : 0);
+  const used = () => fs.readdirSync(dir).filter((f) => !f.endsWith(".tmp")).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+  return {
+    used,
+    write(key, data: Bytes, length) {
+      if (!VALID.test(key)) return STORAGE_FAILED;
+      if (used() - sizeOf(key) + length > capacity) return STORAGE_FULL;
+      try {
+        const tmp = file(key) + ".tmp";
+        fs.writeFileSync(tmp, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));
+        fs.renameSync(tmp, file(key));
+        return 0;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ENOSPC" ? STORAGE_FULL : STORAGE_FAILED;
+      }
+    },
+    read(key, into: Bytes, cap) {
+      if (!VALID.test(key) || !fs.existsSync(file(key))) return -1;
+      const b = fs.readFileSync(file(key));
+      if (b.length > cap) return -2;
+      (into as unknown as Uint8Array).set(b, 0);
+      return b.length;
+    },
+    remove(key) {
+      if (VALID.test(key)) fs.rmSync(file(key), { force: true });
+    },
+    list(prefix) {
+      return fs.readdirSync(dir).filter((f) => !f.endsWith(".tmp") && f.startsWith(prefix)).sort();
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The Transport contract (firmware/port/transport.ts) over Node sockets, plain or TLS. Error
+ * codes name what went wrong in terms a user can act on.
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Wire } from "../../firmware/port/bytes";
+import type { Transport, TransportEvents } from "../../firmware/port/transport";
+
+export interface TlsSettings {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name to verify in the certificate (defaults to the host). */
+  servername?: string;
+}
+
+/** Node's error codes, as the stable codes the session reports. */
+export function transportErrorCode(e: NodeJS.ErrnoException): string {
+  switch (e.code) {
+    case "ECONNREFUSED": return "refused";
+    case "ECONNRESET": case "EPIPE": return "reset";
+    case "ETIMEDOUT": return "timeout";
+    case "ENOTFOUND": case "EAI_AGAIN": return "not-found";
+    case "EHOSTUNREACH": case "ENETUNREACH": return "unreachable";
+    case "CERT_HAS_EXPIRED": return "tls-expired";
+    case "ERR_TLS_CERT_ALTNAME_INVALID": return "tls-name-mismatch";
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE": case "SELF_SIGNED_CERT_IN_CHAIN": case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY": return "tls-untrusted";
+    default: return e.code?.startsWith("ERR_SSL") || e.code?.startsWith("ERR_TLS") ? "tls" : "io";
+  }
+}
+
+export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
+  let sock: net.Socket | null = null;
+  let events: TransportEvents | null = null;
+  let error = "";
+  let asked = false;
+
+  const finish = () => {
+    const ev = events;
+    events = null;
+    sock = null;
+    // Always later, from the event loop (the contract): never inside open/write/close.
+    if (ev) setImmediate(() => ev.onClose(asked ? "" : error || "closed"));
+  };
+
+  return {
+    open(host, port, secure, ev) {
+      events = ev;
+      error = "";
+      asked = false;
+      const s = secure
+        ? tls.connect({ host, port, ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: tlsSettings.servername ?? host })
+        : net.connect({ host, port });
+      sock = s;
+      s.setNoDelay(true);
+      s.once(secure ? "secureConnect" : "connect", () => {
+        if (events === ev) ev.onOpen();
+      });
+      s.on("data", (c: Buffer) => {
+        if (events === ev) ev.onData(c as unknown as never);
+      });
+      s.on("drain", () => {
+        if (events === ev) ev.onWritable();
+      });
+      s.on("error", (e: NodeJS.ErrnoException) => {
+        if (error === "") error = transportErrorCode(e);
+      });
+      s.on("close", () => {
+        if (sock === s) finish();
+      });
+    },
+    write(data: Wire) {
+      return sock !== null && !sock.destroyed ? sock.write(data as unknown as Buffer) : false;
+    },
+    close() {
+      if (sock === null) return;
+      asked = true;
+      sock.destroy();
+    },
+  };
+}

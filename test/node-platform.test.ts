@@ -1,0 +1,141 @@
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Bytes, Wire } from "../firmware/port/bytes";
+import { STORAGE_FULL } from "../firmware/port/storage";
+import { freePort } from "../host-sim/mosquitto";
+import { tableResolver } from "../host-sim/node/resolver";
+import { fileStorage } from "../host-sim/node/storage";
+import { nodeTransport } from "../host-sim/node/transport";
+
+// The Node platform's contracts, on loopback only.
+
+function recorder() {
+  const log: string[] = [];
+  let inside = false;
+  let reentered = false;
+  const note = (e: string) => {
+    if (inside) reentered = true;
+    log.push(e);
+  };
+  const events = {
+    onOpen: () => note("open"),
+    onData: (c: unknown) => note(`data ${(c as Buffer).toString()}`),
+    onWritable: () => note("writable"),
+    onClose: (r: string) => note(`close ${r}`),
+  };
+  const call = <T>(f: () => T): T => {
+    inside = true;
+    try {
+      return f();
+    } finally {
+      inside = false;
+    }
+  };
+  const until = async (pred: () => boolean) => {
+    for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  return { log, events, call, until, reentered: () => reentered };
+}
+
+describe("Node transport", () => {
+  const servers: net.Server[] = [];
+  afterAll(() => servers.forEach((s) => s.close()));
+
+  it("opens, writes, receives, and reports the peer's close; never calls back from inside a call", async () => {
+    const server = net.createServer((s) => {
+      s.on("data", (d) => {
+        s.write(`echo ${d.toString()}`);
+        s.end();
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const t = nodeTransport();
+    const r = recorder();
+    r.call(() => t.open("127.0.0.1", port, false, r.events));
+    await r.until(() => r.log.includes("open"));
+    r.call(() => t.write(Buffer.from("hi") as unknown as Wire));
+    await r.until(() => r.log.some((e) => e.startsWith("close")));
+    expect(r.log).toEqual(["open", "data echo hi", "close closed"]);
+    expect(r.reentered()).toBe(false);
+  });
+
+  it("a refused connection is reported through onClose, not thrown", async () => {
+    const port = await freePort();
+    const t = nodeTransport();
+    const r = recorder();
+    expect(() => r.call(() => t.open("127.0.0.1", port, false, r.events))).not.toThrow();
+    await r.until(() => r.log.length > 0);
+    expect(r.log).toEqual(["close refused"]);
+    expect(r.reentered()).toBe(false);
+  });
+
+  it("close() we asked for reports an empty reason once, and is idempotent", async () => {
+    const server = net.createServer(() => {});
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const t = nodeTransport();
+    const r = recorder();
+    t.open("127.0.0.1", (server.address() as net.AddressInfo).port, false, r.events);
+    await r.until(() => r.log.includes("open"));
+    r.call(() => {
+      t.close();
+      t.close();
+    });
+    await r.until(() => r.log.length > 1);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(r.log).toEqual(["open", "close "]);
+    expect(t.write(Buffer.from("late") as unknown as Wire)).toBe(false);
+  });
+});
+
+describe("Node storage", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-storage-"));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const bytes = (s: string) => Buffer.from(s) as unknown as Bytes;
+
+  it("writes, reads back, lists by prefix, replaces and removes records", () => {
+    const st = fileStorage(path.join(dir, "a"));
+    expect(st.write("o.1", bytes("first"), 5)).toBe(0);
+    expect(st.write("o.2", bytes("second!"), 7)).toBe(0);
+    expect(st.write("cfg", bytes("x"), 1)).toBe(0);
+    const into = Buffer.alloc(16);
+    expect(st.read("o.2", into as unknown as Bytes, 16)).toBe(7);
+    expect(into.subarray(0, 7).toString()).toBe("second!");
+    expect(st.list("o.")).toEqual(["o.1", "o.2"]);
+    expect(st.write("o.1", bytes("1st"), 3)).toBe(0);
+    expect(st.read("o.1", into as unknown as Bytes, 16)).toBe(3);
+    st.remove("o.1");
+    expect(st.read("o.1", into as unknown as Bytes, 16)).toBe(-1);
+    expect(st.read("o.2", into as unknown as Bytes, 4)).toBe(-2);
+  });
+
+  it("a write past capacity is refused with STORAGE_FULL and leaves the old record", () => {
+    const st = fileStorage(path.join(dir, "b"), 10);
+    expect(st.write("k", bytes("12345678"), 8)).toBe(0);
+    expect(st.write("j", bytes("123"), 3)).toBe(STORAGE_FULL);
+    expect(st.write("k", bytes("1234567890"), 10)).toBe(0);
+    expect(st.write("k", bytes("12345678901"), 11)).toBe(STORAGE_FULL);
+    const into = Buffer.alloc(16);
+    expect(st.read("k", into as unknown as Bytes, 16)).toBe(10);
+  });
+});
+
+describe("table resolver", () => {
+  it("answers from its table, localhost and literal addresses, later; unknown names are not-found", async () => {
+    const r = tableResolver({ "broker.local": "127.0.0.1" });
+    const ask = (h: string) => new Promise<string>((res) => {
+      let inside = true;
+      r.resolve(h, (a, e) => res(`${inside ? "sync!" : ""}${a}|${e}`));
+      inside = false;
+    });
+    expect(await ask("broker.local")).toBe("127.0.0.1|");
+    expect(await ask("localhost")).toBe("127.0.0.1|");
+    expect(await ask("::1")).toBe("::1|");
+    expect(await ask("nowhere.invalid")).toBe("|not-found");
+  });
+});
