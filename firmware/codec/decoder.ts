@@ -152,7 +152,7 @@ export class Decoder {
           const bad = this.checkHeader();
           if (bad !== 0) return this.fail(bad, i);
           if (this.remaining > this.capacity) {
-            // Only a PUBLISH may be larger than the buffer (checkHeader refused the rest).
+            // A PUBLISH larger than the buffer (checkHeader refused every other type).
             this.phase = Phase.OversizeHeader;
             this.have = 0;
             this.step = 0;
@@ -220,14 +220,14 @@ export class Decoder {
     }
     // MQTT-3.6.1-1: PUBREL carries flags 0010; every other packet here carries 0000.
     if (f !== (t === PacketType.Pubrel ? 2 : 0)) return CodecError.InvalidFlags;
-    if (t === PacketType.Connack) return r === 2 ? 0 : CodecError.BadLength;
-    if (t === PacketType.Pingresp) return r === 0 ? 0 : CodecError.BadLength;
-    if (t === PacketType.Suback) {
-      if (r < 3) return CodecError.BadLength;
-      return r > this.capacity ? CodecError.PacketTooLarge : 0;
-    }
-    // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: exactly a packet id.
-    return r === 2 ? 0 : CodecError.BadLength;
+    let lengthOk: boolean;
+    if (t === PacketType.Connack) lengthOk = r === 2;
+    else if (t === PacketType.Pingresp) lengthOk = r === 0;
+    else if (t === PacketType.Suback) lengthOk = r >= 3;
+    else lengthOk = r === 2; // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: exactly a packet id
+    if (!lengthOk) return CodecError.BadLength;
+    // Only a PUBLISH may be larger than the buffer (it is skipped); any other packet is an error.
+    return r > this.capacity ? CodecError.PacketTooLarge : 0;
   }
 
   /** A complete body is data[start..end): decode its fields; sets status Packet or Error. */
