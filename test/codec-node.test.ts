@@ -2,7 +2,7 @@ import mqttPacket from "mqtt-packet";
 import { describe, expect, it } from "vitest";
 import { CodecError, PacketType, Status } from "../firmware/codec/constants";
 import { Decoder } from "../firmware/codec/decoder";
-import { codecErrorName } from "../firmware/codec/errors";
+import { CODEC_ERROR_COUNT, LAST_CODEC_ERROR, codecErrorMessage, codecErrorName } from "../firmware/codec/errors";
 import { encodeAck, encodeEmpty, encodePublish, encodePublishHeader } from "../firmware/codec/encode";
 import type { Bytes, Chunk } from "../firmware/port/bytes";
 import { installPort, port } from "../firmware/port/port";
@@ -288,5 +288,23 @@ describe("encoder fuzz", () => {
     console.log(`[fuzz] encoder: ${[...seen].map(([k, v]) => `${k}=${v}`).join(" ")}`);
     for (const e of ENCODE_ERRORS) expect(seen.get(e) ?? 0, `encode error ${e} never occurred`).toBeGreaterThan(0);
     expect(port.target).toBe("node");
+  });
+});
+
+describe("codec error tables", () => {
+  it("every CodecError code has its own name and a message, and the tables end where the enum does", () => {
+    const names = new Set<string>();
+    for (let c = 1; c <= LAST_CODEC_ERROR; c++) {
+      const name = codecErrorName(c);
+      expect(name, `code ${c}`).toMatch(/^[a-z0-9]+(-[a-z0-9]+)*$/);
+      expect(names.has(name), `duplicate name ${name}`).toBe(false);
+      names.add(name);
+      expect(codecErrorName(-c)).toBe(name);
+      expect(codecErrorMessage(c).length, `message for ${name}`).toBeGreaterThan(15);
+      expect(codecErrorMessage(c)).not.toBe("unknown codec error");
+    }
+    expect(CODEC_ERROR_COUNT).toBe(LAST_CODEC_ERROR + 1);
+    expect(codecErrorName(LAST_CODEC_ERROR + 1)).toBe("unknown");
+    expect(codecErrorMessage(LAST_CODEC_ERROR + 1)).toBe("unknown codec error");
   });
 });

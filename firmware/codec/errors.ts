@@ -51,5 +51,8 @@ export function codecErrorMessage(code: number): string {
 /** Number of codec error codes (1..count-1 are errors). */
 export const CODEC_ERROR_COUNT = NAMES.length;
 
-/** `CodecError` is referenced so the enum and the tables stay in step (checked by tests). */
+/**
+ * The last CodecError. Move it when adding a code: test/codec-node.test.ts then checks that every
+ * code up to it has a name and a message, and that the tables end there.
+ */
 export const LAST_CODEC_ERROR: number = CodecError.NoFilters;
