@@ -55,7 +55,9 @@ let passed = 0, failed = 0, skipped = 0;
 if (fs.existsSync(vitestJson)) {
   const j = JSON.parse(fs.readFileSync(vitestJson, "utf8"));
   passed = j.numPassedTests;
-  failed = j.numFailedTests + (j.numFailedTestSuites ?? 0);
+  // Failed tests, plus test files that failed before running any test (a collection error).
+  const brokenFiles = j.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+  failed = j.numFailedTests + brokenFiles;
   skipped = j.numPendingTests + (j.numTodoTests ?? 0);
 } else {
   failed = 1;

@@ -63,7 +63,7 @@ export class Scheduler {
     this.arm();
   }
 
-  /** Stops running a task (its index stays taken). */
+  /** Stops running a task until it is woken again (its index stays taken). */
   remove(k: number): void {
     this.idle[k] = true;
     this.arm();

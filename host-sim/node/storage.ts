@@ -20,7 +20,8 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
     used,
     write(key, data: Bytes, length) {
       if (!VALID.test(key)) return STORAGE_FAILED;
-      if (used() - sizeOf(key) + length > capacity) return STORAGE_FULL;
+      // Only a capped store pays for measuring what it holds.
+      if (capacity !== Infinity && used() - sizeOf(key) + length > capacity) return STORAGE_FULL;
       try {
         const tmp = file(key) + ".tmp";
         fs.writeFileSync(tmp, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));

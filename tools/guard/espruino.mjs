@@ -98,7 +98,6 @@ export function checkEspruinoBundle(code, file) {
       if (s.type === "FunctionDeclaration") return;
       // Names bound inside IIFEs of this statement shadow the outer functions there.
       const shadow = new Set();
-      references(s, { skipFunctions: true });
       const visitIife = (n, parent) => {
         if (isFunction(n) && invokedNow(n, parent)) boundNames({ type: "X", params: n.params, body: n.body }, shadow);
         children(n).forEach((c) => visitIife(c, n));

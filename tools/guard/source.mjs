@@ -130,7 +130,7 @@ function checkHoisting(checker, stmts, report) {
   };
   stmts.forEach((s, i) => {
     const seen = new Set();
-    const work = immediate(s).map(([sym, at]) => [sym, at]);
+    const work = immediate(s);
     while (work.length > 0) {
       const [sym, at] = work.pop();
       if (seen.has(sym)) continue;
