@@ -20,6 +20,30 @@ export interface BrokerOptions {
   port?: number;
   /** Reuse a directory (restarts keep persistence). */
   dir?: string;
+  /** Makes the listener TLS only (no plain MQTT on it). */
+  tls?: BrokerTls;
+}
+
+/** A TLS listener's files (PEM paths) and how it treats client certificates. */
+export interface BrokerTls {
+  certfile: string;
+  keyfile: string;
+  /** CA that client certificates must chain to; required with `requireCertificate`. */
+  cafile?: string;
+  /** Refuses clients without a certificate signed by `cafile`. */
+  requireCertificate?: boolean;
+  /** The client certificate's CN becomes the user name (needs `requireCertificate`). */
+  useIdentityAsUsername?: boolean;
+}
+
+/** The mosquitto.conf lines that make the listener just defined use TLS. */
+function tlsLines(t: BrokerTls): string[] {
+  if (t.requireCertificate && !t.cafile) throw new Error("BrokerTls.requireCertificate needs cafile");
+  const lines = [`certfile ${t.certfile}`, `keyfile ${t.keyfile}`];
+  if (t.cafile) lines.push(`cafile ${t.cafile}`);
+  lines.push(`require_certificate ${t.requireCertificate ? "true" : "false"}`);
+  if (t.useIdentityAsUsername) lines.push("use_identity_as_username true");
+  return lines;
 }
 
 export interface Broker {
@@ -84,6 +108,8 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<Broker> {
   const logFile = path.join(dir, "mosquitto.log");
   const lines = [
     `listener ${port} 127.0.0.1`,
+    // Listener options apply to the listener above them: right after it, before any `extra`.
+    ...(opts.tls ? tlsLines(opts.tls) : []),
     `persistence true`,
     `persistence_location ${dir}/`,
     `autosave_interval 1`,

@@ -26,7 +26,11 @@ export interface TransportEvents {
 }
 
 export interface Transport {
-  open(this: void, host: string, port: number, tls: boolean, events: TransportEvents): void;
+  /**
+   * `host` is the address to dial (the resolver's answer); `name` is the host name as configured,
+   * which a TLS transport verifies the certificate against (defaults to `host`).
+   */
+  open(this: void, host: string, port: number, tls: boolean, events: TransportEvents, name?: string): void;
   write(this: void, data: Wire): boolean;
   close(this: void): void;
 }

@@ -46,3 +46,41 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
     },
   };
 }
+
+/**
+ * The Storage contract in RAM (records lost when the process ends): for many simulated boards
+ * and benchmarks, where the file system would measure the disk, not Petrel. `capacity` as above.
+ */
+export function memoryStorage(capacity = Infinity): Storage & { used(): number; keys(): string[] } {
+  const records = new Map<string, Uint8Array>();
+  let total = 0;
+  return {
+    used: () => total,
+    keys: () => [...records.keys()].sort(),
+    write(key, data: Bytes, length) {
+      if (!VALID.test(key)) return STORAGE_FAILED;
+      const old = records.get(key)?.length ?? 0;
+      if (total - old + length > capacity) return STORAGE_FULL;
+      records.set(key, (data as unknown as Uint8Array).slice(0, length));
+      total += length - old;
+      return 0;
+    },
+    read(key, into: Bytes, cap) {
+      const r = records.get(key);
+      if (r === undefined) return -1;
+      if (r.length > cap) return -2;
+      (into as unknown as Uint8Array).set(r, 0);
+      return r.length;
+    },
+    remove(key) {
+      const r = records.get(key);
+      if (r !== undefined) {
+        total -= r.length;
+        records.delete(key);
+      }
+    },
+    list(prefix) {
+      return [...records.keys()].filter((k) => k.startsWith(prefix)).sort();
+    },
+  };
+}

@@ -27,9 +27,18 @@ export function transportErrorCode(e: NodeJS.ErrnoException): string {
     case "ERR_TLS_CERT_ALTNAME_INVALID": return "tls-name-mismatch";
     case "UNABLE_TO_VERIFY_LEAF_SIGNATURE": case "SELF_SIGNED_CERT_IN_CHAIN": case "DEPTH_ZERO_SELF_SIGNED_CERT":
     case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY": return "tls-untrusted";
+    // The broker's TLS 1.3 alert 116: it requires a client certificate and got none. (TLS 1.2
+    // says only "handshake failure" for the same thing, which stays "tls".)
+    case "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED": return "tls-client-cert-required";
     default: return e.code?.startsWith("ERR_SSL") || e.code?.startsWith("ERR_TLS") ? "tls" : "io";
   }
 }
+
+/**
+ * The name TLS verifies the certificate against. Node refuses an IP address as an SNI name (and
+ * still checks the certificate's IP entries without one).
+ */
+const serverName = (n: string): string | undefined => (net.isIP(n) === 0 ? n : undefined);
 
 export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
   let sock: net.Socket | null = null;
@@ -46,12 +55,12 @@ export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
   };
 
   return {
-    open(host, port, secure, ev) {
+    open(host, port, secure, ev, name) {
       events = ev;
       error = "";
       asked = false;
       const s = secure
-        ? tls.connect({ host, port, ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: tlsSettings.servername ?? host })
+        ? tls.connect({ host, port, ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: serverName(tlsSettings.servername ?? name ?? host) })
         : net.connect({ host, port });
       sock = s;
       s.setNoDelay(true);
@@ -77,7 +86,12 @@ export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
     close() {
       if (sock === null) return;
       asked = true;
-      sock.destroy();
+      // Queued writes (a DISCONNECT) go out first; a peer that never closes its side is cut off.
+      const s = sock;
+      s.end();
+      const t = setTimeout(() => s.destroy(), 2000);
+      t.unref();
+      s.once("close", () => clearTimeout(t));
     },
   };
 }

@@ -1,0 +1,53 @@
+import type { PetrelError } from "../port/log";
+
+/**
+ * The session's errors: a stable code a program can test and a message that says what happened
+ * and what to do. Allocated only when an error happens.
+ */
+export function fail(code: string, message: string): PetrelError {
+  return { code: code, message: message };
+}
+
+/** CONNACK return codes 1..5 (§3.2.2.3) as stable codes. */
+const CONNACK_CODES = ["", "connack-protocol", "connack-identifier-rejected", "connack-server-unavailable",
+  "bad-credentials", "not-authorized"];
+
+const CONNACK_HELP = [
+  "",
+  "the broker refused MQTT 3.1.1 (return code 1, unacceptable protocol version); fix: use a broker that speaks MQTT 3.1.1 (mosquitto 1.3 or later) or enable v3.1.1 on its listener",
+  "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board",
+  "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log",
+  "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user",
+  "the broker says this client is not authorized to connect (return code 5); fix: check the broker's ACL or listener settings (anonymous access, required certificates)",
+];
+
+/** The error for a refused CONNACK (return code 1..5; anything else is a malformed packet). */
+export function connackError(rc: number): PetrelError {
+  if (rc < 1 || rc > 5) return fail("connack-refused", `the broker refused the connection with unknown return code ${rc}`);
+  return fail(CONNACK_CODES[rc], CONNACK_HELP[rc]);
+}
+
+/** Why a connection ended, by the code the transport or the session gave it, with a fix hint. */
+export function explainClose(reason: string): string {
+  switch (reason) {
+    case "": return "closed by this client";
+    case "refused": return "the broker's address refused the connection; fix: check the host and port, and that the broker is running";
+    case "reset": return "the connection was reset; the client reconnects (if it keeps happening: check the broker's log, its max_connections and the Wi-Fi signal)";
+    case "timeout": return "the network timed out; fix: check Wi-Fi signal and that the broker's address is reachable";
+    case "not-found": return "the broker's host name did not resolve; fix: check the host name and the DNS settings";
+    case "no-network": return "there is no network; the client retries when the network returns";
+    case "unreachable": return "the broker's network is unreachable; fix: check the gateway and the broker's address";
+    case "tls": return "the TLS handshake failed; fix: check that the port is the broker's TLS listener and the TLS settings";
+    case "tls-expired": return "the broker's certificate has expired (or the board's clock is wrong); fix: renew the certificate, or set the clock";
+    case "tls-name-mismatch": return "the broker's certificate does not name the host that was dialled; fix: use the name in the certificate, or reissue it";
+    case "tls-untrusted": return "the broker's certificate is not signed by the configured CA; fix: give the CA certificate that signed the broker's";
+    case "tls-client-cert-required": return "the broker requires a client certificate; fix: configure the board's client certificate and key";
+    case "connect-timeout": return "the broker did not answer CONNECT in time; fix: check that the port is an MQTT listener (not TLS, not HTTP) and the broker's load";
+    case "ping-timeout": return "no PINGRESP in time: the link is dead (half-open TCP); the client reconnects";
+    case "malformed-packet": return "the broker sent a malformed packet; the client reconnects (if it repeats: check the broker version)";
+    case "protocol-error": return "the broker broke the MQTT protocol; the client reconnects";
+    case "receive-window-full": return "the broker sent more unreleased QoS 2 messages than the receive window holds; fix: raise receiveWindow or lower the broker's max_inflight_messages";
+    case "primary-retry": return "left a fallback broker to try the first broker again";
+    default: return "the connection closed (" + reason + ")";
+  }
+}

@@ -1,0 +1,5 @@
+export { Client, State, type ClientEvents, type ClientStats, type MessageHandler } from "./client";
+export { connackError, explainClose } from "./errors";
+export { MqttClient, connect, type MessageInfo, type PublishOptions, type SubscribeOptions } from "./mqtt";
+export type { BrokerAddress, ClientOptions, WillMessage } from "./options";
+export type { Platform } from "./platform";

@@ -1,0 +1,187 @@
+import type { Payload } from "../codec/encode";
+import type { Wire } from "../port/bytes";
+import type { PetrelError } from "../port/log";
+import { Client, State, type ClientEvents, type MessageHandler } from "./client";
+import type { ClientOptions } from "./options";
+import type { Platform } from "./platform";
+
+export interface PublishOptions {
+  qos?: number;
+  retain?: boolean;
+}
+
+export interface SubscribeOptions {
+  qos?: number;
+  /** Gets only the messages matching this subscription's filters. */
+  handler?: MessageHandler;
+}
+
+/** A received message's details; one object per client, reused: valid during the listener call. */
+export interface MessageInfo {
+  topic: string;
+  payload: Wire;
+  qos: number;
+  retain: boolean;
+  dup: boolean;
+}
+
+export type Callback = (this: void, err: PetrelError | undefined) => void;
+export type SubscribeCallback = (this: void, err: PetrelError | undefined, granted: number[] | undefined) => void;
+type Listener = (this: void, a: unknown, b: unknown, c: unknown) => void;
+
+/**
+ * The MQTT.js-shaped client: connect(options) then events `connect`, `message`, `offline`,
+ * `reconnect`, `error`, `close`, `end`, and publish / subscribe / unsubscribe / end with
+ * callbacks. A thin layer over the lean event core (Client): use the core directly where every
+ * byte of RAM counts.
+ */
+export class MqttClient {
+  readonly core: Client;
+  connected = false;
+  reconnecting = false;
+  private readonly listeners: { [event: string]: Listener[] } = {};
+  /** The reused details object passed to `message` listeners. */
+  readonly info: MessageInfo;
+
+  constructor(core: Client) {
+    this.core = core;
+    this.info = { topic: "", payload: "" as unknown as Wire, qos: 0, retain: false, dup: false };
+  }
+
+  on(event: "connect", fn: (this: void, connack: { sessionPresent: boolean }) => void): this;
+  on(event: "message", fn: (this: void, topic: string, payload: Wire, packet: MessageInfo) => void): this;
+  on(event: "offline" | "reconnect" | "end", fn: (this: void) => void): this;
+  on(event: "close", fn: (this: void, reason: string) => void): this;
+  on(event: "error", fn: (this: void, err: PetrelError) => void): this;
+  on(event: string, fn: (this: void, a: never, b: never, c: never) => void): this {
+    let list = this.listeners[event];
+    if (list === undefined) {
+      list = [];
+      this.listeners[event] = list;
+    }
+    list[list.length] = fn as Listener;
+    return this;
+  }
+
+  removeListener(event: string, fn: unknown): this {
+    const list = this.listeners[event];
+    if (list === undefined) return this;
+    const keep: Listener[] = [];
+    for (let i = 0; i < list.length; i++) if (list[i] !== fn) keep[keep.length] = list[i];
+    this.listeners[event] = keep;
+    return this;
+  }
+
+  /** Calls the listeners of `event`; false when there are none. */
+  emit(event: string, a: unknown, b: unknown, c: unknown): boolean {
+    const list = this.listeners[event];
+    if (list === undefined || list.length === 0) return false;
+    for (let i = 0; i < list.length; i++) list[i](a, b, c);
+    return true;
+  }
+
+  /** Reports an error to the callback, else to `error` listeners (never silently). */
+  private fail(e: PetrelError, cb: Callback | SubscribeCallback | undefined): this {
+    if (cb !== undefined) cb(e, undefined);
+    else this.emit("error", e, undefined, undefined);
+    return this;
+  }
+
+  publish(topic: string, message: Payload, opts?: PublishOptions | Callback, cb?: Callback): this {
+    let o: PublishOptions | undefined = undefined;
+    let done = cb;
+    if (typeof opts === "function") done = opts;
+    else o = opts;
+    const qos = o !== undefined && o.qos !== undefined ? o.qos : 0;
+    const e = this.core.publish(topic, message, qos, o !== undefined && o.retain === true, done);
+    return e !== undefined ? this.fail(e, done) : this;
+  }
+
+  subscribe(filter: string | string[], opts?: SubscribeOptions | SubscribeCallback, cb?: SubscribeCallback): this {
+    let o: SubscribeOptions | undefined = undefined;
+    let done = cb;
+    if (typeof opts === "function") done = opts;
+    else o = opts;
+    const filters = typeof filter === "string" ? [filter] : filter;
+    const q = o !== undefined && o.qos !== undefined ? o.qos : 0;
+    const qos: number[] = [];
+    for (let i = 0; i < filters.length; i++) qos[i] = q;
+    const e = this.core.subscribe(filters, qos, filters.length, o !== undefined ? o.handler : undefined, done);
+    return e !== undefined ? this.fail(e, done) : this;
+  }
+
+  unsubscribe(filter: string | string[], cb?: Callback): this {
+    const filters = typeof filter === "string" ? [filter] : filter;
+    const e = this.core.unsubscribe(filters, filters.length, cb);
+    return e !== undefined ? this.fail(e, cb) : this;
+  }
+
+  /** DISCONNECT and close; unacknowledged messages stay in the outbox for the next start. */
+  end(cb?: (this: void) => void): this {
+    if (cb !== undefined) {
+      if (this.core.state === State.Stopped) cb();
+      else this.on("end", cb);
+    }
+    this.core.end();
+    return this;
+  }
+
+  /** Connects again after end(). */
+  reconnect(): this {
+    this.core.start();
+    return this;
+  }
+}
+
+/**
+ * Creates the client on a platform and starts connecting. Returns an error value (nothing
+ * started) when an option is wrong.
+ */
+export function connect(platform: Platform, options: ClientOptions): MqttClient | PetrelError {
+  let self: MqttClient | undefined = undefined;
+  const ev: ClientEvents = {
+    onConnect: (sp) => {
+      if (self === undefined) return;
+      self.connected = true;
+      self.reconnecting = false;
+      self.emit("connect", { sessionPresent: sp }, undefined, undefined);
+    },
+    onMessage: (topic, payload, qos, retain, dup) => {
+      if (self === undefined) return;
+      const info = self.info;
+      info.topic = topic;
+      info.payload = payload;
+      info.qos = qos;
+      info.retain = retain;
+      info.dup = dup;
+      self.emit("message", topic, payload, info);
+    },
+    onReconnect: () => {
+      if (self === undefined) return;
+      self.reconnecting = true;
+      self.emit("reconnect", undefined, undefined, undefined);
+    },
+    onOffline: () => {
+      if (self === undefined) return;
+      self.connected = false;
+      self.emit("offline", undefined, undefined, undefined);
+    },
+    onClose: (reason) => {
+      if (self !== undefined) self.emit("close", reason, undefined, undefined);
+    },
+    onError: (e) => {
+      if (self !== undefined) self.emit("error", e, undefined, undefined);
+    },
+    onEnd: () => {
+      if (self === undefined) return;
+      self.connected = false;
+      self.reconnecting = false;
+      self.emit("end", undefined, undefined, undefined);
+    },
+  };
+  const core = Client.create(platform, options, ev);
+  if ("code" in core) return core;
+  self = new MqttClient(core);
+  core.start();
+  return self;
+}

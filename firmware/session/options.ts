@@ -1,0 +1,160 @@
+import type { Payload } from "../codec/encode";
+import type { PetrelError } from "../port/log";
+import { fail } from "./errors";
+
+/** One broker of the failover list. */
+export interface BrokerAddress {
+  host: string;
+  port: number;
+  tls?: boolean;
+}
+
+export interface WillMessage {
+  topic: string;
+  payload: Payload;
+  qos?: number;
+  retain?: boolean;
+}
+
+/**
+ * What a program configures. Every field but `brokers` has a default (in brackets). Times are
+ * seconds where MQTT counts seconds, milliseconds elsewhere, as the names say.
+ */
+export interface ClientOptions {
+  /** Brokers in order of preference: the first is used when it answers. */
+  brokers: BrokerAddress[];
+  /** [`petrel-<chip id>`] Stable per board, so a persistent session finds its board again. */
+  clientId?: string;
+  /** [false] Clean session: true discards the broker's session at every connect. */
+  clean?: boolean;
+  /** [60] Seconds, 0..65535; 0 turns keepalive off. */
+  keepalive?: number;
+  username?: string;
+  password?: string;
+  will?: WillMessage;
+  /** [20] QoS 1/2 messages sent and not yet acknowledged. mosquitto's default window is 20. */
+  maxInflight?: number;
+  /** [100] QoS 1/2 messages the outbox holds (sent or waiting). */
+  outboxMessages?: number;
+  /** [32768] Bytes the outbox holds (whole packets). */
+  outboxBytes?: number;
+  /** [2048] Largest packet sent or received whole; a larger incoming PUBLISH is skipped and reported. */
+  maxPacket?: number;
+  /** [10] QoS 0 messages kept in RAM while offline (oldest dropped first, counted). */
+  offlineQueue?: number;
+  /** [32] Incoming QoS 2 messages between PUBREC and PUBREL (ids only). */
+  receiveWindow?: number;
+  /** [8] Subscribe/unsubscribe requests waiting for their acknowledgement. */
+  maxRequests?: number;
+  /** [10000] From dialling to CONNACK. */
+  connectTimeoutMs?: number;
+  /** [min(keepalive, 10) s] From PINGREQ to PINGRESP before the link counts as dead. */
+  pingTimeoutMs?: number;
+  /** [1000] First reconnect delay; doubles per failed round over the broker list. */
+  reconnectMinMs?: number;
+  /** [60000] Largest reconnect delay. Each delay is jittered down to half its value. */
+  reconnectMaxMs?: number;
+  /** [300] Seconds on a fallback broker before trying the first again; 0 = stay. */
+  primaryRetry?: number;
+  /** ["mq"] Prefix of the storage records (outbox, incoming QoS 2 ids). */
+  storePrefix?: string;
+}
+
+/** Options with every default filled in, validated. */
+export interface Settings {
+  brokers: BrokerAddress[];
+  clientId: string;
+  clean: boolean;
+  keepalive: number;
+  username: string | undefined;
+  password: string | undefined;
+  will: WillMessage | undefined;
+  maxInflight: number;
+  outboxMessages: number;
+  outboxBytes: number;
+  maxPacket: number;
+  offlineQueue: number;
+  receiveWindow: number;
+  maxRequests: number;
+  connectTimeoutMs: number;
+  pingTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  primaryRetryMs: number;
+  storePrefix: string;
+}
+
+function isInt(x: number): boolean {
+  // dialect-allow float-math: an integer test, not arithmetic
+  return Math.floor(x) === x;
+}
+
+/** `value` or the default; an error when it is not an integer within [min, max]. */
+function num(name: string, value: number | undefined, dflt: number, min: number, max: number, errs: PetrelError[]): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== "number" || !isInt(value) || value < min || value > max) {
+    errs[0] = fail("bad-option", `${name} must be a whole number from ${min} to ${max}; fix: set ${name} within that range`);
+    return dflt;
+  }
+  return value;
+}
+
+/** Fills in defaults and checks every option; an error value names the first bad one and the fix. */
+export function settle(o: ClientOptions, chipId: string): Settings | PetrelError {
+  const errs: PetrelError[] = [];
+  if (o.brokers === undefined || o.brokers[0] === undefined) {
+    return fail("bad-option", "no broker given; fix: set brokers to [{host, port}] (port 1883, or 8883 with tls)");
+  }
+  let i = 0;
+  while (o.brokers[i] !== undefined) {
+    const b = o.brokers[i];
+    if (typeof b.host !== "string" || b.host === "") return fail("bad-option", `broker ${i + 1} has no host; fix: set its host name or address`);
+    num(`broker ${i + 1} port`, b.port, 1883, 1, 65535, errs);
+    if (b.port === undefined) return fail("bad-option", `broker ${i + 1} has no port; fix: 1883 for MQTT, 8883 for MQTT over TLS`);
+    i = i + 1;
+  }
+  const clean = o.clean === true;
+  const clientId = o.clientId !== undefined ? o.clientId : "petrel-" + chipId;
+  if (clientId === "" && !clean) {
+    return fail("bad-option", "an empty client id needs clean session on (MQTT-3.1.3-7); fix: set a clientId, or clean: true");
+  }
+  if (o.password !== undefined && o.username === undefined) {
+    return fail("bad-option", "a password without a user name is not allowed in MQTT 3.1.1 (MQTT-3.1.2-22); fix: set username too");
+  }
+  if (o.will !== undefined && (o.will.qos !== undefined && o.will.qos !== 0 && o.will.qos !== 1 && o.will.qos !== 2)) {
+    return fail("bad-option", "will qos must be 0, 1 or 2; fix: set will.qos to one of them");
+  }
+  const keepalive = num("keepalive", o.keepalive, 60, 0, 65535, errs);
+  const maxPacket = num("maxPacket", o.maxPacket, 2048, 64, 268435460, errs);
+  const outboxMessages = num("outboxMessages", o.outboxMessages, 100, 1, 65000, errs);
+  const s: Settings = {
+    brokers: o.brokers,
+    clientId: clientId,
+    clean: clean,
+    keepalive: keepalive,
+    username: o.username,
+    password: o.password,
+    will: o.will,
+    maxInflight: num("maxInflight", o.maxInflight, 20, 1, 65535, errs),
+    outboxMessages: outboxMessages,
+    outboxBytes: num("outboxBytes", o.outboxBytes, 32768, maxPacket, 1073741824, errs),
+    maxPacket: maxPacket,
+    offlineQueue: num("offlineQueue", o.offlineQueue, 10, 0, 10000, errs),
+    receiveWindow: num("receiveWindow", o.receiveWindow, 32, 1, 65535, errs),
+    maxRequests: num("maxRequests", o.maxRequests, 8, 1, 1000, errs),
+    connectTimeoutMs: num("connectTimeoutMs", o.connectTimeoutMs, 10000, 100, 600000, errs),
+    pingTimeoutMs: num("pingTimeoutMs", o.pingTimeoutMs, keepalive > 0 && keepalive < 10 ? keepalive * 1000 : 10000, 100, 600000, errs),
+    reconnectMinMs: num("reconnectMinMs", o.reconnectMinMs, 1000, 10, 3600000, errs),
+    reconnectMaxMs: num("reconnectMaxMs", o.reconnectMaxMs, 60000, 10, 86400000, errs),
+    primaryRetryMs: num("primaryRetry", o.primaryRetry, 300, 0, 86400, errs) * 1000,
+    storePrefix: o.storePrefix !== undefined ? o.storePrefix : "mq",
+  };
+  if (errs[0] !== undefined) return errs[0];
+  if (s.reconnectMaxMs < s.reconnectMinMs) {
+    return fail("bad-option", "reconnectMaxMs is below reconnectMinMs; fix: make the largest delay at least the first");
+  }
+  if (s.storePrefix === "" || s.storePrefix.length > 8) {
+    return fail("bad-option", "storePrefix must be 1 to 8 characters (storage keys are at most 24); fix: use a short prefix such as \"mq\"");
+  }
+  return s;
+}

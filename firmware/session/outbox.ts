@@ -1,0 +1,290 @@
+import type { Bytes } from "../port/bytes";
+import type { PetrelError } from "../port/log";
+import { port } from "../port/port";
+import type { Storage } from "../port/storage";
+
+/** Called when a QoS 1/2 message is acknowledged (PUBACK / PUBCOMP), or with why it never will be. */
+export type Done = (this: void, err: PetrelError | undefined) => void;
+
+/** Where an outbox message is on the current connection. */
+export const enum Phase {
+  /** PUBLISH not sent on this connection yet. */
+  Queued = 0,
+  /** PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2). */
+  Sent = 1,
+  /** QoS 2 past PUBREC: PUBREL sent, waiting for PUBCOMP. */
+  Released = 2,
+  /** QoS 2 past PUBREC: PUBREL not sent on this connection yet. */
+  ReleaseQueued = 3,
+}
+
+/** Digits of a decimal number at s[from..], or -1. */
+export function parseDecimal(s: string, from: number): number {
+  let n = 0;
+  if (s.length <= from || s.length - from > 9) return -1;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/** Sorts numbers ascending in place (insertion sort: start-up only, a few hundred at most). */
+function sortNumbers(a: number[], n: number): void {
+  for (let i = 1; i < n; i++) {
+    const v = a[i];
+    let j = i - 1;
+    while (j >= 0 && a[j] > v) {
+      a[j + 1] = a[j];
+      j = j - 1;
+    }
+    a[j + 1] = v;
+  }
+}
+
+/** Sorted record numbers of every key `prefix<number>`; other keys under the prefix are ignored. */
+function numberedKeys(storage: Storage, prefix: string): number[] {
+  const names = storage.list(prefix);
+  const out: number[] = [];
+  let n = 0;
+  for (let i = 0; i < names.length; i++) {
+    const v = parseDecimal(names[i], prefix.length);
+    if (v > 0) {
+      out[n] = v;
+      n = n + 1;
+    }
+  }
+  sortNumbers(out, n);
+  return out;
+}
+
+/**
+ * The QoS and packet id of a stored PUBLISH packet of `len` bytes (qos * 65536 + id), or -1 when
+ * the record is not a whole QoS 1/2 PUBLISH.
+ */
+export function storedPublishInfo(buf: Bytes, len: number): number {
+  const ints = port.ints;
+  if (len < 7) return -1;
+  const b0 = buf[0];
+  const qos = ints.band(ints.rshift(b0, 1), 3);
+  if (ints.rshift(b0, 4) !== 3 || qos === 0 || qos === 3) return -1;
+  let p = 1;
+  let mult = 1;
+  let rem = 0;
+  for (;;) {
+    if (p >= len || p > 4) return -1;
+    const d = buf[p];
+    rem = rem + ints.band(d, 127) * mult;
+    p = p + 1;
+    if (d < 128) break;
+    mult = mult * 128;
+  }
+  if (p + rem !== len) return -1;
+  const id = p + 2 + buf[p] * 256 + buf[p + 1];
+  if (id + 2 > len) return -1;
+  const pid = buf[id] * 256 + buf[id + 1];
+  return pid === 0 ? -1 : qos * 65536 + pid;
+}
+
+/**
+ * The outbox: every QoS 1/2 message accepted by publish(), in order, until the broker has
+ * acknowledged it. Each message is one storage record `<prefix>o<seq>` holding the PUBLISH packet
+ * exactly as first sent (DUP clear), written before publish() returns; a QoS 2 message past
+ * PUBREC also has a small `<prefix>r<seq>` record, so a restart sends PUBREL, not PUBLISH. RAM
+ * holds only an index (sequence, packet id, QoS, size, phase) in arrays that grow to the limit
+ * once and are reused. Records are written whole and are independent, so a power cut leaves
+ * each one old or new (the storage contract), never a torn outbox.
+ */
+export class Outbox {
+  count = 0;
+  bytes = 0;
+  readonly seqs: number[] = [];
+  readonly ids: number[] = [];
+  readonly qoss: number[] = [];
+  readonly sizes: number[] = [];
+  readonly phases: number[] = [];
+  /** The PUBLISH was (or may have been) sent before: resend with DUP set. */
+  readonly dups: boolean[] = [];
+  readonly dones: (Done | undefined)[] = [];
+  /** Sequence number of the next record. */
+  nextSeq = 1;
+  private readonly okey: string;
+  private readonly rkey: string;
+  /** The body of a marker record (its name is the information). */
+  private readonly empty: Bytes;
+
+  constructor(private readonly storage: Storage, prefix: string) {
+    this.okey = prefix + "o";
+    this.rkey = prefix + "r";
+    this.empty = port.bytes.alloc(1);
+  }
+
+  /**
+   * Reads the records left by an earlier run into the index (start-up). Records that are not a
+   * stored PUBLISH are removed and counted in the result's second half: (bad * 65536 + loaded).
+   */
+  load(buf: Bytes, cap: number): number {
+    const seqs = numberedKeys(this.storage, this.okey);
+    let bad = 0;
+    this.count = 0;
+    this.bytes = 0;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
+      const len = this.storage.read(this.okey + seq, buf, cap);
+      const info = len > 0 ? storedPublishInfo(buf, len) : -1;
+      if (info < 0) {
+        this.storage.remove(this.okey + seq);
+        bad = bad + 1;
+      } else {
+        const k = this.count;
+        this.put(k, seq, port.ints.band(info, 65535), port.ints.rshift(info, 16), len, undefined);
+        this.dups[k] = true;
+        this.nextSeq = seq + 1;
+      }
+    }
+    const released = numberedKeys(this.storage, this.rkey);
+    for (let i = 0; i < released.length; i++) {
+      const k = this.findSeq(released[i]);
+      if (k >= 0 && this.qoss[k] === 2) this.phases[k] = Phase.ReleaseQueued;
+      else this.storage.remove(this.rkey + released[i]); // its message was completed before the cut
+    }
+    return bad * 65536 + this.count;
+  }
+
+  private put(k: number, seq: number, id: number, qos: number, len: number, done: Done | undefined): void {
+    this.seqs[k] = seq;
+    this.ids[k] = id;
+    this.qoss[k] = qos;
+    this.sizes[k] = len;
+    this.phases[k] = Phase.Queued;
+    this.dups[k] = false;
+    this.dones[k] = done;
+    this.count = k + 1;
+    this.bytes = this.bytes + len;
+  }
+
+  /** Stores buf[0..len) as a new message at the end; 0, or the storage error code. */
+  add(buf: Bytes, len: number, id: number, qos: number, done: Done | undefined): number {
+    const seq = this.nextSeq;
+    const r = this.storage.write(this.okey + seq, buf, len);
+    if (r !== 0) return r;
+    this.nextSeq = seq + 1;
+    this.put(this.count, seq, id, qos, len, done);
+    return 0;
+  }
+
+  /** Reads message k's packet into buf; its length, or a negative value when the record is gone. */
+  read(k: number, buf: Bytes, cap: number): number {
+    const len = this.storage.read(this.okey + this.seqs[k], buf, cap);
+    return len === this.sizes[k] ? len : -1;
+  }
+
+  /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
+  release(k: number): number {
+    this.phases[k] = Phase.Released;
+    return this.storage.write(this.rkey + this.seqs[k], this.empty, 0);
+  }
+
+  /** A new session: message k starts again from PUBLISH (its PUBREC was for a session now gone). */
+  restart(k: number): void {
+    if (this.phases[k] === Phase.Released || this.phases[k] === Phase.ReleaseQueued) this.storage.remove(this.rkey + this.seqs[k]);
+    this.phases[k] = Phase.Queued;
+    this.dups[k] = false;
+  }
+
+  /** Index of the message with packet id `id`, or -1. */
+  find(id: number): number {
+    for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return k;
+    return -1;
+  }
+
+  private findSeq(seq: number): number {
+    for (let k = 0; k < this.count; k++) if (this.seqs[k] === seq) return k;
+    return -1;
+  }
+
+  /** Removes message k (acknowledged, or lost) and returns its callback. */
+  remove(k: number): Done | undefined {
+    const done = this.dones[k];
+    const seq = this.seqs[k];
+    const wasReleased = this.phases[k] === Phase.Released || this.phases[k] === Phase.ReleaseQueued;
+    this.storage.remove(this.okey + seq);
+    if (wasReleased) this.storage.remove(this.rkey + seq);
+    this.bytes = this.bytes - this.sizes[k];
+    const last = this.count - 1;
+    for (let j = k; j < last; j++) {
+      this.seqs[j] = this.seqs[j + 1];
+      this.ids[j] = this.ids[j + 1];
+      this.qoss[j] = this.qoss[j + 1];
+      this.sizes[j] = this.sizes[j + 1];
+      this.phases[j] = this.phases[j + 1];
+      this.dups[j] = this.dups[j + 1];
+      this.dones[j] = this.dones[j + 1];
+    }
+    this.dones[last] = undefined;
+    this.count = last;
+    return done;
+  }
+}
+
+/**
+ * Packet ids of incoming QoS 2 messages between PUBREC and PUBREL: the message was delivered
+ * when its PUBLISH arrived, and a PUBLISH with a listed id is a duplicate (whatever its DUP flag
+ * says). Only ids are kept, never payloads; each is a tiny `<prefix>i<id>` record so a restart
+ * still recognises duplicates.
+ */
+export class Received {
+  count = 0;
+  readonly ids: number[] = [];
+  private readonly key: string;
+  private readonly empty: Bytes;
+
+  constructor(private readonly storage: Storage, prefix: string) {
+    this.key = prefix + "i";
+    this.empty = port.bytes.alloc(1);
+  }
+
+  load(): number {
+    const ids = numberedKeys(this.storage, this.key);
+    this.count = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] <= 65535) {
+        this.ids[this.count] = ids[i];
+        this.count = this.count + 1;
+      }
+    }
+    return this.count;
+  }
+
+  has(id: number): boolean {
+    for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return true;
+    return false;
+  }
+
+  /** Adds an id; 0, or the storage error (the id is kept in RAM either way). */
+  add(id: number): number {
+    this.ids[this.count] = id;
+    this.count = this.count + 1;
+    return this.storage.write(this.key + id, this.empty, 0);
+  }
+
+  /** Removes an id (PUBREL); false when it was not listed. */
+  remove(id: number): boolean {
+    for (let k = 0; k < this.count; k++) {
+      if (this.ids[k] === id) {
+        this.count = this.count - 1;
+        this.ids[k] = this.ids[this.count];
+        this.storage.remove(this.key + id);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The broker's session is gone: no PUBREL will come for any listed id. */
+  clear(): void {
+    for (let k = 0; k < this.count; k++) this.storage.remove(this.key + this.ids[k]);
+    this.count = 0;
+  }
+}

@@ -1,0 +1,23 @@
+import type { Clock } from "../port/clock";
+import type { LogSink } from "../port/log";
+import type { Storage } from "../port/storage";
+import type { Resolver, Transport } from "../port/transport";
+import type { Scheduler } from "../sched/scheduler";
+
+/**
+ * What the session needs from a board (or the host simulator), injected: the core never imports
+ * a target. One transport carries one connection at a time; the scheduler is shared with the
+ * rest of the firmware (the client adds one task to it).
+ */
+export interface Platform {
+  clock: Clock;
+  sched: Scheduler;
+  transport: Transport;
+  resolver: Resolver;
+  storage: Storage;
+  log: LogSink;
+  /** A random integer 0..n-1 (n ≤ 2^30) for reconnect jitter. Never throws. */
+  random(this: void, n: number): number;
+  /** The chip or host id the default client id is made from. */
+  chipId: string;
+}

@@ -1,0 +1,81 @@
+/**
+ * The Platform (firmware/session/platform.ts) on Node: the host simulator's board. Sockets,
+ * a table resolver (no DNS off the machine), file or RAM storage, a wrapped 31-bit clock that
+ * can start anywhere (near its wrap, to prove the arithmetic), one timer, and the scheduler.
+ */
+import * as os from "node:os";
+import "../../firmware/targets/node/index";
+import type { Clock, Timer } from "../../firmware/port/clock";
+import { LOG_DEBUG, type LogSink } from "../../firmware/port/log";
+import type { Storage } from "../../firmware/port/storage";
+import type { Resolver, Transport } from "../../firmware/port/transport";
+import { Scheduler } from "../../firmware/sched/scheduler";
+import { CLOCK_MAX } from "../../firmware/sched/time";
+import type { Platform } from "../../firmware/session/platform";
+import { tableResolver } from "./resolver";
+import { fileStorage, memoryStorage } from "./storage";
+import { nodeTransport, type TlsSettings } from "./transport";
+
+export interface NodePlatformOptions {
+  /** Directory of the storage records (the board's flash); RAM when absent. */
+  storageDir?: string;
+  storage?: Storage;
+  tls?: TlsSettings;
+  /** Host name → address for the resolver. */
+  hosts?: Record<string, string>;
+  transport?: Transport;
+  resolver?: Resolver;
+  /** Where log lines go; `level` filters (0 error … 3 debug). Default: none. */
+  log?: (level: number, line: string) => void;
+  logLevel?: number;
+  /** The clock's first reading (ms, wrapped to 31 bits). Default: a random point. */
+  clockStart?: number;
+  chipId?: string;
+  /** Slice budget of the scheduler, ms. */
+  sliceMs?: number;
+}
+
+export function nodeClock(start: number): Clock {
+  const t0 = performance.now();
+  return { now: () => (start + Math.floor(performance.now() - t0)) % (CLOCK_MAX + 1) };
+}
+
+export function nodeTimer(): Timer {
+  let t: NodeJS.Timeout | null = null;
+  return {
+    start(ms, fn) {
+      if (t !== null) clearTimeout(t);
+      t = setTimeout(() => {
+        t = null;
+        fn();
+      }, ms);
+    },
+    stop() {
+      if (t !== null) clearTimeout(t);
+      t = null;
+    },
+  };
+}
+
+export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns: string[] } {
+  const clock = nodeClock(o.clockStart ?? Math.floor(Math.random() * CLOCK_MAX));
+  const level = o.logLevel ?? LOG_DEBUG;
+  const sink = o.log;
+  const log: LogSink = { write: (l, line) => { if (sink && l <= level) sink(l, line); } };
+  const overruns: string[] = [];
+  const sched = new Scheduler(clock, nodeTimer(), o.sliceMs ?? 100, (task, ms) => {
+    overruns.push(`${task} ${ms} ms`);
+    log.write(1, `scheduler: task ${task} ran ${ms} ms (budget ${o.sliceMs ?? 100} ms)`);
+  });
+  return {
+    clock,
+    sched,
+    transport: o.transport ?? nodeTransport(o.tls),
+    resolver: o.resolver ?? tableResolver(o.hosts),
+    storage: o.storage ?? (o.storageDir !== undefined ? fileStorage(o.storageDir) : memoryStorage()),
+    log,
+    random: (n) => Math.floor(Math.random() * n),
+    chipId: o.chipId ?? os.hostname().replace(/[^A-Za-z0-9]/g, "").slice(0, 12),
+    overruns,
+  };
+}
