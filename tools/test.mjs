@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `make test`: build, guard, then every test on every runtime. Prints the time each stage took,
-// which runtimes ran each cross-target suite, and a closing "N passed, N failed" line.
+// `make test`: build, guard, then every test on every runtime, then branch coverage of the
+// scheduler and the session engine. Prints the time each stage took, which runtimes ran each
+// cross-target suite, the branch coverage per file, and a closing "N passed, N failed" line.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -22,7 +23,7 @@ function stage(name, cmd, args, env = {}) {
 
 function printTimes() {
   console.log("\nstage times:");
-  for (const [n, s] of times) console.log(`  ${n.padEnd(28)} ${s.toFixed(1).padStart(7)} s`);
+  for (const [n, s] of times) console.log(`  ${n.padEnd(30)} ${s.toFixed(1).padStart(7)} s`);
 }
 
 if (stage("build + dialect guard", process.execPath, [path.join(root, "tools/build.mjs")]) !== 0) {
@@ -37,6 +38,33 @@ const vitestJson = path.join(report, "vitest.json");
 const extra = process.argv.slice(2);
 const status = stage("tests (vitest)", path.join(root, "node_modules/.bin/vitest"),
   ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...extra], { PETREL_SKIP_BUILD: "1" });
+
+// Branch coverage of firmware/sched and firmware/session, measured on the TypeScript sources, so
+// only tests that import them in-process count: the cross-target suites run the built probes
+// (dist/, excluded here), and only the unit tests run here (test/sched-unit*.test.ts,
+// test/session-unit*.test.ts: the broker scenarios already ran above). It fails when the branches
+// of all covered files together are under the threshold, or when firmware/session exists without
+// any test/session-unit*.test.ts. Files with no run-time code (re-exports, types) are left out.
+const COVERAGE_BRANCHES = 90;
+const coverageDir = path.join(report, "coverage");
+const coverageTests = fs.readdirSync(path.join(root, "test")).filter((f) => /^(sched|session)-unit.*\.test\.ts$/.test(f)).sort();
+let coverageStatus = 1;
+if (coverageTests.length === 0) {
+  // Without a file to name, vitest would run every test.
+  console.log("\n== coverage (scheduler, session)\nno test/sched-unit*.test.ts or test/session-unit*.test.ts to run");
+} else {
+  coverageStatus = stage("coverage (scheduler, session)", path.join(root, "node_modules/.bin/vitest"), ["run",
+    ...coverageTests.map((f) => `test/${f}`), "--reporter=dot", "--silent=passed-only",
+    "--coverage.enabled", "--coverage.provider=v8",
+    "--coverage.include=firmware/sched/**", "--coverage.include=firmware/session/**", "--coverage.exclude=dist/**",
+    "--coverage.exclude=firmware/session/index.ts", "--coverage.exclude=firmware/session/platform.ts",
+    `--coverage.thresholds.branches=${COVERAGE_BRANCHES}`,
+    "--coverage.reporter=text-summary", "--coverage.reporter=text", "--coverage.reporter=json-summary",
+    `--coverage.reportsDirectory=${path.relative(root, coverageDir)}`], { PETREL_SKIP_BUILD: "1" });
+}
+const coverageNote = fs.existsSync(path.join(root, "firmware/session")) && !coverageTests.some((f) => f.startsWith("session"))
+  ? "firmware/session has no test/session-unit*.test.ts" : "";
+if (coverageNote) console.log(`coverage: ${coverageNote}`);
 
 printTimes();
 
@@ -63,5 +91,24 @@ if (fs.existsSync(vitestJson)) {
   failed = 1;
 }
 if (status !== 0 && failed === 0) failed = 1;
-console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+
+// Branch coverage per file, and in total (what the threshold applies to).
+const coverageSummary = path.join(coverageDir, "coverage-summary.json");
+let coverage = `coverage: not measured (${coverageNote || "the coverage stage failed before its report"})`;
+if (fs.existsSync(coverageSummary)) {
+  const c = JSON.parse(fs.readFileSync(coverageSummary, "utf8"));
+  console.log("\nbranch coverage (in-process tests, TypeScript sources):");
+  for (const [file, m] of Object.entries(c).filter(([f]) => f !== "total").sort()) {
+    console.log(`  ${path.relative(root, file).padEnd(34)} ${String(m.branches.pct).padStart(6)}%  (${m.branches.covered}/${m.branches.total})`);
+  }
+  coverage = `coverage: branches ${c.total.branches.pct}% (threshold ${COVERAGE_BRANCHES}%)`;
+  if (coverageNote) coverage = `${coverage}, ${coverageNote}`;
+}
+// A failed coverage stage (under the threshold, its tests failed, or no session tests while
+// firmware/session exists) counts as one failure.
+if (coverageStatus !== 0 || coverageNote) {
+  failed = failed + 1;
+  coverage = `${coverage} FAILED`;
+}
+console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped; ${coverage}`);
 process.exit(status !== 0 || failed > 0 ? 1 : 0);

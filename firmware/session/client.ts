@@ -533,12 +533,15 @@ export class Client {
       this.round = 0;
       delay = this.jitter(s.reconnectMinMs);
     } else {
+      // the next broker of the list soon (failover); after the last, back off and start over
       this.broker = this.broker + 1;
       if (s.brokers[this.broker] === undefined) {
         this.broker = 0;
         this.round = this.round + 1;
+        delay = this.jitter(this.backoff());
+      } else {
+        delay = this.jitter(s.reconnectMinMs);
       }
-      delay = this.jitter(this.backoff());
     }
     this.state = State.Waiting;
     this.deadline = after(this.p.clock.now(), delay);

@@ -61,7 +61,8 @@ export function memoryStorage(capacity = Infinity): Storage & { used(): number; 
       if (!VALID.test(key)) return STORAGE_FAILED;
       const old = records.get(key)?.length ?? 0;
       if (total - old + length > capacity) return STORAGE_FULL;
-      records.set(key, (data as unknown as Uint8Array).slice(0, length));
+      // a copy: Buffer's slice() is a view, which the next packet would overwrite
+      records.set(key, new Uint8Array((data as unknown as Uint8Array).subarray(0, length)));
       total += length - old;
       return 0;
     },

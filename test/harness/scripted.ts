@@ -1,0 +1,201 @@
+/**
+ * A scripted board for session unit tests: a transport whose peer is the test (every packet the
+ * client writes is decoded and recorded; the test answers with broker packets), a resolver, RAM
+ * storage that can be told to fail, deterministic jitter, and the virtual clock. Events reach
+ * the client only from `flush()`/`run()`, never from inside open/write/close (the contract).
+ */
+import "../../firmware/targets/node/index";
+import type { Chunk, Wire } from "../../firmware/port/bytes";
+import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
+import type { TransportEvents } from "../../firmware/port/transport";
+import { Scheduler } from "../../firmware/sched/scheduler";
+import { CLOCK_MAX } from "../../firmware/sched/time";
+import { Client, type ClientEvents } from "../../firmware/session/client";
+import type { ClientOptions } from "../../firmware/session/options";
+import type { Platform } from "../../firmware/session/platform";
+import { encodeServerPacket, parseClientPacket, type ServerPacket } from "../../host-sim/mqtt/broker-codec";
+import { memoryStorage } from "../../host-sim/node/storage";
+import { VirtualClock } from "../probe/virtual-clock";
+
+/** One line per packet the client wrote, e.g. "publish q1 d0 r0 id=3 a/b hi", "pubrel 3". */
+export function describeClientPacket(b: Buffer): string {
+  const r = parseClientPacket(b);
+  if (r === null) return `incomplete ${b.toString("hex")}`;
+  if ("error" in r) return `error ${r.error}`;
+  if (r.length !== b.length) return `split ${b.toString("hex")}`;
+  const p = r.packet;
+  switch (p.cmd) {
+    case "connect":
+      return `connect ${p.clientId} clean=${p.clean ? 1 : 0} ka=${p.keepalive}${p.username !== undefined ? " user=" + p.username : ""}${p.will ? " will=" + p.will.topic : ""}`;
+    case "publish":
+      return `publish q${p.qos} d${p.dup ? 1 : 0} r${p.retain ? 1 : 0}${p.qos > 0 ? " id=" + p.messageId : ""} ${p.topic} ${p.payload.toString()}`;
+    case "subscribe":
+      return `subscribe id=${p.messageId} ${p.subscriptions.map((s) => `${s.topic}:${s.qos}`).join(",")}`;
+    case "unsubscribe":
+      return `unsubscribe id=${p.messageId} ${p.unsubscriptions.join(",")}`;
+    case "puback": case "pubrec": case "pubrel": case "pubcomp":
+      return `${p.cmd} ${p.messageId}`;
+    default:
+      return p.cmd;
+  }
+}
+
+/** RAM storage whose writes can be made to fail, and whose reads can lose a record. */
+export function faultyStorage(): Storage & { failWrites: number; keys(): string[]; used(): number } {
+  const inner = memoryStorage();
+  const s = {
+    failWrites: 0,
+    keys: inner.keys,
+    used: inner.used,
+    write: (k: string, d: never, n: number) => (s.failWrites !== 0 ? s.failWrites : inner.write(k, d, n)),
+    read: inner.read,
+    remove: inner.remove,
+    list: inner.list,
+  };
+  return s;
+}
+export { STORAGE_FAILED, STORAGE_FULL };
+
+export class ScriptedBoard {
+  readonly vc: VirtualClock;
+  readonly sched: Scheduler;
+  readonly storage = faultyStorage();
+  /** What the client wrote, decoded, in order ("open host:port tls", "close" included). */
+  readonly wire: string[] = [];
+  /** Every event the client reported, in order. */
+  readonly events: string[] = [];
+  /** Jitter source: returns `jitter(n)`; default the largest value. */
+  jitter: (n: number) => number = (n) => n - 1;
+  /** When false, write() returns false (the socket's buffer is full). */
+  writable = true;
+  /** When false, close() is never followed by onClose (a broken adapter). */
+  reportsClose = true;
+  /** When true the resolver never answers (a DNS server that went quiet). */
+  resolverSilent = false;
+  /** Host names the resolver knows (address = name), others fail "not-found". */
+  readonly unknownHosts = new Set<string>();
+  readonly overruns: string[] = [];
+  private queue: Array<() => void> = [];
+  private ev: TransportEvents | null = null;
+  platform: Platform;
+
+  constructor(clockStart = CLOCK_MAX - 4000) {
+    this.vc = new VirtualClock(clockStart);
+    this.sched = new Scheduler(this.vc.clock, this.vc.timer, 50, (task, ms) => this.overruns.push(`${task} ${ms}`));
+    this.platform = {
+      clock: this.vc.clock,
+      sched: this.sched,
+      storage: this.storage,
+      log: { write: () => {} },
+      random: (n) => this.jitter(n),
+      chipId: "c0ffee",
+      resolver: {
+        resolve: (host, done) => {
+          if (this.resolverSilent) return;
+          this.queue.push(() => done(this.unknownHosts.has(host) ? "" : host, this.unknownHosts.has(host) ? "not-found" : ""));
+        },
+      },
+      transport: {
+        open: (host, port, tls, ev) => {
+          this.wire.push(`open ${host}:${port}${tls ? " tls" : ""}`);
+          this.ev = ev;
+        },
+        write: (data: Wire) => {
+          this.wire.push(describeClientPacket(data as unknown as Buffer));
+          return this.writable;
+        },
+        close: () => {
+          this.wire.push("close");
+          const ev = this.ev;
+          this.ev = null;
+          if (ev !== null && this.reportsClose) this.queue.push(() => ev.onClose(""));
+        },
+      },
+    };
+  }
+
+  /** A client on this board, with test-friendly defaults, recording its events. */
+  client(o: Partial<ClientOptions> = {}, extra: ClientEvents = {}): Client {
+    const c = Client.create(this.platform, { brokers: [{ host: "a", port: 1883 }], reconnectMinMs: 1000, reconnectMaxMs: 8000, keepalive: 0, ...o }, {
+      onConnect: (sp) => this.events.push(`connect sp=${sp ? 1 : 0}`),
+      onMessage: (t, p, q, r, d) => this.events.push(`message ${t} ${(p as unknown as Buffer).toString()} q${q}${r ? " retain" : ""}${d ? " dup" : ""}`),
+      onReconnect: () => this.events.push("reconnect"),
+      onOffline: (r) => this.events.push(`offline ${r}`),
+      onClose: (r) => this.events.push(`close ${r}`),
+      onError: (e) => this.events.push(`error ${e.code}`),
+      onEnd: () => this.events.push("end"),
+      ...extra,
+    });
+    if ("code" in c) throw new Error(`${c.code}: ${c.message}`);
+    return c;
+  }
+
+  /** Delivers queued events (they may queue more), bounded. */
+  flush(): void {
+    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
+      const q = this.queue;
+      this.queue = [];
+      for (const f of q) f();
+    }
+  }
+
+  /** Moves virtual time forward by `ms`, delivering events before and after. */
+  run(ms = 0): void {
+    this.flush();
+    this.vc.advance(ms);
+    this.flush();
+  }
+
+  /** The transport connects. */
+  accept(): void {
+    const ev = this.ev;
+    if (ev !== null) this.queue.push(() => ev.onOpen());
+    this.flush();
+  }
+
+  /** The connection fails or drops with `reason` (the transport's code). */
+  drop(reason: string): void {
+    const ev = this.ev;
+    this.ev = null;
+    if (ev !== null) this.queue.push(() => ev.onClose(reason));
+    this.flush();
+  }
+
+  /** The broker sends packets (one chunk each, or all in one chunk). */
+  send(...packets: ServerPacket[]): void {
+    this.raw(Buffer.concat(packets.map(encodeServerPacket)));
+  }
+
+  raw(b: Buffer): void {
+    const ev = this.ev;
+    if (ev !== null) this.queue.push(() => ev.onData(b as unknown as Chunk));
+    this.flush();
+  }
+
+  drain(): void {
+    const ev = this.ev;
+    if (ev !== null) this.queue.push(() => ev.onWritable());
+    this.flush();
+  }
+
+  /** Opens, accepts and answers CONNACK: the usual start. Returns the wire lines since the last take(). */
+  connect(sessionPresent = false): string[] {
+    this.run();
+    this.accept();
+    this.send({ cmd: "connack", sessionPresent, returnCode: 0 });
+    return this.take();
+  }
+
+  /** Wire lines written since the last call. */
+  private seen = 0;
+  take(): string[] {
+    const out = this.wire.slice(this.seen);
+    this.seen = this.wire.length;
+    return out;
+  }
+
+  takeEvents(): string[] {
+    const out = this.events.splice(0, this.events.length);
+    return out;
+  }
+}

@@ -1,0 +1,731 @@
+import { describe, expect, it } from "vitest";
+import { State } from "../firmware/session/client";
+import { Phase } from "../firmware/session/outbox";
+import { ScriptedBoard, STORAGE_FAILED, STORAGE_FULL } from "./harness/scripted";
+
+// The session, packet by packet, on a scripted transport and a virtual clock that starts 4 s
+// before its 31-bit wrap, so every timer below crosses the wrap.
+
+const ok = (e: unknown) => expect(e).toBeUndefined();
+
+describe("connect", () => {
+  it("sends CONNECT with the defaults and reports CONNACK", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ keepalive: 30, username: "u", password: "p", will: { topic: "w", payload: "gone", qos: 1, retain: true } });
+    c.start();
+    expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=30 user=u will=w"]);
+    expect(b.takeEvents()).toEqual(["connect sp=0"]);
+    expect(c.state).toBe(State.Connected);
+    expect(c.stats.connects).toBe(1);
+  });
+
+  it("refuses bad options with a clear error and the fix", () => {
+    const b = new ScriptedBoard();
+    const cases: Array<[object, string, RegExp]> = [
+      [{ password: "p" }, "bad-option", /username/],
+      [{ clientId: "", clean: false }, "bad-option", /clean/],
+      [{ keepalive: 70000 }, "bad-option", /keepalive must be a whole number from 0 to 65535/],
+      [{ keepalive: 1.5 }, "bad-option", /keepalive/],
+      [{ brokers: [] }, "bad-option", /no broker/],
+      [{ brokers: [{ host: "", port: 1 }] }, "bad-option", /no host/],
+      [{ brokers: [{ host: "h" }] }, "bad-option", /no port/],
+      [{ brokers: [{ host: "h", port: 70000 }] }, "bad-option", /port/],
+      [{ reconnectMinMs: 5000, reconnectMaxMs: 1000 }, "bad-option", /reconnectMaxMs/],
+      [{ storePrefix: "much-too-long" }, "bad-option", /storePrefix/],
+      [{ will: { topic: "w", payload: "", qos: 3 } }, "bad-option", /will qos/],
+      [{ will: { topic: "w/#", payload: "" } }, "bad-option", /CONNECT cannot be built.*\+ or #/],
+    ];
+    for (const [o, code, re] of cases) {
+      expect(() => b.client(o)).toThrow(re);
+      expect(() => b.client(o)).toThrow(code);
+    }
+  });
+
+  it("an empty client id is fine with clean session", () => {
+    const b = new ScriptedBoard();
+    b.client({ clientId: "", clean: true }).start();
+    expect(b.connect()).toEqual(["open a:1883", "connect  clean=1 ka=0"]);
+  });
+
+  it("explains each CONNACK refusal and retries with backoff", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.run();
+    b.accept();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: 4 });
+    expect(c.lastError?.code).toBe("bad-credentials");
+    expect(c.lastError?.message).toMatch(/fix: check the username and password/);
+    b.run();
+    expect(b.takeEvents()).toEqual(["error bad-credentials", "close bad-credentials"]);
+    expect(c.state).toBe(State.Waiting);
+    for (const rc of [1, 2, 3, 5, 9]) {
+      b.run(8000);
+      b.accept();
+      b.send({ cmd: "connack", sessionPresent: false, returnCode: rc });
+      b.run();
+    }
+    expect(b.takeEvents().filter((e) => e.startsWith("error"))).toEqual(["error connack-protocol",
+      "error connack-identifier-rejected", "error connack-server-unavailable", "error not-authorized", "error malformed-packet"]);
+  });
+
+  it("gives up an attempt without CONNACK after connectTimeoutMs", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ connectTimeoutMs: 5000 });
+    c.start();
+    b.run();
+    b.accept();
+    b.take();
+    b.run(4999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["close"]);
+    expect(b.takeEvents()).toEqual(["error connect-timeout", "close connect-timeout"]);
+    expect(c.lastReason).toBe("connect-timeout");
+  });
+
+  it("a host name that does not resolve is reported and retried", () => {
+    const b = new ScriptedBoard();
+    b.unknownHosts.add("a");
+    const c = b.client();
+    c.start();
+    b.run();
+    expect(b.takeEvents()).toEqual(["error not-found", "close not-found"]);
+    expect(c.lastError?.message).toMatch(/did not resolve/);
+    expect(b.take()).toEqual([]);
+  });
+
+  it("a transport that never reports its close does not hang the client", () => {
+    const b = new ScriptedBoard();
+    b.reportsClose = false;
+    const c = b.client({ connectTimeoutMs: 2000 });
+    c.start();
+    b.run();
+    b.accept();
+    b.run(2000); // connect timeout → close asked, never reported
+    expect(c.state).toBe(State.Closing);
+    b.run(2000);
+    expect(c.state).toBe(State.Waiting);
+  });
+});
+
+describe("publish QoS 1/2 and the outbox", () => {
+  it("QoS 1: in storage before publish returns, PUBACK completes it", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    const done: unknown[] = [];
+    ok(c.publish("t", "one", 1, false, (e) => done.push(e ?? "ok")));
+    expect(b.storage.keys()).toEqual(["mqo1"]);
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=1 t one"]);
+    b.send({ cmd: "puback", messageId: 1 });
+    expect(done).toEqual(["ok"]);
+    expect(b.storage.keys()).toEqual([]);
+    expect(c.outbox.count).toBe(0);
+  });
+
+  it("QoS 2: PUBREC is stored as a release marker, PUBREL goes out, PUBCOMP completes", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    const done: string[] = [];
+    ok(c.publish("t", "two", 2, true, () => done.push("done")));
+    expect(b.take()).toEqual(["publish q2 d0 r1 id=1 t two"]);
+    b.send({ cmd: "pubrec", messageId: 1 });
+    expect(b.storage.keys()).toEqual(["mqo1", "mqr1"]);
+    expect(b.take()).toEqual(["pubrel 1"]);
+    b.send({ cmd: "pubrec", messageId: 1 }); // a repeated PUBREC gets PUBREL again
+    expect(b.take()).toEqual(["pubrel 1"]);
+    expect(done).toEqual([]);
+    b.send({ cmd: "pubcomp", messageId: 1 });
+    expect(done).toEqual(["done"]);
+    expect(b.storage.keys()).toEqual([]);
+  });
+
+  it("keeps at most maxInflight in flight and sends the rest in order", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxInflight: 2 });
+    c.start();
+    b.connect();
+    for (let i = 1; i <= 4; i++) ok(c.publish("t", `m${i}`, 1, false, undefined));
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=1 t m1", "publish q1 d0 r0 id=2 t m2"]);
+    b.send({ cmd: "puback", messageId: 2 }); // out of order: frees one slot
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=3 t m3"]);
+    b.send({ cmd: "puback", messageId: 1 }, { cmd: "puback", messageId: 3 });
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=4 t m4"]);
+  });
+
+  it("publishes queued while offline go out after CONNACK", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    ok(c.publish("t", "early", 1, false, undefined));
+    ok(c.publish("q", "zero", 0, false, undefined));
+    c.start();
+    expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=1 t early", "publish q0 d0 r0 q zero"]);
+  });
+
+  it("refuses what it cannot keep, naming the limit and the fix", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ outboxMessages: 2, outboxBytes: 100, maxPacket: 80 });
+    ok(c.publish("t", "a", 1, false, undefined));
+    ok(c.publish("t", "b", 1, false, undefined));
+    const full = c.publish("t", "c", 1, false, undefined);
+    expect(full?.code).toBe("outbox-full");
+    expect(full?.message).toMatch(/2 messages.*outboxMessages/);
+    const big = c.publish("t", "x".repeat(100), 1, false, undefined);
+    expect(big?.code).toBe("outbox-full"); // counted before encoding: the message limit comes first
+
+    const b2 = new ScriptedBoard();
+    const c2 = b2.client({ outboxBytes: 100, maxPacket: 80 });
+    expect(c2.publish("t", "x".repeat(100), 1, false, undefined)?.code).toBe("message-too-large");
+    ok(c2.publish("t", "x".repeat(60), 1, false, undefined));
+    expect(c2.publish("t", "x".repeat(60), 1, false, undefined)?.message).toMatch(/outbox holds 67 of 100 bytes/);
+    expect(c2.publish("t/#", "x", 1, false, undefined)?.code).toBe("wildcard-in-topic");
+    expect(c2.publish("t", "x", 3, false, undefined)?.code).toBe("invalid-qos");
+    expect(c2.publish("", "x", 0, false, undefined)?.code).toBe("empty-topic");
+    b2.storage.failWrites = STORAGE_FULL;
+    expect(c2.publish("t", "y", 1, false, undefined)?.code).toBe("storage-full");
+    b2.storage.failWrites = STORAGE_FAILED;
+    expect(c2.publish("t", "y", 1, false, undefined)?.code).toBe("storage-failed");
+    expect(c2.outbox.count).toBe(1);
+    expect(b2.storage.keys()).toEqual(["mqo1"]);
+  });
+
+  it("stops sending while the socket is full and goes on when it drains", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    b.writable = false;
+    ok(c.publish("t", "1", 1, false, undefined));
+    ok(c.publish("t", "2", 1, false, undefined));
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=1 t 1"]);
+    b.writable = true;
+    b.drain();
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=2 t 2"]);
+  });
+
+  it("a message whose record cannot be read back is reported to its callback", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    const got: string[] = [];
+    ok(c.publish("t", "1", 1, false, (e) => got.push(e?.code ?? "ok")));
+    ok(c.publish("t", "2", 1, false, (e) => got.push(e?.code ?? "ok")));
+    b.storage.remove("mqo1");
+    c.start();
+    expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=2 t 2"]);
+    expect(got).toEqual(["storage-failed"]);
+    expect(b.takeEvents()).toContain("error storage-failed");
+  });
+});
+
+describe("resume: reconnects and restarts", () => {
+  it("after a drop: unacknowledged PUBLISH again with DUP, PUBREL for those past PUBREC, in order", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.publish("t", "q1", 1, false, undefined));
+    ok(c.publish("t", "q2a", 2, false, undefined));
+    ok(c.publish("t", "q2b", 2, false, undefined));
+    b.send({ cmd: "pubrec", messageId: 2 });
+    b.take();
+    b.drop("reset");
+    expect(b.takeEvents()).toEqual(["connect sp=0", "offline reset", "close reset"]);
+    b.run(1000);
+    expect(b.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0",
+      "publish q1 d1 r0 id=1 t q1", "pubrel 2", "publish q2 d1 r0 id=3 t q2b"]);
+    expect(b.takeEvents()).toEqual(["reconnect", "connect sp=1"]);
+  });
+
+  it("after a reboot: the outbox and the release markers come back from storage", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.publish("t", "q1", 1, false, undefined));
+    ok(c.publish("t", "q2", 2, false, undefined));
+    ok(c.publish("t", "later", 1, false, undefined));
+    b.send({ cmd: "pubrec", messageId: 2 });
+    b.take();
+    // power cut: a new client on the same storage
+    const b2 = new ScriptedBoard();
+    for (const k of b.storage.keys()) {
+      const buf = Buffer.alloc(100);
+      const n = b.storage.read(k, buf as never, 100);
+      b2.storage.write(k, buf as never, n);
+    }
+    b2.storage.write("mqr77", Buffer.alloc(1) as never, 0); // a marker whose message completed before the cut
+    b2.storage.write("mqo5x", Buffer.alloc(1) as never, 1); // not a record of ours: ignored
+    b2.storage.write("mqo9", Buffer.from("junk") as never, 4); // torn or foreign: removed
+    const c2 = b2.client();
+    expect(c2.outbox.count).toBe(3);
+    expect(c2.outbox.phases.slice(0, 3)).toEqual([Phase.Queued, Phase.ReleaseQueued, Phase.Queued]);
+    expect(b2.storage.keys()).toEqual(["mqo1", "mqo2", "mqo3", "mqo5x", "mqr2"]);
+    c2.start();
+    expect(b2.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0",
+      "publish q1 d1 r0 id=1 t q1", "pubrel 2", "publish q1 d1 r0 id=3 t later"]);
+    // never reuses an id in flight: 1..3 are taken, the allocator continues after them
+    ok(c2.publish("t", "new", 1, false, undefined));
+    expect(b2.take()).toEqual(["publish q1 d0 r0 id=4 t new"]);
+    b2.send({ cmd: "pubcomp", messageId: 2 });
+    expect(b2.storage.keys()).toEqual(["mqo1", "mqo3", "mqo4", "mqo5x"]);
+  });
+
+  it("packet ids wrap from 65535 to 1 and skip ids still in flight", () => {
+    const b = new ScriptedBoard();
+    const seed = b.client();
+    // a stored message with id 65535 and one with id 1 (written by an earlier run)
+    seed.start();
+    b.connect();
+    for (let i = 0; i < 2; i++) ok(seed.publish("t", `m${i}`, 1, false, undefined));
+    const buf = Buffer.alloc(64);
+    const set = (key: string, id: number) => {
+      const n = b.storage.read(key, buf as never, 64);
+      buf[n - 3 - 1] = id >> 8; // id sits after the 1-char topic: header(2) + len(2) + "t"(1)
+      buf[n - 3] = id & 255;
+      b.storage.write(key, buf as never, n);
+    };
+    set("mqo1", 1);
+    set("mqo2", 65535);
+    const b2 = new ScriptedBoard();
+    for (const k of b.storage.keys()) {
+      const n = b.storage.read(k, buf as never, 64);
+      b2.storage.write(k, buf as never, n);
+    }
+    const c = b2.client();
+    expect(c.outbox.ids.slice(0, 2)).toEqual([1, 65535]);
+    ok(c.publish("t", "next", 1, false, undefined)); // 65535 + 1 wraps to 1, in flight: 2
+    expect(c.outbox.ids.slice(0, 3)).toEqual([1, 65535, 2]);
+  });
+
+  it("a new session (session present = 0): QoS 2 past PUBREC starts again from PUBLISH, subscriptions are restored", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.subscribe(["s/1", "s/2"], [1, 2], 2, undefined, undefined));
+    expect(b.take()).toEqual(["subscribe id=1 s/1:1,s/2:2"]);
+    b.send({ cmd: "suback", messageId: 1, granted: [1, 2] });
+    ok(c.publish("t", "q2", 2, false, undefined));
+    b.send({ cmd: "pubrec", messageId: 2 });
+    b.send({ cmd: "publish", topic: "s/1", payload: "in", qos: 2, retain: false, dup: false, messageId: 7 });
+    expect(c.received.count).toBe(1);
+    ok(c.subscribe(["s/3"], [0], 1, undefined, undefined));
+    b.take();
+    b.drop("reset");
+    b.run(1000);
+    expect(b.connect(false)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0",
+      "subscribe id=4 s/1:1,s/2:2", "subscribe id=5 s/3:0", "publish q2 d0 r0 id=2 t q2"]);
+    expect(b.storage.keys()).toEqual(["mqo1"]);
+    expect(c.received.count).toBe(0); // no PUBREL will come for id 7 now
+    b.send({ cmd: "publish", topic: "s/1", payload: "new", qos: 2, retain: false, dup: false, messageId: 7 });
+    expect(b.takeEvents()).toContain("message s/1 new q2"); // not taken for a duplicate
+  });
+
+  it("with session present = 1 acknowledged subscriptions are not sent again", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.subscribe(["s/1"], [1], 1, undefined, undefined));
+    b.send({ cmd: "suback", messageId: 1, granted: [1] });
+    ok(c.subscribe(["s/2"], [1], 1, undefined, undefined)); // no SUBACK before the drop
+    b.take();
+    b.drop("reset");
+    b.run(1000);
+    // a request resent on a new connection gets a new id (ids run on; freed ones come round later)
+    expect(b.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "subscribe id=3 s/2:1"]);
+  });
+});
+
+describe("receive", () => {
+  it("QoS 0/1 delivered, QoS 1 acknowledged after delivery", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    b.takeEvents();
+    b.send({ cmd: "publish", topic: "x", payload: "0", qos: 0, retain: true, dup: false },
+      { cmd: "publish", topic: "x", payload: "1", qos: 1, retain: false, dup: true, messageId: 5 });
+    expect(b.takeEvents()).toEqual(["message x 0 q0 retain", "message x 1 q1 dup"]);
+    expect(b.take()).toEqual(["puback 5"]);
+  });
+
+  it("QoS 2 delivered once, on PUBLISH; duplicates known by packet id, not DUP", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    b.takeEvents();
+    const p = { cmd: "publish" as const, topic: "x", payload: "2", qos: 2, retain: false, dup: false, messageId: 9 };
+    b.send(p);
+    expect(b.takeEvents()).toEqual(["message x 2 q2"]);
+    expect(b.take()).toEqual(["pubrec 9"]);
+    expect(b.storage.keys()).toEqual(["mqi9"]);
+    b.send(p); // DUP clear, same id: still a duplicate
+    b.send({ ...p, dup: true });
+    expect(b.takeEvents()).toEqual([]);
+    expect(c.stats.duplicates).toBe(2);
+    expect(b.take()).toEqual(["pubrec 9", "pubrec 9"]);
+    b.send({ cmd: "pubrel", messageId: 9 });
+    expect(b.take()).toEqual(["pubcomp 9"]);
+    expect(b.storage.keys()).toEqual([]);
+    b.send({ cmd: "pubrel", messageId: 9 }); // unknown: still answered
+    expect(b.take()).toEqual(["pubcomp 9"]);
+    b.send({ ...p, payload: "again" });
+    expect(b.takeEvents()).toEqual(["message x again q2"]);
+  });
+
+  it("incoming QoS 2 ids survive a reboot", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    b.send({ cmd: "publish", topic: "x", payload: "2", qos: 2, retain: false, dup: false, messageId: 9 });
+    expect(c.received.count).toBe(1);
+    b.platform.storage.write("mqi70000", Buffer.alloc(1) as never, 0); // out of range: ignored
+    const again = b.client();
+    expect(again.received.count).toBe(1);
+    expect(again.received.has(9)).toBe(true);
+  });
+
+  it("more unreleased QoS 2 than the receive window closes the connection", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ receiveWindow: 2 });
+    c.start();
+    b.connect();
+    b.take();
+    for (let id = 1; id <= 3; id++) b.send({ cmd: "publish", topic: "x", payload: "p", qos: 2, retain: false, dup: false, messageId: id });
+    expect(b.take()).toEqual(["pubrec 1", "pubrec 2", "close"]);
+    expect(c.lastError?.code).toBe("receive-window-full");
+    expect(c.lastReason).toBe("receive-window-full");
+  });
+
+  it("a message larger than maxPacket is acknowledged, skipped and reported", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxPacket: 64 });
+    c.start();
+    b.connect();
+    b.takeEvents();
+    b.send({ cmd: "publish", topic: "big", payload: "x".repeat(100), qos: 1, retain: false, dup: false, messageId: 3 },
+      { cmd: "publish", topic: "big", payload: "y".repeat(100), qos: 2, retain: false, dup: false, messageId: 4 },
+      { cmd: "publish", topic: "small", payload: "ok", qos: 0, retain: false, dup: false });
+    expect(b.take()).toEqual(["puback 3", "pubrec 4"]);
+    expect(b.takeEvents()).toEqual(["error message-too-large", "error message-too-large", "message small ok q0"]);
+    expect(c.lastError?.message).toMatch(/100-byte message on big is larger than maxPacket \(64\)/);
+    expect(c.stats.oversize).toBe(2);
+    expect(c.received.has(4)).toBe(true);
+  });
+
+  it("routes to per-filter handlers with wildcard semantics", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    const got: string[] = [];
+    ok(c.subscribe(["a/+/c"], [1], 1, (t) => got.push(`plus ${t}`), undefined));
+    ok(c.subscribe(["a/#"], [1], 1, (t) => got.push(`hash ${t}`), undefined));
+    ok(c.subscribe(["#"], [0], 1, (t) => got.push(`all ${t}`), undefined));
+    for (const t of ["a/b/c", "a", "a/b", "$SYS/x", "b/c"]) b.send({ cmd: "publish", topic: t, payload: "", qos: 0, retain: false, dup: false });
+    expect(got).toEqual(["plus a/b/c", "hash a/b/c", "all a/b/c", "hash a", "all a", "hash a/b", "all a/b", "all b/c"]);
+    got.length = 0;
+    ok(c.unsubscribe(["a/#"], 1, undefined));
+    b.send({ cmd: "publish", topic: "a/b/c", payload: "", qos: 0, retain: false, dup: false });
+    expect(got).toEqual(["plus a/b/c", "all a/b/c"]);
+    expect(c.subscriptionCount()).toBe(2);
+  });
+});
+
+describe("subscribe and unsubscribe", () => {
+  it("reports SUBACK codes per filter; a refused filter is forgotten", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    const got: unknown[] = [];
+    ok(c.subscribe(["ok", "denied"], [2, 1], 2, undefined, (e, g) => got.push(e ?? g)));
+    expect(b.take()).toEqual(["subscribe id=1 ok:2,denied:1"]);
+    b.send({ cmd: "suback", messageId: 1, granted: [1, 0x80] });
+    expect(got).toEqual([[1, 128]]);
+    expect(c.subscriptionCount()).toBe(1);
+    // without a callback the refusal becomes an error event
+    ok(c.subscribe(["no"], [0], 1, undefined, undefined));
+    b.send({ cmd: "suback", messageId: 2, granted: [0x80] });
+    expect(c.lastError?.code).toBe("subscribe-refused");
+    expect(c.lastError?.message).toMatch(/no \(SUBACK 0x80\)/);
+    ok(c.unsubscribe(["ok"], 1, (e) => got.push(e ?? "unsubscribed")));
+    expect(b.take()).toEqual(["subscribe id=2 no:0", "unsubscribe id=3 ok"]);
+    b.send({ cmd: "unsuback", messageId: 3 });
+    expect(got).toEqual([[1, 128], "unsubscribed"]);
+    b.send({ cmd: "unsuback", messageId: 3 }); // unknown id: ignored
+    expect(c.stats.ignored).toBe(1);
+  });
+
+  it("refuses invalid or too many requests", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxRequests: 1, maxPacket: 64 });
+    expect(c.subscribe(["a/#/b"], [0], 1, undefined, undefined)?.code).toBe("invalid-filter");
+    expect(c.subscribe([], [], 0, undefined, undefined)?.code).toBe("no-filters");
+    expect(c.subscribe(["x".repeat(80)], [0], 1, undefined, undefined)?.code).toBe("message-too-large");
+    ok(c.subscribe(["a"], [0], 1, undefined, undefined));
+    expect(c.unsubscribe(["a"], 1, undefined)?.code).toBe("too-many-requests");
+  });
+
+  it("restores many filters in as few SUBSCRIBE packets as fit", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxPacket: 64 });
+    c.start();
+    b.connect();
+    for (let i = 0; i < 6; i++) {
+      ok(c.subscribe([`filter/number/${i}`], [1], 1, undefined, undefined));
+      b.send({ cmd: "suback", messageId: i + 1, granted: [1] });
+    }
+    b.take();
+    b.drop("reset");
+    b.run(1000);
+    const lines = b.connect(false).filter((l) => l.startsWith("subscribe"));
+    expect(lines).toEqual(["subscribe id=7 filter/number/0:1,filter/number/1:1,filter/number/2:1",
+      "subscribe id=8 filter/number/3:1,filter/number/4:1,filter/number/5:1"]);
+  });
+});
+
+describe("protocol violations", () => {
+  const connected = () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    b.take();
+    b.takeEvents();
+    return { b, c };
+  };
+
+  it("ignores acknowledgements for unknown ids", () => {
+    const { b, c } = connected();
+    b.send({ cmd: "puback", messageId: 40 }, { cmd: "pubcomp", messageId: 41 }, { cmd: "suback", messageId: 42, granted: [0] });
+    b.send({ cmd: "pubrec", messageId: 43 }); // unknown PUBREC: PUBREL lets the broker free it
+    expect(c.stats.ignored).toBe(4);
+    expect(b.take()).toEqual(["pubrel 43"]);
+    expect(c.state).toBe(State.Connected);
+  });
+
+  const closes = (name: string, act: (b: ScriptedBoard, c: ReturnType<ScriptedBoard["client"]>) => void, code: string, re: RegExp) =>
+    it(name, () => {
+      const { b, c } = connected();
+      act(b, c);
+      expect(c.lastError?.code).toBe(code);
+      expect(c.lastError?.message).toMatch(re);
+      expect(b.take()).toContain("close");
+      b.run();
+      expect(c.state).toBe(State.Waiting);
+      expect(c.lastReason).toBe(code);
+    });
+
+  closes("PUBREC for a QoS 1 message", (b, c) => {
+    ok(c.publish("t", "1", 1, false, undefined));
+    b.send({ cmd: "pubrec", messageId: 1 });
+  }, "protocol-error", /PUBREC for QoS 1/);
+  closes("PUBACK for a QoS 2 message", (b, c) => {
+    ok(c.publish("t", "2", 2, false, undefined));
+    b.send({ cmd: "puback", messageId: 1 });
+  }, "protocol-error", /PUBACK for QoS 2/);
+  closes("a second CONNACK", (b) => b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 }), "protocol-error", /second CONNACK/);
+  closes("a malformed packet", (b) => b.raw(Buffer.from([0x40, 0x03, 0, 1, 0])), "malformed-packet", /bad-length/);
+  closes("SUBACK with the wrong number of codes", (b, c) => {
+    ok(c.subscribe(["a", "b"], [0, 0], 2, undefined, undefined));
+    b.send({ cmd: "suback", messageId: 1, granted: [0] });
+  }, "protocol-error", /1 return codes for 2 filters/);
+  closes("UNSUBACK for a SUBSCRIBE", (b, c) => {
+    ok(c.subscribe(["a"], [0], 1, undefined, undefined));
+    b.send({ cmd: "unsuback", messageId: 1 });
+  }, "protocol-error", /UNSUBACK answers/);
+
+  it("a packet before CONNACK", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.run();
+    b.accept();
+    b.send({ cmd: "pingresp" });
+    expect(c.lastError?.code).toBe("protocol-error");
+    expect(c.lastError?.message).toMatch(/before CONNACK/);
+  });
+});
+
+describe("keepalive", () => {
+  it("PINGREQ after keepalive seconds without sending; no PINGRESP → dead link → reconnect", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ keepalive: 10, pingTimeoutMs: 3000 });
+    c.start();
+    b.connect();
+    b.run(9999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["pingreq"]);
+    b.send({ cmd: "pingresp" });
+    b.run(9999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["pingreq"]);
+    b.run(2999);
+    expect(c.state).toBe(State.Connected);
+    b.run(1);
+    expect(b.take()).toEqual(["close"]);
+    b.run();
+    expect(c.lastReason).toBe("ping-timeout");
+    expect(b.takeEvents()).toEqual(["connect sp=0", "offline ping-timeout", "close ping-timeout"]);
+    expect(c.stats.pings).toBe(2);
+  });
+
+  it("sending resets the keepalive clock; a silent broker is pinged after keepalive seconds anyway", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ keepalive: 10 });
+    c.start();
+    b.connect();
+    b.run(6000);
+    ok(c.publish("t", "x", 0, false, undefined));
+    b.send({ cmd: "publish", topic: "in", payload: "", qos: 0, retain: false, dup: false }); // received at 6 s
+    b.take();
+    b.run(9999); // 15.999 s: sent at 6, received at 6
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["pingreq"]);
+    expect(c.stats.pings).toBe(1);
+    // broker keeps talking, client silent: ping on the send side
+    b.send({ cmd: "pingresp" });
+    for (let i = 0; i < 3; i++) {
+      b.run(4000);
+      b.send({ cmd: "publish", topic: "in", payload: "", qos: 0, retain: false, dup: false });
+    }
+    expect(b.take()).toEqual(["pingreq"]);
+  });
+
+  it("keepalive 0 never pings", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ keepalive: 0 });
+    c.start();
+    b.connect();
+    b.run(1000000);
+    expect(b.take()).toEqual([]);
+    expect(c.stats.pings).toBe(0);
+  });
+});
+
+describe("reconnect, backoff and failover", () => {
+  /** Times between dial attempts while every attempt is refused. */
+  function dialGaps(b: ScriptedBoard, attempts: number): Array<[string, number]> {
+    const out: Array<[string, number]> = [];
+    let last = -1;
+    for (let t = 0; t < 200000 && out.length < attempts; t += 10) {
+      const line = b.take().find((l) => l.startsWith("open"));
+      if (line !== undefined) {
+        out.push([line.slice(5), last < 0 ? 0 : t - last]);
+        last = t;
+        b.drop("refused");
+      }
+      b.run(10);
+    }
+    return out;
+  }
+
+  it("doubles the delay per failed round over the brokers, capped, with jitter down to half", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], reconnectMinMs: 1000, reconnectMaxMs: 8000 });
+    c.start();
+    expect(dialGaps(b, 9)).toEqual([["a:1", 0], ["b:2", 1000], ["a:1", 2000], ["b:2", 1000], ["a:1", 4000], ["b:2", 1000],
+      ["a:1", 8000], ["b:2", 1000], ["a:1", 8000]]);
+    expect(c.stats.attempts).toBe(9);
+
+    const low = new ScriptedBoard();
+    low.jitter = () => 0;
+    low.client({ reconnectMinMs: 1000, reconnectMaxMs: 8000 }).start();
+    expect(dialGaps(low, 6).map((g) => g[1])).toEqual([0, 1000, 2000, 4000, 4000, 4000]);
+  });
+
+  it("after a working connection breaks, starts again from the first broker", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 0 });
+    c.start();
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    expect(b.connect()).toContain("open b:2");
+    expect(c.broker).toBe(1);
+    b.drop("reset");
+    b.run(1000);
+    expect(b.take()).toEqual(["open a:1"]);
+  });
+
+  it("returns to the first broker after primaryRetry seconds on a fallback, with DISCONNECT", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 60, keepalive: 0 });
+    c.start();
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    b.run(59999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["disconnect", "close"]);
+    b.run();
+    expect(b.take()).toEqual(["open a:1"]);
+    expect(c.lastReason).toBe("primary-retry");
+  });
+
+  it("QoS 0 while offline: a bounded RAM queue, oldest dropped and counted", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ offlineQueue: 3 });
+    for (let i = 1; i <= 5; i++) ok(c.publish("t", `${i}`, 0, false, undefined));
+    expect(c.stats.dropped).toBe(2);
+    expect(c.offlineCount()).toBe(3);
+    c.start();
+    expect(b.connect().filter((l) => l.startsWith("publish"))).toEqual(["publish q0 d0 r0 t 3", "publish q0 d0 r0 t 4", "publish q0 d0 r0 t 5"]);
+    const none = new ScriptedBoard().client({ offlineQueue: 0 });
+    ok(none.publish("t", "x", 0, false, undefined));
+    expect(none.stats.dropped).toBe(1);
+  });
+});
+
+describe("end", () => {
+  it("sends DISCONNECT, closes, and keeps unacknowledged messages for the next start", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.publish("t", "kept", 1, false, undefined));
+    b.take();
+    c.end();
+    expect(b.take()).toEqual(["disconnect", "close"]);
+    b.run();
+    expect(c.state).toBe(State.Stopped);
+    expect(b.takeEvents()).toEqual(["connect sp=0", "offline ", "close ", "end"]);
+    expect(b.storage.keys()).toEqual(["mqo1"]);
+    c.start();
+    expect(b.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d1 r0 id=1 t kept"]);
+  });
+
+  it("while dialling, while waiting and before start", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.end(); // not started: nothing
+    expect(b.takeEvents()).toEqual([]);
+    c.start();
+    b.run();
+    b.accept();
+    c.end();
+    b.run();
+    expect(c.state).toBe(State.Stopped);
+    c.start();
+    b.run();
+    b.drop("refused");
+    expect(c.state).toBe(State.Waiting);
+    c.end();
+    expect(c.state).toBe(State.Stopped);
+    b.run(100000);
+    expect(b.take().filter((l) => l.startsWith("open"))).toEqual(["open a:1883", "open a:1883"]);
+  });
+});
