@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean
+.PHONY: all deps build guard test bench clean sim
 
 all: build
 
@@ -16,6 +16,10 @@ guard: deps
 
 test: deps
 	@node tools/test.mjs
+
+# One simulated board publishing a counter to a mosquitto it starts (or BROKER=host:port).
+sim: build
+	@node dist/node/host-sim/sim.js
 
 clean:
 	rm -rf dist
