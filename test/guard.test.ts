@@ -172,6 +172,7 @@ const BUNDLE_CASES: Array<[string, string, number]> = [
   ["hoisting", "(()=>{function f(){return h()}\nvar a=f();\nfunction h(){return 1}})();", 2],
   ["hoisting", "function outer(){var r=inner();\nfunction inner(){return 1}\nreturn r}", 1],
   ["bigint", "var n=10n;", 1],
+  ["class-self-name", "var A=class B{\nstatic m(){return new B}};", 2],
   ["js-syntax", "var x=;", 1],
 ];
 
@@ -193,6 +194,7 @@ describe("dialect guard: planted violations in a built Espruino bundle are caugh
     "(()=>{function a(t){return t+1}var t=3;function b(){return a(t)}b()})();",
     "var o={get x(){return 1},y(){return 2}};var f=[];for(var i=0;i<3;i++)f.push(function(){return i});",
     "class A{constructor(){this.x=1}static s(){return new A}}var m={}.hasOwnProperty;var s=[].slice.call([1]);",
+    "var A=class B{m(){return 1}};var C=class{m(){return new A}};",
   ];
   for (const code of ok) {
     it(`accepts: ${code}`, () => {

@@ -163,7 +163,8 @@ export class Client {
   static create(p: Platform, o: ClientOptions, ev: ClientEvents): Client | PetrelError {
     const s = settle(o, p.chipId);
     if ("code" in s) return s;
-    const c = new Client(p, s, ev);
+    // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
+    const c = new this(p, s, ev);
     const n = encodeConnect(c.tx, 0, s.maxPacket, c.connect);
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecErrorMessage(n)} (client id, user name, will); fix: correct that option`);
     const r = c.outbox.load(c.tx, s.maxPacket);

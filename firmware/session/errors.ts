@@ -18,7 +18,7 @@ const CONNACK_HELP = [
   "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board",
   "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log",
   "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user",
-  "the broker says this client is not authorized to connect (return code 5); fix: check the broker's ACL or listener settings (anonymous access, required certificates)",
+  "the broker says this client is not authorized to connect (return code 5); fix: check the username and password (mosquitto 2 answers a wrong password or a missing user name with this code), then the broker's listener settings (anonymous access, required certificates)",
 ];
 
 /** The error for a refused CONNACK (return code 1..5; anything else is a malformed packet). */

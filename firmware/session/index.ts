@@ -1,4 +1,4 @@
-export { Client, State, type ClientEvents, type ClientStats, type MessageHandler } from "./client";
+export { Client, type ClientEvents, type ClientStats, type MessageHandler } from "./client";
 export { connackError, explainClose } from "./errors";
 export { MqttClient, connect, type MessageInfo, type PublishOptions, type SubscribeOptions } from "./mqtt";
 export type { BrokerAddress, ClientOptions, WillMessage } from "./options";

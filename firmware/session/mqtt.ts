@@ -120,7 +120,14 @@ export class MqttClient {
   end(cb?: (this: void) => void): this {
     if (cb !== undefined) {
       if (this.core.state === State.Stopped) cb();
-      else this.on("end", cb);
+      else {
+        // Once: a later end() (after reconnect) must not call this callback again.
+        const once = (): void => {
+          this.removeListener("end", once);
+          cb();
+        };
+        this.on("end", once);
+      }
     }
     this.core.end();
     return this;

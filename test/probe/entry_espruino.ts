@@ -6,6 +6,7 @@ import "./suites/bytes";
 import "./suites/codec";
 import "./suites/time";
 import "./suites/sched";
+import "./suites/session";
 
 /** Set by the harness in front of the bundle: the case lines. */
 declare const PROBE_INPUT: string;

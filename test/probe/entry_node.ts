@@ -6,6 +6,7 @@ import "./suites/bytes";
 import "./suites/codec";
 import "./suites/time";
 import "./suites/sched";
+import "./suites/session";
 
 installPort(nodePort);
 

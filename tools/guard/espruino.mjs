@@ -141,6 +141,10 @@ export function checkEspruinoBundle(code, file) {
         break;
       case "ClassDeclaration": case "ClassExpression":
         if (n.superClass && isGlobal(n.superClass) && ERROR_CLASSES.has(n.superClass.name)) report(n, "extends-error", n.superClass.name);
+        if (n.type === "ClassExpression" && n.id) {
+          const self = references(n.body, { skipFunctions: false }).find((r) => r.name === n.id.name);
+          if (self) report(self, "class-self-name", n.id.name);
+        }
         break;
       case "MemberExpression":
         if (!n.computed && n.property.type === "Identifier") {

@@ -2,6 +2,8 @@ import { installPort, port } from "../../port/port";
 import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopicShape,
   checkUtf8, codecErrorMessage, codecErrorName, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader,
   encodeSubscribe, encodeUnsubscribe, payloadSize, remainingLengthSize, topicMatches, writeRemainingLength } from "../../codec/index";
+import { Client, MqttClient, connackError, connect, explainClose } from "../../session/index";
+import { IDLE, Scheduler } from "../../sched/scheduler";
 import { espruinoPort } from "./port";
 
 declare const global: { [name: string]: unknown };
@@ -20,4 +22,5 @@ global["Petrel"] = {
   port, Decoder, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader, encodeSubscribe,
   encodeUnsubscribe, payloadSize, remainingLengthSize, writeRemainingLength, codecErrorMessage, codecErrorName,
   checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
+  Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE,
 };

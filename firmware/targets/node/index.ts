@@ -6,3 +6,5 @@ installPort(nodePort);
 
 export { port };
 export * from "../../codec/index";
+export * from "../../session/index";
+export { Scheduler, IDLE } from "../../sched/scheduler";

@@ -1,0 +1,201 @@
+import type { Bytes, Chunk, Wire } from "../../../firmware/port/bytes";
+import { port } from "../../../firmware/port/port";
+import type { Storage } from "../../../firmware/port/storage";
+import type { TransportEvents } from "../../../firmware/port/transport";
+import { Scheduler } from "../../../firmware/sched/scheduler";
+import { elapsed } from "../../../firmware/sched/time";
+import { Client } from "../../../firmware/session/client";
+import type { Platform } from "../../../firmware/session/platform";
+import { argBytes, argInt, outChunk, register } from "../probe";
+import { VirtualClock } from "../virtual-clock";
+
+// The session on every runtime: a scripted board (transport, resolver, RAM storage) on a
+// virtual clock 3 s before its wrap. Each scenario returns its transcript: what the client
+// wrote (hex), the events it reported, and when it dialled.
+
+const START = 2147480647;
+
+/** RAM records (the board's flash), in the firmware dialect. */
+function probeStorage(): Storage {
+  const recs: { [key: string]: Bytes } = {};
+  const lens: { [key: string]: number } = {};
+  return {
+    write: (key: string, data: Bytes, length: number) => {
+      const copy = port.bytes.alloc(length > 0 ? length : 1);
+      if (length > 0) port.bytes.copy(copy, 0, data, 0, length);
+      recs[key] = copy;
+      lens[key] = length;
+      return 0;
+    },
+    read: (key: string, into: Bytes, cap: number) => {
+      const n = lens[key];
+      if (n === undefined || n < 0) return -1;
+      if (n > cap) return -2;
+      if (n > 0) port.bytes.copy(into, 0, recs[key], 0, n);
+      return n;
+    },
+    remove: (key: string) => {
+      if (lens[key] !== undefined) lens[key] = -1;
+    },
+    list: (prefix: string) => {
+      const out: string[] = [];
+      for (const key in lens) {
+        if (lens[key] >= 0 && key.substring(0, prefix.length) === prefix) out[out.length] = key;
+      }
+      return out;
+    },
+  };
+}
+
+class Board {
+  readonly vc = new VirtualClock(START);
+  readonly log: string[] = [];
+  readonly platform: Platform;
+  private queue: (() => void)[] = [];
+  private ev: TransportEvents | undefined = undefined;
+
+  constructor(storage: Storage) {
+    const sched = new Scheduler(this.vc.clock, this.vc.timer, 1000, undefined);
+    this.platform = {
+      clock: this.vc.clock,
+      sched: sched,
+      storage: storage,
+      log: { write: () => {} },
+      random: (n: number) => n - 1,
+      chipId: "probe",
+      resolver: {
+        resolve: (host: string, done: (this: void, a: string, e: string) => void) => {
+          this.later(() => done(host, ""));
+        },
+      },
+      transport: {
+        open: (host: string, p: number, _tls: boolean, ev: TransportEvents) => {
+          this.log[this.log.length] = "open " + host + ":" + p + " t=" + elapsed(START, this.vc.t);
+          this.ev = ev;
+        },
+        write: (w: Wire) => {
+          this.log[this.log.length] = "w " + outChunk(port.bytes.wireAsChunk(w));
+          return true;
+        },
+        close: () => {
+          this.log[this.log.length] = "close";
+          const ev = this.ev;
+          this.ev = undefined;
+          if (ev !== undefined) this.later(() => ev.onClose(""));
+        },
+      },
+    };
+  }
+
+  later(f: () => void): void {
+    this.queue[this.queue.length] = f;
+  }
+
+  flush(): void {
+    for (let round = 0; round < 100 && this.queue.length > 0; round++) {
+      const q = this.queue;
+      this.queue = [];
+      for (let k = 0; k < q.length; k++) q[k]();
+    }
+  }
+
+  run(ms: number): void {
+    this.flush();
+    this.vc.advance(ms);
+    this.flush();
+  }
+
+  accept(): void {
+    const ev = this.ev;
+    if (ev !== undefined) this.later(() => ev.onOpen());
+    this.flush();
+  }
+
+  drop(reason: string): void {
+    const ev = this.ev;
+    this.ev = undefined;
+    if (ev !== undefined) this.later(() => ev.onClose(reason));
+    this.flush();
+  }
+
+  /** The broker sends these bytes (hex, as one chunk). */
+  recv(hex: string): void {
+    const b = argBytes("h:" + hex);
+    const chunk: Chunk = port.bytes.wireAsChunk(port.bytes.toWire(b, 0, port.ints.idiv(hex.length, 2)));
+    const ev = this.ev;
+    if (ev !== undefined) this.later(() => ev.onData(chunk));
+    this.flush();
+  }
+
+  note(s: string): void {
+    this.log[this.log.length] = s;
+  }
+
+  client(storageKeepalive: number): Client {
+    const c = Client.create(this.platform, {
+      brokers: [{ host: "h", port: 1883 }], clientId: "b1", keepalive: storageKeepalive, pingTimeoutMs: 2000,
+      reconnectMinMs: 1000, reconnectMaxMs: 4000,
+    }, {
+      onConnect: (sp: boolean) => this.note("connect sp=" + (sp ? "1" : "0")),
+      onMessage: (topic: string, payload: Wire, qos: number) => this.note("message " + topic + " " + outChunk(port.bytes.wireAsChunk(payload)) + " q" + qos),
+      onOffline: (reason: string) => this.note("offline " + reason),
+      onError: (e) => this.note("error " + e.code),
+    });
+    return c as Client;
+  }
+}
+
+function transcript(b: Board): string {
+  return b.log.join(";");
+}
+
+/** QoS 1/2 out, a drop, resume with DUP and PUBREL, QoS 2 in with a duplicate, keepalive, dead link. */
+function flow(): string {
+  const b = new Board(probeStorage());
+  const c = b.client(10);
+  c.start();
+  b.run(0);
+  b.accept();
+  b.recv("20020000");
+  c.publish("t", "a", 1, false, () => b.note("done a"));
+  c.publish("t", "b", 2, false, () => b.note("done b"));
+  c.subscribe(["s/#"], [2], 1, undefined, (_e, g) => b.note("suback " + (g !== undefined ? g[0] : -1)));
+  b.recv("50020002" + "9003000302");
+  b.drop("reset");
+  b.run(1000);
+  b.accept();
+  b.recv("20020100");
+  b.recv("40020001" + "70020002");
+  const pub = "3409" + "0003732f78" + "0005" + "6869"; // QoS 2, s/x, id 5, "hi"
+  b.recv(pub + pub);
+  b.recv("62020005");
+  b.run(10000);
+  b.run(2000);
+  b.run(0);
+  return transcript(b);
+}
+
+/** A reboot: what one client stored, the next one (same flash) resumes. */
+function reboot(): string {
+  const storage = probeStorage();
+  const first = new Board(storage);
+  const c1 = first.client(0);
+  c1.publish("t", "kept", 1, false, undefined);
+  c1.publish("t", "two", 2, false, undefined);
+  const b = new Board(storage);
+  const c2 = b.client(0);
+  b.note("outbox " + c2.outbox.count);
+  c2.start();
+  b.run(0);
+  b.accept();
+  b.recv("20020100");
+  c2.publish("t", "new", 1, false, undefined);
+  return transcript(b);
+}
+
+register("session.scenario", (args) => {
+  const n = argInt(args[0]);
+  if (n === 1) return flow();
+  if (n === 2) return reboot();
+  return "!no-scenario";
+});
