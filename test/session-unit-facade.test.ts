@@ -161,3 +161,25 @@ describe("session corners", () => {
     expect(got).toEqual(["a", "c", "b"]);
   });
 });
+
+describe("outbox records that are not a stored PUBLISH", () => {
+  it("are removed at start-up, whatever is wrong with them, and counted", () => {
+    const b = new ScriptedBoard();
+    const put = (key: string, bytes: number[]) => b.storage.write(key, Buffer.from(bytes) as never, bytes.length);
+    put("mqo1", [0x32, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // good: QoS 1, "t", id 1, "a"
+    put("mqo2", [0x30, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 0: never stored
+    put("mqo3", [0x36, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 3
+    put("mqo4", [0x40, 0x02, 0, 1, 0, 0, 0]); // PUBACK
+    put("mqo5", [0x32, 0x09, 0, 1, 0x74, 0, 1, 0x61]); // length disagrees with the record
+    put("mqo6", [0x32, 0x06, 0, 1, 0x74, 0, 0, 0x61]); // packet id 0
+    put("mqo7", [0x32, 0x06, 0, 9, 0x74, 0, 1, 0x61]); // topic runs past the end
+    put("mqo8", [0x32, 0x80, 0x80, 0x80, 0x80, 0x01, 0]); // five-byte remaining length
+    put("mqo9", [0x32]); // too short
+    put("mqo1234567890", [0x32]); // not a record number: left alone
+    put("mqo", [0x32]); // no number: left alone
+    const c = b.client();
+    expect(c.outbox.count).toBe(1);
+    expect(c.outbox.ids[0]).toBe(1);
+    expect(b.storage.keys()).toEqual(["mqo", "mqo1", "mqo1234567890"]);
+  });
+});
