@@ -674,6 +674,52 @@ describe("reconnect, backoff and failover", () => {
     b.run();
     expect(b.take()).toEqual(["open a:1"]);
     expect(c.lastReason).toBe("primary-retry");
+    // the first is still down: back to the second, and the next try comes after twice as long
+    b.drop("refused");
+    b.run(1000);
+    expect(b.connect()).toEqual(["open b:2", "connect petrel-c0ffee clean=0 ka=0"]);
+    b.run(119999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["disconnect", "close"]);
+    // this time the first answers: the period starts over from primaryRetry
+    b.run();
+    expect(b.connect()).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0"]);
+    expect(c.broker).toBe(0);
+    b.drop("reset");
+    b.run(1000);
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    expect(c.broker).toBe(1);
+    b.run(59999);
+    expect(b.take()).toEqual([]);
+    b.run(1);
+    expect(b.take()).toEqual(["disconnect", "close"]);
+  });
+
+  it("the primary retry period stops growing at 16 times primaryRetry", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 10 });
+    c.start();
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    const periods: number[] = [];
+    for (let round = 0; round < 7; round++) {
+      let waited = 0;
+      while (!b.take().includes("disconnect") && waited < 1000000) {
+        b.run(1000);
+        waited += 1000;
+      }
+      periods.push(waited);
+      b.run();
+      b.drop("refused"); // the first is still down
+      b.run(1000);
+      b.connect();
+    }
+    expect(periods).toEqual([10000, 20000, 40000, 80000, 160000, 160000, 160000]);
   });
 
   it("QoS 0 while offline: a bounded RAM queue, oldest dropped and counted", () => {

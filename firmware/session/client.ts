@@ -120,6 +120,9 @@ export class Client {
   /** Sequence number of the outbox record whose packet is in `tx`, 0 when none. */
   private txSeq = 0;
   private nextId = 1;
+  /** How long to stay on a fallback broker before trying the first again (grows while it stays down). */
+  private primaryEvery = 0;
+  private retryingPrimary = false;
 
   /** Subscriptions to restore when the broker has no session: filter, QoS, handler. */
   private readonly subFilters: string[] = [];
@@ -151,6 +154,7 @@ export class Client {
       c.will = { topic: s.will.topic, payload: s.will.payload, qos: s.will.qos !== undefined ? s.will.qos : 0, retain: s.will.retain === true };
     }
     this.connect = c;
+    this.primaryEvery = s.primaryRetryMs;
     this.task = p.sched.add({ name: "mqtt", step: (now: number) => this.step(now) }, 0);
     p.sched.remove(this.task);
   }
@@ -527,6 +531,7 @@ export class Client {
     let delay: number;
     if (reason === "primary-retry") {
       this.broker = 0;
+      this.retryingPrimary = true;
       delay = 0;
     } else if (wasUp) {
       // a working connection broke: start again from the first broker, soon
@@ -613,8 +618,8 @@ export class Client {
   private keepalive(now: number): number {
     const s = this.settings;
     let next = IDLE;
-    if (s.primaryRetryMs > 0 && this.broker > 0) {
-      const left = s.primaryRetryMs - elapsed(this.connectedAt, now);
+    if (this.primaryEvery > 0 && this.broker > 0) {
+      const left = this.primaryEvery - elapsed(this.connectedAt, now);
       if (left <= 0) {
         this.p.log.write(LOG_INFO, "mqtt: trying the first broker again");
         this.sendControl(encodeEmpty(this.ack, 0, ACK_BUF, PacketType.Disconnect));
@@ -714,6 +719,7 @@ export class Client {
     this.lastRecv = now;
     this.sessionPresent = d.sessionPresent;
     this.stats.connects = this.stats.connects + 1;
+    this.primaryBackoff();
     const b = this.settings.brokers[this.broker];
     this.p.log.write(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
     if (!d.sessionPresent) {
@@ -730,6 +736,22 @@ export class Client {
     this.sendRequests();
     this.pump();
     this.flushOffline();
+  }
+
+  /**
+   * On the first broker the primary retry period starts over; back on a fallback because the
+   * first is still down, it doubles (up to 16 times primaryRetry, at most 12 hours), so a long
+   * outage of the first broker does not cut the working connection every few minutes.
+   */
+  private primaryBackoff(): void {
+    const s = this.settings;
+    if (this.broker === 0) this.primaryEvery = s.primaryRetryMs;
+    else if (this.retryingPrimary) {
+      let cap = s.primaryRetryMs * 16;
+      if (cap > 43200000) cap = 43200000;
+      this.primaryEvery = this.primaryEvery * 2 < cap ? this.primaryEvery * 2 : cap;
+    }
+    this.retryingPrimary = false;
   }
 
   /** The broker lost the session: subscribe again to every filter (before any pending request). */
