@@ -25,5 +25,7 @@ clean:
 	rm -rf dist
 
 .PHONY: bench
+# The codec against mqtt-packet, then the session against MQTT.js on a real mosquitto.
 bench: build
 	@node bench/codec.cjs
+	@node bench/session.cjs

@@ -156,7 +156,7 @@ for (const [exe, bit] of [["lua5.1", true], ["lua5.3", false]]) {
     require("firmware.targets.nodemcu.index")
     collectgarbage("collect"); print(string.format("%.1f", collectgarbage("count") - before))`;
   const r = spawnSync(exe, ["-e", code], { encoding: "utf8" });
-  console.log(`  Lua heap after loading the codec on ${exe}: ${r.status === 0 ? r.stdout.trim() + " KB" : "not measured: " + r.stderr.trim()} (host proxy for NodeMCU)`);
+  console.log(`  Lua heap after loading the entry (codec, scheduler, session) on ${exe}: ${r.status === 0 ? r.stdout.trim() + " KB" : "not measured: " + r.stderr.trim()} (host proxy for NodeMCU)`);
 }
 if (process.env.ESPRUINO) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-bench-"));

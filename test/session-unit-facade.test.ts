@@ -99,11 +99,11 @@ describe("error explanations", () => {
   it("every close reason and CONNACK code has a sentence, and those users can fix name the fix", () => {
     const reasons = ["refused", "reset", "timeout", "not-found", "no-network", "unreachable", "tls", "tls-expired",
       "tls-name-mismatch", "tls-untrusted", "tls-client-cert-required", "connect-timeout", "ping-timeout",
-      "malformed-packet", "protocol-error", "receive-window-full", "primary-retry"];
+      "malformed-packet", "protocol-error", "primary-retry"];
     const texts = new Set(reasons.map(explainClose));
     expect(texts.size).toBe(reasons.length);
     for (const r of ["refused", "timeout", "not-found", "unreachable", "tls", "tls-expired", "tls-name-mismatch", "tls-untrusted",
-      "tls-client-cert-required", "connect-timeout", "receive-window-full"]) expect(explainClose(r)).toMatch(/fix: /);
+      "tls-client-cert-required", "connect-timeout"]) expect(explainClose(r)).toMatch(/fix: /);
     expect(explainClose("")).toBe("closed by this client");
     expect(explainClose("weird")).toBe("the connection closed (weird)");
     for (let rc = 1; rc <= 5; rc++) expect(connackError(rc).message).toMatch(new RegExp(`return code ${rc}.*fix: `));

@@ -67,6 +67,8 @@ export interface ClientStats {
   ignored: number;
   /** Incoming PUBLISH packets larger than maxPacket, acknowledged and reported. */
   oversize: number;
+  /** Incoming QoS 2 ids forgotten before their PUBREL because receiveWindow was full. */
+  evicted: number;
   pings: number;
 }
 
@@ -88,7 +90,7 @@ export class Client {
   lastReason = "";
   /** The last error reported (for diag). */
   lastError: PetrelError | undefined = undefined;
-  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, pings: 0 };
+  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, evicted: 0, pings: 0 };
   readonly outbox: Outbox;
   readonly received: Received;
 
@@ -811,8 +813,13 @@ export class Client {
         return;
       }
       if (this.received.count >= this.settings.receiveWindow) {
-        this.violation("receive-window-full", `${this.received.count} QoS 2 messages wait for PUBREL`);
-        return;
+        // MQTT 3.1.1 has no receive maximum and mosquitto does not bound unreleased QoS 2 to
+        // its window: forget the oldest id rather than refuse the stream. Its protection matters
+        // only if the broker sends that PUBLISH again before PUBREL, which it does only after a
+        // reconnect.
+        this.received.evictOldest();
+        this.stats.evicted = this.stats.evicted + 1;
+        if (this.stats.evicted === 1) this.p.log.write(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
       }
       if (this.received.add(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
     }

@@ -46,7 +46,6 @@ export function explainClose(reason: string): string {
     case "ping-timeout": return "no PINGRESP in time: the link is dead (half-open TCP); the client reconnects";
     case "malformed-packet": return "the broker sent a malformed packet; the client reconnects (if it repeats: check the broker version)";
     case "protocol-error": return "the broker broke the MQTT protocol; the client reconnects";
-    case "receive-window-full": return "the broker sent more unreleased QoS 2 messages than the receive window holds; fix: raise receiveWindow or lower the broker's max_inflight_messages";
     case "primary-retry": return "left a fallback broker to try the first broker again";
     default: return "the connection closed (" + reason + ")";
   }

@@ -42,7 +42,7 @@ export interface ClientOptions {
   maxPacket?: number;
   /** [10] QoS 0 messages kept in RAM while offline (oldest dropped first, counted). */
   offlineQueue?: number;
-  /** [32] Incoming QoS 2 messages between PUBREC and PUBREL (ids only). */
+  /** [64] Incoming QoS 2 ids kept between PUBREC and PUBREL; beyond it the oldest is forgotten (counted). */
   receiveWindow?: number;
   /** [8] Subscribe/unsubscribe requests waiting for their acknowledgement. */
   maxRequests?: number;
@@ -140,7 +140,7 @@ export function settle(o: ClientOptions, chipId: string): Settings | PetrelError
     outboxBytes: num("outboxBytes", o.outboxBytes, 32768, maxPacket, 1073741824, errs),
     maxPacket: maxPacket,
     offlineQueue: num("offlineQueue", o.offlineQueue, 10, 0, 10000, errs),
-    receiveWindow: num("receiveWindow", o.receiveWindow, 32, 1, 65535, errs),
+    receiveWindow: num("receiveWindow", o.receiveWindow, 64, 1, 65535, errs),
     maxRequests: num("maxRequests", o.maxRequests, 8, 1, 1000, errs),
     connectTimeoutMs: num("connectTimeoutMs", o.connectTimeoutMs, 10000, 100, 600000, errs),
     pingTimeoutMs: num("pingTimeoutMs", o.pingTimeoutMs, keepalive > 0 && keepalive < 10 ? keepalive * 1000 : 10000, 100, 600000, errs),

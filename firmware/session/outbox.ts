@@ -269,17 +269,27 @@ export class Received {
     return this.storage.write(this.key + id, this.empty, 0);
   }
 
-  /** Removes an id (PUBREL); false when it was not listed. */
+  /** Removes an id (PUBREL); false when it was not listed. Keeps the others in arrival order. */
   remove(id: number): boolean {
     for (let k = 0; k < this.count; k++) {
       if (this.ids[k] === id) {
-        this.count = this.count - 1;
-        this.ids[k] = this.ids[this.count];
-        this.storage.remove(this.key + id);
+        this.drop(k);
         return true;
       }
     }
     return false;
+  }
+
+  /** Forgets the id that has waited longest for its PUBREL (the list is full). */
+  evictOldest(): void {
+    if (this.count > 0) this.drop(0);
+  }
+
+  private drop(k: number): void {
+    const id = this.ids[k];
+    this.count = this.count - 1;
+    for (let j = k; j < this.count; j++) this.ids[j] = this.ids[j + 1];
+    this.storage.remove(this.key + id);
   }
 
   /** The broker's session is gone: no PUBREL will come for any listed id. */
