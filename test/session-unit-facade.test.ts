@@ -183,3 +183,95 @@ describe("outbox records that are not a stored PUBLISH", () => {
     expect(b.storage.keys()).toEqual(["mqo", "mqo1", "mqo1234567890"]);
   });
 });
+
+describe("re-entrancy and storage trouble", () => {
+  it("end() from inside a message handler stops at once: the QoS 1 PUBACK is not sent (the broker resends)", () => {
+    const b = new ScriptedBoard();
+    let c: ReturnType<ScriptedBoard["client"]> | undefined;
+    c = b.client({}, { onMessage: () => c?.end() });
+    c.start();
+    b.connect();
+    b.send({ cmd: "publish", topic: "x", payload: "1", qos: 1, retain: false, dup: false, messageId: 4 },
+      { cmd: "publish", topic: "x", payload: "2", qos: 0, retain: false, dup: false });
+    expect(b.take()).toEqual(["disconnect", "close"]);
+    b.run();
+    expect(c.state).toBe(State.Stopped);
+    expect(c.stats.delivered).toBe(1);
+  });
+
+  it("end() from inside onConnect: nothing queued is sent; start() twice is one start; end() while closing finishes", () => {
+    const b = new ScriptedBoard();
+    let c: ReturnType<ScriptedBoard["client"]> | undefined;
+    c = b.client({}, { onConnect: () => c?.end() });
+    expect(c.publish("t", "queued", 1, false, undefined)).toBeUndefined();
+    c.start();
+    c.start();
+    expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "disconnect", "close"]);
+    c.end(); // already closing
+    b.run();
+    expect(c.state).toBe(State.Stopped);
+    expect(c.outbox.count).toBe(1);
+  });
+
+  it("publish from inside a done callback goes out in order", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    expect(c.publish("t", "1", 1, false, () => { c.publish("t", "3", 1, false, undefined); })).toBeUndefined();
+    expect(c.publish("t", "2", 1, false, undefined)).toBeUndefined();
+    b.take();
+    b.send({ cmd: "puback", messageId: 1 });
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=3 t 3"]);
+    expect(c.outbox.count).toBe(2);
+  });
+
+  it("an incoming QoS 2 id or a release marker that storage refuses is reported, and the session goes on", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    expect(c.publish("t", "q2", 2, false, undefined)).toBeUndefined();
+    b.take();
+    b.storage.failWrites = 2;
+    b.send({ cmd: "publish", topic: "x", payload: "in", qos: 2, retain: false, dup: false, messageId: 8 });
+    expect(c.lastError?.code).toBe("storage-failed");
+    expect(c.received.has(8)).toBe(true);
+    b.send({ cmd: "pubrec", messageId: 1 });
+    b.storage.failWrites = 0;
+    expect(b.take()).toEqual(["pubrec 8", "pubrel 1"]);
+    b.send({ cmd: "pubcomp", messageId: 1 });
+    expect(c.outbox.count).toBe(0);
+  });
+
+  it("SUBACK answering an UNSUBSCRIBE is a violation; several refused filters are named together", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    expect(c.subscribe(["a", "b", "c"], [0, 0, 0], 3, undefined, undefined)).toBeUndefined();
+    b.send({ cmd: "suback", messageId: 1, granted: [128, 0, 128] });
+    expect(c.lastError?.message).toMatch(/subscription to a, c \(SUBACK 0x80\)/);
+    expect(c.unsubscribe(["b"], 1, undefined)).toBeUndefined();
+    b.send({ cmd: "suback", messageId: 2, granted: [0] });
+    expect(c.lastError?.message).toMatch(/SUBACK answers a request of the other kind/);
+  });
+
+  it("the offline queue is a ring: it wraps and keeps the newest", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ offlineQueue: 2 });
+    for (let i = 1; i <= 7; i++) expect(c.publish("t", `${i}`, 0, false, undefined)).toBeUndefined();
+    expect(c.stats.dropped).toBe(5);
+    c.start();
+    expect(b.connect().filter((l) => l.startsWith("publish"))).toEqual(["publish q0 d0 r0 t 6", "publish q0 d0 r0 t 7"]);
+  });
+
+  it("an oversize PUBLISH whose topic did not fit is reported without it; a TLS broker is dialled as such", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxPacket: 64, brokers: [{ host: "a", port: 8883, tls: true }] });
+    c.start();
+    expect(b.connect()).toEqual(["open a:8883 tls", "connect petrel-c0ffee clean=0 ka=0"]);
+    b.send({ cmd: "publish", topic: "t".repeat(100), payload: "x", qos: 0, retain: false, dup: false });
+    expect(c.lastError?.message).toMatch(/^a 1-byte message is larger than maxPacket/);
+  });
+});

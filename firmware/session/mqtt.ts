@@ -145,50 +145,46 @@ export class MqttClient {
  * started) when an option is wrong.
  */
 export function connect(platform: Platform, options: ClientOptions): MqttClient | PetrelError {
-  let self: MqttClient | undefined = undefined;
+  // The core reports nothing before start(), which runs after `me` is set.
+  let me = undefined as unknown as MqttClient;
   const ev: ClientEvents = {
     onConnect: (sp) => {
-      if (self === undefined) return;
-      self.connected = true;
-      self.reconnecting = false;
-      self.emit("connect", { sessionPresent: sp }, undefined, undefined);
+      me.connected = true;
+      me.reconnecting = false;
+      me.emit("connect", { sessionPresent: sp }, undefined, undefined);
     },
     onMessage: (topic, payload, qos, retain, dup) => {
-      if (self === undefined) return;
-      const info = self.info;
+      const info = me.info;
       info.topic = topic;
       info.payload = payload;
       info.qos = qos;
       info.retain = retain;
       info.dup = dup;
-      self.emit("message", topic, payload, info);
+      me.emit("message", topic, payload, info);
     },
     onReconnect: () => {
-      if (self === undefined) return;
-      self.reconnecting = true;
-      self.emit("reconnect", undefined, undefined, undefined);
+      me.reconnecting = true;
+      me.emit("reconnect", undefined, undefined, undefined);
     },
     onOffline: () => {
-      if (self === undefined) return;
-      self.connected = false;
-      self.emit("offline", undefined, undefined, undefined);
+      me.connected = false;
+      me.emit("offline", undefined, undefined, undefined);
     },
     onClose: (reason) => {
-      if (self !== undefined) self.emit("close", reason, undefined, undefined);
+      me.emit("close", reason, undefined, undefined);
     },
     onError: (e) => {
-      if (self !== undefined) self.emit("error", e, undefined, undefined);
+      me.emit("error", e, undefined, undefined);
     },
     onEnd: () => {
-      if (self === undefined) return;
-      self.connected = false;
-      self.reconnecting = false;
-      self.emit("end", undefined, undefined, undefined);
+      me.connected = false;
+      me.reconnecting = false;
+      me.emit("end", undefined, undefined, undefined);
     },
   };
   const core = Client.create(platform, options, ev);
   if ("code" in core) return core;
-  self = new MqttClient(core);
+  me = new MqttClient(core);
   core.start();
-  return self;
+  return me;
 }
