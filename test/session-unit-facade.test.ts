@@ -4,6 +4,8 @@ import { connackError, explainClose } from "../firmware/session/errors";
 import { connect, type MqttClient } from "../firmware/session/mqtt";
 import { ScriptedBoard } from "./harness/scripted";
 
+const ok = (e: unknown) => expect(e).toBeUndefined();
+
 // The MQTT.js-shaped facade over the core, and the error explanations, on the scripted board.
 
 function facade(b: ScriptedBoard, o: object = {}): { c: MqttClient; log: string[] } {
@@ -273,5 +275,172 @@ describe("re-entrancy and storage trouble", () => {
     expect(b.connect()).toEqual(["open a:8883 tls", "connect petrel-c0ffee clean=0 ka=0"]);
     b.send({ cmd: "publish", topic: "t".repeat(100), payload: "x", qos: 0, retain: false, dup: false });
     expect(c.lastError?.message).toMatch(/^a 1-byte message is larger than maxPacket/);
+  });
+});
+
+describe("regressions from review", () => {
+  it("publish, subscribe and QoS 0 from onOffline wait for the next connection", () => {
+    const b = new ScriptedBoard();
+    let c: ReturnType<ScriptedBoard["client"]> | undefined;
+    const zero: string[] = [];
+    c = b.client({}, {
+      onOffline: () => {
+        c?.publish("status", "offline", 1, false, undefined);
+        c?.publish("status", "zero", 0, false, (e) => zero.push(e?.code ?? "sent"));
+        c?.subscribe(["s"], [1], 1, undefined, undefined);
+      },
+    });
+    c.start();
+    b.connect();
+    b.drop("reset");
+    expect(b.take()).toEqual([]);
+    expect(zero).toEqual([]);
+    b.run(1000);
+    expect(b.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "subscribe id=2 s:1",
+      "publish q1 d0 r0 id=1 status offline", "publish q0 d0 r0 status zero"]);
+    expect(zero).toEqual(["sent"]);
+  });
+
+  it("a refused subscribe does not corrupt the outbox packet waiting in the buffer", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxInflight: 1 });
+    c.start();
+    b.connect();
+    ok(c.publish("t", "A", 1, false, undefined));
+    ok(c.publish("t", "B", 1, false, undefined));
+    expect(c.subscribe(["x\u0000yyyyyyyyyyyy"], [0], 1, undefined, undefined)?.code).toBe("null-character");
+    b.take();
+    b.send({ cmd: "puback", messageId: 1 });
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=2 t B"]);
+  });
+
+  it("end() then reconnect() while the close is under way: the end callback runs once, the client reconnects", () => {
+    const b = new ScriptedBoard();
+    const r = connect(b.platform, { brokers: [{ host: "a", port: 1883 }], keepalive: 0, reconnectMinMs: 100 });
+    if ("code" in r) throw new Error(r.message);
+    const events: string[] = [];
+    r.on("end", () => events.push("end"));
+    r.on("reconnect", () => events.push("reconnect"));
+    b.connect();
+    let called = 0;
+    r.end(() => called++);
+    r.reconnect();
+    b.run(100);
+    expect(called).toBe(1);
+    b.run(100);
+    expect(b.connect()).toContain("connect petrel-c0ffee clean=0 ka=0");
+    expect(r.connected).toBe(true);
+    r.end(() => called++);
+    b.run();
+    expect(called).toBe(2);
+  });
+
+  it("failover to a broker that does not hold our session: QoS 2 past PUBREC starts again from PUBLISH, incoming ids are cleared", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 0 });
+    c.start();
+    b.connect(); // on a
+    expect(b.storage.keys()).toContain("mqb0");
+    b.drop("reset");
+    b.run(1000);
+    b.drop("refused"); // a is down
+    b.run(1000);
+    expect(b.connect()).toContain("open b:2");
+    ok(c.publish("t", "two", 2, false, undefined));
+    b.send({ cmd: "pubrec", messageId: 1 });
+    b.send({ cmd: "publish", topic: "x", payload: "in", qos: 2, retain: false, dup: false, messageId: 7 });
+    expect(b.storage.keys()).toContain("mqb1");
+    expect(b.storage.keys()).not.toContain("mqb0");
+    b.take();
+    b.drop("reset");
+    b.run(1000);
+    // a is back and says session present (its own old session): not ours any more
+    expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0", "publish q2 d0 r0 id=1 t two"]);
+    expect(c.received.count).toBe(0);
+  });
+
+  it("the owner of the session state survives a reboot", () => {
+    const b = new ScriptedBoard();
+    b.storage.write("mqb1", Buffer.alloc(1) as never, 0);
+    b.storage.write("mqb9", Buffer.alloc(1) as never, 0); // a second marker is stale: removed
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }] });
+    expect(b.storage.keys().filter((k) => k.startsWith("mqb"))).toEqual(["mqb1"]);
+    ok(c.publish("t", "q1", 1, false, undefined));
+    c.start();
+    // a answers with session present, but the state is b's: the message goes again without DUP
+    expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=1 t q1"]);
+  });
+
+  it("a primary retry period above 12 hours never shrinks", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 86400 });
+    c.start();
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    b.run(86400000);
+    expect(b.take()).toEqual(["disconnect", "close"]);
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    b.run(86399000);
+    expect(b.take()).toEqual([]);
+    b.run(1000);
+    expect(b.take()).toEqual(["disconnect", "close"]);
+  });
+
+  it("packets that arrive after end() are not handled", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({}, {});
+    c.start();
+    b.run();
+    b.accept();
+    b.reportsClose = false;
+    c.end();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 });
+    expect(c.lastError).toBeUndefined();
+    expect(b.takeEvents()).toEqual([]);
+  });
+
+  it("an outbox record larger than maxPacket (lowered since) is kept, not deleted", () => {
+    const b = new ScriptedBoard();
+    const big = b.client({ maxPacket: 512 });
+    ok(big.publish("t", "x".repeat(300), 1, false, undefined));
+    ok(big.publish("t", "small", 1, false, undefined));
+    const c = b.client({ maxPacket: 128 });
+    expect(c.outbox.count).toBe(1);
+    expect(c.outbox.tooLarge).toBe(1);
+    expect(b.records()).toEqual(["mqo1", "mqo2"]);
+    ok(c.publish("t", "new", 1, false, undefined));
+    expect(b.records()).toEqual(["mqo1", "mqo2", "mqo3"]);
+  });
+
+  it("QoS 0: done runs when written, or with why the message was dropped", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ offlineQueue: 1 });
+    const got: string[] = [];
+    ok(c.publish("t", "old", 0, false, (e) => got.push(`old ${e?.code ?? "sent"}`)));
+    ok(c.publish("t", "new", 0, false, (e) => got.push(`new ${e?.code ?? "sent"}`)));
+    expect(got).toEqual(["old dropped"]);
+    c.start();
+    b.connect();
+    expect(got).toEqual(["old dropped", "new sent"]);
+  });
+
+  it("restored subscriptions do not count against maxRequests", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ maxRequests: 1 });
+    c.start();
+    b.connect();
+    ok(c.subscribe(["a"], [0], 1, undefined, undefined));
+    b.send({ cmd: "suback", messageId: 1, granted: [0] });
+    b.drop("reset");
+    b.run(1000);
+    b.run();
+    b.accept();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 }); // restores "a", not yet acknowledged
+    ok(c.subscribe(["b"], [0], 1, undefined, undefined));
   });
 });

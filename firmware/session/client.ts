@@ -12,7 +12,7 @@ import { IDLE } from "../sched/scheduler";
 import { after, due, elapsed, remaining } from "../sched/time";
 import { connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
-import { Outbox, Phase, Received, type Done } from "./outbox";
+import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
 import type { Platform } from "./platform";
 import { Requests, type RequestDone } from "./requests";
 
@@ -125,6 +125,11 @@ export class Client {
   /** How long to stay on a fallback broker before trying the first again (grows while it stays down). */
   private primaryEvery = 0;
   private retryingPrimary = false;
+  /**
+   * Index of the broker whose session the outbox phases and incoming QoS 2 ids belong to (a
+   * marker record `<prefix>b<index>` keeps it across reboots), -1 when not known yet.
+   */
+  private sessionBroker = -1;
 
   /** Subscriptions to restore when the broker has no session: filter, QoS, handler. */
   private readonly subFilters: string[] = [];
@@ -136,6 +141,7 @@ export class Client {
   private readonly q0Topics: string[] = [];
   private readonly q0Payloads: Payload[] = [];
   private readonly q0Retain: boolean[] = [];
+  private readonly q0Dones: (Done | undefined)[] = [];
   private q0Head = 0;
   private q0Count = 0;
 
@@ -176,12 +182,21 @@ export class Client {
     const r = c.outbox.load(c.tx, s.maxPacket);
     const loaded = port.ints.band(r, 65535);
     const bad = port.ints.rshift(r, 16);
+    if (c.outbox.tooLarge > 0) {
+      p.log.write(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
+    }
     if (loaded > 0) {
       c.nextId = c.outbox.ids[loaded - 1] === 65535 ? 1 : c.outbox.ids[loaded - 1] + 1;
       p.log.write(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
     if (bad > 0) p.log.write(LOG_WARN, `mqtt: removed ${bad} unreadable outbox record(s)`);
     c.received.load();
+    const owner = p.storage.list(s.storePrefix + "b");
+    for (let i = 0; i < owner.length; i++) {
+      const k = parseDecimal(owner[i], s.storePrefix.length + 1);
+      if (k >= 0 && c.sessionBroker < 0) c.sessionBroker = k;
+      else p.storage.remove(owner[i]);
+    }
     return c;
   }
 
@@ -189,6 +204,15 @@ export class Client {
   start(): void {
     if (this.started) return;
     this.started = true;
+    if (this.state === State.Closing) {
+      // end() is still closing: that end is complete as far as the program is concerned, and
+      // the close under way leads to a reconnect instead of a stop.
+      if (this.ending) {
+        this.ending = false;
+        if (this.ev.onEnd !== undefined) this.ev.onEnd();
+      }
+      return;
+    }
     this.ending = false;
     this.broker = 0;
     this.round = 0;
@@ -255,26 +279,31 @@ export class Client {
     const n = encodePublish(this.tx, 0, this.settings.maxPacket, topic, payload, 0, retain, false, 0);
     this.txSeq = 0;
     if (n < 0) return this.encodeError(n, topic, payload);
-    this.stats.published = this.stats.published + 1;
     if (this.state === State.Connected) {
+      this.stats.published = this.stats.published + 1;
       this.send(this.tx, n);
-    } else if (this.settings.offlineQueue === 0) {
-      this.stats.dropped = this.stats.dropped + 1;
-    } else {
-      const cap = this.settings.offlineQueue;
-      if (this.q0Count === cap) {
-        this.q0Head = this.q0Head + 1 === cap ? 0 : this.q0Head + 1;
-        this.q0Count = this.q0Count - 1;
-        this.stats.dropped = this.stats.dropped + 1;
-      }
-      let k = this.q0Head + this.q0Count;
-      if (k >= cap) k = k - cap;
-      this.q0Topics[k] = topic;
-      this.q0Payloads[k] = payload;
-      this.q0Retain[k] = retain;
-      this.q0Count = this.q0Count + 1;
+      if (done !== undefined) done(undefined);
+      return undefined;
     }
-    if (done !== undefined) done(undefined);
+    const cap = this.settings.offlineQueue;
+    if (cap === 0) return fail("offline", "not connected, and offlineQueue is 0, so the QoS 0 message was not kept; fix: publish at QoS 1, or set offlineQueue");
+    this.stats.published = this.stats.published + 1;
+    if (this.q0Count === cap) {
+      // the oldest makes room (and hears why)
+      const old = this.q0Dones[this.q0Head];
+      this.q0Dones[this.q0Head] = undefined;
+      this.q0Head = this.q0Head + 1 === cap ? 0 : this.q0Head + 1;
+      this.q0Count = this.q0Count - 1;
+      this.stats.dropped = this.stats.dropped + 1;
+      if (old !== undefined) old(fail("dropped", `the QoS 0 message waited offline behind ${cap} newer ones and was dropped; fix: publish at QoS 1 what must arrive, or raise offlineQueue`));
+    }
+    let k = this.q0Head + this.q0Count;
+    if (k >= cap) k = k - cap;
+    this.q0Topics[k] = topic;
+    this.q0Payloads[k] = payload;
+    this.q0Retain[k] = retain;
+    this.q0Dones[k] = done;
+    this.q0Count = this.q0Count + 1;
     return undefined;
   }
 
@@ -352,13 +381,16 @@ export class Client {
       const topic = this.q0Topics[k];
       const payload = this.q0Payloads[k];
       const retain = this.q0Retain[k];
+      const done = this.q0Dones[k];
       this.q0Topics[k] = "";
       this.q0Payloads[k] = "";
+      this.q0Dones[k] = undefined;
       this.q0Head = k + 1 === this.settings.offlineQueue ? 0 : k + 1;
       this.q0Count = this.q0Count - 1;
       const n = encodePublish(this.tx, 0, this.settings.maxPacket, topic, payload, 0, retain, false, 0);
       this.txSeq = 0;
       if (n > 0) this.send(this.tx, n);
+      if (done !== undefined) done(undefined);
     }
   }
 
@@ -377,6 +409,7 @@ export class Client {
    */
   subscribe(filters: string[], qos: number[], count: number, handler: MessageHandler | undefined, done: RequestDone | undefined): PetrelError | undefined {
     const e = this.reqs.add(PacketType.Subscribe, filters, qos, count, handler, done, this.tx, this.settings.maxPacket);
+    this.txSeq = 0; // tx was scratch for the check
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) this.remember(filters[i], qos[i], handler);
     this.sendRequests();
@@ -386,6 +419,7 @@ export class Client {
   /** Unsubscribes from `count` filters; their handlers stop at once. */
   unsubscribe(filters: string[], count: number, done: RequestDone | undefined): PetrelError | undefined {
     const e = this.reqs.add(PacketType.Unsubscribe, filters, undefined, count, undefined, done, this.tx, this.settings.maxPacket);
+    this.txSeq = 0; // tx was scratch for the check
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) this.forget(filters[i]);
     this.sendRequests();
@@ -512,6 +546,10 @@ export class Client {
     const s = this.settings;
     const wasUp = this.up;
     const reason = this.reason !== "" || this.ending ? this.reason : transportReason;
+    // Not connected any more before any callback runs: a publish or subscribe from onOffline /
+    // onClose must wait for the next connection, not go to the dead one.
+    this.state = State.Waiting;
+    this.deadline = this.p.clock.now();
     this.up = false;
     this.pingOut = false;
     this.blocked = false;
@@ -526,6 +564,7 @@ export class Client {
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
     if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
+    if (this.state === State.Stopped) return; // end() from inside a callback has finished it
     if (this.ending || !this.started) {
       this.finishEnd();
       return;
@@ -671,16 +710,18 @@ export class Client {
     const size = port.bytes.chunkLength(c);
     this.lastRecv = this.p.clock.now();
     let at = 0;
-    while (at < size) {
+    while (at < size && (this.state === State.Connected || this.state === State.Handshake)) {
       at = d.push(c, at);
       const st = d.status;
       if (st === Status.Packet) this.packet(d);
-      else if (st === Status.Oversize) this.oversize(d);
+      else if (st === Status.Oversize) {
+        if (this.state === State.Handshake) this.violation("protocol-error", "a PUBLISH arrived before CONNACK (MQTT-3.2.0-1)");
+        else this.oversize(d);
+      }
       else if (st === Status.Error) {
         this.violation("malformed-packet", `${codecErrorName(d.error)}: ${codecErrorMessage(d.error)}`);
         return;
       }
-      if (this.state !== State.Connected && this.state !== State.Handshake) return;
     }
   }
 
@@ -724,13 +765,22 @@ export class Client {
     this.primaryBackoff();
     const b = this.settings.brokers[this.broker];
     this.p.log.write(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
-    if (!d.sessionPresent) {
-      // The broker has no session: nothing it held is coming back. Incoming QoS 2 ids would only
-      // suppress new messages that reuse them; outgoing QoS 2 past PUBREC were never released to
-      // subscribers (a broker delivers at PUBREL), so they start again from PUBLISH.
+    // A broker other than the one our state was built with (failover between brokers that do
+    // not share sessions) knows nothing of it, whatever its session present says.
+    const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
+    if (!d.sessionPresent || foreign) {
+      // Nothing the broker held is coming back. Incoming QoS 2 ids would only suppress new
+      // messages that reuse them; outgoing QoS 2 past PUBREC start again from PUBLISH (the
+      // README says why: at-least-once across a lost session).
       this.received.clear();
       for (let k = 0; k < this.outbox.count; k++) this.outbox.restart(k);
-      this.resubscribe();
+    }
+    if (!d.sessionPresent) this.resubscribe();
+    if (this.sessionBroker !== this.broker) {
+      const pre = this.settings.storePrefix + "b";
+      if (this.sessionBroker >= 0) this.p.storage.remove(pre + this.sessionBroker);
+      this.sessionBroker = this.broker;
+      this.p.storage.write(pre + this.broker, this.ack, 0);
     }
     this.p.sched.wake(this.task);
     if (this.ev.onConnect !== undefined) this.ev.onConnect(d.sessionPresent);
@@ -751,6 +801,7 @@ export class Client {
     else if (this.retryingPrimary) {
       let cap = s.primaryRetryMs * 16;
       if (cap > 43200000) cap = 43200000;
+      if (cap < s.primaryRetryMs) cap = s.primaryRetryMs;
       this.primaryEvery = this.primaryEvery * 2 < cap ? this.primaryEvery * 2 : cap;
     }
     this.retryingPrimary = false;
@@ -812,16 +863,7 @@ export class Client {
         this.sendControl(encodeAck(this.ack, 0, ACK_BUF, PacketType.Pubrec, id));
         return;
       }
-      if (this.received.count >= this.settings.receiveWindow) {
-        // MQTT 3.1.1 has no receive maximum and mosquitto does not bound unreleased QoS 2 to
-        // its window: forget the oldest id rather than refuse the stream. Its protection matters
-        // only if the broker sends that PUBLISH again before PUBREL, which it does only after a
-        // reconnect.
-        this.received.evictOldest();
-        this.stats.evicted = this.stats.evicted + 1;
-        if (this.stats.evicted === 1) this.p.log.write(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
-      }
-      if (this.received.add(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
+      this.remember2(id);
     }
     const topic = d.topic();
     const payload = port.bytes.toWire(d.data, d.payloadStart, d.payloadEnd);
@@ -836,6 +878,19 @@ export class Client {
     else if (qos === 2) this.sendControl(encodeAck(this.ack, 0, ACK_BUF, PacketType.Pubrec, id));
   }
 
+  /** Keeps an incoming QoS 2 id until its PUBREL. */
+  private remember2(id: number): void {
+    if (this.received.count >= this.settings.receiveWindow) {
+      // MQTT 3.1.1 has no receive maximum and mosquitto does not bound unreleased QoS 2 to its
+      // window: forget the oldest id rather than refuse the stream. Its protection matters only
+      // if the broker sends that PUBLISH again before PUBREL, which it does only after a reconnect.
+      this.received.evictOldest();
+      this.stats.evicted = this.stats.evicted + 1;
+      if (this.stats.evicted === 1) this.p.log.write(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
+    }
+    if (this.received.add(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
+  }
+
   private oversize(d: Decoder): void {
     const qos = d.qos;
     const id = d.packetId;
@@ -844,7 +899,7 @@ export class Client {
     this.report(fail("message-too-large", `a ${d.payloadLength}-byte message${where} is larger than maxPacket (${this.settings.maxPacket}) and was skipped; fix: raise maxPacket, or publish smaller messages`));
     if (qos === 1) this.sendControl(encodeAck(this.ack, 0, ACK_BUF, PacketType.Puback, id));
     else if (qos === 2) {
-      if (!this.received.has(id)) this.received.add(id);
+      if (!this.received.has(id)) this.remember2(id);
       this.sendControl(encodeAck(this.ack, 0, ACK_BUF, PacketType.Pubrec, id));
     }
   }

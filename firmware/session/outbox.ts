@@ -109,6 +109,8 @@ export class Outbox {
   readonly dones: (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
+  /** Records found at load that are larger than the packet buffer (maxPacket was lowered): kept, not sent. */
+  tooLarge = 0;
   private readonly okey: string;
   private readonly rkey: string;
   /** The body of a marker record (its name is the information). */
@@ -129,11 +131,16 @@ export class Outbox {
     let bad = 0;
     this.count = 0;
     this.bytes = 0;
+    this.tooLarge = 0;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
       const len = this.storage.read(this.okey + seq, buf, cap);
       const info = len > 0 ? storedPublishInfo(buf, len) : -1;
-      if (info < 0) {
+      if (len === -2) {
+        // accepted once, so never deleted here: a larger maxPacket sends it
+        this.tooLarge = this.tooLarge + 1;
+        this.nextSeq = seq + 1;
+      } else if (info < 0) {
         this.storage.remove(this.okey + seq);
         bad = bad + 1;
       } else {
@@ -245,6 +252,7 @@ export class Received {
     this.empty = port.bytes.alloc(1);
   }
 
+  /** Reads the ids left by an earlier run (in id order: arrival order is not recorded). */
   load(): number {
     const ids = numberedKeys(this.storage, this.key);
     this.count = 0;

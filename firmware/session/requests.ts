@@ -26,6 +26,9 @@ export class Requests {
   /** Packet id while sent on this connection, else 0. */
   readonly ids: number[] = [];
   readonly dones: (RequestDone | undefined)[] = [];
+  /** The program's requests (restored subscriptions are the client's own and do not count). */
+  private own = 0;
+  private readonly owned: boolean[] = [];
 
   constructor(private readonly max: number) {}
 
@@ -35,8 +38,8 @@ export class Requests {
    */
   add(kind: number, filters: string[], qos: number[] | undefined, count: number, _handler: AnyHandler,
     done: RequestDone | undefined, scratch: Bytes, cap: number): PetrelError | undefined {
-    if (this.count >= this.max) {
-      return fail("too-many-requests", `${this.count} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
+    if (this.own >= this.max) {
+      return fail("too-many-requests", `${this.own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
     }
     const n = kind === PacketType.Subscribe
       ? encodeSubscribe(scratch, 0, cap, 1, filters, qos as number[], count)
@@ -52,6 +55,8 @@ export class Requests {
       q[i] = qos !== undefined ? qos[i] : 0;
     }
     this.push(kind, f, q, count, done);
+    this.owned[this.count - 1] = true;
+    this.own = this.own + 1;
     return undefined;
   }
 
@@ -63,6 +68,7 @@ export class Requests {
     this.sizes[k] = count;
     this.ids[k] = 0;
     this.dones[k] = done;
+    this.owned[k] = false;
     this.count = k + 1;
   }
 
@@ -149,6 +155,7 @@ export class Requests {
     const q = this.qos[last];
     const size = this.sizes[last];
     const done = this.dones[last];
+    const owned = this.owned[last];
     for (let k = last; k > 0; k--) {
       this.kinds[k] = this.kinds[k - 1];
       this.filters[k] = this.filters[k - 1];
@@ -156,6 +163,7 @@ export class Requests {
       this.sizes[k] = this.sizes[k - 1];
       this.ids[k] = this.ids[k - 1];
       this.dones[k] = this.dones[k - 1];
+      this.owned[k] = this.owned[k - 1];
     }
     this.kinds[0] = kind;
     this.filters[0] = f;
@@ -163,11 +171,13 @@ export class Requests {
     this.sizes[0] = size;
     this.ids[0] = 0;
     this.dones[0] = done;
+    this.owned[0] = owned;
   }
 
   /** Removes request k and returns its callback. */
   remove(k: number): RequestDone | undefined {
     const done = this.dones[k];
+    if (this.owned[k]) this.own = this.own - 1;
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
       this.kinds[j] = this.kinds[j + 1];
@@ -176,6 +186,7 @@ export class Requests {
       this.sizes[j] = this.sizes[j + 1];
       this.ids[j] = this.ids[j + 1];
       this.dones[j] = this.dones[j + 1];
+      this.owned[j] = this.owned[j + 1];
     }
     this.dones[last] = undefined;
     this.count = last;

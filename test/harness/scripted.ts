@@ -130,6 +130,11 @@ export class ScriptedBoard {
     return c;
   }
 
+  /** Storage keys of messages and ids (the session-owner marker `mqb<n>` left out). */
+  records(): string[] {
+    return this.storage.keys().filter((k) => !k.startsWith("mqb"));
+  }
+
   /** Delivers queued events (they may queue more), bounded. */
   flush(): void {
     for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
