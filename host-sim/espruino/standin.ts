@@ -1,4 +1,7 @@
 import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import * as tls from "node:tls";
 import * as vm from "node:vm";
 
 /**
@@ -27,6 +30,118 @@ export interface StandinOptions {
   print(line: string): void;
   /** Extra globals, e.g. a probe's input. */
   globals?: Record<string, unknown>;
+  /** The board's flash for `require("Storage")`: one file per name in this directory. */
+  storageDir?: string;
+  /** Bytes of flash free for Storage (default 64 KB). */
+  storageFree?: number;
+  /** Size of the pieces `net` delivers: 536 (ESP32, default) or 268 (ESP8266). */
+  chunk?: number;
+  /** Called when the program does something that crashes or misbehaves on the board. */
+  fault?(what: string): void;
+}
+
+/** Handles the stand-in keeps for one context (timers, sockets), so a test can tear it down. */
+export interface StandinHandles {
+  timers: Map<number, NodeJS.Timeout>;
+  sockets: Set<net.Socket>;
+}
+const handlesOf = new WeakMap<vm.Context, StandinHandles>();
+
+/** Stops every timer and socket a context started. */
+export function disposeContext(ctx: vm.Context): void {
+  const h = handlesOf.get(ctx);
+  if (h === undefined) return;
+  for (const t of h.timers.values()) clearTimeout(t);
+  h.timers.clear();
+  for (const s of h.sockets) s.destroy();
+  h.sockets.clear();
+}
+
+type Listener = (x?: unknown) => void;
+
+/**
+ * Espruino's \`net\` (and \`tls\`) over Node sockets, as strict as the board: data is delivered as
+ * 8-bit strings in board-sized pieces; \`write\` of anything but a string sends its text (a
+ * Uint8Array becomes "67,68", as on the board); a connect callback together with
+ * \`on('connect')\` is a fault (it crashes the interpreter). A refused connection is reported
+ * asynchronously ('error' then 'close'), as on ESP8266.
+ */
+function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
+  const chunk = opts.chunk ?? 536;
+  const fault = opts.fault ?? ((what: string) => { throw new Error(what); });
+  return {
+    connect(o: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb?: () => void) {
+      const listeners: Record<string, Listener[]> = {};
+      const emit = (ev: string, x?: unknown) => { for (const f of listeners[ev] ?? []) f(x); };
+      const sock = secure
+        ? tls.connect({ host: o.host, port: o.port, ca: o.ca, key: o.key, cert: o.cert, servername: net.isIP(o.host) === 0 ? o.host : undefined })
+        : net.connect({ host: o.host, port: o.port });
+      h.sockets.add(sock);
+      sock.setNoDelay(true);
+      sock.once(secure ? "secureConnect" : "connect", () => {
+        if (cb) cb();
+        emit("connect");
+      });
+      sock.on("data", (b: Buffer) => {
+        for (let i = 0; i < b.length; i += chunk) emit("data", b.subarray(i, i + chunk).toString("latin1"));
+      });
+      sock.on("drain", () => emit("drain"));
+      sock.on("error", (e: Error) => emit("error", { message: e.message }));
+      sock.on("close", () => {
+        h.sockets.delete(sock);
+        emit("end");
+        emit("close");
+      });
+      const api = {
+        on(ev: string, f: Listener) {
+          if (ev === "connect" && cb) fault("net: a connect callback and on('connect') together crash Espruino");
+          (listeners[ev] ??= []).push(f);
+          return api;
+        },
+        write(data: unknown) {
+          const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : Buffer.from(String(data), "latin1");
+          return sock.write(bytes);
+        },
+        end() {
+          sock.end();
+        },
+      };
+      return api;
+    },
+  };
+}
+
+/** Espruino's flash \`Storage\` over a directory: names up to 28 characters, 8-bit string contents. */
+function storageModule(opts: StandinOptions) {
+  const dir = opts.storageDir;
+  if (dir === undefined) return undefined;
+  fs.mkdirSync(dir, { recursive: true });
+  const file = (name: string) => {
+    if (name.length === 0 || name.length > 28) throw new Error(`Storage: name "${name}" must be 1..28 characters`);
+    return path.join(dir, Buffer.from(name, "latin1").toString("hex"));
+  };
+  const used = () => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+  return {
+    write(name: string, data: string) {
+      const bytes = Buffer.from(String(data), "latin1");
+      if (used() + bytes.length > (opts.storageFree ?? 65536)) throw new Error("Storage: not enough free space");
+      fs.writeFileSync(file(name), bytes);
+      return true;
+    },
+    read(name: string) {
+      const f = file(name);
+      return fs.existsSync(f) ? fs.readFileSync(f).toString("latin1") : undefined;
+    },
+    erase(name: string) {
+      fs.rmSync(file(name), { force: true });
+    },
+    list() {
+      return fs.readdirSync(dir).map((f) => Buffer.from(f, "hex").toString("latin1"));
+    },
+    getFree() {
+      return (opts.storageFree ?? 65536) - used();
+    },
+  };
 }
 
 /** Espruino's `E.toString(Uint8Array)`: one 8-bit character per byte. */
@@ -74,6 +189,33 @@ export function createContext(opts: StandinOptions): vm.Context {
   g.console = { log: say };
   g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer };
   g.global = g;
+  // Timers, clock and modules, as the interpreter has them (timer ids are numbers).
+  const h: StandinHandles = { timers: new Map(), sockets: new Set() };
+  handlesOf.set(ctx, h);
+  let nextTimer = 1;
+  g.setTimeout = (fn: () => void, ms: number) => {
+    const id = nextTimer++;
+    h.timers.set(id, setTimeout(() => {
+      h.timers.delete(id);
+      fn();
+    }, ms));
+    return id;
+  };
+  g.clearTimeout = (id: number) => {
+    const t = h.timers.get(id);
+    if (t !== undefined) clearTimeout(t);
+    h.timers.delete(id);
+  };
+  const t0 = performance.now();
+  g.getTime = () => (performance.now() - t0) / 1000;
+  g.getSerial = () => "7ab1c2d3-0001";
+  const storage = storageModule(opts);
+  g.require = (name: string) => {
+    if (name === "net") return netModule(false, opts, h);
+    if (name === "tls") return netModule(true, opts, h);
+    if (name === "Storage" && storage !== undefined) return storage;
+    throw new Error(`Module ${name} not found`);
+  };
   for (const [k, v] of Object.entries(opts.globals ?? {})) g[k] = v;
   return ctx;
 }

@@ -5,6 +5,7 @@ import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopic
 import { Client, MqttClient, connackError, connect, explainClose } from "../../session/index";
 import { IDLE, Scheduler } from "../../sched/scheduler";
 import { espruinoPort } from "./port";
+import { espruinoPlatform } from "./platform";
 
 declare const global: { [name: string]: unknown };
 
@@ -22,5 +23,5 @@ global["Petrel"] = {
   port, Decoder, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader, encodeSubscribe,
   encodeUnsubscribe, payloadSize, remainingLengthSize, writeRemainingLength, codecErrorMessage, codecErrorName,
   checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
-  Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE,
+  Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE, espruinoPlatform,
 };

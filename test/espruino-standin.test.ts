@@ -1,0 +1,130 @@
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import type * as vm from "node:vm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { disposeContext, runBundle, runScript } from "../host-sim/espruino/standin";
+import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
+import { DIST } from "./harness/runtimes";
+
+// The built Espruino bundle itself (dist/espruino/petrel.js), with its Espruino adapters (net,
+// Storage, timers), in the Espruino stand-in, against a real mosquitto. Every wait is bounded.
+
+let broker: Broker;
+const contexts: vm.Context[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+});
+afterAll(async () => {
+  for (const c of contexts) disposeContext(c);
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  await broker?.close();
+});
+
+/** A board: the bundle in a fresh stand-in with its own flash directory; its printed lines (UTF-8). */
+function board(flash: string, chunk = 536) {
+  const lines: string[] = [];
+  const faults: string[] = [];
+  const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), {
+    print: (l) => lines.push(Buffer.from(l, "latin1").toString("utf8")),
+    storageDir: flash,
+    chunk,
+    fault: (what) => faults.push(what),
+  });
+  contexts.push(ctx);
+  return { ctx, lines, faults, run: (src: string) => runScript(ctx, src) };
+}
+
+async function until(what: string, cond: () => boolean, ms = 8000): Promise<void> {
+  for (let waited = 0; !cond(); waited += 10) {
+    if (waited >= ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const flashDir = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-esp-flash-"));
+  dirs.push(d);
+  return d;
+};
+
+const CLIENT = (port: number, id: string) => `
+var c = Petrel.connect(Petrel.espruinoPlatform({ logLevel: 1 }), { brokers: [{ host: "127.0.0.1", port: ${port} }],
+  clientId: "${id}", keepalive: 30, reconnectMinMs: 100, reconnectMaxMs: 400 });
+if (c.code) print("refused " + c.code + " " + c.message);
+c.on("connect", function (ack) { print("connect sp=" + (ack.sessionPresent ? 1 : 0)); });
+c.on("message", function (t, p, info) { print("msg " + t + " " + p + " q" + info.qos); });
+c.on("error", function (e) { print("error " + e.code); });
+`;
+
+describe("the Espruino bundle in the stand-in against mosquitto", () => {
+  for (const chunk of [536, 268]) {
+    it(`QoS 0/1/2 round trips through its own subscription (net pieces of ${chunk} bytes)`, async () => {
+      const b = board(flashDir(), chunk);
+      b.run(CLIENT(broker.port, `esp-rt-${chunk}`));
+      await until("connect", () => b.lines.includes("connect sp=0"));
+      b.run(`c.subscribe("esp/#", { qos: 2 }, function (e, g) {
+        print("suback " + g);
+        c.publish("esp/0", "zero", { qos: 0 });
+        c.publish("esp/1", "one", { qos: 1 }, function (e) { print("acked 1 " + (e ? e.code : "ok")); });
+        c.publish("esp/2", "°C two " + "x".repeat(1500), { qos: 2 }, function (e) { print("acked 2 " + (e ? e.code : "ok")); });
+      });`);
+      await until("three messages and two acks", () => b.lines.filter((l) => l.startsWith("msg") || l.startsWith("acked")).length === 5);
+      expect(b.lines).toContain("suback 2");
+      expect(b.lines).toContain("msg esp/0 zero q0");
+      expect(b.lines).toContain("msg esp/1 one q1");
+      expect(b.lines).toContain(`msg esp/2 °C two ${"x".repeat(1500)} q2`);
+      expect(b.lines).toContain("acked 1 ok");
+      expect(b.lines).toContain("acked 2 ok");
+      expect(b.faults).toEqual([]);
+      b.run(`c.end(function () { print("ended"); });`);
+      await until("end", () => b.lines.includes("ended"));
+    });
+  }
+
+  it("a message published while the broker is unreachable is kept in Storage and delivered by the next boot", async () => {
+    const flash = flashDir();
+    const dead = await freePort();
+    const first = board(flash);
+    first.run(CLIENT(dead, "esp-reboot"));
+    first.run(`c.publish("esp/kept", "survives a reboot", { qos: 1 });`);
+    await until("a refused attempt", () => first.lines.includes("error refused"));
+    disposeContext(first.ctx); // power cut
+    expect(fs.readdirSync(flash).length).toBeGreaterThan(0);
+
+    const watcher = board(flashDir());
+    watcher.run(CLIENT(broker.port, "esp-watch"));
+    await until("watcher", () => watcher.lines.includes("connect sp=0"));
+    watcher.run(`c.subscribe("esp/kept", { qos: 1 }, function () { print("watching"); });`);
+    await until("watching", () => watcher.lines.includes("watching"));
+
+    const second = board(flash);
+    second.run(CLIENT(broker.port, "esp-reboot"));
+    await until("the kept message", () => watcher.lines.includes("msg esp/kept survives a reboot q1"));
+    await until("the outbox drained", () => second.run("c.core.outbox.count") === 0);
+  });
+
+  it("the stand-in is strict: a Uint8Array written to a socket goes out as its text, and a connect callback with on('connect') is a fault", async () => {
+    const got: Buffer[] = [];
+    const server = net.createServer((s) => s.on("data", (d) => got.push(d)));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const b = board(flashDir());
+      b.run(`var s = require("net").connect({ host: "127.0.0.1", port: ${port} }, function () {
+        s.write(new Uint8Array([67, 68]));
+        s.write(E.toString(new Uint8Array([67, 68])));
+      });`);
+      await until("bytes at the server", () => Buffer.concat(got).length >= 7);
+      expect(Buffer.concat(got).toString("latin1")).toBe("67,68CD");
+      b.run(`s.on("connect", function () {});`);
+      expect(b.faults).toEqual(["net: a connect callback and on('connect') together crash Espruino"]);
+      b.run("s.end();");
+    } finally {
+      server.close();
+    }
+  });
+});
