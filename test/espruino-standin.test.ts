@@ -6,7 +6,8 @@ import type * as vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeContext, runBundle, runScript } from "../host-sim/espruino/standin";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
-import { DIST } from "./harness/runtimes";
+import { spawn } from "node:child_process";
+import { DIST, runtimes } from "./harness/runtimes";
 
 // The built Espruino bundle itself (dist/espruino/petrel.js), with its Espruino adapters (net,
 // Storage, timers), in the Espruino stand-in, against a real mosquitto. Every wait is bounded.
@@ -126,5 +127,44 @@ describe("the Espruino bundle in the stand-in against mosquitto", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+const real = runtimes["espruino-real"].missing();
+describe("the Espruino bundle on a real Espruino interpreter against mosquitto", () => {
+  it.skipIf(real !== null)(`QoS 0/1/2 round trips with the interpreter's own net and Storage${real ? ` (skipped: ${real})` : ""}`, async () => {
+    const dir = flashDir();
+    fs.writeFileSync(path.join(dir, "main.js"), fs.readFileSync(path.join(DIST, "espruino/petrel.js"), "utf8") + `
+var c = Petrel.connect(Petrel.espruinoPlatform({ logLevel: 1 }), { brokers: [{ host: "127.0.0.1", port: ${broker.port} }],
+  clientId: "esp-real", keepalive: 30, reconnectMinMs: 200 });
+c.on("connect", function () {
+  c.subscribe("real/#", { qos: 2 }, function (e, g) {
+    print("suback " + g);
+    c.publish("real/0", "zero", { qos: 0 });
+    c.publish("real/1", "one", { qos: 1 }, function (e) { print("acked 1 " + (e ? e.code : "ok")); });
+    c.publish("real/2", "°C two", { qos: 2 }, function (e) {
+      print("acked 2 " + (e ? e.code : "ok"));
+      print("jsvars " + process.memory().usage);
+      c.end(function () { print("ended"); });
+    });
+  });
+});
+c.on("message", function (t, p, i) { print("msg " + t + " " + p + " q" + i.qos); });
+c.on("error", function (e) { print("error " + e.code); });
+`);
+    const child = spawn(process.env.ESPRUINO as string, ["main.js"], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => { out += d.toString("latin1"); });
+    try {
+      await until("the interpreter to end the session", () => out.includes("ended"), 15000);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    const lines = out.split(/\r?\n/).map((l) => Buffer.from(l.replace(/^>?\r?(\x1b\[J)?/, ""), "latin1").toString("utf8"));
+    for (const want of ["suback 2", "msg real/0 zero q0", "msg real/1 one q1", "msg real/2 °C two q2", "acked 1 ok", "acked 2 ok"]) {
+      expect(lines).toContain(want);
+    }
+    const jsvars = lines.find((l) => l.startsWith("jsvars "));
+    console.log(`[espruino-real] session round trip done; process.memory().usage ${jsvars?.slice(7)} JsVars (bundle loaded into RAM, not run from flash)`);
   });
 });
