@@ -165,6 +165,13 @@ if (process.env.ESPRUINO) {
   const out = execFileSync(process.env.ESPRUINO, ["m.js"], { cwd: dir, input: "", encoding: "latin1" });
   const m = /jsvars (\d+)/.exec(out);
   console.log(`  JsVars after loading the bundle into RAM on ${process.env.ESPRUINO}: ${m ? m[1] : "?"} (code in RAM, not run from flash)`);
+  // The same bundle saved to Storage and run from there: function bodies stay in flash.
+  const code = fs.readFileSync(path.join(root, "dist/espruino/petrel.js"), "latin1");
+  fs.writeFileSync(path.join(dir, "w.js"), `require("Storage").write("petrel.js",${JSON.stringify(code)});`);
+  fs.writeFileSync(path.join(dir, "r.js"), 'var m0=process.memory().usage;eval(require("Storage").read("petrel.js"));print("jsvars " + (process.memory().usage - m0));');
+  execFileSync(process.env.ESPRUINO, ["w.js"], { cwd: dir, input: "", encoding: "latin1" });
+  const f = /jsvars (\d+)/.exec(execFileSync(process.env.ESPRUINO, ["r.js"], { cwd: dir, input: "", encoding: "latin1" }));
+  console.log(`  JsVars after loading the bundle from Storage (code in flash): ${f ? f[1] : "?"}`);
   fs.rmSync(dir, { recursive: true, force: true });
 } else {
   console.log("  JsVars: not measured (set ESPRUINO=/path/to/espruino)");
