@@ -392,6 +392,20 @@ describe("receive", () => {
     expect(again.received.has(9)).toBe(true);
   });
 
+  it("incoming QoS 2 ids come back in arrival order, so the oldest is still the one forgotten first", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    for (const id of [65535, 1, 300]) b.send({ cmd: "publish", topic: "x", payload: "p", qos: 2, retain: false, dup: false, messageId: id });
+    const again = b.client({ receiveWindow: 3 });
+    expect(again.received.ids.slice(0, 3)).toEqual([65535, 1, 300]);
+    again.start();
+    b.connect(true);
+    b.send({ cmd: "publish", topic: "x", payload: "p", qos: 2, retain: false, dup: false, messageId: 5 });
+    expect(again.received.ids.slice(0, 3)).toEqual([1, 300, 5]);
+  });
+
   it("more unreleased QoS 2 than receiveWindow: the oldest id is forgotten and counted, the stream goes on", () => {
     const b = new ScriptedBoard();
     const c = b.client({ receiveWindow: 2 });

@@ -244,22 +244,38 @@ export class Outbox {
 export class Received {
   count = 0;
   readonly ids: number[] = [];
+  /** Arrival number of each listed id (kept in its record, so a reboot restores the order). */
+  private readonly arrivals: number[] = [];
+  private nextArrival = 1;
   private readonly key: string;
-  private readonly empty: Bytes;
+  /** A record's body: the arrival number, 4 bytes. */
+  private readonly body: Bytes;
 
   constructor(private readonly storage: Storage, prefix: string) {
     this.key = prefix + "i";
-    this.empty = port.bytes.alloc(1);
+    this.body = port.bytes.alloc(4);
   }
 
-  /** Reads the ids left by an earlier run (in id order: arrival order is not recorded). */
+  /** Reads the ids left by an earlier run, oldest arrival first (start-up only). */
   load(): number {
     const ids = numberedKeys(this.storage, this.key);
+    const b = this.body;
     this.count = 0;
     for (let i = 0; i < ids.length; i++) {
       if (ids[i] <= 65535) {
-        this.ids[this.count] = ids[i];
+        const n = this.storage.read(this.key + ids[i], b, 4);
+        const arrival = n === 4 ? ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3] : 0;
+        // insertion by arrival (a record without one counts as oldest)
+        let k = this.count;
+        while (k > 0 && this.arrivals[k - 1] > arrival) {
+          this.ids[k] = this.ids[k - 1];
+          this.arrivals[k] = this.arrivals[k - 1];
+          k = k - 1;
+        }
+        this.ids[k] = ids[i];
+        this.arrivals[k] = arrival;
         this.count = this.count + 1;
+        if (arrival >= this.nextArrival) this.nextArrival = arrival + 1;
       }
     }
     return this.count;
@@ -272,9 +288,19 @@ export class Received {
 
   /** Adds an id; 0, or the storage error (the id is kept in RAM either way). */
   add(id: number): number {
+    const a = this.nextArrival;
+    // 2^31 arrivals would take decades of QoS 2 traffic; wrap to 1 rather than overflow
+    this.nextArrival = a >= 2147483647 ? 1 : a + 1;
     this.ids[this.count] = id;
+    this.arrivals[this.count] = a;
     this.count = this.count + 1;
-    return this.storage.write(this.key + id, this.empty, 0);
+    const ints = port.ints;
+    const b = this.body;
+    b[0] = ints.band(ints.rshift(a, 24), 255);
+    b[1] = ints.band(ints.rshift(a, 16), 255);
+    b[2] = ints.band(ints.rshift(a, 8), 255);
+    b[3] = ints.band(a, 255);
+    return this.storage.write(this.key + id, b, 4);
   }
 
   /** Removes an id (PUBREL); false when it was not listed. Keeps the others in arrival order. */
@@ -296,7 +322,10 @@ export class Received {
   private drop(k: number): void {
     const id = this.ids[k];
     this.count = this.count - 1;
-    for (let j = k; j < this.count; j++) this.ids[j] = this.ids[j + 1];
+    for (let j = k; j < this.count; j++) {
+      this.ids[j] = this.ids[j + 1];
+      this.arrivals[j] = this.arrivals[j + 1];
+    }
     this.storage.remove(this.key + id);
   }
 
