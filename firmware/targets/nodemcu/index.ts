@@ -8,3 +8,4 @@ export { port };
 export * from "../../codec/index";
 export * from "../../session/index";
 export { Scheduler, IDLE } from "../../sched/scheduler";
+export { nodemcuPlatform } from "./platform";

@@ -1,0 +1,567 @@
+-- A host stand-in for NodeMCU's firmware API, for running the built Lua of Petrel on Debian's
+-- lua5.1 / lua5.3 with luasocket. Host-only: never shipped to a board.
+--
+--   local standin = dofile("host-sim/nodemcu/standin.lua")   -- defines net, tmr, file, node, wifi, uart
+--   ... program code ...
+--   standin.run(10)   -- the event loop; errors out if the program has not called standin.stop() within 10 s
+--
+-- What it reproduces, and checks (a breach ends the run with an error, so the test fails):
+-- * net: createConnection, sk:on("connection"|"reconnection"|"disconnection"|"receive"|"sent"),
+--   sk:connect(port, ip), sk:send(s), sk:close(); net.dns.resolve. Every event comes later, from
+--   the loop, never from inside the call. "receive" delivers at most 1,460 bytes per event (one
+--   TCP segment). A second sk:send before the previous "sent" is a breach (NodeMCU loses or
+--   garbles back-to-back sends), and so is one send larger than ESP8266's 2,920-byte send buffer.
+--   A refused or reset connection is reported by "reconnection" with an lwIP error number, an
+--   orderly close by the peer by "disconnection"; sk:close() itself reports nothing.
+-- * tmr: create():alarm/register/start/stop/unregister/interval/state, ALARM_SINGLE/SEMI/AUTO;
+--   intervals of 1..6,870,947 ms as on ESP8266; tmr.now() in µs wrapping at 2^31, reading
+--   STANDIN_US_START at its first call (default: 0.5 s before the wrap).
+-- * file (ESP8266 flavour): open → read/write/close/seek/flush, exists, remove, rename (false
+--   when the target exists), list, fsinfo, getcontents/putcontents, over the directory
+--   STANDIN_FLASH (default "."). With STANDIN_ESP32=1 it is the ESP32 flavour: no file.open,
+--   files through io.open (relative names land in the same directory).
+--   standin.powerCut(n): the n-th flash mutation from now (a write, remove or rename) is cut:
+--   a write keeps only the first half of its data; from then on every flash call fails until
+--   standin.powerOn(), as after a power cut and a reboot.
+-- * node: task.post, heap, chipid, random, restart (an error), egc.setmode; wifi and uart: minimal.
+local socket = require("socket")
+
+local M = {}
+
+local US_WRAP = 2147483648
+local US_START = tonumber(os.getenv("STANDIN_US_START") or "") or (US_WRAP - 500000)
+local FLASH = os.getenv("STANDIN_FLASH") or "."
+local ESP32 = os.getenv("STANDIN_ESP32") == "1"
+local SEGMENT = 1460
+local SEND_BUFFER = 2920
+local T0 = socket.gettime()
+
+local tasks, taskHead, taskTail = {}, 1, 0
+local timers = {}
+local conns = {}
+local stopped = false
+local fatal = nil
+
+M.esp32 = ESP32
+M.flash = FLASH
+
+--- Records a breach of NodeMCU's rules: raised where it happens and again by the loop, so a
+--- pcall in the program cannot hide it.
+local function breach(msg)
+  fatal = fatal or ("stand-in: " .. msg)
+  error(fatal, 2)
+end
+
+local function post(fn)
+  taskTail = taskTail + 1
+  tasks[taskTail] = fn
+end
+
+-- ---------------------------------------------------------------------------------------- tmr
+local ALARM_SINGLE, ALARM_SEMI, ALARM_AUTO = 0, 1, 2
+--- The µs counter counts from its first reading: it reads US_START then, whatever the load took.
+local usBase = nil
+local MAX_MS = 6870947
+
+local function nowMs()
+  return (socket.gettime() - T0) * 1000
+end
+
+local Timer = {}
+Timer.__index = Timer
+
+function Timer:register(ms, mode, fn)
+  if type(ms) ~= "number" or ms < 1 or ms > MAX_MS then
+    breach("tmr interval must be 1.." .. MAX_MS .. " ms (got " .. tostring(ms) .. ")")
+  end
+  if type(fn) ~= "function" then breach("tmr callback is not a function") end
+  timers[self] = nil
+  self.ms, self.mode, self.fn, self.running = ms, mode, fn, false
+end
+
+function Timer:start()
+  if self.fn == nil then return false end
+  if self.running then return false end
+  self.running = true
+  self.due = nowMs() + self.ms
+  timers[self] = true
+  return true
+end
+
+function Timer:alarm(ms, mode, fn)
+  self:register(ms, mode, fn)
+  return self:start()
+end
+
+function Timer:stop()
+  local was = self.running
+  self.running = false
+  timers[self] = nil
+  return was
+end
+
+function Timer:unregister()
+  self:stop()
+  self.fn = nil
+end
+
+function Timer:interval(ms)
+  self.ms = ms
+end
+
+function Timer:state()
+  if self.fn == nil then return nil end
+  return self.running, self.mode
+end
+
+tmr = {
+  ALARM_SINGLE = ALARM_SINGLE,
+  ALARM_SEMI = ALARM_SEMI,
+  ALARM_AUTO = ALARM_AUTO,
+  create = function() return setmetatable({ running = false }, Timer) end,
+  now = function()
+    usBase = usBase or socket.gettime()
+    local us = math.floor((socket.gettime() - usBase) * 1000000) + US_START
+    return math.floor(us % US_WRAP)
+  end,
+  time = function() return math.floor(socket.gettime() - T0) end,
+  wdclr = function() end,
+  delay = function(us) socket.sleep(us / 1000000) end,
+}
+
+local function runTimers()
+  local t = nowMs()
+  local due = {}
+  for tm in pairs(timers) do
+    if tm.due <= t then due[#due + 1] = tm end
+  end
+  table.sort(due, function(a, b) return a.due < b.due end)
+  for _, tm in ipairs(due) do
+    if timers[tm] and tm.running then
+      local fn = tm.fn
+      if tm.mode == ALARM_AUTO then
+        tm.due = tm.due + tm.ms
+      else
+        tm.running = false
+        timers[tm] = nil
+        if tm.mode == ALARM_SINGLE then tm.fn = nil end -- a single alarm unregisters itself
+      end
+      fn(tm)
+    end
+  end
+end
+
+local function nextTimerIn()
+  local best = nil
+  for tm in pairs(timers) do
+    if best == nil or tm.due < best then best = tm.due end
+  end
+  if best == nil then return nil end
+  local d = (best - nowMs()) / 1000
+  if d < 0 then d = 0 end
+  return d
+end
+
+-- ---------------------------------------------------------------------------------------- net
+local ERR_TIMEOUT, ERR_RST = -3, -11
+
+local Socket = {}
+Socket.__index = Socket
+
+local function fire(sk, event, a)
+  local fn = sk.handlers[event]
+  if fn ~= nil then fn(sk, a) end
+end
+
+function Socket:on(event, fn)
+  local ok = { connection = true, reconnection = true, disconnection = true, receive = true, sent = true }
+  if not ok[event] then breach("sk:on: unknown event " .. tostring(event)) end
+  self.handlers[event] = fn
+end
+
+function Socket:connect(port, host)
+  if self.tcp ~= nil then breach("sk:connect called twice on one socket") end
+  if type(port) ~= "number" or type(host) ~= "string" then breach("sk:connect(port, host) takes a number and a string") end
+  local tcp = socket.tcp()
+  tcp:settimeout(0)
+  self.tcp, self.host, self.port = tcp, host, port
+  local ok, err = tcp:connect(host, port)
+  if ok then
+    self.state = "open"
+    conns[self] = true
+    post(function() if not self.userClosed then fire(self, "connection") end end)
+  elseif err == "timeout" or err == "Operation already in progress" then
+    self.state = "connecting"
+    conns[self] = true
+  else
+    self.state = "closed"
+    tcp:close()
+    post(function() if not self.userClosed then fire(self, "reconnection", ERR_RST) end end)
+  end
+end
+
+function Socket:send(data, fn)
+  if type(data) ~= "string" then breach("sk:send takes a string") end
+  if self.sending then
+    breach("sk:send before the previous send's \"sent\" event (NodeMCU loses or garbles back-to-back sends)")
+  end
+  if #data > SEND_BUFFER then breach("sk:send of " .. #data .. " bytes: more than ESP8266's " .. SEND_BUFFER .. "-byte send buffer") end
+  if self.state ~= "open" then error("not connected") end
+  if fn ~= nil then self.handlers.sent = fn end
+  self.sending = true
+  self.out = data
+  self.sentCount = (self.sentCount or 0) + 1
+end
+
+function Socket:close()
+  self.userClosed = true
+  if self.tcp ~= nil then self.tcp:close() end
+  self.state = "closed"
+  self.sending = false
+  conns[self] = nil
+end
+
+function Socket:getpeer()
+  return self.host, self.port
+end
+
+local function lost(sk, event, err)
+  sk.tcp:close()
+  sk.state = "closed"
+  sk.sending = false
+  conns[sk] = nil
+  post(function() if not sk.userClosed then fire(sk, event, err) end end)
+end
+
+local function pollSockets(timeout)
+  local rd, wr, idx = {}, {}, {}
+  for sk in pairs(conns) do
+    idx[sk.tcp] = sk
+    if sk.state == "connecting" or (sk.state == "open" and sk.out ~= nil) then wr[#wr + 1] = sk.tcp end
+    if sk.state == "open" then rd[#rd + 1] = sk.tcp end
+  end
+  if #rd == 0 and #wr == 0 then
+    if timeout > 0 then socket.sleep(timeout) end
+    return
+  end
+  local r, w = socket.select(rd, wr, timeout)
+  for _, tcp in ipairs(w) do
+    local sk = idx[tcp]
+    if sk ~= nil and conns[sk] then
+      if sk.state == "connecting" then
+        local ok, err = tcp:connect(sk.host, sk.port)
+        if ok or err == "already connected" then
+          sk.state = "open"
+          post(function() if not sk.userClosed then fire(sk, "connection") end end)
+        else
+          lost(sk, "reconnection", err == "timeout" and ERR_TIMEOUT or ERR_RST)
+        end
+      elseif sk.out ~= nil then
+        local n, err, partial = tcp:send(sk.out)
+        local done = n or partial or 0
+        if n == nil and err ~= "timeout" then
+          lost(sk, "reconnection", ERR_RST)
+        elseif done >= #sk.out then
+          sk.out = nil
+          post(function()
+            if sk.state == "open" and sk.sending then
+              sk.sending = false
+              fire(sk, "sent")
+            end
+          end)
+        else
+          sk.out = string.sub(sk.out, done + 1)
+        end
+      end
+    end
+  end
+  for _, tcp in ipairs(r) do
+    local sk = idx[tcp]
+    if sk ~= nil and conns[sk] and sk.state == "open" then
+      local data, err, partial = tcp:receive(SEGMENT)
+      local chunk = data or partial
+      if chunk ~= nil and #chunk > 0 then
+        -- delivered even when the peer's close follows (it is queued after this), not after sk:close()
+        post(function() if not sk.userClosed then fire(sk, "receive", chunk) end end)
+      end
+      if err == "closed" then
+        lost(sk, "disconnection", nil)
+      elseif err ~= nil and err ~= "timeout" then
+        lost(sk, "reconnection", ERR_RST)
+      end
+    end
+  end
+end
+
+net = {
+  TCP = 1,
+  UDP = 2,
+  createConnection = function(kind, secure)
+    if kind ~= nil and kind ~= 1 then breach("only net.TCP connections are in the stand-in") end
+    return setmetatable({ handlers = {}, state = "new", sending = false }, Socket)
+  end,
+  createServer = function() breach("net.createServer is not in the stand-in") end,
+  dns = {
+    resolve = function(host, fn)
+      local ip = socket.dns.toip(host)
+      post(function() fn(nil, ip) end)
+    end,
+  },
+}
+
+-- --------------------------------------------------------------------------------------- file
+local powered = true
+local cutAt = nil
+
+--- The n-th flash mutation from now is cut (n = 1: the next one).
+function M.powerCut(n)
+  cutAt = n
+end
+
+--- False from a power cut until powerOn().
+function M.powered()
+  return powered
+end
+
+--- Power back on (a reboot): flash works again, nothing is cut.
+function M.powerOn()
+  powered = true
+  cutAt = nil
+end
+
+local function alive()
+  if not powered then error("stand-in: no power (flash call after a power cut)") end
+end
+
+--- Counts a mutation; true when this one is cut.
+local function mutation()
+  alive()
+  if cutAt == nil then return false end
+  cutAt = cutAt - 1
+  if cutAt > 0 then return false end
+  cutAt = nil
+  powered = false
+  return true
+end
+
+local function path(name)
+  if string.sub(name, 1, 1) == "/" then return name end
+  return FLASH .. "/" .. name
+end
+
+local hostOpen = io.open
+local MODES = { r = "rb", w = "wb", a = "ab", ["r+"] = "r+b", ["w+"] = "w+b", ["a+"] = "a+b",
+  rb = "rb", wb = "wb", ab = "ab", ["r+b"] = "r+b", ["w+b"] = "w+b", ["a+b"] = "a+b" }
+
+local Handle = {}
+Handle.__index = Handle
+
+function Handle:read(n)
+  alive()
+  if self.h == nil then error("file is closed") end
+  if n == nil then n = 1024 end
+  local s
+  if type(n) == "number" then
+    s = self.h:read(n)
+  elseif n == "*a" or n == "a" then
+    s = self.h:read("*a")
+    if s == "" then s = nil end
+  else
+    s = self.h:read(n)
+  end
+  return s
+end
+
+function Handle:write(s)
+  if self.h == nil then error("file is closed") end
+  if mutation() then
+    self.h:write(string.sub(s, 1, math.floor(#s / 2)))
+    self.h:close()
+    self.h = nil
+    error("stand-in: power cut")
+  end
+  local ok = self.h:write(s)
+  if not ok then return nil end
+  return true
+end
+
+function Handle:seek(whence, offset)
+  alive()
+  return self.h:seek(whence or "cur", offset or 0)
+end
+
+function Handle:flush()
+  alive()
+  self.h:flush()
+end
+
+function Handle:close()
+  if self.h ~= nil then self.h:close() end
+  self.h = nil
+end
+
+local function open(name, mode)
+  alive()
+  local m = MODES[mode or "r"]
+  if m == nil then error("bad mode " .. tostring(mode)) end
+  local h = hostOpen(path(name), m)
+  if h == nil then return nil end
+  return setmetatable({ h = h }, Handle)
+end
+
+local function exists(name)
+  alive()
+  local h = hostOpen(path(name), "rb")
+  if h == nil then return false end
+  h:close()
+  return true
+end
+
+local function list()
+  alive()
+  local out = {}
+  local p = io.popen('ls -1A "' .. FLASH .. '" 2>/dev/null')
+  for name in p:lines() do
+    local h = hostOpen(path(name), "rb")
+    if h ~= nil then
+      out[name] = h:seek("end")
+      h:close()
+    end
+  end
+  p:close()
+  return out
+end
+
+file = {
+  exists = exists,
+  list = list,
+  remove = function(name)
+    if mutation() then error("stand-in: power cut") end
+    os.remove(path(name))
+  end,
+  rename = function(from, to)
+    if mutation() then error("stand-in: power cut") end
+    if exists(to) or not exists(from) then return false end
+    return os.rename(path(from), path(to)) == true
+  end,
+  fsinfo = function()
+    local used = 0
+    for _, size in pairs(list()) do used = used + size end
+    local total = 3 * 1024 * 1024
+    return total - used, used, total
+  end,
+  getcontents = function(name)
+    local h = open(name, "r")
+    if h == nil then return nil end
+    local s = h.h:read("*a")
+    h:close()
+    return s
+  end,
+  putcontents = function(name, s)
+    local h = open(name, "w")
+    if h == nil then return nil end
+    local ok = h:write(s)
+    h:close()
+    return ok
+  end,
+}
+
+if ESP32 then
+  -- ESP32 builds: the file module has no open; files go through io.open.
+  file.open = nil
+  io.open = function(name, mode)
+    local h = open(name, mode)
+    if h == nil then return nil, name .. ": No such file or directory" end
+    return h
+  end
+else
+  file.open = open
+end
+
+-- --------------------------------------------------------------------------------------- node
+node = {
+  task = {
+    LOW_PRIORITY = 0,
+    MEDIUM_PRIORITY = 1,
+    HIGH_PRIORITY = 2,
+    post = function(a, b)
+      local fn = b or a
+      if type(fn) ~= "function" then breach("node.task.post takes a function") end
+      post(fn)
+    end,
+  },
+  --- Free heap in bytes, as on an ESP8266 with about 44 KB free after boot, less what Lua holds.
+  heap = function()
+    local free = 44 * 1024 - math.floor(collectgarbage("count") * 1024)
+    if free < 0 then free = 0 end
+    return free
+  end,
+  chipid = function() return 1193046 end,
+  random = function(lo, hi)
+    if hi == nil then return math.random(lo) end
+    return math.random(lo, hi)
+  end,
+  restart = function() breach("node.restart() called") end,
+  egc = { setmode = function() end, ALWAYS = 1, ON_ALLOC_FAILURE = 2, ON_MEM_LIMIT = 3 },
+}
+
+wifi = {
+  STATION = 1,
+  setmode = function() return 1 end,
+  start = function() end,
+  sta = {
+    config = function() return true end,
+    connect = function() end,
+    status = function() return 5 end, -- STA_GOTIP
+    getip = function() return "127.0.0.1", "255.0.0.0", "127.0.0.1" end,
+  },
+  eventmon = { register = function() end },
+}
+
+uart = {
+  setup = function() return 115200 end,
+  on = function() end,
+  write = function(_, ...)
+    for i = 1, select("#", ...) do io.write(tostring((select(i, ...)))) end
+  end,
+}
+
+-- --------------------------------------------------------------------------------- the loop
+function M.stop()
+  stopped = true
+end
+
+--- Runs the event loop until stop() or an error; raises when `seconds` pass first.
+function M.run(seconds)
+  stopped = false
+  local deadline = socket.gettime() + seconds
+  while not stopped do
+    if fatal then error(fatal, 0) end
+    if socket.gettime() > deadline then
+      error("stand-in: the program did not finish within " .. seconds .. " s", 0)
+    end
+    -- posted tasks, those present now (a task may post more: they run next round)
+    local last = taskTail
+    while taskHead <= last and not stopped do
+      local fn = tasks[taskHead]
+      tasks[taskHead] = nil
+      taskHead = taskHead + 1
+      fn()
+      if fatal then error(fatal, 0) end
+    end
+    if stopped then break end
+    runTimers()
+    if fatal then error(fatal, 0) end
+    if stopped then break end
+    local wait = 0.05
+    if taskHead <= taskTail then wait = 0 end
+    local t = nextTimerIn()
+    if t ~= nil and t < wait then wait = t end
+    local left = deadline - socket.gettime()
+    if left < wait then wait = left > 0 and left or 0 end
+    pollSockets(wait)
+  end
+  if fatal then error(fatal, 0) end
+end
+
+return M

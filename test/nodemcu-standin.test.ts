@@ -1,0 +1,279 @@
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
+import { DIST, ROOT, runtimes } from "./harness/runtimes";
+
+// The shipped NodeMCU build (dist/nodemcu) on the host stand-in of NodeMCU's firmware API
+// (host-sim/nodemcu/standin.lua: net, tmr, file, node, wifi, uart over luasocket), against a real
+// mosquitto. Runtimes: lua51 (Debian lua5.1 + lua-bitop, no debug library: an ESP8266 with its
+// `file` module) and lua53 (Debian lua5.3, no bit library: an ESP32, files through io.open).
+// fengari (32-bit integers) runs only the clock and timer checks, which need no stand-in: it has
+// no luasocket for the stand-in's network and no io.open for its flash. Every wait is bounded:
+// the stand-in's event loop raises after its deadline, and each process is killed after a limit.
+
+const STANDIN_DIR = path.join(ROOT, "host-sim/nodemcu");
+const FIXTURES = path.join(ROOT, "test/fixtures/nodemcu");
+const LUA_DIST = path.join(DIST, "nodemcu");
+
+const LUAS = [
+  { name: "lua51", exe: "lua5.1", esp32: false },
+  { name: "lua53", exe: "lua5.3", esp32: true },
+] as const;
+
+/** Why luasocket cannot run under `exe`, or null. */
+function socketMissing(exe: string): string | null {
+  const r = spawnSync(exe, ["-e", 'require("socket")'], { encoding: "utf8" });
+  return r.status === 0 ? null : `luasocket is not installed for ${exe} (Debian package lua-socket)`;
+}
+
+interface LuaRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string[];
+  stderr: string;
+}
+
+/** Runs a fixture script on the stand-in, its flash in `flash` (also the working directory). */
+function runLua(exe: string, esp32: boolean, script: string, flash: string, env: Record<string, string>, limitMs = 20000,
+  killOn?: string): Promise<LuaRun> {
+  return new Promise((resolve) => {
+    const child = spawn(exe, [path.join(FIXTURES, script)], {
+      cwd: flash,
+      env: {
+        ...process.env,
+        PETREL_STANDIN_DIR: STANDIN_DIR,
+        PETREL_LUA_DIST: LUA_DIST,
+        STANDIN_FLASH: flash,
+        STANDIN_ESP32: esp32 ? "1" : "0",
+        // tmr.now() 20 ms before its 31-bit wrap: the ms clock is read across it.
+        STANDIN_US_START: String(2147483648 - 20000),
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString("latin1");
+      // The board loses power: SIGKILL, nothing runs after it.
+      if (killOn !== undefined && stdout.split("\n").includes(killOn)) child.kill("SIGKILL");
+    });
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
+    const timer = setTimeout(() => {
+      stderr += `\n[killed after ${limitMs} ms]`;
+      child.kill("SIGKILL");
+    }, limitMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out: stdout.split("\n").filter((l) => l.length > 0), stderr });
+    });
+  });
+}
+
+const inCI = process.env.CI === "true";
+
+/** A case that needs a runtime: skipped (saying why) when it is missing, failed under CI=true. */
+function needs(missing: string | null, name: string, fn: () => Promise<void> | void): void {
+  if (missing === null) it(name, fn);
+  else if (inCI) it(`${name} (runtime required under CI=true)`, () => expect.fail(missing));
+  else it.skip(`${name} (skipped: ${missing})`, fn);
+}
+
+const tmpDirs: string[] = [];
+function tmpDir(tag: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `petrel-nodemcu-${tag}-`));
+  tmpDirs.push(d);
+  return d;
+}
+
+/** mosquitto_sub with a persistent session (-c): subscribe and leave, or collect what waits. */
+function mosquittoSub(port: number, id: string, topic: string, args: string[]): string {
+  const r = spawnSync("mosquitto_sub", ["-h", "127.0.0.1", "-p", String(port), "-i", id, "-c", "-q", "1", "-t", topic, ...args], {
+    encoding: "utf8",
+    timeout: 10000,
+  });
+  if (r.error) throw r.error;
+  return r.stdout;
+}
+
+let broker: Broker;
+
+beforeAll(async () => {
+  broker = await startBroker();
+});
+
+afterAll(async () => {
+  await broker?.close();
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const CLOCK_TIMER = [
+  "clock exact over 46 h true",
+  "long wait armed 1200000,1200000,1200000,600000,1200000; fired once after 3 pieces true",
+  "0 ms armed as 1; fired 2; stopped timer keeps reading the clock every 1200000 ms",
+  "clock read while stopped true; fired still 2",
+];
+
+/** A fixture script on fengari (Lua 5.3 with 32-bit integers, like ESP32 builds), in this process. */
+function runFengari(script: string): string[] {
+  const { lua, lauxlib, lualib, to_luastring } = require("fengari");
+  const L = lauxlib.luaL_newstate();
+  lualib.luaL_openlibs(L);
+  const code = [
+    `local out = {}`,
+    `print = function(...) local t = {...}; for i = 1, #t do t[i] = tostring(t[i]) end; out[#out + 1] = table.concat(t, "\\t") end`,
+    `PETREL_LUA_DIST = ${JSON.stringify(LUA_DIST)}`,
+    `local ok, e = pcall(dofile, ${JSON.stringify(path.join(FIXTURES, script))})`,
+    `if not ok then out[#out + 1] = "error " .. tostring(e) end`,
+    `return table.concat(out, "\\n")`,
+  ].join("\n");
+  if (lauxlib.luaL_loadstring(L, to_luastring(code)) !== lua.LUA_OK || lua.lua_pcall(L, 0, 1, 0) !== lua.LUA_OK) {
+    throw new Error(`fengari failed: ${lua.lua_tojsstring(L, -1)}`);
+  }
+  return (lua.lua_tojsstring(L, -1) as string).split("\n").filter((l) => l.length > 0);
+}
+
+describe("the NodeMCU clock and timer adapters on a fake tmr", () => {
+  for (const lua of LUAS) {
+    needs(runtimes[lua.name].missing(), `${lua.name}: exact ms across µs and ms wraps; long waits in pieces`, async () => {
+      const r = await runLua(lua.exe, lua.esp32, "clock-timer.lua", tmpDir("clock"), {});
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.out).toEqual(CLOCK_TIMER);
+    });
+  }
+  needs(runtimes.fengari.missing(), "fengari (32-bit integers): the same", () => {
+    expect(runFengari("clock-timer.lua")).toEqual(CLOCK_TIMER);
+  });
+});
+
+describe("the NodeMCU stand-in itself", () => {
+  for (const lua of LUAS) {
+    const missing = runtimes[lua.name].missing() ?? socketMissing(lua.exe);
+    const tag = lua.name;
+    const check = (name: string, env: Record<string, string> = {}) =>
+      runLua(lua.exe, lua.esp32, "standin-checks.lua", tmpDir("checks"), { PETREL_CHECK: name, ...env }, 10000);
+
+    needs(missing, `${tag}: a second sk:send before "sent" fails the run, even inside a pcall`, async () => {
+      const r = await check("back-to-back");
+      expect(r.out).toEqual(["second send refused true"]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`stand-in: sk:send before the previous send's "sent" event`);
+    });
+
+    needs(missing, `${tag}: the event loop gives up at its deadline`, async () => {
+      const r = await check("deadline");
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain("stand-in: the program did not finish within 0.3 s");
+    });
+
+    needs(missing, `${tag}: "receive" delivers at most one 1,460-byte segment per event`, async () => {
+      const r = await check("segments");
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.out).toEqual(["received 5000 bytes in 4 or more events, largest 1460"]);
+    });
+
+    needs(missing, `${tag}: a refused connection is a "reconnection" event from the loop`, async () => {
+      const r = await check("refused", { PETREL_PORT: String(await freePort()) });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.out).toEqual(["reconnection -11 from the loop true"]);
+    });
+
+    needs(missing, `${tag}: tmr.now() wraps at 31 bits; single alarms unregister; a 0 ms alarm is refused`, async () => {
+      const r = await check("timers");
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.out).toEqual(["us wrapped true single alarm unregistered true"]);
+      const z = await check("zero-interval");
+      expect(z.code).not.toBe(0);
+      expect(z.stderr).toContain("stand-in: tmr interval must be 1..6870947 ms (got 0)");
+    });
+  }
+});
+
+describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
+  for (const lua of LUAS) {
+    const missing = runtimes[lua.name].missing() ?? socketMissing(lua.exe);
+    const tag = lua.name;
+
+    needs(missing, `${tag}: storage writes and removes are atomic under a power cut at every flash step`, async () => {
+      const r = await runLua(lua.exe, lua.esp32, "storage-cuts.lua", tmpDir("cuts"), {});
+      expect(r.code, r.stderr).toBe(0);
+      // A write is four flash steps (header, data, remove the old file, rename): a cut in the
+      // first two leaves the old record, in the last two the new one; never a torn one.
+      expect(r.out).toEqual([
+        "write cut 1 -> old files rec rewrite true",
+        "write cut 2 -> old files rec rewrite true",
+        "write cut 3 -> new files rec rewrite true",
+        "write cut 4 -> new files rec rewrite true",
+        "write cut 5 -> new files rec rewrite true (not cut)",
+        "remove cut 1 -> old files rec",
+        "remove cut 2 -> none files  (not cut)",
+        "pending new, read before settle -> new",
+        "pending new, after boot -> new files rec",
+        "torn new, read -> old",
+        "torn new, after boot -> old files rec",
+        "empty record true list mark,rec",
+        "bad key 2 -1",
+      ]);
+    });
+
+    needs(missing, `${tag}: subscribes, publishes QoS 0/1/2 to itself, a 3,000-byte message and a burst, then ends`, async () => {
+      const topic = `petrel/standin/${lua.name}/${process.pid}`;
+      const r = await runLua(lua.exe, lua.esp32, "pubsub.lua", tmpDir("pubsub"), {
+        PETREL_PORT: String(broker.port),
+        PETREL_TOPIC: topic,
+        PETREL_CLIENT: `petrel-standin-${lua.name}-${process.pid}`,
+      });
+      expect(r.code, `${r.stderr}\n${r.out.join("\n")}`).toBe(0);
+      const heap = r.out.filter((l) => l.startsWith("heap "));
+      console.log(`[observed] ${lua.name}: ${heap.join("; ")}`);
+      const lines = r.out.filter((l) => !l.startsWith("heap "));
+      // Arrival order between the QoS levels is the broker's; the set and the frame are fixed.
+      expect(lines.slice(0, 2)).toEqual(["connect sessionPresent=false", "suback ok granted=2"]);
+      expect(lines.slice(2, 11).sort()).toEqual([
+        "burst in order true",
+        "callback big ok",
+        "callback q0 ok",
+        "callback q1 ok",
+        "callback q2 ok",
+        "message big qos=1 len=3000 intact=true",
+        "message q0 zero qos=0",
+        "message q1 one qos=1",
+        "message q2 two qos=2",
+      ]);
+      expect(lines.slice(11)).toEqual([
+        "end",
+        "writes refused while the queue was full true",
+        "clock wrapped true tracks host true",
+        "us counter wrapped true",
+        "stats delivered=14 connects=1",
+        "outbox records 0",
+      ]);
+    });
+
+    needs(missing, `${tag}: a QoS 1 message published while the broker is unreachable survives a SIGKILL and is delivered by the next boot`, async () => {
+      const flash = tmpDir("restart");
+      const topic = `petrel/standin-restart/${lua.name}/${process.pid}`;
+      const client = `petrel-standin-restart-${lua.name}-${process.pid}`;
+      const observer = `observer-${lua.name}-${process.pid}`;
+      // The observer's persistent session holds what arrives while it is away.
+      mosquittoSub(broker.port, observer, topic, ["-E"]);
+
+      const closed = await freePort(); // nothing listens there
+      const a = await runLua(lua.exe, lua.esp32, "restart-a.lua", flash, { PETREL_PORT: String(closed), PETREL_TOPIC: topic, PETREL_CLIENT: client },
+        10000, "running");
+      expect(a.signal, a.stderr).toBe("SIGKILL");
+      expect(a.out).toEqual(["outbox records 1", "refused attempts seen true", "running"]);
+      expect(fs.readdirSync(flash).filter((f) => f.startsWith("mqo"))).toEqual(["mqo1"]);
+
+      const b = await runLua(lua.exe, lua.esp32, "restart-b.lua", flash, { PETREL_PORT: String(broker.port), PETREL_TOPIC: topic, PETREL_CLIENT: client });
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.out).toEqual(["outbox records at boot 1", "connect", "outbox empty", "end"]);
+
+      const got = mosquittoSub(broker.port, observer, topic, ["-C", "1", "-W", "5"]);
+      expect(got.trim()).toBe("stored-1");
+    });
+  }
+});
