@@ -8,6 +8,7 @@ import { disposeContext, runBundle, runScript } from "../host-sim/espruino/stand
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 import { spawn } from "node:child_process";
 import { DIST, runtimes } from "./harness/runtimes";
+import { until as waitUntil } from "./harness/wait";
 
 // The built Espruino bundle itself (dist/espruino/petrel.js), with its Espruino adapters (net,
 // Storage, timers), in the Espruino stand-in, against a real mosquitto. Every wait is bounded.
@@ -39,12 +40,7 @@ function board(flash: string, chunk = 536) {
   return { ctx, lines, faults, run: (src: string) => runScript(ctx, src) };
 }
 
-async function until(what: string, cond: () => boolean, ms = 8000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 10) {
-    if (waited >= ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 8000) => waitUntil(what, cond, ms);
 
 const flashDir = () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-esp-flash-"));

@@ -3,6 +3,7 @@ import type { MqttClient } from "../firmware/session/mqtt";
 import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
 import { connect } from "../host-sim/node/client";
+import { until as waitUntil } from "./harness/wait";
 
 // The client through the loopback fault proxy in front of a real mosquitto: a stream split at
 // every byte, a half-open link (black hole) found by keepalive, a reset. Every wait is bounded.
@@ -21,12 +22,7 @@ afterAll(async () => {
   await broker?.close();
 });
 
-async function until(what: string, cond: () => boolean, ms = 8000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 10) {
-    if (waited >= ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 8000) => waitUntil(what, cond, ms);
 
 function client(id: string, keepalive = 30, pingTimeoutMs = 10000) {
   const c = connect({ brokers: [{ host: "127.0.0.1", port: proxy.port }], clientId: id, clean: false, keepalive, pingTimeoutMs,

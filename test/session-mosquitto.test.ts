@@ -15,6 +15,7 @@ import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosqui
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
 import { nodeTransport } from "../host-sim/node/transport";
 import { makeCerts, type Certs } from "../host-sim/tls-certs";
+import { until } from "./harness/wait";
 
 // The session (firmware/session) end to end against a real mosquitto 2.0.11: each broker has its
 // own config, an ephemeral loopback port and a persistence directory (startBroker saves after every
@@ -30,14 +31,6 @@ const HOST = "127.0.0.1";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `cond` until it holds; throws naming `what` after `ms` (a bound, not an assertion on time). */
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function bounded<T>(what: string, p: Promise<T>, ms = 5000): Promise<T> {
   let t: NodeJS.Timeout;

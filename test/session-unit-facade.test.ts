@@ -182,6 +182,7 @@ describe("outbox records that are not a stored PUBLISH", () => {
     const c = b.client();
     expect(c.outbox.count).toBe(1);
     expect(c.outbox.ids[0]).toBe(1);
+    expect(c.outbox.removed).toBe(8);
     expect(b.storage.keys()).toEqual(["mqo", "mqo1", "mqo1234567890"]);
   });
 });

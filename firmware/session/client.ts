@@ -74,6 +74,11 @@ export interface ClientStats {
 
 const ACK_BUF = 8;
 
+/** The sooner of two waits in ms, where `a` may be IDLE (no wait). */
+function sooner(a: number, b: number): number {
+  return a === IDLE || b < a ? b : a;
+}
+
 /**
  * The MQTT 3.1.1 session: one connection at a time to the first broker of the list that
  * answers, reconnecting with backoff, keeping every accepted QoS 1/2 message in the outbox
@@ -179,9 +184,7 @@ export class Client {
     const c = new this(p, s, ev);
     const n = encodeConnect(c.tx, 0, s.maxPacket, c.connect);
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecErrorMessage(n)} (client id, user name, will); fix: correct that option`);
-    const r = c.outbox.load(c.tx, s.maxPacket);
-    const loaded = port.ints.band(r, 65535);
-    const bad = port.ints.rshift(r, 16);
+    const loaded = c.outbox.load(c.tx, s.maxPacket);
     if (c.outbox.tooLarge > 0) {
       p.log.write(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
     }
@@ -189,7 +192,7 @@ export class Client {
       c.nextId = c.outbox.ids[loaded - 1] === 65535 ? 1 : c.outbox.ids[loaded - 1] + 1;
       p.log.write(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
-    if (bad > 0) p.log.write(LOG_WARN, `mqtt: removed ${bad} unreadable outbox record(s)`);
+    if (c.outbox.removed > 0) p.log.write(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
     c.received.load();
     const owner = p.storage.list(s.storePrefix + "b");
     for (let i = 0; i < owner.length; i++) {
@@ -676,7 +679,7 @@ export class Client {
         this.drop("ping-timeout");
         return 0;
       }
-      return next === IDLE || left < next ? left : next;
+      return sooner(next, left);
     }
     const ka = s.keepalive * 1000;
     const sentLeft = ka - elapsed(this.lastSent, now);
@@ -687,10 +690,9 @@ export class Client {
       this.pingAt = now;
       this.stats.pings = this.stats.pings + 1;
       this.sendControl(encodeEmpty(this.ack, 0, ACK_BUF, PacketType.Pingreq));
-      const t = s.pingTimeoutMs;
-      return next === IDLE || t < next ? t : next;
+      return sooner(next, s.pingTimeoutMs);
     }
-    return next === IDLE || left < next ? left : next;
+    return sooner(next, left);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -111,6 +111,8 @@ export class Outbox {
   nextSeq = 1;
   /** Records found at load that are larger than the packet buffer (maxPacket was lowered): kept, not sent. */
   tooLarge = 0;
+  /** Records found at load that were not a stored PUBLISH (torn or foreign): removed. */
+  removed = 0;
   private readonly okey: string;
   private readonly rkey: string;
   /** The body of a marker record (its name is the information). */
@@ -123,12 +125,13 @@ export class Outbox {
   }
 
   /**
-   * Reads the records left by an earlier run into the index (start-up). Records that are not a
-   * stored PUBLISH are removed and counted in the result's second half: (bad * 65536 + loaded).
+   * Reads the records left by an earlier run into the index (start-up) and returns how many.
+   * Records that are not a stored PUBLISH are removed (counted in `removed`); records larger than
+   * `cap` are kept (counted in `tooLarge`).
    */
   load(buf: Bytes, cap: number): number {
     const seqs = numberedKeys(this.storage, this.okey);
-    let bad = 0;
+    this.removed = 0;
     this.count = 0;
     this.bytes = 0;
     this.tooLarge = 0;
@@ -142,7 +145,7 @@ export class Outbox {
         this.nextSeq = seq + 1;
       } else if (info < 0) {
         this.storage.remove(this.okey + seq);
-        bad = bad + 1;
+        this.removed = this.removed + 1;
       } else {
         const k = this.count;
         this.put(k, seq, port.ints.band(info, 65535), port.ints.rshift(info, 16), len, undefined);
@@ -156,7 +159,7 @@ export class Outbox {
       if (k >= 0 && this.qoss[k] === 2) this.phases[k] = Phase.ReleaseQueued;
       else this.storage.remove(this.rkey + released[i]); // its message was completed before the cut
     }
-    return bad * 65536 + this.count;
+    return this.count;
   }
 
   private put(k: number, seq: number, id: number, qos: number, len: number, done: Done | undefined): void {

@@ -150,14 +150,18 @@ export const espruinoResolver: Resolver = {
   },
 };
 
-/** A record's body and its check: length (2 bytes) and a sum (2 bytes), so a torn write is seen. */
+/** The check of a record's first `length` bytes (a position-weighted sum, so swapped bytes show). */
+function checksum(a: Uint8Array, length: number): number {
+  let sum = 0;
+  for (let i = 0; i < length; i++) sum = (sum + a[i] * (i % 251 + 1)) % 65521;
+  return sum;
+}
+
+/** A record's body and its seal: length (2 bytes) and checksum (2 bytes), so a torn write is seen. */
 function seal(data: Uint8Array, length: number): string {
   const out = new Uint8Array(length + 4);
-  let sum = 0;
-  for (let i = 0; i < length; i++) {
-    out[i] = data[i];
-    sum = (sum + data[i] * (i % 251 + 1)) % 65521;
-  }
+  for (let i = 0; i < length; i++) out[i] = data[i];
+  const sum = checksum(out, length);
   out[length] = (length >> 8) & 255;
   out[length + 1] = length & 255;
   out[length + 2] = (sum >> 8) & 255;
@@ -171,9 +175,7 @@ function unseal(s: string | undefined): Uint8Array | undefined {
   const a = E.toUint8Array(s);
   const length = a.length - 4;
   if (((a[length] << 8) | a[length + 1]) !== length) return undefined;
-  let sum = 0;
-  for (let i = 0; i < length; i++) sum = (sum + a[i] * (i % 251 + 1)) % 65521;
-  if (((a[length + 2] << 8) | a[length + 3]) !== sum) return undefined;
+  if (((a[length + 2] << 8) | a[length + 3]) !== checksum(a, length)) return undefined;
   return a.subarray(0, length);
 }
 
@@ -228,9 +230,10 @@ export function espruinoStorage(): Storage {
   };
 }
 
-export const espruinoLog: LogSink = {
-  write: (level, line) => print((level === 0 ? "E " : level === 1 ? "W " : "I ") + line),
-};
+/** Log lines to `print` (the console), at `level` and below. */
+export function espruinoLog(level: number): LogSink {
+  return { write: (l, line) => { if (l <= level) print((l === 0 ? "E " : l === 1 ? "W " : "I ") + line); } };
+}
 
 export interface EspruinoPlatformOptions {
   tls?: { ca?: string; key?: string; cert?: string };
@@ -242,8 +245,7 @@ export interface EspruinoPlatformOptions {
 
 /** The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`. */
 export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
-  const level = o.logLevel !== undefined ? o.logLevel : 2;
-  const log: LogSink = { write: (l, line) => { if (l <= level) espruinoLog.write(l, line); } };
+  const log = espruinoLog(o.logLevel !== undefined ? o.logLevel : 2);
   const slice = o.sliceMs !== undefined ? o.sliceMs : 50;
   const serial = typeof getSerial === "function" ? getSerial() : undefined;
   return {

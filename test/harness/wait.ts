@@ -1,0 +1,10 @@
+/**
+ * Polls `cond` until it holds; throws naming `what` after `ms` (a bound on the wait, not an
+ * assertion on time).
+ */
+export async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  for (let waited = 0; !cond(); waited += 10) {
+    if (waited >= ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
