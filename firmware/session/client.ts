@@ -411,7 +411,7 @@ export class Client {
    * filter (128 = refused by the broker). Returns an error value when nothing was accepted.
    */
   subscribe(filters: string[], qos: number[], count: number, handler: MessageHandler | undefined, done: RequestDone | undefined): PetrelError | undefined {
-    const e = this.reqs.add(PacketType.Subscribe, filters, qos, count, handler, done, this.tx, this.settings.maxPacket);
+    const e = this.reqs.add(PacketType.Subscribe, filters, qos, count, done, this.tx, this.settings.maxPacket);
     this.txSeq = 0; // tx was scratch for the check
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) this.remember(filters[i], qos[i], handler);
@@ -421,7 +421,7 @@ export class Client {
 
   /** Unsubscribes from `count` filters; their handlers stop at once. */
   unsubscribe(filters: string[], count: number, done: RequestDone | undefined): PetrelError | undefined {
-    const e = this.reqs.add(PacketType.Unsubscribe, filters, undefined, count, undefined, done, this.tx, this.settings.maxPacket);
+    const e = this.reqs.add(PacketType.Unsubscribe, filters, undefined, count, done, this.tx, this.settings.maxPacket);
     this.txSeq = 0; // tx was scratch for the check
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) this.forget(filters[i]);

@@ -8,8 +8,6 @@ import { fail } from "./errors";
 /** Called with the granted QoS per filter (SUBSCRIBE; 128 = refused) or nothing (UNSUBSCRIBE). */
 export type RequestDone = (this: void, err: PetrelError | undefined, granted: number[] | undefined) => void;
 
-/** A handler stored with a subscribe request (kept by the client, not here). */
-type AnyHandler = unknown;
 
 /**
  * SUBSCRIBE and UNSUBSCRIBE requests waiting for SUBACK / UNSUBACK, in order. A request has a
@@ -36,7 +34,7 @@ export class Requests {
    * Validates a request by encoding it into `scratch` and queues a copy of its filters. Returns
    * an error value when nothing was queued.
    */
-  add(kind: number, filters: string[], qos: number[] | undefined, count: number, _handler: AnyHandler,
+  add(kind: number, filters: string[], qos: number[] | undefined, count: number,
     done: RequestDone | undefined, scratch: Bytes, cap: number): PetrelError | undefined {
     if (this.own >= this.max) {
       return fail("too-many-requests", `${this.own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
