@@ -10,8 +10,9 @@ import { DIST, ROOT, runtimes } from "./harness/runtimes";
 // (host-sim/nodemcu/standin.lua: net, tmr, file, node, wifi, uart over luasocket), against a real
 // mosquitto. Runtimes: lua51 (Debian lua5.1 + lua-bitop, no debug library: an ESP8266 with its
 // `file` module) and lua53 (Debian lua5.3, no bit library: an ESP32, files through io.open).
-// fengari (32-bit integers) runs only the clock and timer checks, which need no stand-in: it has
-// no luasocket for the stand-in's network and no io.open for its flash. Every wait is bounded:
+// fengari (32-bit integers) runs the clock and timer checks here; with Node's sockets and files
+// as its host layer (host-sim/nodemcu/fengari-board.ts) it runs the mosquitto scenarios of
+// test/board-matrix.test.ts like every other runtime. Every wait is bounded:
 // the stand-in's event loop raises after its deadline, and each process is killed after a limit.
 
 const STANDIN_DIR = path.join(ROOT, "host-sim/nodemcu");

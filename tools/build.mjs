@@ -20,6 +20,7 @@ const dist = path.join(root, "dist");
 export const ESPRUINO_BUNDLES = [
   ["firmware/targets/espruino/index.ts", "petrel.js"],
   ["test/probe/entry_espruino.ts", "probe.js"],
+  ["test/agent/entry_espruino.ts", "agent.js"],
 ];
 
 function step(name, fn) {

@@ -79,6 +79,26 @@ if (matrices.length > 0) {
   }
 }
 
+// Scenario × runtime tables.
+for (const f of (fs.existsSync(report) ? fs.readdirSync(report) : []).filter((n) => n.startsWith("scenarios-")).sort()) {
+  const { title, table } = JSON.parse(fs.readFileSync(path.join(report, f), "utf8"));
+  const rts = [...new Set(Object.values(table).flatMap((row) => Object.keys(row)))];
+  console.log(`\n${title} (scenario × runtime):`);
+  console.log(`  ${"".padEnd(44)} ${rts.map((r) => r.padEnd(13)).join(" ")}`);
+  const notes = [];
+  for (const [name, row] of Object.entries(table)) {
+    const cell = (r) => {
+      const v = row[r] ?? "not run";
+      const m = /^(\w+)(?::| \((.*)\))/.exec(v);
+      if (m && m[2]) notes.push(`${r}: ${m[2]}`);
+      if (v.startsWith("skipped")) notes.push(`${r} ${v}`);
+      return (m ? m[1] : v).padEnd(13);
+    };
+    console.log(`  ${name.slice(0, 44).padEnd(44)} ${rts.map(cell).join(" ")}`);
+  }
+  for (const n of [...new Set(notes)]) console.log(`    ${n}`);
+}
+
 let passed = 0, failed = 0, skipped = 0;
 if (fs.existsSync(vitestJson)) {
   const j = JSON.parse(fs.readFileSync(vitestJson, "utf8"));

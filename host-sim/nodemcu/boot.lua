@@ -7,13 +7,14 @@ local here = assert(os.getenv("PETREL_STANDIN_DIR"), "PETREL_STANDIN_DIR is not 
 local dist = assert(os.getenv("PETREL_LUA_DIST"), "PETREL_LUA_DIST is not set")
 package.path = dist .. "/?.lua;" .. package.path
 local standin = dofile(here .. "/standin.lua")
-io.stdout:setvbuf("line") -- print reaches the serial console at once on a board; a test reads it as it comes
+if io.stdout.setvbuf then io.stdout:setvbuf("line") end -- print reaches the serial console at once on a board; a test reads it as it comes
 if _VERSION == "Lua 5.1" then
   bit = require("bit")
   debug = nil
   package.loaded.debug = nil
 end
-collectgarbage("collect")
-local base = collectgarbage("count")
+-- fengari has no collector control (its heap is JavaScript's): there `base` is nil.
+local base = nil
+if pcall(collectgarbage, "collect") then base = collectgarbage("count") end
 local Petrel = require("firmware.targets.nodemcu.index")
 return standin, Petrel, base

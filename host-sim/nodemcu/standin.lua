@@ -1,5 +1,7 @@
 -- A host stand-in for NodeMCU's firmware API, for running the built Lua of Petrel on Debian's
--- lua5.1 / lua5.3 with luasocket. Host-only: never shipped to a board.
+-- lua5.1 / lua5.3 (over luasocket) and on fengari (over Node's sockets and files). Host-only:
+-- never shipped to a board. The host's sockets, clock, files and console come through one small
+-- interface, host-luasocket.lua or host-fengari.lua; everything NodeMCU-specific is here.
 --
 --   local standin = dofile("host-sim/nodemcu/standin.lua")   -- defines net, tmr, file, node, wifi, uart
 --   ... program code ...
@@ -23,8 +25,10 @@
 --   standin.powerCut(n): the n-th flash mutation from now (a write, remove or rename) is cut:
 --   a write keeps only the first half of its data; from then on every flash call fails until
 --   standin.powerOn(), as after a power cut and a reboot.
--- * node: task.post, heap, chipid, random, restart (an error), egc.setmode; wifi and uart: minimal.
-local socket = require("socket")
+-- * node: task.post, heap, chipid, random, restart (an error), egc.setmode; wifi minimal.
+-- * uart: on("data", "\n", fn, 0) delivers each console line (stdin) with its "\n"; write.
+local here = os.getenv("PETREL_STANDIN_DIR") or "host-sim/nodemcu"
+local host = PETREL_HOST or dofile(here .. "/host-luasocket.lua")
 
 local M = {}
 
@@ -34,7 +38,7 @@ local FLASH = os.getenv("STANDIN_FLASH") or "."
 local ESP32 = os.getenv("STANDIN_ESP32") == "1"
 local SEGMENT = 1460
 local SEND_BUFFER = 2920
-local T0 = socket.gettime()
+local T0 = host.now()
 
 local tasks, taskHead, taskTail = {}, 1, 0
 local timers = {}
@@ -64,7 +68,7 @@ local usBase = nil
 local MAX_MS = 6870947
 
 local function nowMs()
-  return (socket.gettime() - T0) * 1000
+  return (host.now() - T0) * 1000
 end
 
 local Timer = {}
@@ -120,13 +124,16 @@ tmr = {
   ALARM_AUTO = ALARM_AUTO,
   create = function() return setmetatable({ running = false }, Timer) end,
   now = function()
-    usBase = usBase or socket.gettime()
-    local us = math.floor((socket.gettime() - usBase) * 1000000) + US_START
+    usBase = usBase or host.now()
+    local us = math.floor((host.now() - usBase) * 1000000) + US_START
     return math.floor(us % US_WRAP)
   end,
-  time = function() return math.floor(socket.gettime() - T0) end,
+  time = function() return math.floor(host.now() - T0) end,
   wdclr = function() end,
-  delay = function(us) socket.sleep(us / 1000000) end,
+  delay = function(us)
+    local t = host.now() + us / 1000000
+    while host.now() < t do end
+  end,
 }
 
 local function runTimers()
@@ -179,25 +186,13 @@ function Socket:on(event, fn)
   self.handlers[event] = fn
 end
 
-function Socket:connect(port, host)
-  if self.tcp ~= nil then breach("sk:connect called twice on one socket") end
-  if type(port) ~= "number" or type(host) ~= "string" then breach("sk:connect(port, host) takes a number and a string") end
-  local tcp = socket.tcp()
-  tcp:settimeout(0)
-  self.tcp, self.host, self.port = tcp, host, port
-  local ok, err = tcp:connect(host, port)
-  if ok then
-    self.state = "open"
-    conns[self] = true
-    post(function() if not self.userClosed then fire(self, "connection") end end)
-  elseif err == "timeout" or err == "Operation already in progress" then
-    self.state = "connecting"
-    conns[self] = true
-  else
-    self.state = "closed"
-    tcp:close()
-    post(function() if not self.userClosed then fire(self, "reconnection", ERR_RST) end end)
-  end
+function Socket:connect(port, ip)
+  if self.id ~= nil then breach("sk:connect called twice on one socket") end
+  if type(port) ~= "number" or type(ip) ~= "string" then breach("sk:connect(port, host) takes a number and a string") end
+  self.host, self.port = ip, port
+  self.state = "connecting"
+  self.id = host.connect(ip, port)
+  conns[self.id] = self
 end
 
 function Socket:send(data, fn)
@@ -209,16 +204,18 @@ function Socket:send(data, fn)
   if self.state ~= "open" then error("not connected") end
   if fn ~= nil then self.handlers.sent = fn end
   self.sending = true
-  self.out = data
   self.sentCount = (self.sentCount or 0) + 1
+  host.send(self.id, data)
 end
 
 function Socket:close()
   self.userClosed = true
-  if self.tcp ~= nil then self.tcp:close() end
+  if self.id ~= nil then
+    host.close(self.id)
+    conns[self.id] = nil
+  end
   self.state = "closed"
   self.sending = false
-  conns[self] = nil
 end
 
 function Socket:getpeer()
@@ -226,68 +223,48 @@ function Socket:getpeer()
 end
 
 local function lost(sk, event, err)
-  sk.tcp:close()
   sk.state = "closed"
   sk.sending = false
-  conns[sk] = nil
+  conns[sk.id] = nil
   post(function() if not sk.userClosed then fire(sk, event, err) end end)
 end
 
-local function pollSockets(timeout)
-  local rd, wr, idx = {}, {}, {}
-  for sk in pairs(conns) do
-    idx[sk.tcp] = sk
-    if sk.state == "connecting" or (sk.state == "open" and sk.out ~= nil) then wr[#wr + 1] = sk.tcp end
-    if sk.state == "open" then rd[#rd + 1] = sk.tcp end
-  end
-  if #rd == 0 and #wr == 0 then
-    if timeout > 0 then socket.sleep(timeout) end
-    return
-  end
-  local r, w = socket.select(rd, wr, timeout)
-  for _, tcp in ipairs(w) do
-    local sk = idx[tcp]
-    if sk ~= nil and conns[sk] then
-      if sk.state == "connecting" then
-        local ok, err = tcp:connect(sk.host, sk.port)
-        if ok or err == "already connected" then
+--- What the host reports, as NodeMCU's events: later, from the loop; data in segments.
+local consoleFn = nil
+local function hostEvents(timeout)
+  for _, ev in ipairs(host.wait(timeout)) do
+    if ev.kind == "line" then
+      if consoleFn ~= nil then
+        local fn, line = consoleFn, ev.data
+        post(function() fn(line) end)
+      end
+    else
+      local sk = conns[ev.id]
+      if sk ~= nil then
+        if ev.kind == "open" then
           sk.state = "open"
           post(function() if not sk.userClosed then fire(sk, "connection") end end)
-        else
-          lost(sk, "reconnection", err == "timeout" and ERR_TIMEOUT or ERR_RST)
-        end
-      elseif sk.out ~= nil then
-        local n, err, partial = tcp:send(sk.out)
-        local done = n or partial or 0
-        if n == nil and err ~= "timeout" then
+        elseif ev.kind == "fail" then
           lost(sk, "reconnection", ERR_RST)
-        elseif done >= #sk.out then
-          sk.out = nil
+        elseif ev.kind == "sent" then
           post(function()
             if sk.state == "open" and sk.sending then
               sk.sending = false
               fire(sk, "sent")
             end
           end)
+        elseif ev.kind == "data" then
+          local d = ev.data
+          for i = 1, #d, SEGMENT do
+            -- delivered even when the peer's close follows (it is queued after this), not after sk:close()
+            local chunk = string.sub(d, i, i + SEGMENT - 1)
+            post(function() if not sk.userClosed then fire(sk, "receive", chunk) end end)
+          end
+        elseif ev.kind == "eof" then
+          lost(sk, "disconnection", nil)
         else
-          sk.out = string.sub(sk.out, done + 1)
+          lost(sk, "reconnection", ERR_RST)
         end
-      end
-    end
-  end
-  for _, tcp in ipairs(r) do
-    local sk = idx[tcp]
-    if sk ~= nil and conns[sk] and sk.state == "open" then
-      local data, err, partial = tcp:receive(SEGMENT)
-      local chunk = data or partial
-      if chunk ~= nil and #chunk > 0 then
-        -- delivered even when the peer's close follows (it is queued after this), not after sk:close()
-        post(function() if not sk.userClosed then fire(sk, "receive", chunk) end end)
-      end
-      if err == "closed" then
-        lost(sk, "disconnection", nil)
-      elseif err ~= nil and err ~= "timeout" then
-        lost(sk, "reconnection", ERR_RST)
       end
     end
   end
@@ -302,8 +279,8 @@ net = {
   end,
   createServer = function() breach("net.createServer is not in the stand-in") end,
   dns = {
-    resolve = function(host, fn)
-      local ip = socket.dns.toip(host)
+    resolve = function(name, fn)
+      local ip = host.resolve(name)
       post(function() fn(nil, ip) end)
     end,
   },
@@ -349,7 +326,7 @@ local function path(name)
   return FLASH .. "/" .. name
 end
 
-local hostOpen = io.open
+local hostOpen = host.open
 local MODES = { r = "rb", w = "wb", a = "ab", ["r+"] = "r+b", ["w+"] = "w+b", ["a+"] = "a+b",
   rb = "rb", wb = "wb", ab = "ab", ["r+b"] = "r+b", ["w+b"] = "w+b", ["a+b"] = "a+b" }
 
@@ -419,17 +396,7 @@ end
 
 local function list()
   alive()
-  local out = {}
-  local p = io.popen('ls -1A "' .. FLASH .. '" 2>/dev/null')
-  for name in p:lines() do
-    local h = hostOpen(path(name), "rb")
-    if h ~= nil then
-      out[name] = h:seek("end")
-      h:close()
-    end
-  end
-  p:close()
-  return out
+  return host.list(FLASH)
 end
 
 file = {
@@ -437,12 +404,12 @@ file = {
   list = list,
   remove = function(name)
     if mutation() then error("stand-in: power cut") end
-    os.remove(path(name))
+    host.remove(path(name))
   end,
   rename = function(from, to)
     if mutation() then error("stand-in: power cut") end
     if exists(to) or not exists(from) then return false end
-    return os.rename(path(from), path(to)) == true
+    return host.rename(path(from), path(to))
   end,
   fsinfo = function()
     local used = 0
@@ -492,7 +459,8 @@ node = {
   },
   --- Free heap in bytes, as on an ESP8266 with about 44 KB free after boot, less what Lua holds.
   heap = function()
-    local free = 44 * 1024 - math.floor(collectgarbage("count") * 1024)
+    local ok, kb = pcall(collectgarbage, "count") -- fengari: not available, the heap reads as full
+    local free = 44 * 1024 - math.floor((ok and kb or 0) * 1024)
     if free < 0 then free = 0 end
     return free
   end,
@@ -520,7 +488,18 @@ wifi = {
 
 uart = {
   setup = function() return 115200 end,
-  on = function() end,
+  --- Console lines only (stdin): on("data", "\n", fn, 0); on("data") removes the handler.
+  on = function(event, delim, fn, run)
+    if event ~= "data" then breach("uart.on: only the data event is in the stand-in") end
+    if fn == nil then
+      consoleFn = nil
+      return
+    end
+    if delim ~= "\n" then breach("uart.on: the stand-in delivers lines (delimiter \"\\n\")") end
+    if run ~= 0 then breach("uart.on: run_input must be 0 while the program reads the console") end
+    consoleFn = fn
+    host.console()
+  end,
   write = function(_, ...)
     for i = 1, select("#", ...) do io.write(tostring((select(i, ...)))) end
   end,
@@ -534,10 +513,10 @@ end
 --- Runs the event loop until stop() or an error; raises when `seconds` pass first.
 function M.run(seconds)
   stopped = false
-  local deadline = socket.gettime() + seconds
+  local deadline = host.now() + seconds
   while not stopped do
     if fatal then error(fatal, 0) end
-    if socket.gettime() > deadline then
+    if host.now() > deadline then
       error("stand-in: the program did not finish within " .. seconds .. " s", 0)
     end
     -- posted tasks, those present now (a task may post more: they run next round)
@@ -557,9 +536,9 @@ function M.run(seconds)
     if taskHead <= taskTail then wait = 0 end
     local t = nextTimerIn()
     if t ~= nil and t < wait then wait = t end
-    local left = deadline - socket.gettime()
+    local left = deadline - host.now()
     if left < wait then wait = left > 0 and left or 0 end
-    pollSockets(wait)
+    hostEvents(wait)
   end
   if fatal then error(fatal, 0) end
 end

@@ -1,0 +1,43 @@
+/**
+ * A simulated Espruino board as a process: a built bundle (PETREL_BUNDLE) in the Espruino
+ * stand-in, its Storage in the directory PETREL_FLASH, its console on stdin/stdout. Each console
+ * line is typed at the board's REPL as a call of the global function the bundle defines
+ * (PETREL_CONSOLE, default `Agent`), as a host tool would type it over serial. Something that
+ * crashes or misbehaves on the board prints "FAULT <what>" and ends the process with status 3.
+ *
+ *   PETREL_BUNDLE=dist/espruino/agent.js PETREL_FLASH=/tmp/f node dist/node/host-sim/espruino/board.js
+ */
+import * as readline from "node:readline";
+import { disposeContext, runBundle, runScript } from "./standin";
+
+const bundle = process.env.PETREL_BUNDLE;
+const flash = process.env.PETREL_FLASH;
+if (bundle === undefined || flash === undefined) {
+  process.stderr.write("board.js needs PETREL_BUNDLE (the built bundle) and PETREL_FLASH (a directory)\n");
+  process.exit(2);
+}
+const fn = process.env.PETREL_CONSOLE ?? "Agent";
+const chunk = Number(process.env.PETREL_CHUNK ?? "536");
+
+const ctx = runBundle(bundle, {
+  print: (line) => process.stdout.write(line + "\n"),
+  storageDir: flash,
+  chunk,
+  fault: (what) => {
+    process.stdout.write(`FAULT ${what}\n`);
+    disposeContext(ctx);
+    process.exit(3);
+  },
+});
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", (l) => {
+  if (l === "quit") {
+    disposeContext(ctx);
+    process.exit(0);
+  }
+  runScript(ctx, `${fn}(${JSON.stringify(l)})`);
+});
+rl.on("close", () => {
+  disposeContext(ctx);
+  process.exit(0);
+});

@@ -1,0 +1,169 @@
+-- The NodeMCU stand-in's host layer on Debian's lua5.1 / lua5.3: sockets and time from
+-- luasocket, files from io, the console from stdin. Host-only: never shipped to a board.
+-- The same interface is provided to fengari by host-fengari.lua (Node sockets and files).
+--
+--   host.now()                 seconds, fractional
+--   host.connect(ip, port)     → id; later an event "open" or "fail"
+--   host.send(id, data)        later "sent" once all of it is written (or "reset")
+--   host.close(id)             nothing is reported for it
+--   host.resolve(name)         → address or nil
+--   host.wait(seconds)         → events {id=, kind=, data=} that happened within the wait:
+--                                "open", "fail", "data" (any size), "eof", "reset", "sent",
+--                                and {kind="line", data=...} for each console line (with "\n")
+--   host.open(path, mode)      → an io-like handle (read/write/seek/flush/close) or nil
+--   host.list(dir)             → { name = size }
+--   host.remove(path); host.rename(from, to) → true/false
+local socket = require("socket")
+
+local H = {}
+local conns, nextId = {}, 0
+local events = {}
+local stdinOn, stdinEof = false, false
+
+local function emit(id, kind, data)
+  events[#events + 1] = { id = id, kind = kind, data = data }
+end
+
+H.now = socket.gettime
+
+function H.connect(ip, port)
+  nextId = nextId + 1
+  local id = nextId
+  local tcp = socket.tcp()
+  tcp:settimeout(0)
+  local c = { tcp = tcp, ip = ip, port = port, state = "connecting" }
+  conns[id] = c
+  local ok, err = tcp:connect(ip, port)
+  if ok then
+    c.state = "open"
+    emit(id, "open")
+  elseif err ~= "timeout" and err ~= "Operation already in progress" then
+    tcp:close()
+    conns[id] = nil
+    emit(id, "fail")
+  end
+  return id
+end
+
+function H.send(id, data)
+  local c = conns[id]
+  if c == nil then return end
+  c.out = data
+end
+
+function H.close(id)
+  local c = conns[id]
+  if c == nil then return end
+  c.tcp:close()
+  conns[id] = nil
+end
+
+function H.resolve(name)
+  return socket.dns.toip(name)
+end
+
+--- Console lines from stdin (unbuffered, so select sees every byte still waiting).
+function H.console()
+  if stdinOn then return end
+  stdinOn = true
+  io.stdin:setvbuf("no")
+end
+
+local STDIN = { getfd = function() return 0 end, dirty = function() return false end }
+
+local function lost(id, kind)
+  local c = conns[id]
+  c.tcp:close()
+  conns[id] = nil
+  emit(id, kind)
+end
+
+function H.wait(timeout)
+  local rd, wr, idOf = {}, {}, {}
+  for id, c in pairs(conns) do
+    idOf[c.tcp] = id
+    if c.state == "connecting" or c.out ~= nil then wr[#wr + 1] = c.tcp end
+    if c.state == "open" then rd[#rd + 1] = c.tcp end
+  end
+  if stdinOn and not stdinEof then rd[#rd + 1] = STDIN end
+  if #events > 0 then timeout = 0 end
+  if #rd == 0 and #wr == 0 then
+    if timeout > 0 then socket.sleep(timeout) end
+  else
+    local r, w = socket.select(rd, wr, timeout)
+    for _, tcp in ipairs(w) do
+      local id = idOf[tcp]
+      local c = id and conns[id]
+      if c then
+        if c.state == "connecting" then
+          local ok, err = tcp:connect(c.ip, c.port)
+          if ok or err == "already connected" then
+            c.state = "open"
+            emit(id, "open")
+          else
+            lost(id, "fail")
+          end
+        elseif c.out ~= nil then
+          local n, err, partial = tcp:send(c.out)
+          local done = n or partial or 0
+          if n == nil and err ~= "timeout" then
+            lost(id, "reset")
+          elseif done >= #c.out then
+            c.out = nil
+            emit(id, "sent")
+          else
+            c.out = string.sub(c.out, done + 1)
+          end
+        end
+      end
+    end
+    for _, tcp in ipairs(r) do
+      if tcp == STDIN then
+        local l = io.stdin:read("*l")
+        if l == nil then stdinEof = true else emit(nil, "line", l .. "\n") end
+      else
+        local id = idOf[tcp]
+        local c = id and conns[id]
+        if c and c.state == "open" then
+          local data, err, partial = tcp:receive(65536)
+          local chunk = data or partial
+          if chunk ~= nil and #chunk > 0 then emit(id, "data", chunk) end
+          if err == "closed" then
+            lost(id, "eof")
+          elseif err ~= nil and err ~= "timeout" then
+            lost(id, "reset")
+          end
+        end
+      end
+    end
+  end
+  local out = events
+  events = {}
+  return out
+end
+
+H.open = io.open
+
+function H.list(dir)
+  local out = {}
+  local p = io.popen('ls -1A "' .. dir .. '" 2>/dev/null')
+  for name in p:lines() do
+    local h = io.open(dir .. "/" .. name, "rb")
+    if h ~= nil then
+      out[name] = h:seek("end")
+      h:close()
+    end
+  end
+  p:close()
+  return out
+end
+
+function H.remove(p)
+  return os.remove(p) == true
+end
+
+function H.rename(from, to)
+  return os.rename(from, to) == true
+end
+
+return H
