@@ -149,14 +149,46 @@ const luaFiles = walk(path.join(root, "dist/nodemcu")).filter((f) => f.endsWith(
 console.log(`\nartifacts`);
 console.log(`  Espruino bundle dist/espruino/petrel.js (minified): ${size(path.join(root, "dist/espruino/petrel.js"))} bytes`);
 console.log(`  NodeMCU Lua dist/nodemcu (${luaFiles.length} files incl. lualib_bundle): ${luaFiles.reduce((s, f) => s + size(f), 0)} bytes`);
+// Lua heap after loading the entry, split into code (function prototypes and their constants,
+// which NodeMCU keeps in flash when the modules are in LFS) and data (what loading builds in RAM:
+// module tables, class tables, closures): the data part is the heap an LFS build would use.
 for (const [exe, bit] of [["lua5.1", true], ["lua5.3", false]]) {
-  const code = `package.path = ${JSON.stringify(path.join(root, "dist/nodemcu/?.lua"))} .. ";" .. package.path
+  const dist = path.join(root, "dist/nodemcu");
+  const code = `package.path = ${JSON.stringify(dist + "/?.lua")} .. ";" .. package.path
     ${bit ? 'bit = require("bit")' : ""}
     collectgarbage("collect"); local before = collectgarbage("count")
     require("firmware.targets.nodemcu.index")
-    collectgarbage("collect"); print(string.format("%.1f", collectgarbage("count") - before))`;
+    collectgarbage("collect"); local total = collectgarbage("count") - before
+    local names = {}
+    for name in pairs(package.loaded) do
+      local f = ${JSON.stringify(dist)} .. "/" .. string.gsub(name, "%.", "/") .. ".lua"
+      local h = io.open(f, "r")
+      if h then h:close(); names[#names + 1] = f end
+    end
+    local protos = {}
+    collectgarbage("collect"); local c0 = collectgarbage("count")
+    for i = 1, #names do protos[i] = assert(loadfile(names[i])) end
+    collectgarbage("collect"); local codeKb = collectgarbage("count") - c0
+    print(string.format("%.1f %.1f %.1f %d", total, codeKb, total - codeKb, #names))`;
   const r = spawnSync(exe, ["-e", code], { encoding: "utf8" });
-  console.log(`  Lua heap after loading the entry (codec, scheduler, session) on ${exe}: ${r.status === 0 ? r.stdout.trim() + " KB" : "not measured: " + r.stderr.trim()} (host proxy for NodeMCU)`);
+  if (r.status !== 0) {
+    console.log(`  Lua heap on ${exe}: not measured: ${r.stderr.trim()}`);
+    continue;
+  }
+  const [total, codeKb, dataKb, files] = r.stdout.trim().split(" ");
+  console.log(`  Lua heap after loading the entry on ${exe}: ${total} KB (${files} modules): code ${codeKb} KB, data ${dataKb} KB (data = what stays in RAM with the code in LFS; host proxy for NodeMCU)`);
+}
+{
+  // fengari keeps Lua values as JavaScript objects: its figure is the JS heap the load adds.
+  const code = `const { lua, lauxlib, lualib, to_luastring } = require(${JSON.stringify(require.resolve("fengari"))});
+    const L = lauxlib.luaL_newstate(); lualib.luaL_openlibs(L);
+    const run = (s) => { if (lauxlib.luaL_loadstring(L, to_luastring(s)) !== 0 || lua.lua_pcall(L, 0, 0, 0) !== 0) throw new Error(lua.lua_tojsstring(L, -1)); };
+    run(${JSON.stringify(`package.path = ${JSON.stringify(path.join(root, "dist/nodemcu/?.lua"))} .. ";" .. package.path`)});
+    global.gc(); const h0 = process.memoryUsage().heapUsed;
+    run('PETREL = require("firmware.targets.nodemcu.index")');
+    global.gc(); console.log(((process.memoryUsage().heapUsed - h0) / 1024).toFixed(1));`;
+  const r = spawnSync(process.execPath, ["--expose-gc", "-e", code], { encoding: "utf8" });
+  console.log(`  JS heap added by loading the entry on fengari: ${r.status === 0 ? r.stdout.trim() + " KB" : "not measured: " + r.stderr.trim()} (JS objects per Lua value: a host proxy only)`);
 }
 if (process.env.ESPRUINO) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-bench-"));

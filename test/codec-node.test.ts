@@ -2,7 +2,7 @@ import mqttPacket from "mqtt-packet";
 import { describe, expect, it } from "vitest";
 import { CodecError, PacketType, Status } from "../firmware/codec/constants";
 import { Decoder } from "../firmware/codec/decoder";
-import { CODEC_ERROR_COUNT, LAST_CODEC_ERROR, codecErrorMessage, codecErrorName } from "../firmware/codec/errors";
+import { LAST_CODEC_ERROR, codecErrorMessage, codecErrorName } from "../firmware/codec/errors";
 import { encodeAck, encodeEmpty, encodePublish, encodePublishHeader } from "../firmware/codec/encode";
 import type { Bytes, Chunk } from "../firmware/port/bytes";
 import { installPort, port } from "../firmware/port/port";
@@ -292,7 +292,7 @@ describe("encoder fuzz", () => {
 });
 
 describe("codec error tables", () => {
-  it("every CodecError code has its own name and a message, and the tables end where the enum does", () => {
+  it("every CodecError code has its own name and a message, and the switches end where the enum does", () => {
     const names = new Set<string>();
     for (let c = 1; c <= LAST_CODEC_ERROR; c++) {
       const name = codecErrorName(c);
@@ -303,7 +303,6 @@ describe("codec error tables", () => {
       expect(codecErrorMessage(c).length, `message for ${name}`).toBeGreaterThan(15);
       expect(codecErrorMessage(c)).not.toBe("unknown codec error");
     }
-    expect(CODEC_ERROR_COUNT).toBe(LAST_CODEC_ERROR + 1);
     expect(codecErrorName(LAST_CODEC_ERROR + 1)).toBe("unknown");
     expect(codecErrorMessage(LAST_CODEC_ERROR + 1)).toBe("unknown codec error");
   });

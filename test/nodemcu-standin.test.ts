@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
+import { Board, boardMissing } from "./harness/boards";
 import { DIST, ROOT, runtimes } from "./harness/runtimes";
 
 // The shipped NodeMCU build (dist/nodemcu) on the host stand-in of NodeMCU's firmware API
@@ -275,6 +276,29 @@ describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
 
       const got = mosquittoSub(broker.port, observer, topic, ["-C", "1", "-W", "5"]);
       expect(got.trim()).toBe("stored-1");
+    });
+  }
+});
+
+describe("low heap on the NodeMCU build: new work is refused, the board keeps running", () => {
+  for (const rt of ["lua51", "lua53", "fengari"] as const) {
+    needs(boardMissing(rt), `${rt}: with node.heap() at 3,000 bytes and minFreeHeap 8,192, publish and subscribe say low-memory and keep nothing`, async () => {
+      const b = new Board(rt, tmpDir("heap"), { STANDIN_HEAP: "3000" });
+      try {
+        b.send(`open brokers=127.0.0.1:${broker.port} id=heap-${rt}-${process.pid} clean=1 minheap=8192`);
+        await b.waitFor("connect", "connect sp=0");
+        b.send("pub 1 heap/t 1 0 6869");
+        b.send("pub 2 heap/t 0 0 6869");
+        b.send("sub heap/# 1");
+        await b.waitFor("refusals", (l) => l.startsWith("suback"));
+        expect(b.lines.filter((l) => /^(pubdone|suback)/.test(l))).toEqual(["pubdone 1 low-memory", "pubdone 2 low-memory", "suback heap/# error low-memory"]);
+        b.send("stats");
+        await b.waitFor("stats", "stats outbox=0 connects=1 delivered=0 duplicates=0");
+        b.send("end");
+        await b.waitFor("end", "ended");
+      } finally {
+        await b.kill();
+      }
     });
   }
 });

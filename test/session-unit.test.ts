@@ -166,6 +166,30 @@ describe("publish QoS 1/2 and the outbox", () => {
     expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=1 t early", "publish q0 d0 r0 q zero"]);
   });
 
+  it("under the free-heap floor, publish and subscribe are refused with low-memory and nothing is kept", () => {
+    const b = new ScriptedBoard();
+    let free = 1000;
+    b.platform.freeHeap = () => free;
+    const c = b.client({ minFreeHeap: 4096 });
+    for (const qos of [0, 1, 2]) {
+      const e = c.publish("t", "x", qos, false, undefined);
+      expect(e?.code).toBe("low-memory");
+      expect(e?.message).toMatch(/free heap is 1000 bytes, under the 4096-byte floor \(minFreeHeap\).*fix:/);
+    }
+    expect(c.subscribe(["s"], [1], 1, undefined, undefined)?.code).toBe("low-memory");
+    expect(c.outbox.count).toBe(0);
+    expect(c.stats.lowMemory).toBe(4);
+    expect(c.stats.published).toBe(0);
+    free = 4096;
+    ok(c.publish("t", "x", 1, false, undefined));
+    expect(c.outbox.count).toBe(1);
+    // Off by default, and without a freeHeap the floor cannot bite.
+    const b2 = new ScriptedBoard();
+    b2.platform.freeHeap = () => 0;
+    ok(b2.client().publish("t", "x", 1, false, undefined));
+    ok(new ScriptedBoard().client({ minFreeHeap: 4096 }).publish("t", "x", 1, false, undefined));
+  });
+
   it("refuses what it cannot keep, naming the limit and the fix", () => {
     const b = new ScriptedBoard();
     const c = b.client({ outboxMessages: 2, outboxBytes: 100, maxPacket: 80 });

@@ -69,6 +69,8 @@ export interface ClientStats {
   oversize: number;
   /** Incoming QoS 2 ids forgotten before their PUBREL because receiveWindow was full. */
   evicted: number;
+  /** Publishes and subscribes refused because free heap was under minFreeHeap. */
+  lowMemory: number;
   pings: number;
 }
 
@@ -95,7 +97,7 @@ export class Client {
   lastReason = "";
   /** The last error reported (for diag). */
   lastError: PetrelError | undefined = undefined;
-  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, evicted: 0, pings: 0 };
+  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, evicted: 0, pings: 0, lowMemory: 0 };
   readonly outbox: Outbox;
   readonly received: Received;
 
@@ -255,6 +257,8 @@ export class Client {
   publish(topic: string, payload: Payload, qos: number, retain: boolean, done: Done | undefined): PetrelError | undefined {
     const s = this.settings;
     if (qos !== 0 && qos !== 1 && qos !== 2) return fail("invalid-qos", "QoS must be 0, 1 or 2");
+    const low = this.lowMemory();
+    if (low !== undefined) return low;
     if (qos === 0) return this.publish0(topic, payload, retain, done);
     if (this.outbox.count >= s.outboxMessages) {
       return fail("outbox-full", `the outbox holds ${this.outbox.count} messages, its limit; fix: wait for the broker to acknowledge (is it connected?), or raise outboxMessages`);
@@ -276,6 +280,17 @@ export class Client {
     this.stats.published = this.stats.published + 1;
     this.pump();
     return undefined;
+  }
+
+  /** The refusal when free heap is under the floor (minFreeHeap), else undefined. */
+  private lowMemory(): PetrelError | undefined {
+    const floor = this.settings.minFreeHeap;
+    const free = this.p.freeHeap;
+    if (floor === 0 || free === undefined) return undefined;
+    const n = free();
+    if (n >= floor) return undefined;
+    this.stats.lowMemory = this.stats.lowMemory + 1;
+    return fail("low-memory", `free heap is ${n} bytes, under the ${floor}-byte floor (minFreeHeap), so nothing was kept; fix: publish less often or smaller, lower maxPacket or outboxMessages, or free memory elsewhere`);
   }
 
   private publish0(topic: string, payload: Payload, retain: boolean, done: Done | undefined): PetrelError | undefined {
@@ -411,6 +426,8 @@ export class Client {
    * filter (128 = refused by the broker). Returns an error value when nothing was accepted.
    */
   subscribe(filters: string[], qos: number[], count: number, handler: MessageHandler | undefined, done: RequestDone | undefined): PetrelError | undefined {
+    const low = this.lowMemory();
+    if (low !== undefined) return low;
     const e = this.reqs.add(PacketType.Subscribe, filters, qos, count, done, this.tx, this.settings.maxPacket);
     this.txSeq = 0; // tx was scratch for the check
     if (e !== undefined) return e;

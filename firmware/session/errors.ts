@@ -8,23 +8,16 @@ export function fail(code: string, message: string): PetrelError {
   return { code: code, message: message };
 }
 
-/** CONNACK return codes 1..5 (§3.2.2.3) as stable codes. */
-const CONNACK_CODES = ["", "connack-protocol", "connack-identifier-rejected", "connack-server-unavailable",
-  "bad-credentials", "not-authorized"];
-
-const CONNACK_HELP = [
-  "",
-  "the broker refused MQTT 3.1.1 (return code 1, unacceptable protocol version); fix: use a broker that speaks MQTT 3.1.1 (mosquitto 1.3 or later) or enable v3.1.1 on its listener",
-  "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board",
-  "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log",
-  "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user",
-  "the broker says this client is not authorized to connect (return code 5); fix: check the username and password (mosquitto 2 answers a wrong password or a missing user name with this code), then the broker's listener settings (anonymous access, required certificates)",
-];
-
-/** The error for a refused CONNACK (return code 1..5; anything else is a malformed packet). */
+/** The error for a refused CONNACK (return code 1..5, §3.2.2.3; anything else is a malformed packet). */
 export function connackError(rc: number): PetrelError {
-  if (rc < 1 || rc > 5) return fail("connack-refused", `the broker refused the connection with unknown return code ${rc}`);
-  return fail(CONNACK_CODES[rc], CONNACK_HELP[rc]);
+  switch (rc) {
+    case 1: return fail("connack-protocol", "the broker refused MQTT 3.1.1 (return code 1, unacceptable protocol version); fix: use a broker that speaks MQTT 3.1.1 (mosquitto 1.3 or later) or enable v3.1.1 on its listener");
+    case 2: return fail("connack-identifier-rejected", "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board");
+    case 3: return fail("connack-server-unavailable", "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log");
+    case 4: return fail("bad-credentials", "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user");
+    case 5: return fail("not-authorized", "the broker says this client is not authorized to connect (return code 5); fix: check the username and password (mosquitto 2 answers a wrong password or a missing user name with this code), then the broker's listener settings (anonymous access, required certificates)");
+    default: return fail("connack-refused", `the broker refused the connection with unknown return code ${rc}`);
+  }
 }
 
 /** Why a connection ended, by the code the transport or the session gave it, with a fix hint. */

@@ -58,6 +58,11 @@ export interface ClientOptions {
   primaryRetry?: number;
   /** ["mq"] Prefix of the storage records (outbox, incoming QoS 2 ids). */
   storePrefix?: string;
+  /**
+   * [0 = off] Bytes of free heap below which publish and subscribe are refused with `low-memory`
+   * (nothing is kept), so a busy board degrades instead of crashing. Needs platform.freeHeap.
+   */
+  minFreeHeap?: number;
 }
 
 /** Options with every default filled in, validated. */
@@ -82,6 +87,7 @@ export interface Settings {
   reconnectMaxMs: number;
   primaryRetryMs: number;
   storePrefix: string;
+  minFreeHeap: number;
 }
 
 function isInt(x: number): boolean {
@@ -148,6 +154,7 @@ export function settle(o: ClientOptions, chipId: string): Settings | PetrelError
     reconnectMaxMs: num("reconnectMaxMs", o.reconnectMaxMs, 60000, 10, 86400000, errs),
     primaryRetryMs: num("primaryRetry", o.primaryRetry, 300, 0, 86400, errs) * 1000,
     storePrefix: o.storePrefix !== undefined ? o.storePrefix : "mq",
+    minFreeHeap: num("minFreeHeap", o.minFreeHeap, 0, 0, 1073741824, errs),
   };
   if (errs[0] !== undefined) return errs[0];
   if (s.reconnectMaxMs < s.reconnectMinMs) {

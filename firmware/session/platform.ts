@@ -20,4 +20,9 @@ export interface Platform {
   random(this: void, n: number): number;
   /** The chip or host id the default client id is made from. */
   chipId: string;
+  /**
+   * Free heap in bytes (NodeMCU's node.heap(), Espruino's free JsVars times their size), where
+   * the board can tell; the client refuses new work below `minFreeHeap` instead of running out.
+   */
+  freeHeap?: (this: void) => number;
 }

@@ -25,7 +25,7 @@
 --   standin.powerCut(n): the n-th flash mutation from now (a write, remove or rename) is cut:
 --   a write keeps only the first half of its data; from then on every flash call fails until
 --   standin.powerOn(), as after a power cut and a reboot.
--- * node: task.post, heap, chipid, random, restart (an error), egc.setmode; wifi minimal.
+-- * node: task.post, heap (STANDIN_HEAP fixes its reading), chipid, random, restart (an error), egc.setmode; wifi minimal.
 -- * uart: on("data", "\n", fn, 0) delivers each console line (stdin) with its "\n"; write.
 local here = os.getenv("PETREL_STANDIN_DIR") or "host-sim/nodemcu"
 local host = PETREL_HOST or dofile(here .. "/host-luasocket.lua")
@@ -36,6 +36,8 @@ local US_WRAP = 2147483648
 local US_START = tonumber(os.getenv("STANDIN_US_START") or "") or (US_WRAP - 500000)
 local FLASH = os.getenv("STANDIN_FLASH") or "."
 local ESP32 = os.getenv("STANDIN_ESP32") == "1"
+--- node.heap() reads this many bytes when STANDIN_HEAP is set (a board short of memory).
+local HEAP = tonumber(os.getenv("STANDIN_HEAP") or "")
 local SEGMENT = 1460
 local SEND_BUFFER = 2920
 local T0 = host.now()
@@ -459,6 +461,7 @@ node = {
   },
   --- Free heap in bytes, as on an ESP8266 with about 44 KB free after boot, less what Lua holds.
   heap = function()
+    if HEAP ~= nil then return HEAP end
     local ok, kb = pcall(collectgarbage, "count") -- fengari: not available, the heap reads as full
     local free = 44 * 1024 - math.floor((ok and kb or 0) * 1024)
     if free < 0 then free = 0 end

@@ -11,7 +11,7 @@ import type { Platform } from "../../firmware/session/platform";
  * them through its console. Commands (one per line, fields separated by single spaces):
  *
  *   open brokers=h:p[,h:p] id=ID [clean=0|1] [keepalive=S] [min=MS] [max=MS] [retry=S]
- *        [will=TOPIC,QOS,RETAIN,HEX] [user=U] [pass=P] [packet=BYTES]        → "open ok" or "open-error CODE"
+ *        [will=TOPIC,QOS,RETAIN,HEX] [user=U] [pass=P] [packet=BYTES] [minheap=BYTES]        → "open ok" or "open-error CODE"
  *   sub TOPIC QOS         → "suback TOPIC GRANTED" (or "suback TOPIC error CODE")
  *   unsub TOPIC           → "unsuback TOPIC"
  *   pub REF TOPIC QOS RETAIN HEX   → "pubdone REF ok" or "pubdone REF CODE" (when it completes)
@@ -72,6 +72,7 @@ export function startAgent(host: AgentHost): Agent {
       else if (k === "max") o.reconnectMaxMs = parseInt(v, 10);
       else if (k === "retry") o.primaryRetry = parseInt(v, 10);
       else if (k === "packet") o.maxPacket = parseInt(v, 10);
+      else if (k === "minheap") o.minFreeHeap = parseInt(v, 10);
       else if (k === "user") o.username = v;
       else if (k === "pass") o.password = v;
       else if (k === "will") {

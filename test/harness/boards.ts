@@ -82,7 +82,8 @@ export class Board {
   private readonly ready: Promise<void>;
   private typing: Promise<void> = Promise.resolve();
 
-  constructor(readonly runtime: RuntimeName, readonly flash: string) {
+  /** `env`: extra environment for the board process (e.g. STANDIN_HEAP). */
+  constructor(readonly runtime: RuntimeName, readonly flash: string, private readonly env: Record<string, string> = {}) {
     let exited: () => void = () => {};
     this.exited = new Promise((resolve) => (exited = resolve));
     if (runtime !== "espruino-real") {
@@ -106,7 +107,7 @@ export class Board {
 
   private start(agentPort: number, exited: () => void): void {
     const c = command(this.runtime, this.flash, agentPort);
-    const child = spawn(c.exe, c.args, { cwd: this.flash, env: { ...process.env, ...c.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(c.exe, c.args, { cwd: this.flash, env: { ...process.env, ...c.env, ...this.env }, stdio: ["pipe", "pipe", "pipe"] });
     this.child = child;
     let rest = "";
     child.stdout!.on("data", (d: Buffer) => {

@@ -243,6 +243,14 @@ export interface EspruinoPlatformOptions {
   sliceMs?: number;
 }
 
+/** process.memory(false): free JsVars times their size (blocksize bytes: 16 on ESP8266 and ESP32). */
+function espruinoFreeHeap(): number {
+  const pr = global["process"] as { memory?: (this: unknown, gc: boolean) => { free: number; blocksize?: number } } | undefined;
+  if (pr === undefined || pr.memory === undefined) return 1073741824;
+  const m = pr.memory(false); // false: no garbage collection pass on every publish
+  return m.free * (m.blocksize !== undefined ? m.blocksize : 16);
+}
+
 /** The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`. */
 export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
   const log = espruinoLog(o.logLevel !== undefined ? o.logLevel : 2);
@@ -257,5 +265,6 @@ export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
     log: log,
     random: (n) => Math.floor(Math.random() * n),
     chipId: serial !== undefined ? serial.split("-").join("").substring(0, 12) : "espruino",
+    freeHeap: espruinoFreeHeap,
   };
 }

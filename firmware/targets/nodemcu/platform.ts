@@ -176,6 +176,13 @@ function random(n: number): number {
   return math.random(n) - 1;
 }
 
+/** node.heap(): free bytes (a large figure where the build lacks it, so the floor never bites). */
+function freeHeap(): number {
+  const node = _G["node"] as NodeModule | undefined;
+  if (node === undefined || node.heap === undefined) return 1073741824;
+  return node.heap();
+}
+
 /** Builds the Platform the client needs from NodeMCU's modules. */
 export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
   const opts: NodemcuPlatformOptions = o !== undefined ? o : {};
@@ -194,5 +201,6 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     log,
     random,
     chipId: opts.chipId !== undefined ? opts.chipId : chipId(),
+    freeHeap,
   };
 }
