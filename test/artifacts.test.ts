@@ -72,3 +72,29 @@ describe("shipped artifacts", () => {
     });
   }
 });
+
+/**
+ * Byte budgets of the shipped artifacts: a change that grows one past its budget fails here, in
+ * CI, and has to raise the budget on purpose (with the reason in its commit). The Espruino figure
+ * is what `Storage` holds; the NodeMCU one what is uploaded to SPIFFS (before LFS or bytecode).
+ */
+const BUDGETS = { espruinoBundle: 50_000, nodemcuLua: 152_000 };
+
+describe("artifact byte budgets (CI gate)", () => {
+  const walk = (d: string): string[] =>
+    fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+
+  it(`the Espruino bundle is at most ${BUDGETS.espruinoBundle} bytes`, () => {
+    const n = fs.statSync(path.join(DIST, "espruino/petrel.js")).size;
+    console.log(`[artifacts] dist/espruino/petrel.js ${n} bytes (budget ${BUDGETS.espruinoBundle})`);
+    expect(n).toBeLessThanOrEqual(BUDGETS.espruinoBundle);
+  });
+
+  it(`the NodeMCU Lua modules are at most ${BUDGETS.nodemcuLua} bytes in all`, () => {
+    const files = walk(path.join(DIST, "nodemcu")).filter((f) => f.endsWith(".lua"));
+    const n = files.reduce((s, f) => s + fs.statSync(f).size, 0);
+    console.log(`[artifacts] dist/nodemcu ${files.length} files, ${n} bytes (budget ${BUDGETS.nodemcuLua})`);
+    expect(files.length).toBeGreaterThan(20);
+    expect(n).toBeLessThanOrEqual(BUDGETS.nodemcuLua);
+  });
+});
