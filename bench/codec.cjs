@@ -149,34 +149,42 @@ const luaFiles = walk(path.join(root, "dist/nodemcu")).filter((f) => f.endsWith(
 console.log(`\nartifacts`);
 console.log(`  Espruino bundle dist/espruino/petrel.js (minified): ${size(path.join(root, "dist/espruino/petrel.js"))} bytes`);
 console.log(`  NodeMCU Lua dist/nodemcu (${luaFiles.length} files incl. lualib_bundle): ${luaFiles.reduce((s, f) => s + size(f), 0)} bytes`);
-// Lua heap after loading the entry, split into code (function prototypes and their constants,
-// which NodeMCU keeps in flash when the modules are in LFS) and data (what loading builds in RAM:
-// module tables, class tables, closures): the data part is the heap an LFS build would use.
+// Lua heap after loading the entry, and the part of it that is data: module tables, class
+// tables, closures, upvalues (what stays in RAM when the code is in LFS, whose prototypes and
+// constants live in flash). The data is measured by running every module chunk a second time
+// over the same prototypes: the heap that second run adds is one run's data.
 for (const [exe, bit] of [["lua5.1", true], ["lua5.3", false]]) {
-  const dist = path.join(root, "dist/nodemcu");
-  const code = `package.path = ${JSON.stringify(dist + "/?.lua")} .. ";" .. package.path
+  const dist = path.join(root, "dist/nodemcu") + "/";
+  const code = `local dist = ${JSON.stringify(dist)}
+    package.path = dist .. "?.lua;" .. package.path
     ${bit ? 'bit = require("bit")' : ""}
     collectgarbage("collect"); local before = collectgarbage("count")
     require("firmware.targets.nodemcu.index")
     collectgarbage("collect"); local total = collectgarbage("count") - before
-    local names = {}
-    for name in pairs(package.loaded) do
-      local f = ${JSON.stringify(dist)} .. "/" .. string.gsub(name, "%.", "/") .. ".lua"
-      local h = io.open(f, "r")
-      if h then h:close(); names[#names + 1] = f end
+    for name in pairs(package.loaded) do if string.sub(name, 1, 9) == "firmware." or name == "lualib_bundle" then package.loaded[name] = nil end end
+    local chunks, n = {}, 0
+    local loaders = package.loaders or package.searchers
+    local search = loaders[2]
+    loaders[2] = function(name)
+      local c = chunks[name] or loadfile(dist .. string.gsub(name, "%.", "/") .. ".lua")
+      if not c then return search(name) end
+      if not chunks[name] then n = n + 1 end
+      chunks[name] = c
+      return c
     end
-    local protos = {}
-    collectgarbage("collect"); local c0 = collectgarbage("count")
-    for i = 1, #names do protos[i] = assert(loadfile(names[i])) end
-    collectgarbage("collect"); local codeKb = collectgarbage("count") - c0
-    print(string.format("%.1f %.1f %.1f %d", total, codeKb, total - codeKb, #names))`;
+    require("firmware.targets.nodemcu.index")
+    for name in pairs(chunks) do package.loaded[name] = nil end
+    collectgarbage("collect"); local m1 = collectgarbage("count")
+    require("firmware.targets.nodemcu.index")
+    collectgarbage("collect")
+    print(string.format("%.1f %.1f %d", total, collectgarbage("count") - m1, n))`;
   const r = spawnSync(exe, ["-e", code], { encoding: "utf8" });
   if (r.status !== 0) {
     console.log(`  Lua heap on ${exe}: not measured: ${r.stderr.trim()}`);
     continue;
   }
-  const [total, codeKb, dataKb, files] = r.stdout.trim().split(" ");
-  console.log(`  Lua heap after loading the entry on ${exe}: ${total} KB (${files} modules): code ${codeKb} KB, data ${dataKb} KB (data = what stays in RAM with the code in LFS; host proxy for NodeMCU)`);
+  const [total, dataKb, files] = r.stdout.trim().split(" ");
+  console.log(`  Lua heap after loading the entry on ${exe}: ${total} KB with the code in RAM; data ${dataKb} KB (${files} modules; what stays in RAM with the code in LFS). 64-bit host proxy for NodeMCU`);
 }
 {
   // fengari keeps Lua values as JavaScript objects: its figure is the JS heap the load adds.

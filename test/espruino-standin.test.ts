@@ -27,13 +27,14 @@ afterAll(async () => {
 });
 
 /** A board: the bundle in a fresh stand-in with its own flash directory; its printed lines (UTF-8). */
-function board(flash: string, chunk = 536) {
+function board(flash: string, chunk = 536, esp32 = false) {
   const lines: string[] = [];
   const faults: string[] = [];
   const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), {
     print: (l) => lines.push(Buffer.from(l, "latin1").toString("utf8")),
     storageDir: flash,
     chunk,
+    esp32,
     fault: (what) => faults.push(what),
   });
   contexts.push(ctx);
@@ -102,6 +103,25 @@ describe("the Espruino bundle in the stand-in against mosquitto", () => {
     second.run(CLIENT(broker.port, "esp-reboot"));
     await until("the kept message", () => watcher.lines.includes("msg esp/kept survives a reboot q1"));
     await until("the outbox drained", () => second.run("c.core.outbox.count") === 0);
+  });
+
+  it("ESP32 flavour: a refused connection thrown by connect() itself is reported as refused, retried, and the board connects once the broker is there", async () => {
+    const flash = flashDir();
+    const b = board(flash, 536, true);
+    const port = await freePort();
+    b.run(`var thrown = 0; var net0 = require("net"); try { net0.connect({ host: "127.0.0.1", port: ${port} }, function () {}); } catch (e) { thrown++; }`);
+    expect(b.run("thrown")).toBe(1); // the stand-in throws, as ESP32 builds do
+    b.run(CLIENT(port, "esp32-refused"));
+    await until("two refused attempts", () => b.lines.filter((l) => l === "error refused").length >= 1 && b.run("c.core.stats.attempts") >= 2);
+    const late = await startBroker({ port });
+    try {
+      await until("connect once the broker is up", () => b.lines.includes("connect sp=0"), 10000);
+      expect(b.faults).toEqual([]);
+      b.run(`c.end(function () { print("ended"); });`);
+      await until("end", () => b.lines.includes("ended"));
+    } finally {
+      await late.close();
+    }
   });
 
   it("the stand-in is strict: a Uint8Array written to a socket goes out as its text, and a connect callback with on('connect') is a fault", async () => {

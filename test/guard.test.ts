@@ -173,6 +173,12 @@ const BUNDLE_CASES: Array<[string, string, number]> = [
   ["hoisting", "function outer(){var r=inner();\nfunction inner(){return 1}\nreturn r}", 1],
   ["bigint", "var n=10n;", 1],
   ["class-self-name", "var A=class B{\nstatic m(){return new B}};", 2],
+  // Measured on Espruino 2v29: each of these crashes (ASSERT) when the branch is not taken.
+  ["arrow-this-skipped", "class K{m(p){p.x!==void 0&&\np.x.on(r=>this.f(r))}}", 2],
+  ["arrow-this-skipped", "function g(c){var a=c?0:\n()=>this;}", 2],
+  ["arrow-this-skipped", "function g(c,p){if(c)\np(r=>this.f(r))}", 2],
+  ["arrow-this-skipped", "function g(c,p){switch(c){case 2:\np(()=>{var k=()=>this})}}", 2],
+  ["arrow-this-skipped", "function g(c,p){while(c)\np(r=>this)}", 2],
   ["js-syntax", "var x=;", 1],
 ];
 
@@ -195,6 +201,12 @@ describe("dialect guard: planted violations in a built Espruino bundle are caugh
     "var o={get x(){return 1},y(){return 2}};var f=[];for(var i=0;i<3;i++)f.push(function(){return i});",
     "class A{constructor(){this.x=1}static s(){return new A}}var m={}.hasOwnProperty;var s=[].slice.call([1]);",
     "var A=class B{m(){return 1}};var C=class{m(){return new A}};",
+    // arrows using this on the straight-line path, or in a branch without this, are fine
+    "class K{m(p){var f=r=>this.f(r);p.x!==void 0&&p.x.on(f);p.y&&p.y.on(r=>r+1)}}",
+    "function g(c){if(c){var f=function(){return this}}}",
+    // a skipped braced block is passed over by brace matching (measured: no crash)
+    "class K{m(s){if(s===4)for(;;){this.g(()=>this.id());break}}}",
+    "function g(c,p){if(c){var f=0}else{p(()=>this)}try{g()}catch(e){p(()=>this.x)}}",
   ];
   for (const code of ok) {
     it(`accepts: ${code}`, () => {

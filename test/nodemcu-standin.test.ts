@@ -293,7 +293,7 @@ describe("low heap on the NodeMCU build: new work is refused, the board keeps ru
         await b.waitFor("refusals", (l) => l.startsWith("suback"));
         expect(b.lines.filter((l) => /^(pubdone|suback)/.test(l))).toEqual(["pubdone 1 low-memory", "pubdone 2 low-memory", "suback heap/# error low-memory"]);
         b.send("stats");
-        await b.waitFor("stats", "stats outbox=0 connects=1 delivered=0 duplicates=0");
+        await b.waitFor("stats", "stats outbox=0 connects=1 delivered=0 duplicates=0 attempts=1");
         b.send("end");
         await b.waitFor("end", "ended");
       } finally {

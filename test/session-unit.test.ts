@@ -47,6 +47,63 @@ describe("connect", () => {
     expect(b.connect()).toEqual(["open a:1883", "connect  clean=1 ka=0"]);
   });
 
+  it("Wi-Fi: no dialling while the link is down; a dial the moment it returns, from the first broker", () => {
+    const b = new ScriptedBoard();
+    b.withLink(false);
+    const c = b.client({ brokers: [{ host: "a", port: 1883 }, { host: "b", port: 1883 }] });
+    c.start();
+    b.run(600000); // ten minutes without a network: not one attempt, no backoff spent
+    expect(b.take()).toEqual([]);
+    expect(c.stats.attempts).toBe(0);
+    expect(c.lastReason).toBe("no-network");
+    expect(c.state).toBe(State.Waiting);
+    b.setLink(true);
+    expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0"]);
+    expect(c.stats.attempts).toBe(1);
+  });
+
+  it("Wi-Fi: losing the link drops the connection at once (no ping timeout) and waits for it; a return during the backoff dials at once", () => {
+    const b = new ScriptedBoard();
+    b.withLink(true);
+    const c = b.client({ keepalive: 60 });
+    c.start();
+    b.connect();
+    b.setLink(false);
+    b.run();
+    expect(b.take()).toEqual(["close"]);
+    expect(b.takeEvents()).toEqual(["connect sp=0", "offline no-network", "close no-network"]);
+    b.run(3600000);
+    expect(b.take()).toEqual([]); // an hour without the link: still no dialling
+    expect(c.stats.attempts).toBe(1);
+    b.setLink(true);
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    // refused while the link is up: backoff as usual; the link flapping cuts the wait short
+    b.drop("refused");
+    b.run(100);
+    expect(b.take()).toEqual([]);
+    b.setLink(false);
+    b.setLink(true);
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    expect(c.stats.attempts).toBe(3);
+  });
+
+  it("Wi-Fi: end() while waiting for the link ends; start() without a link dials as before", () => {
+    const b = new ScriptedBoard();
+    b.withLink(false);
+    const c = b.client();
+    c.start();
+    b.run(1000);
+    c.end();
+    b.run();
+    expect(c.state).toBe(State.Stopped);
+    b.setLink(true);
+    b.run(10000);
+    expect(b.take()).toEqual([]);
+    expect(b.takeEvents()).toEqual(["end"]);
+  });
+
   it("explains each CONNACK refusal and retries with backoff", () => {
     const b = new ScriptedBoard();
     const c = b.client();

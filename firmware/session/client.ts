@@ -114,6 +114,8 @@ export class Client {
   /** Failed rounds over the broker list since the last success. */
   private round = 0;
   private started = false;
+  /** Waiting for the network link to come up (no dialling meanwhile). */
+  private linkWait = false;
   private ending = false;
   private up = false;
   /** The close reason chosen by this client (reported instead of the transport's). */
@@ -172,6 +174,9 @@ export class Client {
     this.primaryEvery = s.primaryRetryMs;
     this.task = p.sched.add({ name: "mqtt", step: (now: number) => this.step(now) }, 0);
     p.sched.remove(this.task);
+    // `self`, not `this`, in an arrow inside a branch: see the guard's arrow-this-skipped rule.
+    const self = this;
+    if (p.link !== undefined) p.link.watch((up) => self.linkChanged(up));
   }
 
   /**
@@ -221,6 +226,10 @@ export class Client {
     this.ending = false;
     this.broker = 0;
     this.round = 0;
+    if (this.linkDown()) {
+      this.waitLink();
+      return;
+    }
     this.attempt();
   }
 
@@ -492,6 +501,7 @@ export class Client {
     const s = this.settings;
     const b = s.brokers[this.broker];
     const g = this.gen;
+    this.linkWait = false;
     this.state = State.Resolving;
     this.reason = "";
     this.reported = false;
@@ -543,6 +553,38 @@ export class Client {
     this.txSeq = 0;
     this.lastRecv = this.p.clock.now();
     this.send(this.tx, n);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The network link (Wi-Fi)
+
+  private linkDown(): boolean {
+    const l = this.p.link;
+    return l !== undefined && !l.up();
+  }
+
+  /** No dialling until the link returns: the backoff is not spent on a network that is not there. */
+  private waitLink(): void {
+    this.state = State.Waiting;
+    this.linkWait = true;
+    this.lastReason = "no-network";
+    this.p.log.write(LOG_INFO, `mqtt: ${explainClose("no-network")}`);
+    this.p.sched.wake(this.task);
+  }
+
+  private linkChanged(up: boolean): void {
+    if (!this.started) return;
+    if (up) {
+      if (this.state !== State.Waiting) return;
+      // dial now, from the first broker: failures while the link was down say nothing of them
+      this.linkWait = false;
+      this.broker = 0;
+      this.round = 0;
+      this.deadline = this.p.clock.now();
+      this.p.sched.wake(this.task);
+    } else if (this.state !== State.Waiting && this.state !== State.Stopped) {
+      this.drop("no-network");
+    }
   }
 
   /** Closes the current connection for `reason` ("" = asked by the program); closed() follows. */
@@ -617,6 +659,7 @@ export class Client {
 
   private finishEnd(): void {
     this.state = State.Stopped;
+    this.linkWait = false;
     this.ending = false;
     this.p.sched.remove(this.task);
     if (this.ev.onEnd !== undefined) this.ev.onEnd();
@@ -655,7 +698,12 @@ export class Client {
   private step(now: number): number {
     const st = this.state;
     if (st === State.Waiting) {
+      if (this.linkWait) return IDLE;
       if (!due(this.deadline, now)) return remaining(this.deadline, now);
+      if (this.linkDown()) {
+        this.waitLink();
+        return IDLE;
+      }
       this.attempt();
       return this.step(this.p.clock.now());
     }

@@ -1,4 +1,5 @@
 import type { Clock } from "../port/clock";
+import type { Link } from "../port/link";
 import type { LogSink } from "../port/log";
 import type { Storage } from "../port/storage";
 import type { Resolver, Transport } from "../port/transport";
@@ -25,4 +26,6 @@ export interface Platform {
    * the board can tell; the client refuses new work below `minFreeHeap` instead of running out.
    */
   freeHeap?: (this: void) => number;
+  /** The network link (Wi-Fi), where the board has one: see port/link.ts. */
+  link?: Link;
 }

@@ -2,13 +2,15 @@
  * A simulated Espruino board as a process: a built bundle (PETREL_BUNDLE) in the Espruino
  * stand-in, its Storage in the directory PETREL_FLASH, its console on stdin/stdout. Each console
  * line is typed at the board's REPL as a call of the global function the bundle defines
- * (PETREL_CONSOLE, default `Agent`), as a host tool would type it over serial. Something that
+ * (PETREL_CONSOLE, default `Agent`), as a host tool would type it over serial; "wifi down" and
+ * "wifi up" switch the stand-in's Wi-Fi station instead. PETREL_CHUNK: net piece size (536,
+ * ESP8266 268); PETREL_ESP32=1: refused connections throw, as on ESP32. Something that
  * crashes or misbehaves on the board prints "FAULT <what>" and ends the process with status 3.
  *
  *   PETREL_BUNDLE=dist/espruino/agent.js PETREL_FLASH=/tmp/f node dist/node/host-sim/espruino/board.js
  */
 import * as readline from "node:readline";
-import { disposeContext, runBundle, runScript } from "./standin";
+import { disposeContext, runBundle, runScript, setWifi } from "./standin";
 
 const bundle = process.env.PETREL_BUNDLE;
 const flash = process.env.PETREL_FLASH;
@@ -18,11 +20,13 @@ if (bundle === undefined || flash === undefined) {
 }
 const fn = process.env.PETREL_CONSOLE ?? "Agent";
 const chunk = Number(process.env.PETREL_CHUNK ?? "536");
+const esp32 = process.env.PETREL_ESP32 === "1";
 
 const ctx = runBundle(bundle, {
   print: (line) => process.stdout.write(line + "\n"),
   storageDir: flash,
   chunk,
+  esp32,
   fault: (what) => {
     process.stdout.write(`FAULT ${what}\n`);
     disposeContext(ctx);
@@ -34,6 +38,10 @@ rl.on("line", (l) => {
   if (l === "quit") {
     disposeContext(ctx);
     process.exit(0);
+  }
+  if (l === "wifi down" || l === "wifi up") {
+    setWifi(ctx, l === "wifi up");
+    return;
   }
   runScript(ctx, `${fn}(${JSON.stringify(l)})`);
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -38,14 +39,41 @@ export interface StandinOptions {
   chunk?: number;
   /** Called when the program does something that crashes or misbehaves on the board. */
   fault?(what: string): void;
+  /**
+   * ESP32 flavour: a refused connection is thrown by `connect` itself (measured on ESP32 builds),
+   * where ESP8266 reports it later with 'error' and 'close'.
+   */
+  esp32?: boolean;
 }
 
 /** Handles the stand-in keeps for one context (timers, sockets), so a test can tear it down. */
 export interface StandinHandles {
   timers: Map<number, NodeJS.Timeout>;
   sockets: Set<net.Socket>;
+  /** The Wi-Fi station (see setWifi). */
+  wifi: { up: boolean; listeners: Record<string, Listener[]> };
 }
 const handlesOf = new WeakMap<vm.Context, StandinHandles>();
+
+/**
+ * The Wi-Fi station goes down or comes back: the `Wifi` module's 'disconnected' / 'connected'
+ * listeners run (from the event loop), and while it is down a new connection fails.
+ */
+export function setWifi(ctx: vm.Context, up: boolean): void {
+  const h = handlesOf.get(ctx);
+  if (h === undefined || h.wifi.up === up) return;
+  h.wifi.up = up;
+  const ev = up ? "connected" : "disconnected";
+  setImmediate(() => {
+    for (const f of h.wifi.listeners[ev] ?? []) f(up ? { ip: "127.0.0.1" } : { reason: "8" });
+  });
+}
+
+/** True when nothing accepts connections at host:port (a synchronous probe, for the ESP32 flavour). */
+function refusedNow(host: string, port: number): boolean {
+  const probe = `require("net").connect(${port}, ${JSON.stringify(host)}).on("connect", () => process.exit(0)).on("error", () => process.exit(1))`;
+  return spawnSync(process.execPath, ["-e", probe], { timeout: 5000 }).status === 1;
+}
 
 /** Stops every timer and socket a context started. */
 export function disposeContext(ctx: vm.Context): void {
@@ -73,6 +101,24 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
     connect(o: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb?: () => void) {
       const listeners: Record<string, Listener[]> = {};
       const emit = (ev: string, x?: unknown) => { for (const f of listeners[ev] ?? []) f(x); };
+      if (opts.esp32 === true && (!h.wifi.up || refusedNow(o.host, o.port))) throw new Error("Unable to connect");
+      if (!h.wifi.up) {
+        // no route while the station is down: reported later, as a refused connection is on ESP8266
+        const api = {
+          on(ev: string, f: Listener) {
+            if (ev === "connect" && cb) fault("net: a connect callback and on('connect') together crash Espruino");
+            (listeners[ev] ??= []).push(f);
+            return api;
+          },
+          write: () => false,
+          end() {},
+        };
+        setImmediate(() => {
+          emit("error", { message: "no route to host" });
+          emit("close");
+        });
+        return api;
+      }
       const sock = secure
         ? tls.connect({ host: o.host, port: o.port, ca: o.ca, key: o.key, cert: o.cert, servername: net.isIP(o.host) === 0 ? o.host : undefined })
         : net.connect({ host: o.host, port: o.port });
@@ -107,6 +153,23 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
         },
       };
       return api;
+    },
+  };
+}
+
+/** Espruino's \`Wifi\` (station side): events, getIP, connect (which just reports success when up). */
+function wifiModule(h: StandinHandles) {
+  return {
+    on(ev: string, f: Listener) {
+      if (ev !== "connected" && ev !== "disconnected") throw new Error(`Wifi.on: the stand-in has no "${ev}" event`);
+      (h.wifi.listeners[ev] ??= []).push(f);
+    },
+    getIP() {
+      return { ip: h.wifi.up ? "127.0.0.1" : "0.0.0.0" };
+    },
+    connect(ssid: string, _o: unknown, cb?: (err?: unknown) => void) {
+      if (typeof ssid !== "string") throw new Error("Wifi.connect(ssid, options, callback)");
+      setImmediate(() => cb?.(h.wifi.up ? undefined : "no AP found"));
     },
   };
 }
@@ -190,7 +253,7 @@ export function createContext(opts: StandinOptions): vm.Context {
   g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer };
   g.global = g;
   // Timers, clock and modules, as the interpreter has them (timer ids are numbers).
-  const h: StandinHandles = { timers: new Map(), sockets: new Set() };
+  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} } };
   handlesOf.set(ctx, h);
   let nextTimer = 1;
   g.setTimeout = (fn: () => void, ms: number) => {
@@ -214,6 +277,7 @@ export function createContext(opts: StandinOptions): vm.Context {
     if (name === "net") return netModule(false, opts, h);
     if (name === "tls") return netModule(true, opts, h);
     if (name === "Storage" && storage !== undefined) return storage;
+    if (name === "Wifi") return wifiModule(h);
     throw new Error(`Module ${name} not found`);
   };
   for (const [k, v] of Object.entries(opts.globals ?? {})) g[k] = v;

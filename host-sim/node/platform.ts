@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import "../../firmware/targets/node/index";
 import type { Clock, Timer } from "../../firmware/port/clock";
+import type { Link } from "../../firmware/port/link";
 import { LOG_DEBUG, type LogSink } from "../../firmware/port/log";
 import type { Storage } from "../../firmware/port/storage";
 import type { Resolver, Transport } from "../../firmware/port/transport";
@@ -33,6 +34,26 @@ export interface NodePlatformOptions {
   chipId?: string;
   /** Slice budget of the scheduler, ms. */
   sliceMs?: number;
+  /** A simulated network link (the host has no Wi-Fi of its own): see simulatedLink. */
+  link?: Link;
+  /** Free heap the client sees (a board's figure, for the low-memory floor). */
+  freeHeap?: () => number;
+}
+
+/** A network link the simulator switches: set(false) is a Wi-Fi drop, set(true) its return. */
+export function simulatedLink(): Link & { set(up: boolean): void } {
+  let up = true;
+  let watcher: ((up: boolean) => void) | undefined;
+  return {
+    up: () => up,
+    watch: (fn) => (watcher = fn),
+    set: (v) => {
+      if (v === up) return;
+      up = v;
+      // from the event loop, as a firmware's Wi-Fi event
+      setImmediate(() => watcher?.(v));
+    },
+  };
 }
 
 export function nodeClock(start: number): Clock {
@@ -76,6 +97,8 @@ export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns
     log,
     random: (n) => Math.floor(Math.random() * n),
     chipId: o.chipId ?? os.hostname().replace(/[^A-Za-z0-9]/g, "").slice(0, 12),
+    link: o.link,
+    freeHeap: o.freeHeap,
     overruns,
   };
 }

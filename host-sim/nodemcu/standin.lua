@@ -47,6 +47,7 @@ local timers = {}
 local conns = {}
 local stopped = false
 local fatal = nil
+local wifiUp = true -- the station (see wifi below)
 
 M.esp32 = ESP32
 M.flash = FLASH
@@ -193,6 +194,11 @@ function Socket:connect(port, ip)
   if type(port) ~= "number" or type(ip) ~= "string" then breach("sk:connect(port, host) takes a number and a string") end
   self.host, self.port = ip, port
   self.state = "connecting"
+  if not wifiUp then
+    self.state = "closed"
+    post(function() if not self.userClosed then fire(self, "reconnection", ERR_RST) end end)
+    return
+  end
   self.id = host.connect(ip, port)
   conns[self.id] = self
 end
@@ -476,18 +482,56 @@ node = {
   egc = { setmode = function() end, ALWAYS = 1, ON_ALLOC_FAILURE = 2, ON_MEM_LIMIT = 3 },
 }
 
+-- wifi: the station, up from boot; M.wifi(false / true) takes it down and back (events from the
+-- loop). ESP8266 flavour: setmode, sta.config/getip/status, eventmon.register; ESP32 flavour
+-- (STANDIN_ESP32=1): mode, start, sta.config/connect, sta.on. While it is down a new connection
+-- fails ("reconnection"), as with no route; open ones are left to their own fate.
+local wifiHandlers = {}
+local function wifiEvent(name)
+  local fn = wifiHandlers[name]
+  if fn ~= nil then post(function() fn({}) end) end
+end
+function M.wifi(up)
+  if up == wifiUp then return end
+  wifiUp = up
+  if up then
+    wifiEvent(ESP32 and "got_ip" or 1)
+  else
+    wifiEvent(ESP32 and "disconnected" or 2)
+  end
+end
+
 wifi = {
   STATION = 1,
-  setmode = function() return 1 end,
-  start = function() end,
   sta = {
-    config = function() return true end,
-    connect = function() end,
-    status = function() return 5 end, -- STA_GOTIP
-    getip = function() return "127.0.0.1", "255.0.0.0", "127.0.0.1" end,
+    config = function(cfg)
+      if type(cfg) ~= "table" or type(cfg.ssid) ~= "string" then breach("wifi.sta.config takes a table with ssid") end
+      return true
+    end,
   },
-  eventmon = { register = function() end },
 }
+if ESP32 then
+  wifi.mode = function() end
+  wifi.start = function() end
+  wifi.sta.connect = function() end
+  wifi.sta.on = function(ev, fn)
+    local ok = { start = true, stop = true, connected = true, disconnected = true, authmode_changed = true, got_ip = true }
+    if not ok[ev] then breach("wifi.sta.on: unknown event " .. tostring(ev)) end
+    wifiHandlers[ev] = fn
+  end
+else
+  wifi.setmode = function() return 1 end
+  wifi.sta.status = function() return wifiUp and 5 or 1 end -- STA_GOTIP / STA_CONNECTING
+  wifi.sta.getip = function()
+    if not wifiUp then return nil end
+    return "127.0.0.1", "255.0.0.0", "127.0.0.1"
+  end
+  wifi.eventmon = {
+    STA_GOT_IP = 1,
+    STA_DISCONNECTED = 2,
+    register = function(ev, fn) wifiHandlers[ev] = fn end,
+  }
+end
 
 uart = {
   setup = function() return 115200 end,

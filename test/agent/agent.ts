@@ -15,7 +15,7 @@ import type { Platform } from "../../firmware/session/platform";
  *   sub TOPIC QOS         → "suback TOPIC GRANTED" (or "suback TOPIC error CODE")
  *   unsub TOPIC           → "unsuback TOPIC"
  *   pub REF TOPIC QOS RETAIN HEX   → "pubdone REF ok" or "pubdone REF CODE" (when it completes)
- *   stats                 → "stats outbox=N connects=N delivered=N duplicates=N"
+ *   stats                 → "stats outbox=N connects=N delivered=N duplicates=N attempts=N"
  *   mem                   → "mem TEXT" (the runtime's memory in use)
  *   end                   → "ended"
  *
@@ -128,7 +128,8 @@ export function startAgent(host: AgentHost): Agent {
       c.publish(f[2], host.unhex(f[5]), { qos: parseInt(f[3], 10), retain: flag(f[4]) }, (e) => say("pubdone " + ref + " " + errText(e)));
     } else if (cmd === "stats") {
       const s = c.core.stats;
-      say("stats outbox=" + c.core.outbox.count + " connects=" + s.connects + " delivered=" + s.delivered + " duplicates=" + s.duplicates);
+      say("stats outbox=" + c.core.outbox.count + " connects=" + s.connects + " delivered=" + s.delivered + " duplicates=" + s.duplicates +
+        " attempts=" + s.attempts);
     } else if (cmd === "end") {
       c.end(() => {
         client = undefined;

@@ -2,14 +2,16 @@ import * as readline from "node:readline";
 import type { Wire } from "../../firmware/port/bytes";
 import { installPort } from "../../firmware/port/port";
 import { nodePort } from "../../firmware/targets/node/port";
-import { nodePlatform } from "../../host-sim/node/platform";
+import { nodePlatform, simulatedLink } from "../../host-sim/node/platform";
 import { startAgent } from "./agent";
 
 // The board agent on Node: its flash is the directory PETREL_FLASH, its console stdin/stdout.
 installPort(nodePort);
 
+// The host has no Wi-Fi: "wifi down" / "wifi up" switch a simulated station.
+const link = simulatedLink();
 const agent = startAgent({
-  platform: nodePlatform({ storageDir: process.env.PETREL_FLASH, log: (_l, line) => process.stderr.write(line + "\n"), logLevel: 1 }),
+  platform: nodePlatform({ link, storageDir: process.env.PETREL_FLASH, log: (_l, line) => process.stderr.write(line + "\n"), logLevel: 1 }),
   split: (s, sep) => s.split(sep),
   print: (line) => process.stdout.write(line + "\n"),
   hex: (w: Wire) => Buffer.from(w as unknown as Uint8Array).toString("hex"),
@@ -17,5 +19,8 @@ const agent = startAgent({
   memory: () => `${Math.round(process.memoryUsage().heapUsed / 1024)} KB JS heap`,
 });
 const rl = readline.createInterface({ input: process.stdin });
-rl.on("line", (l) => agent.line(l));
+rl.on("line", (l) => {
+  if (l === "wifi down" || l === "wifi up") link.set(l === "wifi up");
+  else agent.line(l);
+});
 rl.on("close", () => process.exit(0));

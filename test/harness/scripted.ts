@@ -114,6 +114,21 @@ export class ScriptedBoard {
     };
   }
 
+  /** A Wi-Fi link the test switches (linkUp / linkDown); absent until `withLink` is called. */
+  private linkState = true;
+  private linkWatcher: ((up: boolean) => void) | undefined;
+  withLink(up: boolean): void {
+    this.linkState = up;
+    this.platform.link = { up: () => this.linkState, watch: (fn) => (this.linkWatcher = fn) };
+  }
+  /** The link changes (the watcher hears it from the event loop, as from a firmware event). */
+  setLink(up: boolean): void {
+    this.linkState = up;
+    const w = this.linkWatcher;
+    if (w !== undefined) this.queue.push(() => w(up));
+    this.flush();
+  }
+
   /** A client on this board, with test-friendly defaults, recording its events. */
   client(o: Partial<ClientOptions> = {}, extra: ClientEvents = {}): Client {
     const c = Client.create(this.platform, { brokers: [{ host: "a", port: 1883 }], reconnectMinMs: 1000, reconnectMaxMs: 8000, keepalive: 0, ...o }, {

@@ -69,6 +69,51 @@ function invokedNow(fn, parent) {
   return !!p && p.type === "CallExpression" && p.callee === fn;
 }
 
+/** True when `fn` (an arrow) has `this` in its body, nested arrows included, other functions not. */
+function arrowUsesThis(fn) {
+  let found = false;
+  const visit = (n) => {
+    if (found) return;
+    if (n.type === "ThisExpression") {
+      found = true;
+      return;
+    }
+    if (n !== fn && (n.type === "FunctionExpression" || n.type === "FunctionDeclaration" || n.type === "ClassExpression" || n.type === "ClassDeclaration")) return;
+    children(n).forEach(visit);
+  };
+  visit(fn);
+  return found;
+}
+
+/**
+ * Why `node` may be parsed in Espruino's skip mode inside its enclosing function, or null. A
+ * skipped `{ … }` block is passed over by brace matching (safe, measured); a skipped expression
+ * or unbraced statement is parsed token by token, and an arrow using `this` met that way crashes
+ * 2v29: the right of && || ??, a ?: branch, an unbraced if/else or loop body, a switch case.
+ */
+function skippablePosition(node, parentOf) {
+  let child = node;
+  let p = parentOf.get(node);
+  while (p && !isFunction(p) && p.type !== "Program") {
+    let where = null;
+    switch (p.type) {
+      case "IfStatement": if (child !== p.test) where = "an if/else branch"; break;
+      case "ConditionalExpression": if (child !== p.test) where = "a ?: branch"; break;
+      case "LogicalExpression": if (child === p.right) where = `the right of ${p.operator}`; break;
+      case "SwitchCase": if (child !== p.test) where = "a switch case"; break;
+      case "WhileStatement": case "ForStatement": case "ForInStatement": case "ForOfStatement":
+        if (child === p.body) where = "a loop body";
+        else if (child === p.update) where = "a loop's update";
+        break;
+      default: break;
+    }
+    if (where !== null) return child.type === "BlockStatement" ? null : where;
+    child = p;
+    p = parentOf.get(p);
+  }
+  return null;
+}
+
 export function checkEspruinoBundle(code, file) {
   const out = [];
   let ast;
@@ -179,6 +224,10 @@ export function checkEspruinoBundle(code, file) {
     if (isFunction(n)) {
       if (n.async) report(n, "async");
       if (n.generator) report(n, "generator");
+    }
+    if (n.type === "ArrowFunctionExpression" && arrowUsesThis(n)) {
+      const where = skippablePosition(n, parents);
+      if (where !== null) report(n, "arrow-this-skipped", `an arrow using this in ${where}`);
     }
     for (const c of children(n)) visit(c, n);
   };

@@ -21,6 +21,7 @@ export const RULES = {
   "prototype-lookup": ["`X.prototype.method` is undefined on Espruino", "use an instance ([].slice.call) or a helper"],
   "error-class": ["Espruino has only plain Error instances; NodeMCU 5.1 crashes on `new Error()`", "report errors as {code, message} values"],
   "class-self-name": ["Espruino does not bind a named class expression's own name inside its body (`var A=class B{m(){return new B}}`: B is undefined)", "refer to the class from outside it (a module-level function), or use `this` in a static method"],
+  "arrow-this-skipped": ["an arrow function using `this` where Espruino 2v29 skips code token by token (the right of && || ??, a ?: branch, an unbraced if/else or loop body, a switch case) crashes it when that code is not run (ASSERT in jsvObjectSetChild; measured). Braced blocks are skipped safely, but the minifier removes braces", "create the arrow before the branch (`const f = () => this.x(); if (c) use(f)`), or capture `const self = this` and use self in the arrow"],
   hoisting: ["Espruino does not hoist functions: this runs before the function is declared", "move the declaration above its first use"],
   // typescript-to-lua / NodeMCU
   bitwise: ["TS bitwise operators do not compile portably to Lua 5.1/5.3", "use port.ints (band, bor, bxor, lshift, rshift)"],
@@ -52,7 +53,7 @@ export const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "Synta
 /** Rule groups. */
 export const ESPRUINO = ["default-param", "destructuring", "spread-rest", "extends-error", "let-closure", "async",
   "generator", "promise-finally", "optional-chain", "exponent", "computed-key", "label", "tagged-template",
-  "missing-global", "missing-builtin", "prototype-lookup", "error-class", "hoisting", "class-self-name"];
+  "missing-global", "missing-builtin", "prototype-lookup", "error-class", "hoisting", "class-self-name", "arrow-this-skipped"];
 export const LUA = ["bitwise", "typed-array", "regex", "label", "bigint", "extends-error", "error-class", "truthiness", "arguments"];
 export const SHARED_ONLY = ["float-math", "throw", "host-global"];
 

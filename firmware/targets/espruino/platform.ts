@@ -4,6 +4,7 @@ import type { LogSink } from "../../port/log";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
 import type { Resolver, Transport, TransportEvents } from "../../port/transport";
 import { Scheduler } from "../../sched/scheduler";
+import { espruinoLink, type EspruinoWifiOptions } from "./link";
 import type { Platform } from "../../session/platform";
 
 /**
@@ -241,6 +242,8 @@ export interface EspruinoPlatformOptions {
   logLevel?: number;
   /** Scheduler slice budget, ms (default 50: well under the watchdog). */
   sliceMs?: number;
+  /** The Wi-Fi station to join and watch (default: watch the saved one); false: no link. */
+  wifi?: EspruinoWifiOptions | false;
 }
 
 /** process.memory(false): free JsVars times their size (blocksize bytes: 16 on ESP8266 and ESP32). */
@@ -266,5 +269,6 @@ export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
     random: (n) => Math.floor(Math.random() * n),
     chipId: serial !== undefined ? serial.split("-").join("").substring(0, 12) : "espruino",
     freeHeap: espruinoFreeHeap,
+    link: o.wifi === false ? undefined : espruinoLink(o.wifi !== undefined ? o.wifi : {}),
   };
 }

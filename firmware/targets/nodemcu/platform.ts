@@ -6,6 +6,7 @@ import { Scheduler } from "../../sched/scheduler";
 import { after } from "../../sched/time";
 import type { Platform } from "../../session/platform";
 import { later } from "./later";
+import { nodemcuLink, type NodemcuWifiOptions } from "./link";
 import { idiv } from "./luaint";
 import { nodemcuStorage } from "./storage";
 import { nodemcuTransport } from "./transport";
@@ -161,6 +162,8 @@ export interface NodemcuPlatformOptions {
   chipId?: string;
   /** Slice budget of the scheduler, ms [100]. */
   sliceMs?: number;
+  /** The Wi-Fi station to configure and watch (default: watch the saved one); false: no link. */
+  wifi?: NodemcuWifiOptions | false;
 }
 
 function chipId(): string {
@@ -202,5 +205,6 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     random,
     chipId: opts.chipId !== undefined ? opts.chipId : chipId(),
     freeHeap,
+    link: opts.wifi === false ? undefined : nodemcuLink(opts.wifi !== undefined ? opts.wifi : {}),
   };
 }
