@@ -112,7 +112,7 @@ describe("the Espruino bundle in the stand-in against mosquitto", () => {
     b.run(`var thrown = 0; var net0 = require("net"); try { net0.connect({ host: "127.0.0.1", port: ${port} }, function () {}); } catch (e) { thrown++; }`);
     expect(b.run("thrown")).toBe(1); // the stand-in throws, as ESP32 builds do
     b.run(CLIENT(port, "esp32-refused"));
-    await until("two refused attempts", () => b.lines.filter((l) => l === "error refused").length >= 1 && b.run("c.core.stats.attempts") >= 2);
+    await until("two refused attempts", () => b.lines.filter((l) => l === "error refused").length >= 1 && (b.run("c.core.stats.attempts") as number) >= 2);
     const late = await startBroker({ port });
     try {
       await until("connect once the broker is up", () => b.lines.includes("connect sp=0"), 10000);

@@ -82,9 +82,11 @@ if (matrices.length > 0) {
 // Scenario × runtime tables.
 for (const f of (fs.existsSync(report) ? fs.readdirSync(report) : []).filter((n) => n.startsWith("scenarios-")).sort()) {
   const { title, table } = JSON.parse(fs.readFileSync(path.join(report, f), "utf8"));
-  const rts = [...new Set(Object.values(table).flatMap((row) => Object.keys(row)))];
+  const order = ["node", "espruino", "espruino-real", "lua51", "lua53", "fengari"];
+  const rank = (r) => (order.indexOf(r) < 0 ? order.length : order.indexOf(r));
+  const rts = [...new Set(Object.values(table).flatMap((row) => Object.keys(row)))].sort((a, b) => rank(a) - rank(b));
   console.log(`\n${title} (scenario × runtime):`);
-  console.log(`  ${"".padEnd(44)} ${rts.map((r) => r.padEnd(13)).join(" ")}`);
+  console.log(`  ${"".padEnd(56)} ${rts.map((r) => r.padEnd(13)).join(" ")}`);
   const notes = [];
   for (const [name, row] of Object.entries(table)) {
     const cell = (r) => {
@@ -94,7 +96,7 @@ for (const f of (fs.existsSync(report) ? fs.readdirSync(report) : []).filter((n)
       if (v.startsWith("skipped")) notes.push(`${r} ${v}`);
       return (m ? m[1] : v).padEnd(13);
     };
-    console.log(`  ${name.slice(0, 44).padEnd(44)} ${rts.map(cell).join(" ")}`);
+    console.log(`  ${name.split(":")[0].slice(0, 56).padEnd(56)} ${rts.map(cell).join(" ")}`);
   }
   for (const n of [...new Set(notes)]) console.log(`    ${n}`);
 }

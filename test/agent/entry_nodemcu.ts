@@ -2,13 +2,13 @@ import type { Wire } from "../../firmware/port/bytes";
 import { installPort } from "../../firmware/port/port";
 import { nodemcuPlatform } from "../../firmware/targets/nodemcu/platform";
 import { nodemcuPort } from "../../firmware/targets/nodemcu/port";
+import { luaSplit } from "../probe/lua-split";
 import { startAgent } from "./agent";
 
 // The board agent on NodeMCU: lines arrive from the console (uart.on "data" with "\n").
 installPort(nodemcuPort);
 
 declare namespace string {
-  function find(this: void, s: string, pattern: string, init: number, plain: boolean): LuaMultiReturn<[number | undefined, number | undefined]>;
   function sub(this: void, s: string, i: number, j?: number): string;
   function byte(this: void, s: string, i: number): number;
   function char(this: void, c: number): string;
@@ -28,22 +28,6 @@ function memory(): string {
   return string.format("%.1f KB Lua heap", collectgarbage("count"));
 }
 
-/** Splits with Lua's own plain find. */
-function luaSplit(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let n = 0;
-  let pos = 1;
-  for (;;) {
-    const [at] = string.find(s, sep, pos, true);
-    n = n + 1;
-    if (at === undefined) {
-      out[n - 1] = string.sub(s, pos);
-      return out;
-    }
-    out[n - 1] = string.sub(s, pos, at - 1);
-    pos = at + 1;
-  }
-}
 
 function hex(w: Wire): string {
   const s = w as unknown as string;
