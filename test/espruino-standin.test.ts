@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeContext, runBundle, runScript } from "../host-sim/espruino/standin";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 import { spawn } from "node:child_process";
+import { makeCerts } from "../host-sim/tls-certs";
 import { DIST, runtimes } from "./harness/runtimes";
 import { until as waitUntil } from "./harness/wait";
 
@@ -27,7 +28,7 @@ afterAll(async () => {
 });
 
 /** A board: the bundle in a fresh stand-in with its own flash directory; its printed lines (UTF-8). */
-function board(flash: string, chunk = 536, esp32 = false) {
+function board(flash: string, chunk = 536, esp32 = false, storageFree?: number) {
   const lines: string[] = [];
   const faults: string[] = [];
   const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), {
@@ -35,6 +36,7 @@ function board(flash: string, chunk = 536, esp32 = false) {
     storageDir: flash,
     chunk,
     esp32,
+    storageFree,
     fault: (what) => faults.push(what),
   });
   contexts.push(ctx);
@@ -103,6 +105,58 @@ describe("the Espruino bundle in the stand-in against mosquitto", () => {
     second.run(CLIENT(broker.port, "esp-reboot"));
     await until("the kept message", () => watcher.lines.includes("msg esp/kept survives a reboot q1"));
     await until("the outbox drained", () => second.run("c.core.outbox.count") === 0);
+  });
+
+  it("a small flash full of erased records: writes go on (Storage compacts), the outbox never says storage-full", async () => {
+    // 6 KB of flash; 150 QoS 1 messages of about 150 bytes churn some 90 KB through it.
+    const b = board(flashDir(), 536, false, 6000);
+    b.run(CLIENT(broker.port, "esp-compact"));
+    await until("connect", () => b.lines.includes("connect sp=0"));
+    b.run(`var acked = 0, failed = [];
+      function next(i) {
+        if (i === 150) return;
+        c.publish("esp/compact", "m" + i + " " + "x".repeat(140), { qos: 1 }, function (e) {
+          if (e) failed.push(e.code); else acked++;
+          next(i + 1);
+        });
+      }
+      next(0);`);
+    await until("150 acknowledged", () => (b.run("acked + failed.length") as number) === 150, 15000);
+    expect(b.run("failed.join(',')")).toBe("");
+    expect(b.run(`require("Storage").standinStats.compactions`) as number).toBeGreaterThan(3);
+    expect(b.run("c.core.outbox.count")).toBe(0);
+    b.run(`c.end(function () { print("ended"); });`);
+    await until("end", () => b.lines.includes("ended"));
+  });
+
+  it("TLS (ESP32): the bundle connects to a TLS listener with the CA passed as PEM text, and round-trips; a server the CA did not sign is refused (tls)", async () => {
+    const certDir = flashDir();
+    const certs = await makeCerts(certDir);
+    const tlsBroker = await startBroker({ tls: { certfile: certs.server.certfile, keyfile: certs.server.keyfile } });
+    try {
+      const tlsClient = (ca: string, id: string) => `
+        var c = Petrel.connect(Petrel.espruinoPlatform({ logLevel: 1, tls: { ca: ${JSON.stringify(fs.readFileSync(ca, "utf8"))} } }),
+          { brokers: [{ host: "localhost", port: ${tlsBroker.port}, tls: true }], clientId: "${id}", reconnectMinMs: 200 });
+        c.on("connect", function () { print("tls connect"); });
+        c.on("message", function (t, p) { print("tls msg " + t + " " + p); });
+        c.on("error", function (e) { print("tls error " + e.code); });`;
+      const good = board(flashDir());
+      good.run(tlsClient(certs.ca.certfile, "esp-tls"));
+      await until("a TLS connection", () => good.lines.includes("tls connect"));
+      good.run(`c.subscribe("tls/t", { qos: 1 }, function () { c.publish("tls/t", "over tls", { qos: 1 }); });`);
+      await until("the message back over TLS", () => good.lines.includes("tls msg tls/t over tls"));
+      good.run(`c.end(function () { print("ended"); });`);
+      await until("end", () => good.lines.includes("ended"));
+      const bad = board(flashDir());
+      bad.run(tlsClient(certs.wrongCa.certfile, "esp-tls-bad"));
+      await until("refused as untrusted", () => bad.lines.some((l) => l.startsWith("tls error")));
+      expect(bad.lines.filter((l) => l.startsWith("tls error"))[0]).toBe("tls error tls");
+      expect(bad.lines).not.toContain("tls connect");
+      bad.run("c.end();");
+      expect([...good.faults, ...bad.faults]).toEqual([]);
+    } finally {
+      await tlsBroker.close();
+    }
   });
 
   it("ESP32 flavour: a refused connection thrown by connect() itself is reported as refused, retried, and the board connects once the broker is there", async () => {

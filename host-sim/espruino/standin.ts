@@ -183,11 +183,25 @@ function storageModule(opts: StandinOptions) {
     if (name.length === 0 || name.length > 28) throw new Error(`Storage: name "${name}" must be 1..28 characters`);
     return path.join(dir, Buffer.from(name, "latin1").toString("hex"));
   };
-  const used = () => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
-  return {
+  const total = opts.storageFree ?? 65536;
+  // As on the board, a replaced or erased file stays in flash as trash until a compaction, which
+  // a write that does not fit runs by itself. Each file also costs a 32-byte header. Trash is
+  // counted from the start of this context (the flash's history before it is taken as compacted).
+  const HEADER = 32;
+  let trash = 0;
+  const stats = { compactions: 0 };
+  const used = () => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size + HEADER, 0);
+  const sizeOf = (name: string) => (fs.existsSync(file(name)) ? fs.statSync(file(name)).size + HEADER : 0);
+  const api = {
     write(name: string, data: string) {
       const bytes = Buffer.from(String(data), "latin1");
-      if (used() + bytes.length > (opts.storageFree ?? 65536)) throw new Error("Storage: not enough free space");
+      if (used() + trash + bytes.length + HEADER > total) {
+        trash = 0; // compacting
+        stats.compactions++;
+        opts.print("Compacting...");
+      }
+      if (used() + bytes.length + HEADER - sizeOf(name) > total) throw new Error("Storage: not enough free space");
+      trash += sizeOf(name);
       fs.writeFileSync(file(name), bytes);
       return true;
     },
@@ -196,15 +210,27 @@ function storageModule(opts: StandinOptions) {
       return fs.existsSync(f) ? fs.readFileSync(f).toString("latin1") : undefined;
     },
     erase(name: string) {
+      trash += sizeOf(name);
       fs.rmSync(file(name), { force: true });
     },
     list() {
       return fs.readdirSync(dir).map((f) => Buffer.from(f, "hex").toString("latin1"));
     },
     getFree() {
-      return (opts.storageFree ?? 65536) - used();
+      return total - used() - trash;
     },
+    getStats() {
+      const u = used();
+      return { totalBytes: total, freeBytes: total - u - trash, fileBytes: u, fileCount: fs.readdirSync(dir).length, trashBytes: trash, trashCount: -1 };
+    },
+    compact() {
+      trash = 0;
+      stats.compactions++;
+    },
+    /** Stand-in only: how often flash was compacted. */
+    standinStats: stats,
   };
+  return api;
 }
 
 /** Espruino's `E.toString(Uint8Array)`: one 8-bit character per byte. */

@@ -26,6 +26,8 @@ interface EspStorage {
   erase(name: string): void;
   list(): string[];
   getFree(): number;
+  /** 2v29: freeBytes excludes erased files (trash), which a write reclaims by compacting. */
+  getStats?(): { freeBytes: number; trashBytes: number };
 }
 
 declare const global: { [name: string]: unknown };
@@ -191,7 +193,15 @@ export function espruinoStorage(): Storage {
   return {
     write: (key, data: Bytes, length) => {
       const body = seal(data as unknown as Uint8Array, length);
-      if (st.getFree() < body.length * 2 + 64) return STORAGE_FULL;
+      const need = body.length * 2 + 64;
+      // Erased records stay in flash as trash until Storage compacts, which a write that does
+      // not fit does by itself (measured on 2v29): trash counts as room.
+      let room = st.getFree();
+      if (room < need && st.getStats !== undefined) {
+        const s = st.getStats();
+        room = s.freeBytes + s.trashBytes;
+      }
+      if (room < need) return STORAGE_FULL;
       try {
         if (!st.write(key + "~", body)) return STORAGE_FAILED;
         st.erase(key);
