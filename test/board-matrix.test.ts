@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
+import { makeCerts, type Certs } from "../host-sim/tls-certs";
 import { Board, boardMissing } from "./harness/boards";
 import { DIST, ESPRUINO_REAL_TIMEOUT_MS, OPTIONAL_IN_CI, RUNTIMES, type RuntimeName } from "./harness/runtimes";
 
@@ -45,8 +46,8 @@ function flashDir(): string {
   return d;
 }
 
-function boot(rt: RuntimeName, flash = flashDir()): Board {
-  const b = new Board(rt, flash);
+function boot(rt: RuntimeName, flash = flashDir(), env: Record<string, string> = {}): Board {
+  const b = new Board(rt, flash, env);
   boards.push(b);
   return b;
 }
@@ -100,8 +101,21 @@ function retainedAt(port: number, topic: string): string {
   return r.stdout.trim();
 }
 
-const open = (b: Board, port: number | number[], id: string, extra = "") =>
-  b.send(`open brokers=${(Array.isArray(port) ? port : [port]).map((p) => `127.0.0.1:${p}`).join(",")} id=${id} min=100 max=400${extra ? " " + extra : ""}`);
+/** `open` on the board's console; `brokers` replaces the 127.0.0.1:port list when given. */
+const open = (b: Board, port: number | number[], id: string, extra = "", brokers?: string) =>
+  b.send(`open brokers=${brokers ?? (Array.isArray(port) ? port : [port]).map((p) => `127.0.0.1:${p}`).join(",")} id=${id} min=100 max=400${extra ? " " + extra : ""}`);
+
+/** One TLS broker and its certificates for the whole file (made on first use). */
+let tlsShared: Promise<{ certs: Certs; broker: Broker }> | undefined;
+function tlsSetup(): Promise<{ certs: Certs; broker: Broker }> {
+  tlsShared ??= (async () => {
+    const certs = await makeCerts(flashDir());
+    const broker = await startBroker({ tls: { certfile: certs.server.certfile, keyfile: certs.server.keyfile } });
+    brokers.push(broker);
+    return { certs, broker };
+  })();
+  return tlsShared;
+}
 
 /** Asks for stats until the outbox is empty (the last acknowledgement may trail a delivery). */
 async function outboxEmpty(b: Board): Promise<void> {
@@ -284,6 +298,31 @@ const SCENARIOS: Scenario[] = [
       b.send("end");
       await b.waitFor("end", "ended");
       obs.stop();
+    },
+  },
+  {
+    name: "TLS: a broker signed by the configured CA round-trips; one signed by another CA is refused",
+    // measured: its tls.connect throws "Unable to create socket" (built without TLS)
+    cannot: (rt) => (rt === "espruino-real" ? "the 8-bit Linux interpreter is built without TLS" : null),
+    async run(rt, tag) {
+      const { certs, broker } = await tlsSetup();
+      const topic = `${tag}/tls`;
+      const b = boot(rt, flashDir(), { PETREL_CA: certs.ca.certfile });
+      open(b, 0, `tls-${tag}`, "clean=1", `tls:localhost:${broker.port}`);
+      await b.waitFor("connect over TLS", "connect sp=0");
+      b.send(`sub ${topic} 1`);
+      await b.waitFor("suback", `suback ${topic} 1`);
+      b.send(`pub 1 ${topic} 1 0 ${hex("sealed")}`);
+      await b.waitFor("the message back", `msg ${topic} 1 0 ${hex("sealed")}`);
+      b.send("end");
+      await b.waitFor("end", "ended");
+      const bad = boot(rt, flashDir(), { PETREL_CA: certs.wrongCa.certfile });
+      open(bad, 0, `tls-bad-${tag}`, "clean=1", `tls:localhost:${broker.port}`);
+      const at = await bad.waitFor("a TLS refusal", /^error /);
+      expect(bad.lines[at]).toMatch(/^error tls/);
+      expect(bad.lines).not.toContain("connect sp=0");
+      bad.send("end");
+      await bad.waitFor("end", "ended");
     },
   },
   {

@@ -9,6 +9,7 @@
  *
  *   PETREL_BUNDLE=dist/espruino/agent.js PETREL_FLASH=/tmp/f node dist/node/host-sim/espruino/board.js
  */
+import * as fs from "node:fs";
 import * as readline from "node:readline";
 import { disposeContext, runBundle, runScript, setWifi } from "./standin";
 
@@ -22,7 +23,10 @@ const fn = process.env.PETREL_CONSOLE ?? "Agent";
 const chunk = Number(process.env.PETREL_CHUNK ?? "536");
 const esp32 = process.env.PETREL_ESP32 === "1";
 
+// PETREL_CA: the CA (PEM file) TLS brokers must be signed by, as the global AGENT_CA.
+const ca = process.env.PETREL_CA;
 const ctx = runBundle(bundle, {
+  globals: ca ? { AGENT_CA: fs.readFileSync(ca, "latin1") } : {},
   print: (line) => process.stdout.write(line + "\n"),
   storageDir: flash,
   chunk,

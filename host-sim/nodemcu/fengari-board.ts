@@ -13,6 +13,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import * as path from "node:path";
 import { MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort, workerData } from "node:worker_threads";
 
@@ -22,7 +23,7 @@ interface HostEvent {
   data?: Uint8Array;
 }
 type Command =
-  | { op: "connect"; id: number; ip: string; port: number }
+  | { op: "connect"; id: number; ip: string; port: number; ca?: string | true }
   | { op: "send"; id: number; data: Uint8Array }
   | { op: "close"; id: number }
   | { op: "console" };
@@ -37,11 +38,16 @@ function worker(port: MessagePort, signal: Int32Array): void {
   };
   port.on("message", (c: Command) => {
     if (c.op === "connect") {
-      const s = net.connect({ host: c.ip, port: c.port });
+      // TLS as the stand-in's tls module does it: the chain verified against the CA when one is
+      // set (not the host name), or no verification at all.
+      const s = c.ca === undefined
+        ? net.connect({ host: c.ip, port: c.port })
+        : tls.connect({ host: c.ip, port: c.port, ca: c.ca === true ? undefined : c.ca, rejectUnauthorized: c.ca !== true,
+          checkServerIdentity: () => undefined });
       socks.set(c.id, s);
       let opened = false;
       let ended = false;
-      s.on("connect", () => {
+      s.on(c.ca === undefined ? "connect" : "secureConnect", () => {
         opened = true;
         emit({ id: c.id, kind: "open" });
       });
@@ -116,7 +122,9 @@ function main(program: string): void {
     now: () => { lua.lua_pushnumber(L, performance.now() / 1000); return 1; },
     connect: () => {
       nextConn++;
-      send({ op: "connect", id: nextConn, ip: str(1), port: lua.lua_tonumber(L, 2) });
+      const t = lua.lua_type(L, 3);
+      const ca = t === lua.LUA_TSTRING ? str(3) : t === lua.LUA_TBOOLEAN && lua.lua_toboolean(L, 3) ? true : undefined;
+      send({ op: "connect", id: nextConn, ip: str(1), port: lua.lua_tonumber(L, 2), ca });
       lua.lua_pushinteger(L, nextConn);
       return 1;
     },

@@ -3,7 +3,9 @@
 -- The same interface is provided to fengari by host-fengari.lua (Node sockets and files).
 --
 --   host.now()                 seconds, fractional
---   host.connect(ip, port)     → id; later an event "open" or "fail"
+--   host.connect(ip, port, ca) → id; later an event "open" or "fail". With `ca` (PEM text, or
+--                                true for no verification) the connection is TLS: "open" comes
+--                                after the handshake, which verifies the chain against `ca`
 --   host.send(id, data)        later "sent" once all of it is written (or "reset")
 --   host.close(id)             nothing is reported for it
 --   host.resolve(name)         → address or nil
@@ -14,11 +16,14 @@
 --   host.list(dir)             → { name = size }
 --   host.remove(path); host.rename(from, to) → true/false
 local socket = require("socket")
+local okSsl, ssl = pcall(require, "ssl") -- luasec (Debian lua-sec), for the stand-in's tls
 
 local H = {}
 local conns, nextId = {}, 0
 local events = {}
 local stdinOn, stdinEof = false, false
+
+local handshake, startTls
 
 local function emit(id, kind, data)
   events[#events + 1] = { id = id, kind = kind, data = data }
@@ -26,12 +31,25 @@ end
 
 H.now = socket.gettime
 
-function H.connect(ip, port)
+local caFiles = {}
+--- luasec takes the CA from a file: one temporary file per PEM text.
+local function caFile(pem)
+  if caFiles[pem] == nil then
+    local name = os.tmpname()
+    local h = assert(io.open(name, "w"))
+    h:write(pem)
+    h:close()
+    caFiles[pem] = name
+  end
+  return caFiles[pem]
+end
+
+function H.connect(ip, port, ca)
   nextId = nextId + 1
   local id = nextId
   local tcp = socket.tcp()
   tcp:settimeout(0)
-  local c = { tcp = tcp, ip = ip, port = port, state = "connecting" }
+  local c = { tcp = tcp, ip = ip, port = port, state = "connecting", ca = ca }
   conns[id] = c
   local ok, err = tcp:connect(ip, port)
   if ok then
@@ -78,12 +96,47 @@ local function lost(id, kind)
   emit(id, kind)
 end
 
+--- One step of the TLS handshake (non-blocking): "open" when done, "fail" when refused.
+handshake = function(id, c)
+  local ok, err = c.tcp:dohandshake()
+  if ok then
+    c.state = "open"
+    emit(id, "open")
+  elseif err ~= "wantread" and err ~= "wantwrite" then
+    c.tlsError = err
+    lost(id, "fail")
+  else
+    c.want = err
+  end
+end
+
+startTls = function(id, c)
+  if not okSsl then error("stand-in: tls needs luasec (Debian package lua-sec)") end
+  local params = { mode = "client", protocol = "any", options = { "all", "no_sslv2", "no_sslv3" } }
+  if c.ca == true then
+    params.verify = "none"
+  else
+    params.verify = "peer"
+    params.cafile = caFile(c.ca)
+  end
+  local wrapped, err = ssl.wrap(c.tcp, params)
+  if wrapped == nil then
+    c.tlsError = err
+    lost(id, "fail")
+    return
+  end
+  wrapped:settimeout(0)
+  c.tcp = wrapped
+  c.state = "handshake"
+  handshake(id, c)
+end
+
 function H.wait(timeout)
   local rd, wr, idOf = {}, {}, {}
   for id, c in pairs(conns) do
     idOf[c.tcp] = id
-    if c.state == "connecting" or c.out ~= nil then wr[#wr + 1] = c.tcp end
-    if c.state == "open" then rd[#rd + 1] = c.tcp end
+    if c.state == "connecting" or c.out ~= nil or (c.state == "handshake" and c.want == "wantwrite") then wr[#wr + 1] = c.tcp end
+    if c.state == "open" or (c.state == "handshake" and c.want == "wantread") then rd[#rd + 1] = c.tcp end
   end
   if stdinOn and not stdinEof then rd[#rd + 1] = STDIN end
   if #events > 0 then timeout = 0 end
@@ -98,15 +151,21 @@ function H.wait(timeout)
         if c.state == "connecting" then
           local ok, err = tcp:connect(c.ip, c.port)
           if ok or err == "already connected" then
-            c.state = "open"
-            emit(id, "open")
+            if c.ca ~= nil then
+              startTls(id, c)
+            else
+              c.state = "open"
+              emit(id, "open")
+            end
           else
             lost(id, "fail")
           end
+        elseif c.state == "handshake" then
+          handshake(id, c)
         elseif c.out ~= nil then
           local n, err, partial = tcp:send(c.out)
           local done = n or partial or 0
-          if n == nil and err ~= "timeout" then
+          if n == nil and err ~= "timeout" and err ~= "wantwrite" and err ~= "wantread" then
             lost(id, "reset")
           elseif done >= #c.out then
             c.out = nil
@@ -124,13 +183,15 @@ function H.wait(timeout)
       else
         local id = idOf[tcp]
         local c = id and conns[id]
-        if c and c.state == "open" then
+        if c and c.state == "handshake" then
+          handshake(id, c)
+        elseif c and c.state == "open" then
           local data, err, partial = tcp:receive(65536)
           local chunk = data or partial
           if chunk ~= nil and #chunk > 0 then emit(id, "data", chunk) end
           if err == "closed" then
             lost(id, "eof")
-          elseif err ~= nil and err ~= "timeout" then
+          elseif err ~= nil and err ~= "timeout" and err ~= "wantread" and err ~= "wantwrite" then
             lost(id, "reset")
           end
         end

@@ -25,6 +25,7 @@
 --   standin.powerCut(n): the n-th flash mutation from now (a write, remove or rename) is cut:
 --   a write keeps only the first half of its data; from then on every flash call fails until
 --   standin.powerOn(), as after a power cut and a reboot.
+-- * tls: createConnection (after the handshake), cert.verify(pem | false); needs luasec on Lua.
 -- * node: task.post, heap (STANDIN_HEAP fixes its reading), chipid, random, restart (an error), egc.setmode; wifi minimal.
 -- * uart: on("data", "\n", fn, 0) delivers each console line (stdin) with its "\n"; write.
 local here = os.getenv("PETREL_STANDIN_DIR") or "host-sim/nodemcu"
@@ -48,6 +49,7 @@ local conns = {}
 local stopped = false
 local fatal = nil
 local wifiUp = true -- the station (see wifi below)
+local tlsVerify = nil -- the CA (PEM) set by tls.cert.verify (see tls below)
 
 M.esp32 = ESP32
 M.flash = FLASH
@@ -199,7 +201,7 @@ function Socket:connect(port, ip)
     post(function() if not self.userClosed then fire(self, "reconnection", ERR_RST) end end)
     return
   end
-  self.id = host.connect(ip, port)
+  self.id = host.connect(ip, port, self.secure and (tlsVerify or true) or nil)
   conns[self.id] = self
 end
 
@@ -277,6 +279,28 @@ local function hostEvents(timeout)
     end
   end
 end
+
+-- tls (ESP8266 and ESP32 builds with TLS): createConnection() gives a socket like net's whose
+-- "connection" comes after the handshake; tls.cert.verify(pem) makes later handshakes verify the
+-- broker's chain against that CA (false: no verification, NodeMCU's default). A refused
+-- handshake is a "reconnection" event.
+tls = {
+  createConnection = function()
+    return setmetatable({ handlers = {}, state = "new", sending = false, secure = true }, Socket)
+  end,
+  cert = {
+    verify = function(x)
+      if x == false then
+        tlsVerify = nil
+      elseif type(x) == "string" then
+        tlsVerify = x
+      else
+        breach("tls.cert.verify: the stand-in takes a PEM string or false")
+      end
+      return true
+    end,
+  },
+}
 
 net = {
   TCP = 1,

@@ -10,7 +10,7 @@ import type { Platform } from "../../firmware/session/platform";
  * the matrix (Node, Espruino, NodeMCU Lua), so one scenario written in the test drives each of
  * them through its console. Commands (one per line, fields separated by single spaces):
  *
- *   open brokers=h:p[,h:p] id=ID [clean=0|1] [keepalive=S] [min=MS] [max=MS] [retry=S]
+ *   open brokers=[tls:]h:p[,…] id=ID [clean=0|1] [keepalive=S] [min=MS] [max=MS] [retry=S]
  *        [will=TOPIC,QOS,RETAIN,HEX] [user=U] [pass=P] [packet=BYTES] [minheap=BYTES]        → "open ok" or "open-error CODE"
  *   sub TOPIC QOS         → "suback TOPIC GRANTED" (or "suback TOPIC error CODE")
  *   unsub TOPIC           → "unsuback TOPIC"
@@ -38,8 +38,10 @@ export interface Agent {
   line(this: void, line: string): void;
 }
 
+/** "host:port", or "tls:host:port" for a TLS listener. */
 function parseBroker(s: string, split: AgentHost["split"]): BrokerAddress {
   const hp = split(s, ":");
+  if (hp[0] === "tls") return { host: hp[1], port: parseInt(hp[2], 10), tls: true };
   return { host: hp[0], port: parseInt(hp[1], 10) };
 }
 

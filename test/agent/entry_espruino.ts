@@ -8,6 +8,8 @@ declare const global: { [name: string]: unknown };
 declare const process: { memory(): { usage: number; total: number } } | undefined;
 /** Set in front of the bundle by a test harness: lines come from this loopback port, not the REPL. */
 declare const AGENT_PORT: number | undefined;
+/** Set in front of the bundle by a test harness: the CA (PEM) TLS brokers must be signed by. */
+declare const AGENT_CA: string | undefined;
 
 interface NetSocket {
   on(event: string, fn: (data: string) => void): void;
@@ -33,7 +35,7 @@ function unhex(h: string): string {
 }
 
 const agent = startAgent({
-  platform: espruinoPlatform({ logLevel: 1 }),
+  platform: espruinoPlatform({ logLevel: 1, tls: typeof AGENT_CA === "string" ? { ca: AGENT_CA } : undefined }),
   split: (s, sep) => s.split(sep),
   print: (line) => print(line),
   hex: hex as (w: unknown) => string,

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as readline from "node:readline";
 import type { Wire } from "../../firmware/port/bytes";
 import { installPort } from "../../firmware/port/port";
@@ -11,7 +12,9 @@ installPort(nodePort);
 // The host has no Wi-Fi: "wifi down" / "wifi up" switch a simulated station.
 const link = simulatedLink();
 const agent = startAgent({
-  platform: nodePlatform({ link, storageDir: process.env.PETREL_FLASH, log: (_l, line) => process.stderr.write(line + "\n"), logLevel: 1 }),
+  platform: nodePlatform({ link, storageDir: process.env.PETREL_FLASH,
+    // PETREL_CA: the CA (PEM file) TLS brokers must be signed by
+    tls: process.env.PETREL_CA ? { ca: fs.readFileSync(process.env.PETREL_CA, "utf8") } : undefined, log: (_l, line) => process.stderr.write(line + "\n"), logLevel: 1 }),
   split: (s, sep) => s.split(sep),
   print: (line) => process.stdout.write(line + "\n"),
   hex: (w: Wire) => Buffer.from(w as unknown as Uint8Array).toString("hex"),

@@ -42,8 +42,8 @@ function unhex(h: string): string {
   return table.concat(parts);
 }
 
-/** Starts the agent; returns the function the console's line handler calls. */
-export function start(this: void): (this: void, line: string) => void {
-  const agent = startAgent({ platform: nodemcuPlatform({ logLevel: 1 }), split: luaSplit, print: (l) => print(l), hex, unhex, memory });
+/** Starts the agent (`ca`: the PEM TLS brokers must be signed by); returns the console's line handler. */
+export function start(this: void, ca?: string): (this: void, line: string) => void {
+  const agent = startAgent({ platform: nodemcuPlatform({ logLevel: 1, tls: ca !== undefined ? { ca } : undefined }), split: luaSplit, print: (l) => print(l), hex, unhex, memory });
   return agent.line;
 }

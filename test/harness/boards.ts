@@ -33,7 +33,7 @@ export function boardMissing(rt: RuntimeName): string | null {
   return null;
 }
 
-function command(rt: RuntimeName, flash: string, agentPort: number): { exe: string; args: string[]; env: Record<string, string> } {
+function command(rt: RuntimeName, flash: string, agentPort: number, boardEnv: Record<string, string>): { exe: string; args: string[]; env: Record<string, string> } {
   const lua = {
     PETREL_STANDIN_DIR: STANDIN_DIR,
     PETREL_LUA_DIST: path.join(DIST, "nodemcu-probe"),
@@ -54,6 +54,7 @@ function command(rt: RuntimeName, flash: string, agentPort: number): { exe: stri
     case "espruino-real":
       // The interpreter exits once nothing is scheduled (a board never does): an idle interval.
       fs.writeFileSync(path.join(flash, "agent.js"), `var AGENT_PORT=${agentPort};setInterval(function(){},60000);\n` +
+        (boardEnv.PETREL_CA === undefined ? "" : `var AGENT_CA=${JSON.stringify(fs.readFileSync(boardEnv.PETREL_CA, "latin1"))};\n`) +
         fs.readFileSync(path.join(DIST, "espruino/agent.js"), "latin1"), "latin1");
       return { exe: process.env.ESPRUINO as string, args: ["agent.js"], env: {} };
     case "lua51":
@@ -106,7 +107,7 @@ export class Board {
   }
 
   private start(agentPort: number, exited: () => void): void {
-    const c = command(this.runtime, this.flash, agentPort);
+    const c = command(this.runtime, this.flash, agentPort, this.env);
     const child = spawn(c.exe, c.args, { cwd: this.flash, env: { ...process.env, ...c.env, ...this.env }, stdio: ["pipe", "pipe", "pipe"] });
     this.child = child;
     let rest = "";

@@ -9,7 +9,7 @@ import { later } from "./later";
 import { nodemcuLink, type NodemcuWifiOptions } from "./link";
 import { idiv } from "./luaint";
 import { nodemcuStorage } from "./storage";
-import { nodemcuTransport } from "./transport";
+import { nodemcuTransport, type NodemcuTlsOptions } from "./transport";
 
 /**
  * The Platform on NodeMCU (ESP8266 Lua 5.1, ESP32 Lua 5.3): thin adapters over `net`, `tmr`,
@@ -164,6 +164,8 @@ export interface NodemcuPlatformOptions {
   sliceMs?: number;
   /** The Wi-Fi station to configure and watch (default: watch the saved one); false: no link. */
   wifi?: NodemcuWifiOptions | false;
+  /** TLS settings for brokers marked `tls` (builds with the tls module). */
+  tls?: NodemcuTlsOptions;
 }
 
 function chipId(): string {
@@ -198,7 +200,7 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
   return {
     clock,
     sched,
-    transport: opts.transport !== undefined ? opts.transport : nodemcuTransport(),
+    transport: opts.transport !== undefined ? opts.transport : nodemcuTransport(opts.tls),
     resolver: opts.resolver !== undefined ? opts.resolver : nodemcuResolver(),
     storage: opts.storage !== undefined ? opts.storage : nodemcuStorage({ dir: opts.storageDir }),
     log,

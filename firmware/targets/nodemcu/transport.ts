@@ -39,6 +39,8 @@ interface Conn {
   /** The socket is closed (by us or the peer): no more sends. */
   dead: boolean;
   wantWritable: boolean;
+  /** A TLS connection. */
+  secure: boolean;
   /** Cuts a closing connection whose queue does not drain. */
   flushTimer: TmrObject | undefined;
 }
@@ -46,6 +48,9 @@ interface Conn {
 function errorReason(c: Conn, err: number | undefined): string {
   if (err === -3) return "timeout";
   if (err === -4) return "unreachable";
+  // A TLS socket reports "connection" after its handshake: a failure before it is as likely the
+  // handshake (certificate, protocol) as the port.
+  if (!c.open && c.secure) return "tls";
   return c.open ? "reset" : "refused";
 }
 
@@ -113,8 +118,14 @@ function pump(c: Conn): void {
   }
 }
 
-export function nodemcuTransport(): Transport {
+export interface NodemcuTlsOptions {
+  /** PEM of the CA the broker's chain must verify against (tls.cert.verify); none: no check. */
+  ca?: string;
+}
+
+export function nodemcuTransport(tlsOptions?: NodemcuTlsOptions): Transport {
   let cur: Conn | undefined = undefined;
+  let verifySet = false;
 
   const close = (): void => {
     const c = cur;
@@ -143,13 +154,21 @@ export function nodemcuTransport(): Transport {
   const open = (host: string, port: number, secure: boolean, events: TransportEvents): void => {
     if (cur !== undefined) close();
     const c: Conn = { sk: undefined, ev: events, queue: [], head: 0, tail: 0, queued: 0, sending: false,
-      open: false, closing: false, dead: false, wantWritable: false, flushTimer: undefined };
+      open: false, closing: false, dead: false, wantWritable: false, flushTimer: undefined, secure };
     cur = c;
     const lib = _G[secure ? "tls" : "net"] as NetModule | undefined;
     if (lib === undefined) {
       c.dead = true;
       finish(c, secure ? "tls" : "io");
       return;
+    }
+    const ca = tlsOptions !== undefined ? tlsOptions.ca : undefined;
+    if (secure && ca !== undefined && !verifySet) {
+      const cert = (lib as unknown as { cert?: { verify?: (this: void, pem: string) => unknown } }).cert;
+      if (cert !== undefined && cert.verify !== undefined) {
+        cert.verify(ca);
+        verifySet = true;
+      }
     }
     const [ok] = pcall(() => {
       const sk = lib.createConnection();
