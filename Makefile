@@ -1,9 +1,21 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean sim
+.PHONY: all deps build guard test bench clean sim boards
 
+# make BOARD=<name>: that board's artifact in dist/boards/<name>/, checked against its byte budget.
+BOARD ?=
+
+ifeq ($(BOARD),)
 all: build
+else
+all: build
+	@node tools/boards.mjs $(BOARD)
+endif
+
+# Validates every profile in boards/.
+boards: deps
+	@node tools/boards.mjs --check
 
 deps:
 	@bash tools/install-deps.sh

@@ -1,0 +1,169 @@
+// Board profiles (boards/<name>.json): loaded and validated here, so adding a board is adding one
+// file, and a typo in it names the field and what it accepts.
+//
+//   node tools/boards.mjs <name>        builds that board's artifact into dist/boards/<name>/ and
+//                                       fails when it is over the profile's byte budget
+//   node tools/boards.mjs --check       validates every profile
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const BOARDS_DIR = path.join(root, "boards");
+
+const RUNTIMES = ["node", "espruino", "espruino-real", "lua51", "lua53", "fengari"];
+const int = (lo, hi) => ({ kind: "int", lo, hi });
+const oneOf = (...values) => ({ kind: "enum", values });
+const str = { kind: "string" };
+const bool = { kind: "bool" };
+const obj = (fields) => ({ kind: "object", fields });
+
+/** Every field a profile has, and what it accepts. */
+export const SCHEMA = obj({
+  name: str,
+  chip: oneOf("esp8266", "esp32"),
+  firmware: oneOf("espruino", "nodemcu"),
+  firmwareVersion: str,
+  lua: oneOf("5.1", "5.3", null),
+  runtime: oneOf(...RUNTIMES),
+  artifactBytes: int(1000, 4000000),
+  memory: obj({ unit: oneOf("bytes", "jsvars"), free: int(100, 100000000), budget: int(100, 100000000), source: str }),
+  maxPacket: int(64, 268435455),
+  maxInboundPacket: int(64, 268435455),
+  maxInflight: int(1, 65535),
+  outboxMessages: int(1, 100000),
+  offlineQueue: int(0, 10000),
+  minFreeHeap: int(0, 100000000),
+  tls: bool,
+  lfs: bool,
+  console: obj({ uart: int(0, 3), baud: oneOf(9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600) }),
+  pins: obj({ led: int(0, 39), button: int(0, 39) }),
+});
+
+const describe = (s) => {
+  switch (s.kind) {
+    case "int": return `an integer ${s.lo}..${s.hi}`;
+    case "enum": return `one of ${s.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "string": return "a string";
+    case "bool": return "true or false";
+    default: return `an object with ${Object.keys(s.fields).join(", ")}`;
+  }
+};
+
+/** The problems with a profile value against a schema node (field paths in the messages). */
+function check(value, s, at, out) {
+  switch (s.kind) {
+    case "int":
+      if (typeof value !== "number" || !Number.isInteger(value) || value < s.lo || value > s.hi) out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      break;
+    case "enum":
+      if (!s.values.includes(value)) out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      break;
+    case "string":
+      if (typeof value !== "string" || value.length === 0) out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      break;
+    case "bool":
+      if (typeof value !== "boolean") out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      break;
+    default: {
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+        break;
+      }
+      const known = Object.keys(s.fields);
+      for (const k of Object.keys(value)) {
+        if (!known.includes(k)) out.push(`${at ? at + "." : ""}${k} is not a profile field; the fields here are ${known.join(", ")}`);
+      }
+      for (const k of known) {
+        const p = at ? `${at}.${k}` : k;
+        if (!(k in value)) out.push(`${p} is missing: it takes ${describe(s.fields[k])}`);
+        else check(value[k], s.fields[k], p, out);
+      }
+    }
+  }
+  return out;
+}
+
+/** Validates a parsed profile: the list of problems, empty when it is good. */
+export function validateProfile(p, fileName) {
+  const out = check(p, SCHEMA, "", []);
+  if (out.length > 0) return out;
+  if (`${p.name}.json` !== fileName) out.push(`name is "${p.name}" but the file is ${fileName}: they must match`);
+  if ((p.firmware === "nodemcu") !== (p.lua !== null)) out.push(`lua is ${JSON.stringify(p.lua)}: NodeMCU boards take "5.1" or "5.3", Espruino boards null`);
+  const runtimes = p.firmware === "espruino" ? ["espruino", "espruino-real"] : p.lua === "5.1" ? ["lua51"] : ["lua53", "fengari"];
+  if (!runtimes.includes(p.runtime)) out.push(`runtime is "${p.runtime}": for this firmware it takes one of ${runtimes.join(", ")}`);
+  if (p.memory.unit !== (p.firmware === "espruino" ? "jsvars" : "bytes")) out.push(`memory.unit is "${p.memory.unit}": Espruino counts jsvars, NodeMCU bytes`);
+  if (p.memory.budget > p.memory.free) out.push(`memory.budget ${p.memory.budget} is more than memory.free ${p.memory.free}`);
+  if (p.maxInboundPacket > p.maxPacket) out.push(`maxInboundPacket ${p.maxInboundPacket} is more than maxPacket ${p.maxPacket}: the receive buffer is maxPacket bytes`);
+  return out;
+}
+
+/** Loads and validates boards/<name>.json; throws an Error naming every problem. */
+export function loadProfile(name, dir = BOARDS_DIR) {
+  const file = path.join(dir, `${name}.json`);
+  if (!fs.existsSync(file)) {
+    throw new Error(`no board "${name}": the boards are ${listBoards(dir).join(", ")}`);
+  }
+  let p;
+  try {
+    p = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`boards/${name}.json is not valid JSON: ${e.message}`);
+  }
+  const problems = validateProfile(p, `${name}.json`);
+  if (problems.length > 0) throw new Error(`boards/${name}.json:\n  ${problems.join("\n  ")}`);
+  return p;
+}
+
+export function listBoards(dir = BOARDS_DIR) {
+  return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
+}
+
+const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+
+/**
+ * Copies the built artifact of a board's firmware into dist/boards/<name>/ with its profile, and
+ * checks the byte budget. Returns { bytes, files, dir }; throws when over budget.
+ */
+export function packBoard(p, dist = path.join(root, "dist")) {
+  const out = path.join(dist, "boards", p.name);
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  let files;
+  if (p.firmware === "espruino") {
+    const src = path.join(dist, "espruino/petrel.js");
+    fs.copyFileSync(src, path.join(out, "petrel.js"));
+    files = [path.join(out, "petrel.js")];
+  } else {
+    const src = path.join(dist, "nodemcu");
+    files = walk(src).filter((f) => f.endsWith(".lua")).map((f) => {
+      const to = path.join(out, path.relative(src, f));
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.copyFileSync(f, to);
+      return to;
+    });
+  }
+  fs.writeFileSync(path.join(out, "profile.json"), JSON.stringify(p, null, 2) + "\n");
+  const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  if (bytes > p.artifactBytes) {
+    throw new Error(`${p.name}: the ${p.firmware} artifact is ${bytes} bytes, over the profile's artifactBytes budget of ${p.artifactBytes} by ${bytes - p.artifactBytes}; fix: shrink the firmware, or raise artifactBytes in boards/${p.name}.json if the board has the room`);
+  }
+  return { bytes, files: files.length, dir: out };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const arg = process.argv[2];
+  try {
+    if (arg === undefined || arg === "--check") {
+      for (const b of listBoards()) loadProfile(b);
+      console.log(`boards: ${listBoards().length} profiles valid (${listBoards().join(", ")})`);
+    } else {
+      const p = loadProfile(arg);
+      const r = packBoard(p);
+      console.log(`board ${p.name}: ${r.files} file(s), ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
+    }
+  } catch (e) {
+    console.error(`board: ${e.message}`);
+    process.exit(1);
+  }
+}
