@@ -187,6 +187,26 @@ for (const [exe, bit] of [["lua5.1", true], ["lua5.3", false]]) {
   console.log(`  Lua heap after loading the entry on ${exe}: ${total} KB with the code in RAM; data ${dataKb} KB (${files} modules; what stays in RAM with the code in LFS). 64-bit host proxy for NodeMCU`);
 }
 {
+  // The same modules precompiled without debug information (luac5.1 -s), as node.compile() or an
+  // LFS image would carry them: host bytecode, so a proxy for the board's.
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-luac-"));
+  const src = path.join(root, "dist/nodemcu");
+  let ok = true;
+  for (const f of walk(src).filter((x) => x.endsWith(".lua"))) {
+    const to = path.join(out, path.relative(src, f));
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    ok = ok && spawnSync("luac5.1", ["-s", "-o", to, f]).status === 0;
+  }
+  const r = ok ? spawnSync("lua5.1", ["-e", `package.path = ${JSON.stringify(out + "/?.lua")} .. ";" .. package.path
+    bit = require("bit")
+    collectgarbage("collect"); local m0 = collectgarbage("count")
+    require("firmware.targets.nodemcu.index")
+    collectgarbage("collect"); print(string.format("%.1f", collectgarbage("count") - m0))`], { encoding: "utf8" }) : { status: 1, stderr: "luac5.1 failed" };
+  const bytes = walk(out).reduce((n, f) => n + fs.statSync(f).size, 0);
+  console.log(`  Lua heap after loading stripped bytecode (luac5.1 -s) on lua5.1: ${r.status === 0 ? r.stdout.trim() + " KB" : "not measured: " + r.stderr}; ${bytes} bytes of bytecode`);
+  fs.rmSync(out, { recursive: true, force: true });
+}
+{
   // fengari keeps Lua values as JavaScript objects: its figure is the JS heap the load adds.
   const code = `const { lua, lauxlib, lualib, to_luastring } = require(${JSON.stringify(require.resolve("fengari"))});
     const L = lauxlib.luaL_newstate(); lualib.luaL_openlibs(L);
