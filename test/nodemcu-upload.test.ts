@@ -1,0 +1,117 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { CHUNK, PRELUDE, adler, upload } from "../tools/nodemcu-upload.mjs";
+import { ROOT } from "./harness/runtimes";
+
+// The NodeMCU uploader against a pseudo-terminal (socat) whose far end is a scripted NodeMCU REPL
+// (test/fixtures/nodemcu/repl.lua) that runs every uploaded line under lua5.1 with the stand-in's
+// `file` module: the files on its flash are compared byte for byte. Dropped and garbled lines, a
+// silent board and a full flash are each tested. Every wait is bounded.
+
+const inCI = process.env.CI === "true";
+const missing = ((): string | null => {
+  if (spawnSync("sh", ["-c", "command -v socat"]).status !== 0) return "socat is not installed (Debian package socat)";
+  if (spawnSync("lua5.1", ["-e", 'require("socket")']).status !== 0) return "lua5.1 with luasocket is not installed";
+  return null;
+})();
+const needs = (name: string, fn: () => Promise<void>) => {
+  if (missing === null) it(name, fn, 30000);
+  else if (inCI) it(`${name} (required under CI=true)`, () => expect.fail(missing));
+  else it.skip(`${name} (skipped: ${missing})`, fn);
+};
+
+const dirs: string[] = [];
+const procs: ChildProcess[] = [];
+afterAll(() => {
+  for (const p of procs) p.kill("SIGKILL");
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A board on a pseudo-terminal: returns the tty path and its flash directory. */
+async function board(env: Record<string, string> = {}): Promise<{ tty: string; flash: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-upload-"));
+  dirs.push(dir);
+  const flash = path.join(dir, "flash");
+  fs.mkdirSync(flash);
+  const tty = path.join(dir, "tty");
+  const repl = path.join(ROOT, "test/fixtures/nodemcu/repl.lua");
+  const p = spawn("socat", [`PTY,link=${tty},raw,echo=0`, `EXEC:lua5.1 ${repl}`], {
+    env: { ...process.env, PETREL_STANDIN_DIR: path.join(ROOT, "host-sim/nodemcu"), STANDIN_FLASH: flash, ...env },
+    stdio: "ignore",
+  });
+  procs.push(p);
+  const deadline = Date.now() + 5000;
+  while (!fs.existsSync(tty)) {
+    if (Date.now() > deadline) throw new Error("socat did not create the pseudo-terminal within 5 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { tty, flash };
+}
+
+/** Test files: a Lua module, a binary blob with every byte value, and an empty file. */
+function files(): Array<{ name: string; data: Buffer }> {
+  const blob = Buffer.alloc(CHUNK * 7 + 13);
+  for (let i = 0; i < blob.length; i++) blob[i] = (i * 37 + 11) % 256;
+  return [
+    { name: "init.lua", data: Buffer.from('print("hello from init.lua, °C")\n', "utf8") },
+    { name: "blob.bin", data: blob },
+    { name: "empty.txt", data: Buffer.alloc(0) },
+  ];
+}
+
+const onFlash = (flash: string, name: string) => fs.readFileSync(path.join(flash, name));
+
+/**
+ * REPL line numbers: 1 the hello, then the helpers, then init.lua (open, one data line, close,
+ * verify, rename), then blob.bin's open and its data lines.
+ */
+const BLOB_DATA_LINE = (k: number) => 1 + PRELUDE.length + 5 + 1 + k;
+
+describe("NodeMCU uploader through a pseudo-terminal to a scripted REPL", () => {
+  needs("uploads and verifies each file; the flash holds them byte for byte, and no .up file is left", async () => {
+    const b = await board();
+    const r = await upload(b.tty, files(), { timeoutMs: 1000 });
+    expect(r.files.map((f: { name: string; attempts: number }) => `${f.name} ${f.attempts}`)).toEqual(["init.lua 1", "blob.bin 1", "empty.txt 1"]);
+    for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
+    expect(fs.readdirSync(b.flash).filter((n) => n.endsWith(".up"))).toEqual([]);
+    expect(adler(Buffer.from("Wikipedia"))).toEqual([0x0398, 0x11e6]); // Adler-32 of "Wikipedia" is 0x11E60398
+  });
+
+  needs("a line lost on the wire is sent again; the file still verifies", async () => {
+    const b = await board({ REPL_DROP: String(BLOB_DATA_LINE(2)) });
+    const r = await upload(b.tty, files(), { timeoutMs: 500 });
+    expect(r.files.reduce((n: number, f: { resent: number }) => n + f.resent, 0)).toBe(1);
+    for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
+  });
+
+  needs("a garbled line (a syntax error on the board) is sent again; the file still verifies", async () => {
+    const b = await board({ REPL_GARBLE: String(BLOB_DATA_LINE(3)) });
+    const r = await upload(b.tty, files(), { timeoutMs: 500 });
+    expect(r.files.reduce((n: number, f: { resent: number }) => n + f.resent, 0)).toBe(1);
+    for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
+  });
+
+  needs("a lost control line (the open of a file) is sent again too", async () => {
+    const b = await board({ REPL_DROP: String(1 + PRELUDE.length + 1) });
+    await upload(b.tty, files(), { timeoutMs: 500 });
+    for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
+  });
+
+  needs("a board that does not answer: a clear error, nothing written", async () => {
+    const b = await board({ REPL_SILENT: "1" });
+    await expect(upload(b.tty, files(), { timeoutMs: 400 })).rejects.toThrow(/the board does not answer at the Lua prompt \(no reply within 400 ms\); fix: check the port and the baud rate/);
+    expect(fs.readdirSync(b.flash)).toEqual([]);
+  });
+
+  needs("a full flash: the error says so, with what is free and what to do; the old file is kept", async () => {
+    const b = await board({ REPL_FLASH_BYTES: "400" });
+    fs.writeFileSync(path.join(b.flash, "blob.bin"), "the previous version");
+    await expect(upload(b.tty, files(), { timeoutMs: 500 })).rejects.toThrow(/blob\.bin: the flash is full after \d+ of 713 bytes \(\d+ bytes free\); fix: remove files/);
+    expect(onFlash(b.flash, "blob.bin").toString()).toBe("the previous version");
+    expect(onFlash(b.flash, "init.lua").equals(files()[0].data)).toBe(true);
+  });
+});
