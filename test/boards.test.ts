@@ -35,7 +35,7 @@ const problems = (change: (p: Record<string, unknown>) => void): string => {
 
 describe("board profiles", () => {
   it("the four boards of the matrix each have a valid profile", () => {
-    expect(listBoards()).toEqual(["esp32-espruino", "esp32-nodemcu", "esp8266-espruino", "esp8266-nodemcu"]);
+    expect(listBoards()).toEqual(expect.arrayContaining(["esp32-espruino", "esp32-nodemcu", "esp8266-espruino", "esp8266-nodemcu"]));
     for (const b of listBoards()) expect(loadProfile(b).name).toBe(b);
   });
 
@@ -64,13 +64,14 @@ describe("board profiles", () => {
   });
 
   it("an unknown board lists the boards there are", () => {
-    expect(() => loadProfile("esp8266-nodmcu")).toThrow('no board "esp8266-nodmcu": the boards are esp32-espruino, esp32-nodemcu, esp8266-espruino, esp8266-nodemcu');
+    expect(() => loadProfile("esp8266-nodmcu")).toThrow(`no board "esp8266-nodmcu": the boards are ${listBoards().join(", ")}`);
   });
 
   it("make BOARD=…: the artifact goes to dist/boards/<name>/ with its profile, and a build over the byte budget fails saying by how much", () => {
     const p = loadProfile("esp8266-nodemcu");
     const r = packBoard(p, DIST);
     expect(r.files).toBeGreaterThan(20);
+    expect(fs.existsSync(path.join(DIST, "boards/esp8266-nodemcu/petrel.lua"))).toBe(true);
     expect(r.bytes).toBeLessThanOrEqual(p.artifactBytes);
     expect(JSON.parse(fs.readFileSync(path.join(DIST, "boards/esp8266-nodemcu/profile.json"), "utf8")).name).toBe("esp8266-nodemcu");
     const tight = { ...loadProfile("esp8266-espruino"), artifactBytes: 10000 };

@@ -4,6 +4,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { loadProfile, packBoard } from "../tools/boards.mjs";
 import { Board, boardMissing } from "./harness/boards";
 import { DIST, ROOT, runtimes } from "./harness/runtimes";
 
@@ -253,6 +255,23 @@ describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
         "stats delivered=14 connects=1",
         "outbox records 0",
       ]);
+    });
+
+    needs(missing, `${tag}: the packed board files (flat SPIFFS names, entry "petrel") run the same publish and subscribe`, async () => {
+      const board = lua.esp32 ? "esp32-nodemcu" : "esp8266-nodemcu";
+      const packed = packBoard(loadProfile(board), DIST);
+      const topic = `petrel/packed/${lua.name}/${process.pid}`;
+      const r = await runLua(lua.exe, lua.esp32, "pubsub.lua", tmpDir("packed"), {
+        PETREL_LUA_DIST: packed.dir,
+        PETREL_ENTRY: "petrel",
+        PETREL_PORT: String(broker.port),
+        PETREL_TOPIC: topic,
+        PETREL_CLIENT: `petrel-packed-${lua.name}-${process.pid}`,
+      });
+      expect(r.code, `${r.stderr}\n${r.out.join("\n")}`).toBe(0);
+      expect(r.out).toContain("message big qos=1 len=3000 intact=true");
+      expect(r.out).toContain("stats delivered=14 connects=1");
+      for (const f of fs.readdirSync(packed.dir)) expect(f.length, f).toBeLessThanOrEqual(31);
     });
 
     needs(missing, `${tag}: a QoS 1 message published while the broker is unreachable survives a SIGKILL and is delivered by the next boot`, async () => {

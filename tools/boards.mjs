@@ -121,6 +121,46 @@ export function listBoards(dir = BOARDS_DIR) {
 
 const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
 
+/** NodeMCU's entry module in a board's files: `require("petrel")`. */
+export const LUA_ENTRY = "petrel";
+/** SPIFFS keeps names of at most 31 characters. */
+export const SPIFFS_NAME_MAX = 31;
+
+/** The flat file-system name of a built module: firmware.session.client → p_session_client. */
+export function flatModuleName(mod) {
+  if (mod === "firmware.targets.nodemcu.index") return LUA_ENTRY;
+  if (!mod.startsWith("firmware.")) return mod;
+  return "p_" + mod.slice("firmware.".length).replace(/^targets\./, "").split(".").join("_");
+}
+
+/**
+ * The NodeMCU modules the entry needs, under flat names (SPIFFS has no directories and takes 31
+ * characters: `firmware/targets/nodemcu/transport.lua` would not fit), with their `require`s
+ * rewritten to match. Modules the entry never requires (type-only ones) are left out.
+ */
+function packLua(src, out) {
+  const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
+  const seen = new Set();
+  const todo = ["firmware.targets.nodemcu.index"];
+  const written = [];
+  while (todo.length > 0) {
+    const mod = todo.pop();
+    if (seen.has(mod)) continue;
+    seen.add(mod);
+    let code = fs.readFileSync(fileOf(mod), "latin1");
+    code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
+      todo.push(dep);
+      return `require("${flatModuleName(dep)}")`;
+    });
+    const name = flatModuleName(mod) + ".lua";
+    if (name.length > SPIFFS_NAME_MAX) throw new Error(`module ${mod} packs as ${name}, over SPIFFS's ${SPIFFS_NAME_MAX} characters; fix: a shorter module path`);
+    const to = path.join(out, name);
+    fs.writeFileSync(to, code, "latin1");
+    written.push(to);
+  }
+  return written;
+}
+
 /**
  * Copies the built artifact of a board's firmware into dist/boards/<name>/ with its profile, and
  * checks the byte budget. Returns { bytes, files, dir }; throws when over budget.
@@ -135,13 +175,7 @@ export function packBoard(p, dist = path.join(root, "dist")) {
     fs.copyFileSync(src, path.join(out, "petrel.js"));
     files = [path.join(out, "petrel.js")];
   } else {
-    const src = path.join(dist, "nodemcu");
-    files = walk(src).filter((f) => f.endsWith(".lua")).map((f) => {
-      const to = path.join(out, path.relative(src, f));
-      fs.mkdirSync(path.dirname(to), { recursive: true });
-      fs.copyFileSync(f, to);
-      return to;
-    });
+    files = packLua(path.join(dist, "nodemcu"), out);
   }
   fs.writeFileSync(path.join(out, "profile.json"), JSON.stringify(p, null, 2) + "\n");
   const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);

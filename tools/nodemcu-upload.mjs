@@ -219,9 +219,14 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dir = opt("--dir");
   let files = args.map((f) => ({ name: path.basename(f), data: fs.readFileSync(f) }));
   if (dir !== undefined) {
-    // SPIFFS has no directories: module paths become dotted names, as require() looks them up
-    files = files.concat(walk(dir).filter((f) => f.endsWith(".lua")).map((f) => ({
-      name: path.relative(dir, f).split(path.sep).join("."), data: fs.readFileSync(f) })));
+    // a packed board (make BOARD=<name>): flat module names that fit SPIFFS
+    const lua = walk(dir).filter((f) => f.endsWith(".lua"));
+    const nested = lua.find((f) => path.relative(dir, f).includes(path.sep));
+    if (nested !== undefined) {
+      console.error(`upload: ${nested} is in a subdirectory; SPIFFS has none: upload a packed board (make BOARD=<name>, then --dir dist/boards/<name>)`);
+      process.exit(2);
+    }
+    files = files.concat(lua.map((f) => ({ name: path.basename(f), data: fs.readFileSync(f) })));
   }
   if (port === undefined || files.length === 0) {
     console.error("usage: nodemcu-upload.mjs --port /dev/ttyUSB0 [--baud 115200] [--dir DIR] [files…]");

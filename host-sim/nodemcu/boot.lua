@@ -16,5 +16,6 @@ end
 -- fengari has no collector control (its heap is JavaScript's): there `base` is nil.
 local base = nil
 if pcall(collectgarbage, "collect") then base = collectgarbage("count") end
-local Petrel = require("firmware.targets.nodemcu.index")
+-- PETREL_ENTRY: the entry module's name (a packed board's is "petrel").
+local Petrel = require(os.getenv("PETREL_ENTRY") or "firmware.targets.nodemcu.index")
 return standin, Petrel, base
