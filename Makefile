@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean sim boards
+.PHONY: all deps build guard test bench clean sim boards console
 
 # make BOARD=<name>: that board's artifact in dist/boards/<name>/, checked against its byte budget.
 BOARD ?=
@@ -12,6 +12,12 @@ else
 all: build
 	@node tools/boards.mjs $(BOARD)
 endif
+
+# The board's serial console (Ctrl-] ends it).
+PORT ?=
+BAUD ?= 115200
+console: deps
+	@node tools/console.mjs --port "$(PORT)" --baud $(BAUD)
 
 # Validates every profile in boards/.
 boards: deps

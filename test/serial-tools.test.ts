@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { CHUNK, PRELUDE, adler, upload } from "../tools/nodemcu-upload.mjs";
 import { ROOT } from "./harness/runtimes";
 
-// The NodeMCU uploader against a pseudo-terminal (socat) whose far end is a scripted NodeMCU REPL
+// The serial tools against a pseudo-terminal (socat): the NodeMCU uploader, and the console.
+// The uploader: against a pseudo-terminal whose far end is a scripted NodeMCU REPL
 // (test/fixtures/nodemcu/repl.lua) that runs every uploaded line under lua5.1 with the stand-in's
 // `file` module: the files on its flash are compared byte for byte. Dropped and garbled lines, a
 // silent board and a full flash are each tested. Every wait is bounded.
@@ -113,5 +114,35 @@ describe("NodeMCU uploader through a pseudo-terminal to a scripted REPL", () => 
     await expect(upload(b.tty, files(), { timeoutMs: 500 })).rejects.toThrow(/blob\.bin: the flash is full after \d+ of 713 bytes \(\d+ bytes free\); fix: remove files/);
     expect(onFlash(b.flash, "blob.bin").toString()).toBe("the previous version");
     expect(onFlash(b.flash, "init.lua").equals(files()[0].data)).toBe(true);
+  });
+});
+
+describe("make console: the serial console through a pseudo-terminal", () => {
+  needs("what is typed reaches the board's REPL and its answer comes back; Ctrl-] ends it", async () => {
+    const b = await board();
+    const c = spawn(process.execPath, [path.join(ROOT, "tools/console.mjs"), "--port", b.tty], { stdio: ["pipe", "pipe", "pipe"] });
+    procs.push(c);
+    let out = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
+    const until = async (what: string, cond: () => boolean) => {
+      const deadline = Date.now() + 5000;
+      while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`console: no ${what} within 5 s; output so far:\n${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until("banner", () => out.includes("Ctrl-] ends"));
+    c.stdin.write('print("six times seven is "..6*7)\r\n');
+    await until("the board's answer", () => out.includes("six times seven is 42"));
+    const exited = new Promise<number | null>((r) => c.on("close", (code) => r(code)));
+    c.stdin.write(Buffer.from([0x1d]));
+    expect(await exited).toBe(0);
+    expect(out).toContain("console: quit");
+  });
+
+  needs("a port that does not exist: a clear error", async () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, "tools/console.mjs"), "--port", "/dev/petrel-no-such-tty"], { encoding: "utf8", timeout: 10000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/console: cannot open \/dev\/petrel-no-such-tty: .*; fix: check the port name/);
   });
 });
