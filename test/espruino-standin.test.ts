@@ -238,3 +238,68 @@ c.on("error", function (e) { print("error " + e.code); });
     console.log(`[espruino-real] session round trip done; process.memory().usage ${jsvars?.slice(7)} JsVars (bundle loaded into RAM, not run from flash)`);
   });
 });
+
+describe("the boot guard (dist/espruino/boot.js) on the Espruino stand-in", () => {
+  /** One boot of a board process; `until` ends it (SIGKILL: a reset) once a line matches. */
+  function bootOnce(flash: string, opts: { keys?: string; killOn?: string; runMs?: number } = {}): Promise<string[]> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(DIST, "node/host-sim/espruino/board.js")], {
+        env: { ...process.env, PETREL_BUNDLE: path.join(DIST, "espruino/boot.js"), PETREL_FLASH: flash,
+          PETREL_GLOBALS: JSON.stringify({ PETREL_BOOT: { windowMs: 200, healthyMs: 500 } }) },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString("latin1");
+        if (opts.killOn !== undefined && out.includes(opts.killOn)) child.kill("SIGKILL");
+      });
+      child.stdin.on("error", () => {});
+      if (opts.keys !== undefined) child.stdin.write(opts.keys);
+      // a board that was not reset runs on: end it after runMs (a bound, not an assertion)
+      const timer = setTimeout(() => child.kill("SIGKILL"), opts.runMs ?? 1500);
+      child.on("close", () => {
+        clearTimeout(timer);
+        resolve(out.split("\n").filter((l) => l.length > 0));
+      });
+    });
+  }
+  const withApp = () => {
+    const flash = flashDir();
+    fs.writeFileSync(path.join(flash, Buffer.from("app", "latin1").toString("hex")), 'print("app running");');
+    return flash;
+  };
+  const BANNER = "boot: press a key within 0.2 s for safe mode (the REPL, no app)";
+
+  it("three boots reset before the app has run 0.5 s, then safe mode; petrelBootOk() clears it and the app runs, counting as good", async () => {
+    const flash = withApp();
+    for (let i = 0; i < 3; i++) expect(await bootOnce(flash, { killOn: "app running" })).toEqual([BANNER, "app running"]);
+    const safe = await bootOnce(flash, { runMs: 800 });
+    expect(safe).toHaveLength(1);
+    expect(safe[0]).toMatch(/^SAFE MODE: the app did not run 0\.5 s after each of the last 3 boots .*petrelBootOk\(\)/);
+    // the REPL in safe mode: clear the count (board.js types lines at the REPL)
+    const ctxFlash = flash;
+    const cleared = await new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, [path.join(DIST, "node/host-sim/espruino/board.js")], {
+        env: { ...process.env, PETREL_BUNDLE: path.join(DIST, "espruino/boot.js"), PETREL_FLASH: ctxFlash, PETREL_CONSOLE: "petrelBootOk",
+          PETREL_GLOBALS: JSON.stringify({ PETREL_BOOT: { windowMs: 200, healthyMs: 500 } }) },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
+      setTimeout(() => child.stdin.write("now\n"), 300);
+      setTimeout(() => child.kill("SIGKILL"), 800);
+      child.on("close", () => resolve(out));
+    });
+    expect(cleared).toContain("SAFE MODE");
+    const good = await bootOnce(flash, { runMs: 1200 });
+    expect(good).toEqual([BANNER, "app running"]);
+    // that boot ran past 0.5 s: a reset soon after the next start is one failed boot, not the fourth
+    expect(await bootOnce(flash, { killOn: "app running" })).toEqual([BANNER, "app running"]);
+    expect(await bootOnce(flash, { killOn: "app running" })).toEqual([BANNER, "app running"]);
+  });
+
+  it("a key in the boot window (the console moved off the REPL meanwhile) enters safe mode; the app is not started", async () => {
+    const lines = await bootOnce(withApp(), { keys: "x\n", runMs: 800 });
+    expect(lines).toEqual([BANNER, "SAFE MODE: a key was pressed in the boot window; the app is not started and the console is the REPL. Reset to start the app"]);
+  });
+});

@@ -179,6 +179,10 @@ const BUNDLE_CASES: Array<[string, string, number]> = [
   ["arrow-this-skipped", "function g(c,p){if(c)\np(r=>this.f(r))}", 2],
   ["arrow-this-skipped", "function g(c,p){switch(c){case 2:\np(()=>{var k=()=>this})}}", 2],
   ["arrow-this-skipped", "function g(c,p){while(c)\np(r=>this)}", 2],
+  // always crashes: an expression-bodied arrow's body is parsed without running when it is made
+  ["arrow-this-skipped", "var f=r=>[1].map(\nd=>this);", 2],
+  // a this in a nested plain function marks the arrow too
+  ["arrow-this-skipped", "function g(c){c&&\n(()=>{var k=function(){return this}})}", 2],
   ["js-syntax", "var x=;", 1],
 ];
 
@@ -207,6 +211,8 @@ describe("dialect guard: planted violations in a built Espruino bundle are caugh
     // a skipped braced block is passed over by brace matching (measured: no crash)
     "class K{m(s){if(s===4)for(;;){this.g(()=>this.id());break}}}",
     "function g(c,p){if(c){var f=0}else{p(()=>this)}try{g()}catch(e){p(()=>this.x)}}",
+    "function g(c,p){if(c)try{p(()=>this)}catch(e){}}",
+    "var f=r=>{return [1].map(d=>this)};",
   ];
   for (const code of ok) {
     it(`accepts: ${code}`, () => {

@@ -321,3 +321,68 @@ describe("low heap on the NodeMCU build: new work is refused, the board keeps ru
     });
   }
 });
+
+describe("the boot guard (init.lua of a packed board) on the NodeMCU stand-in", () => {
+  const RTS = [
+    { name: "lua51", exe: "lua5.1", args: [] as string[], board: "esp8266-nodemcu", esp32: false },
+    { name: "lua53", exe: "lua5.3", args: [] as string[], board: "esp32-nodemcu", esp32: true },
+    { name: "fengari", exe: process.execPath, args: [path.join(DIST, "node/host-sim/nodemcu/fengari-board.js")], board: "esp32-nodemcu", esp32: true },
+  ] as const;
+
+  /** One boot: the fixture on the packed board, in `flash`; `keys` typed on the console at once. */
+  function bootOnce(rt: (typeof RTS)[number], flash: string, env: Record<string, string>, keys?: string): Promise<LuaRun> {
+    const packed = packBoard(loadProfile(rt.board), DIST);
+    return new Promise((resolve) => {
+      const child = spawn(rt.exe, [...rt.args, path.join(FIXTURES, "bootguard.lua")], {
+        cwd: flash,
+        env: { ...process.env, PETREL_STANDIN_DIR: STANDIN_DIR, PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", STANDIN_FLASH: flash,
+          STANDIN_ESP32: rt.esp32 ? "1" : "0", ...env },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString("latin1")));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
+      child.stdin.on("error", () => {});
+      if (keys !== undefined) child.stdin.write(keys);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, out: stdout.split("\n").filter((l) => l.length > 0), stderr });
+      });
+    });
+  }
+
+  for (const rt of RTS) {
+    needs(boardMissing(rt.name), `${rt.name}: three boots that crash, then safe mode; cleared at the REPL, the next boot starts the app and counts as good`, async () => {
+      const flash = tmpDir("bootguard");
+      for (let i = 1; i <= 3; i++) {
+        const r = await bootOnce(rt, flash, { PETREL_APP: "crash" });
+        expect(r.code, r.stderr).not.toBe(0);
+        expect(r.stderr).toContain("app crashed at boot");
+        expect(r.out).toContain("boot: press a key within 0.2 s for safe mode (the REPL, no app)");
+      }
+      const safe = await bootOnce(rt, flash, { PETREL_APP: "good", PETREL_THEN_OK: "1" });
+      expect(safe.code, safe.stderr).toBe(0);
+      expect(safe.out[0]).toMatch(/^SAFE MODE: the app did not run 0\.5 s after each of the last 3 boots .*Fix: .*petrelBootOk\(\)/);
+      expect(safe.out).not.toContain("app running");
+      expect(safe.out).toContain("boot count cleared");
+      const good = await bootOnce(rt, flash, { PETREL_APP: "good" });
+      expect(good.code, good.stderr).toBe(0);
+      expect(good.out).toEqual(["boot: press a key within 0.2 s for safe mode (the REPL, no app)", "app running", "app ran 0.7 s"]);
+      // the good boot cleared the count: one crash later, the app still starts
+      const again = await bootOnce(rt, flash, { PETREL_APP: "crash" });
+      expect(again.stderr).toContain("app crashed at boot");
+      const after = await bootOnce(rt, flash, { PETREL_APP: "good" });
+      expect(after.out).toContain("app running");
+    });
+
+    needs(boardMissing(rt.name), `${rt.name}: a key in the boot window enters safe mode; the app is not started`, async () => {
+      const flash = tmpDir("bootkey");
+      const r = await bootOnce(rt, flash, { PETREL_APP: "good" }, "x\n");
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.out).toContain("SAFE MODE: a key was pressed in the boot window; the app is not started and the console is the REPL. Reset to start the app");
+      expect(r.out).not.toContain("app running");
+    });
+  }
+});

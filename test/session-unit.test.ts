@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { State } from "../firmware/session/client";
+import { LINK_POLL_MS, State } from "../firmware/session/client";
 import { Phase } from "../firmware/session/outbox";
 import { ScriptedBoard, STORAGE_FAILED, STORAGE_FULL } from "./harness/scripted";
 
@@ -62,7 +62,7 @@ describe("connect", () => {
     expect(c.stats.attempts).toBe(1);
   });
 
-  it("Wi-Fi: losing the link drops the connection at once (no ping timeout) and waits for it; a return during the backoff dials at once", () => {
+  it("Wi-Fi: losing the link drops the connection at once (no ping timeout) and waits for it; its return dials at once, but not during an ordinary backoff", () => {
     const b = new ScriptedBoard();
     b.withLink(true);
     const c = b.client({ keepalive: 60 });
@@ -78,15 +78,53 @@ describe("connect", () => {
     b.setLink(true);
     b.run();
     expect(b.take()).toEqual(["open a:1883"]);
-    // refused while the link is up: backoff as usual; the link flapping cuts the wait short
+    // refused while the link is up: backoff as usual, and a flapping link does not cut it short
+    // (no hammering a refusing broker)
     b.drop("refused");
     b.run(100);
-    expect(b.take()).toEqual([]);
     b.setLink(false);
     b.setLink(true);
-    b.run();
+    b.run(100);
+    expect(b.take()).toEqual([]);
+    b.run(1800); // the round's backoff (2 s, jittered) runs out
     expect(b.take()).toEqual(["open a:1883"]);
     expect(c.stats.attempts).toBe(3);
+  });
+
+  it("Wi-Fi: a lost link-up event costs at most one poll period (LINK_POLL_MS), not the session", () => {
+    const b = new ScriptedBoard();
+    b.withLink(false);
+    const c = b.client();
+    c.start();
+    b.run(60000);
+    expect(c.stats.attempts).toBe(0);
+    b.setLinkSilently(true); // up, but its event never reaches the client
+    b.run(LINK_POLL_MS);
+    expect(b.take()).toEqual(["open a:1883"]);
+    expect(c.stats.attempts).toBe(1);
+  });
+
+  it("end() then start() from inside onClose: the new attempt stands (one attempt, no second dial)", () => {
+    const b = new ScriptedBoard();
+    let c: ReturnType<typeof b.client> | undefined = undefined;
+    let restarted = false;
+    c = b.client({}, {
+      onClose: () => {
+        if (restarted || c === undefined) return;
+        restarted = true;
+        c.end();
+        c.start();
+      },
+    });
+    c.start();
+    b.connect();
+    b.drop("reset");
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    expect([State.Resolving, State.Opening]).toContain(c.state);
+    expect(c.stats.attempts).toBe(2);
+    b.run(5000); // under connectTimeoutMs: only a second dial could write anything
+    expect(b.take()).toEqual([]);
   });
 
   it("Wi-Fi: end() while waiting for the link ends; start() without a link dials as before", () => {

@@ -123,12 +123,14 @@ const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e
 
 /** NodeMCU's entry module in a board's files: `require("petrel")`. */
 export const LUA_ENTRY = "petrel";
-/** SPIFFS keeps names of at most 31 characters. */
+/** SPIFFS keeps names of at most 31 characters; the uploader writes `<name>.up` first: 28 here. */
 export const SPIFFS_NAME_MAX = 31;
+const PACKED_NAME_MAX = SPIFFS_NAME_MAX - ".up".length;
 
 /** The flat file-system name of a built module: firmware.session.client → p_session_client. */
 export function flatModuleName(mod) {
   if (mod === "firmware.targets.nodemcu.index") return LUA_ENTRY;
+  if (mod === "firmware.targets.nodemcu.boot") return "petrel_boot";
   if (!mod.startsWith("firmware.")) return mod;
   return "p_" + mod.slice("firmware.".length).replace(/^targets\./, "").split(".").join("_");
 }
@@ -141,7 +143,7 @@ export function flatModuleName(mod) {
 function packLua(src, out) {
   const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
   const seen = new Set();
-  const todo = ["firmware.targets.nodemcu.index"];
+  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot"];
   const written = [];
   while (todo.length > 0) {
     const mod = todo.pop();
@@ -153,11 +155,15 @@ function packLua(src, out) {
       return `require("${flatModuleName(dep)}")`;
     });
     const name = flatModuleName(mod) + ".lua";
-    if (name.length > SPIFFS_NAME_MAX) throw new Error(`module ${mod} packs as ${name}, over SPIFFS's ${SPIFFS_NAME_MAX} characters; fix: a shorter module path`);
+    if (name.length > PACKED_NAME_MAX) throw new Error(`module ${mod} packs as ${name}: over ${PACKED_NAME_MAX} characters (SPIFFS takes ${SPIFFS_NAME_MAX}, and uploads go through <name>.up); fix: a shorter module path`);
     const to = path.join(out, name);
     fs.writeFileSync(to, code, "latin1");
     written.push(to);
   }
+  // NodeMCU runs init.lua at power-on: the boot guard, then the module "app" (the app issue's).
+  const init = path.join(out, "init.lua");
+  fs.writeFileSync(init, 'require("petrel_boot").boot("app")\n');
+  written.push(init);
   return written;
 }
 

@@ -21,6 +21,7 @@ export const ESPRUINO_BUNDLES = [
   ["firmware/targets/espruino/index.ts", "petrel.js"],
   ["test/probe/entry_espruino.ts", "probe.js"],
   ["test/agent/entry_espruino.ts", "agent.js"],
+  ["firmware/targets/espruino/boot.ts", "boot.js"],
 ];
 
 function step(name, fn) {

@@ -38,6 +38,7 @@ export async function runConsole(portPath, baud, input, output) {
     input.on("end", () => sp.drain(() => end("input ended")));
     input.resume();
     sp.on("data", (d) => output.write(d));
+    sp.on("error", (e) => end(`the port failed: ${e.message}`));
     sp.on("close", () => end("the port closed"));
   });
 }

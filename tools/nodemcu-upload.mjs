@@ -42,6 +42,8 @@ export const PRELUDE = [
   `function __a(c) for i=1,#c do __A=(__A+c:byte(i))%65521 __B=(__B+__A)%65521 end __S=__S+#c end`,
   `function __v(name) local h=__o(name..".up","r") __A,__B,__S=1,0,0 while h do local c=h:read(240) if not c then break end __a(c) end if h then h:close() end print("u-v "..__S.." "..__A.." "..__B) end`,
   `function __r(name) if file.exists(name..".up") then file.remove(name) file.rename(name..".up",name) end print(file.exists(name) and "u-renamed" or "u-norename") end`,
+  // a stale compiled copy would be loaded instead of the new source (require prefers .lc)
+  `function __x(name) local lc=name:gsub("%.lua$",".lc") if lc~=name then file.remove(lc) end print("u-x") end`,
   `function __fs() local r=file.fsinfo() print("u-free "..r) end`,
 ];
 
@@ -170,9 +172,14 @@ export async function uploadFiles(io, files, opts = {}) {
         if ((await link.askAgain(`__r(${JSON.stringify(f.name)})`, (l) => l === "u-renamed" || l === "u-norename")) !== "u-renamed") {
           throw new UploadError(`${f.name}: the verified file could not be renamed into place (said: ${link.recent()})`);
         }
+        await link.askAgain(`__x(${JSON.stringify(f.name)})`, (l) => l === "u-x");
         done = true;
         report.push({ name: f.name, bytes: f.data.length, attempts: attempt, resent });
       } else {
+        const free = await link.askAgain("__fs()", (l) => l.startsWith("u-free "));
+        if (free !== undefined && Number(free.slice(7)) < f.data.length) {
+          throw new UploadError(`${f.name}: the flash is full (${free.slice(7)} bytes free for ${f.data.length}); fix: remove files from the board (file.remove), or upload fewer or smaller files`);
+        }
         log(`${f.name}: verification failed (board ${v ?? "no answer"}, expected ${want}); uploading it again`);
       }
     }
@@ -228,6 +235,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     }
     files = files.concat(lua.map((f) => ({ name: path.basename(f), data: fs.readFileSync(f) })));
   }
+  // init.lua last: a reset part-way through does not boot into a half-uploaded set
+  files.sort((a, b) => (a.name === "init.lua" ? 1 : 0) - (b.name === "init.lua" ? 1 : 0));
   if (port === undefined || files.length === 0) {
     console.error("usage: nodemcu-upload.mjs --port /dev/ttyUSB0 [--baud 115200] [--dir DIR] [files…]");
     process.exit(2);

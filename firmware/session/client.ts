@@ -87,6 +87,9 @@ function sooner(a: number, b: number): number {
  * (storage) until the broker acknowledges it. Written once for every target: it talks to the
  * board only through the Platform. Nothing here throws; errors are values or onError events.
  */
+/** How often a client waiting for its network link checks it, in case the link's event is lost. */
+export const LINK_POLL_MS = 5000;
+
 export class Client {
   readonly settings: Settings;
   state: number = State.Stopped;
@@ -296,7 +299,7 @@ export class Client {
     const floor = this.settings.minFreeHeap;
     const free = this.p.freeHeap;
     if (floor === 0 || free === undefined) return undefined;
-    const n = free();
+    const n = free(floor);
     if (n >= floor) return undefined;
     this.stats.lowMemory = this.stats.lowMemory + 1;
     return fail("low-memory", `free heap is ${n} bytes, under the ${floor}-byte floor (minFreeHeap), so nothing was kept; fix: publish less often or smaller, lower maxPacket or outboxMessages, or free memory elsewhere`);
@@ -575,7 +578,9 @@ export class Client {
   private linkChanged(up: boolean): void {
     if (!this.started) return;
     if (up) {
-      if (this.state !== State.Waiting) return;
+      // Only a client waiting for the link dials now: one in an ordinary backoff keeps it, so a
+      // flapping link cannot make it hammer a broker that refuses.
+      if (this.state !== State.Waiting || !this.linkWait) return;
       // dial now, from the first broker: failures while the link was down say nothing of them
       this.linkWait = false;
       this.broker = 0;
@@ -627,6 +632,7 @@ export class Client {
     if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
     if (this.state === State.Stopped) return; // end() from inside a callback has finished it
+    if (this.state !== State.Waiting) return; // end() then start() from a callback: already dialling
     if (this.ending || !this.started) {
       this.finishEnd();
       return;
@@ -698,7 +704,16 @@ export class Client {
   private step(now: number): number {
     const st = this.state;
     if (st === State.Waiting) {
-      if (this.linkWait) return IDLE;
+      if (this.linkWait) {
+        // The link's event is the fast path; this poll makes a lost event cost seconds, not the
+        // session (an app may take over the firmware's one Wi-Fi callback slot).
+        if (this.linkDown()) return LINK_POLL_MS;
+        this.linkWait = false;
+        this.broker = 0;
+        this.round = 0;
+        this.attempt();
+        return this.step(this.p.clock.now());
+      }
       if (!due(this.deadline, now)) return remaining(this.deadline, now);
       if (this.linkDown()) {
         this.waitLink();

@@ -24,8 +24,9 @@ export interface Platform {
   /**
    * Free heap in bytes (NodeMCU's node.heap(), Espruino's free JsVars times their size), where
    * the board can tell; the client refuses new work below `minFreeHeap` instead of running out.
+   * Given `floor`, a figure under it is measured again after collecting garbage.
    */
-  freeHeap?: (this: void) => number;
+  freeHeap?: (this: void, floor?: number) => number;
   /** The network link (Wi-Fi), where the board has one: see port/link.ts. */
   link?: Link;
 }

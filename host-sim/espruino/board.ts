@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as readline from "node:readline";
-import { disposeContext, runBundle, runScript, setWifi } from "./standin";
+import { disposeContext, runBundle, runScript, serialInput, setWifi } from "./standin";
 
 const bundle = process.env.PETREL_BUNDLE;
 const flash = process.env.PETREL_FLASH;
@@ -25,8 +25,10 @@ const esp32 = process.env.PETREL_ESP32 === "1";
 
 // PETREL_CA: the CA (PEM file) TLS brokers must be signed by, as the global AGENT_CA.
 const ca = process.env.PETREL_CA;
+// PETREL_GLOBALS: more globals, as JSON (e.g. PETREL_BOOT for the boot guard).
+const extra = process.env.PETREL_GLOBALS ? (JSON.parse(process.env.PETREL_GLOBALS) as Record<string, unknown>) : {};
 const ctx = runBundle(bundle, {
-  globals: ca ? { AGENT_CA: fs.readFileSync(ca, "latin1") } : {},
+  globals: { ...extra, ...(ca ? { AGENT_CA: fs.readFileSync(ca, "latin1") } : {}) },
   print: (line) => process.stdout.write(line + "\n"),
   storageDir: flash,
   chunk,
@@ -47,6 +49,7 @@ rl.on("line", (l) => {
     setWifi(ctx, l === "wifi up");
     return;
   }
+  if (serialInput(ctx, l + "\n")) return; // the console was moved: the program reads the UART
   runScript(ctx, `${fn}(${JSON.stringify(l)})`);
 });
 rl.on("close", () => {

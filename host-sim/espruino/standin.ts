@@ -52,6 +52,10 @@ export interface StandinHandles {
   sockets: Set<net.Socket>;
   /** The Wi-Fi station (see setWifi). */
   wifi: { up: boolean; listeners: Record<string, Listener[]> };
+  /** The console device: "Serial1" (the REPL on the board's UART) unless moved. */
+  console: string;
+  /** `data` listeners of Serial1 / LoopbackA. */
+  serialListeners: Record<string, Listener[]>;
 }
 const handlesOf = new WeakMap<vm.Context, StandinHandles>();
 
@@ -67,6 +71,18 @@ export function setWifi(ctx: vm.Context, up: boolean): void {
   setImmediate(() => {
     for (const f of h.wifi.listeners[ev] ?? []) f(up ? { ip: "127.0.0.1" } : { reason: "8" });
   });
+}
+
+/**
+ * Input typed on the board's UART. While Serial1 is the console it goes to the REPL: returns
+ * false (the caller runs it). When the console was moved away (LoopbackA.setConsole()), Serial1's
+ * `data` listeners get it, as on the board: returns true.
+ */
+export function serialInput(ctx: vm.Context, text: string): boolean {
+  const h = handlesOf.get(ctx);
+  if (h === undefined || h.console === "Serial1") return false;
+  for (const f of h.serialListeners.Serial1 ?? []) f(text);
+  return true;
 }
 
 /** True when nothing accepts connections at host:port (a synchronous probe, for the ESP32 flavour). */
@@ -273,13 +289,31 @@ export function createContext(opts: StandinOptions): vm.Context {
   const g = vm.runInContext("this", ctx) as Record<string, unknown>;
   for (const name of MISSING_GLOBALS) vm.runInContext(`delete globalThis[${JSON.stringify(name)}]`, ctx);
   for (const [owner, member] of MISSING_MEMBERS) vm.runInContext(`delete ${owner}.${member}`, ctx);
-  const say = (...args: unknown[]) => opts.print(args.map((a) => String(a)).join(" "));
+  // Printing goes to the console device; moved to LoopbackA, it is not seen (as on the board).
+  const say = (...args: unknown[]) => {
+    if (h.console === "Serial1") opts.print(args.map((a) => String(a)).join(" "));
+  };
   g.print = say;
   g.console = { log: say };
-  g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer };
+  g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer,
+    getConsole: () => h.console };
+  const device = (name: string) => ({
+    on(ev: string, f: Listener) {
+      if (ev !== "data") throw new Error(`${name}.on: the stand-in has only the data event`);
+      (h.serialListeners[name] ??= []).push(f);
+    },
+    removeAllListeners(ev: string) {
+      if (ev === "data") h.serialListeners[name] = [];
+    },
+    setConsole() {
+      h.console = name;
+    },
+  });
+  g.Serial1 = device("Serial1");
+  g.LoopbackA = device("LoopbackA");
   g.global = g;
   // Timers, clock and modules, as the interpreter has them (timer ids are numbers).
-  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} } };
+  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {} };
   handlesOf.set(ctx, h);
   let nextTimer = 1;
   g.setTimeout = (fn: () => void, ms: number) => {

@@ -53,8 +53,12 @@ function H.connect(ip, port, ca)
   conns[id] = c
   local ok, err = tcp:connect(ip, port)
   if ok then
-    c.state = "open"
-    emit(id, "open")
+    if ca ~= nil then
+      startTls(id, c)
+    else
+      c.state = "open"
+      emit(id, "open")
+    end
   elseif err ~= "timeout" and err ~= "Operation already in progress" then
     tcp:close()
     conns[id] = nil

@@ -565,16 +565,24 @@ end
 
 uart = {
   setup = function() return 115200 end,
-  --- Console lines only (stdin): on("data", "\n", fn, 0); on("data") removes the handler.
+  --- Console input (stdin): on("data", "\n", fn, 0) delivers lines, on("data", 1, fn, run) each
+  --- character; on("data") removes the handler. The stand-in has no REPL to pass input to.
   on = function(event, delim, fn, run)
     if event ~= "data" then breach("uart.on: only the data event is in the stand-in") end
     if fn == nil then
       consoleFn = nil
       return
     end
-    if delim ~= "\n" then breach("uart.on: the stand-in delivers lines (delimiter \"\\n\")") end
-    if run ~= 0 then breach("uart.on: run_input must be 0 while the program reads the console") end
-    consoleFn = fn
+    if delim == 1 then
+      consoleFn = function(line)
+        for i = 1, #line do fn(string.sub(line, i, i)) end
+      end
+    elseif delim == "\n" then
+      if run ~= 0 then breach("uart.on: run_input must be 0 while the program reads console lines") end
+      consoleFn = fn
+    else
+      breach("uart.on: the stand-in takes the delimiter \"\\n\" or the size 1")
+    end
     host.console()
   end,
   write = function(_, ...)

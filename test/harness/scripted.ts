@@ -121,6 +121,10 @@ export class ScriptedBoard {
     this.linkState = up;
     this.platform.link = { up: () => this.linkState, watch: (fn) => (this.linkWatcher = fn) };
   }
+  /** The link changes, and nobody is told (an event lost to another callback). */
+  setLinkSilently(up: boolean): void {
+    this.linkState = up;
+  }
   /** The link changes (the watcher hears it from the event loop, as from a firmware event). */
   setLink(up: boolean): void {
     this.linkState = up;

@@ -69,7 +69,10 @@ function invokedNow(fn, parent) {
   return !!p && p.type === "CallExpression" && p.callee === fn;
 }
 
-/** True when `fn` (an arrow) has `this` in its body, nested arrows included, other functions not. */
+/**
+ * True when `fn` (an arrow) has a `this` token anywhere in it: Espruino's lexer marks the arrow
+ * on any `this` in its text, nested functions and classes included (measured).
+ */
 function arrowUsesThis(fn) {
   let found = false;
   const visit = (n) => {
@@ -78,7 +81,6 @@ function arrowUsesThis(fn) {
       found = true;
       return;
     }
-    if (n !== fn && (n.type === "FunctionExpression" || n.type === "FunctionDeclaration" || n.type === "ClassExpression" || n.type === "ClassDeclaration")) return;
     children(n).forEach(visit);
   };
   visit(fn);
@@ -86,15 +88,21 @@ function arrowUsesThis(fn) {
 }
 
 /**
- * Why `node` may be parsed in Espruino's skip mode inside its enclosing function, or null. A
- * skipped `{ … }` block is passed over by brace matching (safe, measured); a skipped expression
- * or unbraced statement is parsed token by token, and an arrow using `this` met that way crashes
- * 2v29: the right of && || ??, a ?: branch, an unbraced if/else or loop body, a switch case.
+ * Why `node` may be parsed in Espruino's skip mode, token by token, or null. A skipped `{ … }`
+ * block is passed over by brace matching (safe, measured), so a block between the node and the
+ * skipping construct makes it safe. Token-by-token skipping: the right of && || ??, a ?: branch,
+ * an unbraced if/else or loop body, a switch case, and the body of an expression-bodied arrow,
+ * which is parsed without running when the arrow is made.
  */
 function skippablePosition(node, parentOf) {
   let child = node;
   let p = parentOf.get(node);
-  while (p && !isFunction(p) && p.type !== "Program") {
+  let inBlock = false;
+  while (p && p.type !== "Program") {
+    if (p.type === "ArrowFunctionExpression" && p.expression && child === p.body) {
+      return "the body of an expression-bodied arrow (parsed without running when that arrow is made)";
+    }
+    if (isFunction(p)) return null;
     let where = null;
     switch (p.type) {
       case "IfStatement": if (child !== p.test) where = "an if/else branch"; break;
@@ -107,7 +115,9 @@ function skippablePosition(node, parentOf) {
         break;
       default: break;
     }
-    if (where !== null) return child.type === "BlockStatement" ? null : where;
+    if (child.type === "BlockStatement") inBlock = true;
+    if (where !== null && !inBlock) return where;
+    if (where !== null && inBlock) return null;
     child = p;
     p = parentOf.get(p);
   }

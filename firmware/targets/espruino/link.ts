@@ -36,10 +36,12 @@ export function espruinoLink(o: EspruinoWifiOptions): Link | undefined {
   let watcher: ((this: void, up: boolean) => void) | undefined = undefined;
   let rejoining = false;
   const ssid = o.ssid;
+  let rejoin = (): void => {};
   const join = (): void => {
-    if (ssid !== undefined) w.connect(ssid, { password: o.password }, () => {});
+    // a failed join may report no 'disconnected': its callback schedules the next try too
+    if (ssid !== undefined) w.connect(ssid, { password: o.password }, (err) => { if (err !== undefined && err !== null) rejoin(); });
   };
-  const rejoin = (): void => {
+  rejoin = (): void => {
     if (ssid === undefined || rejoining) return;
     rejoining = true;
     setTimeout(() => {

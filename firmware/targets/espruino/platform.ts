@@ -256,12 +256,18 @@ export interface EspruinoPlatformOptions {
   wifi?: EspruinoWifiOptions | false;
 }
 
-/** process.memory(false): free JsVars times their size (blocksize bytes: 16 on ESP8266 and ESP32). */
-function espruinoFreeHeap(): number {
+/**
+ * Free JsVars times their size (blocksize bytes: 16 on ESP8266 and ESP32). process.memory(false)
+ * skips the garbage collection pass, so it is cheap on every publish; only a figure under the
+ * floor is measured again after a collection (garbage is room).
+ */
+function espruinoFreeHeap(floor?: number): number {
   const pr = global["process"] as { memory?: (this: unknown, gc: boolean) => { free: number; blocksize?: number } } | undefined;
   if (pr === undefined || pr.memory === undefined) return 1073741824;
-  const m = pr.memory(false); // false: no garbage collection pass on every publish
-  return m.free * (m.blocksize !== undefined ? m.blocksize : 16);
+  let m = pr.memory(false);
+  const size = m.blocksize !== undefined ? m.blocksize : 16;
+  if (floor !== undefined && m.free * size < floor) m = pr.memory(true);
+  return m.free * size;
 }
 
 /** The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`. */

@@ -11,6 +11,7 @@ interface WifiModule {
     config(this: void, cfg: { ssid: string; pwd?: string; auto?: boolean }): unknown;
     connect?(this: void): void;
     getip?(this: void): string | undefined;
+    status?(this: void): number;
     on?(this: void, ev: string, fn: (this: void) => void): void;
   };
 }
@@ -40,6 +41,19 @@ export function nodemcuLink(o: NodemcuWifiOptions): Link | undefined {
   const ev = wifi.eventmon;
   if (ev !== undefined) {
     if (wifi.sta.getip !== undefined) up = wifi.sta.getip() !== undefined;
+    // ESP8266 can say now whether it has an address: read it live, so a lost event (another
+    // callback registered in the one slot eventmon has) does not leave a stale state here.
+    const status = wifi.sta.status;
+    if (status !== undefined) {
+      const STA_GOTIP = 5;
+      ev.register(ev.STA_GOT_IP, () => set(true));
+      ev.register(ev.STA_DISCONNECTED, () => set(false));
+      if (o.ssid !== undefined && wifi.setmode !== undefined) {
+        wifi.setmode(wifi.STATION);
+        wifi.sta.config({ ssid: o.ssid, pwd: o.pwd, auto: true });
+      }
+      return { up: () => status() === STA_GOTIP, watch: (fn) => { watcher = fn; } };
+    }
     ev.register(ev.STA_GOT_IP, () => set(true));
     ev.register(ev.STA_DISCONNECTED, () => set(false));
     if (o.ssid !== undefined && wifi.setmode !== undefined) {
@@ -50,6 +64,8 @@ export function nodemcuLink(o: NodemcuWifiOptions): Link | undefined {
     wifi.sta.on("got_ip", () => set(true));
     wifi.sta.on("disconnected", () => set(false));
     if (o.ssid !== undefined && wifi.mode !== undefined && wifi.start !== undefined) {
+      // started here: down until its got_ip (which then dials at once)
+      up = false;
       wifi.mode(wifi.STATION);
       wifi.sta.config({ ssid: o.ssid, pwd: o.pwd, auto: true });
       wifi.start();

@@ -181,10 +181,18 @@ function random(n: number): number {
   return math.random(n) - 1;
 }
 
-/** node.heap(): free bytes (a large figure where the build lacks it, so the floor never bites). */
-function freeHeap(): number {
+declare function collectgarbage(this: void, opt: string): number;
+
+/**
+ * node.heap(): free bytes (a large figure where the build lacks it, so the floor never bites).
+ * Under the floor it is read again after a full collection: garbage is room.
+ */
+function freeHeap(floor?: number): number {
   const node = _G["node"] as NodeModule | undefined;
   if (node === undefined || node.heap === undefined) return 1073741824;
+  const n = node.heap();
+  if (floor === undefined || n >= floor) return n;
+  pcall(() => collectgarbage("collect")); // (a Lua without collector control has nothing to collect)
   return node.heap();
 }
 

@@ -164,11 +164,22 @@ export function nodemcuTransport(tlsOptions?: NodemcuTlsOptions): Transport {
     }
     const ca = tlsOptions !== undefined ? tlsOptions.ca : undefined;
     if (secure && ca !== undefined && !verifySet) {
+      // A CA that cannot be installed is a refusal, never a silent unverified connection.
       const cert = (lib as unknown as { cert?: { verify?: (this: void, pem: string) => unknown } }).cert;
-      if (cert !== undefined && cert.verify !== undefined) {
-        cert.verify(ca);
-        verifySet = true;
+      const verify = cert !== undefined ? cert.verify : undefined;
+      let ok = false;
+      let accepted: unknown = undefined;
+      if (verify !== undefined) {
+        const [called, result] = pcall(() => verify(ca));
+        ok = called;
+        accepted = result;
       }
+      if (!ok || accepted === false || accepted === undefined) {
+        c.dead = true;
+        finish(c, "tls");
+        return;
+      }
+      verifySet = true;
     }
     const [ok] = pcall(() => {
       const sk = lib.createConnection();
