@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean sim boards console
+.PHONY: all deps build guard test bench clean sim boards console flash
 
 # make BOARD=<name>: that board's artifact in dist/boards/<name>/, checked against its byte budget.
 BOARD ?=
@@ -18,6 +18,11 @@ PORT ?=
 BAUD ?= 115200
 console: deps
 	@node tools/console.mjs --port "$(PORT)" --baud $(BAUD)
+
+# make flash BOARD=<name> PORT=/dev/ttyUSB0: builds and packs the board, then writes it to the
+# board (NodeMCU: the verified REPL uploader; Espruino: see tools/flash.mjs).
+flash: build
+	@node tools/flash.mjs --board "$(BOARD)" --port "$(PORT)" --baud $(BAUD)
 
 # Validates every profile in boards/.
 boards: deps

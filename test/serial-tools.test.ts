@@ -146,3 +146,28 @@ describe("make console: the serial console through a pseudo-terminal", () => {
     expect(r.stderr).toMatch(/console: cannot open \/dev\/petrel-no-such-tty: .*; fix: check the port name/);
   });
 });
+
+describe("make flash for a NodeMCU board, through a pseudo-terminal", () => {
+  needs("every packed file of esp8266-nodemcu lands on the flash byte for byte; the board then boots it", async () => {
+    const b = await board();
+    const r = spawnSync(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", "esp8266-nodemcu", "--port", b.tty], { encoding: "utf8", timeout: 120000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^flash esp8266-nodemcu: \d+ files, \d+ bytes written to .* and verified/);
+    const packed = path.join(ROOT, "dist/boards/esp8266-nodemcu");
+    const lua = fs.readdirSync(packed).filter((f) => f.endsWith(".lua")).sort();
+    expect(fs.readdirSync(b.flash).sort()).toEqual(lua);
+    for (const f of lua) expect(onFlash(b.flash, f).equals(fs.readFileSync(path.join(packed, f))), f).toBe(true);
+    // power on: the stand-in runs init.lua from that flash (the boot guard; no app yet)
+    const boot = spawnSync("lua5.1", ["-e", [
+      `local standin = dofile(${JSON.stringify(path.join(ROOT, "host-sim/nodemcu/standin.lua"))})`,
+      `bit = require("bit") debug = nil`,
+      `package.path = ${JSON.stringify(b.flash + "/?.lua")} .. ";" .. package.path`,
+      `dofile(${JSON.stringify(b.flash + "/init.lua")})`,
+      `local t = tmr.create() t:alarm(2500, tmr.ALARM_SINGLE, function() standin.stop() end)`,
+      `standin.run(10)`,
+    ].join("\n")], { cwd: b.flash, encoding: "utf8", timeout: 20000,
+      env: { ...process.env, PETREL_STANDIN_DIR: path.join(ROOT, "host-sim/nodemcu"), STANDIN_FLASH: b.flash } });
+    expect(boot.status, boot.stderr).toBe(0);
+    expect(boot.stdout.trim().split("\n")).toEqual(["boot: press a key within 2.0 s for safe mode (the REPL, no app)", "boot: no app.lua on the flash; nothing to start"]);
+  });
+});
