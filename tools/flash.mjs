@@ -2,12 +2,37 @@
 // writes it to the board so that it survives a reset.
 //   NodeMCU: every packed file through the REPL uploader, verified (tools/nodemcu-upload.mjs);
 //            init.lua last, so a reset part-way does not boot a half-written set.
-//   Espruino: not yet (the `espruino` CLI path is still to come); says so and fails.
+//   Espruino: through the `espruino` CLI (EspruinoTools): the bundle to Storage as the module
+//            "petrel" and the boot guard (dist/espruino/boot.js) as the boot code `.bootcde`,
+//            both in flash. PORT may be a serial device or tcp://host:port.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadProfile, packBoard } from "./boards.mjs";
+import { spawnSync } from "node:child_process";
 import { upload } from "./nodemcu-upload.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Writes the Espruino pack with the espruino CLI; throws with its output when it fails. */
+function flashEspruino(p, packed, port, baud) {
+  const cli = path.join(root, "node_modules/espruino/bin/espruino-cli.js");
+  const boot = path.join(root, "dist/espruino/boot.js");
+  const check = 'print("flashed " + require("Storage").read("petrel").length + " " + require("Storage").read(".bootcde").length)';
+  // --no-ble: the CLI's Bluetooth scan needs D-Bus, absent on servers and in CI
+  const r = spawnSync(process.execPath, [cli, "--no-ble", "-p", port, "-b", String(baud), "--storage", `petrel:${path.join(packed.dir, "petrel.js")}`,
+    "--storage", `.bootcde:${boot}`, "-e", check], { encoding: "utf8", timeout: 300000 });
+  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  const m = /flashed (\d+) (\d+)/.exec(out);
+  const want = fs.statSync(path.join(packed.dir, "petrel.js")).size;
+  if (r.status !== 0 || m === null) {
+    throw new Error(`${p.name}: the espruino CLI did not confirm the upload to ${port}; fix: check the port (and the baud rate), reset the board, and see its output:\n${out.slice(-1500)}`);
+  }
+  if (Number(m[1]) !== want || Number(m[2]) !== fs.statSync(boot).size) {
+    throw new Error(`${p.name}: the board holds ${m[1]} bytes of petrel and ${m[2]} of .bootcde, not ${want} and ${fs.statSync(boot).size}; fix: free Storage (require("Storage").eraseAll() erases it) and flash again`);
+  }
+  return { bytes: want + Number(m[2]) };
+}
 
 const args = process.argv.slice(2);
 const at = (name) => (args.indexOf(name) >= 0 ? args[args.indexOf(name) + 1] : undefined);
@@ -19,8 +44,10 @@ async function main() {
   if (!board || !port) throw new Error("usage: make flash BOARD=<name> PORT=/dev/ttyUSB0 [BAUD=115200]");
   const p = loadProfile(board);
   const packed = packBoard(p);
-  if (p.firmware !== "nodemcu") {
-    throw new Error(`${p.name}: flashing Espruino boards is not implemented yet; meanwhile: npx espruino --no-ble -p ${port} -b ${baud} --storage petrel:${path.relative(process.cwd(), path.join(packed.dir, "petrel.js"))}`);
+  if (p.firmware === "espruino") {
+    const r = flashEspruino(p, packed, port, baud);
+    console.log(`flash ${p.name}: petrel and .bootcde, ${r.bytes} bytes written to ${port} (sizes read back)`);
+    return;
   }
   const files = fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua")).sort((a, b) => (a === "init.lua" ? 1 : 0) - (b === "init.lua" ? 1 : 0))
     .map((f) => ({ name: f, data: fs.readFileSync(path.join(packed.dir, f)) }));

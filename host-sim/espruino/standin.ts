@@ -56,6 +56,8 @@ export interface StandinHandles {
   console: string;
   /** `data` listeners of Serial1 / LoopbackA. */
   serialListeners: Record<string, Listener[]>;
+  /** Modules loaded from Storage files. */
+  modules: Record<string, unknown>;
 }
 const handlesOf = new WeakMap<vm.Context, StandinHandles>();
 
@@ -209,8 +211,20 @@ function storageModule(opts: StandinOptions) {
   const used = () => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size + HEADER, 0);
   const sizeOf = (name: string) => (fs.existsSync(file(name)) ? fs.statSync(file(name)).size + HEADER : 0);
   const api = {
-    write(name: string, data: string) {
-      const bytes = Buffer.from(String(data), "latin1");
+    write(name: string, data: string, offset?: number, size?: number) {
+      const piece = Buffer.from(String(data), "latin1");
+      if (offset !== undefined && offset > 0) {
+        // a later piece of a file created with its size: written in place (no new file)
+        const f = file(name);
+        if (!fs.existsSync(f)) throw new Error(`Storage: ${name} does not exist to write at offset ${offset}`);
+        const cur = fs.readFileSync(f);
+        if (offset + piece.length > cur.length) throw new Error(`Storage: write past the end of ${name} (created with ${cur.length} bytes)`);
+        piece.copy(cur, offset);
+        fs.writeFileSync(f, cur);
+        return true;
+      }
+      // offset 0 with a size: the file is made that long (erased flash is 0xFF), this piece first
+      const bytes = size !== undefined && size > piece.length ? Buffer.concat([piece, Buffer.alloc(size - piece.length, 0xff)]) : piece;
       if (used() + trash + bytes.length + HEADER > total) {
         trash = 0; // compacting
         stats.compactions++;
@@ -309,11 +323,14 @@ export function createContext(opts: StandinOptions): vm.Context {
       h.console = name;
     },
   });
+  g.atob = (s: string) => Buffer.from(s, "base64").toString("latin1");
+  g.btoa = (s: string) => Buffer.from(s, "latin1").toString("base64");
+  g.process = { env: { VERSION: "2v29", BOARD: opts.esp32 ? "ESP32" : "ESP8266_4MB", CONSOLE: "Serial1", MODULES: "Storage,net,tls,Wifi" } };
   g.Serial1 = device("Serial1");
   g.LoopbackA = device("LoopbackA");
   g.global = g;
   // Timers, clock and modules, as the interpreter has them (timer ids are numbers).
-  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {} };
+  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {}, modules: {} };
   handlesOf.set(ctx, h);
   let nextTimer = 1;
   g.setTimeout = (fn: () => void, ms: number) => {
@@ -338,6 +355,17 @@ export function createContext(opts: StandinOptions): vm.Context {
     if (name === "tls") return netModule(true, opts, h);
     if (name === "Storage" && storage !== undefined) return storage;
     if (name === "Wifi") return wifiModule(h);
+    // as Espruino: a Storage file of that name is a module (evaluated once, with `exports`)
+    const code = storage?.read(name);
+    if (code !== undefined) {
+      if (!(name in h.modules)) {
+        const exportsObj = vm.runInContext("({})", ctx) as Record<string, unknown>;
+        h.modules[name] = exportsObj;
+        const fn = vm.runInContext(`(function (exports, module) {${code}\n})`, ctx) as (e: unknown, m: unknown) => void;
+        fn(exportsObj, { exports: exportsObj });
+      }
+      return h.modules[name];
+    }
     throw new Error(`Module ${name} not found`);
   };
   for (const [k, v] of Object.entries(opts.globals ?? {})) g[k] = v;

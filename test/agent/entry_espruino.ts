@@ -5,7 +5,7 @@ import { startAgent } from "./agent";
 
 declare function print(line: string): void;
 declare const global: { [name: string]: unknown };
-declare const process: { memory(): { usage: number; total: number } } | undefined;
+declare const process: { memory?(): { usage: number; total: number } } | undefined;
 /** Set in front of the bundle by a test harness: lines come from this loopback port, not the REPL. */
 declare const AGENT_PORT: number | undefined;
 /** Set in front of the bundle by a test harness: the CA (PEM) TLS brokers must be signed by. */
@@ -41,7 +41,7 @@ const agent = startAgent({
   hex: hex as (w: unknown) => string,
   unhex,
   memory: () => {
-    if (typeof process === "undefined" || process === undefined) return "not measured (no process.memory here)";
+    if (typeof process === "undefined" || process === undefined || process.memory === undefined) return "not measured (no process.memory here)";
     const m = process.memory();
     return `${m.usage} of ${m.total} JsVars`;
   },
