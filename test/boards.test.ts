@@ -60,6 +60,12 @@ describe("board profiles", () => {
     expect(problems((p) => (p.lua = null))).toContain('lua is null: NodeMCU boards take "5.1" or "5.3", Espruino boards null');
     expect(problems((p) => (p.maxInboundPacket = 4096))).toContain("maxInboundPacket 4096 is more than maxPacket 512");
     expect(problems((p) => (p.name = "esp8266"))).toContain('name is "esp8266" but the file is esp8266-nodemcu.json');
+    expect(problems((p) => {
+      p.firmware = "espruino";
+      p.lua = null;
+      p.runtime = "espruino";
+      (p.memory as Record<string, unknown>).unit = "jsvars";
+    })).toContain("bytecode is true: only NodeMCU boards compile Lua to bytecode");
     expect(validateProfile(JSON.parse(fs.readFileSync(path.join(__dirname, "../boards/esp32-espruino.json"), "utf8")), "esp32-espruino.json")).toEqual([]);
   });
 

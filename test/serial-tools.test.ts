@@ -152,16 +152,20 @@ describe("make flash for a NodeMCU board, through a pseudo-terminal", () => {
     const b = await board();
     const r = spawnSync(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", "esp8266-nodemcu", "--port", b.tty], { encoding: "utf8", timeout: 120000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^flash esp8266-nodemcu: \d+ files, \d+ bytes written to .* and verified/);
+    expect(r.stdout).toMatch(/^flash esp8266-nodemcu: \d+ files, \d+ bytes written to .* and verified, compiled to bytecode on the board/);
+    // the profile asks for bytecode: each module compiled on the board (node.compile), its source removed
     const packed = path.join(ROOT, "dist/boards/esp8266-nodemcu");
     const lua = fs.readdirSync(packed).filter((f) => f.endsWith(".lua")).sort();
-    expect(fs.readdirSync(b.flash).sort()).toEqual(lua);
-    for (const f of lua) expect(onFlash(b.flash, f).equals(fs.readFileSync(path.join(packed, f))), f).toBe(true);
+    const expected = lua.map((f) => (f === "init.lua" ? f : f.replace(/\.lua$/, ".lc"))).sort();
+    expect(fs.readdirSync(b.flash).sort()).toEqual(expected);
+    expect(onFlash(b.flash, "init.lua").equals(fs.readFileSync(path.join(packed, "init.lua")))).toBe(true);
+    expect(onFlash(b.flash, "petrel.lc").subarray(0, 4).toString("latin1")).toBe("\x1bLua"); // a Lua binary chunk
     // power on: the stand-in runs init.lua from that flash (the boot guard; no app yet)
     const boot = spawnSync("lua5.1", ["-e", [
       `local standin = dofile(${JSON.stringify(path.join(ROOT, "host-sim/nodemcu/standin.lua"))})`,
       `bit = require("bit") debug = nil`,
-      `package.path = ${JSON.stringify(b.flash + "/?.lua")} .. ";" .. package.path`,
+      // as NodeMCU's require: bytecode (.lc) first, then source
+      `package.path = ${JSON.stringify(b.flash + "/?.lc;" + b.flash + "/?.lua")} .. ";" .. package.path`,
       `dofile(${JSON.stringify(b.flash + "/init.lua")})`,
       `local t = tmr.create() t:alarm(2500, tmr.ALARM_SINGLE, function() standin.stop() end)`,
       `standin.run(10)`,

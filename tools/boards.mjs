@@ -36,6 +36,7 @@ export const SCHEMA = obj({
   minFreeHeap: int(0, 100000000),
   tls: bool,
   lfs: bool,
+  bytecode: bool,
   console: obj({ uart: int(0, 3), baud: oneOf(9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600) }),
   pins: obj({ led: int(0, 39), button: int(0, 39) }),
 });
@@ -94,6 +95,7 @@ export function validateProfile(p, fileName) {
   if (!runtimes.includes(p.runtime)) out.push(`runtime is "${p.runtime}": for this firmware it takes one of ${runtimes.join(", ")}`);
   if (p.memory.unit !== (p.firmware === "espruino" ? "jsvars" : "bytes")) out.push(`memory.unit is "${p.memory.unit}": Espruino counts jsvars, NodeMCU bytes`);
   if (p.memory.budget > p.memory.free) out.push(`memory.budget ${p.memory.budget} is more than memory.free ${p.memory.free}`);
+  if (p.bytecode && p.firmware !== "nodemcu") out.push(`bytecode is true: only NodeMCU boards compile Lua to bytecode`);
   if (p.maxInboundPacket > p.maxPacket) out.push(`maxInboundPacket ${p.maxInboundPacket} is more than maxPacket ${p.maxPacket}: the receive buffer is maxPacket bytes`);
   return out;
 }

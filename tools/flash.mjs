@@ -51,10 +51,11 @@ async function main() {
   }
   const files = fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua")).sort((a, b) => (a === "init.lua" ? 1 : 0) - (b === "init.lua" ? 1 : 0))
     .map((f) => ({ name: f, data: fs.readFileSync(path.join(packed.dir, f)) }));
-  const r = await upload(port, files, { baud, log: () => {} });
+  // bytecode (profile "bytecode"): node.compile on the board after each file, the source removed
+  const r = await upload(port, files, { baud, log: () => {}, compile: p.bytecode });
   const bytes = r.files.reduce((n, f) => n + f.bytes, 0);
   const resent = r.files.reduce((n, f) => n + f.resent, 0);
-  console.log(`flash ${p.name}: ${r.files.length} files, ${bytes} bytes written to ${port} and verified${resent ? ` (${resent} line(s) resent)` : ""}`);
+  console.log(`flash ${p.name}: ${r.files.length} files, ${bytes} bytes written to ${port} and verified${p.bytecode ? ", compiled to bytecode on the board" : ""}${resent ? ` (${resent} line(s) resent)` : ""}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -45,6 +45,8 @@ export const PRELUDE = [
   // a stale compiled copy would be loaded instead of the new source (require prefers .lc)
   `function __x(name) local lc=name:gsub("%.lua$",".lc") if lc~=name then file.remove(lc) end print("u-x") end`,
   `function __fs() local r=file.fsinfo() print("u-free "..r) end`,
+  // bytecode compiled on the board itself (its number format), then the source removed
+  `function __k(name) local lc=name:gsub("%.lua$",".lc") node.compile(name) if file.exists(lc) then file.remove(name) end print(file.exists(lc) and "u-k" or "u-nok") end`,
 ];
 
 class UploadError extends Error {}
@@ -173,6 +175,11 @@ export async function uploadFiles(io, files, opts = {}) {
           throw new UploadError(`${f.name}: the verified file could not be renamed into place (said: ${link.recent()})`);
         }
         await link.askAgain(`__x(${JSON.stringify(f.name)})`, (l) => l === "u-x");
+        if (opts.compile === true && f.name.endsWith(".lua") && f.name !== "init.lua") {
+          if ((await link.askAgain(`__k(${JSON.stringify(f.name)})`, (l) => l === "u-k" || l === "u-nok", 2)) !== "u-k") {
+            throw new UploadError(`${f.name}: node.compile did not produce ${f.name.replace(/\.lua$/, ".lc")} (said: ${link.recent()}); fix: free heap on the board (compile needs RAM), or flash without bytecode`);
+          }
+        }
         done = true;
         report.push({ name: f.name, bytes: f.data.length, attempts: attempt, resent });
       } else {

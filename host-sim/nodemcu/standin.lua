@@ -504,6 +504,18 @@ node = {
     return free
   end,
   chipid = function() return 1193046 end,
+  --- node.compile("x.lua") writes x.lc (bytecode), as the firmware's own compiler does.
+  compile = function(name)
+    local h = open(name, "r")
+    if h == nil then error("node.compile: no file " .. tostring(name)) end
+    local src = h:read("*a")
+    h:close()
+    local fn, err = (loadstring or load)(src, "@" .. name)
+    if fn == nil then error(err) end
+    local out = open((string.gsub(name, "%.lua$", "")) .. ".lc", "w")
+    out:write(string.dump(fn))
+    out:close()
+  end,
   random = function(lo, hi)
     if hi == nil then return math.random(lo) end
     return math.random(lo, hi)
