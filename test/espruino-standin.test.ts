@@ -242,10 +242,15 @@ c.on("error", function (e) { print("error " + e.code); });
 
 describe("the boot guard (dist/espruino/boot.js) on the Espruino stand-in", () => {
   /** One boot of a board process; `until` ends it (SIGKILL: a reset) once a line matches. */
-  function bootOnce(flash: string, opts: { keys?: string; killOn?: string; runMs?: number } = {}): Promise<string[]> {
+  /**
+   * One boot of a board process. `keys` are typed at once; `repl`, a REPL line typed after the
+   * window (to the global function `replFn`); `killOn` ends it (SIGKILL: a reset) once printed.
+   */
+  function bootOnce(flash: string, opts: { keys?: string; killOn?: string; runMs?: number; replFn?: string; repl?: string } = {}): Promise<string[]> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [path.join(DIST, "node/host-sim/espruino/board.js")], {
         env: { ...process.env, PETREL_BUNDLE: path.join(DIST, "espruino/boot.js"), PETREL_FLASH: flash,
+          ...(opts.replFn !== undefined ? { PETREL_CONSOLE: opts.replFn } : {}),
           PETREL_GLOBALS: JSON.stringify({ PETREL_BOOT: { windowMs: 200, healthyMs: 500 } }) },
         stdio: ["pipe", "pipe", "pipe"],
       });
@@ -256,6 +261,7 @@ describe("the boot guard (dist/espruino/boot.js) on the Espruino stand-in", () =
       });
       child.stdin.on("error", () => {});
       if (opts.keys !== undefined) child.stdin.write(opts.keys);
+      if (opts.repl !== undefined) setTimeout(() => child.stdin.write(`${opts.repl}\n`), 300);
       // a board that was not reset runs on: end it after runMs (a bound, not an assertion)
       const timer = setTimeout(() => child.kill("SIGKILL"), opts.runMs ?? 1500);
       child.on("close", () => {
@@ -278,20 +284,8 @@ describe("the boot guard (dist/espruino/boot.js) on the Espruino stand-in", () =
     expect(safe).toHaveLength(1);
     expect(safe[0]).toMatch(/^SAFE MODE: the app did not run 0\.5 s after each of the last 3 boots .*petrelBootOk\(\)/);
     // the REPL in safe mode: clear the count (board.js types lines at the REPL)
-    const ctxFlash = flash;
-    const cleared = await new Promise<string>((resolve) => {
-      const child = spawn(process.execPath, [path.join(DIST, "node/host-sim/espruino/board.js")], {
-        env: { ...process.env, PETREL_BUNDLE: path.join(DIST, "espruino/boot.js"), PETREL_FLASH: ctxFlash, PETREL_CONSOLE: "petrelBootOk",
-          PETREL_GLOBALS: JSON.stringify({ PETREL_BOOT: { windowMs: 200, healthyMs: 500 } }) },
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
-      setTimeout(() => child.stdin.write("now\n"), 300);
-      setTimeout(() => child.kill("SIGKILL"), 800);
-      child.on("close", () => resolve(out));
-    });
-    expect(cleared).toContain("SAFE MODE");
+    const cleared = await bootOnce(flash, { replFn: "petrelBootOk", repl: "now", runMs: 800 });
+    expect(cleared.join("\n")).toContain("SAFE MODE");
     const good = await bootOnce(flash, { runMs: 1200 });
     expect(good).toEqual([BANNER, "app running"]);
     // that boot ran past 0.5 s: a reset soon after the next start is one failed boot, not the fourth

@@ -42,9 +42,9 @@ interface LuaRun {
 
 /** Runs a fixture script on the stand-in, its flash in `flash` (also the working directory). */
 function runLua(exe: string, esp32: boolean, script: string, flash: string, env: Record<string, string>, limitMs = 20000,
-  killOn?: string): Promise<LuaRun> {
+  killOn?: string, extra: { args?: string[]; input?: string } = {}): Promise<LuaRun> {
   return new Promise((resolve) => {
-    const child = spawn(exe, [path.join(FIXTURES, script)], {
+    const child = spawn(exe, [...(extra.args ?? []), path.join(FIXTURES, script)], {
       cwd: flash,
       env: {
         ...process.env,
@@ -56,16 +56,20 @@ function runLua(exe: string, esp32: boolean, script: string, flash: string, env:
         STANDIN_US_START: String(2147483648 - 20000),
         ...env,
       },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [extra.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"],
     });
+    if (extra.input !== undefined) {
+      child.stdin!.on("error", () => {});
+      child.stdin!.write(extra.input);
+    }
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
+    child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString("latin1");
       // The board loses power: SIGKILL, nothing runs after it.
       if (killOn !== undefined && stdout.split("\n").includes(killOn)) child.kill("SIGKILL");
     });
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
     const timer = setTimeout(() => {
       stderr += `\n[killed after ${limitMs} ms]`;
       child.kill("SIGKILL");
@@ -332,25 +336,8 @@ describe("the boot guard (init.lua of a packed board) on the NodeMCU stand-in", 
   /** One boot: the fixture on the packed board, in `flash`; `keys` typed on the console at once. */
   function bootOnce(rt: (typeof RTS)[number], flash: string, env: Record<string, string>, keys?: string): Promise<LuaRun> {
     const packed = packBoard(loadProfile(rt.board), DIST);
-    return new Promise((resolve) => {
-      const child = spawn(rt.exe, [...rt.args, path.join(FIXTURES, "bootguard.lua")], {
-        cwd: flash,
-        env: { ...process.env, PETREL_STANDIN_DIR: STANDIN_DIR, PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", STANDIN_FLASH: flash,
-          STANDIN_ESP32: rt.esp32 ? "1" : "0", ...env },
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString("latin1")));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
-      child.stdin.on("error", () => {});
-      if (keys !== undefined) child.stdin.write(keys);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, out: stdout.split("\n").filter((l) => l.length > 0), stderr });
-      });
-    });
+    return runLua(rt.exe, rt.esp32, "bootguard.lua", flash, { PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", ...env }, 15000, undefined,
+      { args: [...rt.args], input: keys });
   }
 
   for (const rt of RTS) {

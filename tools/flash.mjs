@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadProfile, packBoard } from "./boards.mjs";
 import { spawnSync } from "node:child_process";
-import { upload } from "./nodemcu-upload.mjs";
+import { initLast, upload } from "./nodemcu-upload.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -49,8 +49,8 @@ async function main() {
     console.log(`flash ${p.name}: petrel and .bootcde, ${r.bytes} bytes written to ${port} (sizes read back)`);
     return;
   }
-  const files = fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua")).sort((a, b) => (a === "init.lua" ? 1 : 0) - (b === "init.lua" ? 1 : 0))
-    .map((f) => ({ name: f, data: fs.readFileSync(path.join(packed.dir, f)) }));
+  const files = initLast(fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua"))
+    .map((f) => ({ name: f, data: fs.readFileSync(path.join(packed.dir, f)) })));
   // bytecode (profile "bytecode"): node.compile on the board after each file, the source removed
   const r = await upload(port, files, { baud, log: () => {}, compile: p.bytecode });
   const bytes = r.files.reduce((n, f) => n + f.bytes, 0);

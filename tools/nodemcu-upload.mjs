@@ -195,6 +195,11 @@ export async function uploadFiles(io, files, opts = {}) {
   return { files: report };
 }
 
+/** The files with init.lua moved last: a reset part-way through does not boot a half-uploaded set. */
+export function initLast(files) {
+  return [...files].sort((a, b) => (a.name === "init.lua" ? 1 : 0) - (b.name === "init.lua" ? 1 : 0));
+}
+
 /** `io` over a serialport path. */
 async function serialIo(portPath, baud) {
   const { SerialPort } = await import("serialport");
@@ -242,8 +247,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     }
     files = files.concat(lua.map((f) => ({ name: path.basename(f), data: fs.readFileSync(f) })));
   }
-  // init.lua last: a reset part-way through does not boot into a half-uploaded set
-  files.sort((a, b) => (a.name === "init.lua" ? 1 : 0) - (b.name === "init.lua" ? 1 : 0));
+  files = initLast(files);
   if (port === undefined || files.length === 0) {
     console.error("usage: nodemcu-upload.mjs --port /dev/ttyUSB0 [--baud 115200] [--dir DIR] [files…]");
     process.exit(2);

@@ -580,13 +580,8 @@ export class Client {
     if (up) {
       // Only a client waiting for the link dials now: one in an ordinary backoff keeps it, so a
       // flapping link cannot make it hammer a broker that refuses.
-      if (this.state !== State.Waiting || !this.linkWait) return;
-      // dial now, from the first broker: failures while the link was down say nothing of them
-      this.linkWait = false;
-      this.broker = 0;
-      this.round = 0;
-      this.deadline = this.p.clock.now();
-      this.p.sched.wake(this.task);
+      // step() sees the link up and dials
+      if (this.state === State.Waiting && this.linkWait) this.p.sched.wake(this.task);
     } else if (this.state !== State.Waiting && this.state !== State.Stopped) {
       this.drop("no-network");
     }
@@ -708,6 +703,7 @@ export class Client {
         // The link's event is the fast path; this poll makes a lost event cost seconds, not the
         // session (an app may take over the firmware's one Wi-Fi callback slot).
         if (this.linkDown()) return LINK_POLL_MS;
+        // dial now, from the first broker: failures while the link was down say nothing of them
         this.linkWait = false;
         this.broker = 0;
         this.round = 0;

@@ -120,42 +120,33 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
       const listeners: Record<string, Listener[]> = {};
       const emit = (ev: string, x?: unknown) => { for (const f of listeners[ev] ?? []) f(x); };
       if (opts.esp32 === true && (!h.wifi.up || refusedNow(o.host, o.port))) throw new Error("Unable to connect");
-      if (!h.wifi.up) {
-        // no route while the station is down: reported later, as a refused connection is on ESP8266
-        const api = {
-          on(ev: string, f: Listener) {
-            if (ev === "connect" && cb) fault("net: a connect callback and on('connect') together crash Espruino");
-            (listeners[ev] ??= []).push(f);
-            return api;
-          },
-          write: () => false,
-          end() {},
-        };
+      // no socket while the station is down: no route, reported later, as a refused connection is on ESP8266
+      const sock = !h.wifi.up ? undefined : secure
+        ? tls.connect({ host: o.host, port: o.port, ca: o.ca, key: o.key, cert: o.cert, servername: net.isIP(o.host) === 0 ? o.host : undefined })
+        : net.connect({ host: o.host, port: o.port });
+      if (sock === undefined) {
         setImmediate(() => {
           emit("error", { message: "no route to host" });
           emit("close");
         });
-        return api;
+      } else {
+        h.sockets.add(sock);
+        sock.setNoDelay(true);
+        sock.once(secure ? "secureConnect" : "connect", () => {
+          if (cb) cb();
+          emit("connect");
+        });
+        sock.on("data", (b: Buffer) => {
+          for (let i = 0; i < b.length; i += chunk) emit("data", b.subarray(i, i + chunk).toString("latin1"));
+        });
+        sock.on("drain", () => emit("drain"));
+        sock.on("error", (e: Error) => emit("error", { message: e.message }));
+        sock.on("close", () => {
+          h.sockets.delete(sock);
+          emit("end");
+          emit("close");
+        });
       }
-      const sock = secure
-        ? tls.connect({ host: o.host, port: o.port, ca: o.ca, key: o.key, cert: o.cert, servername: net.isIP(o.host) === 0 ? o.host : undefined })
-        : net.connect({ host: o.host, port: o.port });
-      h.sockets.add(sock);
-      sock.setNoDelay(true);
-      sock.once(secure ? "secureConnect" : "connect", () => {
-        if (cb) cb();
-        emit("connect");
-      });
-      sock.on("data", (b: Buffer) => {
-        for (let i = 0; i < b.length; i += chunk) emit("data", b.subarray(i, i + chunk).toString("latin1"));
-      });
-      sock.on("drain", () => emit("drain"));
-      sock.on("error", (e: Error) => emit("error", { message: e.message }));
-      sock.on("close", () => {
-        h.sockets.delete(sock);
-        emit("end");
-        emit("close");
-      });
       const api = {
         on(ev: string, f: Listener) {
           if (ev === "connect" && cb) fault("net: a connect callback and on('connect') together crash Espruino");
@@ -163,11 +154,12 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
           return api;
         },
         write(data: unknown) {
+          if (sock === undefined) return false;
           const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : Buffer.from(String(data), "latin1");
           return sock.write(bytes);
         },
         end() {
-          sock.end();
+          sock?.end();
         },
       };
       return api;

@@ -41,24 +41,18 @@ export function nodemcuLink(o: NodemcuWifiOptions): Link | undefined {
   const ev = wifi.eventmon;
   if (ev !== undefined) {
     if (wifi.sta.getip !== undefined) up = wifi.sta.getip() !== undefined;
-    // ESP8266 can say now whether it has an address: read it live, so a lost event (another
-    // callback registered in the one slot eventmon has) does not leave a stale state here.
-    const status = wifi.sta.status;
-    if (status !== undefined) {
-      const STA_GOTIP = 5;
-      ev.register(ev.STA_GOT_IP, () => set(true));
-      ev.register(ev.STA_DISCONNECTED, () => set(false));
-      if (o.ssid !== undefined && wifi.setmode !== undefined) {
-        wifi.setmode(wifi.STATION);
-        wifi.sta.config({ ssid: o.ssid, pwd: o.pwd, auto: true });
-      }
-      return { up: () => status() === STA_GOTIP, watch: (fn) => { watcher = fn; } };
-    }
     ev.register(ev.STA_GOT_IP, () => set(true));
     ev.register(ev.STA_DISCONNECTED, () => set(false));
     if (o.ssid !== undefined && wifi.setmode !== undefined) {
       wifi.setmode(wifi.STATION);
       wifi.sta.config({ ssid: o.ssid, pwd: o.pwd, auto: true });
+    }
+    // ESP8266 can say now whether it has an address: read it live, so a lost event (another
+    // callback registered in the one slot eventmon has) does not leave a stale state here.
+    const status = wifi.sta.status;
+    if (status !== undefined) {
+      const STA_GOTIP = 5;
+      return { up: () => status() === STA_GOTIP, watch: (fn) => { watcher = fn; } };
     }
   } else if (wifi.sta.on !== undefined) {
     wifi.sta.on("got_ip", () => set(true));
