@@ -4,6 +4,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { runBundle, runScript } from "../host-sim/espruino/standin";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { walk } from "../tools/files.mjs";
 import { DIST, runtimes } from "./harness/runtimes";
 
 // The shipped artifacts (not the probe): each exposes the same API, and loads where it runs.
@@ -81,8 +83,6 @@ describe("shipped artifacts", () => {
 const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 125_000 };
 
 describe("artifact byte budgets (CI gate)", () => {
-  const walk = (d: string): string[] =>
-    fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
 
   it(`the Espruino bundle is at most ${BUDGETS.espruinoBundle} bytes`, () => {
     const n = fs.statSync(path.join(DIST, "espruino/petrel.js")).size;
@@ -91,7 +91,7 @@ describe("artifact byte budgets (CI gate)", () => {
   });
 
   it(`the NodeMCU Lua modules are at most ${BUDGETS.nodemcuLua} bytes in all`, () => {
-    const files = walk(path.join(DIST, "nodemcu")).filter((f) => f.endsWith(".lua"));
+    const files = (walk(path.join(DIST, "nodemcu")) as string[]).filter((f) => f.endsWith(".lua"));
     const n = files.reduce((s, f) => s + fs.statSync(f).size, 0);
     console.log(`[artifacts] dist/nodemcu ${files.length} files, ${n} bytes (budget ${BUDGETS.nodemcuLua})`);
     expect(files.length).toBeGreaterThan(20);

@@ -121,7 +121,6 @@ export function listBoards(dir = BOARDS_DIR) {
   return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)).sort();
 }
 
-const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
 
 /** NodeMCU's entry module in a board's files: `require("petrel")`. */
 export const LUA_ENTRY = "petrel";

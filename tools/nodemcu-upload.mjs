@@ -13,6 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { walk } from "./files.mjs";
 
 /** Bytes of file data per line: 2 hex characters each, inside NodeMCU's 255-character line. */
 export const CHUNK = 100;
@@ -222,7 +223,6 @@ export async function upload(portPath, files, opts = {}) {
   }
 }
 
-const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);

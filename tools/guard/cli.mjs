@@ -8,6 +8,7 @@ import { format, rulesFor } from "./rules.mjs";
 import { checkProject } from "./source.mjs";
 import { checkEspruinoBundle } from "./espruino.mjs";
 import { checkLua } from "./lua.mjs";
+import { walk } from "../files.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const guarded = (rel) => rulesFor(rel).size > 0;
@@ -40,7 +41,6 @@ if (fs.existsSync(espDir)) {
     add(checkEspruinoBundle(fs.readFileSync(path.join(espDir, f), "utf8"), path.relative(root, path.join(espDir, f))));
   }
 }
-const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
 for (const luaDir of luaDirs.filter((d) => fs.existsSync(d))) {
   for (const f of walk(luaDir).filter((f) => f.endsWith(".lua"))) {
     luaFiles++;
