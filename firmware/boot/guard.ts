@@ -29,10 +29,8 @@ export interface BootOptions {
   key?: string;
 }
 
-/** How the boot ended: the app started, or safe mode and why. */
-export const BOOT_APP = 0;
-export const BOOT_SAFE_KEY = 1;
-export const BOOT_SAFE_LOOP = 2;
+/** The default storage record of the failed-boot count. */
+const COUNT_KEY = "bootn";
 
 /** ms as seconds with one decimal ("0.2", "30.0"), in integer arithmetic. */
 function secs(ms: number): string {
@@ -53,15 +51,15 @@ function writeCount(s: Storage, key: string, n: number): void {
 
 /** Clears the failed-boot count (after fixing the app, from the REPL in safe mode). */
 export function bootOk(s: Storage, key?: string): void {
-  writeCount(s, key !== undefined ? key : "bootn", 0);
+  writeCount(s, key !== undefined ? key : COUNT_KEY, 0);
 }
 
 /**
  * Runs the boot: counts this boot, then either enters safe mode at once (too many failed boots),
- * or opens the key window and starts the app when it closes. `done` hears how it ended.
+ * or opens the key window and starts the app when it closes.
  */
-export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) => void, done?: (this: void, how: number) => void): void {
-  const key = o.key !== undefined ? o.key : "bootn";
+export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) => void): void {
+  const key = o.key !== undefined ? o.key : COUNT_KEY;
   const max = o.maxFailedBoots !== undefined ? o.maxFailedBoots : 3;
   const windowMs = o.windowMs !== undefined ? o.windowMs : 2000;
   const healthyMs = o.healthyMs !== undefined ? o.healthyMs : 30000;
@@ -69,7 +67,6 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
   if (failed >= max) {
     p.print(`SAFE MODE: the app did not run ${secs(healthyMs)} s after each of the last ${failed} boots (it crashes or resets the board); ` +
       "it is not started and the console is the REPL. Fix: flash a fixed app, or remove it, then call petrelBootOk() and reset");
-    if (done !== undefined) done(BOOT_SAFE_LOOP);
     return;
   }
   writeCount(p.storage, key, failed + 1);
@@ -82,7 +79,6 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
     // a deliberate stop is not a failed boot
     writeCount(p.storage, key, failed);
     p.print("SAFE MODE: a key was pressed in the boot window; the app is not started and the console is the REPL. Reset to start the app");
-    if (done !== undefined) done(BOOT_SAFE_KEY);
   });
   p.after(windowMs, () => {
     if (decided) return;
@@ -91,7 +87,6 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
     p.after(healthyMs, () => {
       writeCount(p.storage, key, 0);
     });
-    if (done !== undefined) done(BOOT_APP);
     startApp();
   });
 }

@@ -81,15 +81,15 @@ function sooner(a: number, b: number): number {
   return a === IDLE || b < a ? b : a;
 }
 
+/** How often a client waiting for its network link checks it, in case the link's event is lost. */
+export const LINK_POLL_MS = 5000;
+
 /**
  * The MQTT 3.1.1 session: one connection at a time to the first broker of the list that
  * answers, reconnecting with backoff, keeping every accepted QoS 1/2 message in the outbox
  * (storage) until the broker acknowledges it. Written once for every target: it talks to the
  * board only through the Platform. Nothing here throws; errors are values or onError events.
  */
-/** How often a client waiting for its network link checks it, in case the link's event is lost. */
-export const LINK_POLL_MS = 5000;
-
 export class Client {
   readonly settings: Settings;
   state: number = State.Stopped;
@@ -578,9 +578,8 @@ export class Client {
   private linkChanged(up: boolean): void {
     if (!this.started) return;
     if (up) {
-      // Only a client waiting for the link dials now: one in an ordinary backoff keeps it, so a
-      // flapping link cannot make it hammer a broker that refuses.
-      // step() sees the link up and dials
+      // Only a client waiting for the link dials now (step() sees the link up and dials): one in
+      // an ordinary backoff keeps it, so a flapping link cannot make it hammer a refusing broker.
       if (this.state === State.Waiting && this.linkWait) this.p.sched.wake(this.task);
     } else if (this.state !== State.Waiting && this.state !== State.Stopped) {
       this.drop("no-network");
@@ -626,8 +625,8 @@ export class Client {
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
     if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
-    if (this.state === State.Stopped) return; // end() from inside a callback has finished it
-    if (this.state !== State.Waiting) return; // end() then start() from a callback: already dialling
+    // end() from inside a callback has finished it, or end() then start() is already dialling
+    if (this.state !== State.Waiting) return;
     if (this.ending || !this.started) {
       this.finishEnd();
       return;
