@@ -3,13 +3,12 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type * as vm from "node:vm";
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeContext, runBundle, runScript } from "../host-sim/espruino/standin";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
-import { spawn } from "node:child_process";
-import { startRepl } from "../host-sim/espruino/repl";
 import { makeCerts } from "../host-sim/tls-certs";
-import { DIST, ROOT, runtimes } from "./harness/runtimes";
+import { DIST, runtimes } from "./harness/runtimes";
 import { until as waitUntil } from "./harness/wait";
 
 // The built Espruino bundle itself (dist/espruino/petrel.js), with its Espruino adapters (net,
@@ -296,37 +295,5 @@ describe("the boot guard (dist/espruino/boot.js) on the Espruino stand-in", () =
   it("a key in the boot window (the console moved off the REPL meanwhile) enters safe mode; the app is not started", async () => {
     const lines = await bootOnce(withApp(), { keys: "x\n", runMs: 800 });
     expect(lines).toEqual([BANNER, "SAFE MODE: a key was pressed in the boot window; the app is not started and the console is the REPL. Reset to start the app"]);
-  });
-});
-
-describe("make flash for an Espruino board, through the espruino CLI to a REPL", () => {
-  it("the bundle lands in Storage as the module petrel and the boot guard as .bootcde; after a reset require(\"petrel\") works", async () => {
-    const flash = flashDir();
-    const repl = await startRepl({ storageDir: flash, esp32: true });
-    try {
-      // spawn, not spawnSync: the REPL answers from this process's event loop
-      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", "esp32-espruino", "--port", `tcp://127.0.0.1:${repl.port}`]);
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        const t = setTimeout(() => child.kill("SIGKILL"), 240000);
-        child.on("close", (status) => {
-          clearTimeout(t);
-          resolve({ status, stdout, stderr });
-        });
-      });
-      expect(r.status, `${r.stdout}\n${r.stderr}\n${repl.output().slice(-2000)}`).toBe(0);
-      expect(r.stdout).toMatch(/flash esp32-espruino: petrel and \.bootcde, \d+ bytes written to tcp:\/\/127\.0\.0\.1:\d+ \(sizes read back\)/);
-    } finally {
-      await repl.close();
-    }
-    const stored = (name: string) => fs.readFileSync(path.join(flash, Buffer.from(name, "latin1").toString("hex")));
-    expect(stored("petrel").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/petrel.js")))).toBe(true);
-    expect(stored(".bootcde").equals(fs.readFileSync(path.join(DIST, "espruino/boot.js")))).toBe(true);
-    // power on again: a new interpreter over the same flash
-    const b = board(flash);
-    expect(b.run(`typeof require("petrel").connect + " " + typeof require("petrel").espruinoPlatform`)).toBe("function function");
   });
 });

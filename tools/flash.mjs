@@ -4,9 +4,11 @@
 //            init.lua last, so a reset part-way does not boot a half-written set.
 //   Espruino: through the `espruino` CLI (EspruinoTools): the bundle to Storage as the module
 //            "petrel" and the boot guard (dist/espruino/boot.js) as the boot code `.bootcde`,
-//            both in flash. PORT may be a serial device or tcp://host:port.
+//            both in flash, then each read back on the board (length and E.CRC32) and compared.
+//            PORT may be a serial device or tcp://host:port.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { loadProfile, packBoard } from "./boards.mjs";
 import { spawnSync } from "node:child_process";
@@ -14,24 +16,35 @@ import { initLast, upload } from "./nodemcu-upload.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+/** What a file must read back as on the board: its length and CRC-32 (E.CRC32 computes the same). */
+const expected = (file) => {
+  const b = fs.readFileSync(file);
+  return `${b.length}/${zlib.crc32(b)}`;
+};
+
 /** Writes the Espruino pack with the espruino CLI; throws with its output when it fails. */
 function flashEspruino(p, packed, port, baud) {
   const cli = path.join(root, "node_modules/espruino/bin/espruino-cli.js");
-  const boot = path.join(root, "dist/espruino/boot.js");
-  const check = 'print("flashed " + require("Storage").read("petrel").length + " " + require("Storage").read(".bootcde").length)';
+  const files = { petrel: path.join(packed.dir, "petrel.js"), ".bootcde": path.join(root, "dist/espruino/boot.js") };
+  // Each file read back from Storage as "length/crc32" on one line the board prints.
+  const check = `print("flashed " + ${JSON.stringify(Object.keys(files))}.map(function(n){var s=require("Storage").read(n);return s===undefined?"missing":s.length+"/"+E.CRC32(s);}).join(" "))`;
+  const storage = Object.entries(files).flatMap(([name, file]) => ["--storage", `${name}:${file}`]);
   // --no-ble: the CLI's Bluetooth scan needs D-Bus, absent on servers and in CI
-  const r = spawnSync(process.execPath, [cli, "--no-ble", "-p", port, "-b", String(baud), "--storage", `petrel:${path.join(packed.dir, "petrel.js")}`,
-    "--storage", `.bootcde:${boot}`, "-e", check], { encoding: "utf8", timeout: 300000 });
+  const r = spawnSync(process.execPath, [cli, "--no-ble", "-p", port, "-b", String(baud), ...storage, "-e", check],
+    { encoding: "utf8", timeout: 300000 });
   const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  const m = /flashed (\d+) (\d+)/.exec(out);
-  const want = fs.statSync(path.join(packed.dir, "petrel.js")).size;
+  const m = /flashed (\S+) (\S+)/.exec(out);
   if (r.status !== 0 || m === null) {
     throw new Error(`${p.name}: the espruino CLI did not confirm the upload to ${port}; fix: check the port (and the baud rate), reset the board, and see its output:\n${out.slice(-1500)}`);
   }
-  if (Number(m[1]) !== want || Number(m[2]) !== fs.statSync(boot).size) {
-    throw new Error(`${p.name}: the board holds ${m[1]} bytes of petrel and ${m[2]} of .bootcde, not ${want} and ${fs.statSync(boot).size}; fix: free Storage (require("Storage").eraseAll() erases it) and flash again`);
-  }
-  return { bytes: want + Number(m[2]) };
+  const names = Object.keys(files);
+  names.forEach((name, i) => {
+    const want = expected(files[name]);
+    if (m[i + 1] !== want) {
+      throw new Error(`${p.name}: ${name} reads back from the board as ${m[i + 1]} (length/CRC-32), not ${want}; fix: free Storage (require("Storage").eraseAll() erases it), check the line (a lost character changes the CRC) and flash again`);
+    }
+  });
+  return { bytes: names.reduce((n, name) => n + fs.statSync(files[name]).size, 0) };
 }
 
 const args = process.argv.slice(2);
@@ -46,7 +59,7 @@ async function main() {
   const packed = packBoard(p);
   if (p.firmware === "espruino") {
     const r = flashEspruino(p, packed, port, baud);
-    console.log(`flash ${p.name}: petrel and .bootcde, ${r.bytes} bytes written to ${port} (sizes read back)`);
+    console.log(`flash ${p.name}: petrel and .bootcde, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`);
     return;
   }
   const files = initLast(fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua"))

@@ -17,7 +17,13 @@ export interface Repl {
   close(): Promise<void>;
 }
 
-export async function startRepl(opts: { storageDir: string; esp32?: boolean }): Promise<Repl> {
+/**
+ * `garble`: a line-noise fault for tests; the n-th line (counting from 1) that carries base64
+ * data (`atob("…")`) has one character of it changed, so the length written stays right and
+ * only a checksum can tell.
+ */
+export async function startRepl(opts: { storageDir: string; esp32?: boolean; garble?: number }): Promise<Repl> {
+  let dataLines = 0;
   let sock: net.Socket | undefined;
   let all = "";
   const write = (s: string) => {
@@ -45,6 +51,11 @@ export async function startRepl(opts: { storageDir: string; esp32?: boolean }): 
           continue;
         }
         if (echo) write(`${line}\r\n`);
+        const at = line.indexOf('atob("');
+        if (at >= 0 && ++dataLines === opts.garble) {
+          const i = at + 6;
+          line = line.slice(0, i) + (line[i] === "Q" ? "R" : "Q") + line.slice(i + 1);
+        }
         try {
           const r = runScript(ctx, line);
           if (echo && r !== undefined) write(`=${String(r)}\r\n`);

@@ -4,6 +4,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import * as vm from "node:vm";
+import * as zlib from "node:zlib";
 
 /**
  * The Espruino stand-in: runs a built Espruino bundle in a V8 context that has only what
@@ -302,7 +303,9 @@ export function createContext(opts: StandinOptions): vm.Context {
   g.print = say;
   g.console = { log: say };
   g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer,
-    getConsole: () => h.console };
+    getConsole: () => h.console,
+    // E.CRC32: the standard CRC-32 of each element as a byte (strings: each character code)
+    CRC32: (d: string | ArrayLike<number>) => zlib.crc32(typeof d === "string" ? Buffer.from(d, "latin1") : Uint8Array.from(Array.from(d, (x) => x & 255))) };
   const device = (name: string) => ({
     on(ev: string, f: Listener) {
       if (ev !== "data") throw new Error(`${name}.on: the stand-in has only the data event`);
