@@ -96,6 +96,23 @@ describe("NodeMCU uploader through a pseudo-terminal to a scripted REPL", () => 
     for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
   });
 
+  needs("a file that does not verify (a byte stored wrong, its line acknowledged) is uploaded again from the start and then verifies", async () => {
+    // write 1 is init.lua's only line; write 3 is blob.bin's second
+    const b = await board({ REPL_FLIP: "3" });
+    const logged: string[] = [];
+    const r = await upload(b.tty, files(), { timeoutMs: 500, log: (l: string) => logged.push(l) });
+    expect(r.files.map((f: { name: string; attempts: number }) => `${f.name} ${f.attempts}`)).toEqual(["init.lua 1", "blob.bin 2", "empty.txt 1"]);
+    expect(logged.some((l) => /^blob\.bin: verification failed \(board u-v 713 \d+ \d+, expected u-v 713 \d+ \d+\); uploading it again$/.test(l)), logged.join("\n")).toBe(true);
+    for (const f of files()) expect(onFlash(b.flash, f.name).equals(f.data), f.name).toBe(true);
+  });
+
+  needs("a file that never verifies: a bounded number of attempts, a clear error, and the old file kept", async () => {
+    const b = await board({ REPL_FLIP: "all" });
+    fs.writeFileSync(path.join(b.flash, "init.lua"), "the previous version");
+    await expect(upload(b.tty, files(), { timeoutMs: 500, log: () => {} })).rejects.toThrow(/init\.lua: did not verify after \d+ attempts \(size or checksum differ on the board\); fix: check the cable and lower the baud rate/);
+    expect(onFlash(b.flash, "init.lua").toString()).toBe("the previous version");
+  });
+
   needs("a lost control line (the open of a file) is sent again too", async () => {
     const b = await board({ REPL_DROP: String(1 + PRELUDE.length + 1) });
     await upload(b.tty, files(), { timeoutMs: 500 });
