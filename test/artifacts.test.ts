@@ -80,7 +80,7 @@ describe("shipped artifacts", () => {
  * CI, and has to raise the budget on purpose (with the reason in its commit). The Espruino figure
  * is what `Storage` holds; the NodeMCU one what is uploaded to SPIFFS (before LFS or bytecode).
  */
-const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 125_000 };
+const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 130_000 };
 
 describe("artifact byte budgets (CI gate)", () => {
 

@@ -41,7 +41,7 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 }
 
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
-const OK = (board: string) => new RegExp(`flash ${board}: petrel and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
+const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 describe.concurrent("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
   it("the bundle lands in Storage as the module petrel and the boot guard as .bootcde; after a reset require(\"petrel\") works", async () => {

@@ -132,6 +132,7 @@ const PACKED_NAME_MAX = SPIFFS_NAME_MAX - ".up".length;
 export function flatModuleName(mod) {
   if (mod === "firmware.targets.nodemcu.index") return LUA_ENTRY;
   if (mod === "firmware.targets.nodemcu.boot") return "petrel_boot";
+  if (mod === "firmware.targets.nodemcu.console") return "petrel_console";
   if (!mod.startsWith("firmware.")) return mod;
   return "p_" + mod.slice("firmware.".length).replace(/^targets\./, "").split(".").join("_");
 }
@@ -144,7 +145,7 @@ export function flatModuleName(mod) {
 function packLua(src, out) {
   const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
   const seen = new Set();
-  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot"];
+  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot", "firmware.targets.nodemcu.console"];
   const written = [];
   while (todo.length > 0) {
     const mod = todo.pop();
@@ -178,9 +179,11 @@ export function packBoard(p, dist = path.join(root, "dist")) {
   fs.mkdirSync(out, { recursive: true });
   let files;
   if (p.firmware === "espruino") {
-    const src = path.join(dist, "espruino/petrel.js");
-    fs.copyFileSync(src, path.join(out, "petrel.js"));
-    files = [path.join(out, "petrel.js")];
+    // the client, and the serial console (the Storage module "petrel-console")
+    files = ["petrel.js", "console.js"].map((f) => {
+      fs.copyFileSync(path.join(dist, "espruino", f), path.join(out, f));
+      return path.join(out, f);
+    });
   } else {
     files = packLua(path.join(dist, "nodemcu"), out);
   }

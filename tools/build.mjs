@@ -22,6 +22,7 @@ export const ESPRUINO_BUNDLES = [
   ["test/probe/entry_espruino.ts", "probe.js"],
   ["test/agent/entry_espruino.ts", "agent.js"],
   ["firmware/targets/espruino/boot.ts", "boot.js"],
+  ["firmware/targets/espruino/console.ts", "console.js"],
 ];
 
 function step(name, fn) {
@@ -79,6 +80,9 @@ step("nodemcu lua: strip indentation", () => {
   stripLuaIndent(path.join(dist, "nodemcu-probe"));
 });
 
+/** Bundles that are also Storage modules: the global each copies to `exports` under require(). */
+const EXPORTS = { "petrel.js": "Petrel", "console.js": "PetrelConsole" };
+
 step("espruino bundles", () => {
   fs.rmSync(path.join(dist, "espruino"), { recursive: true, force: true });
   for (const [entry, out] of ESPRUINO_BUNDLES) {
@@ -95,7 +99,7 @@ step("espruino bundles", () => {
       charset: "utf8",
       legalComments: "none",
       // The product bundle runs as an Espruino module (exports) or as a plain script (global Petrel).
-      ...(out === "petrel.js" ? { footer: { js: "if(typeof exports!==\"undefined\")Object.assign(exports,Petrel);" } } : {}),
+      ...(EXPORTS[out] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[out]});` } } : {}),
       logLevel: "silent",
     });
   }

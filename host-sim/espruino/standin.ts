@@ -59,6 +59,8 @@ export interface StandinHandles {
   serialListeners: Record<string, Listener[]>;
   /** Modules loaded from Storage files. */
   modules: Record<string, unknown>;
+  /** Serial1.write output not yet ended by a newline. */
+  serialOut: string;
 }
 const handlesOf = new WeakMap<vm.Context, StandinHandles>();
 
@@ -317,6 +319,13 @@ export function createContext(opts: StandinOptions): vm.Context {
     setConsole() {
       h.console = name;
     },
+    // Serial1's output is the board's UART: printed line by line ("\r" dropped), like print.
+    write(d: string) {
+      if (name !== "Serial1") return;
+      const parts = (h.serialOut + String(d)).replace(/\r/g, "").split("\n");
+      h.serialOut = parts.pop() as string;
+      for (const l of parts) opts.print(l);
+    },
   });
   g.atob = (s: string) => Buffer.from(s, "base64").toString("latin1");
   g.btoa = (s: string) => Buffer.from(s, "latin1").toString("base64");
@@ -325,7 +334,7 @@ export function createContext(opts: StandinOptions): vm.Context {
   g.LoopbackA = device("LoopbackA");
   g.global = g;
   // Timers, clock and modules, as the interpreter has them (timer ids are numbers).
-  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {}, modules: {} };
+  const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {}, modules: {}, serialOut: "" };
   handlesOf.set(ctx, h);
   let nextTimer = 1;
   g.setTimeout = (fn: () => void, ms: number) => {

@@ -27,7 +27,8 @@
 --   standin.powerOn(), as after a power cut and a reboot.
 -- * tls: createConnection (after the handshake), cert.verify(pem | false); needs luasec on Lua.
 -- * node: task.post, heap (STANDIN_HEAP fixes its reading), chipid, random, restart (an error), egc.setmode; wifi minimal.
--- * uart: on("data", "\n", fn, 0) delivers each console line (stdin) with its "\n"; write.
+-- * uart: on("data", "\n" or "\r", fn, 0) delivers each console line (stdin) ending in that
+--   delimiter; write. With STANDIN_REPL=1 lines nobody reads run as Lua (the interpreter's REPL).
 local here = os.getenv("PETREL_STANDIN_DIR") or "host-sim/nodemcu"
 local host = PETREL_HOST or dofile(here .. "/host-luasocket.lua")
 
@@ -241,13 +242,30 @@ end
 
 --- What the host reports, as NodeMCU's events: later, from the loop; data in segments.
 local consoleFn = nil
+-- STANDIN_REPL=1: console lines no program reads run as Lua, as NodeMCU's interpreter runs them
+-- (run_input on), answered with the "> " prompt.
+local replOn = os.getenv("STANDIN_REPL") == "1"
+local function repl(line)
+  io.write(line)
+  local fn, err = (loadstring or load)(line, "stdin")
+  if fn == nil then
+    print(err)
+  else
+    local ok, e = pcall(fn)
+    if not ok then print(tostring(e)) end
+  end
+  io.write("> ")
+end
+if replOn then host.console() end
 local function hostEvents(timeout)
   for _, ev in ipairs(host.wait(timeout)) do
     if ev.kind == "line" then
-      if consoleFn ~= nil then
-        local fn, line = consoleFn, ev.data
-        post(function() fn(line) end)
-      end
+      -- whoever holds the console when the line is taken in: the program, else the REPL
+      local line = ev.data
+      post(function()
+        if consoleFn ~= nil then consoleFn(line)
+        elseif replOn then repl(line) end
+      end)
     else
       local sk = conns[ev.id]
       if sk ~= nil then
@@ -578,7 +596,7 @@ end
 uart = {
   setup = function() return 115200 end,
   --- Console input (stdin): on("data", "\n", fn, 0) delivers lines, on("data", 1, fn, run) each
-  --- character; on("data") removes the handler. The stand-in has no REPL to pass input to.
+  --- character; on("data") removes the handler (input goes to the REPL again: STANDIN_REPL).
   on = function(event, delim, fn, run)
     if event ~= "data" then breach("uart.on: only the data event is in the stand-in") end
     if fn == nil then
@@ -589,11 +607,12 @@ uart = {
       consoleFn = function(line)
         for i = 1, #line do fn(string.sub(line, i, i)) end
       end
-    elseif delim == "\n" then
+    elseif delim == "\n" or delim == "\r" then
       if run ~= 0 then breach("uart.on: run_input must be 0 while the program reads console lines") end
-      consoleFn = fn
+      -- a terminal's Enter is "\r": the line comes with it in place of stdin's "\n"
+      consoleFn = delim == "\n" and fn or function(line) fn((string.gsub(line, "\n$", "\r"))) end
     else
-      breach("uart.on: the stand-in takes the delimiter \"\\n\" or the size 1")
+      breach("uart.on: the stand-in takes the delimiter \"\\n\" or \"\\r\", or the size 1")
     end
     host.console()
   end,

@@ -1,0 +1,162 @@
+/**
+ * The serial console, line by line, the same on every target. `start` takes the board's serial
+ * line from the REPL (each target's `Serial` adapter), echoes what is typed, and runs each line
+ * as a command; the built-in `repl` command hands the line back to the REPL, so a board running
+ * the app can still be flashed and debugged. `help` lists the commands.
+ *
+ * Typing: Enter (CR, LF or CR LF) ends a line; Backspace/DEL erases; Ctrl-C drops the line.
+ * A line over LINE_MAX characters is refused whole (nothing runs); it never grows a buffer.
+ */
+export interface Serial {
+  /** Takes the line: every character typed goes to `chars`, none to the REPL. */
+  take(this: void, chars: (this: void, s: string) => void): void;
+  /** Hands the line back to the REPL. */
+  release(this: void): void;
+  /** Writes to the serial line (whoever holds the REPL). */
+  write(this: void, s: string): void;
+}
+
+export interface Command {
+  name: string;
+  /** For `help`: the arguments and what it does, e.g. "KEY VALUE  changes a setting". */
+  help: string;
+  run(this: void, args: string[], say: (this: void, line: string) => void): void;
+}
+
+export const LINE_MAX = 200;
+const PROMPT = "petrel> ";
+const CR = 13;
+const LF = 10;
+const BS = 8;
+const DEL = 127;
+const CTRL_C = 3;
+
+export class LineConsole {
+  private line = "";
+  private tooLong = false;
+  private lastCr = false;
+  private active = false;
+
+  /** `back`: what the user types at the REPL to take the console again, for the `repl` message. */
+  constructor(private readonly serial: Serial, private readonly commands: Command[], private readonly back: string) {}
+
+  /** Takes the serial line (again, after `repl`); does nothing while it holds it. */
+  start(): void {
+    // made before the branch: Espruino must not skip an arrow using `this` (tools/guard)
+    const chars = (s: string) => {
+      this.feed(s);
+    };
+    if (this.active) return;
+    this.active = true;
+    this.line = "";
+    this.tooLong = false;
+    this.serial.take(chars);
+    this.say("console: type help for the commands, repl to hand the line back to the REPL");
+    this.serial.write(PROMPT);
+  }
+
+  /** Whether the console holds the line. */
+  holds(): boolean {
+    return this.active;
+  }
+
+  /** Characters typed (from the adapter). */
+  feed(s: string): void {
+    for (let i = 0; i < s.length && this.active; i++) {
+      // character codes: no control characters in the built source (a raw Ctrl-C in a bundle
+      // typed at a REPL would interrupt it)
+      const k = s.charCodeAt(i);
+      const cr = this.lastCr;
+      this.lastCr = k === CR;
+      if (k === CR || k === LF) {
+        if (k === LF && cr) continue; // CR LF is one Enter
+        this.serial.write("\r\n");
+        this.enter();
+      } else if (k === BS || k === DEL) {
+        if (this.line.length > 0 && !this.tooLong) {
+          this.line = this.line.substring(0, this.line.length - 1);
+          this.serial.write("\b \b");
+        }
+      } else if (k === CTRL_C) {
+        this.line = "";
+        this.tooLong = false;
+        this.serial.write("^C\r\n" + PROMPT);
+      } else if (k >= 32) {
+        if (this.line.length >= LINE_MAX) {
+          this.tooLong = true;
+        } else {
+          const c = s.charAt(i);
+          this.line += c;
+          this.serial.write(c);
+        }
+      }
+    }
+  }
+
+  private say(line: string): void {
+    this.serial.write(line + "\r\n");
+  }
+
+  private enter(): void {
+    const line = this.line;
+    const tooLong = this.tooLong;
+    this.line = "";
+    this.tooLong = false;
+    if (tooLong) {
+      this.say(`error: the line is over ${LINE_MAX} characters; nothing was run. Fix: type a shorter line`);
+    } else {
+      this.run(words(line));
+    }
+    if (this.active) this.serial.write(PROMPT);
+  }
+
+  private run(args: string[]): void {
+    if (args.length === 0) return;
+    const name = args[0];
+    if (name === "help") {
+      this.say("help  lists the commands");
+      for (const c of this.commands) this.say(`${c.name} ${c.help}`);
+      this.say(`repl  hands the serial line back to the REPL (${this.back} takes it again)`);
+      return;
+    }
+    if (name === "repl") {
+      this.say(`console: the serial line is the REPL's now; ${this.back} (or a reset) brings the console back`);
+      this.active = false;
+      this.serial.release();
+      return;
+    }
+    const say = (l: string) => {
+      this.say(l);
+    };
+    for (const c of this.commands) {
+      if (c.name === name) {
+        const rest: string[] = [];
+        for (let i = 1; i < args.length; i++) rest.push(args[i]);
+        try {
+          c.run(rest, say);
+        } catch (e) {
+          this.say(`error: ${name} failed: ${String(e)}`);
+        }
+        return;
+      }
+    }
+    this.say(`error: unknown command "${name}"; type help for the list`);
+  }
+}
+
+/** The space-separated words of a line. */
+function words(line: string): string[] {
+  const out: string[] = [];
+  let w = "";
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charAt(i);
+    if (c === " " || c === "\t") {
+      if (w.length > 0) out.push(w);
+      w = "";
+    } else {
+      w += c;
+    }
+  }
+  if (w.length > 0) out.push(w);
+  return out;
+}
