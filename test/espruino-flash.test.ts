@@ -44,7 +44,7 @@ const flashTool = (board: string, port: string) => run(process.execPath, [path.j
 const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 describe.concurrent("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
-  it("the bundle lands in Storage as the module petrel and the boot guard as .bootcde; after a reset require(\"petrel\") works", async () => {
+  it("the bundle lands in Storage as the module petrel, the console as petrel-console, the boot guard as .bootcde; after a reset both modules load", async () => {
     const flash = tmp("petrel-esp-flash-");
     const repl = await startRepl({ storageDir: flash, esp32: true });
     let r: Run;
@@ -57,11 +57,12 @@ describe.concurrent("make flash for an Espruino board, through the espruino CLI 
     expect(r.stdout).toMatch(OK("esp32-espruino"));
     const stored = (name: string) => fs.readFileSync(path.join(flash, Buffer.from(name, "latin1").toString("hex")));
     expect(stored("petrel").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/petrel.js")))).toBe(true);
+    expect(stored("petrel-console").equals(fs.readFileSync(path.join(DIST, "espruino/console.js")))).toBe(true);
     expect(stored(".bootcde").equals(fs.readFileSync(path.join(DIST, "espruino/boot.js")))).toBe(true);
     // power on again: a new interpreter over the same flash
     const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), { print: () => {}, storageDir: flash });
     try {
-      expect(runScript(ctx, `typeof require("petrel").connect + " " + typeof require("petrel").espruinoPlatform`)).toBe("function function");
+      expect(runScript(ctx, `typeof require("petrel").connect + " " + typeof require("petrel").espruinoPlatform + " " + typeof require("petrel-console").serialConsole`)).toBe("function function function");
     } finally {
       disposeContext(ctx);
     }
@@ -96,7 +97,7 @@ function realMissing(): string | null {
 const realWhy = realMissing();
 
 describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary over its telnet console${realWhy ? ` (skipped: ${realWhy})` : ""}`, () => {
-  it("writes and verifies both files; at the next power-on the binary runs the boot guard from Storage and require(\"petrel\") loads", async () => {
+  it("writes and verifies the three files; at the next power-on the binary runs the boot guard from Storage and both modules load", async () => {
     const exe = process.env.ESPRUINO as string;
     const dir = tmp("petrel-esp-real-flash-");
     // The binary's stdin is a FIFO held open and never written. At end of file (/dev/null) its
@@ -128,8 +129,8 @@ describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary ov
     try {
       await until("the boot guard's window, then its start of the app", () => out.includes("boot: no app in Storage; nothing to start"), 10000);
       expect(out).toContain("boot: press a key within 2.0 s for safe mode (the REPL, no app)");
-      child.stdin.write('print("petrel " + typeof require("petrel").connect)\n');
-      await until("require(\"petrel\") from Storage", () => out.includes("petrel function"), 10000);
+      child.stdin.write('print("loaded " + typeof require("petrel").connect + " " + typeof require("petrel-console").serialConsole)\n');
+      await until("require(\"petrel\") and require(\"petrel-console\") from Storage", () => out.includes("loaded function function"), 10000);
     } finally {
       child.kill("SIGKILL");
     }
