@@ -39,24 +39,24 @@ const extra = process.argv.slice(2);
 const status = stage("tests (vitest)", path.join(root, "node_modules/.bin/vitest"),
   ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...extra], { PETREL_SKIP_BUILD: "1" });
 
-// Branch coverage of firmware/sched and firmware/session, measured on the TypeScript sources, so
+// Branch coverage of firmware/sched, firmware/session and firmware/console, measured on the TypeScript sources, so
 // only tests that import them in-process count: the cross-target suites run the built probes
 // (dist/, excluded here), and only the unit tests run here (test/sched-unit*.test.ts,
-// test/session-unit*.test.ts: the broker scenarios already ran above). It fails when the branches
+// test/session-unit*.test.ts, test/console.test.ts: the broker scenarios already ran above). It fails when the branches
 // of all covered files together are under the threshold, or when firmware/session exists without
 // any test/session-unit*.test.ts. Files with no run-time code (re-exports, types) are left out.
 const COVERAGE_BRANCHES = 90;
 const coverageDir = path.join(report, "coverage");
-const coverageTests = fs.readdirSync(path.join(root, "test")).filter((f) => /^(sched|session)-unit.*\.test\.ts$/.test(f)).sort();
+const coverageTests = fs.readdirSync(path.join(root, "test")).filter((f) => /^((sched|session)-unit.*|console)\.test\.ts$/.test(f)).sort();
 let coverageStatus = 1;
 if (coverageTests.length === 0) {
   // Without a file to name, vitest would run every test.
   console.log("\n== coverage (scheduler, session)\nno test/sched-unit*.test.ts or test/session-unit*.test.ts to run");
 } else {
-  coverageStatus = stage("coverage (scheduler, session)", path.join(root, "node_modules/.bin/vitest"), ["run",
+  coverageStatus = stage("coverage (scheduler, session, console)", path.join(root, "node_modules/.bin/vitest"), ["run",
     ...coverageTests.map((f) => `test/${f}`), "--reporter=dot", "--silent=passed-only",
     "--coverage.enabled", "--coverage.provider=v8",
-    "--coverage.include=firmware/sched/**", "--coverage.include=firmware/session/**", "--coverage.exclude=dist/**",
+    "--coverage.include=firmware/sched/**", "--coverage.include=firmware/session/**", "--coverage.include=firmware/console/**", "--coverage.exclude=dist/**",
     "--coverage.exclude=firmware/session/index.ts", "--coverage.exclude=firmware/session/platform.ts",
     `--coverage.thresholds.branches=${COVERAGE_BRANCHES}`,
     "--coverage.reporter=text-summary", "--coverage.reporter=text", "--coverage.reporter=json-summary",
