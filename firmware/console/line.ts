@@ -20,7 +20,8 @@ export interface Command {
   name: string;
   /** For `help`: the arguments and what it does, e.g. "KEY VALUE  changes a setting". */
   help: string;
-  run(this: void, args: string[], say: (this: void, line: string) => void): void;
+  /** `args`: the words after the name; `rest`: the text after the name as typed (from its first non-space). */
+  run(this: void, args: string[], say: (this: void, line: string) => void, rest: string): void;
 }
 
 export const LINE_MAX = 200;
@@ -37,8 +38,13 @@ export class LineConsole {
   private lastCr = false;
   private active = false;
 
-  /** `back`: what the user types at the REPL to take the console again, for the `repl` message. */
-  constructor(private readonly serial: Serial, private readonly commands: Command[], private readonly back: string) {}
+  /**
+   * `back`: what the user types at the REPL to take the console again, for the `repl` message.
+   * `hide`: given the line typed so far, whether the next character is echoed as "*" (a secret
+   * being typed: its characters never go back out on the serial line).
+   */
+  constructor(private readonly serial: Serial, private readonly commands: Command[], private readonly back: string,
+    private readonly hide?: (this: void, typed: string) => boolean) {}
 
   /** Takes the serial line (again, after `repl`); does nothing while it holds it. */
   start(): void {
@@ -86,8 +92,9 @@ export class LineConsole {
           this.tooLong = true;
         } else {
           const c = s.charAt(i);
+          const masked = this.hide !== undefined && this.hide(this.line);
           this.line += c;
-          this.serial.write(c);
+          this.serial.write(masked ? "*" : c);
         }
       }
     }
@@ -105,12 +112,12 @@ export class LineConsole {
     if (tooLong) {
       this.say(`error: the line is over ${LINE_MAX} characters; nothing was run. Fix: type a shorter line`);
     } else {
-      this.run(words(line));
+      this.run(words(line), line);
     }
     if (this.active) this.serial.write(PROMPT);
   }
 
-  private run(args: string[]): void {
+  private run(args: string[], line: string): void {
     if (args.length === 0) return;
     const name = args[0];
     if (name === "help") {
@@ -133,7 +140,7 @@ export class LineConsole {
         const rest: string[] = [];
         for (let i = 1; i < args.length; i++) rest.push(args[i]);
         try {
-          c.run(rest, say);
+          c.run(rest, say, afterWord(line));
         } catch (e) {
           this.say(`error: ${name} failed: ${String(e)}`);
         }
@@ -142,6 +149,15 @@ export class LineConsole {
     }
     this.say(`error: unknown command "${name}"; type help for the list`);
   }
+}
+
+/** The line after its first word, from the next non-space character. */
+function afterWord(line: string): string {
+  let i = 0;
+  while (i < line.length && (line.charAt(i) === " " || line.charAt(i) === "\t")) i++;
+  while (i < line.length && line.charAt(i) !== " " && line.charAt(i) !== "\t") i++;
+  while (i < line.length && (line.charAt(i) === " " || line.charAt(i) === "\t")) i++;
+  return line.substring(i);
 }
 
 /** The space-separated words of a line. */

@@ -1,0 +1,170 @@
+import "../firmware/targets/node/index";
+import { describe, expect, it } from "vitest";
+import { settingsCommands, typingSecret } from "../firmware/app/commands";
+import { MASK, SCHEMA, SETTINGS_KEY, Settings } from "../firmware/app/settings";
+import { LineConsole, type Serial } from "../firmware/console/line";
+import { memoryStorage } from "../host-sim/node/storage";
+
+// The node's settings and their console commands (shared code, on the host). The canaries are
+// secrets that must never appear in anything the console prints.
+
+const CANARY_WIFI = "canary-wifi-7Q2x";
+const CANARY_MQTT = "canary-mqtt-9Zk4";
+
+/** A console over a host serial line with the settings commands; `type` returns what it printed. */
+function node(opts: { tls?: boolean; storage?: ReturnType<typeof memoryStorage> } = {}) {
+  const storage = opts.storage ?? memoryStorage();
+  const st = new Settings(storage, opts.tls ?? true);
+  const loadMessage = st.load();
+  let out = "";
+  let chars: ((s: string) => void) | undefined;
+  const serial: Serial = { take: (fn) => (chars = fn), release: () => (chars = undefined), write: (s) => (out += s) };
+  let resets = 0;
+  const c = new LineConsole(serial, settingsCommands(st, () => resets++), "back()", typingSecret);
+  c.start();
+  const type = (line: string) => {
+    const from = out.length;
+    chars!(`${line}\r`);
+    // the echo of the line, then what the command said, then the next prompt
+    const said = out.slice(from).split("\r\n");
+    expect(said[0]).toBe(line.replace(/^(set\s+(?:wifi|mqtt)\.pass\s+)(.*)$/, (_, head: string, v: string) => head + "*".repeat(v.length)));
+    expect(said[said.length - 1]).toBe("petrel> ");
+    return said.slice(1, -1);
+  };
+  return { st, storage, type, all: () => out, loadMessage, resets: () => resets };
+}
+
+describe("settings: validation explains the accepted form, and a refused set changes nothing", () => {
+  const refusals: Array<[string, RegExp]> = [
+    ["set interval 0", /^error: interval must be a whole number from 1 to 86400 \(got "0"\); nothing was changed$/],
+    ["set interval ten", /^error: interval must be a whole number from 1 to 86400 \(got "ten"\); nothing was changed$/],
+    ["set qos 3", /^error: qos must be a whole number from 0 to 2 \(got "3"\)/],
+    ["set keepalive 5", /^error: keepalive must be a whole number from 10 to 3600/],
+    ["set sleep maybe", /^error: sleep is on or off \(got "maybe"\)/],
+    ["set log loud", /^error: log is one of error, warn, info, debug \(got "loud"\)/],
+    ["set brokers", /^error: brokers is \[tls:\]host:port, up to 4 separated by commas, e\.g\. .* \(got none\)/],
+    ["set brokers example.com", /^error: brokers is .* \(got "example\.com": no :port\)/],
+    ["set brokers ex_ample.com:1883", /\(got "ex_ample\.com:1883": a host name has letters, digits, \. and -\)/],
+    ["set brokers a:1,b:2,c:3,d:4,e:5", /\(got 5 brokers\)/],
+    ["set brokers a.example:70000", /\(got "a\.example:70000": the port is 1 to 65535\)/],
+    ["set client.id has space", /^error: client\.id must be 1 to 23 letters, digits, - or _ \(what every MQTT 3\.1\.1 broker accepts; got "has space"\)/],
+    ["set client.id abcdefghijklmnopqrstuvwxyz", /client\.id must be 1 to 23/],
+    ["set prefix a/+/b", /^error: prefix must be 1 to 64 characters without \+ or # and not start or end with \//],
+    ["set prefix /lead", /prefix must be/],
+    ["set wifi.ssid", /^error: wifi\.ssid must be 1 to 32 characters \(got none\)/],
+    ["set nosuch 1", /^error: unknown setting "nosuch"; show lists them; nothing was changed$/],
+    ["set", /^error: set takes a setting name and a value, e\.g\. set interval 30; show lists the names$/],
+  ];
+  for (const [line, want] of refusals) {
+    it(line, () => {
+      const n = node();
+      const before = SCHEMA.map((d) => n.st.get(d.key));
+      const out = n.type(line);
+      expect(out.length, out.join("\n")).toBe(1);
+      expect(out[0]).toMatch(want);
+      expect(SCHEMA.map((d) => n.st.get(d.key))).toEqual(before);
+      expect(n.st.unsaved()).toEqual([]);
+    });
+  }
+
+  it("a secret's refusal names its length, never its value", () => {
+    const n = node();
+    const out = n.type("set wifi.pass short");
+    expect(out).toEqual(["error: wifi.pass must be 8 to 63 characters (got 5 characters); nothing was changed"]);
+  });
+
+  it("set tls on (or a tls: broker) on a board without TLS is refused, and says why", () => {
+    const n = node({ tls: false });
+    expect(n.type("set tls on")).toEqual(["error: tls: this board's firmware has no TLS (its profile says tls: false); its brokers are plain TCP; nothing was changed"]);
+    expect(n.type("set brokers tls:b.example:8883")[0]).toMatch(/^error: brokers: tls:b\.example:8883 asks for TLS, and this board's firmware has no TLS/);
+    const t = node({ tls: true });
+    expect(t.type("set tls on")).toEqual(["tls = on (not saved yet)"]);
+  });
+
+  it("values are normalised and a value with spaces is the rest of the line", () => {
+    const n = node();
+    expect(n.type("set sleep YES")).toEqual(["sleep = on (not saved yet)"]);
+    expect(n.type("set interval 030")).toEqual(["interval = 30 (not saved yet)"]);
+    expect(n.type("set wifi.ssid  My Home  Net")).toEqual(["wifi.ssid = My Home  Net (not saved yet)"]);
+    expect(n.st.get("wifi.ssid")).toBe("My Home  Net");
+    expect(n.st.int("interval")).toBe(30);
+    expect(n.st.on("sleep")).toBe(true);
+  });
+});
+
+describe("settings: show, get, unsaved changes, save and reload, unset, factory-reset", () => {
+  it("show masks secrets and marks unsaved changes; save keeps them over a reboot (a new Settings on the same flash)", () => {
+    const n = node();
+    n.type(`set wifi.pass ${CANARY_WIFI}`);
+    n.type(`set mqtt.pass ${CANARY_MQTT}`);
+    n.type("set brokers 10.0.0.2:1883,tls:b.example.com:8883");
+    n.type("set interval 15");
+    const shown = n.type("show");
+    expect(shown).toContain(`* wifi.pass = ${MASK}`);
+    expect(shown).toContain("* interval = 15");
+    expect(shown).toContain("  qos = 1");
+    expect(shown).toContain("  wifi.ssid = (not set)");
+    expect(shown[shown.length - 1]).toBe("* not saved: save keeps them over a reboot");
+    expect(n.type("get mqtt.pass")).toEqual([`mqtt.pass = ${MASK}  (the MQTT password)`]);
+    expect(n.type("save")).toEqual(["saved (4 changes)"]);
+    expect(n.type("show").filter((l) => l.startsWith("*"))).toEqual([]);
+    // reboot: the same flash, a new node
+    const again = node({ storage: n.storage });
+    expect(again.loadMessage).toBeNull();
+    expect(again.st.get("wifi.pass")).toBe(CANARY_WIFI);
+    expect(again.st.get("brokers")).toBe("10.0.0.2:1883,tls:b.example.com:8883");
+    expect(again.st.int("interval")).toBe(15);
+    expect(again.st.unsaved()).toEqual([]);
+    // no output anywhere carried a secret
+    for (const out of [n.all(), again.all()]) {
+      expect(out).not.toContain(CANARY_WIFI);
+      expect(out).not.toContain(CANARY_MQTT);
+    }
+  });
+
+  it("unsaved changes are lost by a reboot; unset goes back to the default", () => {
+    const n = node();
+    n.type("set qos 2");
+    n.type("save");
+    n.type("set qos 0");
+    expect(node({ storage: n.storage }).st.get("qos")).toBe("2");
+    expect(n.type("unset qos")).toEqual(["qos = 1 (the default; not saved yet)"]);
+    expect(n.st.unsaved()).toEqual(["qos"]);
+  });
+
+  it("factory-reset asks first; factory-reset yes erases the flash record and restarts the app's work", () => {
+    const n = node();
+    n.type("set interval 5");
+    n.type("save");
+    expect(n.type("factory-reset yes")[0]).toMatch(/^factory-reset erases every setting.*type factory-reset yes to do it$/);
+    expect(n.st.get("interval")).toBe("5"); // not without the question first
+    n.type("factory-reset");
+    expect(n.type("factory-reset yes")).toEqual(["factory-reset: every setting is back to its default, on flash too"]);
+    expect(n.resets()).toBe(1);
+    expect(n.storage.keys()).not.toContain(SETTINGS_KEY);
+    expect(node({ storage: n.storage }).st.get("interval")).toBe("60");
+  });
+
+  it("a full flash: save says so, and the saved settings stay as they were", () => {
+    const storage = memoryStorage(40);
+    const n = node({ storage });
+    n.type("set interval 5");
+    expect(n.type("save")).toEqual(["saved (1 change)"]);
+    n.type("set wifi.ssid a-rather-long-network-name-here");
+    expect(n.type("save")).toEqual(["error: settings: the flash write failed (the flash is full); the saved settings are as they were. Fix: free flash, then save again"]);
+    const again = node({ storage });
+    expect(again.st.get("interval")).toBe("5");
+    expect(again.st.get("wifi.ssid")).toBe("");
+  });
+
+  it("a saved record with unknown or now-invalid lines: they are ignored and named, the rest is kept", () => {
+    const storage = memoryStorage();
+    const text = Buffer.from("interval=20\ncolour=blue\nqos=7\nlog=debug\n");
+    storage.write(SETTINGS_KEY, text as never, text.length);
+    const n = node({ storage });
+    expect(n.loadMessage).toBe("settings: ignored colour, qos in the saved record (unknown or invalid here); save writes the record without them");
+    expect(n.st.get("interval")).toBe("20");
+    expect(n.st.get("log")).toBe("debug");
+    expect(n.st.get("qos")).toBe("1");
+  });
+});
