@@ -74,7 +74,7 @@ function isDigits(v: string): boolean {
 }
 
 /** The pieces of `v` between each `sep` (String.split's Lua helper has a 32-bit literal). */
-function splitOn(v: string, sep: string): string[] {
+export function splitOn(v: string, sep: string): string[] {
   const out: string[] = [];
   let from = 0;
   for (let i = v.indexOf(sep); i >= 0; i = v.indexOf(sep, from)) {

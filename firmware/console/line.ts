@@ -135,20 +135,31 @@ export class LineConsole {
     const say = (l: string) => {
       this.say(l);
     };
-    for (const c of this.commands) {
-      if (c.name === name) {
-        const rest: string[] = [];
-        for (let i = 1; i < args.length; i++) rest.push(args[i]);
-        try {
-          c.run(rest, say, afterWord(line));
-        } catch (e) {
-          this.say(`error: ${name} failed: ${String(e)}`);
-        }
-        return;
-      }
-    }
-    this.say(`error: unknown command "${name}"; type help for the list`);
+    runCommand(this.commands, line, say);
   }
+}
+
+/**
+ * Runs one command line against `commands` (the console's, or a remote command topic's):
+ * an unknown name and a command that throws are answered through `say`, never raised.
+ */
+export function runCommand(commands: Command[], line: string, say: (this: void, l: string) => void): void {
+  const args = words(line);
+  if (args.length === 0) return;
+  const name = args[0];
+  for (const c of commands) {
+    if (c.name === name) {
+      const rest: string[] = [];
+      for (let i = 1; i < args.length; i++) rest.push(args[i]);
+      try {
+        c.run(rest, say, afterWord(line));
+      } catch (e) {
+        say(`error: ${name} failed: ${String(e)}`);
+      }
+      return;
+    }
+  }
+  say(`error: unknown command "${name}"; type help for the list`);
 }
 
 /** The line after its first word, from the next non-space character. */

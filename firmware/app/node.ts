@@ -1,0 +1,246 @@
+import { runCommand, type Command } from "../console/line";
+import { port } from "../port/port";
+import type { BrokerAddress } from "../session/options";
+import { connect, type MqttClient } from "../session/mqtt";
+import type { Platform } from "../session/platform";
+import { elapsed } from "../sched/time";
+import { settingsCommands } from "./commands";
+import { KIND_SECRET, find, splitOn, type Settings } from "./settings";
+
+/**
+ * The sensor node, one source for every target: it samples the board's sensors every `interval`
+ * seconds and publishes them as JSON to <prefix>/<id>/telemetry at the configured QoS; keeps a
+ * retained status on <prefix>/<id>/status ("online" with version, uptime, heap, reconnects, last
+ * error; the will sets it "offline"); and takes command lines on <prefix>/<id>/cmd, answered on
+ * <prefix>/<id>/reply. Everything runs as scheduler tasks: a full queue drops a reading (counted
+ * and logged), it never waits.
+ *
+ * Remote commands are the console's, without the secrets: show, get, set (not of a secret), save,
+ * publish, status, reboot. A line over 200 characters or an unknown command gets an error reply.
+ */
+export interface Sensor {
+  name: string;
+  /** A reading, or undefined when the sensor has none now (left out of the message). */
+  read(this: void): number | undefined;
+}
+
+export interface NodeBoard {
+  platform: Platform;
+  /** The board's firmware has TLS (its profile). */
+  tls: boolean;
+  version: string;
+  sensors: Sensor[];
+  reboot(this: void): void;
+  /** The node's log lines (to the console). */
+  log(this: void, line: string): void;
+  /** Client sizes from the board profile. */
+  maxPacket?: number;
+  maxInflight?: number;
+  outboxMessages?: number;
+  offlineQueue?: number;
+  minFreeHeap?: number;
+}
+
+const REMOTE_LINE_MAX = 200;
+const HEX = "0123456789abcdef";
+
+/** A JSON string literal (no JSON global on every board). */
+export function jsonString(s: string): string {
+  let out = "\"";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 34) out += "\\\"";
+    else if (c === 92) out += "\\\\";
+    else if (c < 32) out += `\\u00${c < 16 ? "0" : "1"}${HEX.charAt(c < 16 ? c : c - 16)}`;
+    else out += s.charAt(i);
+  }
+  return out + "\"";
+}
+
+/** The brokers setting as client addresses: "tls:" entries, or every entry with tls on. */
+export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
+  const out: BrokerAddress[] = [];
+  for (const p0 of splitOn(value, ",")) {
+    const tls = tlsAll || p0.substring(0, 4) === "tls:";
+    const p = p0.substring(0, 4) === "tls:" ? p0.substring(4) : p0;
+    let colon = -1;
+    for (let i = p.indexOf(":"); i >= 0; i = p.indexOf(":", i + 1)) colon = i;
+    let port = 0;
+    for (let i = colon + 1; i < p.length; i++) port = port * 10 + (p.charCodeAt(i) - 48);
+    out.push({ host: p.substring(0, colon), port, tls });
+  }
+  return out;
+}
+
+export class SensorNode {
+  client: MqttClient | undefined;
+  /** Connections after the first. */
+  reconnects = 0;
+  connects = 0;
+  lastError = "";
+  /** Readings published, and dropped because the client refused them (queue full, low memory). */
+  sent = 0;
+  dropped = 0;
+  private task = -1;
+  private readonly bornAt: number;
+
+  constructor(readonly board: NodeBoard, readonly settings: Settings) {
+    this.bornAt = board.platform.clock.now();
+  }
+
+  id(): string {
+    const v = this.settings.get("client.id");
+    return v.length > 0 ? v : `petrel-${this.board.platform.chipId}`;
+  }
+
+  topic(leaf: string): string {
+    return `${this.settings.get("prefix")}/${this.id()}/${leaf}`;
+  }
+
+  /** Seconds since the node started. */
+  uptime(): number {
+    return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.now()), 1000);
+  }
+
+  status(state: string): string {
+    const heap = this.board.platform.freeHeap !== undefined ? this.board.platform.freeHeap() : -1;
+    return `{"state":${jsonString(state)},"version":${jsonString(this.board.version)},"uptime":${this.uptime()},` +
+      `"heap":${heap},"reconnects":${this.reconnects},"lastError":${jsonString(this.lastError)}}`;
+  }
+
+  telemetry(): string {
+    let body = "";
+    for (const s of this.board.sensors) {
+      const v = s.read();
+      if (v !== undefined) body += `${body.length > 0 ? "," : ""}${jsonString(s.name)}:${v}`;
+    }
+    return `{${body}}`;
+  }
+
+  /** Connects and starts sampling; returns null, or why the settings cannot make a client. */
+  start(): string | null {
+    const st = this.settings;
+    const p = this.board.platform;
+    const user = st.get("mqtt.user");
+    const pass = st.get("mqtt.pass");
+    const c = connect(p, {
+      brokers: brokersOf(st.get("brokers"), st.on("tls")),
+      clientId: this.id(),
+      clean: false,
+      keepalive: st.int("keepalive"),
+      username: user.length > 0 ? user : undefined,
+      password: pass.length > 0 ? pass : undefined,
+      will: { topic: this.topic("status"), payload: "{\"state\":\"offline\"}", qos: 1, retain: true },
+      maxPacket: this.board.maxPacket,
+      maxInflight: this.board.maxInflight,
+      outboxMessages: this.board.outboxMessages,
+      offlineQueue: this.board.offlineQueue,
+      minFreeHeap: this.board.minFreeHeap,
+    });
+    if ("code" in c) return `node: the settings do not make a client: ${c.message}`; // a PetrelError (no instanceof: its Lua helper is large)
+    this.client = c;
+    c.on("connect", () => {
+      if (this.connects > 0) this.reconnects++;
+      this.connects++;
+      this.board.log(`node: connected as ${this.id()}`);
+      c.publish(this.topic("status"), this.status("online"), { qos: 1, retain: true });
+    });
+    c.on("error", (e) => {
+      this.lastError = `${e.code}: ${e.message}`;
+      this.board.log(`node: ${this.lastError}`);
+    });
+    c.on("message", (t, payload) => {
+      if (t === this.topic("cmd")) this.remote(payload);
+    });
+    c.subscribe(this.topic("cmd"), { qos: 1 });
+    this.task = p.sched.add({ name: "sample", step: () => this.sample() }, 0);
+    return null;
+  }
+
+  /** One reading, published; the next in `interval` seconds. */
+  private sample(): number {
+    const c = this.client as MqttClient;
+    const qos = this.settings.int("qos");
+    const err = c.core.publish(this.topic("telemetry"), this.telemetry(), qos, false, undefined);
+    if (err === undefined) {
+      this.sent++;
+    } else {
+      this.dropped++;
+      this.board.log(`node: reading dropped: ${err.code}: ${err.message}`);
+    }
+    return this.settings.int("interval") * 1000;
+  }
+
+  /** Samples now (the publish command): the task runs at once, then keeps its interval. */
+  publishNow(): void {
+    if (this.task >= 0) this.board.platform.sched.wake(this.task);
+  }
+
+  /** The node's own commands, for the console and the command topic. */
+  commands(): Command[] {
+    return [
+      {
+        name: "status",
+        help: " connection, uptime, readings sent and dropped, unsaved settings",
+        run: (_args, say) => {
+          const c = this.client;
+          say(`node ${this.id()}: ${c !== undefined && c.connected ? "connected" : "not connected"}, up ${this.uptime()} s, ` +
+            `${this.reconnects} reconnects, ${this.sent} readings sent, ${this.dropped} dropped` +
+            `${c !== undefined ? `, outbox ${c.core.outbox.count}` : ""}`);
+          say(`last error: ${this.lastError.length > 0 ? this.lastError : "none"}`);
+          const unsaved = this.settings.unsaved();
+          say(unsaved.length > 0 ? `unsaved settings: ${unsaved.join(", ")} (save keeps them)` : "settings: all saved");
+        },
+      },
+      {
+        name: "publish",
+        help: " a reading now",
+        run: (_args, say) => {
+          this.publishNow();
+          say("publishing a reading now");
+        },
+      },
+      {
+        name: "reboot",
+        help: " restarts the board (unsaved settings are lost)",
+        run: (_args, say) => {
+          say("rebooting");
+          this.board.reboot();
+        },
+      },
+    ];
+  }
+
+  /** A command line from the command topic, answered on the reply topic. */
+  private remote(payload: unknown): void {
+    const c = this.client as MqttClient;
+    const line = String(payload);
+    const replies: string[] = [];
+    const say = (l: string) => {
+      replies.push(l);
+    };
+    if (line.length > REMOTE_LINE_MAX) {
+      say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
+    } else {
+      const words = splitOn(line, " ");
+      const setsSecret = words[0] === "set" && words.length > 1 && secretKey(words[1]);
+      if (setsSecret) say(`error: ${words[1]} is a secret: it is set at the serial console only`);
+      else runCommand(this.remoteCommands(), line, say);
+    }
+    c.publish(this.topic("reply"), replies.join("\n"), { qos: 1 });
+  }
+
+  private remoteCommands(): Command[] {
+    const out: Command[] = [];
+    for (const cmd of settingsCommands(this.settings, () => {})) {
+      if (cmd.name !== "factory-reset" && cmd.name !== "unset") out.push(cmd);
+    }
+    for (const cmd of this.commands()) out.push(cmd);
+    return out;
+  }
+}
+
+function secretKey(key: string): boolean {
+  const d = find(key);
+  return d !== undefined && d.kind === KIND_SECRET;
+}
