@@ -208,6 +208,8 @@ export class Settings {
   private values: { [key: string]: string | undefined } = {};
   private saved: { [key: string]: string | undefined } = {};
   private readonly buf: Bytes;
+  /** The board's own defaults, where they differ from the schema's (see setDefault). */
+  private readonly defaults: { [key: string]: string | undefined } = {};
 
   constructor(private readonly storage: Storage, private readonly boardTls: boolean) {
     this.buf = port.bytes.alloc(SETTINGS_MAX);
@@ -241,12 +243,30 @@ export class Settings {
     return null;
   }
 
+  /**
+   * A board's default for `key` (a profile's, or the simulator's broker); checked like a value.
+   * Returns null, or why it is refused.
+   */
+  setDefault(key: string, value: string): string | null {
+    const d = find(key);
+    if (d === undefined) return `unknown setting "${key}"`;
+    const out: string[] = [""];
+    const why = checkValue(d, value, this.boardTls, out);
+    if (why === null) this.defaults[key] = out[0];
+    return why;
+  }
+
+  private defOf(d: Setting): string {
+    const v = this.defaults[d.key];
+    return v !== undefined ? v : d.def;
+  }
+
   /** The value in effect (the default when not set). */
   get(key: string): string {
     const v = this.values[key];
     if (v !== undefined) return v;
     const d = find(key);
-    return d !== undefined ? d.def : "";
+    return d !== undefined ? this.defOf(d) : "";
   }
 
   int(key: string): number {
@@ -272,7 +292,7 @@ export class Settings {
     const out: string[] = [""];
     const why = checkValue(d, value, this.boardTls, out);
     if (why !== null) return why;
-    this.values[key] = out[0] === d.def ? undefined : out[0];
+    this.values[key] = out[0] === this.defOf(d) ? undefined : out[0];
     return null;
   }
 
@@ -289,7 +309,7 @@ export class Settings {
     for (const d of SCHEMA) {
       const a = this.values[d.key];
       const b = this.saved[d.key];
-      if ((a !== undefined ? a : d.def) !== (b !== undefined ? b : d.def)) out.push(d.key);
+      if ((a !== undefined ? a : this.defOf(d)) !== (b !== undefined ? b : this.defOf(d))) out.push(d.key);
     }
     return out;
   }
