@@ -5,7 +5,7 @@ import { connect, type MqttClient } from "../session/mqtt";
 import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import { settingsCommands } from "./commands";
-import { KIND_SECRET, find, splitOn, type Settings } from "./settings";
+import { KIND_SECRET, find, lastIndex, splitOn, type Settings } from "./settings";
 
 /**
  * The sensor node, one source for every target: it samples the board's sensors every `interval`
@@ -63,8 +63,7 @@ export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
   for (const p0 of splitOn(value, ",")) {
     const tls = tlsAll || p0.substring(0, 4) === "tls:";
     const p = p0.substring(0, 4) === "tls:" ? p0.substring(4) : p0;
-    let colon = -1;
-    for (let i = p.indexOf(":"); i >= 0; i = p.indexOf(":", i + 1)) colon = i;
+    const colon = lastIndex(p, ":");
     let port = 0;
     for (let i = colon + 1; i < p.length; i++) port = port * 10 + (p.charCodeAt(i) - 48);
     out.push({ host: p.substring(0, colon), port, tls });

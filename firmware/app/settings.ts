@@ -73,6 +73,13 @@ function isDigits(v: string): boolean {
   return true;
 }
 
+/** Where `ch` last occurs in `v`, or -1 (TSTL has no lastIndexOf). */
+export function lastIndex(v: string, ch: string): number {
+  let at = -1;
+  for (let i = v.indexOf(ch); i >= 0; i = v.indexOf(ch, i + 1)) at = i;
+  return at;
+}
+
 /** The pieces of `v` between each `sep` (String.split's Lua helper has a 32-bit literal). */
 export function splitOn(v: string, sep: string): string[] {
   const out: string[] = [];
@@ -188,8 +195,7 @@ function checkBrokers(value: string, boardTls: boolean): string | null {
       if (!boardTls) return `brokers: ${p0} asks for TLS, and this board's firmware has no TLS (its profile says tls: false)`;
       p = p.substring(4);
     }
-    let colon = -1; // the last ':' (TSTL has no lastIndexOf)
-    for (let i = p.indexOf(":"); i >= 0; i = p.indexOf(":", i + 1)) colon = i;
+    const colon = lastIndex(p, ":");
     if (colon < 1 || !hostOk(p.substring(0, colon)) || portOf(p.substring(colon + 1)) < 0) {
       return `${form} (got "${p0}": ${colon < 1 ? "no :port" : !hostOk(p.substring(0, colon)) ? "a host name has letters, digits, . and -" : "the port is 1 to 65535"})`;
     }
