@@ -1,0 +1,77 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { startBroker, type Broker } from "../host-sim/mosquitto";
+import { until } from "./harness/wait";
+
+// The built simulator's sensor node as a board process against a mosquitto that refuses
+// anonymous clients: credentials typed at its console and saved, a reboot, then it connects with
+// them. Everything the broker delivers (mosquitto_sub on #, not Petrel code) and everything the
+// board prints is searched for the canary password; the will is checked by killing the board.
+
+const CANARY = "canary-pass-K7v2q";
+let broker: Broker;
+const kids: ChildProcess[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker({ users: { node: CANARY, watcher: "watcher-pass" } });
+});
+afterAll(async () => {
+  for (const k of kids) k.kill("SIGKILL");
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  await broker?.close();
+});
+
+const SIM = path.resolve("dist/node/host-sim/sim.js");
+
+it("credentials set and saved at the console reach the broker after a reboot, never any output; the will marks the node offline when it dies", async () => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-sim-app-"));
+  dirs.push(store);
+  const env = { ...process.env, SIM_STORE: store, SIM_INTERVAL: "1", BROKER: `127.0.0.1:${broker.port}` };
+
+  // first boot: anonymous, refused by the broker; the credentials are typed and saved, then reboot
+  const first = spawnSync(process.execPath, [SIM], {
+    env, encoding: "utf8", timeout: 30000,
+    input: `set mqtt.user node\nset mqtt.pass ${CANARY}\nsave\nreboot\n`,
+  });
+  expect(first.status, first.stdout + first.stderr).toBe(0);
+  expect(first.stdout).toContain("mqtt.pass = (set, hidden) (not saved yet)");
+  expect(first.stdout).toContain("saved (2 changes)");
+
+  // everything the broker delivers, to a watcher of its own
+  const watcher = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(broker.port), "-u", "watcher", "-P", "watcher-pass",
+    "-t", "#", "-q", "1", "-d", "-F", "%t %x"]);
+  kids.push(watcher);
+  const seen: string[] = [];
+  let subscribed = false;
+  let rest = "";
+  watcher.stdout.on("data", (d: Buffer) => {
+    rest += d.toString();
+    const parts = rest.split("\n");
+    rest = parts.pop() as string;
+    for (const p of parts) {
+      if (p.startsWith("Client ") || p.startsWith("Subscribed ")) subscribed ||= p.includes("received SUBACK");
+      else if (p.length > 0) seen.push(`${p.slice(0, p.indexOf(" "))} ${Buffer.from(p.slice(p.indexOf(" ") + 1), "hex").toString("utf8")}`);
+    }
+  });
+  await until("the watcher subscribed", () => subscribed, 5000);
+
+  // second boot: the saved credentials; readings flow
+  const board = spawn(process.execPath, [SIM], { env, stdio: ["pipe", "pipe", "pipe"] });
+  kids.push(board);
+  let out = "";
+  board.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  board.stdin.write("show\nstatus\n");
+  await until("two readings at the broker", () => seen.filter((l) => l.startsWith("petrel/petrel-sim1/telemetry ")).length >= 2, 15000);
+  expect(seen.some((l) => l.startsWith("petrel/petrel-sim1/status ") && l.includes('"state":"online"'))).toBe(true);
+  expect(out).toContain("  mqtt.pass = (set, hidden)");
+
+  // power loss: no DISCONNECT; the broker publishes the will
+  board.kill("SIGKILL");
+  await until("the will at the broker", () => seen.some((l) => l === 'petrel/petrel-sim1/status {"state":"offline"}'), 15000);
+
+  for (const text of [first.stdout, first.stderr, out, seen.join("\n")]) expect(text).not.toContain(CANARY);
+});
