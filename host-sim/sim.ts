@@ -90,8 +90,7 @@ async function main(): Promise<void> {
     say(`error ${problem}`);
     process.exit(2);
   }
-  const topics = `${st.get("prefix")}/${node.id()}/#`;
-  say(`sim: watch it with: mosquitto_sub -h ${brokerAt.replace(/:\d+$/, "")} -p ${brokerAt.replace(/^.*:/, "")} -t '${topics}' -v`);
+  say(`sim: watch it with: mosquitto_sub -h ${brokerAt.replace(/:\d+$/, "")} -p ${brokerAt.replace(/^.*:/, "")} -t '${node.topic("#")}' -v`);
 
   const con: LineConsole = new LineConsole(terminalSerial(process.stdin, process.stdout, () => con.start()),
     [...settingsCommands(st, () => say("info  settings are the defaults now; reboot (or restart make sim) to use them")), ...node.commands()],

@@ -121,6 +121,7 @@ describe("the sensor node against mosquitto", () => {
     expect(n.st.int("interval")).toBe(120);
     expect(await ask("set interval 0")).toBe('error: interval must be a whole number from 1 to 86400 (got "0"); nothing was changed');
     expect(await ask("set mqtt.pass hunter22")).toBe("error: mqtt.pass is a secret: it is set at the serial console only");
+    expect(await ask("set  mqtt.pass\thunter22")).toBe("error: mqtt.pass is a secret: it is set at the serial console only");
     expect(n.st.get("mqtt.pass")).toBe("");
     expect(await ask("nope")).toBe('error: unknown command "nope"; type help for the list');
     expect(await ask("factory-reset yes")).toBe('error: unknown command "factory-reset"; type help for the list');

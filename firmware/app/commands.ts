@@ -1,5 +1,5 @@
-import type { Command } from "../console/line";
-import { KIND_SECRET, SCHEMA, find, listed, type Settings } from "./settings";
+import { afterWord, type Command } from "../console/line";
+import { SCHEMA, find, isSecret, listed, type Settings } from "./settings";
 
 /**
  * For the console's echo: whether the line typed so far is "set <secret key> " followed by
@@ -12,26 +12,18 @@ export function typingSecret(this: void, typed: string): boolean {
   i += 4;
   while (typed.charAt(i) === " ") i++;
   const end = typed.indexOf(" ", i);
-  if (end < 0) return false;
-  const d = find(typed.substring(i, end));
-  return d !== undefined && d.kind === KIND_SECRET;
+  return end >= 0 && isSecret(typed.substring(i, end));
 }
 
 /**
  * The settings commands of the serial console: show, get, set, unset, save, factory-reset.
  * Nothing they print carries a secret's value (Settings.shown masks it; refusals never echo it).
  * `afterReset` runs once the settings are back to their defaults (the app restarts its work).
+ * `remote` (the command topic): no unset or factory-reset, and set refuses secrets.
  */
-export function settingsCommands(st: Settings, afterReset: (this: void) => void): Command[] {
+export function settingsCommands(st: Settings, afterReset: (this: void) => void, remote?: boolean): Command[] {
   let confirmReset = false;
-  // the value: after the key and the spaces that follow it
-  const valueAfterKey = (rest: string): string => {
-    let i = rest.indexOf(" ");
-    if (i < 0) return "";
-    while (rest.charAt(i) === " ") i++;
-    return rest.substring(i);
-  };
-  return [
+  const all: Command[] = [
     {
       name: "show",
       help: " every setting (secrets masked), with * on unsaved changes",
@@ -64,7 +56,12 @@ export function settingsCommands(st: Settings, afterReset: (this: void) => void)
           say("error: set takes a setting name and a value, e.g. set interval 30; show lists the names");
           return;
         }
-        const why = st.set(args[0], valueAfterKey(rest));
+        if (remote === true && isSecret(args[0])) {
+          say(`error: ${args[0]} is a secret: it is set at the serial console only`);
+          return;
+        }
+        // the value: the rest of the line after the key
+        const why = st.set(args[0], afterWord(rest));
         if (why !== null) say(`error: ${why}; nothing was changed`);
         else say(`${args[0]} = ${st.shown(args[0])} (not saved yet)`);
       },
@@ -104,4 +101,8 @@ export function settingsCommands(st: Settings, afterReset: (this: void) => void)
       },
     },
   ];
+  if (remote !== true) return all;
+  const out: Command[] = [];
+  for (const c of all) if (c.name !== "unset" && c.name !== "factory-reset") out.push(c);
+  return out;
 }

@@ -1,11 +1,11 @@
-import { runCommand, type Command } from "../console/line";
+import { runCommand, words, type Command } from "../console/line";
 import { port } from "../port/port";
 import type { BrokerAddress } from "../session/options";
 import { connect, type MqttClient } from "../session/mqtt";
 import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import { settingsCommands } from "./commands";
-import { KIND_SECRET, find, lastIndex, splitOn, type Settings } from "./settings";
+import { lastIndex, splitOn, type Settings } from "./settings";
 
 /**
  * The sensor node, one source for every target: it samples the board's sensors every `interval`
@@ -16,7 +16,8 @@ import { KIND_SECRET, find, lastIndex, splitOn, type Settings } from "./settings
  * and logged), it never waits.
  *
  * Remote commands are the console's, without the secrets: show, get, set (not of a secret), save,
- * publish, status, reboot. A line over 200 characters or an unknown command gets an error reply.
+ * publish, status, reboot. Topics are fixed when the node starts: a new prefix or client id
+ * takes effect at the next boot. A line over 200 characters or an unknown command gets an error reply.
  */
 export interface Sensor {
   name: string;
@@ -73,8 +74,7 @@ export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
 
 export class SensorNode {
   client: MqttClient | undefined;
-  /** Connections after the first. */
-  reconnects = 0;
+  /** Connections made (each CONNACK accepted). */
   connects = 0;
   lastError = "";
   /** Readings published, and dropped because the client refused them (queue full, low memory). */
@@ -82,6 +82,9 @@ export class SensorNode {
   dropped = 0;
   private task = -1;
   private readonly bornAt: number;
+  /** The node's topics, fixed when it starts (as its subscription and will are). */
+  private topics = { telemetry: "", status: "", cmd: "", reply: "" };
+  private remoteCommands: Command[] = [];
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
     this.bornAt = board.platform.clock.now();
@@ -96,6 +99,11 @@ export class SensorNode {
     return `${this.settings.get("prefix")}/${this.id()}/${leaf}`;
   }
 
+  /** Connections after the first. */
+  reconnects(): number {
+    return this.connects > 0 ? this.connects - 1 : 0;
+  }
+
   /** Seconds since the node started. */
   uptime(): number {
     return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.now()), 1000);
@@ -104,7 +112,7 @@ export class SensorNode {
   status(state: string): string {
     const heap = this.board.platform.freeHeap !== undefined ? this.board.platform.freeHeap() : -1;
     return `{"state":${jsonString(state)},"version":${jsonString(this.board.version)},"uptime":${this.uptime()},` +
-      `"heap":${heap},"reconnects":${this.reconnects},"lastError":${jsonString(this.lastError)}}`;
+      `"heap":${heap},"reconnects":${this.reconnects()},"lastError":${jsonString(this.lastError)}}`;
   }
 
   telemetry(): string {
@@ -120,6 +128,9 @@ export class SensorNode {
   start(): string | null {
     const st = this.settings;
     const p = this.board.platform;
+    this.topics = { telemetry: this.topic("telemetry"), status: this.topic("status"), cmd: this.topic("cmd"), reply: this.topic("reply") };
+    this.remoteCommands = settingsCommands(st, () => {}, true);
+    for (const cmd of this.commands()) this.remoteCommands.push(cmd);
     const user = st.get("mqtt.user");
     const pass = st.get("mqtt.pass");
     const c = connect(p, {
@@ -129,7 +140,7 @@ export class SensorNode {
       keepalive: st.int("keepalive"),
       username: user.length > 0 ? user : undefined,
       password: pass.length > 0 ? pass : undefined,
-      will: { topic: this.topic("status"), payload: "{\"state\":\"offline\"}", qos: 1, retain: true },
+      will: { topic: this.topics.status, payload: "{\"state\":\"offline\"}", qos: 1, retain: true },
       maxPacket: this.board.maxPacket,
       maxInflight: this.board.maxInflight,
       outboxMessages: this.board.outboxMessages,
@@ -139,19 +150,18 @@ export class SensorNode {
     if ("code" in c) return `node: the settings do not make a client: ${c.message}`; // a PetrelError (no instanceof: its Lua helper is large)
     this.client = c;
     c.on("connect", () => {
-      if (this.connects > 0) this.reconnects++;
       this.connects++;
       this.board.log(`node: connected as ${this.id()}`);
-      c.publish(this.topic("status"), this.status("online"), { qos: 1, retain: true });
+      c.publish(this.topics.status, this.status("online"), { qos: 1, retain: true });
     });
     c.on("error", (e) => {
       this.lastError = `${e.code}: ${e.message}`;
       this.board.log(`node: ${this.lastError}`);
     });
     c.on("message", (t, payload) => {
-      if (t === this.topic("cmd")) this.remote(payload);
+      if (t === this.topics.cmd) this.remote(payload);
     });
-    c.subscribe(this.topic("cmd"), { qos: 1 });
+    c.subscribe(this.topics.cmd, { qos: 1 });
     this.task = p.sched.add({ name: "sample", step: () => this.sample() }, 0);
     return null;
   }
@@ -160,7 +170,7 @@ export class SensorNode {
   private sample(): number {
     const c = this.client as MqttClient;
     const qos = this.settings.int("qos");
-    const err = c.core.publish(this.topic("telemetry"), this.telemetry(), qos, false, undefined);
+    const err = c.core.publish(this.topics.telemetry, this.telemetry(), qos, false, undefined);
     if (err === undefined) {
       this.sent++;
     } else {
@@ -184,7 +194,7 @@ export class SensorNode {
         run: (_args, say) => {
           const c = this.client;
           say(`node ${this.id()}: ${c !== undefined && c.connected ? "connected" : "not connected"}, up ${this.uptime()} s, ` +
-            `${this.reconnects} reconnects, ${this.sent} readings sent, ${this.dropped} dropped` +
+            `${this.reconnects()} reconnects, ${this.sent} readings sent, ${this.dropped} dropped` +
             `${c !== undefined ? `, outbox ${c.core.outbox.count}` : ""}`);
           say(`last error: ${this.lastError.length > 0 ? this.lastError : "none"}`);
           const unsaved = this.settings.unsaved();
@@ -212,34 +222,13 @@ export class SensorNode {
 
   /** A command line from the command topic, answered on the reply topic. */
   private remote(payload: unknown): void {
-    const c = this.client as MqttClient;
     const line = String(payload);
     const replies: string[] = [];
     const say = (l: string) => {
       replies.push(l);
     };
-    if (line.length > REMOTE_LINE_MAX) {
-      say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    } else {
-      const words = splitOn(line, " ");
-      const setsSecret = words[0] === "set" && words.length > 1 && secretKey(words[1]);
-      if (setsSecret) say(`error: ${words[1]} is a secret: it is set at the serial console only`);
-      else runCommand(this.remoteCommands(), line, say);
-    }
-    c.publish(this.topic("reply"), replies.join("\n"), { qos: 1 });
+    if (line.length > REMOTE_LINE_MAX) say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
+    else runCommand(this.remoteCommands, words(line), line, say);
+    (this.client as MqttClient).publish(this.topics.reply, replies.join("\n"), { qos: 1 });
   }
-
-  private remoteCommands(): Command[] {
-    const out: Command[] = [];
-    for (const cmd of settingsCommands(this.settings, () => {})) {
-      if (cmd.name !== "factory-reset" && cmd.name !== "unset") out.push(cmd);
-    }
-    for (const cmd of this.commands()) out.push(cmd);
-    return out;
-  }
-}
-
-function secretKey(key: string): boolean {
-  const d = find(key);
-  return d !== undefined && d.kind === KIND_SECRET;
 }

@@ -64,6 +64,12 @@ export function find(key: string): Setting | undefined {
   return undefined;
 }
 
+/** Whether `key` names a secret (masked everywhere, set at the serial console only). */
+export function isSecret(key: string): boolean {
+  const d = find(key);
+  return d !== undefined && d.kind === KIND_SECRET;
+}
+
 function isDigits(v: string): boolean {
   if (v.length === 0) return false;
   for (let i = 0; i < v.length; i++) {

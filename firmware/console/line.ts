@@ -135,16 +135,16 @@ export class LineConsole {
     const say = (l: string) => {
       this.say(l);
     };
-    runCommand(this.commands, line, say);
+    runCommand(this.commands, args, line, say);
   }
 }
 
 /**
- * Runs one command line against `commands` (the console's, or a remote command topic's):
+ * Runs one command line (`args`: its words) against `commands` (the console's, or a remote
+ * command topic's):
  * an unknown name and a command that throws are answered through `say`, never raised.
  */
-export function runCommand(commands: Command[], line: string, say: (this: void, l: string) => void): void {
-  const args = words(line);
+export function runCommand(commands: Command[], args: string[], line: string, say: (this: void, l: string) => void): void {
   if (args.length === 0) return;
   const name = args[0];
   for (const c of commands) {
@@ -163,7 +163,7 @@ export function runCommand(commands: Command[], line: string, say: (this: void, 
 }
 
 /** The line after its first word, from the next non-space character. */
-function afterWord(line: string): string {
+export function afterWord(line: string): string {
   let i = 0;
   while (i < line.length && (line.charAt(i) === " " || line.charAt(i) === "\t")) i++;
   while (i < line.length && line.charAt(i) !== " " && line.charAt(i) !== "\t") i++;
@@ -172,7 +172,7 @@ function afterWord(line: string): string {
 }
 
 /** The space-separated words of a line. */
-function words(line: string): string[] {
+export function words(line: string): string[] {
   const out: string[] = [];
   let w = "";
   for (let i = 0; i < line.length; i++) {
