@@ -1,5 +1,5 @@
 import "../firmware/targets/node/index";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SensorNode, brokersOf, jsonString } from "../firmware/app/node";
 import { Settings } from "../firmware/app/settings";
@@ -7,13 +7,13 @@ import { startBroker, type Broker } from "../host-sim/mosquitto";
 import { nodePlatform } from "../host-sim/node/platform";
 import { memoryStorage } from "../host-sim/node/storage";
 import { until } from "./harness/wait";
+import { watch as watchAt } from "./harness/watch";
 
 // The sensor node (firmware/app/node.ts) on the Node platform against a real mosquitto, watched
 // by mosquitto_sub (not Petrel code) and commanded with mosquitto_pub. Waits are bounded; no
 // timing is asserted, only what arrives.
 
 let broker: Broker;
-const children: ChildProcess[] = [];
 const nodes: SensorNode[] = [];
 
 beforeAll(async () => {
@@ -21,31 +21,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const n of nodes) n.client?.end();
-  for (const c of children) c.kill("SIGKILL");
+  for (const stop of stops) stop();
   await broker?.close();
 });
 
-/** mosquitto_sub on `topic`: "TOPIC PAYLOAD" per message (payloads may hold newlines), once subscribed (bounded). */
+const stops: Array<() => void> = [];
 async function watch(topic: string): Promise<string[]> {
-  const child = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(broker.port), "-t", topic, "-q", "1", "-d", "-F", "%t %x"]);
-  children.push(child);
-  const lines: string[] = [];
-  let rest = "";
-  let subscribed = false;
-  child.stdout.on("data", (d: Buffer) => {
-    rest += d.toString();
-    const parts = rest.split("\n");
-    rest = parts.pop() as string;
-    for (const p of parts) {
-      if (p.startsWith("Client ") || p.startsWith("Subscribed ")) subscribed ||= p.includes("received SUBACK");
-      else if (p.length > 0) {
-        const sp = p.indexOf(" ");
-        lines.push(`${p.slice(0, sp)} ${Buffer.from(p.slice(sp + 1), "hex").toString("utf8")}`);
-      }
-    }
-  });
-  await until(`mosquitto_sub on ${topic} subscribed`, () => subscribed, 5000);
-  return lines;
+  const w = await watchAt(broker.port, topic);
+  stops.push(w.stop);
+  return w.lines;
 }
 
 function command(id: string, line: string): void {

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
 import { until } from "./harness/wait";
+import { watch } from "./harness/watch";
 
 // The built simulator's sensor node as a board process against a mosquitto that refuses
 // anonymous clients: credentials typed at its console and saved, a reboot, then it connects with
@@ -14,6 +15,7 @@ import { until } from "./harness/wait";
 const CANARY = "canary-pass-K7v2q";
 let broker: Broker;
 const kids: ChildProcess[] = [];
+const stops: Array<() => void> = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
@@ -21,6 +23,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const k of kids) k.kill("SIGKILL");
+  for (const stop of stops) stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   await broker?.close();
 });
@@ -42,22 +45,9 @@ it("credentials set and saved at the console reach the broker after a reboot, ne
   expect(first.stdout).toContain("saved (2 changes)");
 
   // everything the broker delivers, to a watcher of its own
-  const watcher = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(broker.port), "-u", "watcher", "-P", "watcher-pass",
-    "-t", "#", "-q", "1", "-d", "-F", "%t %x"]);
-  kids.push(watcher);
-  const seen: string[] = [];
-  let subscribed = false;
-  let rest = "";
-  watcher.stdout.on("data", (d: Buffer) => {
-    rest += d.toString();
-    const parts = rest.split("\n");
-    rest = parts.pop() as string;
-    for (const p of parts) {
-      if (p.startsWith("Client ") || p.startsWith("Subscribed ")) subscribed ||= p.includes("received SUBACK");
-      else if (p.length > 0) seen.push(`${p.slice(0, p.indexOf(" "))} ${Buffer.from(p.slice(p.indexOf(" ") + 1), "hex").toString("utf8")}`);
-    }
-  });
-  await until("the watcher subscribed", () => subscribed, 5000);
+  const watcher = await watch(broker.port, "#", { user: "watcher", pass: "watcher-pass" });
+  stops.push(watcher.stop);
+  const seen = watcher.lines;
 
   // second boot: the saved credentials; readings flow
   const board = spawn(process.execPath, [SIM], { env, stdio: ["pipe", "pipe", "pipe"] });
