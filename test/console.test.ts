@@ -8,14 +8,15 @@ import { disposeContext, runBundle, runScript, serialInput } from "../host-sim/e
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile, packBoard } from "../tools/boards.mjs";
 import { boardMissing } from "./harness/boards";
-import { DIST, ROOT, runtimes, type RuntimeName } from "./harness/runtimes";
+import { runLua } from "./harness/lua";
+import { needs } from "./harness/needs";
+import { DIST, runtimes, type RuntimeName } from "./harness/runtimes";
 import { until } from "./harness/wait";
 
 // The serial console (firmware/console/line.ts): one source; its Espruino adapter in the built
 // console.js on the Espruino stand-in, its NodeMCU adapter in the packed petrel_console on the
 // NodeMCU stand-ins (lua51, lua53, fengari), each handing the line to the REPL and taking it back.
 
-const inCI = process.env.CI === "true";
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -181,40 +182,17 @@ describe("the serial console on the NodeMCU stand-in (petrel_console of a packed
     { name: "fengari", exe: process.execPath, args: [path.join(DIST, "node/host-sim/nodemcu/fengari-board.js")], board: "esp32-nodemcu", esp32: true },
   ];
   for (const rt of RTS) {
-    const missing = boardMissing(rt.name);
     const name = `${rt.name}: uart taken (no echo from the REPL), repl gives it back to the Lua REPL, petrel_console() takes it again`;
-    if (missing !== null) {
-      if (inCI) it(`${name} (runtime required under CI=true)`, () => expect.fail(missing));
-      else it.skip(`${name} (skipped: ${missing})`, () => {});
-      continue;
-    }
-    it(name, async () => {
+    needs(boardMissing(rt.name), name, async () => {
       const packed = packBoard(loadProfile(rt.board), DIST);
       const flash = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-"));
       dirs.push(flash);
       // a terminal's Enter; the stand-in reads stdin by lines, the console's delimiter is "\r"
       const input = ["ping one", "nope", "boom", "repl", 'print("from the REPL " .. (1 + 1))', "petrel_console()", "ping two", "halt"].join("\n") + "\n";
-      const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(rt.exe, [...rt.args, path.join(ROOT, "test/fixtures/nodemcu/console.lua")], {
-          cwd: flash,
-          env: {
-            ...process.env, PETREL_STANDIN_DIR: path.join(ROOT, "host-sim/nodemcu"), PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel",
-            STANDIN_FLASH: flash, STANDIN_ESP32: rt.esp32 ? "1" : "0", STANDIN_REPL: "1",
-          },
-        });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
-        child.stderr.on("data", (d: Buffer) => (err += d.toString("latin1")));
-        child.stdin.write(input);
-        const t = setTimeout(() => child.kill("SIGKILL"), 20000);
-        child.on("close", (code) => {
-          clearTimeout(t);
-          resolve({ code, out, err });
-        });
-      });
-      expect(r.code, r.err + r.out).toBe(0);
-      const lines = r.out.replace(/\r/g, "").split("\n");
+      const r = await runLua(rt.exe, rt.esp32, "console.lua", flash, { PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", STANDIN_REPL: "1" },
+        20000, undefined, { args: rt.args, input });
+      expect(r.code, r.stderr + r.out.join("\n")).toBe(0);
+      const lines = r.out.map((l) => l.replace(/\r/g, ""));
       const at = (l: string) => lines.indexOf(l);
       expect(lines).toContain("pong one");
       expect(lines).toContain('error: unknown command "nope"; type help for the list');

@@ -1,12 +1,14 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile, packBoard } from "../tools/boards.mjs";
 import { Board, boardMissing } from "./harness/boards";
+import { runLua, type LuaRun } from "./harness/lua";
+import { needs } from "./harness/needs";
 import { DIST, ROOT, runtimes } from "./harness/runtimes";
 
 // The shipped NodeMCU build (dist/nodemcu) on the host stand-in of NodeMCU's firmware API
@@ -18,7 +20,6 @@ import { DIST, ROOT, runtimes } from "./harness/runtimes";
 // test/board-matrix.test.ts like every other runtime. Every wait is bounded:
 // the stand-in's event loop raises after its deadline, and each process is killed after a limit.
 
-const STANDIN_DIR = path.join(ROOT, "host-sim/nodemcu");
 const FIXTURES = path.join(ROOT, "test/fixtures/nodemcu");
 const LUA_DIST = path.join(DIST, "nodemcu");
 
@@ -31,63 +32,6 @@ const LUAS = [
 function socketMissing(exe: string): string | null {
   const r = spawnSync(exe, ["-e", 'require("socket")'], { encoding: "utf8" });
   return r.status === 0 ? null : `luasocket is not installed for ${exe} (Debian package lua-socket)`;
-}
-
-interface LuaRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string[];
-  stderr: string;
-}
-
-/** Runs a fixture script on the stand-in, its flash in `flash` (also the working directory). */
-function runLua(exe: string, esp32: boolean, script: string, flash: string, env: Record<string, string>, limitMs = 20000,
-  killOn?: string, extra: { args?: string[]; input?: string } = {}): Promise<LuaRun> {
-  return new Promise((resolve) => {
-    const child = spawn(exe, [...(extra.args ?? []), path.join(FIXTURES, script)], {
-      cwd: flash,
-      env: {
-        ...process.env,
-        PETREL_STANDIN_DIR: STANDIN_DIR,
-        PETREL_LUA_DIST: LUA_DIST,
-        STANDIN_FLASH: flash,
-        STANDIN_ESP32: esp32 ? "1" : "0",
-        // tmr.now() 20 ms before its 31-bit wrap: the ms clock is read across it.
-        STANDIN_US_START: String(2147483648 - 20000),
-        ...env,
-      },
-      stdio: [extra.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"],
-    });
-    if (extra.input !== undefined) {
-      child.stdin!.on("error", () => {});
-      child.stdin!.write(extra.input);
-    }
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      stdout += d.toString("latin1");
-      // The board loses power: SIGKILL, nothing runs after it.
-      if (killOn !== undefined && stdout.split("\n").includes(killOn)) child.kill("SIGKILL");
-    });
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("latin1")));
-    const timer = setTimeout(() => {
-      stderr += `\n[killed after ${limitMs} ms]`;
-      child.kill("SIGKILL");
-    }, limitMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, out: stdout.split("\n").filter((l) => l.length > 0), stderr });
-    });
-  });
-}
-
-const inCI = process.env.CI === "true";
-
-/** A case that needs a runtime: skipped (saying why) when it is missing, failed under CI=true. */
-function needs(missing: string | null, name: string, fn: () => Promise<void> | void): void {
-  if (missing === null) it(name, fn);
-  else if (inCI) it(`${name} (runtime required under CI=true)`, () => expect.fail(missing));
-  else it.skip(`${name} (skipped: ${missing})`, fn);
 }
 
 const tmpDirs: string[] = [];

@@ -2,7 +2,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { needs as needsTool } from "./harness/needs";
+import { afterAll, describe, expect } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { CHUNK, PRELUDE, adler, upload } from "../tools/nodemcu-upload.mjs";
 import { ROOT } from "./harness/runtimes";
@@ -13,17 +14,12 @@ import { ROOT } from "./harness/runtimes";
 // `file` module: the files on its flash are compared byte for byte. Dropped and garbled lines, a
 // silent board and a full flash are each tested. Every wait is bounded.
 
-const inCI = process.env.CI === "true";
 const missing = ((): string | null => {
   if (spawnSync("sh", ["-c", "command -v socat"]).status !== 0) return "socat is not installed (Debian package socat)";
   if (spawnSync("lua5.1", ["-e", 'require("socket")']).status !== 0) return "lua5.1 with luasocket is not installed";
   return null;
 })();
-const needs = (name: string, fn: () => Promise<void>) => {
-  if (missing === null) it(name, fn, 30000);
-  else if (inCI) it(`${name} (required under CI=true)`, () => expect.fail(missing));
-  else it.skip(`${name} (skipped: ${missing})`, fn);
-};
+const needs = (name: string, fn: () => Promise<void>) => needsTool(missing, name, fn, 30000);
 
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
