@@ -5,6 +5,7 @@ import { connect, type MqttClient } from "../session/mqtt";
 import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import { settingsCommands } from "./commands";
+import { diagnose, type DiagFacts } from "./diag";
 import { lastIndex, splitOn, type Settings } from "./settings";
 
 /**
@@ -43,6 +44,8 @@ export interface NodeBoard {
 }
 
 const REMOTE_LINE_MAX = 200;
+/** A connection the broker closes sooner than this after accepting it counts toward a client id clash. */
+const FLAP_MS = 30000;
 const HEX = "0123456789abcdef";
 
 /** A JSON string literal (no JSON global on every board). */
@@ -85,6 +88,8 @@ export class SensorNode {
   /** The node's topics, fixed when it starts (as its subscription and will are). */
   private topics = { telemetry: "", status: "", cmd: "", reply: "" };
   private remoteCommands: Command[] = [];
+  /** What diag reads: see diag.ts. */
+  private facts = { up: false, upAt: 0, failed: "", subscription: "", shortDrops: 0 };
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
     this.bornAt = board.platform.clock.now();
@@ -149,7 +154,11 @@ export class SensorNode {
     });
     if ("code" in c) return `node: the settings do not make a client: ${c.message}`; // a PetrelError (no instanceof: its Lua helper is large)
     this.client = c;
+    const f = this.facts;
     c.on("connect", () => {
+      f.up = true;
+      f.upAt = p.clock.now();
+      f.failed = "";
       this.connects++;
       this.board.log(`node: connected as ${this.id()}`);
       c.publish(this.topics.status, this.status("online"), { qos: 1, retain: true });
@@ -158,10 +167,27 @@ export class SensorNode {
       this.lastError = `${e.code}: ${e.message}`;
       this.board.log(`node: ${this.lastError}`);
     });
+    c.on("close", (reason) => {
+      if (!f.up) {
+        if (reason !== "") f.failed = reason;
+        return;
+      }
+      f.up = false;
+      // the broker closing a fresh connection, again and again: another board with this client id
+      const short = elapsed(f.upAt, p.clock.now()) < FLAP_MS && (reason === "closed" || reason === "reset");
+      f.shortDrops = short ? f.shortDrops + 1 : 0;
+    });
     c.on("message", (t, payload) => {
       if (t === this.topics.cmd) this.remote(payload);
     });
-    c.subscribe(this.topics.cmd, { qos: 1 });
+    c.subscribe(this.topics.cmd, { qos: 1 }, (err, granted) => {
+      // SUBACK 0x80: refused (the callback has it as granted 128, as MQTT.js does)
+      f.subscription = err !== undefined || granted === undefined || granted[0] === 128 ? "refused" : `granted QoS ${granted[0]}`;
+      if (f.subscription === "refused") {
+        this.lastError = `subscribe-refused: the broker refused ${this.topics.cmd}: remote commands cannot arrive; diag says more`;
+        this.board.log(`node: ${this.lastError}`);
+      }
+    });
     this.task = p.sched.add({ name: "sample", step: () => this.sample() }, 0);
     return null;
   }
@@ -185,6 +211,26 @@ export class SensorNode {
     if (this.task >= 0) this.board.platform.sched.wake(this.task);
   }
 
+  diagFacts(): DiagFacts {
+    const c = this.client;
+    const link = this.board.platform.link;
+    const st = this.settings;
+    return {
+      link: link === undefined ? "none" : link.up() ? "up" : "down",
+      connected: c !== undefined && c.connected,
+      failed: this.facts.failed,
+      attempts: c !== undefined ? c.core.stats.attempts : 0,
+      brokers: st.get("brokers"),
+      tls: st.on("tls") || st.get("brokers").indexOf("tls:") >= 0,
+      clientId: this.id(),
+      subscription: this.facts.subscription,
+      cmdTopic: this.topics.cmd,
+      pingMs: c !== undefined ? c.core.stats.pingMs : -1,
+      keepalive: st.int("keepalive"),
+      shortDrops: this.facts.shortDrops,
+    };
+  }
+
   /** The node's own commands, for the console and the command topic. */
   commands(): Command[] {
     return [
@@ -199,6 +245,13 @@ export class SensorNode {
           say(`last error: ${this.lastError.length > 0 ? this.lastError : "none"}`);
           const unsaved = this.settings.unsaved();
           say(unsaved.length > 0 ? `unsaved settings: ${unsaved.join(", ")} (save keeps them)` : "settings: all saved");
+        },
+      },
+      {
+        name: "diag",
+        help: " walks Wi-Fi, DNS, TCP, TLS, MQTT, subscription and ping; names the first broken link",
+        run: (_args, say) => {
+          for (const l of diagnose(this.diagFacts())) say(l);
         },
       },
       {

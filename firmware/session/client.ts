@@ -72,6 +72,8 @@ export interface ClientStats {
   /** Publishes and subscribes refused because free heap was under minFreeHeap. */
   lowMemory: number;
   pings: number;
+  /** The last PINGREQ's round trip in ms; -1 before the first PINGRESP. */
+  pingMs: number;
 }
 
 const ACK_BUF = 8;
@@ -100,7 +102,7 @@ export class Client {
   lastReason = "";
   /** The last error reported (for diag). */
   lastError: PetrelError | undefined = undefined;
-  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, evicted: 0, pings: 0, lowMemory: 0 };
+  readonly stats: ClientStats = { connects: 0, attempts: 0, published: 0, delivered: 0, dropped: 0, duplicates: 0, ignored: 0, oversize: 0, evicted: 0, pings: 0, lowMemory: 0, pingMs: -1 };
   readonly outbox: Outbox;
   readonly received: Received;
 
@@ -820,7 +822,10 @@ export class Client {
       this.sendControl(encodeAck(this.ack, 0, ACK_BUF, PacketType.Pubcomp, d.packetId));
     } else if (t === PacketType.Pubcomp) this.pubcomp(d.packetId);
     else if (t === PacketType.Suback || t === PacketType.Unsuback) this.requestAcked(d);
-    else if (t === PacketType.Pingresp) this.pingOut = false;
+    else if (t === PacketType.Pingresp) {
+      if (this.pingOut) this.stats.pingMs = elapsed(this.pingAt, this.p.clock.now());
+      this.pingOut = false;
+    }
     else this.violation("protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");
   }
 
