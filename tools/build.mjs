@@ -23,12 +23,40 @@ export const ESPRUINO_BUNDLES = [
   ["test/agent/entry_espruino.ts", "agent.js"],
   ["firmware/targets/espruino/boot.ts", "boot.js"],
   ["firmware/targets/espruino/console.ts", "console.js"],
+  ["firmware/targets/espruino/app.ts", "app.js"],
 ];
 
-function step(name, fn) {
+/**
+ * The app bundle takes the client and the console from the board's Storage modules `petrel`
+ * and `petrel-console` instead of carrying copies: every import of a firmware module outside
+ * firmware/app resolves to this one module, which reads them from those two. A name the app
+ * imports that they do not export fails the build (esbuild: no matching export).
+ */
+const FROM_LIBRARY = {
+  petrel: ["port", "connect", "connackError", "explainClose", "elapsed", "espruinoPlatform", "espruinoStorage"],
+  "petrel-console": ["LineConsole", "espruinoSerial", "afterWord", "runCommand", "words"],
+};
+const libraryPlugin = {
+  name: "petrel-library",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.?\// }, (a) => {
+      const to = path.resolve(a.resolveDir, a.path);
+      const rel = path.relative(path.join(root, "firmware"), to);
+      if (rel.startsWith("..") || rel.startsWith("app" + path.sep)) return undefined;
+      return { path: "library", namespace: "petrel-library" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "petrel-library" }, () => ({
+      loader: "js",
+      contents: Object.entries(FROM_LIBRARY).map(([mod, names], i) =>
+        `var M${i} = global["require"](${JSON.stringify(mod)});\n` + names.map((n) => `export var ${n} = M${i}.${n};`).join("\n")).join("\n"),
+    }));
+  },
+};
+
+async function step(name, fn) {
   const t0 = Date.now();
   try {
-    fn();
+    await fn();
   } catch (e) {
     console.error(`build: ${name} failed after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     if (e.stdout) process.stderr.write(e.stdout);
@@ -41,17 +69,17 @@ function step(name, fn) {
 
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: "pipe", encoding: "utf8" });
 
-step("typecheck (node, espruino)", () => {
+await step("typecheck (node, espruino)", () => {
   run(bin("tsc"), ["-p", "tsconfig.json"]);
   run(bin("tsc"), ["-p", "tsconfig.espruino.json"]);
 });
 
-step("node build", () => {
+await step("node build", () => {
   fs.rmSync(path.join(dist, "node"), { recursive: true, force: true });
   run(bin("tsc"), ["-p", "tsconfig.node-build.json"]);
 });
 
-step("nodemcu lua build (firmware, and firmware + probe)", () => {
+await step("nodemcu lua build (firmware, and firmware + probe)", () => {
   fs.rmSync(path.join(dist, "nodemcu"), { recursive: true, force: true });
   fs.rmSync(path.join(dist, "nodemcu-probe"), { recursive: true, force: true });
   run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
@@ -75,7 +103,7 @@ function stripLuaIndent(dir) {
   }
 }
 
-step("nodemcu lua: strip indentation", () => {
+await step("nodemcu lua: strip indentation", () => {
   stripLuaIndent(path.join(dist, "nodemcu"));
   stripLuaIndent(path.join(dist, "nodemcu-probe"));
 });
@@ -83,10 +111,10 @@ step("nodemcu lua: strip indentation", () => {
 /** Bundles that are also Storage modules: the global each copies to `exports` under require(). */
 const EXPORTS = { "petrel.js": "Petrel", "console.js": "PetrelConsole" };
 
-step("espruino bundles", () => {
+await step("espruino bundles", async () => {
   fs.rmSync(path.join(dist, "espruino"), { recursive: true, force: true });
   for (const [entry, out] of ESPRUINO_BUNDLES) {
-    esbuild.buildSync({
+    await (out === "app.js" ? esbuild.build : esbuild.buildSync)({
       entryPoints: [path.join(root, entry)],
       outfile: path.join(dist, "espruino", out),
       bundle: true,
@@ -101,11 +129,12 @@ step("espruino bundles", () => {
       // The product bundle runs as an Espruino module (exports) or as a plain script (global Petrel).
       ...(EXPORTS[out] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[out]});` } } : {}),
       logLevel: "silent",
+      ...(out === "app.js" ? { plugins: [libraryPlugin] } : {}),
     });
   }
 });
 
-step("dialect guard (sources and built output)", () => {
+await step("dialect guard (sources and built output)", () => {
   const out = run(process.execPath, [path.join(root, "tools/guard/cli.mjs")]);
   process.stdout.write(out.split("\n").map((l) => (l ? `  ${l}` : l)).join("\n"));
 });

@@ -34,6 +34,9 @@ const CTRL_C = 3;
 
 export class LineConsole {
   private line = "";
+  /** The line as echoed (secrets as "*"), for redrawing it under a log line. */
+  private shown = "";
+  private running = false;
   private tooLong = false;
   private lastCr = false;
   private active = false;
@@ -55,6 +58,7 @@ export class LineConsole {
     if (this.active) return;
     this.active = true;
     this.line = "";
+    this.shown = "";
     this.tooLong = false;
     this.serial.take(chars);
     this.say("console: type help for the commands, repl to hand the line back to the REPL");
@@ -81,10 +85,12 @@ export class LineConsole {
       } else if (k === BS || k === DEL) {
         if (this.line.length > 0 && !this.tooLong) {
           this.line = this.line.substring(0, this.line.length - 1);
+          this.shown = this.shown.substring(0, this.shown.length - 1);
           this.serial.write("\b \b");
         }
       } else if (k === CTRL_C) {
         this.line = "";
+        this.shown = "";
         this.tooLong = false;
         this.serial.write("^C\r\n" + PROMPT);
       } else if (k >= 32) {
@@ -94,6 +100,7 @@ export class LineConsole {
           const c = s.charAt(i);
           const masked = this.hide !== undefined && this.hide(this.line);
           this.line += c;
+          this.shown += masked ? "*" : c;
           this.serial.write(masked ? "*" : c);
         }
       }
@@ -104,16 +111,34 @@ export class LineConsole {
     this.serial.write(line + "\r\n");
   }
 
+  /**
+   * A line from the program (a log line) while the console holds the serial line: it goes above
+   * the prompt, and the prompt and what was typed so far (secrets still masked) are drawn again
+   * under it. Without the console, it is simply written.
+   */
+  print(line: string): void {
+    if (!this.active || this.running) {
+      this.say(line);
+      return;
+    }
+    let pad = "";
+    for (let i = line.length; i < PROMPT.length + this.shown.length; i++) pad += " ";
+    this.serial.write("\r" + line + pad + "\r\n" + PROMPT + this.shown);
+  }
+
   private enter(): void {
     const line = this.line;
     const tooLong = this.tooLong;
     this.line = "";
+    this.shown = "";
     this.tooLong = false;
+    this.running = true;
     if (tooLong) {
       this.say(`error: the line is over ${LINE_MAX} characters; nothing was run. Fix: type a shorter line`);
     } else {
       this.run(words(line), line);
     }
+    this.running = false;
     if (this.active) this.serial.write(PROMPT);
   }
 

@@ -33,6 +33,12 @@ const ctx = runBundle(bundle, {
   storageDir: flash,
   chunk,
   esp32,
+  // E.reboot(): the process ends with status 4, for its harness to power the board on again
+  reboot: () => {
+    process.stdout.write("REBOOT\n");
+    disposeContext(ctx);
+    process.exit(4);
+  },
   fault: (what) => {
     process.stdout.write(`FAULT ${what}\n`);
     disposeContext(ctx);

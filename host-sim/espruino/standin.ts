@@ -45,6 +45,8 @@ export interface StandinOptions {
    * where ESP8266 reports it later with 'error' and 'close'.
    */
   esp32?: boolean;
+  /** E.reboot(): the board restarts (a board process ends and is powered on again). Without it, a fault. */
+  reboot?(): void;
 }
 
 /** Handles the stand-in keeps for one context (timers, sockets), so a test can tear it down. */
@@ -306,6 +308,7 @@ export function createContext(opts: StandinOptions): vm.Context {
   g.console = { log: say };
   g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer,
     getConsole: () => h.console,
+    reboot: () => (opts.reboot !== undefined ? opts.reboot() : opts.fault?.("E.reboot() called")),
     // E.CRC32: the standard CRC-32 of each element as a byte (strings: each character code)
     CRC32: (d: string | ArrayLike<number>) => zlib.crc32(typeof d === "string" ? Buffer.from(d, "latin1") : Uint8Array.from(Array.from(d, (x) => x & 255))) };
   const device = (name: string) => ({

@@ -1,4 +1,4 @@
-import { LineConsole, type Command, type Serial } from "../../console/line";
+import { LineConsole, afterWord, runCommand, words, type Command, type Serial } from "../../console/line";
 
 /**
  * The serial console on Espruino, as its own small bundle (dist/espruino/console.js, the Storage
@@ -45,4 +45,4 @@ function serialConsole(commands: Command[]): LineConsole {
   return c;
 }
 
-global["PetrelConsole"] = { LineConsole, espruinoSerial, serialConsole };
+global["PetrelConsole"] = { LineConsole, espruinoSerial, serialConsole, afterWord, runCommand, words };

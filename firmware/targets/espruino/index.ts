@@ -5,7 +5,8 @@ import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopic
 import { Client, MqttClient, connackError, connect, explainClose } from "../../session/index";
 import { IDLE, Scheduler } from "../../sched/scheduler";
 import { espruinoPort } from "./port";
-import { espruinoPlatform } from "./platform";
+import { espruinoPlatform, espruinoStorage } from "./platform";
+import { elapsed } from "../../sched/time";
 
 declare const global: { [name: string]: unknown };
 
@@ -24,4 +25,5 @@ global["Petrel"] = {
   encodeUnsubscribe, payloadSize, remainingLengthSize, writeRemainingLength, codecErrorMessage, codecErrorName,
   checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
   Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE, espruinoPlatform,
+  espruinoStorage, elapsed,
 };

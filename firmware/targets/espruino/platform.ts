@@ -250,6 +250,8 @@ export interface EspruinoPlatformOptions {
   tls?: { ca?: string; key?: string; cert?: string };
   /** Log level: 0 errors … 3 debug (default 2). */
   logLevel?: number;
+  /** Where log lines go instead of print (the app's console); logLevel is then the sink's to apply. */
+  log?: LogSink;
   /** Scheduler slice budget, ms (default 50: well under the watchdog). */
   sliceMs?: number;
   /** The Wi-Fi station to join and watch (default: watch the saved one); false: no link. */
@@ -272,7 +274,7 @@ function espruinoFreeHeap(floor?: number): number {
 
 /** The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`. */
 export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
-  const log = espruinoLog(o.logLevel !== undefined ? o.logLevel : 2);
+  const log = o.log !== undefined ? o.log : espruinoLog(o.logLevel !== undefined ? o.logLevel : 2);
   const slice = o.sliceMs !== undefined ? o.sliceMs : 50;
   const serial = typeof getSerial === "function" ? getSerial() : undefined;
   return {

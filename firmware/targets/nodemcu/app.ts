@@ -1,0 +1,59 @@
+import { startApp, type App } from "../../app/main";
+import { installPort } from "../../port/port";
+import { nodemcuSerial } from "./console";
+import { nodemcuPlatform } from "./platform";
+import { nodemcuPort } from "./port";
+import { nodemcuStorage } from "./storage";
+
+/**
+ * The sensor node on NodeMCU: the module `app` that init.lua's boot guard starts
+ * (require("app")). PETREL_BOARD (a global init.lua sets from the board profile) carries the
+ * profile's sizes and whether the firmware has TLS.
+ */
+installPort(nodemcuPort);
+
+interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
+interface NodeModule { heap?(this: void): number; restart(this: void): void }
+interface AdcModule { read(this: void, ch: number): number }
+interface WifiModule { sta?: { getrssi?(this: void): number | undefined } }
+
+const profile = (_G["PETREL_BOARD"] !== undefined ? _G["PETREL_BOARD"] : {}) as Profile;
+const VERSION = "0.1.0";
+
+function adc(): number | undefined {
+  const a = _G["adc"] as AdcModule | undefined;
+  return a !== undefined ? a.read(0) : undefined;
+}
+
+function rssi(): number | undefined {
+  const w = _G["wifi"] as WifiModule | undefined;
+  return w !== undefined && w.sta !== undefined && w.sta.getrssi !== undefined ? w.sta.getrssi() : undefined;
+}
+
+function heap(): number | undefined {
+  const n = _G["node"] as NodeModule | undefined;
+  return n !== undefined && n.heap !== undefined ? n.heap() : undefined;
+}
+
+const storage = nodemcuStorage({});
+const app: App = startApp({
+  storage,
+  tls: profile.tls === true,
+  version: VERSION,
+  sensors: [{ name: "adc", read: adc }, { name: "rssi", read: rssi }, { name: "heap", read: heap }],
+  serial: nodemcuSerial(),
+  back: "petrel_console()",
+  reboot: () => {
+    (_G["node"] as NodeModule).restart();
+  },
+  platform: (wifi, log) => nodemcuPlatform({ storage, log, wifi: wifi !== undefined ? { ssid: wifi.ssid, pwd: wifi.password } : {} }),
+  maxPacket: profile.maxPacket,
+  maxInflight: profile.maxInflight,
+  outboxMessages: profile.outboxMessages,
+  offlineQueue: profile.offlineQueue,
+  minFreeHeap: profile.minFreeHeap,
+}, profile.defaults);
+_G["petrel_console"] = () => {
+  app.console.start();
+};
+_G["petrel_app"] = app;

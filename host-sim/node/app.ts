@@ -1,0 +1,47 @@
+/**
+ * The sensor node (firmware/app/main.ts) as the host simulator's Node board: the same startApp
+ * the Espruino and NodeMCU entries call, given the host's parts: sockets, a table resolver,
+ * a directory as flash, simulated sensors (temperature, Wi-Fi RSSI, free heap), and a serial
+ * line (the terminal, a pipe or a pseudo-terminal).
+ */
+import "../../firmware/targets/node/index";
+import type { Serial } from "../../firmware/console/line";
+import { startApp, type App } from "../../firmware/app/main";
+import { LOG_DEBUG } from "../../firmware/port/log";
+import { nodePlatform } from "./platform";
+import { fileStorage } from "./storage";
+
+export interface NodeAppOptions {
+  /** The board's flash (settings, outbox): a directory. */
+  flash: string;
+  chipId: string;
+  serial: Serial;
+  reboot(): void;
+  version?: string;
+  /** Host name → address for the stub resolver. */
+  hosts?: Record<string, string>;
+  /** Settings defaults for this board (e.g. the simulator's broker), before the saved ones. */
+  defaults?: Record<string, string>;
+}
+
+export function nodeApp(o: NodeAppOptions): App {
+  let heap = 30000;
+  let t = 0;
+  const storage = fileStorage(o.flash);
+  const random = (n: number) => Math.floor(Math.random() * n);
+  return startApp({
+    storage,
+    tls: true,
+    version: o.version ?? "0.1.0-sim",
+    sensors: [
+      { name: "temp", read: () => Math.round((21 + 2 * Math.sin(t++ / 20) + random(10) / 50) * 10) / 10 },
+      { name: "rssi", read: () => -55 - random(12) },
+      { name: "heap", read: () => (heap = 30000 - random(800)) },
+    ],
+    serial: o.serial,
+    back: "Enter",
+    reboot: o.reboot,
+    platform: (_wifi, log) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap,
+      logLevel: LOG_DEBUG, log: (level, line) => log.write(level, line) }),
+  }, o.defaults);
+}

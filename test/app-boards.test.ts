@@ -1,0 +1,120 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { APP_TARGETS, REBOOT_STATUS, type AppTarget } from "../host-sim/app-boards";
+import { startBroker, type Broker } from "../host-sim/mosquitto";
+import { AppBoard } from "./harness/app-board";
+import { boardMissing } from "./harness/boards";
+import { needs } from "./harness/needs";
+import { until } from "./harness/wait";
+import { watch } from "./harness/watch";
+
+// The sensor node end to end on every runtime of the matrix (the Node build, the Espruino
+// bundle on its stand-in, the NodeMCU build on Lua 5.1, Lua 5.3 and fengari), each a board
+// process against a real mosquitto, configured through its serial console. What it publishes
+// is watched by mosquitto_sub (not Petrel code); a canary password typed at the console must
+// appear in no console output and nothing the broker delivers. Waits are bounded; no timing is
+// asserted. Which runtimes ran is in the test names (a missing one is skipped saying why, and
+// fails under CI=true).
+
+const CANARY = "canary-Qz81-pass";
+let broker: Broker;
+const boards: AppBoard[] = [];
+const stops: Array<() => void> = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+});
+afterAll(async () => {
+  for (const b of boards) b.kill();
+  for (const s of stops) s();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  await broker?.close();
+});
+
+function missing(t: AppTarget): string | null {
+  return t === "node" ? null : boardMissing(t);
+}
+
+function command(id: string, line: string): void {
+  const r = spawnSync("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(broker.port), "-t", `petrel/${id}/cmd`, "-q", "1", "-m", line]);
+  expect(r.status).toBe(0);
+}
+
+describe("the sensor node on every runtime", () => {
+  for (const target of APP_TARGETS) {
+    needs(missing(target), `[${target}] console settings saved over a reboot, telemetry at QoS 1, retained status, commands, diag, will; no canary anywhere`, async () => {
+      const id = `app-${target}`;
+      const flash = fs.mkdtempSync(path.join(os.tmpdir(), `petrel-app-${target}-`));
+      dirs.push(flash);
+      const w = await watch(broker.port, `petrel/${id}/#`);
+      stops.push(w.stop);
+      const b = new AppBoard(target, { flash, chipId: "c1", defaults: { brokers: `127.0.0.1:${broker.port}`, "client.id": id } });
+      boards.push(b);
+      try {
+        await scenario(b, id, w.lines);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- ${target} board output ---\n${b.out.slice(-4000)}`);
+      }
+    }, 120000);
+  }
+});
+
+async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> {
+      const target = b.target;
+      await b.waitFor(`node: connected as ${id}`);
+
+      // the console: help, validation, a secret typed and masked, saved
+      const help = await b.reply("help");
+      for (const c of ["show", "get", "set", "unset", "save", "factory-reset", "status", "diag", "publish", "reboot", "repl"]) {
+        expect(help.some((l) => l.startsWith(`${c} `)), `help lists ${c}`).toBe(true);
+      }
+      expect(await b.reply("set interval 0")).toEqual([expect.stringMatching(/^error: interval must be a whole number from 1 to .*; nothing was changed$/)]);
+      expect(await b.reply("set qos 3")).toEqual([expect.stringMatching(/^error: qos .*; nothing was changed$/)]);
+      expect(await b.reply("set interval 1")).toEqual(["interval = 1 (not saved yet)"]);
+      expect(await b.reply("set qos 1")).toEqual(["qos = 1 (not saved yet)"]);
+      expect(await b.reply("set mqtt.user node")).toEqual(["mqtt.user = node (not saved yet)"]);
+      expect(await b.reply(`set mqtt.pass ${CANARY}`)).toEqual(["mqtt.pass = (set, hidden) (not saved yet)"]);
+      const status = await b.reply("status");
+      expect(status[0]).toMatch(new RegExp(`^node ${id}: connected, up \\d+ s, 0 reconnects`));
+      expect(status[2]).toBe("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)"); // qos 1 is the default
+      expect(await b.reply("save")).toEqual(["saved (3 changes)"]);
+      expect(await b.reply("get mqtt.pass")).toEqual([expect.stringMatching(/^mqtt\.pass = \(set, hidden\)/)]);
+      const diag = await b.reply("diag");
+      expect(diag[diag.length - 1]).toBe("diag: every link works");
+
+      // a reboot: the saved settings are what the board comes back with
+      b.type("reboot");
+      expect(await b.ended()).toBe(REBOOT_STATUS);
+      const before = b.out;
+      const mark = seen.length;
+      b.powerOn();
+      await b.waitFor(`node: connected as ${id}`);
+      expect(await b.reply("get interval")).toEqual([expect.stringMatching(/^interval = 1 /)]);
+      expect(await b.reply("get qos")).toEqual([expect.stringMatching(/^qos = 1 /)]);
+      expect((await b.reply("status"))[2]).toBe("settings: all saved");
+
+      // telemetry every second at QoS 1, the retained status, a remote command answered
+      await until("two readings after the reboot", () => seen.slice(mark).filter((l) => l.startsWith(`petrel/${id}/telemetry `)).length >= 2, 15000);
+      const reading = JSON.parse(seen.find((l) => l.startsWith(`petrel/${id}/telemetry `))!.slice(`petrel/${id}/telemetry `.length));
+      expect(typeof reading).toBe("object");
+      command(id, "get interval");
+      await until("the reply", () => seen.some((l) => l.startsWith(`petrel/${id}/reply interval = 1`)), 10000);
+      command(id, `set mqtt.pass x${CANARY}`);
+      await until("the refusal", () => seen.some((l) => l.includes("is a secret: it is set at the serial console only")), 10000);
+      const retained = spawnSync("mosquitto_sub", ["-h", "127.0.0.1", "-p", String(broker.port), "-t", `petrel/${id}/status`, "-C", "1", "-W", "5"], { encoding: "utf8" });
+      expect(JSON.parse(retained.stdout)).toMatchObject({ state: "online", version: expect.any(String) });
+
+      // abrupt loss: the will marks it offline
+      b.kill();
+      await until("the will", () => seen.some((l) => l === `petrel/${id}/status {"state":"offline"}`), 15000);
+
+      // no canary in anything the board printed or the broker delivered (only the refused remote
+      // line carries it, inside the command the test itself published)
+      expect(before + b.out).not.toContain(CANARY);
+      expect(seen.filter((l) => !l.startsWith(`petrel/${id}/cmd `)).join("\n")).not.toContain(CANARY);
+      console.log(`[app] ${target}: ${seen.filter((l) => l.startsWith(`petrel/${id}/telemetry `)).length} readings seen at the broker`);
+}
