@@ -33,7 +33,7 @@ export const ESPRUINO_BUNDLES = [
  * imports that they do not export fails the build (esbuild: no matching export).
  */
 const FROM_LIBRARY = {
-  petrel: ["port", "connect", "connackError", "explainClose", "elapsed", "espruinoPlatform", "espruinoStorage"],
+  petrel: ["port", "connect", "connackError", "explainClose", "elapsed", "espruinoPlatform", "espruinoStorage", "IDLE"],
   "petrel-console": ["LineConsole", "espruinoSerial", "afterWord", "runCommand", "words"],
 };
 const libraryPlugin = {

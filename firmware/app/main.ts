@@ -25,6 +25,10 @@ export interface AppBoard {
   /** What to type at the REPL to take the console again (after `repl`). */
   back: string;
   reboot(this: void): void;
+  /** Deep sleep for `ms`, then boot again; missing where the board cannot. */
+  sleep?: (this: void, ms: number) => void;
+  /** How long a waking node waits for its reading's acknowledgement before sleeping anyway (ms). */
+  awakeMs?: number;
   /**
    * The platform, made once the settings are read: `wifi` is the station to join (undefined:
    * the board's saved one), `log` where its log lines go.
@@ -91,6 +95,7 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   for (const b of bad) log.write(1, b);
   const node = new SensorNode({
     platform, tls: board.tls, version: board.version, sensors: board.sensors, reboot: board.reboot,
+    sleep: board.sleep, awakeMs: board.awakeMs, keys: () => (con !== undefined ? con.keys : 0),
     log: (line) => log.write(2, line),
     maxPacket: board.maxPacket, maxInflight: board.maxInflight, outboxMessages: board.outboxMessages,
     offlineQueue: board.offlineQueue, minFreeHeap: board.minFreeHeap,

@@ -70,8 +70,12 @@ export class LineConsole {
     return this.active;
   }
 
+  /** Characters typed so far (a node about to sleep stays awake while someone types). */
+  keys = 0;
+
   /** Characters typed (from the adapter). */
   feed(s: string): void {
+    this.keys += s.length;
     for (let i = 0; i < s.length && this.active; i++) {
       // character codes: no control characters in the built source (a raw Ctrl-C in a bundle
       // typed at a REPL would interrupt it)

@@ -1,7 +1,8 @@
 /**
  * One simulated Node board running the sensor node as a process, its serial console on
  * stdin/stdout (keys one by one on a TTY, lines from a pipe). `reboot` ends the process with
- * status 4 (a harness powers it on again over the same flash).
+ * status 4 (a harness powers it on again over the same flash); deep sleep prints "SLEEP <ms>"
+ * and ends it with status 5 (the harness powers it on after that long, or at once).
  *
  *   PETREL_FLASH=dir PETREL_CHIP=sim1 [PETREL_DEFAULTS='{"brokers":"127.0.0.1:1883"}'] node dist/node/host-sim/node/app-board.js
  */
@@ -21,6 +22,10 @@ const app = nodeApp({
   reboot: () => {
     process.stdout.write("REBOOT\r\n");
     process.exit(4);
+  },
+  sleep: (ms) => {
+    process.stdout.write(`SLEEP ${ms}\r\n`);
+    process.exit(5);
   },
 });
 process.stdin.on("end", () => process.exit(0));

@@ -17,6 +17,9 @@ export interface NodeAppOptions {
   chipId: string;
   serial: Serial;
   reboot(): void;
+  /** Deep sleep: the board is off for `ms`, then boots again (the caller's to do). */
+  sleep?(ms: number): void;
+  awakeMs?: number;
   version?: string;
   /** Host name → address for the stub resolver. */
   hosts?: Record<string, string>;
@@ -41,6 +44,8 @@ export function nodeApp(o: NodeAppOptions): App {
     serial: o.serial,
     back: "Enter",
     reboot: o.reboot,
+    sleep: o.sleep,
+    awakeMs: o.awakeMs,
     platform: (_wifi, log) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap,
       logLevel: LOG_DEBUG, log: (level, line) => log.write(level, line) }),
   }, o.defaults);

@@ -11,7 +11,16 @@ import { espruinoPlatform, espruinoStorage } from "./platform";
  */
 declare const global: { [name: string]: unknown };
 declare const E: { getTemperature?(): number; reboot?(): void };
-declare const process: { memory?(gc: boolean): { free: number } } | undefined;
+declare const process: { memory?(gc: boolean): { free: number }; env?: { BOARD?: string } } | undefined;
+
+/** Deep sleep where the firmware has it: ESP32.deepSleep, or the ESP8266 module's (µs). */
+function deepSleep(): ((ms: number) => void) | undefined {
+  const b = typeof process !== "undefined" && process !== undefined && process.env !== undefined ? process.env.BOARD : undefined;
+  if (b === undefined) return undefined;
+  if (b.substring(0, 5) === "ESP32") return (ms) => (global["ESP32"] as { deepSleep(us: number): void }).deepSleep(ms * 1000);
+  if (b.substring(0, 7) === "ESP8266") return (ms) => (global["require"] as (n: string) => { deepSleep(us: number): void })("ESP8266").deepSleep(ms * 1000);
+  return undefined;
+}
 
 interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
 const profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
@@ -26,6 +35,7 @@ const app = startApp({
     { name: "jsvars", read: () => (typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? process.memory(false).free : undefined) },
   ],
   serial: espruinoSerial(),
+  sleep: deepSleep(),
   back: "petrelConsole()",
   reboot: () => {
     if (E.reboot !== undefined) E.reboot();

@@ -12,8 +12,8 @@ import { nodemcuStorage } from "./storage";
  */
 installPort(nodemcuPort);
 
-interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
-interface NodeModule { heap?(this: void): number; restart(this: void): void }
+interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; chip?: string; defaults?: { [key: string]: string } }
+interface NodeModule { heap?(this: void): number; restart(this: void): void; dsleep?(this: void, us: unknown): void }
 interface AdcModule { read(this: void, ch: number): number }
 interface WifiModule { sta?: { getrssi?(this: void): number | undefined } }
 
@@ -35,6 +35,15 @@ function heap(): number | undefined {
   return n !== undefined && n.heap !== undefined ? n.heap() : undefined;
 }
 
+/** node.dsleep where the build has it: ESP32 takes { us = … }, ESP8266 the µs. */
+function deepSleep(): ((this: void, ms: number) => void) | undefined {
+  const n = _G["node"] as NodeModule | undefined;
+  if (n === undefined || n.dsleep === undefined) return undefined;
+  const dsleep = n.dsleep;
+  if (profile.chip === "esp32") return (ms) => dsleep({ us: ms * 1000 });
+  return (ms) => dsleep(ms * 1000);
+}
+
 const storage = nodemcuStorage({});
 const app: App = startApp({
   storage,
@@ -42,6 +51,7 @@ const app: App = startApp({
   version: VERSION,
   sensors: [{ name: "adc", read: adc }, { name: "rssi", read: rssi }, { name: "heap", read: heap }],
   serial: nodemcuSerial(),
+  sleep: deepSleep(),
   back: "petrel_console()",
   reboot: () => {
     (_G["node"] as NodeModule).restart();
