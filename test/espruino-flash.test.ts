@@ -41,7 +41,7 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 }
 
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
-const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
+const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console, app and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 describe.concurrent("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
   it("the bundle lands in Storage as the module petrel, the console as petrel-console, the boot guard as .bootcde; after a reset both modules load", async () => {
@@ -78,7 +78,7 @@ describe.concurrent("make flash for an Espruino board, through the espruino CLI 
       await repl.close();
     }
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/flash: esp32-espruino: (petrel|\.bootcde) reads back from the board as \d+\/\d+ \(length\/CRC-32\), not \d+\/\d+; fix: .*flash again/);
+    expect(r.stderr).toMatch(/flash: esp32-espruino: (petrel|app|\.bootcde) reads back from the board as \d+\/\d+ \(length\/CRC-32\), not \d+\/\d+; fix: .*flash again/);
   });
 });
 

@@ -133,6 +133,7 @@ export function flatModuleName(mod) {
   if (mod === "firmware.targets.nodemcu.index") return LUA_ENTRY;
   if (mod === "firmware.targets.nodemcu.boot") return "petrel_boot";
   if (mod === "firmware.targets.nodemcu.console") return "petrel_console";
+  if (mod === "firmware.targets.nodemcu.app") return "app";
   if (!mod.startsWith("firmware.")) return mod;
   return "p_" + mod.slice("firmware.".length).replace(/^targets\./, "").split(".").join("_");
 }
@@ -142,10 +143,10 @@ export function flatModuleName(mod) {
  * characters: `firmware/targets/nodemcu/transport.lua` would not fit), with their `require`s
  * rewritten to match. Modules the entry never requires (type-only ones) are left out.
  */
-function packLua(src, out) {
+function packLua(src, out, p) {
   const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
   const seen = new Set();
-  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot", "firmware.targets.nodemcu.console"];
+  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot", "firmware.targets.nodemcu.console", "firmware.targets.nodemcu.app"];
   const written = [];
   while (todo.length > 0) {
     const mod = todo.pop();
@@ -162,11 +163,23 @@ function packLua(src, out) {
     fs.writeFileSync(to, code, "latin1");
     written.push(to);
   }
-  // NodeMCU runs init.lua at power-on: the boot guard, then the module "app" (the app issue's).
+  // NodeMCU runs init.lua at power-on: the board's profile for the app, the boot guard, then the
+  // module "app" (the sensor node).
   const init = path.join(out, "init.lua");
-  fs.writeFileSync(init, 'require("petrel_boot").boot("app")\n');
+  fs.writeFileSync(init, `PETREL_BOARD = ${luaTable(appProfile(p))}\nrequire("petrel_boot").boot("app")\n`);
   written.push(init);
   return written;
+}
+
+/** What the app takes from a profile (PETREL_BOARD on the board). */
+export function appProfile(p) {
+  return { chip: p.chip, tls: p.tls, maxPacket: p.maxPacket, maxInflight: p.maxInflight, outboxMessages: p.outboxMessages,
+    offlineQueue: p.offlineQueue, minFreeHeap: p.minFreeHeap };
+}
+
+/** A flat object of strings, numbers and booleans as a Lua table constructor. */
+function luaTable(o) {
+  return `{ ${Object.entries(o).map(([k, v]) => `${k} = ${typeof v === "string" ? JSON.stringify(v) : String(v)}`).join(", ")} }`;
 }
 
 /**
@@ -179,13 +192,17 @@ export function packBoard(p, dist = path.join(root, "dist")) {
   fs.mkdirSync(out, { recursive: true });
   let files;
   if (p.firmware === "espruino") {
-    // the client, and the serial console (the Storage module "petrel-console")
+    // the client, the serial console (the Storage module "petrel-console"), and the sensor node
+    // (the Storage file "app" the boot guard starts), with the profile in front of it
     files = ["petrel.js", "console.js"].map((f) => {
       fs.copyFileSync(path.join(dist, "espruino", f), path.join(out, f));
       return path.join(out, f);
     });
+    const app = path.join(out, "app.js");
+    fs.writeFileSync(app, `PETREL_BOARD=${JSON.stringify(appProfile(p))};` + fs.readFileSync(path.join(dist, "espruino/app.js"), "latin1"), "latin1");
+    files.push(app);
   } else {
-    files = packLua(path.join(dist, "nodemcu"), out);
+    files = packLua(path.join(dist, "nodemcu"), out, p);
   }
   fs.writeFileSync(path.join(out, "profile.json"), JSON.stringify(p, null, 2) + "\n");
   const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);

@@ -34,7 +34,7 @@ export interface StandinOptions {
   globals?: Record<string, unknown>;
   /** The board's flash for `require("Storage")`: one file per name in this directory. */
   storageDir?: string;
-  /** Bytes of flash free for Storage (default 64 KB). */
+  /** Bytes of flash free for Storage (default 128 KB: the packed sensor node, about 75 KB, and its records). */
   storageFree?: number;
   /** Size of the pieces `net` delivers: 536 (ESP32, default) or 268 (ESP8266). */
   chunk?: number;
@@ -198,7 +198,7 @@ function storageModule(opts: StandinOptions) {
     if (name.length === 0 || name.length > 28) throw new Error(`Storage: name "${name}" must be 1..28 characters`);
     return path.join(dir, Buffer.from(name, "latin1").toString("hex"));
   };
-  const total = opts.storageFree ?? 65536;
+  const total = opts.storageFree ?? 131072;
   // As on the board, a replaced or erased file stays in flash as trash until a compaction, which
   // a write that does not fit runs by itself. Each file also costs a 32-byte header. Trash is
   // counted from the start of this context (the flash's history before it is taken as compacted).
