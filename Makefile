@@ -40,9 +40,15 @@ guard: deps
 test: deps
 	@node tools/test.mjs
 
-# One simulated board publishing a counter to a mosquitto it starts (or BROKER=host:port).
+# The sensor node on a simulated board against a mosquitto it starts (or BROKER=host:port), its
+# console on this terminal. TARGET=node (default) | espruino | lua51 | lua53 | fengari: the runtime.
+TARGET ?= node
 sim: build
+ifeq ($(TARGET),node)
 	@node dist/node/host-sim/sim.js
+else
+	@TARGET=$(TARGET) node dist/node/host-sim/sim-board.js
+endif
 
 clean:
 	rm -rf dist
