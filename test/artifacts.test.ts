@@ -81,7 +81,7 @@ describe("shipped artifacts", () => {
  * CI, and has to raise the budget on purpose (with the reason in its commit). The Espruino figure
  * is what `Storage` holds; the NodeMCU one what is uploaded to SPIFFS (before LFS or bytecode).
  */
-const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 130_000, nodemcuApp: 44_000, espruinoApp: 24_000 };
+const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 134_000, nodemcuApp: 48_000, espruinoApp: 24_000 };
 
 /** The sensor-node app's NodeMCU files: firmware/app and its entry (the board's module `app`). */
 const isNodemcuApp = (f: string) => f.startsWith(path.join(DIST, "nodemcu/firmware/app") + path.sep) ||

@@ -6,6 +6,7 @@ import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import { settingsCommands, typingSecret } from "./commands";
 import { SensorNode, type Sensor } from "./node";
+import { pemCommand, readPems, type Pems } from "./pem";
 import { Settings } from "./settings";
 
 /**
@@ -31,9 +32,9 @@ export interface AppBoard {
   awakeMs?: number;
   /**
    * The platform, made once the settings are read: `wifi` is the station to join (undefined:
-   * the board's saved one), `log` where its log lines go.
+   * the board's saved one), `log` where its log lines go, `tls` the certificates on flash.
    */
-  platform(this: void, wifi: { ssid: string; password: string } | undefined, log: LogSink): Platform;
+  platform(this: void, wifi: { ssid: string; password: string } | undefined, log: LogSink, tls: Pems): Platform;
   /** Client sizes from the board profile. */
   maxPacket?: number;
   maxInflight?: number;
@@ -88,7 +89,8 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
     },
   };
   const ssid = st.get("wifi.ssid");
-  const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log);
+  const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log,
+    board.tls ? readPems(board.storage) : {});
   clock = platform.clock;
   bootAt = clock.now();
   if (loaded !== null) log.write(1, loaded);
@@ -102,6 +104,9 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   }, st);
   const commands = settingsCommands(st, () => log.write(2, "settings are the defaults now; reboot to use them"));
   for (const c of node.commands()) commands.push(c);
+  commands.push(pemCommand(board.storage, board.tls, (fn, secret) => {
+    if (con !== undefined) con.collect(fn, secret);
+  }));
   con = new LineConsole(board.serial, commands, board.back, typingSecret);
   con.start();
   const problem = node.start();

@@ -72,6 +72,18 @@ export class LineConsole {
 
   /** Characters typed so far (a node about to sleep stays awake while someone types). */
   keys = 0;
+  /** Lines go here instead of running as commands, until it returns true (pasted text). */
+  private collector: ((this: void, line: string) => boolean) | undefined = undefined;
+  private collectSecret = false;
+
+  /**
+   * The lines typed next go to `fn`, not to the commands, until it returns true (a PEM being
+   * pasted); `secret`: they are echoed as "*". Ctrl-C ends it (fn gets no more lines).
+   */
+  collect(fn: (this: void, line: string) => boolean, secret: boolean): void {
+    this.collector = fn;
+    this.collectSecret = secret;
+  }
 
   /** Characters typed (from the adapter). */
   feed(s: string): void {
@@ -93,6 +105,7 @@ export class LineConsole {
           this.serial.write("\b \b");
         }
       } else if (k === CTRL_C) {
+        this.collector = undefined;
         this.line = "";
         this.shown = "";
         this.tooLong = false;
@@ -102,7 +115,7 @@ export class LineConsole {
           this.tooLong = true;
         } else {
           const c = s.charAt(i);
-          const masked = this.hide !== undefined && this.hide(this.line);
+          const masked = this.collector !== undefined ? this.collectSecret : this.hide !== undefined && this.hide(this.line);
           this.line += c;
           this.shown += masked ? "*" : c;
           this.serial.write(masked ? "*" : c);
@@ -137,8 +150,12 @@ export class LineConsole {
     this.shown = "";
     this.tooLong = false;
     this.running = true;
+    const collector = this.collector;
     if (tooLong) {
+      this.collector = undefined;
       this.say(`error: the line is over ${LINE_MAX} characters; nothing was run. Fix: type a shorter line`);
+    } else if (collector !== undefined) {
+      if (collector(line)) this.collector = undefined;
     } else {
       this.run(words(line), line);
     }

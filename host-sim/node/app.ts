@@ -46,7 +46,7 @@ export function nodeApp(o: NodeAppOptions): App {
     reboot: o.reboot,
     sleep: o.sleep,
     awakeMs: o.awakeMs,
-    platform: (_wifi, log) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap,
+    platform: (_wifi, log, tls) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap, tls,
       logLevel: LOG_DEBUG, log: (level, line) => log.write(level, line) }),
   }, o.defaults);
 }

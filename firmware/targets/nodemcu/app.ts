@@ -56,7 +56,9 @@ const app: App = startApp({
   reboot: () => {
     (_G["node"] as NodeModule).restart();
   },
-  platform: (wifi, log) => nodemcuPlatform({ storage, log, wifi: wifi !== undefined ? { ssid: wifi.ssid, pwd: wifi.password } : {} }),
+  // NodeMCU's tls module verifies the broker against a CA; a client certificate it does not take here
+  platform: (wifi, log, tls) => nodemcuPlatform({ storage, log, tls: tls.ca !== undefined ? { ca: tls.ca } : undefined,
+    wifi: wifi !== undefined ? { ssid: wifi.ssid, pwd: wifi.password } : {} }),
   maxPacket: profile.maxPacket,
   maxInflight: profile.maxInflight,
   outboxMessages: profile.outboxMessages,
