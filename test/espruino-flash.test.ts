@@ -97,7 +97,7 @@ function realMissing(): string | null {
 const realWhy = realMissing();
 
 describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary over its telnet console${realWhy ? ` (skipped: ${realWhy})` : ""}`, () => {
-  it("writes and verifies the three files; at the next power-on the binary runs the boot guard from Storage and both modules load", async () => {
+  it("writes and verifies the four files; at the next power-on the boot guard starts the sensor node from Storage, its console answers, and repl hands the line back", async () => {
     const exe = process.env.ESPRUINO as string;
     const dir = tmp("petrel-esp-real-flash-");
     // The binary's stdin is a FIFO held open and never written. At end of file (/dev/null) its
@@ -127,12 +127,19 @@ describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary ov
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
     try {
-      await until("the boot guard's window, then its start of the app", () => out.includes("boot: no app in Storage; nothing to start"), 10000);
+      await until("the boot guard's window, then the app's console", () => out.includes("console: type help for the commands"), 15000);
       expect(out).toContain("boot: press a key within 2.0 s for safe mode (the REPL, no app)");
-      child.stdin.write('print("loaded " + typeof require("petrel").connect + " " + typeof require("petrel-console").serialConsole)\n');
+      child.stdin.write("status\n");
+      await until("the app's status", () => /node petrel-\w+: not connected/.test(out), 10000);
+      child.stdin.write("repl\n");
+      await until("the line handed back", () => out.includes("the serial line is the REPL's now"), 10000);
+      child.stdin.write('print("loaded " + typeof require("petrel").connect + " " + typeof require("petrel-console").serialConsole + " jsvars " + process.memory().usage)\n');
       await until("require(\"petrel\") and require(\"petrel-console\") from Storage", () => out.includes("loaded function function"), 10000);
+      console.log(`[espruino-real] the sensor node running from Storage: ${/jsvars (\d+)/.exec(out)?.[1]} JsVars in use`);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- binary output ---\n${out.slice(-2000)}`);
     } finally {
       child.kill("SIGKILL");
     }
-  });
+  }, 240000);
 });
