@@ -317,3 +317,26 @@ describe("the boot guard (init.lua of a packed board) on the NodeMCU stand-in", 
     });
   }
 });
+
+describe("the app's settings save under a power cut, on each NodeMCU stand-in", () => {
+  const runs = [
+    { name: "lua51", exe: "lua5.1", esp32: false, args: [] as string[] },
+    { name: "lua53", exe: "lua5.3", esp32: true, args: [] as string[] },
+    { name: "fengari", exe: process.execPath, esp32: true, args: [path.join(DIST, "node/host-sim/nodemcu/fengari-board.js")] },
+  ] as const;
+  for (const lua of runs) {
+    needs(runtimes[lua.name].missing(), `${lua.name}: save leaves the old or the new settings under a cut at every flash step`, async () => {
+      const r = await runLua(lua.exe, lua.esp32, "settings-cuts.lua", tmpDir("settings-cuts"), {}, 20000, undefined, { args: [...lua.args] });
+      expect(r.code, r.stderr).toBe(0);
+      // the storage's four flash steps: a cut in the first two keeps the old settings, in the
+      // last two the new ones; each time load() finds nothing wrong and the next save works
+      expect(r.out).toEqual([
+        "save cut 1 -> old load nil save-after true",
+        "save cut 2 -> old load nil save-after true",
+        "save cut 3 -> new load nil save-after true",
+        "save cut 4 -> new load nil save-after true",
+        "save cut 5 -> new load nil save-after true (not cut)",
+      ]);
+    });
+  }
+});

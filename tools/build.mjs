@@ -24,6 +24,7 @@ export const ESPRUINO_BUNDLES = [
   ["firmware/targets/espruino/boot.ts", "boot.js"],
   ["firmware/targets/espruino/console.ts", "console.js"],
   ["firmware/targets/espruino/app.ts", "app.js"],
+  ["test/fixtures/espruino/settings.ts", "settings-test.js"],
 ];
 
 /**

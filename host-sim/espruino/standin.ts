@@ -207,9 +207,28 @@ function storageModule(opts: StandinOptions) {
   const stats = { compactions: 0 };
   const used = () => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size + HEADER, 0);
   const sizeOf = (name: string) => (fs.existsSync(file(name)) ? fs.statSync(file(name)).size + HEADER : 0);
+  // power cuts (stand-in only): the n-th mutation from now is cut (a write keeps half its bytes,
+  // an erase does not happen), and every mutation after it throws until power returns
+  let cutIn = 0;
+  let powered = true;
+  /** True when this mutation is the one cut (it then throws after doing its part). */
+  const mutation = (): boolean => {
+    if (!powered) throw new Error("stand-in: no power (flash call after a power cut)");
+    if (cutIn > 0 && --cutIn === 0) {
+      powered = false;
+      return true;
+    }
+    return false;
+  };
   const api = {
     write(name: string, data: string, offset?: number, size?: number) {
-      const piece = Buffer.from(String(data), "latin1");
+      const piece0 = Buffer.from(String(data), "latin1");
+      const cut = mutation();
+      const piece = cut ? piece0.subarray(0, piece0.length >> 1) : piece0;
+      if (cut && offset === undefined) {
+        fs.writeFileSync(file(name), piece);
+        throw new Error("stand-in: power cut");
+      }
       if (offset !== undefined && offset > 0) {
         // a later piece of a file created with its size: written in place (no new file)
         const f = file(name);
@@ -218,6 +237,7 @@ function storageModule(opts: StandinOptions) {
         if (offset + piece.length > cur.length) throw new Error(`Storage: write past the end of ${name} (created with ${cur.length} bytes)`);
         piece.copy(cur, offset);
         fs.writeFileSync(f, cur);
+        if (cut) throw new Error("stand-in: power cut");
         return true;
       }
       // offset 0 with a size: the file is made that long (erased flash is 0xFF), this piece first
@@ -230,6 +250,7 @@ function storageModule(opts: StandinOptions) {
       if (used() + bytes.length + HEADER - sizeOf(name) > total) throw new Error("Storage: not enough free space");
       trash += sizeOf(name);
       fs.writeFileSync(file(name), bytes);
+      if (cut) throw new Error("stand-in: power cut");
       return true;
     },
     read(name: string) {
@@ -237,6 +258,7 @@ function storageModule(opts: StandinOptions) {
       return fs.existsSync(f) ? fs.readFileSync(f).toString("latin1") : undefined;
     },
     erase(name: string) {
+      if (mutation()) throw new Error("stand-in: power cut");
       trash += sizeOf(name);
       fs.rmSync(file(name), { force: true });
     },
@@ -256,6 +278,17 @@ function storageModule(opts: StandinOptions) {
     },
     /** Stand-in only: how often flash was compacted. */
     standinStats: stats,
+    /** Stand-in only: cut the power at the n-th flash mutation from now (write or erase). */
+    standinPowerCut(n: number) {
+      cutIn = n;
+    },
+    /** Stand-in only: false from a power cut until standinPowerOn(). */
+    standinPowered: () => powered,
+    /** Stand-in only: power back on (the flash works again, nothing is cut). */
+    standinPowerOn() {
+      powered = true;
+      cutIn = 0;
+    },
   };
   return api;
 }
