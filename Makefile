@@ -41,7 +41,8 @@ test: deps
 	@node tools/test.mjs
 
 # The sensor node on a simulated board against a mosquitto it starts (or BROKER=host:port), its
-# console on this terminal. TARGET=node (default) | espruino | lua51 | lua53 | fengari: the runtime.
+# console on this terminal and on a pseudo-terminal (make console PORT=dist/sim-board/tty).
+# DEVICES=N: N boards with a live summary. TARGET=node (default) | espruino | lua51 | lua53 | fengari.
 TARGET ?= node
 sim: build
 ifeq ($(TARGET),node)

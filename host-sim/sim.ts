@@ -1,40 +1,73 @@
 /**
- * `make sim`: one simulated sensor node running the Node build of the app (firmware/app), its
- * serial console on this terminal. It starts a local mosquitto of its own (or uses
- * BROKER=host:port, which becomes the board's default `brokers`), publishes simulated readings
- * (temperature, Wi-Fi RSSI, free heap) to <prefix>/<id>/telemetry, keeps its retained status,
- * and takes commands on <prefix>/<id>/cmd. Type help at the console. Its flash (settings and
- * outbox) is a directory, SIM_STORE (default dist/sim-board): settings saved there survive a restart.
+ * `make sim`: simulated sensor nodes running the Node build of the app (firmware/app/main.ts,
+ * the start-up every board runs), against a local mosquitto of their own (or BROKER=host:port,
+ * which becomes the boards' default `brokers`). They publish simulated readings (temperature,
+ * Wi-Fi RSSI, free heap) to <prefix>/<id>/telemetry, keep their retained status and take commands
+ * on <prefix>/<id>/cmd. Each board's serial console is also a pseudo-terminal (SIM_STORE/tty, or
+ * ttyK with DEVICES): `make console PORT=<that path>` or any serial program talks to it as to a
+ * USB board. A board's flash (settings and outbox) is a directory under SIM_STORE (default
+ * dist/sim-board): what is saved survives a restart. A reboot typed at a console powers that board
+ * on again; a deep sleep, after the sleep.
  *
- *   make sim                       until Ctrl-C (or Ctrl-D)
- *   SIM_COUNT=3 make sim           three readings sent and acknowledged, then it ends
- *   SIM_INTERVAL=1 make sim        the board's default interval, seconds (default 5)
+ *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D)
+ *   DEVICES=5 make sim             five boards (ids petrel-sim1 … petrel-sim5), a live one-line
+ *                                  summary here, each console on its own pseudo-terminal
+ *   SIM_COUNT=3 make sim           ends once every board had three readings acknowledged
+ *   SIM_INTERVAL=1 make sim        the boards' default interval, seconds (default 5)
  *   BROKER=test.example:1883 make sim
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { settingsCommands, typingSecret } from "../firmware/app/commands";
-import { SensorNode } from "../firmware/app/node";
-import { Settings } from "../firmware/app/settings";
-import { LineConsole } from "../firmware/console/line";
-import { LOG_INFO } from "../firmware/port/log";
+import type { App } from "../firmware/app/main";
+import type { Serial } from "../firmware/console/line";
 import { startBroker, type Broker } from "./mosquitto";
-import { nodePlatform } from "./node/platform";
+import { nodeApp } from "./node/app";
+import { openPty, type Pty } from "./node/pty";
 import { terminalSerial } from "./node/serial";
 
-const LEVELS = ["error", "warn ", "info ", "debug"];
 const VERSION = "0.1.0-sim";
 
-function stamp(): string {
-  return new Date().toISOString().slice(11, 23);
+function say(line: string): void {
+  process.stdout.write(`\r${line}\r\n`);
 }
 
-function say(line: string): void {
-  process.stdout.write(`\r${stamp()} ${line}\r\n`);
+interface Board {
+  k: number;
+  id: string;
+  flash: string;
+  pty: Pty;
+  app: App | undefined;
+  /** Readings sent by earlier boots of this board (the app counts from its own start). */
+  sentBefore: number;
+  reconnectsBefore: number;
+}
+
+/** A board's serial line: its pseudo-terminal, and this terminal too when `terminal`. */
+function boardSerial(pty: Pty, setSink: (fn: ((s: string) => void) | undefined) => void, terminal: Serial | undefined): Serial {
+  return {
+    take: (chars) => {
+      setSink(chars);
+      terminal?.take(chars);
+    },
+    release: () => {
+      pty.write("(the simulator has no REPL of its own: press Enter to take the console back)\r\n");
+      setSink(undefined);
+      terminal?.release();
+    },
+    write: (s) => {
+      pty.write(s);
+      terminal?.write(s);
+    },
+  };
 }
 
 async function main(): Promise<void> {
   const count = Number(process.env.SIM_COUNT ?? "0");
+  const devices = Number(process.env.DEVICES ?? "1");
+  if (!Number.isInteger(devices) || devices < 1 || devices > 500) {
+    say(`sim: DEVICES=${process.env.DEVICES} is not a number of boards from 1 to 500`);
+    process.exit(2);
+  }
   const store = path.resolve(process.env.SIM_STORE ?? "dist/sim-board");
   let broker: Broker | undefined;
   let brokerAt: string;
@@ -47,74 +80,116 @@ async function main(): Promise<void> {
     say(`sim: started mosquitto on ${brokerAt} (its log: ${path.join(broker.dir, "mosquitto.log")})`);
   }
   fs.mkdirSync(store, { recursive: true });
-  say(`sim: board flash is ${store}`);
-
-  let heap = 30000;
-  const platform = nodePlatform({
-    storageDir: store,
-    chipId: process.env.SIM_ID ?? "sim1",
-    hosts: { localhost: "127.0.0.1" },
-    logLevel: LOG_INFO,
-    log: (level, line) => say(`${LEVELS[level] ?? level} ${line}`),
-    freeHeap: () => heap,
-  });
-  const st = new Settings(platform.storage, true);
-  const why = st.setDefault("brokers", brokerAt);
-  if (why !== null) {
-    say(`sim: BROKER: ${why}`);
-    process.exit(2);
-  }
-  const interval = st.setDefault("interval", process.env.SIM_INTERVAL ?? "5");
-  if (interval !== null) {
-    say(`sim: SIM_INTERVAL: ${interval}`);
-    process.exit(2);
-  }
-  const loaded = st.load();
-  if (loaded !== null) say(`warn  ${loaded}`);
-
-  let t = 0;
-  const node = new SensorNode({
-    platform,
-    tls: true,
-    version: VERSION,
-    sensors: [
-      { name: "temp", read: () => Math.round((21 + 2 * Math.sin(t++ / 20) + platform.random(10) / 50) * 10) / 10 },
-      { name: "rssi", read: () => -55 - platform.random(12) },
-      { name: "heap", read: () => (heap = 30000 - platform.random(800)) },
-    ],
-    reboot: () => finish(0, "sim: reboot asked; the simulated board stops (run make sim again to boot it)"),
-    log: (line) => say(`info  ${line}`),
-  }, st);
-  const problem = node.start();
-  if (problem !== null) {
-    say(`error ${problem}`);
-    process.exit(2);
-  }
-  say(`sim: watch it with: mosquitto_sub -h ${brokerAt.replace(/:\d+$/, "")} -p ${brokerAt.replace(/^.*:/, "")} -t '${node.topic("#")}' -v`);
-
-  const con: LineConsole = new LineConsole(terminalSerial(process.stdin, process.stdout, () => con.start()),
-    [...settingsCommands(st, () => say("info  settings are the defaults now; reboot (or restart make sim) to use them")), ...node.commands()],
-    "pressing Enter", typingSecret);
-  con.start();
-
+  const one = devices === 1;
+  const defaults = { brokers: brokerAt, interval: process.env.SIM_INTERVAL ?? "5" };
+  const boards: Board[] = [];
   let finishing = false;
+
+  const boot = (b: Board, serial: Serial) => {
+    b.app = nodeApp({
+      flash: b.flash, chipId: one ? process.env.SIM_ID ?? "sim1" : `sim${b.k}`, serial, version: VERSION, defaults,
+      hosts: { localhost: "127.0.0.1" },
+      reboot: () => {
+        const app = b.app as App;
+        b.sentBefore += app.node.sent;
+        b.reconnectsBefore += app.node.reconnects();
+        say(`sim: ${b.id} reboots`);
+        app.node.stop();
+        app.node.client?.end(() => {
+          if (!finishing) boot(b, serial);
+        });
+      },
+      sleep: (ms) => {
+        const app = b.app as App;
+        b.sentBefore += app.node.sent;
+        b.reconnectsBefore += app.node.reconnects();
+        say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
+        app.node.stop();
+        setTimeout(() => {
+          if (!finishing) boot(b, serial);
+        }, ms);
+      },
+    });
+    b.id = b.app.node.id();
+  };
+
+  for (let k = 1; k <= devices; k++) {
+    const flash = one ? store : path.join(store, `dev${k}`);
+    fs.mkdirSync(flash, { recursive: true });
+    let sink: ((s: string) => void) | undefined;
+    const pty = await openPty(path.join(store, one ? "tty" : `tty${k}`), (s) => {
+      if (sink !== undefined) sink(s);
+      else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
+    });
+    const b: Board = { k, id: "", flash, pty, app: undefined, sentBefore: 0, reconnectsBefore: 0 };
+    boards.push(b);
+    const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start()) : undefined;
+    boot(b, boardSerial(pty, (fn) => (sink = fn), terminal));
+  }
+  const host = brokerAt.replace(/:\d+$/, "");
+  const port = brokerAt.replace(/^.*:/, "");
+  say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topic("#") : "petrel/#"}' -v`);
+  for (const b of boards) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
+
+  const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
+  let lastSent = 0;
+  /** connected, readings per second over the last `seconds`, reconnects, outbox messages queued. */
+  const summary = (seconds: number) => {
+    const total = boards.reduce((n, b) => n + sent(b), 0);
+    const connected = boards.filter((b) => b.app?.node.client?.connected === true).length;
+    const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app?.node.reconnects() ?? 0), 0);
+    const queue = boards.reduce((n, b) => n + (b.app?.node.client?.core.outbox.count ?? 0), 0);
+    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastSent) / seconds).toFixed(1)} msgs/s, ${reconnects} reconnects, queue ${queue}`;
+    lastSent = total;
+    return line;
+  };
+  const startedAt = Date.now();
   const finish = (code: number, why: string) => {
     if (finishing) return;
     finishing = true;
-    say(why);
-    say(`sim: ending: ${node.sent} readings sent, ${node.dropped} dropped, outbox ${node.client!.core.outbox.count}`);
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
-    node.client!.end(async () => {
-      if (broker) await broker.close();
-      process.exit(code);
-    });
+    if (!one) {
+      lastSent = 0;
+      say(`${summary(Math.max(1, (Date.now() - startedAt) / 1000))} (over the whole run)`);
+    }
+    say(why);
+    let open = boards.length;
+    for (const b of boards) {
+      const c = b.app?.node.client;
+      say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.core.outbox.count ?? 0}`);
+      b.pty.close();
+      const done = () => {
+        if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
+      };
+      if (c !== undefined) c.end(done);
+      else done();
+    }
     setTimeout(() => process.exit(code), 3000).unref();
   };
+
+  // DEVICES: a live one-line summary (redrawn in place on a terminal, a line every 5 s otherwise)
+  if (!one) {
+    const every = process.stdout.isTTY ? 1 : 5;
+    setInterval(() => {
+      const line = summary(every);
+      if (finishing) return;
+      if (process.stdout.isTTY) process.stdout.write(`\r${line}   `);
+      else say(line);
+    }, every * 1000).unref();
+    if (process.stdin.isTTY) {
+      process.stdin.setRawMode(true);
+      process.stdin.on("data", (d: Buffer) => {
+        if (d.includes(3) || d.includes(4)) finish(0, "sim: stopping");
+      });
+      say("sim: Ctrl-C ends it; each board's console is on its pseudo-terminal above");
+    }
+  }
+
   if (count > 0) {
     const poll = setInterval(() => {
-      if (node.sent >= count && node.client!.core.outbox.count === 0) {
+      if (boards.every((b) => sent(b) >= count && b.app?.node.client?.core.outbox.count === 0)) {
         clearInterval(poll);
-        finish(0, `sim: ${count} readings sent and acknowledged`);
+        finish(0, `sim: ${count} readings sent and acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
       }
     }, 50);
   }

@@ -35,14 +35,18 @@ it("credentials set and saved at the console reach the broker after a reboot, ne
   dirs.push(store);
   const env = { ...process.env, SIM_STORE: store, SIM_INTERVAL: "1", BROKER: `127.0.0.1:${broker.port}` };
 
-  // first boot: anonymous, refused by the broker; the credentials are typed and saved, then reboot
+  // first boot: anonymous, refused by the broker; the credentials are typed and saved, then a
+  // reboot (the simulator powers the board on again); with them the reading taken before the
+  // reboot (kept in the outbox) and one after are acknowledged, and it ends (SIM_COUNT)
   const first = spawnSync(process.execPath, [SIM], {
-    env, encoding: "utf8", timeout: 30000,
+    env: { ...env, SIM_COUNT: "2" }, encoding: "utf8", timeout: 30000,
     input: `set mqtt.user node\nset mqtt.pass ${CANARY}\nsave\nreboot\n`,
   });
   expect(first.status, first.stdout + first.stderr).toBe(0);
   expect(first.stdout).toContain("mqtt.pass = (set, hidden) (not saved yet)");
   expect(first.stdout).toContain("saved (2 changes)");
+  expect(first.stdout).toContain("sim: petrel-sim1 reboots");
+  expect(first.stdout).toContain("sim: 2 readings sent and acknowledged");
 
   // everything the broker delivers, to a watcher of its own
   const watcher = await watch(broker.port, "#", { user: "watcher", pass: "watcher-pass" });

@@ -291,6 +291,15 @@ export class SensorNode {
     return sleeping ? IDLE : this.settings.int("interval") * 1000;
   }
 
+  /** Stops sampling (the host simulator's reboot of one board among many; a board just restarts). */
+  stop(): void {
+    const sched = this.board.platform.sched;
+    if (this.task >= 0) sched.remove(this.task);
+    if (this.sleepTask >= 0) sched.remove(this.sleepTask);
+    this.task = -1;
+    this.sleepTask = -1;
+  }
+
   /** Samples now (the publish command): the task runs at once, then keeps its interval. */
   publishNow(): void {
     if (this.task >= 0) this.board.platform.sched.wake(this.task);
