@@ -108,6 +108,17 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       const retained = spawnSync("mosquitto_sub", ["-h", "127.0.0.1", "-p", String(broker.port), "-t", `petrel/${id}/status`, "-C", "1", "-W", "5"], { encoding: "utf8" });
       expect(JSON.parse(retained.stdout)).toMatchObject({ state: "online", version: expect.any(String) });
 
+      // the rest of the console: publish, unset, factory-reset (asks first), repl and back
+      expect(await b.reply("publish")).toEqual(["publishing a reading now"]);
+      expect(await b.reply("unset qos")).toEqual([expect.stringMatching(/^qos = 1 \(the default; not saved yet\)$/)]);
+      expect(await b.reply("unset nosuch")).toEqual([expect.stringMatching(/^error: unknown setting "nosuch"/)]);
+      expect(await b.reply("factory-reset")).toEqual(["factory-reset erases every setting, Wi-Fi and broker credentials included; type factory-reset yes to do it"]);
+      const reset = await b.reply("factory-reset yes");
+      expect(reset[0]).toBe("factory-reset: every setting is back to its default, on flash too");
+      expect(await b.reply("get interval")).toEqual([expect.stringMatching(/^interval = 60 /)]);
+      expect(await b.reply("get mqtt.pass")).toEqual([expect.stringMatching(/^mqtt\.pass = \(not set\) /)]);
+      expect(await b.reply("frobnicate")).toEqual(['error: unknown command "frobnicate"; type help for the list']);
+
       // abrupt loss: the will marks it offline
       b.kill();
       await until("the will", () => seen.some((l) => l === `petrel/${id}/status {"state":"offline"}`), 15000);
