@@ -6,7 +6,9 @@
  *
  * The stand-ins read their console a line at a time (as a UART with line-oriented input), so
  * this terminal edits the line (Backspace, Ctrl-C) and echoes it, secrets as "*", and sends it
- * at Enter; the board's own echo of that line is not shown again.
+ * at Enter; the board's own echo of that line is not shown again. The console is also a
+ * pseudo-terminal, <flash>/tty: `make console PORT=…` or serialport talk to it as to a USB board
+ * (lines go to the board at Enter, and it echoes them).
  *
  *   SIM_STORE   the board's flash (default dist/sim-board-<target>)
  *   SIM_INTERVAL, SIM_ID   the board's default interval (s) and client id
@@ -17,6 +19,7 @@ import * as path from "node:path";
 import { typingSecret } from "../firmware/app/commands";
 import { APP_TARGETS, REBOOT_STATUS, appCommand, type AppTarget } from "./app-boards";
 import { startBroker, type Broker } from "./mosquitto";
+import { openPty, type Pty } from "./node/pty";
 
 const SLEEP_STATUS = 5;
 
@@ -44,6 +47,18 @@ async function main(): Promise<void> {
   say(`sim: a ${target} board, its flash ${flash}; watch it with: mosquitto_sub -h ${brokerAt.replace(/:\d+$/, "")} -p ${brokerAt.replace(/^.*:/, "")} -t 'petrel/${id}/#' -v`);
 
   let child: ChildProcess | undefined;
+  let ptyLine = "";
+  const pty: Pty = await openPty(path.join(flash, "tty"), (s) => {
+    for (const ch of s) {
+      if (ch === "\r" || ch === "\n") {
+        if (ch === "\n" && ptyLine.length === 0) continue;
+        child?.stdin?.write(ptyLine + "\n");
+        ptyLine = "";
+      } else if (ch === "\b" || ch === "\x7f") ptyLine = ptyLine.slice(0, -1);
+      else if (ch >= " ") ptyLine += ch;
+    }
+  });
+  say(`sim: its console is also on ${pty.path}: make console PORT=${pty.path}`);
   let ending = false;
   /** The line sent last: the board's echo of it is dropped (this terminal showed it already). */
   let sentEcho: string | undefined;
@@ -52,6 +67,7 @@ async function main(): Promise<void> {
     const c = appCommand(target, { flash, chipId: id, defaults });
     child = spawn(c.exe, c.args, { cwd: flash, env: { ...process.env, ...c.env }, stdio: ["pipe", "pipe", "inherit"] });
     child.stdout!.on("data", (d: Buffer) => {
+      pty.write(d.toString("latin1").replace(/\r?\n/g, "\r\n"));
       rest += d.toString("latin1");
       const parts = rest.split("\n");
       rest = parts.pop() as string;
@@ -91,6 +107,7 @@ async function main(): Promise<void> {
     say(why);
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     child?.kill("SIGKILL");
+    pty.close();
     void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
   };
   if (process.stdin.isTTY) process.stdin.setRawMode(true);
