@@ -118,6 +118,56 @@ describe("the serial console (shared code, on the host)", () => {
     s.chars!("ping again\r");
     expect(s.out).toContain("pong again");
   });
+
+  it("collect mode: lines go to the collector (echoed as * when secret) until it says done; Ctrl-C or an over-long line ends it", () => {
+    const { s, serial } = fakeSerial();
+    const c = new LineConsole(serial, COMMANDS, "back()");
+    c.start();
+    const got: string[] = [];
+    c.collect((l) => {
+      got.push(l);
+      return l === "END";
+    }, true);
+    s.out = "";
+    s.chars!("ping hidden\rEND\rping shown\r");
+    expect(got).toEqual(["ping hidden", "END"]);
+    expect(s.out).not.toContain("pong hidden");
+    expect(s.out).not.toContain("ping hidden");
+    expect(s.out).toContain("***********");
+    expect(s.out).toContain("pong shown");
+    // Ctrl-C leaves collect mode: the next line is a command again
+    c.collect((l) => got.push(l) < 0, false);
+    s.chars!("\x03ping after\r");
+    expect(got).toEqual(["ping hidden", "END"]);
+    expect(s.out).toContain("pong after");
+    // a line over LINE_MAX ends it too, with the refusal
+    c.collect((l) => got.push(l) < 0, false);
+    s.chars!("x".repeat(LINE_MAX + 1) + "\rping last\r");
+    expect(got).toEqual(["ping hidden", "END"]);
+    expect(s.out).toContain("pong last");
+  });
+
+  it("print: a program's line above the prompt, the typed part drawn again; plain while a command runs or after repl", () => {
+    const { s, serial } = fakeSerial();
+    let con: LineConsole | undefined;
+    const c = new LineConsole(serial, [{ name: "log", help: "", run: (_a, say) => {
+      con!.print("from inside");
+      say("done");
+    } }], "back()");
+    con = c;
+    c.start();
+    s.chars!("pi");
+    s.out = "";
+    c.print("a log line");
+    expect(s.out).toBe("\ra log line\r\npetrel> pi");
+    s.chars!("\x03log\r");
+    expect(s.out).toContain("from inside\r\ndone\r\n");
+    c.feed("repl\r");
+    s.out = "";
+    c.print("later");
+    expect(s.out).toBe("later\r\n");
+    expect(c.keys).toBeGreaterThan(0);
+  });
 });
 
 describe("the serial console on the Espruino stand-in (dist/espruino/console.js)", () => {
