@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean sim boards console flash
+.PHONY: all deps build guard test bench clean sim boards console flash chaos
 
 # make BOARD=<name>: that board's artifact in dist/boards/<name>/, checked against its byte budget.
 BOARD ?=
@@ -50,6 +50,11 @@ ifeq ($(TARGET),node)
 else
 	@TARGET=$(TARGET) node dist/node/host-sim/sim-board.js
 endif
+
+# The chaos lab: boards through a seeded fault schedule, checked at the broker (PASS / FAIL).
+# CHAOS_BOARDS (5), CHAOS_SECONDS (60), CHAOS_SEED (printed; repeats a run), CHAOS_BROKEN=1.
+chaos: build
+	@node dist/node/host-sim/chaos/cli.js
 
 clean:
 	rm -rf dist
