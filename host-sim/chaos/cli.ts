@@ -1,7 +1,9 @@
 /**
  * `make chaos`: the chaos lab on the command line. CHAOS_BOARDS (default 5), CHAOS_SECONDS
  * (default 60), CHAOS_SEED (default: from the clock, printed), CHAOS_BROKEN=1 (boards that lose
- * their outbox at a power cut: the verdict must be FAIL). Exit 0 on PASS, 1 on FAIL.
+ * their outbox at a power cut: the verdict must be FAIL), CHAOS_KILLS=1 (broker kill -9 and
+ * restarts without persistence among the faults; what the broker itself loses is counted apart).
+ * Exit 0 on PASS, 1 on FAIL.
  */
 import { runChaos } from "./lab";
 
@@ -10,11 +12,12 @@ async function main(): Promise<void> {
   const boards = Number(process.env.CHAOS_BOARDS ?? "5");
   const seconds = Number(process.env.CHAOS_SECONDS ?? "60");
   console.log(`chaos: seed ${seed}, ${boards} boards, ${seconds} s of faults (CHAOS_SEED=${seed} repeats the schedule)`);
-  const r = await runChaos({ boards, seconds, seed, brokenOutbox: process.env.CHAOS_BROKEN === "1", progress: (l) => console.log(l) });
+  const r = await runChaos({ boards, seconds, seed, brokenOutbox: process.env.CHAOS_BROKEN === "1", brokerKills: process.env.CHAOS_KILLS === "1", progress: (l) => console.log(l) });
   for (const row of r.verdict.rows) {
     console.log(`  ${row.device} QoS ${row.qos}: sent ${row.sent}, received ${row.received}, duplicates ${row.duplicates}, lost ${row.lost}`);
   }
-  console.log(`chaos: ${r.faults.length} faults (${r.powerCuts} power cuts, ${r.brokerRestarts} broker restarts); QoS 0 lost ${r.verdict.qos0Lost}; refused while cut off ${r.refused}`);
+  console.log(`chaos: ${r.faults.length} faults (${r.powerCuts} power cuts, ${r.brokerRestarts} broker restarts, ${r.brokerKills} kill -9, ${r.brokerWipes} without persistence); QoS 0 lost ${r.verdict.qos0Lost}; refused while cut off ${r.refused}`);
+  console.log(`chaos: broker-side (its state lost): ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms (${r.recovery.samples} faults)`);
   for (const v of r.verdict.violations.slice(0, 20)) console.log(`  VIOLATION ${v}`);
   console.log(`chaos: ${r.verdict.ok ? "PASS" : `FAIL (${r.verdict.violations.length} violations)`} (seed ${seed})`);
   process.exit(r.verdict.ok ? 0 : 1);

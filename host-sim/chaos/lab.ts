@@ -10,6 +10,8 @@
  * must say FAIL.
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import "../../firmware/targets/node/index";
 import type { Storage } from "../../firmware/port/storage";
 import type { Transport, TransportEvents } from "../../firmware/port/transport";
@@ -19,7 +21,7 @@ import { startBroker, type Broker } from "../mosquitto";
 import { nodePlatform } from "../node/platform";
 import { memoryStorage } from "../node/storage";
 import { nodeTransport } from "../node/transport";
-import { verdict, type Fault, type Published, type Verdict } from "./checker";
+import { verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
 
 export interface ChaosOptions {
   boards: number;
@@ -29,6 +31,8 @@ export interface ChaosOptions {
   /** Messages per board per QoS per second. */
   rate?: number;
   brokenOutbox?: boolean;
+  /** Broker kill -9 and restarts without persistence among the faults too. */
+  brokerKills?: boolean;
   /** Progress lines (the command line prints them). */
   progress?: (line: string) => void;
 }
@@ -40,7 +44,12 @@ export interface ChaosResult {
   /** Messages each board's client refused (outbox full while cut off): not counted as sent. */
   refused: number;
   powerCuts: number;
+  /** Broker restarts: SIGTERM with persistence, kill -9, and without persistence. */
   brokerRestarts: number;
+  brokerKills: number;
+  brokerWipes: number;
+  /** Per fault, ms from its end until every board was connected again (p50, p99, max). */
+  recovery: { p50: number; p99: number; max: number; samples: number };
 }
 
 /** A small seeded generator (mulberry32): the same seed, the same schedule. */
@@ -84,6 +93,7 @@ class ChaosBoard {
   private kill: () => void = () => {};
   readonly seq = [0, 0, 0];
   readonly at: number[][] = [[], [], []];
+  readonly ackAt: (number | undefined)[][] = [[], [], []];
   refused = 0;
 
   constructor(readonly id: string, private readonly port: number) {
@@ -102,9 +112,14 @@ class ChaosBoard {
     this.client = c;
   }
 
-  publish(t: number): void {
+  publish(t: number, now: () => number): void {
     for (let qos = 0; qos <= 2; qos++) {
-      const err = this.client.core.publish(`chaos/${this.id}/q${qos}`, String(this.seq[qos]), qos, false, undefined);
+      const seq = this.seq[qos];
+      const acks = this.ackAt[qos];
+      const done = qos === 0 ? undefined : (err: unknown) => {
+        if (err === undefined) acks[seq] = now();
+      };
+      const err = this.client.core.publish(`chaos/${this.id}/q${qos}`, String(seq), qos, false, done);
       if (err !== undefined) {
         this.refused++;
         continue;
@@ -128,7 +143,7 @@ class ChaosBoard {
 }
 
 /** The independent subscriber: mosquitto_sub with a persistent session, QoS 2, restarted with the broker. */
-function subscriber(port: number, lines: string[]): { stop(): void } {
+function subscriber(port: number, lines: Arrival[], now: () => number): { stop(): void } {
   let child: ReturnType<typeof spawn> | undefined;
   let stopped = false;
   const start = () => {
@@ -140,7 +155,7 @@ function subscriber(port: number, lines: string[]): { stop(): void } {
       rest += d.toString();
       const parts = rest.split("\n");
       rest = parts.pop() as string;
-      for (const p of parts) if (p.length > 0) lines.push(p);
+      for (const p of parts) if (p.length > 0) lines.push({ line: p, t: now() });
     });
     // it ends when the broker goes away; a new one resumes the same session
     c.on("exit", () => {
@@ -170,8 +185,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const rand = seeded(o.seed);
   let broker: Broker = await startBroker({ maxInflight: 20 });
   let proxy: FaultProxy | undefined;
-  const received: string[] = [];
-  const sub = subscriber(broker.port, received);
+  const received: Arrival[] = [];
+  const t0 = Date.now();
+  const now = () => Date.now() - t0;
+  const sub = subscriber(broker.port, received, now);
+  const stateLost: number[] = [];
+  const recoveries: number[] = [];
+  let brokerKills = 0;
+  let brokerWipes = 0;
   const faults: Fault[] = [];
   let powerCuts = 0;
   let brokerRestarts = 0;
@@ -184,12 +205,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: broker.port } });
     for (let k = 1; k <= o.boards; k++) boards.push(new ChaosBoard(`b${k}`, proxy.port));
     await until("every board connected", () => boards.every((b) => b.client.connected), 10000);
-    const t0 = Date.now();
-    const now = () => Date.now() - t0;
     const rate = o.rate ?? 4;
     tick = setInterval(() => {
-      for (const b of boards) b.publish(now());
+      for (const b of boards) b.publish(now(), now);
     }, Math.round(1000 / rate));
+    /** After a fault: how long until every board is connected again (polled, bounded). */
+    const recovered = (end: number) => {
+      const poll = setInterval(() => {
+        if (boards.every((b) => b.client.connected)) {
+          recoveries.push(now() - end);
+          clearInterval(poll);
+        } else if (now() - end > 60000) clearInterval(poll);
+      }, 20);
+    };
 
     // the schedule: a fault every 1-2.5 s, each for 0.5-3 s; one broker restart half way
     const px = proxy;
@@ -198,14 +226,36 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     while (now() < o.seconds * 1000) {
       await sleep(1000 + Math.floor(rand() * 1500));
       const from = now();
-      if (!restarted && from > (o.seconds * 1000) / 2) {
-        restarted = true;
-        say(`chaos: ${from} ms broker restart (SIGTERM, persistence)`);
-        await broker.stop();
-        await sleep(500);
+      // with brokerKills the second fault is a kill -9 and the third a restart without
+      // persistence (every such run has both), later ones at random
+      const forced = o.brokerKills === true && faults.length === 1 ? "kill" : o.brokerKills === true && faults.length === 2 ? "wipe" : "";
+      const brokerFault = forced !== "" ? forced : !restarted && from > (o.seconds * 1000) / 2 ? "restart"
+        : o.brokerKills === true && rand() < 0.15 ? (rand() < 0.5 ? "kill" : "wipe") : "";
+      if (brokerFault !== "") {
+        if (brokerFault === "restart") restarted = true;
+        const name = brokerFault === "restart" ? "broker restart (SIGTERM, persistence)" : brokerFault === "kill" ? "broker kill -9" : "broker restart without persistence";
+        say(`chaos: ${from} ms ${name}`);
+        if (brokerFault === "restart") await broker.stop();
+        else await broker.kill();
+        if (brokerFault !== "restart") stateLost.push(now());
+        if (brokerFault === "wipe") {
+          // its saved state gone; the boards wait (connections refused) until the checker has
+          // its subscription again, or what they resend would reach a broker with no subscriber
+          fs.rmSync(path.join(broker.dir, "mosquitto.db"), { force: true });
+          await px.refuse(true, "unlisten");
+        }
+        await sleep(300);
         broker = await startBroker({ maxInflight: 20, port: broker.port, dir: broker.dir });
-        brokerRestarts++;
-        faults.push({ name: "broker restart", from, to: now() });
+        if (brokerFault === "wipe") {
+          const mark = broker.log().length;
+          await until("the checker subscribed again", () => broker.log().slice(mark).includes("chaos-checker"), 10000);
+          await sleep(300);
+          await px.refuse(false, "unlisten");
+          brokerWipes++;
+        } else if (brokerFault === "kill") brokerKills++;
+        else brokerRestarts++;
+        faults.push({ name, from, to: now() });
+        recovered(now());
         continue;
       }
       // the first fault is always a power cut: every run has one
@@ -215,6 +265,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (kind === "reset") {
         px.reset();
         faults.push({ name: "reset", from, to: from + 200 });
+        recovered(from);
       } else if (kind === "power-cut") {
         // cut off first (its outbox fills), then the power goes: the reboot must resume from flash
         const b = boards[Math.floor(rand() * boards.length)];
@@ -225,6 +276,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         await px.refuse(false, "reset");
         powerCuts++;
         faults.push({ name: `power cut of ${b.id}, cut off before it`, from, to: now() });
+        recovered(now());
       } else {
         if (kind === "blackhole") px.blackhole(true);
         else if (kind === "split") px.split(1);
@@ -240,6 +292,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         else if (kind === "delay") px.delay(0);
         else await px.refuse(false, "unlisten");
         faults.push({ name: kind, from, to: now() });
+        recovered(now());
       }
     }
     clearInterval(tick);
@@ -266,9 +319,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await broker.close();
   }
   const published: Published[] = [];
-  for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q] });
+  for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q], ackAt: b.ackAt[q] });
+  const sorted = recoveries.slice().sort((a, b) => a - b);
+  const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   return {
-    seed: o.seed, verdict: verdict(published, received, faults), faults,
-    refused: boards.reduce((n, b) => n + b.refused, 0), powerCuts, brokerRestarts,
+    seed: o.seed, verdict: verdict(published, received, faults, stateLost), faults,
+    refused: boards.reduce((n, b) => n + b.refused, 0), powerCuts, brokerRestarts, brokerKills, brokerWipes,
+    recovery: { p50: pick(0.5), p99: pick(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1], samples: sorted.length },
   };
 }
