@@ -1,3 +1,6 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { verdict, type Published } from "../host-sim/chaos/checker";
 import { runChaos } from "../host-sim/chaos/lab";
@@ -47,7 +50,8 @@ describe("the checker (synthetic arrivals)", () => {
 
 describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats it)`, () => {
   it("3 boards through the fault schedule with broker kill -9 and a restart without persistence: nothing lost or repeated on the client's leg, order kept", async () => {
-    const r = await runChaos({ boards: 3, seconds: 14, seed, brokerKills: true });
+    const report = path.join(os.tmpdir(), `petrel-chaos-${process.pid}-${seed}.html`);
+    const r = await runChaos({ boards: 3, seconds: 14, seed, brokerKills: true, report });
     console.log(`[chaos] seed ${seed}: ${r.faults.map((f) => f.name).join(", ")}; QoS 0 lost ${r.verdict.qos0Lost}; ` +
       `broker-side ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; recovery p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms`);
     expect(r.verdict.violations, `seed ${seed}`).toEqual([]);
@@ -61,11 +65,24 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     const lost = r.verdict.rows.filter((x) => x.qos > 0).reduce((n, x) => n + x.lost, 0);
     expect(lost).toBe(r.verdict.brokerSide.lost);
     expect(r.verdict.ok).toBe(true);
+    // the report: self-contained (nothing to fetch), with the verdict, the seed and the timeline
+    const html = fs.readFileSync(report, "utf8");
+    fs.rmSync(report, { force: true });
+    expect(html).toContain('<span class="verdict pass">PASS</span>');
+    expect(html).toContain(`CHAOS_SEED=${seed}`);
+    expect(html).toContain('aria-label="timeline"');
+    expect((html.match(/class="fault"/g) ?? []).length).toBe(r.faults.length);
+    expect(html).not.toMatch(/\b(src|href)=|@import|url\(/);
   }, 90000);
 
   it("a client whose outbox does not survive a power cut gets FAIL, naming the lost messages and the fault", async () => {
-    const r = await runChaos({ boards: 3, seconds: 6, seed, brokenOutbox: true });
+    const report = path.join(os.tmpdir(), `petrel-chaos-broken-${process.pid}-${seed}.html`);
+    const r = await runChaos({ boards: 3, seconds: 6, seed, brokenOutbox: true, report });
     expect(r.verdict.ok).toBe(false);
+    const html = fs.readFileSync(report, "utf8");
+    fs.rmSync(report, { force: true });
+    expect(html).toContain('<span class="verdict failv">FAIL</span>');
+    expect(html).toMatch(/<li>b\d QoS [12]: message \d+ lost/);
     expect(r.verdict.violations.some((v) => /QoS [12]: message \d+ lost \(accepted at \d+ ms, during power cut of b\d, cut off before it\)/.test(v)), r.verdict.violations.join("\n")).toBe(true);
   }, 90000);
 });

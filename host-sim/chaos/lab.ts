@@ -22,6 +22,7 @@ import { nodePlatform } from "../node/platform";
 import { memoryStorage } from "../node/storage";
 import { nodeTransport } from "../node/transport";
 import { verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
+import { renderReport, type Sample } from "./report";
 
 export interface ChaosOptions {
   boards: number;
@@ -35,6 +36,8 @@ export interface ChaosOptions {
   brokerKills?: boolean;
   /** Progress lines (the command line prints them). */
   progress?: (line: string) => void;
+  /** Where to write the HTML report (none when absent). */
+  report?: string;
 }
 
 export interface ChaosResult {
@@ -50,6 +53,8 @@ export interface ChaosResult {
   brokerWipes: number;
   /** Per fault, ms from its end until every board was connected again (p50, p99, max). */
   recovery: { p50: number; p99: number; max: number; samples: number };
+  /** The HTML report's path, when one was written. */
+  report?: string;
 }
 
 /** A small seeded generator (mulberry32): the same seed, the same schedule. */
@@ -198,6 +203,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let brokerRestarts = 0;
   const boards: ChaosBoard[] = [];
   let tick: NodeJS.Timeout | undefined;
+  const samples: Sample[] = [];
+  let sampled = 0;
+  const sampler = setInterval(() => {
+    samples.push({ t: now(), arrived: received.length - sampled, queued: boards.reduce((n, b) => n + b.client.core.outbox.count, 0),
+      connected: boards.filter((b) => b.client.connected).length });
+    sampled = received.length;
+  }, 500);
   try {
     // the subscriber's session exists before anything is published
     await until("the checker's subscription", () => broker.log().includes("chaos-checker"), 5000);
@@ -229,7 +241,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       // with brokerKills the second fault is a kill -9 and the third a restart without
       // persistence (every such run has both), later ones at random
       const forced = o.brokerKills === true && faults.length === 1 ? "kill" : o.brokerKills === true && faults.length === 2 ? "wipe" : "";
-      const brokerFault = forced !== "" ? forced : !restarted && from > (o.seconds * 1000) / 2 ? "restart"
+      // (the first fault is a power cut, below)
+      const brokerFault = faults.length === 0 ? "" : forced !== "" ? forced : !restarted && from > (o.seconds * 1000) / 2 ? "restart"
         : o.brokerKills === true && rand() < 0.15 ? (rand() < 0.5 ? "kill" : "wipe") : "";
       if (brokerFault !== "") {
         if (brokerFault === "restart") restarted = true;
@@ -310,6 +323,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }, 15000).catch(() => {});
     await sleep(1000);
   } finally {
+    clearInterval(sampler);
     if (tick !== undefined) clearInterval(tick);
     for (const b of boards) {
       b.client.core.end();
@@ -322,9 +336,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q], ackAt: b.ackAt[q] });
   const sorted = recoveries.slice().sort((a, b) => a - b);
   const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-  return {
+  const result: ChaosResult = {
     seed: o.seed, verdict: verdict(published, received, faults, stateLost), faults,
     refused: boards.reduce((n, b) => n + b.refused, 0), powerCuts, brokerRestarts, brokerKills, brokerWipes,
     recovery: { p50: pick(0.5), p99: pick(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1], samples: sorted.length },
   };
+  if (o.report !== undefined) {
+    fs.mkdirSync(path.dirname(o.report), { recursive: true });
+    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries: recoveries }));
+    result.report = o.report;
+  }
+  return result;
 }

@@ -1,0 +1,86 @@
+/**
+ * The chaos lab's report: one self-contained HTML file (inline SVG and CSS, nothing fetched):
+ * the verdict, a timeline of faults against throughput at the subscriber and the boards' queue
+ * depth, a histogram of recovery times, and the per-board table.
+ */
+import type { ChaosResult } from "./lab";
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+export interface Sample {
+  /** ms since the run started */
+  t: number;
+  /** messages that arrived at the subscriber since the previous sample */
+  arrived: number;
+  /** messages in the boards' outboxes */
+  queued: number;
+  connected: number;
+}
+
+function timeline(r: ChaosResult, samples: Sample[], boards: number): string {
+  const W = 900;
+  const H = 220;
+  const end = Math.max(1, ...samples.map((s) => s.t), ...r.faults.map((f) => f.to));
+  const x = (t: number) => (t / end) * W;
+  const maxA = Math.max(1, ...samples.map((s) => s.arrived));
+  const maxQ = Math.max(1, ...samples.map((s) => s.queued));
+  const line = (vals: number[], max: number) => samples.map((s, i) => `${x(s.t).toFixed(1)},${(H - (vals[i] / max) * (H - 20)).toFixed(1)}`).join(" ");
+  const spans = r.faults.map((f) => `<rect x="${x(f.from).toFixed(1)}" y="0" width="${Math.max(2, x(f.to) - x(f.from)).toFixed(1)}" height="${H}" class="fault"><title>${esc(f.name)} (${f.from}-${f.to} ms)</title></rect>`).join("");
+  return `<svg viewBox="0 0 ${W} ${H + 20}" width="100%" role="img" aria-label="timeline">
+${spans}
+<polyline points="${line(samples.map((s) => s.arrived), maxA)}" class="arrived"/>
+<polyline points="${line(samples.map((s) => s.queued), maxQ)}" class="queued"/>
+<polyline points="${line(samples.map((s) => s.connected), boards)}" class="connected"/>
+<text x="0" y="${H + 15}">0 s</text><text x="${W - 40}" y="${H + 15}">${(end / 1000).toFixed(0)} s</text>
+</svg>
+<p class="legend"><span class="k arrived"></span> arrivals per 0.5 s (max ${maxA}) <span class="k queued"></span> queued in outboxes (max ${maxQ}) <span class="k connected"></span> boards connected (of ${boards}) <span class="k fault"></span> a fault</p>`;
+}
+
+function histogram(values: number[]): string {
+  if (values.length === 0) return "<p>no faults</p>";
+  const bins = [100, 250, 500, 1000, 2000, 5000, Infinity];
+  const counts = bins.map(() => 0);
+  for (const v of values) counts[bins.findIndex((b) => v <= b)]++;
+  const max = Math.max(...counts);
+  const bars = counts.map((c, i) => `<rect x="${i * 90 + 5}" y="${120 - (c / max) * 100}" width="80" height="${(c / max) * 100}" class="bar"><title>${c}</title></rect>` +
+    `<text x="${i * 90 + 10}" y="138">${bins[i] === Infinity ? "more" : `≤ ${bins[i]} ms`}</text><text x="${i * 90 + 35}" y="${115 - (c / max) * 100}">${c}</text>`).join("");
+  return `<svg viewBox="0 0 640 145" width="640" role="img" aria-label="recovery histogram">${bars}</svg>`;
+}
+
+export function renderReport(r: ChaosResult, samples: Sample[], opts: { boards: number; seconds: number; recoveries: number[] }): string {
+  const v = r.verdict;
+  const rows = v.rows.map((x) => `<tr><td>${esc(x.device)}</td><td>${x.qos}</td><td>${x.sent}</td><td>${x.received}</td><td>${x.duplicates}</td><td class="${x.lost > 0 && x.qos > 0 ? "bad" : ""}">${x.lost}</td></tr>`).join("\n");
+  const violations = v.violations.slice(0, 200).map((s) => `<li>${esc(s)}</li>`).join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Petrel chaos lab: ${v.ok ? "PASS" : "FAIL"} (seed ${r.seed})</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:960px;color:#222}
+.verdict{font-size:28px;font-weight:bold;padding:.3em .6em;display:inline-block;border-radius:6px}
+.pass{background:#d8f5d8;color:#145214}.failv{background:#fbdada;color:#7a1010}
+.fault{fill:#f2b8b8;opacity:.55}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}
+.connected{fill:none;stroke:#2b9b4b;stroke-width:1.5;stroke-dasharray:4 3}.bar{fill:#2a6fdb}
+.k{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px}.k.arrived{background:#2a6fdb}.k.queued{background:#d98a00}.k.connected{background:#2b9b4b}.k.fault{background:#f2b8b8}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.bad{background:#fbdada}
+svg text{font-size:11px;fill:#555}
+</style></head><body>
+<h1>Petrel chaos lab</h1>
+<p><span class="verdict ${v.ok ? "pass" : "failv"}">${v.ok ? "PASS" : "FAIL"}</span></p>
+<p>Seed <b>${r.seed}</b> (repeat with <code>CHAOS_SEED=${r.seed}</code>), ${opts.boards} boards, ${opts.seconds} s of faults:
+${r.faults.length} faults (${r.powerCuts} power cuts, ${r.brokerRestarts} broker restarts, ${r.brokerKills} kill -9, ${r.brokerWipes} without persistence).
+QoS 0 lost: ${v.qos0Lost}. Lost or repeated by the broker with its own state: ${v.brokerSide.lost} lost, ${v.brokerSide.duplicates} QoS 2 repeats.
+Recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms.</p>
+<h2>Timeline</h2>
+${timeline(r, samples, opts.boards)}
+<h2>Recovery after each fault</h2>
+${histogram(opts.recoveries)}
+<h2>Violations (${v.violations.length})</h2>
+${v.violations.length === 0 ? "<p>none</p>" : `<ol>${violations}</ol>`}
+<h2>Per board and QoS</h2>
+<table><tr><th>board</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
+${rows}
+</table>
+<h2>Faults</h2>
+<ol>${r.faults.map((f) => `<li>${esc(f.name)}: ${f.from}-${f.to} ms</li>`).join("")}</ol>
+</body></html>
+`;
+}
