@@ -67,7 +67,11 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     expect(r.verdict.ok).toBe(true);
     // the report: self-contained (nothing to fetch), with the verdict, the seed and the timeline
     const html = fs.readFileSync(report, "utf8");
+    const svg = fs.readFileSync(report.replace(/\.html$/, "-timeline.svg"), "utf8");
     fs.rmSync(report, { force: true });
+    fs.rmSync(report.replace(/\.html$/, "-timeline.svg"), { force: true });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect((svg.match(/class="fault"/g) ?? []).length).toBe(r.faults.length);
     expect(html).toContain('<span class="verdict pass">PASS</span>');
     expect(html).toContain(`CHAOS_SEED=${seed}`);
     expect(html).toContain('aria-label="timeline"');
@@ -81,6 +85,7 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     expect(r.verdict.ok).toBe(false);
     const html = fs.readFileSync(report, "utf8");
     fs.rmSync(report, { force: true });
+    fs.rmSync(report.replace(/\.html$/, "-timeline.svg"), { force: true });
     expect(html).toContain('<span class="verdict failv">FAIL</span>');
     expect(html).toMatch(/<li>b\d QoS [12]: message \d+ lost/);
     expect(r.verdict.violations.some((v) => /QoS [12]: message \d+ lost \(accepted at \d+ ms, during power cut of b\d, cut off before it\)/.test(v)), r.verdict.violations.join("\n")).toBe(true);

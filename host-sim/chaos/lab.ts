@@ -22,7 +22,7 @@ import { nodePlatform } from "../node/platform";
 import { memoryStorage } from "../node/storage";
 import { nodeTransport } from "../node/transport";
 import { verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
-import { renderReport, type Sample } from "./report";
+import { renderReport, timelineSvg, type Sample } from "./report";
 
 export interface ChaosOptions {
   boards: number;
@@ -344,6 +344,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   if (o.report !== undefined) {
     fs.mkdirSync(path.dirname(o.report), { recursive: true });
     fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries: recoveries }));
+    fs.writeFileSync(o.report.replace(/\.html$/, "") + "-timeline.svg", timelineSvg(result, samples, o.boards));
     result.report = o.report;
   }
   return result;

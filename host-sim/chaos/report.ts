@@ -47,6 +47,17 @@ function histogram(values: number[]): string {
   return `<svg viewBox="0 0 640 145" width="640" role="img" aria-label="recovery histogram">${bars}</svg>`;
 }
 
+const SVG_STYLE = ".fault{fill:#f2b8b8;opacity:.55}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}" +
+  ".connected{fill:none;stroke:#2b9b4b;stroke-width:1.5;stroke-dasharray:4 3}text{font:11px sans-serif;fill:#555}";
+
+/** The timeline alone as a standalone SVG file (styles inside), for the README. */
+export function timelineSvg(r: ChaosResult, samples: Sample[], boards: number): string {
+  const svg = timeline(r, samples, boards);
+  const end = svg.indexOf("</svg>");
+  return svg.slice(0, end + 6).replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ').replace(/>\n/, `><style>${SVG_STYLE}</style>\n`)
+    .replace('width="100%"', 'width="900" height="240"') + "\n";
+}
+
 export function renderReport(r: ChaosResult, samples: Sample[], opts: { boards: number; seconds: number; recoveries: number[] }): string {
   const v = r.verdict;
   const rows = v.rows.map((x) => `<tr><td>${esc(x.device)}</td><td>${x.qos}</td><td>${x.sent}</td><td>${x.received}</td><td>${x.duplicates}</td><td class="${x.lost > 0 && x.qos > 0 ? "bad" : ""}">${x.lost}</td></tr>`).join("\n");
