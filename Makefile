@@ -60,7 +60,10 @@ clean:
 	rm -rf dist
 
 .PHONY: bench
-# The codec against mqtt-packet, then the session against MQTT.js on a real mosquitto.
+# The codec against mqtt-packet, then the session against MQTT.js on a real mosquitto, then the
+# fleet ramp (thousands of boards in one process, each library) with the open-file limit raised
+# as far as this machine allows (its hard limit; mosquitto, started by the bench, inherits it).
 bench: build
 	@node bench/codec.cjs
 	@node bench/session.cjs
+	@ulimit -n 1048576 2>/dev/null || ulimit -n $$(ulimit -Hn); node bench/fleet.cjs

@@ -6,6 +6,9 @@
  * - `blackhole` drop every byte both ways while the sockets stay open (a half-open link);
  * - `split(n)`  forward in pieces of n bytes, one write each, a setImmediate between them;
  * - `delay(ms)` hold each chunk ms before forwarding it (order kept);
+ * - `jitter(ms)` add 0..ms more to each chunk's delay, at random (order kept);
+ * - `bandwidth(bps)` let no more than bps bytes per second through each direction of a connection;
+ * - `hold`      keep every byte and close both ways while on, release them in order when off;
  * - `refuse`    close new connections at once, or stop listening (connection refused).
  *
  * Faults apply to current and new connections alike. Counters tell what was forwarded. Every
@@ -24,6 +27,8 @@ export interface FaultProxyOptions {
   port?: number;
   /** Bound on connecting to the target; the client is reset when it is exceeded. 5000 unless told. */
   connectTimeoutMs?: number;
+  /** The jitter's random source (0 ≤ x < 1): a seeded one repeats a run. Math.random unless told. */
+  random?: () => number;
 }
 
 /** One counter per direction. */
@@ -66,6 +71,15 @@ export interface FaultProxy {
   split(n: number): void;
   /** Holds each chunk `ms` after its arrival before forwarding it, order kept; 0 = off. */
   delay(ms: number): void;
+  /** Adds a random 0..ms to each chunk's delay (order kept, so a late chunk holds back the next); 0 = off. */
+  jitter(ms: number): void;
+  /** Caps each direction of each connection at `bytesPerSecond` (a chunk leaves once its share of time has passed); 0 = off. */
+  bandwidth(bytesPerSecond: number): void;
+  /**
+   * While on, nothing is forwarded either way (bytes and closes queue up, the sockets stay open);
+   * off releases everything in order. Unlike the black hole, nothing is lost.
+   */
+  hold(on: boolean): void;
   /**
    * While on, new connections fail (see `RefuseMode`, "reset" unless told); current ones go on.
    * Resolves once listening again when turned off in "unlisten" mode; at once otherwise.
@@ -121,6 +135,9 @@ class Pipe {
         return;
       }
       item.due = Math.max(this.lastDue, item.due);
+      // a capped link: this chunk leaves when the bytes before it and itself have had their time
+      const bps = this.proxy.bandwidthCap();
+      if (bps > 0) item.due = Math.max(item.due, this.lastDue) + Math.ceil((item.buf.length * 1000) / bps);
       this.lastDue = item.due;
       this.queued += item.buf.length;
       if (this.queued > HIGH_WATER && !this.pausedSrc) {
@@ -159,6 +176,7 @@ class Pipe {
         return;
       }
       if (!this.dstReady()) return; // the upstream's connect pumps again
+      if (this.proxy.isHeld()) return; // hold(false) pumps again
       if (head.kind === "data") {
         if (this.proxy.isBlackholed()) {
           this.proxy.count("dropped", this.dir, head.buf.length - this.offset);
@@ -254,7 +272,7 @@ class Link {
       this.up.pump();
     });
 
-    const now = (): number => Date.now() + proxy.delayMs();
+    const now = (): number => Date.now() + proxy.delayMs() + proxy.jitterMs();
     client.on("data", (b: Buffer) => this.up.push({ kind: "data", buf: b, due: now() }));
     upstream.on("data", (b: Buffer) => this.down.push({ kind: "data", buf: b, due: now() }));
     client.on("end", () => this.up.push({ kind: "end" }));
@@ -332,6 +350,10 @@ class LoopbackProxy implements FaultProxy {
   private hole = false;
   private splitN = 0;
   private delayN = 0;
+  private jitterN = 0;
+  private bps = 0;
+  private held = false;
+  private readonly random: () => number;
   private refusing: RefuseMode | null = null;
   private closing: Promise<void> | null = null;
   private readonly target: { host: string; port: number };
@@ -342,6 +364,7 @@ class LoopbackProxy implements FaultProxy {
     this.port = opts.port ?? 0;
     this.target = { host: opts.target.host, port: opts.target.port };
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.random = opts.random ?? Math.random;
   }
 
   listen(): Promise<void> {
@@ -385,6 +408,15 @@ class LoopbackProxy implements FaultProxy {
   delayMs(): number {
     return this.delayN;
   }
+  jitterMs(): number {
+    return this.jitterN > 0 ? Math.floor(this.random() * this.jitterN) : 0;
+  }
+  bandwidthCap(): number {
+    return this.bps;
+  }
+  isHeld(): boolean {
+    return this.held;
+  }
   count(what: "bytes" | "writes" | "dropped", dir: keyof PerDirection, n: number): void {
     this[what][dir] += n;
   }
@@ -413,6 +445,21 @@ class LoopbackProxy implements FaultProxy {
   delay(ms: number): void {
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`delay: ${ms} is not a duration`);
     this.delayN = ms;
+  }
+
+  jitter(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`jitter: ${ms} is not a duration`);
+    this.jitterN = ms;
+  }
+
+  bandwidth(bytesPerSecond: number): void {
+    if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) throw new RangeError(`bandwidth: ${bytesPerSecond} is not a rate`);
+    this.bps = bytesPerSecond;
+  }
+
+  hold(on: boolean): void {
+    this.held = on;
+    if (!on) for (const l of this.links) l.pump();
   }
 
   async refuse(on: boolean, mode: RefuseMode = "reset"): Promise<void> {

@@ -20,6 +20,10 @@ export interface BrokerOptions {
   port?: number;
   /** Reuse a directory (restarts keep persistence). */
   dir?: string;
+  /** Log types (default: all; a fleet of thousands logs errors and notices only). */
+  logTypes?: string[];
+  /** Saved state across restarts (default true). */
+  persistence?: boolean;
   /** Makes the listener TLS only (no plain MQTT on it). */
   tls?: BrokerTls;
 }
@@ -110,13 +114,13 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<Broker> {
     `listener ${port} 127.0.0.1`,
     // Listener options apply to the listener above them: right after it, before any `extra`.
     ...(opts.tls ? tlsLines(opts.tls) : []),
-    `persistence true`,
+    `persistence ${opts.persistence === false ? "false" : "true"}`,
     `persistence_location ${dir}/`,
     `autosave_interval 1`,
     `autosave_on_changes true`,
     `max_inflight_messages ${opts.maxInflight ?? 20}`,
     `log_dest file ${logFile}`,
-    `log_type all`,
+    ...(opts.logTypes ?? ["all"]).map((t) => `log_type ${t}`),
   ];
   // Started as root, mosquitto drops to the `mosquitto` user, which cannot write our directory.
   if (process.getuid?.() === 0) lines.push("user root");

@@ -255,6 +255,68 @@ describe("fault proxy in front of mosquitto 2", () => {
     sub.end();
   });
 
+  it("jitter(ms): chunks held a random time each, still in order and intact", async () => {
+    const seq = [0.9, 0.1, 0.5, 0.0, 0.7];
+    let k = 0;
+    const jittery = await startFaultProxy({ target: { host: broker.host, port: broker.port }, random: () => seq[k++ % seq.length] });
+    jittery.jitter(80);
+    const sub = await subscribed("fp-jitter-sub", "petrel/fp/jitter", 1, jittery.port);
+    const pub = await connected("fp-jitter-pub", jittery.port);
+    for (let i = 1; i <= 5; i++) pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/jitter", `m${i}`, 1, false, false, i));
+    for (let i = 1; i <= 5; i++) expect(await pub.next()).toBe(`puback id=${i}`);
+    for (let i = 1; i <= 5; i++) {
+      const got = await sub.next();
+      expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/jitter")} p=${hex(`m${i}`)}$`));
+      sub.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+    }
+    // the random source was asked once per chunk (both ways: CONNECTs, SUBSCRIBE, publishes, acks)
+    expect(k).toBeGreaterThanOrEqual(8);
+    pub.end();
+    sub.end();
+    await jittery.close();
+  });
+
+  it("bandwidth(bps): a message larger than a second's share is held until its time, then arrives whole", async () => {
+    const sub = await subscribed("fp-bw-sub", "petrel/fp/bw", 0);
+    const pub = await connected("fp-bw-pub");
+    proxy.bandwidth(1000);
+    const big = "x".repeat(2500);
+    pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/bw", big, 0, false, false, 0));
+    // 2.5 s of the link's time: not there after 0.5 s (a bound, not a timing measurement)
+    expect(await sub.next(500)).toBe("timeout");
+    expect(await sub.next(6000)).toBe(`publish q=0 d=0 r=0 id=0 t=${hex("petrel/fp/bw")} p=${hex(big)}`);
+    proxy.bandwidth(0);
+    pub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    expect(await pub.next()).toBe("pingresp");
+    expect(() => proxy.bandwidth(-1)).toThrow(RangeError);
+    pub.end();
+    sub.end();
+  });
+
+  it("hold(true) keeps every byte and the close; hold(false) releases them in order, nothing dropped", async () => {
+    const held = await connected("fp-hold-held");
+    const observer = await subscribed("fp-hold-obs", "petrel/fp/hold", 1, broker.port);
+    const pub = await connected("fp-hold-pub");
+    proxy.hold(true);
+    for (let i = 1; i <= 3; i++) pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/hold", `h${i}`, 1, false, false, i));
+    expect(await pub.next(500)).toBe("timeout");
+    expect(await observer.next(100)).toBe("timeout");
+    // a close from the broker is held too: the same id connecting directly takes the session over
+    const thief = await connected("fp-hold-held", broker.port);
+    expect(await held.next(300)).toBe("timeout");
+    expect(held.closed).toBe(false);
+    proxy.hold(false);
+    for (let i = 1; i <= 3; i++) expect(await pub.next()).toBe(`puback id=${i}`);
+    for (let i = 1; i <= 3; i++) {
+      const got = await observer.next();
+      expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/hold")} p=${hex(`h${i}`)}$`));
+      observer.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+    }
+    expect(await held.next()).toBe("closed");
+    expect(proxy.dropped.toBroker + proxy.dropped.toClient).toBe(0);
+    for (const c of [pub, thief, observer]) c.end();
+  });
+
   it("refuse(true): a new connection is closed at once, no CONNACK; current ones go on", async () => {
     const kept = await connected("fp-refuse-kept");
     await proxy.refuse(true);

@@ -25,6 +25,8 @@ export interface NodePlatformOptions {
   /** Host name → address for the resolver. */
   hosts?: Record<string, string>;
   transport?: Transport;
+  /** Source address of the board's connections (nodeTransport). */
+  localAddress?: string;
   resolver?: Resolver;
   /** Where log lines go; `level` filters (0 error … 3 debug). Default: none. */
   log?: (level: number, line: string) => void;
@@ -91,7 +93,7 @@ export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns
   return {
     clock,
     sched,
-    transport: o.transport ?? nodeTransport(o.tls),
+    transport: o.transport ?? nodeTransport(o.tls, o.localAddress),
     resolver: o.resolver ?? tableResolver(o.hosts),
     storage: o.storage ?? (o.storageDir !== undefined ? fileStorage(o.storageDir) : memoryStorage()),
     log,

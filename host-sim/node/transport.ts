@@ -40,7 +40,11 @@ export function transportErrorCode(e: NodeJS.ErrnoException): string {
  */
 const serverName = (n: string): string | undefined => (net.isIP(n) === 0 ? n : undefined);
 
-export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
+/**
+ * `localAddress`: the source address of every connection (a fleet on one machine spreads its
+ * boards over 127.0.0.x, as many boards reach a broker from many addresses).
+ */
+export function nodeTransport(tlsSettings: TlsSettings = {}, localAddress?: string): Transport {
   let sock: net.Socket | null = null;
   let events: TransportEvents | null = null;
   let error = "";
@@ -66,8 +70,8 @@ export function nodeTransport(tlsSettings: TlsSettings = {}): Transport {
       error = "";
       asked = false;
       const s = secure
-        ? tls.connect({ host, port, ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: serverName(tlsSettings.servername ?? name ?? host) })
-        : net.connect({ host, port });
+        ? tls.connect({ host, port, ...({ localAddress } as object), ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: serverName(tlsSettings.servername ?? name ?? host) })
+        : net.connect({ host, port, localAddress });
       sock = s;
       s.setNoDelay(true);
       s.once(secure ? "secureConnect" : "connect", () => {

@@ -1,0 +1,260 @@
+#!/usr/bin/env node
+// `make bench` part 3: the fleet at scale. How many simulated boards one Node process keeps on a
+// real mosquitto at one QoS 1 message per board per second with fewer than 1% of the messages
+// later than one second, and what each board costs in memory; the same ramp with MQTT.js clients,
+// side by side in one run.
+//
+// Each step is a child process of its own (node --expose-gc) holding N clients of one library,
+// spread over 127.0.0.x source addresses (as many boards reach a broker from many addresses). The
+// boards' publishes are spread evenly over the second; each payload carries the time it was due,
+// so a process that falls behind shows as late messages, not as a slower clock. The parent holds
+// the broker and an independent subscriber (MQTT.js on fleet/#) that measures each message's
+// lateness from its due time. A library's ramp ends at its first step with ≥ 1% late or lost, or
+// when its clients cannot all connect; the whole run is bounded (FLEET_BUDGET_S, 15 minutes).
+//
+//   node bench/fleet.cjs          (make bench runs it with the file-descriptor limit raised)
+//
+// FLEET_STEPS (1000,2500,5000,10000,15000), FLEET_SECONDS (measured seconds per step, 20),
+// FLEET_WARM (seconds before measuring, 5), FLEET_LIBS (petrel,mqttjs), FLEET_ADDRESSES (source
+// addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900).
+"use strict";
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+const dist = path.join(root, "dist/node");
+const STEPS = (process.env.FLEET_STEPS ?? "1000,2500,5000,10000,15000").split(",").map(Number);
+const SECONDS = Number(process.env.FLEET_SECONDS ?? 20);
+const WARM = Number(process.env.FLEET_WARM ?? 5);
+const LIBS = (process.env.FLEET_LIBS ?? "petrel,mqttjs").split(",");
+const ADDRESSES = Number(process.env.FLEET_ADDRESSES ?? 50);
+const BUDGET_MS = Number(process.env.FLEET_BUDGET_S ?? 900) * 1000;
+/** Connections opened per batch; the next batch waits for this one's CONNACKs (mosquitto listens with a backlog of 100). */
+const BATCH = 100;
+const LATE_MS = 1000;
+const NAMES = { petrel: "Petrel", mqttjs: "MQTT.js" };
+
+/** Epoch milliseconds, fractional: the same scale in every process on the machine. */
+const epoch = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Child: N clients of one library.
+
+function opener(lib, port) {
+  if (lib === "mqttjs") {
+    const mqtt = require("mqtt");
+    const net = require("node:net");
+    return (id, local) =>
+      new mqtt.MqttClient(() => net.createConnection({ host: "127.0.0.1", port, localAddress: local }), {
+        protocolVersion: 4, clientId: id, clean: true, keepalive: 60, reconnectPeriod: 1000,
+      });
+  }
+  const { connect } = require(path.join(dist, "host-sim/node/client.js"));
+  const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  return (id, local) =>
+    connect({
+      brokers: [{ host: "127.0.0.1", port }], clientId: id, clean: true, keepalive: 60, localAddress: local,
+      storage: memoryStorage(), logLevel: 0, reconnectMinMs: 1000,
+    });
+}
+
+function heap() {
+  global.gc();
+  global.gc();
+  const m = process.memoryUsage();
+  // (external includes the array buffers)
+  return { heap: m.heapUsed, external: m.external, rss: m.rss };
+}
+
+async function child(cfg) {
+  const send = (m) => process.stdout.write(JSON.stringify(m) + "\n");
+  const open = opener(cfg.lib, cfg.port);
+  const before = heap();
+  const clients = [];
+  let connected = 0;
+  const t0 = epoch();
+  for (let k = 0; k < cfg.n; k += BATCH) {
+    const upto = Math.min(cfg.n, k + BATCH);
+    for (let j = k; j < upto; j++) {
+      const c = open(`fleet-${cfg.lib}-${j}`, `127.0.0.${2 + (j % cfg.addresses)}`);
+      let first = true;
+      c.on("connect", () => {
+        if (first) connected++;
+        first = false;
+      });
+      c.on("error", () => {});
+      clients.push(c);
+    }
+    // bounded: a batch that cannot connect in 10 s ends the step as failed
+    for (let waited = 0; connected < upto; waited += 5) {
+      if (waited > 10000) {
+        send({ failed: `${connected} of ${upto} clients connected after 10 s` });
+        process.exit(0);
+      }
+      await sleep(5);
+    }
+  }
+  const connectMs = epoch() - t0;
+  // the fleet's schedule: board j publishes at start + j/N s + s seconds, s = 0, 1, 2 …
+  const start = Math.ceil(epoch()) + 100;
+  const end = start + (cfg.warm + cfg.seconds) * 1000;
+  const from = start + cfg.warm * 1000;
+  const topics = clients.map((_, j) => `fleet/${cfg.lib}/${j}`);
+  const cpu0 = process.cpuUsage();
+  let next = 0;
+  let sent = 0;
+  let refused = 0;
+  let lagMax = 0;
+  // an error (refused, or the connection lost before its acknowledgement) is counted
+  const onAck = (e) => {
+    if (e) refused++;
+  };
+  const total = Math.floor(((end - start) / 1000) * cfg.n);
+  let mem;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = epoch();
+      // every message due by now goes out (a late tick sends late, with its due time)
+      while (next < total) {
+        const due = start + Math.floor(next / cfg.n) * 1000 + ((next % cfg.n) * 1000) / cfg.n;
+        if (due > now) break;
+        lagMax = Math.max(lagMax, now - due);
+        const j = next % cfg.n;
+        const c = clients[j];
+        c.publish(topics[j], String(due), { qos: 1 }, onAck);
+        if (due >= from) sent++;
+        next++;
+      }
+      if (mem === undefined && now >= from) mem = heap();
+      if (next >= total) resolve();
+      else setTimeout(tick, 5);
+    };
+    setTimeout(tick, Math.max(0, start - epoch()));
+  });
+  const cpu = process.cpuUsage(cpu0);
+  send({ connected, connectMs, sent, refused, lagMax, cpuMs: (cpu.user + cpu.system) / 1000, before, during: mem, from, to: end });
+  // the acknowledgements settle, then every client ends cleanly (bounded)
+  await sleep(2000);
+  let ended = 0;
+  for (const c of clients) {
+    if (cfg.lib === "mqttjs") c.end(false, () => ended++);
+    else c.end(() => ended++);
+  }
+  for (let waited = 0; ended < clients.length && waited < 10000; waited += 20) await sleep(20);
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: the broker, the subscriber, the ramp.
+
+function fdLimit() {
+  const m = /Max open files\s+(\d+|unlimited)/.exec(fs.readFileSync("/proc/self/limits", "utf8"));
+  return m === null || m[1] === "unlimited" ? Infinity : Number(m[1]);
+}
+
+function runStep(lib, n, port) {
+  return new Promise((resolve) => {
+    const cfg = { lib, n, port, warm: WARM, seconds: SECONDS, addresses: ADDRESSES };
+    const c = spawn(process.execPath, ["--expose-gc", "--max-old-space-size=8192", __filename, "--child", JSON.stringify(cfg)], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    c.stdout.on("data", (d) => (out += d));
+    const killer = setTimeout(() => c.kill("SIGKILL"), (WARM + SECONDS + 120) * 1000);
+    c.on("exit", () => {
+      clearTimeout(killer);
+      const lines = out.split("\n").filter((l) => l.startsWith("{"));
+      resolve(lines.length > 0 ? JSON.parse(lines[0]) : { failed: "the step's process ended without a result" });
+    });
+  });
+}
+
+const kb = (b) => (b / 1024).toFixed(1);
+
+async function main() {
+  const { startBroker } = require(path.join(dist, "host-sim/mosquitto.js"));
+  const mqtt = require("mqtt");
+  const limit = fdLimit();
+  const biggest = Math.max(...STEPS);
+  if (limit < biggest + 1000) {
+    console.log(`fleet: the open-file limit is ${limit}; steps above ${limit - 1000} boards are skipped (make bench raises it with ulimit -n, which needs root or a hard limit that allows it)`);
+  }
+  const steps = STEPS.filter((n) => n + 1000 <= limit);
+  const broker = await startBroker({ persistence: false, logTypes: ["error", "warning"], maxInflight: 20, extra: ["max_connections -1", "max_queued_messages 100000"] });
+  const arrivals = new Map();
+  const sub = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "fleet-checker", clean: true, reconnectPeriod: 1000 });
+  await new Promise((resolve, reject) => {
+    sub.once("connect", () => sub.subscribe("fleet/#", { qos: 0 }, (e) => (e ? reject(e) : resolve())));
+  });
+  const t0 = Date.now();
+  console.log(`fleet: one QoS 1 message per board per second, ${WARM} s warm-up then ${SECONDS} s measured per step; late = more than ${LATE_MS} ms after it was due, or never arrived`);
+  console.log(`fleet: mosquitto ${broker.host}:${broker.port}, clients over ${ADDRESSES} source addresses 127.0.0.2-${1 + ADDRESSES}, open-file limit ${limit}; node ${process.version}, MQTT.js ${require("mqtt/package.json").version}`);
+  const results = {};
+  for (const lib of LIBS) {
+    results[lib] = [];
+    for (const n of steps) {
+      if (Date.now() - t0 > BUDGET_MS) {
+        console.log(`fleet: the ${BUDGET_MS / 60000}-minute budget is spent; ${NAMES[lib]} ${n} and beyond not run`);
+        break;
+      }
+      // the window is known once the child reports; arrivals are kept by due time meanwhile
+      const pending = [];
+      const keep = (topic, payload) => pending.push([Number(payload.toString()), epoch()]);
+      sub.on("message", keep);
+      const r = await runStep(lib, n, broker.port);
+      await sleep(r.failed ? 0 : 3000);
+      sub.removeListener("message", keep);
+      if (r.failed) {
+        console.log(`  ${NAMES[lib].padEnd(8)} ${String(n).padStart(6)} boards: FAILED (${r.failed})`);
+        results[lib].push({ n, ok: false, why: r.failed });
+        break;
+      }
+      const lat = [];
+      let late = 0;
+      for (const [due, at] of pending) {
+        if (due >= r.from && due < r.to) {
+          lat.push(at - due);
+          if (at - due > LATE_MS) late++;
+        }
+      }
+      lat.sort((a, b) => a - b);
+      const arrived = lat.length;
+      const lost = Math.max(0, r.sent - arrived);
+      const latePct = r.sent === 0 ? 100 : ((late + lost) * 100) / r.sent;
+      const q = (p) => (lat.length === 0 ? 0 : lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]);
+      const perBoard = (r.during.heap - r.before.heap + r.during.external - r.before.external) / n;
+      const rssBoard = (r.during.rss - r.before.rss) / n;
+      const ok = latePct < 1;
+      results[lib].push({ n, ok, latePct, perBoard, rssBoard, connectMs: r.connectMs, p50: q(0.5), p99: q(0.99), sent: r.sent, arrived, late, lost, lagMax: r.lagMax });
+      console.log(`  ${NAMES[lib].padEnd(8)} ${String(n).padStart(6)} boards: ${ok ? "kept up" : "FELL BEHIND"}: ${r.sent} sent, ${late} late, ${lost} lost (${latePct.toFixed(2)}%), latency p50 ${q(0.5).toFixed(1)} ms p99 ${q(0.99).toFixed(1)} ms, sender's lag up to ${r.lagMax.toFixed(0)} ms, its CPU ${((r.cpuMs * 100) / ((WARM + SECONDS) * 1000)).toFixed(0)}%; ${kb(perBoard)} KB heap+buffers and ${kb(rssBoard)} KB RSS per board; connected in ${(r.connectMs / 1000).toFixed(1)} s`);
+      if (!ok) break;
+    }
+  }
+  sub.end(true);
+  await broker.close();
+  console.log("");
+  console.log("  largest fleet kept up (< 1% late), and memory per board at that size (heap + buffers, after GC):");
+  const best = {};
+  for (const lib of LIBS) {
+    const kept = results[lib].filter((s) => s.ok);
+    best[lib] = kept[kept.length - 1];
+    const b = best[lib];
+    console.log(`    ${NAMES[lib].padEnd(8)} ${b === undefined ? "none" : `${b.n} boards, ${kb(b.perBoard)} KB per board (${kb(b.rssBoard)} KB RSS)`}`);
+  }
+  if (best.petrel && best.mqttjs) {
+    // memory compared at the same fleet size: the largest both kept up with
+    const both = results.petrel.filter((s) => s.ok && results.mqttjs.some((m) => m.ok && m.n === s.n));
+    const at = both[both.length - 1];
+    if (at !== undefined) {
+      const m = results.mqttjs.find((s) => s.n === at.n);
+      console.log(`    at ${at.n} boards MQTT.js takes ${(m.perBoard / at.perBoard).toFixed(1)}x Petrel's heap+buffers per board (${(m.rssBoard / at.rssBoard).toFixed(1)}x its RSS)`);
+    }
+  }
+  console.log(`  fleet: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+if (process.argv[2] === "--child") child(JSON.parse(process.argv[3]));
+else main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
