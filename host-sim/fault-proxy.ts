@@ -3,7 +3,7 @@
  * simulator. It listens on an ephemeral 127.0.0.1 port and forwards each accepted connection to
  * one target; at any moment a test can:
  * - `reset()`   abort every current connection (RST to the client, upstream closed);
- * - `blackhole` drop every byte both ways while the sockets stay open (a half-open link);
+ * - `blackhole` drop every byte both ways, or one way, while the sockets stay open (a half-open link);
  * - `split(n)`  forward in pieces of n bytes, one write each, a setImmediate between them;
  * - `delay(ms)` hold each chunk ms before forwarding it (order kept);
  * - `jitter(ms)` add 0..ms more to each chunk's delay, at random (order kept);
@@ -64,9 +64,10 @@ export interface FaultProxy {
   reset(): void;
   /**
    * While on, bytes both ways are dropped (so is a close, held until off); the sockets stay open.
-   * New connections are accepted, connected upstream and black-holed too.
+   * New connections are accepted, connected upstream and black-holed too. With `dir`, only that
+   * direction (an uplink that fades while the downlink works: the peer's acknowledgements lost).
    */
-  blackhole(on: boolean): void;
+  blackhole(on: boolean, dir?: keyof PerDirection): void;
   /** Forwards in pieces of n bytes, each its own write, a setImmediate between; 0 = off. */
   split(n: number): void;
   /** Holds each chunk `ms` after its arrival before forwarding it, order kept; 0 = off. */
@@ -130,7 +131,7 @@ class Pipe {
   push(item: Item): void {
     if (this.stopped) return;
     if (item.kind === "data") {
-      if (this.proxy.isBlackholed()) {
+      if (this.proxy.isBlackholed(this.dir)) {
         this.proxy.count("dropped", this.dir, item.buf.length);
         return;
       }
@@ -178,7 +179,7 @@ class Pipe {
       if (!this.dstReady()) return; // the upstream's connect pumps again
       if (this.proxy.isHeld()) return; // hold(false) pumps again
       if (head.kind === "data") {
-        if (this.proxy.isBlackholed()) {
+        if (this.proxy.isBlackholed(this.dir)) {
           this.proxy.count("dropped", this.dir, head.buf.length - this.offset);
           this.shift();
           continue;
@@ -217,7 +218,7 @@ class Pipe {
         continue;
       }
       // A close is held, not dropped, while the black hole is on: it is delivered after.
-      if (this.proxy.isBlackholed()) return;
+      if (this.proxy.isBlackholed(this.dir)) return;
       this.shift();
       if (head.kind === "end") this.dst.end();
       else rst(this.dst);
@@ -347,7 +348,7 @@ class LoopbackProxy implements FaultProxy {
   private server: net.Server | null = null;
   private readonly links = new Set<Link>();
   private readonly refusedSockets = new Set<net.Socket>();
-  private hole = false;
+  private readonly hole: PerDirection = { toBroker: 0, toClient: 0 };
   private splitN = 0;
   private delayN = 0;
   private jitterN = 0;
@@ -399,8 +400,8 @@ class LoopbackProxy implements FaultProxy {
     this.links.add(new Link(this, s, this.target, this.connectTimeoutMs));
   }
 
-  isBlackholed(): boolean {
-    return this.hole;
+  isBlackholed(dir: keyof PerDirection): boolean {
+    return this.hole[dir] !== 0;
   }
   splitSize(): number {
     return this.splitN;
@@ -432,8 +433,9 @@ class LoopbackProxy implements FaultProxy {
     for (const l of [...this.links]) l.abort();
   }
 
-  blackhole(on: boolean): void {
-    this.hole = on;
+  blackhole(on: boolean, dir?: keyof PerDirection): void {
+    if (dir === undefined || dir === "toBroker") this.hole.toBroker = on ? 1 : 0;
+    if (dir === undefined || dir === "toClient") this.hole.toClient = on ? 1 : 0;
     if (!on) for (const l of this.links) l.pump();
   }
 

@@ -223,6 +223,27 @@ describe("fault proxy in front of mosquitto 2", () => {
     for (const c of [sub, direct, late]) c.end();
   });
 
+  it("blackhole(true, \"toBroker\"): the client's bytes are dropped while the broker's still arrive", async () => {
+    const sub = await subscribed("fp-uplink-sub", "petrel/fp/uplink", 1);
+    const direct = await connected("fp-uplink-direct", broker.port);
+    proxy.blackhole(true, "toBroker");
+    direct.send((b) => encodePublish(b, 0, CAP, "petrel/fp/uplink", "down", 1, false, false, 1));
+    expect(await direct.next()).toBe("puback id=1");
+    const got = await sub.next();
+    expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/uplink")} p=${hex("down")}$`));
+    // its acknowledgement is lost on the way up
+    sub.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    expect(await sub.next(500)).toBe("timeout");
+    expect(proxy.dropped.toBroker).toBeGreaterThan(0);
+    expect(proxy.dropped.toClient).toBe(0);
+    proxy.blackhole(false);
+    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    expect(await sub.next()).toBe("pingresp");
+    sub.end();
+    direct.end();
+  });
+
   it("blackhole holds a close from the broker until it is turned off", async () => {
     const c = await connected("fp-hole-close");
     proxy.blackhole(true);

@@ -505,10 +505,66 @@ describe("receive", () => {
     b.connect();
     b.send({ cmd: "publish", topic: "x", payload: "2", qos: 2, retain: false, dup: false, messageId: 9 });
     expect(c.received.count).toBe(1);
-    b.platform.storage.write("mqi70000", Buffer.alloc(1) as never, 0); // out of range: ignored
+    b.platform.storage.write("mqi65536", Buffer.alloc(1) as never, 0); // id 0 (of the second broker): never valid, ignored
     const again = b.client();
     expect(again.received.count).toBe(1);
     expect(again.received.has(9)).toBe(true);
+  });
+
+  it("incoming QoS 2 ids are per broker: a failover neither suppresses the next broker's ids nor forgets the first broker's", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 0 });
+    c.start();
+    b.connect();
+    b.takeEvents();
+    const p = { cmd: "publish" as const, topic: "x", payload: "from a", qos: 2, retain: false, dup: false, messageId: 9 };
+    b.send(p);
+    expect(b.takeEvents()).toEqual(["message x from a q2"]);
+    expect(b.take()).toEqual(["pubrec 9"]);
+    // the first broker goes away before its PUBREL; the client fails over to the second
+    b.drop("reset");
+    b.run(1000);
+    expect(b.take()).toEqual(["open a:1"]);
+    b.drop("refused");
+    b.run(1000);
+    expect(b.connect()).toEqual(["open b:2", "connect petrel-c0ffee clean=0 ka=0"]);
+    b.takeEvents();
+    // the second broker's own id 9 is a new message, not a duplicate
+    b.send({ ...p, payload: "from b" });
+    expect(b.takeEvents()).toEqual(["message x from b q2"]);
+    b.send({ cmd: "pubrel", messageId: 9 });
+    expect(b.take()).toEqual(["pubrec 9", "pubcomp 9"]);
+    // a reboot in between keeps both brokers' ids apart
+    expect(b.records().filter((r) => r.startsWith("mqi"))).toEqual(["mqi9"]);
+    // back on the first broker, its session still there: it sends its unreleased message again
+    b.drop("reset");
+    b.run(1000);
+    expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0"]);
+    b.takeEvents();
+    b.send({ ...p, dup: true });
+    expect(b.takeEvents()).toEqual([]);
+    expect(c.stats.duplicates).toBe(1);
+    b.send({ cmd: "pubrel", messageId: 9 });
+    expect(b.take()).toEqual(["pubrec 9", "pubcomp 9"]);
+    expect(b.records().filter((r) => r.startsWith("mqi"))).toEqual([]);
+  });
+
+  it("a second broker's incoming QoS 2 ids survive a reboot under their own records", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 0 });
+    c.start();
+    b.run();
+    b.drop("refused");
+    b.run(1000);
+    b.connect();
+    b.send({ cmd: "publish", topic: "x", payload: "p", qos: 2, retain: false, dup: false, messageId: 7 });
+    expect(b.records().filter((r) => r.startsWith("mqi"))).toEqual(["mqi65543"]);
+    const again = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }] });
+    expect(again.received.count).toBe(1);
+    // consulted only while connected to the broker it came from
+    expect(again.received.has(7)).toBe(false);
+    again.received.scope(1);
+    expect(again.received.has(7)).toBe(true);
   });
 
   it("incoming QoS 2 ids come back in arrival order, so the oldest is still the one forgotten first", () => {

@@ -357,6 +357,26 @@ export class SensorNode {
         },
       },
       {
+        name: "pub",
+        help: "TOPIC QOS TEXT  publishes TEXT now (QoS 0, 1 or 2): to try a broker, a subscriber or a rule",
+        run: (args, say) => {
+          const c = this.client;
+          const q = args.length >= 3 ? args[1] : "";
+          if (q !== "0" && q !== "1" && q !== "2") {
+            say("pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)");
+            return;
+          }
+          if (c === undefined) {
+            say("pub: no client (the settings cannot make one: diag says why)");
+            return;
+          }
+          let text = args[2];
+          for (let k = 3; k < args.length; k++) text = text + " " + args[k];
+          const err = c.core.publish(args[0], text, q === "0" ? 0 : q === "1" ? 1 : 2, false, undefined);
+          say(err === undefined ? `pub: queued (outbox ${c.core.outbox.count})` : `pub: ${err.code}: ${err.message}`);
+        },
+      },
+      {
         name: "reboot",
         help: " restarts the board (unsaved settings are lost)",
         run: (_args, say) => {

@@ -850,11 +850,14 @@ export class Client {
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
+    // Incoming QoS 2 ids are per broker: a broker returned to with its session still there
+    // sends its unreleased messages again, and its ids must still catch them; a broker without
+    // our session sends nothing again, and its old ids would only suppress new messages.
+    this.received.scope(this.broker);
+    if (!d.sessionPresent) this.received.clear();
     if (!d.sessionPresent || foreign) {
-      // Nothing the broker held is coming back. Incoming QoS 2 ids would only suppress new
-      // messages that reuse them; outgoing QoS 2 past PUBREC start again from PUBLISH (the
-      // README says why: at-least-once across a lost session).
-      this.received.clear();
+      // Outgoing QoS 2 past PUBREC start again from PUBLISH (the README says why: at-least-once
+      // across a lost session).
       for (let k = 0; k < this.outbox.count; k++) this.outbox.restart(k);
     }
     if (!d.sessionPresent) this.resubscribe();

@@ -241,12 +241,21 @@ export class Outbox {
 /**
  * Packet ids of incoming QoS 2 messages between PUBREC and PUBREL: the message was delivered
  * when its PUBLISH arrived, and a PUBLISH with a listed id is a duplicate (whatever its DUP flag
- * says). Only ids are kept, never payloads; each is a tiny `<prefix>i<id>` record so a restart
- * still recognises duplicates.
+ * says). Only ids are kept, never payloads; each is a tiny record so a restart still recognises
+ * duplicates.
+ *
+ * Ids belong to one broker's session: with failover, a broker left behind keeps its session and
+ * sends its unreleased messages again when the client returns, while the next broker numbers its
+ * own. So each id is kept with its broker (the record `<prefix>i<broker * 65536 + id>`, which is
+ * `<prefix>i<id>` for the first broker), and only the current broker's ids are consulted.
  */
 export class Received {
   count = 0;
   readonly ids: number[] = [];
+  /** The broker (its index in the list) each listed id came from. */
+  private readonly brokers: number[] = [];
+  /** The broker whose ids are consulted (the one connected to). */
+  private current = 0;
   /** Arrival number of each listed id (kept in its record, so a reboot restores the order). */
   private readonly arrivals: number[] = [];
   private nextArrival = 1;
@@ -261,21 +270,26 @@ export class Received {
 
   /** Reads the ids left by an earlier run, oldest arrival first (start-up only). */
   load(): number {
-    const ids = numberedKeys(this.storage, this.key);
+    const keys = numberedKeys(this.storage, this.key);
     const b = this.body;
+    const ints = port.ints;
     this.count = 0;
-    for (let i = 0; i < ids.length; i++) {
-      if (ids[i] <= 65535) {
-        const n = this.storage.read(this.key + ids[i], b, 4);
+    for (let i = 0; i < keys.length; i++) {
+      const id = ints.band(keys[i], 65535);
+      const broker = ints.rshift(keys[i], 16);
+      if (id > 0 && broker < 256) {
+        const n = this.storage.read(this.key + keys[i], b, 4);
         const arrival = n === 4 ? ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3] : 0;
         // insertion by arrival (a record without one counts as oldest)
         let k = this.count;
         while (k > 0 && this.arrivals[k - 1] > arrival) {
           this.ids[k] = this.ids[k - 1];
+          this.brokers[k] = this.brokers[k - 1];
           this.arrivals[k] = this.arrivals[k - 1];
           k = k - 1;
         }
-        this.ids[k] = ids[i];
+        this.ids[k] = id;
+        this.brokers[k] = broker;
         this.arrivals[k] = arrival;
         this.count = this.count + 1;
         if (arrival >= this.nextArrival) this.nextArrival = arrival + 1;
@@ -284,8 +298,17 @@ export class Received {
     return this.count;
   }
 
+  /** From now on, ids are this broker's (the client connected to it). */
+  scope(broker: number): void {
+    this.current = broker;
+  }
+
+  private recordKey(k: number): string {
+    return this.key + (this.brokers[k] * 65536 + this.ids[k]);
+  }
+
   has(id: number): boolean {
-    for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return true;
+    for (let k = 0; k < this.count; k++) if (this.ids[k] === id && this.brokers[k] === this.current) return true;
     return false;
   }
 
@@ -294,22 +317,24 @@ export class Received {
     const a = this.nextArrival;
     // 2^31 arrivals would take decades of QoS 2 traffic; wrap to 1 rather than overflow
     this.nextArrival = a >= 2147483647 ? 1 : a + 1;
-    this.ids[this.count] = id;
-    this.arrivals[this.count] = a;
-    this.count = this.count + 1;
+    const k = this.count;
+    this.ids[k] = id;
+    this.brokers[k] = this.current;
+    this.arrivals[k] = a;
+    this.count = k + 1;
     const ints = port.ints;
     const b = this.body;
     b[0] = ints.band(ints.rshift(a, 24), 255);
     b[1] = ints.band(ints.rshift(a, 16), 255);
     b[2] = ints.band(ints.rshift(a, 8), 255);
     b[3] = ints.band(a, 255);
-    return this.storage.write(this.key + id, b, 4);
+    return this.storage.write(this.recordKey(k), b, 4);
   }
 
-  /** Removes an id (PUBREL); false when it was not listed. Keeps the others in arrival order. */
+  /** Removes an id of the current broker (PUBREL); false when it was not listed. Keeps the others in arrival order. */
   remove(id: number): boolean {
     for (let k = 0; k < this.count; k++) {
-      if (this.ids[k] === id) {
+      if (this.ids[k] === id && this.brokers[k] === this.current) {
         this.drop(k);
         return true;
       }
@@ -323,18 +348,27 @@ export class Received {
   }
 
   private drop(k: number): void {
-    const id = this.ids[k];
+    this.storage.remove(this.recordKey(k));
     this.count = this.count - 1;
     for (let j = k; j < this.count; j++) {
       this.ids[j] = this.ids[j + 1];
+      this.brokers[j] = this.brokers[j + 1];
       this.arrivals[j] = this.arrivals[j + 1];
     }
-    this.storage.remove(this.key + id);
   }
 
-  /** The broker's session is gone: no PUBREL will come for any listed id. */
+  /** The current broker's session is gone: no PUBREL will come for any of its ids (other brokers' stay). */
   clear(): void {
-    for (let k = 0; k < this.count; k++) this.storage.remove(this.key + this.ids[k]);
-    this.count = 0;
+    let kept = 0;
+    for (let k = 0; k < this.count; k++) {
+      if (this.brokers[k] === this.current) this.storage.remove(this.recordKey(k));
+      else {
+        this.ids[kept] = this.ids[k];
+        this.brokers[kept] = this.brokers[k];
+        this.arrivals[kept] = this.arrivals[k];
+        kept = kept + 1;
+      }
+    }
+    this.count = kept;
   }
 }

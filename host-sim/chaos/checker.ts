@@ -5,6 +5,12 @@
  * resend after a reconnect may repeat earlier QoS 1 messages, never reorder new ones). QoS 0
  * losses are counted, not failed. A violation names the message, the device and the fault that
  * was active when the board accepted it.
+ *
+ * With two brokers (a failover), arrivals are merged: order is checked per broker (nothing orders
+ * one broker's deliveries against another's), and a QoS 2 message that arrived once through each
+ * is counted apart: exactly-once holds within one broker's session, and a message whose PUBREC
+ * came from a broker that then went away is sent again from PUBLISH to the next (the client's
+ * documented at-least-once across a lost session).
  */
 export interface Published {
   device: string;
@@ -20,6 +26,8 @@ export interface Published {
 export interface Arrival {
   line: string;
   t: number;
+  /** Which broker's subscriber saw it (one name per broker; absent with one broker). */
+  broker?: string;
 }
 
 export interface Fault {
@@ -36,6 +44,10 @@ export interface Verdict {
    * in a new session. Counted, not failed: the client's leg did its part.
    */
   brokerSide: { lost: number; duplicates: number };
+  /** QoS 2 messages that arrived once through each of two brokers (a failover between them). */
+  acrossBrokers: number;
+  /** Commands to the boards (QoS 2, from a client that is not Petrel), as the boards' programs got them. */
+  downlink?: DownlinkTotals;
   /** Violations (lost, duplicate, out of order), each naming message, device and fault. */
   violations: string[];
   /** Per device and QoS: sent / received (unique) / duplicates / lost. */
@@ -54,38 +66,41 @@ export function faultAt(faults: Fault[], t: number): string {
  * lost its state (ms since the run started).
  */
 export function verdict(published: Published[], received: (string | Arrival)[], faults: Fault[], stateLost: number[] = []): Verdict {
-  const byKey = new Map<string, { n: number; t: number }[]>();
+  const byKey = new Map<string, { n: number; t: number; broker: string }[]>();
   for (const r of received) {
-    const a = typeof r === "string" ? { line: r, t: 0 } : r;
+    const a: Arrival = typeof r === "string" ? { line: r, t: 0 } : r;
     const m = /^chaos\/([^/]+)\/q([012]) (\d+)$/.exec(a.line);
     if (m === null) continue;
     const key = `${m[1]} ${m[2]}`;
     let list = byKey.get(key);
     if (list === undefined) byKey.set(key, (list = []));
-    list.push({ n: Number(m[3]), t: a.t });
+    list.push({ n: Number(m[3]), t: a.t, broker: a.broker ?? "" });
   }
   const lostBetween = (from: number, to: number) => stateLost.some((k) => from < k && k < to);
   const brokerSide = { lost: 0, duplicates: 0 };
   const violations: string[] = [];
   const rows: Verdict["rows"] = [];
   let qos0Lost = 0;
+  let acrossBrokers = 0;
   for (const p of published) {
     const got = byKey.get(`${p.device} ${p.qos}`) ?? [];
-    const seen = new Map<number, number>();
+    const seen = new Map<number, { t: number; broker: string }>();
     let duplicates = 0;
-    let last = -1;
-    for (const { n, t } of got) {
+    const last = new Map<string, number>();
+    for (const { n, t, broker } of got) {
       if (n >= p.count) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived but was never accepted by the board`);
       const first = seen.get(n);
       if (first !== undefined) {
         duplicates++;
-        if (p.qos === 2 && lostBetween(first, t)) brokerSide.duplicates++;
+        if (p.qos === 2 && lostBetween(first.t, t)) brokerSide.duplicates++;
+        else if (p.qos === 2 && first.broker !== broker) acrossBrokers++;
         else if (p.qos === 2) violations.push(`${p.device} QoS 2: message ${n} arrived twice (accepted during ${faultAt(faults, p.at[n] ?? -1)})`);
         continue;
       }
-      seen.set(n, t);
-      if (p.qos > 0 && n < last) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived after ${last} (accepted during ${faultAt(faults, p.at[n] ?? -1)})`);
-      if (n > last) last = n;
+      seen.set(n, { t, broker });
+      const before = last.get(broker) ?? -1;
+      if (p.qos > 0 && n < before) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived after ${before}${broker === "" ? "" : ` at broker ${broker}`} (accepted during ${faultAt(faults, p.at[n] ?? -1)})`);
+      if (n > before) last.set(broker, n);
     }
     let lost = 0;
     for (let n = 0; n < p.count; n++) {
@@ -98,5 +113,44 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
     if (p.qos === 0) qos0Lost += lost;
     rows.push({ device: p.device, qos: p.qos, sent: p.count, received: seen.size, duplicates, lost });
   }
-  return { ok: violations.length === 0, violations, rows, qos0Lost, brokerSide };
+  return { ok: violations.length === 0, violations, rows, qos0Lost, brokerSide, acrossBrokers };
+}
+
+export interface DownlinkTotals {
+  sent: number;
+  delivered: number;
+  /** Delivered twice with the broker's state intact in between: each is a violation. */
+  duplicates: number;
+  /** Delivered twice across a broker's lost state (kill -9, no persistence): counted apart. */
+  brokerSide: number;
+  /** Never delivered: the sender's and broker's legs (a lost session drops what it queued). */
+  lost: number;
+}
+
+/**
+ * The downlink: numbered QoS 2 commands a client that is not Petrel sent to each board, against
+ * when the board's program got each one. A command its program got twice is a violation (the
+ * client's duplicate check is what stops a broker's resend after a lost PUBREC), unless the broker
+ * lost its state in between.
+ */
+export function downlinkVerdict(boards: { device: string; sent: number; delivered: number[][] }[], faults: Fault[], stateLost: number[]):
+  { totals: DownlinkTotals; violations: string[] } {
+  const totals: DownlinkTotals = { sent: 0, delivered: 0, duplicates: 0, brokerSide: 0, lost: 0 };
+  const violations: string[] = [];
+  for (const b of boards) {
+    totals.sent += b.sent;
+    for (let n = 0; n < b.sent; n++) {
+      const times = b.delivered[n] ?? [];
+      if (times.length === 0) totals.lost++;
+      else totals.delivered++;
+      for (let k = 1; k < times.length; k++) {
+        if (stateLost.some((x) => times[k - 1] < x && x < times[k])) totals.brokerSide++;
+        else {
+          totals.duplicates++;
+          violations.push(`${b.device} downlink QoS 2: command ${n} delivered to the program twice (at ${times[k - 1]} and ${times[k]} ms, during ${faultAt(faults, times[k])})`);
+        }
+      }
+    }
+  }
+  return { totals, violations };
 }

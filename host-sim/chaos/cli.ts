@@ -1,26 +1,45 @@
 /**
  * `make chaos`: the chaos lab on the command line. CHAOS_BOARDS (default 5), CHAOS_SECONDS
  * (default 60), CHAOS_SEED (default: from the clock, printed), CHAOS_BROKEN=1 (boards that lose
- * their outbox at a power cut: the verdict must be FAIL), CHAOS_KILLS=1 (broker kill -9 and
- * restarts without persistence among the faults; what the broker itself loses is counted apart).
- * CHAOS_REPORT: where the HTML report goes (default dist/chaos/report-<seed>.html).
+ * their outbox at a power cut, or =dups: boards that never forget a completed message; the verdict
+ * must be FAIL), CHAOS_KILLS (1, the default: broker kill -9 and restarts without persistence among
+ * the faults; what the broker itself loses is counted apart; 0 leaves them out), CHAOS_FAILOVER (1,
+ * the default: a second broker and failovers to it; 0 leaves them out).
+ * CHAOS_RUNTIMES (espruino,lua51,lua53,fengari by default; "none"): a board on each, besides the
+ * CHAOS_BOARDS in this process. CHAOS_REPORT: where the HTML report goes (default
+ * dist/chaos/report-<seed>.html; the brokers' logs go beside it).
  * Exit 0 on PASS, 1 on FAIL.
  */
 import * as path from "node:path";
+import { APP_TARGETS, type AppTarget } from "../app-boards";
 import { runChaos } from "./lab";
+import { faultSummary } from "./report";
 
 async function main(): Promise<void> {
   const seed = Number(process.env.CHAOS_SEED ?? String(Date.now() % 1000000));
   const boards = Number(process.env.CHAOS_BOARDS ?? "5");
   const seconds = Number(process.env.CHAOS_SECONDS ?? "60");
   console.log(`chaos: seed ${seed}, ${boards} boards, ${seconds} s of faults (CHAOS_SEED=${seed} repeats the schedule)`);
-  const r = await runChaos({ boards, seconds, seed, brokenOutbox: process.env.CHAOS_BROKEN === "1", brokerKills: process.env.CHAOS_KILLS === "1", progress: (l) => console.log(l),
+  const broken = process.env.CHAOS_BROKEN ?? "";
+  const rts = process.env.CHAOS_RUNTIMES ?? "espruino,lua51,lua53,fengari";
+  const runtimes = rts === "none" || rts === "" ? [] : rts.split(",");
+  for (const t of runtimes) {
+    if (!(APP_TARGETS as readonly string[]).includes(t)) {
+      console.log(`chaos: CHAOS_RUNTIMES: no runtime "${t}" (runtimes: ${APP_TARGETS.join(", ")}, or none)`);
+      process.exit(2);
+    }
+  }
+  console.log(`chaos: boards on other runtimes: ${runtimes.length > 0 ? runtimes.join(", ") : "none"}`);
+  const r = await runChaos({ boards, seconds, seed, brokenOutbox: broken === "1", brokenDuplicates: broken === "dups",
+    brokerKills: process.env.CHAOS_KILLS !== "0", failover: process.env.CHAOS_FAILOVER !== "0", runtimes: runtimes as AppTarget[], progress: (l) => console.log(l),
     report: path.resolve(process.env.CHAOS_REPORT ?? `dist/chaos/report-${seed}.html`) });
   for (const row of r.verdict.rows) {
     console.log(`  ${row.device} QoS ${row.qos}: sent ${row.sent}, received ${row.received}, duplicates ${row.duplicates}, lost ${row.lost}`);
   }
-  console.log(`chaos: ${r.faults.length} faults (${r.powerCuts} power cuts, ${r.brokerRestarts} broker restarts, ${r.brokerKills} kill -9, ${r.brokerWipes} without persistence); QoS 0 lost ${r.verdict.qos0Lost}; refused while cut off ${r.refused}`);
-  console.log(`chaos: broker-side (its state lost): ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms (${r.recovery.samples} faults)`);
+  console.log(`chaos: ${r.faults.length} faults (${faultSummary(r)}); QoS 0 lost ${r.verdict.qos0Lost}; refused (outbox or flash full) ${r.refused}`);
+  console.log(`chaos: broker-side (its state lost): ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; QoS 2 through both brokers (failover) ${r.verdict.acrossBrokers}; recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms (${r.recovery.samples} faults)`);
+  const d = r.verdict.downlink;
+  if (d !== undefined) console.log(`chaos: downlink (QoS 2 commands to the boards): ${d.sent} sent, ${d.delivered} delivered, ${d.duplicates} twice, ${d.lost} never; the duplicate check caught ${r.duplicatesCaught} repeats`);
   for (const v of r.verdict.violations.slice(0, 20)) console.log(`  VIOLATION ${v}`);
   console.log(`chaos: the report (one HTML file, no network needed): ${r.report}`);
   console.log(`chaos: ${r.verdict.ok ? "PASS" : `FAIL (${r.verdict.violations.length} violations)`} (seed ${seed})`);

@@ -1,27 +1,42 @@
 /**
- * The chaos lab (first slice): simulated boards running the built client publish numbered
- * QoS 0/1/2 messages through the fault proxy while a seeded schedule injects faults (resets,
- * half-open black holes, bytes split one at a time, delays, refused connections, board power
- * cuts mid-flight, a broker restart with persistence); an independent subscriber at the broker
- * (mosquitto_sub, not Petrel code) records what arrives, and checker.ts gives the verdict.
+ * The chaos lab: simulated boards running the built client publish numbered QoS 0/1/2 messages
+ * through fault proxies while a seeded schedule injects faults:
+ * - the network (both proxies alike): resets, half-open black holes (both ways, or the uplink only,
+ *   so the boards' acknowledgements are lost while the broker's messages arrive), bytes split one at a time,
+ *   delays, jitter, a bandwidth cap, hold-then-release, refused connections;
+ * - the broker: a SIGTERM restart with persistence, kill -9 and restarts without persistence
+ *   (`brokerKills`), and a failover: the first broker down for seconds while a second one takes
+ *   the boards (`failover`);
+ * - a board: a power cut mid-flight (while cut off, so its outbox is full of messages in
+ *   flight), its flash full, a sensor task overrunning its slice, a Wi-Fi drop and rejoin.
+ * An independent subscriber at each broker (mosquitto_sub, not Petrel code) records what arrives,
+ * and checker.ts gives the verdict.
  *
- * `brokenOutbox`: the lab's own proof that it can fail: boards lose their flash at a power cut
- * (an outbox that does not survive a reboot), so messages in flight are lost and the verdict
- * must say FAIL.
+ * The lab's own proof that it can fail, two deliberately broken clients:
+ * - `brokenOutbox`: boards lose their flash at a power cut (an outbox that does not survive a
+ *   reboot): messages in flight are lost;
+ * - `brokenDuplicates`: boards never forget a message once completed (the record the duplicate
+ *   check rests on is never removed), so a reboot sends completed QoS 2 messages again.
+ * Either must get a FAIL verdict.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as os from "node:os";
+import * as mqtt from "mqtt";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import "../../firmware/targets/node/index";
-import type { Storage } from "../../firmware/port/storage";
+import { STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 import type { Transport, TransportEvents } from "../../firmware/port/transport";
+import { IDLE } from "../../firmware/sched/scheduler";
 import { connect, type MqttClient } from "../../firmware/session/mqtt";
+import type { Platform } from "../../firmware/session/platform";
+import { appCommand, type AppTarget } from "../app-boards";
 import { startFaultProxy, type FaultProxy } from "../fault-proxy";
 import { startBroker, type Broker } from "../mosquitto";
-import { nodePlatform } from "../node/platform";
+import { nodePlatform, simulatedLink } from "../node/platform";
 import { memoryStorage } from "../node/storage";
 import { nodeTransport } from "../node/transport";
-import { verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
+import { downlinkVerdict, verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
 import { renderReport, timelineSvg, type Sample } from "./report";
 
 export interface ChaosOptions {
@@ -32,8 +47,19 @@ export interface ChaosOptions {
   /** Messages per board per QoS per second. */
   rate?: number;
   brokenOutbox?: boolean;
+  brokenDuplicates?: boolean;
   /** Broker kill -9 and restarts without persistence among the faults too. */
   brokerKills?: boolean;
+  /** A second broker in every board's list, and failovers to it among the faults. */
+  failover?: boolean;
+  /** The first faults, in order (kinds as in the schedule); a seeded deck of every kind follows. Default: a power cut. */
+  first?: string[];
+  /**
+   * Boards on other runtimes, one each: the sensor node app built for that runtime, in its own
+   * process, publishing the numbered messages typed at its serial console (`pub`); a power cut
+   * kills the process and starts it again on the same flash.
+   */
+  runtimes?: AppTarget[];
   /** Progress lines (the command line prints them). */
   progress?: (line: string) => void;
   /** Where to write the HTML report (none when absent). */
@@ -51,8 +77,18 @@ export interface ChaosResult {
   brokerRestarts: number;
   brokerKills: number;
   brokerWipes: number;
+  failovers: number;
+  /** Board faults: storage full, task overruns (and the slices the scheduler reported), Wi-Fi drops. */
+  storageFull: number;
+  overruns: number;
+  overrunsReported: number;
+  wifiDrops: number;
+  /** Incoming QoS 2 repeats the boards' duplicate check caught (a broker's resend after a lost PUBREC). */
+  duplicatesCaught: number;
   /** Per fault, ms from its end until every board was connected again (p50, p99, max). */
   recovery: { p50: number; p99: number; max: number; samples: number };
+  /** Each board's runtime ("node" for the boards in the lab's own process). */
+  runtimes: Record<string, string>;
   /** The HTML report's path, when one was written. */
   report?: string;
 }
@@ -92,29 +128,70 @@ function killable(inner: Transport): { t: Transport; kill(): void } {
   };
 }
 
+/** The board's flash, and its fault: full (every write refused). */
+function faultyStorage(b: ChaosBoard): Storage {
+  return {
+    write: (k, d, n) => (b.full ? STORAGE_FULL : b.flash.write(k, d, n)),
+    read: (k, into, cap) => b.flash.read(k, into, cap),
+    remove: (k) => b.flash.remove(k),
+    list: (prefix) => b.flash.list(prefix),
+  };
+}
+
 class ChaosBoard {
-  storage: Storage = memoryStorage();
+  flash: Storage = memoryStorage();
+  full = false;
+  private readonly storage = faultyStorage(this);
+  readonly link = simulatedLink();
   client!: MqttClient;
   private kill: () => void = () => {};
+  private sched!: Platform["sched"];
+  /** Overruns the scheduler reported: this boot's list, and the earlier boots' count. */
+  private overrunList: string[] = [];
+  private overrunsBefore = 0;
   readonly seq = [0, 0, 0];
   readonly at: number[][] = [[], [], []];
   readonly ackAt: (number | undefined)[][] = [[], [], []];
   refused = 0;
+  /** Downlink (commands to the board, QoS 2): when the board's program got each number. */
+  readonly delivered: number[][] = [];
+  /** Commands sent to this board (by the lab's commander). */
+  commands = 0;
+  now: () => number = () => 0;
 
-  constructor(readonly id: string, private readonly port: number) {
+  constructor(readonly id: string, private readonly brokers: { host: string; port: number }[], private readonly noDuplicateCheck: boolean) {
     this.boot();
   }
 
   boot(): void {
     const k = killable(nodeTransport());
     this.kill = k.kill;
-    const p = nodePlatform({ storage: this.storage, chipId: this.id, transport: k.t, logLevel: 0 });
+    const p = nodePlatform({ storage: this.storage, chipId: this.id, transport: k.t, logLevel: 0, link: this.link });
+    this.sched = p.sched;
     const c = connect(p, {
-      brokers: [{ host: "127.0.0.1", port: this.port }], clientId: this.id, clean: false, keepalive: 2,
+      brokers: this.brokers, clientId: this.id, clean: false, keepalive: 2,
       reconnectMinMs: 100, reconnectMaxMs: 1000, connectTimeoutMs: 3000, outboxMessages: 1000, offlineQueue: 50,
     });
     if ("code" in c) throw new Error(`${c.code}: ${c.message}`);
     this.client = c;
+    this.overrunList = p.overruns;
+    // the board's program: every command that reaches it counts (a relay toggled twice is a fault)
+    c.subscribe(`chaos/${this.id}/in`, { qos: 2, handler: (_t, payload) => {
+      const n = Number(String(payload));
+      (this.delivered[n] ??= []).push(this.now());
+    } });
+    // the broken client: its QoS 2 duplicate check removed (every id looks new)
+    if (this.noDuplicateCheck) (c.core.received as { has(id: number): boolean }).has = () => false;
+  }
+
+  /** Every boot's count of incoming QoS 2 repeats caught. */
+  private caughtBefore = 0;
+  duplicatesCaught(): number {
+    return this.caughtBefore + this.client.core.stats.duplicates;
+  }
+
+  overrunsReported(): number {
+    return this.overrunsBefore + this.overrunList.length;
   }
 
   publish(t: number, now: () => number): void {
@@ -138,8 +215,22 @@ class ChaosBoard {
   powerCut(loseFlash: boolean): void {
     this.kill();
     this.client.core.end();
-    if (loseFlash) this.storage = memoryStorage();
+    this.overrunsBefore += this.overrunList.length;
+    this.caughtBefore += this.client.core.stats.duplicates;
+    if (loseFlash) this.flash = memoryStorage();
     this.boot();
+  }
+
+  /** A sensor task that holds the board for `ms` in one slice (a watchdog would bite on a board). */
+  overrun(ms: number): void {
+    this.sched.add({
+      name: "sensor",
+      step: () => {
+        const until = performance.now() + ms;
+        while (performance.now() < until) { /* the overrunning sensor read */ }
+        return IDLE;
+      },
+    }, 0);
   }
 
   drained(): boolean {
@@ -147,8 +238,115 @@ class ChaosBoard {
   }
 }
 
+/**
+ * A board on another runtime: the sensor node app in its own process (host-sim/app-boards.ts),
+ * driven through its serial console. It publishes the numbered messages with `pub`, one line
+ * outstanding per QoS, so a number is used again until the board accepts it (a refusal, e.g. an
+ * outbox full while cut off, leaves no gap).
+ */
+class RuntimeBoard {
+  readonly seq = [0, 0, 0];
+  readonly at: number[][] = [[], [], []];
+  refused = 0;
+  restarts = 0;
+  private child!: ChildProcess;
+  private rest = "";
+  private waiting: (number | undefined)[] = [undefined, undefined, undefined];
+  private typing = true;
+  private statusLine = "";
+  readonly flash: string;
+
+  constructor(readonly id: string, readonly target: AppTarget, private readonly defaults: Record<string, string>) {
+    this.flash = fs.mkdtempSync(path.join(os.tmpdir(), `petrel-chaos-${target}-`));
+    this.start();
+  }
+
+  private start(): void {
+    const c = appCommand(this.target, { flash: this.flash, chipId: this.id, defaults: this.defaults });
+    const child = spawn(c.exe, c.args, { cwd: this.flash, env: { ...process.env, ...c.env }, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = child;
+    this.rest = "";
+    this.waiting = [undefined, undefined, undefined];
+    child.stdin!.on("error", () => {});
+    child.stderr!.on("data", () => {});
+    child.stdout!.on("data", (d: Buffer) => {
+      if (this.child !== child) return;
+      this.rest += d.toString("latin1");
+      const lines = this.rest.split("\n");
+      this.rest = lines.pop() as string;
+      for (const l of lines) this.line(l.replace(/\r/g, ""));
+    });
+  }
+
+  private line(l: string): void {
+    const m = /pub: (queued|.*)$/.exec(l);
+    if (m !== null && !l.includes("usage")) {
+      // the oldest outstanding line answered: lines are answered in the order typed
+      let q = -1;
+      let first = Infinity;
+      for (let k = 0; k < 3; k++) {
+        const t = this.waiting[k];
+        if (t !== undefined && t < first) {
+          first = t;
+          q = k;
+        }
+      }
+      if (q < 0) return;
+      this.waiting[q] = undefined;
+      if (m[1].startsWith("queued")) {
+        this.at[q].push(first);
+        this.seq[q]++;
+      } else this.refused++;
+      return;
+    }
+    if (/^(petrel> )*node \S+: /.test(l)) this.statusLine = l;
+  }
+
+  publish(t: number): void {
+    if (!this.typing) return;
+    for (let qos = 0; qos <= 2; qos++) {
+      if (this.waiting[qos] !== undefined) continue;
+      this.waiting[qos] = t;
+      this.child.stdin!.write(`pub chaos/${this.id}/q${qos} ${qos} ${this.seq[qos]}\n`);
+    }
+  }
+
+  /** No line typed is left unanswered (a power cut between a line and its answer is not a fault of the board's). */
+  private quiet(): boolean {
+    return this.waiting.every((w) => w === undefined);
+  }
+
+  /** Power cut: the process killed (SIGKILL, no goodbye), then started again on the same flash. */
+  async powerCut(): Promise<void> {
+    this.typing = false;
+    await until(`${this.id}: its console answered`, () => this.quiet(), 5000).catch(() => {});
+    const c = this.child;
+    const gone = new Promise((r) => c.once("exit", r));
+    c.kill("SIGKILL");
+    await gone;
+    this.restarts++;
+    this.start();
+    this.typing = true;
+  }
+
+  /** Asks `status`; true once it says connected with an empty outbox. */
+  async drained(): Promise<boolean> {
+    if (!this.quiet()) return false;
+    this.statusLine = "";
+    this.child.stdin!.write("status\n");
+    await until(`${this.id}: status`, () => this.statusLine !== "", 3000).catch(() => {});
+    return /: connected, .*, outbox 0 *$/.test(this.statusLine);
+  }
+
+  stop(): void {
+    this.typing = false;
+    this.child.kill("SIGKILL");
+    fs.rmSync(this.flash, { recursive: true, force: true });
+  }
+}
+
 /** The independent subscriber: mosquitto_sub with a persistent session, QoS 2, restarted with the broker. */
-function subscriber(port: number, lines: Arrival[], now: () => number): { stop(): void } {
+function subscriber(port: number, lines: Arrival[], now: () => number, broker: string): { stop(): void } {
   let child: ReturnType<typeof spawn> | undefined;
   let stopped = false;
   const start = () => {
@@ -160,7 +358,7 @@ function subscriber(port: number, lines: Arrival[], now: () => number): { stop()
       rest += d.toString();
       const parts = rest.split("\n");
       rest = parts.pop() as string;
-      for (const p of parts) if (p.length > 0) lines.push({ line: p, t: now() });
+      for (const p of parts) if (p.length > 0) lines.push({ line: p, t: now(), broker });
     });
     // it ends when the broker goes away; a new one resumes the same session
     c.on("exit", () => {
@@ -185,41 +383,105 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   }
 }
 
+/** QoS 1/2: ms from a message's acceptance by its board to its first arrival at a checker. */
+function latencies(published: Published[], received: Arrival[]): number[] {
+  const first = new Map<string, number>();
+  for (const a of received) {
+    const m = /^chaos\/([^/]+)\/q([12]) (\d+)$/.exec(a.line);
+    if (m !== null && !first.has(a.line)) first.set(a.line, a.t);
+  }
+  const out: number[] = [];
+  for (const p of published) {
+    if (p.qos === 0) continue;
+    for (let n = 0; n < p.count; n++) {
+      const t = first.get(`chaos/${p.device}/q${p.qos} ${n}`);
+      if (t !== undefined) out.push(Math.max(0, t - p.at[n]));
+    }
+  }
+  return out;
+}
+
+/** Every kind of fault the schedule draws from (broker kinds only with their options). */
+const NETWORK = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse"];
+const BOARD = ["power-cut", "storage-full", "overrun", "wifi-drop"];
+
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const say = o.progress ?? (() => {});
   const rand = seeded(o.seed);
   let broker: Broker = await startBroker({ maxInflight: 20 });
-  let proxy: FaultProxy | undefined;
+  const second = o.failover === true ? await startBroker({ maxInflight: 20 }) : undefined;
+  const proxies: FaultProxy[] = [];
   const received: Arrival[] = [];
   const t0 = Date.now();
   const now = () => Date.now() - t0;
-  const sub = subscriber(broker.port, received, now);
+  const sub = subscriber(broker.port, received, now, "A");
+  const subB = second !== undefined ? subscriber(second.port, received, now, "B") : undefined;
   const stateLost: number[] = [];
   const recoveries: number[] = [];
-  let brokerKills = 0;
-  let brokerWipes = 0;
+  const n = { kills: 0, wipes: 0, restarts: 0, failovers: 0, powerCuts: 0, storageFull: 0, overruns: 0, wifiDrops: 0 };
   const faults: Fault[] = [];
-  let powerCuts = 0;
-  let brokerRestarts = 0;
   const boards: ChaosBoard[] = [];
+  const others: RuntimeBoard[] = [];
   let tick: NodeJS.Timeout | undefined;
+  let commander: mqtt.MqttClient | undefined;
   const samples: Sample[] = [];
   let sampled = 0;
   const sampler = setInterval(() => {
-    samples.push({ t: now(), arrived: received.length - sampled, queued: boards.reduce((n, b) => n + b.client.core.outbox.count, 0),
+    samples.push({ t: now(), arrived: received.length - sampled, queued: boards.reduce((k, b) => k + b.client.core.outbox.count, 0),
       connected: boards.filter((b) => b.client.connected).length });
     sampled = received.length;
   }, 500);
+  const progress = o.progress === undefined ? undefined : setInterval(() => {
+    say(`chaos: ${Math.floor(now() / 1000)} s of ${o.seconds} s, ${received.length} messages checked, ${faults.length} faults injected`);
+  }, 10000);
+  /** A network fault hits every path a board has (both brokers' proxies). */
+  const all = (fn: (p: FaultProxy) => unknown) => Promise.all(proxies.map(fn));
   try {
-    // the subscriber's session exists before anything is published
+    // the subscribers' sessions exist before anything is published
     await until("the checker's subscription", () => broker.log().includes("chaos-checker"), 5000);
+    if (second !== undefined) await until("the second checker's subscription", () => second.log().includes("chaos-checker"), 5000);
     await sleep(300);
-    proxy = await startFaultProxy({ target: { host: "127.0.0.1", port: broker.port } });
-    for (let k = 1; k <= o.boards; k++) boards.push(new ChaosBoard(`b${k}`, proxy.port));
+    // the jitter's own generator: the schedule does not depend on how much traffic there was
+    const jitterRandom = seeded(o.seed ^ 0x5eed);
+    proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: broker.port }, random: jitterRandom }));
+    if (second !== undefined) proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: second.port }, random: jitterRandom }));
+    const paths = proxies.map((p) => ({ host: "127.0.0.1", port: p.port }));
+    for (let k = 1; k <= o.boards; k++) {
+      const b = new ChaosBoard(`b${k}`, paths, o.brokenDuplicates === true);
+      b.now = now;
+      boards.push(b);
+    }
     await until("every board connected", () => boards.every((b) => b.client.connected), 10000);
+    for (const target of o.runtimes ?? []) {
+      const id = `${target}-1`;
+      others.push(new RuntimeBoard(id, target, {
+        brokers: paths.map((x) => `${x.host}:${x.port}`).join(","), "client.id": id, interval: "86400", keepalive: "10", log: "warn", prefix: "chaos-app",
+      }));
+    }
+    for (const r of others) {
+      let up = false;
+      for (let k = 0; k < 40 && !up; k++) {
+        up = await r.drained();
+        if (!up) await sleep(500);
+      }
+      if (!up) throw new Error(`chaos: the ${r.target} board did not connect within 20 s`);
+    }
+    // the commander: numbered QoS 2 commands to every board, from a client that is not Petrel
+    // (MQTT.js, a persistent session straight to the first broker, so its own resends after a
+    // broker restart are recognised there as repeats)
+    commander = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "chaos-commander", clean: false, reconnectPeriod: 200, keepalive: 5 });
+    const cmd = commander;
+    await until("the commander connected", () => cmd.connected, 5000);
     const rate = o.rate ?? 4;
+    let ticks = 0;
     tick = setInterval(() => {
-      for (const b of boards) b.publish(now(), now);
+      ticks++;
+      for (const r of others) r.publish(now());
+      for (const b of boards) {
+        b.publish(now(), now);
+        // commands at half the rate of the readings
+        if (ticks % 2 === 0) cmd.publish(`chaos/${b.id}/in`, String(b.commands++), { qos: 2 });
+      }
     }, Math.round(1000 / rate));
     /** After a fault: how long until every board is connected again (polled, bounded). */
     const recovered = (end: number) => {
@@ -230,91 +492,140 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         } else if (now() - end > 60000) clearInterval(poll);
       }, 20);
     };
+    const pick = () => boards[Math.floor(rand() * boards.length)];
 
-    // the schedule: a fault every 1-2.5 s, each for 0.5-3 s; one broker restart half way
-    const px = proxy;
-    const kinds = ["reset", "blackhole", "split", "delay", "refuse", "power-cut"];
-    let restarted = false;
+    // The schedule: a fault every 1-2.5 s, each for 0.5-3 s, drawn from a seeded deck that holds
+    // every kind once (so each kind comes up once per round, in a seeded order); the first is
+    // always a power cut, so every run has one.
+    const kinds = [...NETWORK, ...BOARD, "restart"];
+    if (o.brokerKills === true) kinds.push("kill", "wipe");
+    if (o.failover === true) kinds.push("failover");
+    let deck: string[] = (o.first ?? ["power-cut"]).slice();
+    for (const k of deck) if (!kinds.includes(k)) throw new Error(`chaos: no fault kind "${k}" (kinds: ${kinds.join(", ")})`);
     while (now() < o.seconds * 1000) {
       await sleep(1000 + Math.floor(rand() * 1500));
+      if (deck.length === 0) {
+        deck = kinds.slice();
+        for (let i = deck.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1));
+          [deck[i], deck[j]] = [deck[j], deck[i]];
+        }
+      }
+      const kind = deck.shift() as string;
       const from = now();
-      // with brokerKills the second fault is a kill -9 and the third a restart without
-      // persistence (every such run has both), later ones at random
-      const forced = o.brokerKills === true && faults.length === 1 ? "kill" : o.brokerKills === true && faults.length === 2 ? "wipe" : "";
-      // (the first fault is a power cut, below)
-      const brokerFault = faults.length === 0 ? "" : forced !== "" ? forced : !restarted && from > (o.seconds * 1000) / 2 ? "restart"
-        : o.brokerKills === true && rand() < 0.15 ? (rand() < 0.5 ? "kill" : "wipe") : "";
-      if (brokerFault !== "") {
-        if (brokerFault === "restart") restarted = true;
-        const name = brokerFault === "restart" ? "broker restart (SIGTERM, persistence)" : brokerFault === "kill" ? "broker kill -9" : "broker restart without persistence";
+      const hold = 500 + Math.floor(rand() * 2500);
+      if (kind === "restart" || kind === "kill" || kind === "wipe" || kind === "failover") {
+        const name = kind === "restart" ? "broker restart (SIGTERM, persistence)" : kind === "kill" ? "broker kill -9"
+          : kind === "wipe" ? "broker restart without persistence" : `failover: broker down ${hold + 1500} ms, the second one takes the boards`;
         say(`chaos: ${from} ms ${name}`);
-        if (brokerFault === "restart") await broker.stop();
+        if (kind === "restart" || kind === "failover") await broker.stop();
         else await broker.kill();
-        if (brokerFault !== "restart") stateLost.push(now());
-        if (brokerFault === "wipe") {
+        if (kind === "kill" || kind === "wipe") stateLost.push(now());
+        if (kind === "wipe") {
           // its saved state gone; the boards wait (connections refused) until the checker has
           // its subscription again, or what they resend would reach a broker with no subscriber
           fs.rmSync(path.join(broker.dir, "mosquitto.db"), { force: true });
-          await px.refuse(true, "unlisten");
+          await proxies[0].refuse(true, "unlisten");
         }
-        await sleep(300);
+        await sleep(kind === "failover" ? hold + 1500 : 300);
         broker = await startBroker({ maxInflight: 20, port: broker.port, dir: broker.dir });
-        if (brokerFault === "wipe") {
+        if (kind === "wipe") {
           const mark = broker.log().length;
           await until("the checker subscribed again", () => broker.log().slice(mark).includes("chaos-checker"), 10000);
           await sleep(300);
-          await px.refuse(false, "unlisten");
-          brokerWipes++;
-        } else if (brokerFault === "kill") brokerKills++;
-        else brokerRestarts++;
+          await proxies[0].refuse(false, "unlisten");
+          n.wipes++;
+        } else if (kind === "kill") n.kills++;
+        else if (kind === "failover") n.failovers++;
+        else n.restarts++;
         faults.push({ name, from, to: now() });
         recovered(now());
         continue;
       }
-      // the first fault is always a power cut: every run has one
-      const kind = faults.length === 0 ? "power-cut" : kinds[Math.floor(rand() * kinds.length)];
-      const hold = 500 + Math.floor(rand() * 2500);
-      say(`chaos: ${from} ms ${kind}${kind === "reset" ? "" : kind === "power-cut" ? " (cut off 1 s first)" : ` for ${hold} ms`}`);
-      if (kind === "reset") {
-        px.reset();
-        faults.push({ name: "reset", from, to: from + 200 });
-        recovered(from);
-      } else if (kind === "power-cut") {
-        // cut off first (its outbox fills), then the power goes: the reboot must resume from flash
-        const b = boards[Math.floor(rand() * boards.length)];
-        await px.refuse(true, "reset");
-        px.reset();
+      if (kind === "power-cut") {
+        // cut off first (its outbox fills), then the power goes: the reboot must resume from
+        // flash. Any board: one in this process, or one on another runtime (its process killed).
+        const which = Math.floor(rand() * (boards.length + others.length));
+        const b = which < boards.length ? boards[which] : others[which - boards.length];
+        say(`chaos: ${from} ms power cut of ${b.id} (cut off 1 s first)`);
+        await all((p) => p.refuse(true, "reset"));
+        await all((p) => p.reset());
         await sleep(1000);
-        b.powerCut(o.brokenOutbox === true);
-        await px.refuse(false, "reset");
-        powerCuts++;
+        if (b instanceof ChaosBoard) b.powerCut(o.brokenOutbox === true);
+        else await b.powerCut();
+        await all((p) => p.refuse(false, "reset"));
+        n.powerCuts++;
         faults.push({ name: `power cut of ${b.id}, cut off before it`, from, to: now() });
         recovered(now());
-      } else {
-        if (kind === "blackhole") px.blackhole(true);
-        else if (kind === "split") px.split(1);
-        else if (kind === "delay") px.delay(200);
-        else await px.refuse(true, "unlisten");
-        await sleep(hold);
-        if (kind === "blackhole") {
-          // a half-open TCP connection never comes back (bytes dropped mid-stream cannot be
-          // resumed): the connections it held are reset when it ends, as their kernel would
-          px.blackhole(false);
-          px.reset();
-        } else if (kind === "split") px.split(0);
-        else if (kind === "delay") px.delay(0);
-        else await px.refuse(false, "unlisten");
-        faults.push({ name: kind, from, to: now() });
-        recovered(now());
+        continue;
       }
+      if (kind === "overrun") {
+        const b = pick();
+        const ms = 300 + Math.floor(rand() * 500);
+        say(`chaos: ${from} ms ${b.id}'s sensor task overruns its slice by ${ms} ms`);
+        b.overrun(ms);
+        await sleep(ms + 100);
+        n.overruns++;
+        faults.push({ name: `${b.id}: a sensor task overrunning its slice (${ms} ms)`, from, to: now() });
+        recovered(now());
+        continue;
+      }
+      if (kind === "storage-full" || kind === "wifi-drop") {
+        const b = pick();
+        const what = kind === "storage-full" ? `${b.id}: flash full` : `${b.id}: Wi-Fi drop and rejoin`;
+        say(`chaos: ${from} ms ${what} for ${hold} ms`);
+        if (kind === "storage-full") b.full = true;
+        else b.link.set(false);
+        await sleep(hold);
+        if (kind === "storage-full") {
+          b.full = false;
+          n.storageFull++;
+        } else {
+          b.link.set(true);
+          n.wifiDrops++;
+        }
+        faults.push({ name: what, from, to: now() });
+        recovered(now());
+        continue;
+      }
+      const name = kind === "delay" ? "delay 200 ms, then the link drops" : kind === "jitter" ? "jitter 0-300 ms, then the link drops" : kind === "bandwidth" ? "bandwidth 400 B/s"
+        : kind === "split" ? "bytes split one at a time" : kind === "hold" ? "hold, then release"
+        : kind === "uplink-loss" ? "uplink lost (board to broker dropped, acknowledgements too)" : kind;
+      say(`chaos: ${from} ms ${name}${kind === "reset" ? "" : ` for ${hold} ms`}`);
+      if (kind === "reset") {
+        await all((p) => p.reset());
+        faults.push({ name: "reset", from, to: from + 200 });
+        recovered(from);
+        continue;
+      }
+      await all((p) => kind === "blackhole" ? p.blackhole(true) : kind === "uplink-loss" ? p.blackhole(true, "toBroker") : kind === "split" ? p.split(1) : kind === "delay" ? p.delay(200)
+        : kind === "jitter" ? p.jitter(300) : kind === "bandwidth" ? p.bandwidth(400) : kind === "hold" ? p.hold(true) : p.refuse(true, "unlisten"));
+      await sleep(hold);
+      // A half-open TCP connection never comes back (bytes dropped mid-stream cannot be
+      // resumed): the connections it held are reset when it ends, as their kernel would. A slow
+      // link (delay, jitter) ends by dropping, with acknowledgements still on their way (so a
+      // broker sends a QoS 2 message again whose PUBREC it never got: the duplicate check's case).
+      await all((p) => kind === "blackhole" || kind === "uplink-loss" ? (p.blackhole(false), p.reset()) : kind === "split" ? p.split(0) : kind === "delay" ? (p.reset(), p.delay(0))
+        : kind === "jitter" ? (p.reset(), p.jitter(0)) : kind === "bandwidth" ? p.bandwidth(0) : kind === "hold" ? p.hold(false) : p.refuse(false, "unlisten"));
+      faults.push({ name, from, to: now() });
+      recovered(now());
     }
     clearInterval(tick);
     tick = undefined;
     say(`chaos: ${now()} ms schedule over; draining`);
-    await until("every board drained (connected, outbox empty)", () => boards.every((b) => b.drained()), 30000).catch((e) => {
+    await until("every board drained (connected, outbox empty) and the commander's queue empty",
+      () => boards.every((b) => b.drained()) && Object.keys((cmd as unknown as { outgoing: object }).outgoing).length === 0, 30000).catch((e) => {
       throw new Error(`${(e as Error).message}: ${boards.map((b) => `${b.id} ${b.client.connected ? "connected" : "offline"} outbox ${b.client.core.outbox.count} attempts ${b.client.core.stats.attempts} last ${b.client.core.lastReason}`).join("; ")}`);
     });
-    // the subscriber's count settles
+    for (const r of others) {
+      let done = false;
+      for (let k = 0; k < 60 && !done; k++) {
+        done = await r.drained();
+        if (!done) await sleep(500);
+      }
+      if (!done) throw new Error(`chaos: the ${r.target} board did not drain within 30 s (its last status: connected with an empty outbox expected)`);
+    }
+    // the subscribers' count settles
     let last = -1;
     await until("the subscriber to settle", () => {
       const settled = received.length === last;
@@ -324,28 +635,54 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await sleep(1000);
   } finally {
     clearInterval(sampler);
+    if (progress !== undefined) clearInterval(progress);
     if (tick !== undefined) clearInterval(tick);
     for (const b of boards) {
       b.client.core.end();
     }
+    commander?.end(true);
+    for (const r of others) r.stop();
     sub.stop();
-    await proxy?.close();
+    subB?.stop();
+    for (const p of proxies) await p.close();
+    // the brokers' logs go beside the report (a violation's story is in them)
+    const logs: [Broker | undefined, string][] = [[broker, "a"], [second, "b"]];
+    if (o.report !== undefined) {
+      fs.mkdirSync(path.dirname(o.report), { recursive: true });
+      for (const [b, name] of logs) if (b !== undefined) fs.writeFileSync(o.report.replace(/\.html$/, "") + `-broker-${name}.log`, b.log());
+    }
     await broker.close();
+    await second?.close();
   }
   const published: Published[] = [];
   for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q], ackAt: b.ackAt[q] });
+  // A board on another runtime shows no acknowledgements at its console: one of its messages
+  // accepted before the broker lost its state, and never arriving, is counted with the broker's.
+  for (const r of others) for (let q = 0; q <= 2; q++) published.push({ device: r.id, qos: q, count: r.seq[q], at: r.at[q], ackAt: r.at[q] });
+  const runtimes: Record<string, string> = {};
+  for (const b of boards) runtimes[b.id] = "node";
+  for (const r of others) runtimes[r.id] = r.target;
   const sorted = recoveries.slice().sort((a, b) => a - b);
   const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  const v = verdict(published, received, faults, stateLost);
+  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered })), faults, stateLost);
+  v.downlink = down.totals;
+  v.violations.push(...down.violations);
+  v.ok = v.violations.length === 0;
   const result: ChaosResult = {
-    seed: o.seed, verdict: verdict(published, received, faults, stateLost), faults,
-    refused: boards.reduce((n, b) => n + b.refused, 0), powerCuts, brokerRestarts, brokerKills, brokerWipes,
+    seed: o.seed, verdict: v, faults,
+    refused: boards.reduce((k, b) => k + b.refused, 0) + others.reduce((k, r) => k + r.refused, 0), runtimes, powerCuts: n.powerCuts, brokerRestarts: n.restarts, brokerKills: n.kills,
+    brokerWipes: n.wipes, failovers: n.failovers, storageFull: n.storageFull, overruns: n.overruns,
+    overrunsReported: boards.reduce((k, b) => k + b.overrunsReported(), 0), wifiDrops: n.wifiDrops,
+    duplicatesCaught: boards.reduce((k, b) => k + b.duplicatesCaught(), 0),
     recovery: { p50: pick(0.5), p99: pick(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1], samples: sorted.length },
   };
   if (o.report !== undefined) {
     fs.mkdirSync(path.dirname(o.report), { recursive: true });
-    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries: recoveries }));
+    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries, latencies: latencies(published, received) }));
     fs.writeFileSync(o.report.replace(/\.html$/, "") + "-timeline.svg", timelineSvg(result, samples, o.boards));
     result.report = o.report;
   }
   return result;
 }
+

@@ -1,7 +1,8 @@
 /**
  * The chaos lab's report: one self-contained HTML file (inline SVG and CSS, nothing fetched):
  * the verdict, a timeline of faults against throughput at the subscriber and the boards' queue
- * depth, a histogram of recovery times, and the per-board table.
+ * depth, histograms of delivery latency and recovery times, per-runtime and per-board tables,
+ * the downlink, and the faults.
  */
 import type { ChaosResult } from "./lab";
 
@@ -36,15 +37,14 @@ ${spans}
 <p class="legend"><span class="k arrived"></span> arrivals per 0.5 s (max ${maxA}) <span class="k queued"></span> queued in outboxes (max ${maxQ}) <span class="k connected"></span> boards connected (of ${boards}) <span class="k fault"></span> a fault</p>`;
 }
 
-function histogram(values: number[]): string {
-  if (values.length === 0) return "<p>no faults</p>";
-  const bins = [100, 250, 500, 1000, 2000, 5000, Infinity];
+function histogram(values: number[], bins: number[], label: string): string {
+  if (values.length === 0) return "<p>none</p>";
   const counts = bins.map(() => 0);
   for (const v of values) counts[bins.findIndex((b) => v <= b)]++;
   const max = Math.max(...counts);
   const bars = counts.map((c, i) => `<rect x="${i * 90 + 5}" y="${120 - (c / max) * 100}" width="80" height="${(c / max) * 100}" class="bar"><title>${c}</title></rect>` +
     `<text x="${i * 90 + 10}" y="138">${bins[i] === Infinity ? "more" : `≤ ${bins[i]} ms`}</text><text x="${i * 90 + 35}" y="${115 - (c / max) * 100}">${c}</text>`).join("");
-  return `<svg viewBox="0 0 640 145" width="640" role="img" aria-label="recovery histogram">${bars}</svg>`;
+  return `<svg viewBox="0 0 640 145" width="640" role="img" aria-label="${label}">${bars}</svg>`;
 }
 
 const SVG_STYLE = ".fault{fill:#f2b8b8;opacity:.55}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}" +
@@ -58,9 +58,29 @@ export function timelineSvg(r: ChaosResult, samples: Sample[], boards: number): 
     .replace('width="100%"', 'width="900" height="240"') + "\n";
 }
 
-export function renderReport(r: ChaosResult, samples: Sample[], opts: { boards: number; seconds: number; recoveries: number[] }): string {
+/** Per runtime and QoS: the rows of its boards added up. */
+function runtimeRows(r: ChaosResult): string {
+  const sums = new Map<string, { boards: Set<string>; sent: number; received: number; duplicates: number; lost: number }>();
+  for (const x of r.verdict.rows) {
+    const key = `${r.runtimes[x.device] ?? "node"} ${x.qos}`;
+    let m = sums.get(key);
+    if (m === undefined) sums.set(key, (m = { boards: new Set(), sent: 0, received: 0, duplicates: 0, lost: 0 }));
+    m.boards.add(x.device);
+    m.sent += x.sent;
+    m.received += x.received;
+    m.duplicates += x.duplicates;
+    m.lost += x.lost;
+  }
+  return [...sums.entries()].map(([k, m]) => {
+    const [rt, qos] = k.split(" ");
+    return `<tr><td>${esc(rt)}</td><td>${m.boards.size}</td><td>${qos}</td><td>${m.sent}</td><td>${m.received}</td><td>${m.duplicates}</td><td class="${m.lost > 0 && qos !== "0" ? "bad" : ""}">${m.lost}</td></tr>`;
+  }).join("\n");
+}
+
+export function renderReport(r: ChaosResult, samples: Sample[], opts: { boards: number; seconds: number; recoveries: number[]; latencies: number[] }): string {
   const v = r.verdict;
-  const rows = v.rows.map((x) => `<tr><td>${esc(x.device)}</td><td>${x.qos}</td><td>${x.sent}</td><td>${x.received}</td><td>${x.duplicates}</td><td class="${x.lost > 0 && x.qos > 0 ? "bad" : ""}">${x.lost}</td></tr>`).join("\n");
+  const d = v.downlink;
+  const rows = v.rows.map((x) => `<tr><td>${esc(x.device)}</td><td>${esc(r.runtimes[x.device] ?? "node")}</td><td>${x.qos}</td><td>${x.sent}</td><td>${x.received}</td><td>${x.duplicates}</td><td class="${x.lost > 0 && x.qos > 0 ? "bad" : ""}">${x.lost}</td></tr>`).join("\n");
   const violations = v.violations.slice(0, 200).map((s) => `<li>${esc(s)}</li>`).join("\n");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Petrel chaos lab: ${v.ok ? "PASS" : "FAIL"} (seed ${r.seed})</title>
@@ -77,21 +97,36 @@ svg text{font-size:11px;fill:#555}
 <h1>Petrel chaos lab</h1>
 <p><span class="verdict ${v.ok ? "pass" : "failv"}">${v.ok ? "PASS" : "FAIL"}</span></p>
 <p>Seed <b>${r.seed}</b> (repeat with <code>CHAOS_SEED=${r.seed}</code>), ${opts.boards} boards, ${opts.seconds} s of faults:
-${r.faults.length} faults (${r.powerCuts} power cuts, ${r.brokerRestarts} broker restarts, ${r.brokerKills} kill -9, ${r.brokerWipes} without persistence).
-QoS 0 lost: ${v.qos0Lost}. Lost or repeated by the broker with its own state: ${v.brokerSide.lost} lost, ${v.brokerSide.duplicates} QoS 2 repeats.
+${r.faults.length} faults (${faultSummary(r)}).
+QoS 0 lost: ${v.qos0Lost}. Lost or repeated by the broker with its own state: ${v.brokerSide.lost} lost, ${v.brokerSide.duplicates} QoS 2 repeats. QoS 2 through both brokers (failover): ${v.acrossBrokers}.
 Recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms.</p>
 <h2>Timeline</h2>
 ${timeline(r, samples, opts.boards)}
-<h2>Recovery after each fault</h2>
-${histogram(opts.recoveries)}
+<h2>Delivery latency (QoS 1 and 2: accepted by the board to first arrival at the checker)</h2>
+${histogram(opts.latencies, [10, 50, 100, 250, 1000, 5000, Infinity], "latency histogram")}
+<h2>Recovery after each fault (until every board in the lab's process is connected again)</h2>
+${histogram(opts.recoveries, [100, 250, 500, 1000, 2000, 5000, Infinity], "recovery histogram")}
 <h2>Violations (${v.violations.length})</h2>
 ${v.violations.length === 0 ? "<p>none</p>" : `<ol>${violations}</ol>`}
+<h2>Per runtime and QoS</h2>
+<table><tr><th>runtime</th><th>boards</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
+${runtimeRows(r)}
+</table>
+<h2>Downlink (numbered QoS 2 commands to the boards in the lab's process)</h2>
+${d === undefined ? "<p>none</p>" : `<p>${d.sent} sent, ${d.delivered} delivered to the boards' programs, ${d.duplicates} delivered twice, ${d.brokerSide} twice across a broker's lost state, ${d.lost} never delivered (the sender's and broker's legs). The boards' duplicate check caught ${r.duplicatesCaught} repeats.</p>`}
 <h2>Per board and QoS</h2>
-<table><tr><th>board</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
+<table><tr><th>board</th><th>runtime</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
 ${rows}
 </table>
 <h2>Faults</h2>
 <ol>${r.faults.map((f) => `<li>${esc(f.name)}: ${f.from}-${f.to} ms</li>`).join("")}</ol>
 </body></html>
 `;
+}
+
+/** The faults of a run by kind, in words. */
+export function faultSummary(r: ChaosResult): string {
+  const network = r.faults.length - r.powerCuts - r.brokerRestarts - r.brokerKills - r.brokerWipes - r.failovers - r.storageFull - r.overruns - r.wifiDrops;
+  return `${network} network, ${r.powerCuts} power cuts, ${r.storageFull} flash full, ${r.overruns} task overruns (${r.overrunsReported} reported by the scheduler), ` +
+    `${r.wifiDrops} Wi-Fi drops, ${r.brokerRestarts} broker restarts, ${r.brokerKills} kill -9, ${r.brokerWipes} without persistence, ${r.failovers} failovers`;
 }
