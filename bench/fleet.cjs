@@ -15,7 +15,9 @@
 //   node bench/fleet.cjs          (make bench runs it with the file-descriptor limit raised)
 //
 // FLEET_STEPS (1000,2500,5000,10000,15000), FLEET_SECONDS (measured seconds per step, 20),
-// FLEET_WARM (seconds before measuring, 5), FLEET_LIBS (petrel,mqttjs), FLEET_ADDRESSES (source
+// FLEET_WARM (seconds before measuring, 5), FLEET_LIBS (petrel,petrel-board,mqttjs; petrel-board
+// is Petrel with the ESP8266 boards' profile sizes, maxPacket 512 and 20 outbox messages, as a
+// fleet of those boards would hold), FLEET_ADDRESSES (source
 // addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900).
 "use strict";
 const { spawn } = require("node:child_process");
@@ -27,13 +29,15 @@ const dist = path.join(root, "dist/node");
 const STEPS = (process.env.FLEET_STEPS ?? "1000,2500,5000,10000,15000").split(",").map(Number);
 const SECONDS = Number(process.env.FLEET_SECONDS ?? 20);
 const WARM = Number(process.env.FLEET_WARM ?? 5);
-const LIBS = (process.env.FLEET_LIBS ?? "petrel,mqttjs").split(",");
+const LIBS = (process.env.FLEET_LIBS ?? "petrel,petrel-board,mqttjs").split(",");
 const ADDRESSES = Number(process.env.FLEET_ADDRESSES ?? 50);
 const BUDGET_MS = Number(process.env.FLEET_BUDGET_S ?? 900) * 1000;
 /** Connections opened per batch; the next batch waits for this one's CONNACKs (mosquitto listens with a backlog of 100). */
 const BATCH = 100;
 const LATE_MS = 1000;
-const NAMES = { petrel: "Petrel", mqttjs: "MQTT.js" };
+const NAMES = { petrel: "Petrel", "petrel-board": "Petrel/8266", mqttjs: "MQTT.js" };
+/** The ESP8266 boards' profile sizes (boards/esp8266-*.json): what a simulated sensor board of that kind holds. */
+const BOARD_SIZES = { maxPacket: 512, outboxMessages: 20 };
 
 /** Epoch milliseconds, fractional: the same scale in every process on the machine. */
 const epoch = () => performance.timeOrigin + performance.now();
@@ -53,10 +57,11 @@ function opener(lib, port) {
   }
   const { connect } = require(path.join(dist, "host-sim/node/client.js"));
   const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  const sizes = lib === "petrel-board" ? BOARD_SIZES : {};
   return (id, local) =>
     connect({
       brokers: [{ host: "127.0.0.1", port }], clientId: id, clean: true, keepalive: 60, localAddress: local,
-      storage: memoryStorage(), logLevel: 0, reconnectMinMs: 1000,
+      storage: memoryStorage(), logLevel: 0, reconnectMinMs: 1000, ...sizes,
     });
 }
 
@@ -205,7 +210,7 @@ async function main() {
       await sleep(r.failed ? 0 : 3000);
       sub.removeListener("message", keep);
       if (r.failed) {
-        console.log(`  ${NAMES[lib].padEnd(8)} ${String(n).padStart(6)} boards: FAILED (${r.failed})`);
+        console.log(`  ${NAMES[lib].padEnd(11)} ${String(n).padStart(6)} boards: FAILED (${r.failed})`);
         results[lib].push({ n, ok: false, why: r.failed });
         break;
       }
@@ -226,7 +231,7 @@ async function main() {
       const rssBoard = (r.during.rss - r.before.rss) / n;
       const ok = latePct < 1;
       results[lib].push({ n, ok, latePct, perBoard, rssBoard, connectMs: r.connectMs, p50: q(0.5), p99: q(0.99), sent: r.sent, arrived, late, lost, lagMax: r.lagMax });
-      console.log(`  ${NAMES[lib].padEnd(8)} ${String(n).padStart(6)} boards: ${ok ? "kept up" : "FELL BEHIND"}: ${r.sent} sent, ${late} late, ${lost} lost (${latePct.toFixed(2)}%), latency p50 ${q(0.5).toFixed(1)} ms p99 ${q(0.99).toFixed(1)} ms, sender's lag up to ${r.lagMax.toFixed(0)} ms, its CPU ${((r.cpuMs * 100) / ((WARM + SECONDS) * 1000)).toFixed(0)}%; ${kb(perBoard)} KB heap+buffers and ${kb(rssBoard)} KB RSS per board; connected in ${(r.connectMs / 1000).toFixed(1)} s`);
+      console.log(`  ${NAMES[lib].padEnd(11)} ${String(n).padStart(6)} boards: ${ok ? "kept up" : "FELL BEHIND"}: ${r.sent} sent, ${late} late, ${lost} lost (${latePct.toFixed(2)}%), latency p50 ${q(0.5).toFixed(1)} ms p99 ${q(0.99).toFixed(1)} ms, sender's lag up to ${r.lagMax.toFixed(0)} ms, its CPU ${((r.cpuMs * 100) / ((WARM + SECONDS) * 1000)).toFixed(0)}%; ${kb(perBoard)} KB heap+buffers and ${kb(rssBoard)} KB RSS per board; connected in ${(r.connectMs / 1000).toFixed(1)} s`);
       if (!ok) break;
     }
   }
@@ -239,16 +244,15 @@ async function main() {
     const kept = results[lib].filter((s) => s.ok);
     best[lib] = kept[kept.length - 1];
     const b = best[lib];
-    console.log(`    ${NAMES[lib].padEnd(8)} ${b === undefined ? "none" : `${b.n} boards, ${kb(b.perBoard)} KB per board (${kb(b.rssBoard)} KB RSS)`}`);
+    console.log(`    ${NAMES[lib].padEnd(11)} ${b === undefined ? "none" : `${b.n} boards, ${kb(b.perBoard)} KB per board (${kb(b.rssBoard)} KB RSS)`}`);
   }
-  if (best.petrel && best.mqttjs) {
-    // memory compared at the same fleet size: the largest both kept up with
-    const both = results.petrel.filter((s) => s.ok && results.mqttjs.some((m) => m.ok && m.n === s.n));
+  // memory compared at the same fleet size: the largest both kept up with
+  for (const lib of LIBS.filter((l) => l !== "mqttjs" && results[l] && results.mqttjs)) {
+    const both = results[lib].filter((s) => s.ok && results.mqttjs.some((m) => m.ok && m.n === s.n));
     const at = both[both.length - 1];
-    if (at !== undefined) {
-      const m = results.mqttjs.find((s) => s.n === at.n);
-      console.log(`    at ${at.n} boards MQTT.js takes ${(m.perBoard / at.perBoard).toFixed(1)}x Petrel's heap+buffers per board (${(m.rssBoard / at.rssBoard).toFixed(1)}x its RSS)`);
-    }
+    if (at === undefined) continue;
+    const m = results.mqttjs.find((s) => s.n === at.n);
+    console.log(`    at ${at.n} boards MQTT.js takes ${(m.perBoard / at.perBoard).toFixed(2)}x ${NAMES[lib]}'s heap+buffers per board (${(m.rssBoard / at.rssBoard).toFixed(2)}x its RSS)`);
   }
   console.log(`  fleet: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

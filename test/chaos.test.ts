@@ -3,7 +3,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { downlinkVerdict, verdict, type Published } from "../host-sim/chaos/checker";
-import { runChaos } from "../host-sim/chaos/lab";
+import { runChaos, storedMessage } from "../host-sim/chaos/lab";
+import { encodePublish } from "../firmware/codec/encode";
 
 // The chaos lab's short profile, in make test: boards running the built client (three in this
 // process, one on each other runtime of the matrix) through a seeded fault schedule that starts
@@ -12,12 +13,12 @@ import { runChaos } from "../host-sim/chaos/lab";
 // goes on with a seeded deck of every kind, checked by independent subscribers at both brokers.
 // The seed is printed; CHAOS_SEED=<it> repeats the schedule. The lab must also fail two broken
 // clients: an outbox that does not survive a power cut, and the QoS 2 duplicate check removed.
-// Bounded: the schedule is 26 s, each drain at most 30 s.
+// Bounded: the schedule is 32 s, each drain at most 30 s.
 
 /** The report, its timeline and the brokers' logs beside it. */
 function removeReport(report: string): void {
   const base = report.replace(/\.html$/, "");
-  for (const f of [report, `${base}-timeline.svg`, `${base}-broker-a.log`, `${base}-broker-b.log`]) fs.rmSync(f, { force: true });
+  for (const f of [report, `${base}-timeline.svg`, `${base}-broker-a.log`, `${base}-broker-b.log`, `${base}-violations.txt`]) fs.rmSync(f, { force: true });
 }
 
 const seed = Number(process.env.CHAOS_SEED ?? String(Math.floor(Math.random() * 1000000)));
@@ -32,7 +33,7 @@ describe("the checker (synthetic arrivals)", () => {
     expect(v.brokerSide).toEqual({ lost: 1, duplicates: 1 });
     // the same without a state loss: both are the client's violations
     const w = verdict([p], [{ line: "chaos/a/q2 0", t: 60 }, { line: "chaos/a/q2 2", t: 210 }, { line: "chaos/a/q2 0", t: 400 }], []);
-    expect(w.violations).toEqual(["a QoS 2: message 0 arrived twice (accepted during no fault)", "a QoS 2: message 1 lost (accepted at 100 ms, during no fault)"]);
+    expect(w.violations).toEqual(["a QoS 2: message 0 arrived twice (accepted during no fault; arrived at 60 and 400 ms, during no fault)", "a QoS 2: message 1 lost (accepted at 100 ms, during no fault)"]);
   });
 
   it("with two brokers: order per broker, a QoS 2 message through each counted apart, not failed", () => {
@@ -46,7 +47,7 @@ describe("the checker (synthetic arrivals)", () => {
     // the same repeat through one broker is a violation
     const w = verdict([p], [{ line: "chaos/a/q2 0", t: 10, broker: "B" }, { line: "chaos/a/q2 1", t: 150, broker: "B" }, { line: "chaos/a/q2 2", t: 250, broker: "B" },
       { line: "chaos/a/q2 1", t: 900, broker: "B" }], []);
-    expect(w.violations).toEqual(["a QoS 2: message 1 arrived twice (accepted during no fault)"]);
+    expect(w.violations).toEqual(["a QoS 2: message 1 arrived twice (accepted during no fault; arrived at 150 via B and 900 ms, during no fault)"]);
   });
 
   it("downlink: a command the board's program got twice is a violation, unless the broker lost its state in between", () => {
@@ -54,6 +55,16 @@ describe("the checker (synthetic arrivals)", () => {
     const d = downlinkVerdict([{ device: "a", sent: 4, delivered: [[10], [120, 320], [], [400, 700]] }], faults, [500]);
     expect(d.totals).toEqual({ sent: 4, delivered: 3, duplicates: 1, brokerSide: 1, lost: 1 });
     expect(d.violations).toEqual(["a downlink QoS 2: command 1 delivered to the program twice (at 120 and 320 ms, during no fault)"]);
+  });
+
+  it("reads which message an outbox record holds (the lab's acknowledgement times for messages loaded after a reboot)", () => {
+    const b = Buffer.alloc(300);
+    const n = encodePublish(b as never, 0, 300, "chaos/b7/q2", "1234", 2, false, false, 77);
+    expect(storedMessage(b.subarray(0, n))).toEqual({ qos: 2, seq: 1234 });
+    const long = encodePublish(b as never, 0, 300, `chaos/b7/q1`, "5", 1, false, true, 9);
+    expect(storedMessage(b.subarray(0, long))).toEqual({ qos: 1, seq: 5 });
+    const other = encodePublish(b as never, 0, 300, "petrel/x/telemetry", "{}", 1, false, false, 3);
+    expect(storedMessage(b.subarray(0, other))).toBeUndefined();
   });
 
   const pub = (device: string, qos: number, count: number): Published => ({ device, qos, count, at: Array.from({ length: count }, (_, i) => i * 100) });
@@ -71,8 +82,8 @@ describe("the checker (synthetic arrivals)", () => {
     expect(v.ok).toBe(false);
     expect(v.violations).toEqual([
       "a QoS 1: message 2 lost (accepted at 200 ms, during blackhole)",
-      "b QoS 2: message 1 arrived after 2 (accepted during no fault)",
-      "b QoS 2: message 2 arrived twice (accepted during blackhole)",
+      "b QoS 2: message 1 arrived after 2 (accepted during no fault; arrived at 0 ms, during no fault)",
+      "b QoS 2: message 2 arrived twice (accepted during blackhole; arrived at 0 and 0 ms, during no fault)",
       "b QoS 2: message 9 arrived but was never accepted by the board",
     ]);
   });
@@ -82,7 +93,7 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
   it("3 boards here and one on each other runtime, through every kind of fault: nothing lost or repeated on the client's leg, order kept", async () => {
     const report = path.join(os.tmpdir(), `petrel-chaos-${process.pid}-${seed}.html`);
     const runtimes = ["espruino", "lua51", "lua53", "fengari"] as const;
-    const r = await runChaos({ boards: 3, seconds: 26, seed, brokerKills: true, failover: true, runtimes: [...runtimes], report,
+    const r = await runChaos({ boards: 3, seconds: 32, seed, brokerKills: true, failover: true, runtimes: [...runtimes], report,
       first: ["power-cut", "kill", "wipe", "failover", "storage-full", "overrun", "wifi-drop", "uplink-loss"] });
     console.log(`[chaos] seed ${seed}: ${r.faults.map((f) => f.name).join(", ")}; QoS 0 lost ${r.verdict.qos0Lost}; ` +
       `broker-side ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; recovery p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms; ` +

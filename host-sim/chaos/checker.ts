@@ -94,12 +94,12 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
         duplicates++;
         if (p.qos === 2 && lostBetween(first.t, t)) brokerSide.duplicates++;
         else if (p.qos === 2 && first.broker !== broker) acrossBrokers++;
-        else if (p.qos === 2) violations.push(`${p.device} QoS 2: message ${n} arrived twice (accepted during ${faultAt(faults, p.at[n] ?? -1)})`);
+        else if (p.qos === 2) violations.push(`${p.device} QoS 2: message ${n} arrived twice (accepted during ${faultAt(faults, p.at[n] ?? -1)}; arrived at ${first.t}${first.broker === "" ? "" : ` via ${first.broker}`} and ${t} ms, during ${faultAt(faults, t)})`);
         continue;
       }
       seen.set(n, { t, broker });
       const before = last.get(broker) ?? -1;
-      if (p.qos > 0 && n < before) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived after ${before}${broker === "" ? "" : ` at broker ${broker}`} (accepted during ${faultAt(faults, p.at[n] ?? -1)})`);
+      if (p.qos > 0 && n < before) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived after ${before}${broker === "" ? "" : ` at broker ${broker}`} (accepted during ${faultAt(faults, p.at[n] ?? -1)}; arrived at ${t} ms, during ${faultAt(faults, t)})`);
       if (n > before) last.set(broker, n);
     }
     let lost = 0;

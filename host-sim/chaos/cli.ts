@@ -5,7 +5,7 @@
  * must be FAIL), CHAOS_KILLS (1, the default: broker kill -9 and restarts without persistence among
  * the faults; what the broker itself loses is counted apart; 0 leaves them out), CHAOS_FAILOVER (1,
  * the default: a second broker and failovers to it; 0 leaves them out).
- * CHAOS_RUNTIMES (espruino,lua51,lua53,fengari by default; "none"): a board on each, besides the
+ * CHAOS_RATE (4): messages per board per QoS per second. CHAOS_RUNTIMES (espruino,lua51,lua53,fengari by default; "none"): a board on each, besides the
  * CHAOS_BOARDS in this process. CHAOS_REPORT: where the HTML report goes (default
  * dist/chaos/report-<seed>.html; the brokers' logs go beside it).
  * Exit 0 on PASS, 1 on FAIL.
@@ -19,6 +19,8 @@ async function main(): Promise<void> {
   const seed = Number(process.env.CHAOS_SEED ?? String(Date.now() % 1000000));
   const boards = Number(process.env.CHAOS_BOARDS ?? "5");
   const seconds = Number(process.env.CHAOS_SECONDS ?? "60");
+  // messages per board per QoS per second (4): a hundred boards at 1 keep one checker comfortable
+  const rate = Number(process.env.CHAOS_RATE ?? "4");
   console.log(`chaos: seed ${seed}, ${boards} boards, ${seconds} s of faults (CHAOS_SEED=${seed} repeats the schedule)`);
   const broken = process.env.CHAOS_BROKEN ?? "";
   const rts = process.env.CHAOS_RUNTIMES ?? "espruino,lua51,lua53,fengari";
@@ -30,7 +32,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(`chaos: boards on other runtimes: ${runtimes.length > 0 ? runtimes.join(", ") : "none"}`);
-  const r = await runChaos({ boards, seconds, seed, brokenOutbox: broken === "1", brokenDuplicates: broken === "dups",
+  const r = await runChaos({ boards, seconds, seed, rate, brokenOutbox: broken === "1", brokenDuplicates: broken === "dups",
     brokerKills: process.env.CHAOS_KILLS !== "0", failover: process.env.CHAOS_FAILOVER !== "0", runtimes: runtimes as AppTarget[], progress: (l) => console.log(l),
     report: path.resolve(process.env.CHAOS_REPORT ?? `dist/chaos/report-${seed}.html`) });
   for (const row of r.verdict.rows) {

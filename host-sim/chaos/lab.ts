@@ -1,7 +1,8 @@
 /**
  * The chaos lab: simulated boards running the built client publish numbered QoS 0/1/2 messages
  * through fault proxies while a seeded schedule injects faults:
- * - the network (both proxies alike): resets, half-open black holes (both ways, or the uplink only,
+ * - the network (both proxies alike): resets, half-open black holes short and long (a partition
+ *   of 8-15 s, many keepalives; both ways, or the uplink only,
  *   so the boards' acknowledgements are lost while the broker's messages arrive), bytes split one at a time,
  *   delays, jitter, a bandwidth cap, hold-then-release, refused connections;
  * - the broker: a SIGTERM restart with persistence, kill -9 and restarts without persistence
@@ -128,14 +129,40 @@ function killable(inner: Transport): { t: Transport; kill(): void } {
   };
 }
 
-/** The board's flash, and its fault: full (every write refused). */
+/**
+ * The board's flash, and its fault: full (every write refused). It also tells the lab when an
+ * outbox record (a stored PUBLISH, `mqo<n>`) is removed, which is when the broker acknowledged it:
+ * a message loaded after a reboot has no callback of the program's any more, and the checker
+ * needs its acknowledgement time to tell the broker's losses from the client's.
+ */
 function faultyStorage(b: ChaosBoard): Storage {
+  const rec = Buffer.alloc(512);
   return {
     write: (k, d, n) => (b.full ? STORAGE_FULL : b.flash.write(k, d, n)),
     read: (k, into, cap) => b.flash.read(k, into, cap),
-    remove: (k) => b.flash.remove(k),
+    remove: (k) => {
+      if (/^mqo\d+$/.test(k)) {
+        const n = b.flash.read(k, rec as never, rec.length);
+        if (n > 0) b.removed(rec.subarray(0, n));
+      }
+      b.flash.remove(k);
+    },
     list: (prefix) => b.flash.list(prefix),
   };
+}
+
+/** The topic's QoS digit and the payload's number in a stored PUBLISH packet ("chaos/<id>/q<qos>", "<seq>"). */
+export function storedMessage(p: Uint8Array): { qos: number; seq: number } | undefined {
+  let i = 1;
+  while (i < p.length && (p[i] & 0x80) !== 0) i++;
+  i++;
+  if (i + 2 > p.length) return undefined;
+  const tlen = p[i] * 256 + p[i + 1];
+  const topic = Buffer.from(p.subarray(i + 2, i + 2 + tlen)).toString("latin1");
+  const qos = (p[0] >> 1) & 3;
+  const payload = Buffer.from(p.subarray(i + 2 + tlen + (qos > 0 ? 2 : 0))).toString("latin1");
+  const m = /\/q([12])$/.exec(topic);
+  return m === null || !/^\d+$/.test(payload) ? undefined : { qos: Number(m[1]), seq: Number(payload) };
 }
 
 class ChaosBoard {
@@ -171,6 +198,9 @@ class ChaosBoard {
     const c = connect(p, {
       brokers: this.brokers, clientId: this.id, clean: false, keepalive: 2,
       reconnectMinMs: 100, reconnectMaxMs: 1000, connectTimeoutMs: 3000, outboxMessages: 1000, offlineQueue: 50,
+      // back to the first broker 5 s after a failover (300 s by default): the commands queued
+      // for it there are delivered within the run
+      primaryRetry: 5,
     });
     if ("code" in c) throw new Error(`${c.code}: ${c.message}`);
     this.client = c;
@@ -182,6 +212,12 @@ class ChaosBoard {
     } });
     // the broken client: its QoS 2 duplicate check removed (every id looks new)
     if (this.noDuplicateCheck) (c.core.received as { has(id: number): boolean }).has = () => false;
+  }
+
+  /** An outbox record went: its message was acknowledged (the first time counts). */
+  removed(packet: Uint8Array): void {
+    const m = storedMessage(packet);
+    if (m !== undefined && this.ackAt[m.qos][m.seq] === undefined) this.ackAt[m.qos][m.seq] = this.now();
   }
 
   /** Every boot's count of incoming QoS 2 repeats caught. */
@@ -383,6 +419,21 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   }
 }
 
+/**
+ * The brokers' in-flight window. The checker takes every board's messages on one connection;
+ * with a small window mosquitto 2.0.11 queues the rest, and a message released while a slot is
+ * free can overtake one queued before it (seen in its log: the checker sent m3066 before m3065
+ * right after a board's reconnect), which would look like the board's reordering. A window the
+ * checker never fills keeps its leg in order.
+ */
+const CHECKER_INFLIGHT = 10000;
+/**
+ * And no cap on what the brokers queue per client (mosquitto's default is 1,000 messages beyond
+ * the in-flight window, and it drops the rest): a checker that falls behind for a moment behind a
+ * hundred boards must not lose what the boards delivered.
+ */
+const BROKER_EXTRA = ["max_queued_messages 0"];
+
 /** QoS 1/2: ms from a message's acceptance by its board to its first arrival at a checker. */
 function latencies(published: Published[], received: Arrival[]): number[] {
   const first = new Map<string, number>();
@@ -402,14 +453,14 @@ function latencies(published: Published[], received: Arrival[]): number[] {
 }
 
 /** Every kind of fault the schedule draws from (broker kinds only with their options). */
-const NETWORK = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse"];
+const NETWORK = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse", "partition"];
 const BOARD = ["power-cut", "storage-full", "overrun", "wifi-drop"];
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const say = o.progress ?? (() => {});
   const rand = seeded(o.seed);
-  let broker: Broker = await startBroker({ maxInflight: 20 });
-  const second = o.failover === true ? await startBroker({ maxInflight: 20 }) : undefined;
+  let broker: Broker = await startBroker({ maxInflight: CHECKER_INFLIGHT, extra: BROKER_EXTRA });
+  const second = o.failover === true ? await startBroker({ maxInflight: CHECKER_INFLIGHT, extra: BROKER_EXTRA }) : undefined;
   const proxies: FaultProxy[] = [];
   const received: Arrival[] = [];
   const t0 = Date.now();
@@ -513,7 +564,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
       const kind = deck.shift() as string;
       const from = now();
-      const hold = 500 + Math.floor(rand() * 2500);
+      // a long partition outlasts the keepalive many times over: 8-15 s, the others 0.5-3 s
+      const hold = kind === "partition" ? 8000 + Math.floor(rand() * 7000) : 500 + Math.floor(rand() * 2500);
       if (kind === "restart" || kind === "kill" || kind === "wipe" || kind === "failover") {
         const name = kind === "restart" ? "broker restart (SIGTERM, persistence)" : kind === "kill" ? "broker kill -9"
           : kind === "wipe" ? "broker restart without persistence" : `failover: broker down ${hold + 1500} ms, the second one takes the boards`;
@@ -528,7 +580,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           await proxies[0].refuse(true, "unlisten");
         }
         await sleep(kind === "failover" ? hold + 1500 : 300);
-        broker = await startBroker({ maxInflight: 20, port: broker.port, dir: broker.dir });
+        broker = await startBroker({ maxInflight: CHECKER_INFLIGHT, extra: BROKER_EXTRA, port: broker.port, dir: broker.dir });
         if (kind === "wipe") {
           const mark = broker.log().length;
           await until("the checker subscribed again", () => broker.log().slice(mark).includes("chaos-checker"), 10000);
@@ -590,7 +642,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
       const name = kind === "delay" ? "delay 200 ms, then the link drops" : kind === "jitter" ? "jitter 0-300 ms, then the link drops" : kind === "bandwidth" ? "bandwidth 400 B/s"
         : kind === "split" ? "bytes split one at a time" : kind === "hold" ? "hold, then release"
-        : kind === "uplink-loss" ? "uplink lost (board to broker dropped, acknowledgements too)" : kind;
+        : kind === "uplink-loss" ? "uplink lost (board to broker dropped, acknowledgements too)"
+        : kind === "partition" ? "long partition (nothing either way)" : kind;
       say(`chaos: ${from} ms ${name}${kind === "reset" ? "" : ` for ${hold} ms`}`);
       if (kind === "reset") {
         await all((p) => p.reset());
@@ -598,14 +651,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         recovered(from);
         continue;
       }
-      await all((p) => kind === "blackhole" ? p.blackhole(true) : kind === "uplink-loss" ? p.blackhole(true, "toBroker") : kind === "split" ? p.split(1) : kind === "delay" ? p.delay(200)
+      await all((p) => kind === "blackhole" || kind === "partition" ? p.blackhole(true) : kind === "uplink-loss" ? p.blackhole(true, "toBroker") : kind === "split" ? p.split(1) : kind === "delay" ? p.delay(200)
         : kind === "jitter" ? p.jitter(300) : kind === "bandwidth" ? p.bandwidth(400) : kind === "hold" ? p.hold(true) : p.refuse(true, "unlisten"));
       await sleep(hold);
       // A half-open TCP connection never comes back (bytes dropped mid-stream cannot be
       // resumed): the connections it held are reset when it ends, as their kernel would. A slow
       // link (delay, jitter) ends by dropping, with acknowledgements still on their way (so a
       // broker sends a QoS 2 message again whose PUBREC it never got: the duplicate check's case).
-      await all((p) => kind === "blackhole" || kind === "uplink-loss" ? (p.blackhole(false), p.reset()) : kind === "split" ? p.split(0) : kind === "delay" ? (p.reset(), p.delay(0))
+      await all((p) => kind === "blackhole" || kind === "uplink-loss" || kind === "partition" ? (p.blackhole(false), p.reset()) : kind === "split" ? p.split(0) : kind === "delay" ? (p.reset(), p.delay(0))
         : kind === "jitter" ? (p.reset(), p.jitter(0)) : kind === "bandwidth" ? p.bandwidth(0) : kind === "hold" ? p.hold(false) : p.refuse(false, "unlisten"));
       faults.push({ name, from, to: now() });
       recovered(now());
@@ -613,10 +666,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     clearInterval(tick);
     tick = undefined;
     say(`chaos: ${now()} ms schedule over; draining`);
-    await until("every board drained (connected, outbox empty) and the commander's queue empty",
-      () => boards.every((b) => b.drained()) && Object.keys((cmd as unknown as { outgoing: object }).outgoing).length === 0, 30000).catch((e) => {
+    // the commander's last commands settle too (bounded; what stays unacknowledged by its broker
+    // is the sender's leg, counted with the downlink's undelivered)
+    const commanderIdle = () => Object.keys((cmd as unknown as { outgoing: object }).outgoing).length === 0;
+    await until("every board drained (connected, outbox empty)", () => boards.every((b) => b.drained()), 30000).catch((e) => {
       throw new Error(`${(e as Error).message}: ${boards.map((b) => `${b.id} ${b.client.connected ? "connected" : "offline"} outbox ${b.client.core.outbox.count} attempts ${b.client.core.stats.attempts} last ${b.client.core.lastReason}`).join("; ")}`);
     });
+    await until("the commander's queue to empty", commanderIdle, 10000).catch(() => {});
     for (const r of others) {
       let done = false;
       for (let k = 0; k < 60 && !done; k++) {
@@ -681,6 +737,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     fs.mkdirSync(path.dirname(o.report), { recursive: true });
     fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries, latencies: latencies(published, received) }));
     fs.writeFileSync(o.report.replace(/\.html$/, "") + "-timeline.svg", timelineSvg(result, samples, o.boards));
+    // every arrival, when asked (CHAOS_ARRIVALS=1: large for long runs)
+    if (process.env.CHAOS_ARRIVALS === "1") fs.writeFileSync(o.report.replace(/\.html$/, "") + "-arrivals.txt", received.map((a) => `${a.t} ${a.broker ?? ""} ${a.line}`).join("\n") + "\n");
+    // every violation (the report lists the first 200)
+    fs.writeFileSync(o.report.replace(/\.html$/, "") + "-violations.txt", v.violations.join("\n") + (v.violations.length > 0 ? "\n" : ""));
     result.report = o.report;
   }
   return result;
