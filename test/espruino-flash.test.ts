@@ -43,7 +43,8 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
 const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console, app and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
-describe.concurrent("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
+// One after the other: both pack the same board into dist/boards/esp32-espruino (removed and written again).
+describe("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
   it("the bundle lands in Storage as the module petrel, the console as petrel-console, the boot guard as .bootcde; after a reset both modules load", async () => {
     const flash = tmp("petrel-esp-flash-");
     const repl = await startRepl({ storageDir: flash, esp32: true });
