@@ -55,6 +55,11 @@ export interface Verdict {
   qos0Lost: number;
 }
 
+/** Whether a broker lost its state (an instant in `stateLost`) strictly between `from` and `to`. */
+function stateLostBetween(stateLost: number[], from: number, to: number): boolean {
+  return stateLost.some((k) => from < k && k < to);
+}
+
 /** The fault active at `t`, or "no fault". */
 export function faultAt(faults: Fault[], t: number): string {
   const f = faults.filter((x) => x.from <= t && t <= x.to).map((x) => x.name);
@@ -76,7 +81,7 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
     if (list === undefined) byKey.set(key, (list = []));
     list.push({ n: Number(m[3]), t: a.t, broker: a.broker ?? "" });
   }
-  const lostBetween = (from: number, to: number) => stateLost.some((k) => from < k && k < to);
+  const lostBetween = (from: number, to: number) => stateLostBetween(stateLost, from, to);
   const brokerSide = { lost: 0, duplicates: 0 };
   const violations: string[] = [];
   const rows: Verdict["rows"] = [];
@@ -144,7 +149,7 @@ export function downlinkVerdict(boards: { device: string; sent: number; delivere
       if (times.length === 0) totals.lost++;
       else totals.delivered++;
       for (let k = 1; k < times.length; k++) {
-        if (stateLost.some((x) => times[k - 1] < x && x < times[k])) totals.brokerSide++;
+        if (stateLostBetween(stateLost, times[k - 1], times[k])) totals.brokerSide++;
         else {
           totals.duplicates++;
           violations.push(`${b.device} downlink QoS 2: command ${n} delivered to the program twice (at ${times[k - 1]} and ${times[k]} ms, during ${faultAt(faults, times[k])})`);
