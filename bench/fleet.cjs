@@ -8,17 +8,18 @@
 // spread over 127.0.0.x source addresses (as many boards reach a broker from many addresses). The
 // boards' publishes are spread evenly over the second; each payload carries the time it was due,
 // so a process that falls behind shows as late messages, not as a slower clock. The parent holds
-// the broker and an independent subscriber (MQTT.js on fleet/#) that measures each message's
+// the broker and an independent subscriber (MQTT.js on fleet/# and petrel/+/telemetry) that measures each message's
 // lateness from its due time. A library's ramp ends at its first step with ≥ 1% late or lost, or
 // when its clients cannot all connect; the whole run is bounded (FLEET_BUDGET_S, 15 minutes).
 //
 //   node bench/fleet.cjs          (make bench runs it with the file-descriptor limit raised)
 //
 // FLEET_STEPS (1000,2500,5000,10000,15000), FLEET_SECONDS (measured seconds per step, 20),
-// FLEET_WARM (seconds before measuring, 5), FLEET_LIBS (petrel,petrel-board,mqttjs; petrel-board
-// is Petrel with the ESP8266 boards' profile sizes, maxPacket 512 and 20 outbox messages, as a
-// fleet of those boards would hold), FLEET_ADDRESSES (source
-// addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900).
+// FLEET_WARM (seconds before measuring, 5), FLEET_LIBS (petrel,petrel-board,petrel-app,mqttjs;
+// petrel-board is Petrel with the ESP8266 boards' profile sizes, maxPacket 512 and 20 outbox
+// messages, as a fleet of those boards would hold; petrel-app is the whole sensor-node app per
+// board, as `make sim DEVICES=N` runs it, without its pseudo-terminal and with its flash in
+// memory), FLEET_ADDRESSES (source addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900).
 "use strict";
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
@@ -29,13 +30,13 @@ const dist = path.join(root, "dist/node");
 const STEPS = (process.env.FLEET_STEPS ?? "1000,2500,5000,10000,15000").split(",").map(Number);
 const SECONDS = Number(process.env.FLEET_SECONDS ?? 20);
 const WARM = Number(process.env.FLEET_WARM ?? 5);
-const LIBS = (process.env.FLEET_LIBS ?? "petrel,petrel-board,mqttjs").split(",");
+const LIBS = (process.env.FLEET_LIBS ?? "petrel,petrel-board,petrel-app,mqttjs").split(",");
 const ADDRESSES = Number(process.env.FLEET_ADDRESSES ?? 50);
 const BUDGET_MS = Number(process.env.FLEET_BUDGET_S ?? 900) * 1000;
 /** Connections opened per batch; the next batch waits for this one's CONNACKs (mosquitto listens with a backlog of 100). */
 const BATCH = 100;
 const LATE_MS = 1000;
-const NAMES = { petrel: "Petrel", "petrel-board": "Petrel/8266", mqttjs: "MQTT.js" };
+const NAMES = { petrel: "Petrel", "petrel-board": "Petrel/8266", "petrel-app": "Petrel app", mqttjs: "MQTT.js" };
 /** The ESP8266 boards' profile sizes (boards/esp8266-*.json): what a simulated sensor board of that kind holds. */
 const BOARD_SIZES = { maxPacket: 512, outboxMessages: 20 };
 
@@ -55,6 +56,7 @@ function opener(lib, port) {
         protocolVersion: 4, clientId: id, clean: true, keepalive: 60, reconnectPeriod: 1000,
       });
   }
+  if (lib === "petrel-app") return appOpener(port);
   const { connect } = require(path.join(dist, "host-sim/node/client.js"));
   const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
   const sizes = lib === "petrel-board" ? BOARD_SIZES : {};
@@ -63,6 +65,40 @@ function opener(lib, port) {
       brokers: [{ host: "127.0.0.1", port }], clientId: id, clean: true, keepalive: 60, localAddress: local,
       storage: memoryStorage(), logLevel: 0, reconnectMinMs: 1000, ...sizes,
     });
+}
+
+/**
+ * A whole simulated board: the sensor-node app (firmware/app/main.ts, the start-up every board
+ * runs: settings, console, scheduler, sensor task, retained status, command subscription) on
+ * the Node platform, as `make sim` runs it, with its flash in memory and no pseudo-terminal. Its
+ * one sensor reads the time the reading was due; `publish` asks the app for a reading now (the
+ * console's `publish`), which its sensor task takes at QoS 1 on <prefix>/<id>/telemetry.
+ */
+function appOpener(port) {
+  const { startApp } = require(path.join(dist, "firmware/app/main.js"));
+  const { nodePlatform } = require(path.join(dist, "host-sim/node/platform.js"));
+  const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  const serial = { take() {}, release() {}, write() {} };
+  return (id, local) => {
+    let due = 0;
+    const storage = memoryStorage();
+    const app = startApp({
+      storage, tls: false, version: "0.1.0-fleet", sensors: [{ name: "due", read: () => due }], serial, back: "Enter", reboot() {},
+      platform: (_wifi, log) => nodePlatform({ storage, chipId: id, localAddress: local, logLevel: 0, log: (level, line) => log.write(level, line) }),
+    }, { brokers: `127.0.0.1:${port}`, "client.id": id, interval: "86400", qos: "1", keepalive: "60", log: "error" });
+    const c = app.node.client;
+    return {
+      on: (event, fn) => c.on(event, fn),
+      publish: (_topic, payload) => {
+        due = Number(payload);
+        app.node.publishNow();
+      },
+      end: (done) => {
+        app.node.stop();
+        c.end(done);
+      },
+    };
+  };
 }
 
 function heap() {
@@ -189,7 +225,7 @@ async function main() {
   const arrivals = new Map();
   const sub = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "fleet-checker", clean: true, reconnectPeriod: 1000 });
   await new Promise((resolve, reject) => {
-    sub.once("connect", () => sub.subscribe("fleet/#", { qos: 0 }, (e) => (e ? reject(e) : resolve())));
+    sub.once("connect", () => sub.subscribe(["fleet/#", "petrel/+/telemetry"], { qos: 0 }, (e) => (e ? reject(e) : resolve())));
   });
   const t0 = Date.now();
   console.log(`fleet: one QoS 1 message per board per second, ${WARM} s warm-up then ${SECONDS} s measured per step; late = more than ${LATE_MS} ms after it was due, or never arrived`);
@@ -204,7 +240,11 @@ async function main() {
       }
       // the window is known once the child reports; arrivals are kept by due time meanwhile
       const pending = [];
-      const keep = (topic, payload) => pending.push([Number(payload.toString()), epoch()]);
+      // fleet/<j> "<due>", or a whole board's petrel/<id>/telemetry {"due":<due>}
+      const keep = (topic, payload) => {
+        const t = payload.toString();
+        pending.push([Number(t.startsWith('{"due":') ? t.slice(7, -1) : t), epoch()]);
+      };
       sub.on("message", keep);
       const r = await runStep(lib, n, broker.port);
       await sleep(r.failed ? 0 : 3000);

@@ -1,6 +1,7 @@
 import "../firmware/targets/node/index";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCommand, words } from "../firmware/console/line";
 import { SensorNode, brokersOf, jsonString } from "../firmware/app/node";
 import { Settings } from "../firmware/app/settings";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
@@ -116,5 +117,24 @@ describe("the sensor node against mosquitto", () => {
     expect(n.reboots()).toBe(1);
     const st = await ask("status");
     expect(st).toMatch(/^node node-b: connected, up \d+ s, 0 reconnects, 2 readings sent, 0 dropped, outbox 0\nlast error: none\nunsaved settings: brokers, client\.id, qos, interval \(save keeps them\)$/);
+  });
+
+  it("pub TOPIC QOS TEXT at the console publishes now, then tells the broker's acknowledgement (QoS 1 and 2); a bad QoS gets the usage", async () => {
+    const got = await watch("test/pub/#");
+    const n = start("node-c", { interval: "3600", qos: "0" });
+    await until("connected", () => n.node.client!.connected, 5000);
+    const run = (line: string) => {
+      const out: string[] = [];
+      runCommand(n.node.commands(), words(line), line, (l) => out.push(l));
+      return out;
+    };
+    expect(run("pub test/pub/one 1 hello there")).toEqual([expect.stringMatching(/^pub: queued \(outbox [01]\)$/)]);
+    expect(run("pub test/pub/two 2 twice")).toEqual([expect.stringMatching(/^pub: queued \(outbox [012]\)$/)]);
+    expect(run("pub test/pub/zero 0 fire and forget")).toEqual(["pub: queued (outbox " + n.node.client!.core.outbox.count + ")"]);
+    expect(run("pub test/pub/x 3 no")).toEqual(["pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)"]);
+    await until("three arrivals", () => got.length >= 3, 5000);
+    expect([...got].sort()).toEqual(["test/pub/one hello there", "test/pub/two twice", "test/pub/zero fire and forget"]);
+    await until("both acknowledgements told", () => n.logs.filter((l) => l.startsWith("pub: acknowledged: ")).length >= 2, 5000);
+    expect(n.logs.filter((l) => l.startsWith("pub: ")).sort()).toEqual(["pub: acknowledged: test/pub/one 1 hello there", "pub: acknowledged: test/pub/two 2 twice"]);
   });
 });

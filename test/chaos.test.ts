@@ -50,11 +50,27 @@ describe("the checker (synthetic arrivals)", () => {
     expect(w.violations).toEqual(["a QoS 2: message 1 arrived twice (accepted during no fault; arrived at 150 via B and 900 ms, during no fault)"]);
   });
 
+  it("a QoS 2 repeat from the same broker under the same packet id is the checker's own leg; under a new id it is a violation", () => {
+    const p = { device: "a", qos: 2, count: 2, at: [0, 100] };
+    const v = verdict([p], [{ line: "chaos/a/q2 0", t: 10, broker: "A", mid: 7 }, { line: "chaos/a/q2 1", t: 110, broker: "A", mid: 8 }, { line: "chaos/a/q2 0", t: 900, broker: "A", mid: 7 }], []);
+    expect(v.violations).toEqual([]);
+    expect(v.checkerLeg).toBe(1);
+    const w = verdict([p], [{ line: "chaos/a/q2 0", t: 10, broker: "A", mid: 7 }, { line: "chaos/a/q2 1", t: 110, broker: "A", mid: 8 }, { line: "chaos/a/q2 0", t: 900, broker: "A", mid: 9 }], []);
+    expect(w.checkerLeg).toBe(0);
+    expect(w.violations).toEqual(["a QoS 2: message 0 arrived twice (accepted during no fault; arrived at 10 via A and 900 ms, during no fault)"]);
+  });
+
   it("downlink: a command the board's program got twice is a violation, unless the broker lost its state in between", () => {
     const faults = [{ name: "uplink lost", from: 100, to: 300 }];
     const d = downlinkVerdict([{ device: "a", sent: 4, delivered: [[10], [120, 320], [], [400, 700]] }], faults, [500]);
-    expect(d.totals).toEqual({ sent: 4, delivered: 3, duplicates: 1, brokerSide: 1, lost: 1 });
+    expect(d.totals).toEqual({ sent: 4, delivered: 3, duplicates: 1, brokerSide: 1, lost: 1, notTaken: 1, lostWithState: 0, undelivered: 0 });
     expect(d.violations).toEqual(["a downlink QoS 2: command 1 delivered to the program twice (at 120 and 320 ms, during no fault)"]);
+  });
+
+  it("downlink: an undelivered command is the sender's (no broker took it), the broker's (it lost its state after taking it), or neither", () => {
+    const d = downlinkVerdict([{ device: "a", sent: 4, delivered: [[10], [], [], []], taken: [5, undefined, 200, 600] }], [], [500]);
+    expect(d.totals).toMatchObject({ delivered: 1, lost: 3, notTaken: 1, lostWithState: 1, undelivered: 1 });
+    expect(d.violations).toEqual([]);
   });
 
   it("reads which message an outbox record holds (the lab's acknowledgement times for messages loaded after a reboot)", () => {
@@ -75,6 +91,11 @@ describe("the checker (synthetic arrivals)", () => {
     expect(v.ok).toBe(true);
     expect(v.qos0Lost).toBe(1);
     expect(v.rows.find((r) => r.qos === 1)).toMatchObject({ sent: 3, received: 3, duplicates: 1, lost: 0 });
+  });
+  it("gives each QoS 1/2 message's latency from its acceptance to its first arrival, repeats and QoS 0 left out", () => {
+    const v = verdict([pub("a", 0, 2), pub("a", 1, 2), pub("a", 2, 2)],
+      [{ line: "chaos/a/q0 0", t: 5 }, { line: "chaos/a/q1 0", t: 30 }, { line: "chaos/a/q1 1", t: 170 }, { line: "chaos/a/q1 0", t: 400 }, { line: "chaos/a/q2 1", t: 100 }], faults);
+    expect(v.latencies).toEqual([30, 70, 0]);
   });
   it("names a lost QoS 1 message, a QoS 2 duplicate, a reordering and a message never accepted, with the fault active then", () => {
     const v = verdict([pub("a", 1, 3), pub("b", 2, 3)],

@@ -1,5 +1,6 @@
 import { runCommand, words, type Command } from "../console/line";
 import { port } from "../port/port";
+import type { PetrelError } from "../port/log";
 import type { BrokerAddress } from "../session/options";
 import { connect, type MqttClient } from "../session/mqtt";
 import type { Platform } from "../session/platform";
@@ -372,7 +373,12 @@ export class SensorNode {
           }
           let text = args[2];
           for (let k = 3; k < args.length; k++) text = text + " " + args[k];
-          const err = c.core.publish(args[0], text, q === "0" ? 0 : q === "1" ? 1 : 2, false, undefined);
+          // QoS 1/2: the broker's acknowledgement (or why there will be none) is told when it comes
+          const what = `${args[0]} ${q} ${text}`;
+          const done = (e: PetrelError | undefined) => {
+            this.board.log(e === undefined ? `pub: acknowledged: ${what}` : `pub: not delivered: ${what}: ${e.code}: ${e.message}`);
+          };
+          const err = c.core.publish(args[0], text, q === "0" ? 0 : q === "1" ? 1 : 2, false, q === "0" ? undefined : done);
           say(err === undefined ? `pub: queued (outbox ${c.core.outbox.count})` : `pub: ${err.code}: ${err.message}`);
         },
       },

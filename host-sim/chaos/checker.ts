@@ -11,6 +11,11 @@
  * is counted apart: exactly-once holds within one broker's session, and a message whose PUBREC
  * came from a broker that then went away is sent again from PUBLISH to the next (the client's
  * documented at-least-once across a lost session).
+ *
+ * The subscribers print each message's packet id on their own leg. A QoS 2 message that came
+ * twice from the same broker under the same packet id is that broker resending to its subscriber
+ * (after a restart, its subscriber's answers still unread), counted apart: a repeat the client
+ * caused reaches the broker as a second message, sent on under a new packet id.
  */
 export interface Published {
   device: string;
@@ -28,6 +33,8 @@ export interface Arrival {
   t: number;
   /** Which broker's subscriber saw it (one name per broker; absent with one broker). */
   broker?: string;
+  /** The packet id that broker gave it on the subscriber's leg. */
+  mid?: number;
 }
 
 export interface Fault {
@@ -46,6 +53,13 @@ export interface Verdict {
   brokerSide: { lost: number; duplicates: number };
   /** QoS 2 messages that arrived once through each of two brokers (a failover between them). */
   acrossBrokers: number;
+  /**
+   * QoS 2 repeats on the checker's own leg: the same broker sent the subscriber the same message
+   * under the same packet id again (its resend after a restart, with the subscriber's answer still
+   * unread). A repeat the client caused reaches the broker as a second message, which it sends on
+   * under a new packet id.
+   */
+  checkerLeg: number;
   /** Commands to the boards (QoS 2, from a client that is not Petrel), as the boards' programs got them. */
   downlink?: DownlinkTotals;
   /** Violations (lost, duplicate, out of order), each naming message, device and fault. */
@@ -53,6 +67,8 @@ export interface Verdict {
   /** Per device and QoS: sent / received (unique) / duplicates / lost. */
   rows: { device: string; qos: number; sent: number; received: number; duplicates: number; lost: number }[];
   qos0Lost: number;
+  /** QoS 1/2: ms from each message's acceptance by its board to its first arrival at a checker. */
+  latencies: number[];
 }
 
 /** Whether a broker lost its state (an instant in `stateLost`) strictly between `from` and `to`. */
@@ -71,15 +87,19 @@ export function faultAt(faults: Fault[], t: number): string {
  * lost its state (ms since the run started).
  */
 export function verdict(published: Published[], received: (string | Arrival)[], faults: Fault[], stateLost: number[] = []): Verdict {
-  const byKey = new Map<string, { n: number; t: number; broker: string }[]>();
+  const byKey = new Map<string, { n: number; t: number; broker: string; mid: number; k: number }[]>();
+  // each arrival's place among its broker's (packet ids repeat only after 65,535 others)
+  const counts = new Map<string, number>();
   for (const r of received) {
     const a: Arrival = typeof r === "string" ? { line: r, t: 0 } : r;
+    const k = counts.get(a.broker ?? "") ?? 0;
+    counts.set(a.broker ?? "", k + 1);
     const m = /^chaos\/([^/]+)\/q([012]) (\d+)$/.exec(a.line);
     if (m === null) continue;
     const key = `${m[1]} ${m[2]}`;
     let list = byKey.get(key);
     if (list === undefined) byKey.set(key, (list = []));
-    list.push({ n: Number(m[3]), t: a.t, broker: a.broker ?? "" });
+    list.push({ n: Number(m[3]), t: a.t, broker: a.broker ?? "", mid: a.mid ?? -1, k });
   }
   const lostBetween = (from: number, to: number) => stateLostBetween(stateLost, from, to);
   const brokerSide = { lost: 0, duplicates: 0 };
@@ -87,22 +107,26 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
   const rows: Verdict["rows"] = [];
   let qos0Lost = 0;
   let acrossBrokers = 0;
+  let checkerLeg = 0;
+  const latencies: number[] = [];
   for (const p of published) {
     const got = byKey.get(`${p.device} ${p.qos}`) ?? [];
-    const seen = new Map<number, { t: number; broker: string }>();
+    const seen = new Map<number, { t: number; broker: string; mid: number; k: number }>();
     let duplicates = 0;
     const last = new Map<string, number>();
-    for (const { n, t, broker } of got) {
+    for (const { n, t, broker, mid, k } of got) {
       if (n >= p.count) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived but was never accepted by the board`);
       const first = seen.get(n);
       if (first !== undefined) {
         duplicates++;
         if (p.qos === 2 && lostBetween(first.t, t)) brokerSide.duplicates++;
         else if (p.qos === 2 && first.broker !== broker) acrossBrokers++;
+        else if (p.qos === 2 && mid >= 0 && mid === first.mid && k - first.k < 65535) checkerLeg++;
         else if (p.qos === 2) violations.push(`${p.device} QoS 2: message ${n} arrived twice (accepted during ${faultAt(faults, p.at[n] ?? -1)}; arrived at ${first.t}${first.broker === "" ? "" : ` via ${first.broker}`} and ${t} ms, during ${faultAt(faults, t)})`);
         continue;
       }
-      seen.set(n, { t, broker });
+      seen.set(n, { t, broker, mid, k });
+      if (p.qos > 0 && n < p.count) latencies.push(Math.max(0, t - p.at[n]));
       const before = last.get(broker) ?? -1;
       if (p.qos > 0 && n < before) violations.push(`${p.device} QoS ${p.qos}: message ${n} arrived after ${before}${broker === "" ? "" : ` at broker ${broker}`} (accepted during ${faultAt(faults, p.at[n] ?? -1)}; arrived at ${t} ms, during ${faultAt(faults, t)})`);
       if (n > before) last.set(broker, n);
@@ -118,7 +142,7 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
     if (p.qos === 0) qos0Lost += lost;
     rows.push({ device: p.device, qos: p.qos, sent: p.count, received: seen.size, duplicates, lost });
   }
-  return { ok: violations.length === 0, violations, rows, qos0Lost, brokerSide, acrossBrokers };
+  return { ok: violations.length === 0, violations, rows, qos0Lost, brokerSide, acrossBrokers, checkerLeg, latencies };
 }
 
 export interface DownlinkTotals {
@@ -128,8 +152,17 @@ export interface DownlinkTotals {
   duplicates: number;
   /** Delivered twice across a broker's lost state (kill -9, no persistence): counted apart. */
   brokerSide: number;
-  /** Never delivered: the sender's and broker's legs (a lost session drops what it queued). */
+  /** Never delivered, all told; then by where each was lost: */
   lost: number;
+  /** never taken by a broker (no PUBREC to the sender): the sender's leg; */
+  notTaken: number;
+  /** taken, then its broker lost its state (kill -9, no persistence) before delivering it; */
+  lostWithState: number;
+  /**
+   * taken, with the broker's state kept since, and not at the board's program by the end: still
+   * queued for a board that sits on the other broker, or lost on the board's leg.
+   */
+  undelivered: number;
 }
 
 /**
@@ -138,16 +171,21 @@ export interface DownlinkTotals {
  * client's duplicate check is what stops a broker's resend after a lost PUBREC), unless the broker
  * lost its state in between.
  */
-export function downlinkVerdict(boards: { device: string; sent: number; delivered: number[][] }[], faults: Fault[], stateLost: number[]):
+export function downlinkVerdict(boards: { device: string; sent: number; delivered: number[][]; taken?: (number | undefined)[] }[], faults: Fault[], stateLost: number[]):
   { totals: DownlinkTotals; violations: string[] } {
-  const totals: DownlinkTotals = { sent: 0, delivered: 0, duplicates: 0, brokerSide: 0, lost: 0 };
+  const totals: DownlinkTotals = { sent: 0, delivered: 0, duplicates: 0, brokerSide: 0, lost: 0, notTaken: 0, lostWithState: 0, undelivered: 0 };
   const violations: string[] = [];
   for (const b of boards) {
     totals.sent += b.sent;
     for (let n = 0; n < b.sent; n++) {
       const times = b.delivered[n] ?? [];
-      if (times.length === 0) totals.lost++;
-      else totals.delivered++;
+      if (times.length === 0) {
+        totals.lost++;
+        const taken = b.taken?.[n];
+        if (taken === undefined) totals.notTaken++;
+        else if (stateLostBetween(stateLost, taken, Infinity)) totals.lostWithState++;
+        else totals.undelivered++;
+      } else totals.delivered++;
       for (let k = 1; k < times.length; k++) {
         if (stateLostBetween(stateLost, times[k - 1], times[k])) totals.brokerSide++;
         else {

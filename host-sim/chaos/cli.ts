@@ -39,9 +39,10 @@ async function main(): Promise<void> {
     console.log(`  ${row.device} QoS ${row.qos}: sent ${row.sent}, received ${row.received}, duplicates ${row.duplicates}, lost ${row.lost}`);
   }
   console.log(`chaos: ${r.faults.length} faults (${faultSummary(r)}); QoS 0 lost ${r.verdict.qos0Lost}; refused (outbox or flash full) ${r.refused}`);
-  console.log(`chaos: broker-side (its state lost): ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; QoS 2 through both brokers (failover) ${r.verdict.acrossBrokers}; recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms (${r.recovery.samples} faults)`);
+  console.log(`chaos: broker-side (its state lost): ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; QoS 2 through both brokers (failover) ${r.verdict.acrossBrokers}; QoS 2 resent to a checker under the same packet id ${r.verdict.checkerLeg}; recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms (${r.recovery.samples} faults)`);
+  if (runtimes.length > 0) console.log(`chaos: the other runtimes' boards told ${r.consoleAcks.seen} acknowledgements at their consoles; ${r.consoleAcks.unseen} messages went unseen (left in flash by a power cut: counted from their acceptance)`);
   const d = r.verdict.downlink;
-  if (d !== undefined) console.log(`chaos: downlink (QoS 2 commands to the boards): ${d.sent} sent, ${d.delivered} delivered, ${d.duplicates} twice, ${d.lost} never; the duplicate check caught ${r.duplicatesCaught} repeats`);
+  if (d !== undefined) console.log(`chaos: downlink (QoS 2 commands to the boards): ${d.sent} sent, ${d.delivered} delivered, ${d.duplicates} twice, ${d.lost} never (${d.notTaken} never taken by a broker, ${d.lostWithState} lost with a broker's state, ${d.undelivered} taken and not delivered); the duplicate check caught ${r.duplicatesCaught} repeats`);
   for (const v of r.verdict.violations.slice(0, 20)) console.log(`  VIOLATION ${v}`);
   console.log(`chaos: the report (one HTML file, no network needed): ${r.report}`);
   console.log(`chaos: ${r.verdict.ok ? "PASS" : `FAIL (${r.verdict.violations.length} violations)`} (seed ${seed})`);

@@ -90,6 +90,11 @@ export interface ChaosResult {
   recovery: { p50: number; p99: number; max: number; samples: number };
   /** Each board's runtime ("node" for the boards in the lab's own process). */
   runtimes: Record<string, string>;
+  /**
+   * The boards on other runtimes' QoS 1/2 messages: acknowledgements their consoles told, and
+   * those not told (left in flash by a power cut, sent after the reboot with no one to tell).
+   */
+  consoleAcks: { seen: number; unseen: number };
   /** The HTML report's path, when one was written. */
   report?: string;
 }
@@ -184,6 +189,8 @@ class ChaosBoard {
   readonly delivered: number[][] = [];
   /** Commands sent to this board (by the lab's commander). */
   commands = 0;
+  /** When a broker first took each command (its PUBREC to the commander). */
+  readonly commandTaken: (number | undefined)[] = [];
   now: () => number = () => 0;
 
   constructor(readonly id: string, private readonly brokers: { host: string; port: number }[], private readonly noDuplicateCheck: boolean) {
@@ -280,8 +287,11 @@ class ChaosBoard {
 class RuntimeBoard {
   readonly seq = [0, 0, 0];
   readonly at: number[][] = [[], [], []];
+  /** When the app said the broker acknowledged each (`pub: acknowledged: …`); unseen for messages a power cut left in flash. */
+  readonly ackAt: (number | undefined)[][] = [[], [], []];
   refused = 0;
   restarts = 0;
+  now: () => number = () => 0;
   private child!: ChildProcess;
   private rest = "";
   private waiting: (number | undefined)[] = [undefined, undefined, undefined];
@@ -312,6 +322,14 @@ class RuntimeBoard {
   }
 
   private line(l: string): void {
+    const a = /pub: acknowledged: chaos\/[^/]+\/q([012]) [012] (\d+)$/.exec(l);
+    if (a !== null) {
+      const q = Number(a[1]);
+      const n = Number(a[2]);
+      if (this.ackAt[q][n] === undefined) this.ackAt[q][n] = this.now();
+      return;
+    }
+    if (l.includes("pub: not delivered: ")) return;
     const m = /pub: (queued|.*)$/.exec(l);
     if (m !== null && !l.includes("usage")) {
       // the oldest outstanding line answered: lines are answered in the order typed
@@ -387,12 +405,22 @@ class RuntimeBoard {
   }
 }
 
-/** The independent subscriber: mosquitto_sub with a persistent session, QoS 2, restarted with the broker. */
-function subscriber(port: number, lines: Arrival[], now: () => number, broker: string): { stop(): void } {
+/**
+ * The independent subscriber: mosquitto_sub with a persistent session, QoS 2. It reconnects by
+ * itself when its broker comes back, keeping its own half of the session: an incoming QoS 2
+ * message it has answered with PUBREC waits in its memory for the PUBREL (libmosquitto delivers
+ * then). That is right across a restart that kept the broker's state; across one that lost it
+ * (kill -9, no persistence) the new broker numbers its messages from 1 again, and a PUBREL for
+ * a reused number would release the stale message, long after and out of order. So `pause`
+ * ends the process while its broker is down after losing its state, and `resume` starts a new
+ * one (what it had not delivered is lost with the broker's state, and counted with the broker's).
+ */
+function subscriber(port: number, lines: Arrival[], now: () => number, broker: string): { stop(): void; pause(): void; resume(): void } {
   let child: ReturnType<typeof spawn> | undefined;
   let stopped = false;
+  let paused = false;
   const start = () => {
-    const c = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(port), "-t", "chaos/#", "-q", "2", "-c", "-i", "chaos-checker", "-F", "%t %p"],
+    const c = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(port), "-t", "chaos/#", "-q", "2", "-c", "-i", "chaos-checker", "-F", "%m %t %p"],
       { stdio: ["ignore", "pipe", "ignore"] });
     child = c;
     let rest = "";
@@ -400,11 +428,15 @@ function subscriber(port: number, lines: Arrival[], now: () => number, broker: s
       rest += d.toString();
       const parts = rest.split("\n");
       rest = parts.pop() as string;
-      for (const p of parts) if (p.length > 0) lines.push({ line: p, t: now(), broker });
+      // "<packet id> <topic> <payload>": the id is the broker's, on the checker's own leg
+      for (const p of parts) {
+        const sp = p.indexOf(" ");
+        if (sp > 0) lines.push({ line: p.slice(sp + 1), t: now(), broker, mid: Number(p.slice(0, sp)) });
+      }
     });
-    // it ends when the broker goes away; a new one resumes the same session
+    // it ends when it cannot connect at all (started while its broker is down): it tries again
     c.on("exit", () => {
-      if (!stopped) setTimeout(start, 200);
+      if (!stopped && !paused && child === c) setTimeout(start, 200);
     });
   };
   start();
@@ -412,6 +444,15 @@ function subscriber(port: number, lines: Arrival[], now: () => number, broker: s
     stop: () => {
       stopped = true;
       child?.kill("SIGKILL");
+    },
+    pause: () => {
+      paused = true;
+      child?.kill("SIGKILL");
+      child = undefined;
+    },
+    resume: () => {
+      paused = false;
+      if (!stopped) start();
     },
   };
 }
@@ -439,24 +480,6 @@ const CHECKER_INFLIGHT = 10000;
  * hundred boards must not lose what the boards delivered.
  */
 const BROKER_EXTRA = ["max_queued_messages 0"];
-
-/** QoS 1/2: ms from a message's acceptance by its board to its first arrival at a checker. */
-function latencies(published: Published[], received: Arrival[]): number[] {
-  const first = new Map<string, number>();
-  for (const a of received) {
-    const m = /^chaos\/([^/]+)\/q([12]) (\d+)$/.exec(a.line);
-    if (m !== null && !first.has(a.line)) first.set(a.line, a.t);
-  }
-  const out: number[] = [];
-  for (const p of published) {
-    if (p.qos === 0) continue;
-    for (let n = 0; n < p.count; n++) {
-      const t = first.get(`chaos/${p.device}/q${p.qos} ${n}`);
-      if (t !== undefined) out.push(Math.max(0, t - p.at[n]));
-    }
-  }
-  return out;
-}
 
 /** Every kind of fault the schedule draws from (broker kinds only with their options). */
 const NETWORK = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse", "partition"];
@@ -512,8 +535,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const target of o.runtimes ?? []) {
       const id = `${target}-1`;
       others.push(new RuntimeBoard(id, target, {
-        brokers: paths.map((x) => `${x.host}:${x.port}`).join(","), "client.id": id, interval: "86400", keepalive: "10", log: "warn", prefix: "chaos-app",
+        brokers: paths.map((x) => `${x.host}:${x.port}`).join(","), "client.id": id, interval: "86400", keepalive: "10", log: "info", prefix: "chaos-app",
       }));
+      others[others.length - 1].now = now;
     }
     for (const r of others) {
       if (!(await r.settle(40))) throw new Error(`chaos: the ${r.target} board did not connect within 20 s`);
@@ -523,6 +547,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // broker restart are recognised there as repeats)
     commander = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "chaos-commander", clean: false, reconnectPeriod: 200, keepalive: 5 });
     const cmd = commander;
+    // when the broker took each command: its PUBREC, matched to the command by packet id
+    const byId = new Map(boards.map((b) => [b.id, b]));
+    const inFlight = new Map<number, { b: ChaosBoard; n: number }>();
+    cmd.on("packetsend", (p) => {
+      if (p.cmd !== "publish" || p.qos !== 2 || p.messageId === undefined) return;
+      const b = byId.get(p.topic.replace(/^chaos\/([^/]+)\/in$/, "$1"));
+      if (b !== undefined) inFlight.set(p.messageId, { b, n: Number(String(p.payload)) });
+    });
+    cmd.on("packetreceive", (p) => {
+      if (p.cmd !== "pubrec" || p.messageId === undefined) return;
+      const c = inFlight.get(p.messageId);
+      if (c !== undefined && c.b.commandTaken[c.n] === undefined) c.b.commandTaken[c.n] = now();
+    });
     await until("the commander connected", () => cmd.connected, 5000);
     const rate = o.rate ?? 4;
     let ticks = 0;
@@ -573,7 +610,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         say(`chaos: ${from} ms ${name}`);
         if (kind === "restart" || kind === "failover") await broker.stop();
         else await broker.kill();
-        if (kind === "kill" || kind === "wipe") stateLost.push(now());
+        if (kind === "kill" || kind === "wipe") {
+          stateLost.push(now());
+          sub.pause();
+        }
         if (kind === "wipe") {
           // its saved state gone; the boards wait (connections refused) until the checker has
           // its subscription again, or what they resend would reach a broker with no subscriber
@@ -582,6 +622,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         }
         await sleep(kind === "failover" ? hold + 1500 : 300);
         broker = await startBroker({ maxInflight: CHECKER_INFLIGHT, extra: BROKER_EXTRA, port: broker.port, dir: broker.dir });
+        if (kind === "kill" || kind === "wipe") sub.resume();
         if (kind === "wipe") {
           const mark = broker.log().length;
           await until("the checker subscribed again", () => broker.log().slice(mark).includes("chaos-checker"), 10000);
@@ -708,21 +749,31 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
   const published: Published[] = [];
   for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q], ackAt: b.ackAt[q] });
-  // A board on another runtime shows no acknowledgements at its console: one of its messages
-  // accepted before the broker lost its state, and never arriving, is counted with the broker's.
-  for (const r of others) for (let q = 0; q <= 2; q++) published.push({ device: r.id, qos: q, count: r.seq[q], at: r.at[q], ackAt: r.at[q] });
+  // A board on another runtime tells each acknowledgement at its console (`pub: acknowledged:`,
+  // at log level info); a message a power cut left in its flash is acknowledged unseen, and
+  // counts from when it was accepted: lost after a broker lost its state, it is the broker's.
+  for (const r of others) for (let q = 0; q <= 2; q++) published.push({ device: r.id, qos: q, count: r.seq[q], at: r.at[q], ackAt: r.at[q].map((t, n) => r.ackAt[q][n] ?? t) });
+  const consoleAcks = { seen: 0, unseen: 0 };
+  for (const r of others) {
+    for (let q = 1; q <= 2; q++) {
+      for (let k = 0; k < r.seq[q]; k++) {
+        if (r.ackAt[q][k] !== undefined) consoleAcks.seen++;
+        else consoleAcks.unseen++;
+      }
+    }
+  }
   const runtimes: Record<string, string> = {};
   for (const b of boards) runtimes[b.id] = "node";
   for (const r of others) runtimes[r.id] = r.target;
   const sorted = recoveries.slice().sort((a, b) => a - b);
   const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   const v = verdict(published, received, faults, stateLost);
-  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered })), faults, stateLost);
+  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered, taken: b.commandTaken })), faults, stateLost);
   v.downlink = down.totals;
   v.violations.push(...down.violations);
   v.ok = v.violations.length === 0;
   const result: ChaosResult = {
-    seed: o.seed, verdict: v, faults,
+    seed: o.seed, verdict: v, faults, consoleAcks,
     refused: boards.reduce((k, b) => k + b.refused, 0) + others.reduce((k, r) => k + r.refused, 0), runtimes, powerCuts: n.powerCuts, brokerRestarts: n.restarts, brokerKills: n.kills,
     brokerWipes: n.wipes, failovers: n.failovers, storageFull: n.storageFull, overruns: n.overruns,
     overrunsReported: boards.reduce((k, b) => k + b.overrunsReported(), 0), wifiDrops: n.wifiDrops,
@@ -731,10 +782,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   };
   if (o.report !== undefined) {
     fs.mkdirSync(path.dirname(o.report), { recursive: true });
-    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries, latencies: latencies(published, received) }));
+    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries, latencies: v.latencies }));
     fs.writeFileSync(o.report.replace(/\.html$/, "") + "-timeline.svg", timelineSvg(result, samples, o.boards));
     // every arrival, when asked (CHAOS_ARRIVALS=1: large for long runs)
-    if (process.env.CHAOS_ARRIVALS === "1") fs.writeFileSync(o.report.replace(/\.html$/, "") + "-arrivals.txt", received.map((a) => `${a.t} ${a.broker ?? ""} ${a.line}`).join("\n") + "\n");
+    if (process.env.CHAOS_ARRIVALS === "1") fs.writeFileSync(o.report.replace(/\.html$/, "") + "-arrivals.txt", received.map((a) => `${a.t} ${a.broker ?? ""} ${a.mid ?? ""} ${a.line}`).join("\n") + "\n");
     // every violation (the report lists the first 200)
     fs.writeFileSync(o.report.replace(/\.html$/, "") + "-violations.txt", v.violations.join("\n") + (v.violations.length > 0 ? "\n" : ""));
     result.report = o.report;

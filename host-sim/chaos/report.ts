@@ -98,7 +98,7 @@ svg text{font-size:11px;fill:#555}
 <p><span class="verdict ${v.ok ? "pass" : "failv"}">${v.ok ? "PASS" : "FAIL"}</span></p>
 <p>Seed <b>${r.seed}</b> (repeat with <code>CHAOS_SEED=${r.seed}</code>), ${opts.boards} boards, ${opts.seconds} s of faults:
 ${r.faults.length} faults (${faultSummary(r)}).
-QoS 0 lost: ${v.qos0Lost}. Lost or repeated by the broker with its own state: ${v.brokerSide.lost} lost, ${v.brokerSide.duplicates} QoS 2 repeats. QoS 2 through both brokers (failover): ${v.acrossBrokers}.
+QoS 0 lost: ${v.qos0Lost}. Lost or repeated by the broker with its own state: ${v.brokerSide.lost} lost, ${v.brokerSide.duplicates} QoS 2 repeats. QoS 2 through both brokers (failover): ${v.acrossBrokers}. QoS 2 resent by a broker to its checker under the same packet id (the checker's own leg): ${v.checkerLeg}.
 Recovery after a fault: p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms, max ${r.recovery.max} ms.</p>
 <h2>Timeline</h2>
 ${timeline(r, samples, opts.boards)}
@@ -112,8 +112,9 @@ ${v.violations.length === 0 ? "<p>none</p>" : `<ol>${violations}</ol>`}
 <table><tr><th>runtime</th><th>boards</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
 ${runtimeRows(r)}
 </table>
+${r.consoleAcks.seen + r.consoleAcks.unseen === 0 ? "" : `<p>The boards on other runtimes told ${r.consoleAcks.seen} acknowledgements at their consoles (<code>pub: acknowledged: …</code>); ${r.consoleAcks.unseen} of their QoS 1/2 messages went unseen (left in flash by a power cut and acknowledged after the reboot, with no one to tell): those count from their acceptance.</p>`}
 <h2>Downlink (numbered QoS 2 commands to the boards in the lab's process)</h2>
-${d === undefined ? "<p>none</p>" : `<p>${d.sent} sent, ${d.delivered} delivered to the boards' programs, ${d.duplicates} delivered twice, ${d.brokerSide} twice across a broker's lost state, ${d.lost} never delivered (the sender's and broker's legs). The boards' duplicate check caught ${r.duplicatesCaught} repeats.</p>`}
+${d === undefined ? "<p>none</p>" : `<p>${d.sent} sent, ${d.delivered} delivered to the boards' programs, ${d.duplicates} delivered twice, ${d.brokerSide} twice across a broker's lost state, ${d.lost} never delivered: ${d.notTaken} never taken by a broker (no PUBREC to the sender: the sender's leg), ${d.lostWithState} lost with a broker's state (taken before a kill -9 or a restart without persistence), ${d.undelivered} taken with the broker's state kept since (still queued for a board on the other broker at the end, or lost on the board's leg). The boards' duplicate check caught ${r.duplicatesCaught} repeats.</p>`}
 <h2>Per board and QoS</h2>
 <table><tr><th>board</th><th>runtime</th><th>QoS</th><th>sent</th><th>received</th><th>duplicates</th><th>lost</th></tr>
 ${rows}
