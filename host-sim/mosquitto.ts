@@ -24,6 +24,12 @@ export interface BrokerOptions {
   logTypes?: string[];
   /** Saved state across restarts (default true). */
   persistence?: boolean;
+  /**
+   * Seconds between saves of that state (default: a save after every change, so a kill -9 loses
+   * nothing a test just saw acknowledged). Every save writes the whole database, so a broker
+   * holding a large backlog slows to a few dozen messages a second when it saves after each one.
+   */
+  autosaveSeconds?: number;
   /** Makes the listener TLS only (no plain MQTT on it). */
   tls?: BrokerTls;
 }
@@ -116,8 +122,8 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<Broker> {
     ...(opts.tls ? tlsLines(opts.tls) : []),
     `persistence ${opts.persistence === false ? "false" : "true"}`,
     `persistence_location ${dir}/`,
-    `autosave_interval 1`,
-    `autosave_on_changes true`,
+    `autosave_interval ${opts.autosaveSeconds ?? 1}`,
+    `autosave_on_changes ${opts.autosaveSeconds === undefined ? "true" : "false"}`,
     `max_inflight_messages ${opts.maxInflight ?? 20}`,
     `log_dest file ${logFile}`,
     ...(opts.logTypes ?? ["all"]).map((t) => `log_type ${t}`),

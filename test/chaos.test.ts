@@ -36,6 +36,13 @@ describe("the checker (synthetic arrivals)", () => {
     expect(w.violations).toEqual(["a QoS 2: message 0 arrived twice (accepted during no fault; arrived at 60 and 400 ms, during no fault)", "a QoS 2: message 1 lost (accepted at 100 ms, during no fault)"]);
   });
 
+  it("a collection cut short while messages still arrived says so beside each message it calls lost (still a violation)", () => {
+    const p = { device: "a", qos: 1, count: 2, at: [0, 100], ackAt: [50, 150] };
+    const v = verdict([p], [{ line: "chaos/a/q1 0", t: 60 }], [], [], "not seen when collection stopped");
+    expect(v.ok).toBe(false);
+    expect(v.violations).toEqual(["a QoS 1: message 1 lost (accepted at 100 ms, during no fault); not seen when collection stopped"]);
+  });
+
   it("with two brokers: order per broker, a QoS 2 message through each counted apart, not failed", () => {
     const p = { device: "a", qos: 2, count: 3, at: [0, 100, 200] };
     // message 1 reached broker A (its subscriber got it later, after A came back), then went

@@ -86,7 +86,7 @@ export function faultAt(faults: Fault[], t: number): string {
  * `received`: arrivals in order (a bare line arrives at time 0). `stateLost`: when the broker
  * lost its state (ms since the run started).
  */
-export function verdict(published: Published[], received: (string | Arrival)[], faults: Fault[], stateLost: number[] = []): Verdict {
+export function verdict(published: Published[], received: (string | Arrival)[], faults: Fault[], stateLost: number[] = [], collectionCut?: string): Verdict {
   const byKey = new Map<string, { n: number; t: number; broker: string; mid: number; k: number }[]>();
   // each arrival's place among its broker's (packet ids repeat only after 65,535 others)
   const counts = new Map<string, number>();
@@ -137,7 +137,7 @@ export function verdict(published: Published[], received: (string | Arrival)[], 
       lost++;
       const acked = p.ackAt?.[n];
       if (p.qos > 0 && acked !== undefined && lostBetween(acked, Infinity)) brokerSide.lost++;
-      else if (p.qos > 0) violations.push(`${p.device} QoS ${p.qos}: message ${n} lost (accepted at ${p.at[n]} ms, during ${faultAt(faults, p.at[n])})`);
+      else if (p.qos > 0) violations.push(`${p.device} QoS ${p.qos}: message ${n} lost (accepted at ${p.at[n]} ms, during ${faultAt(faults, p.at[n])})${collectionCut === undefined ? "" : `; ${collectionCut}`}`);
     }
     if (p.qos === 0) qos0Lost += lost;
     rows.push({ device: p.device, qos: p.qos, sent: p.count, received: seen.size, duplicates, lost });
