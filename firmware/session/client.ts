@@ -166,8 +166,10 @@ export class Client {
     this.tx = port.bytes.alloc(s.maxPacket);
     this.ack = port.bytes.alloc(ACK_BUF);
     this.dec = new Decoder(s.maxPacket);
-    this.outbox = new Outbox(p.storage, s.storePrefix);
-    this.received = new Received(p.storage, s.storePrefix);
+    // the acknowledgement buffer is also the outbox's and the QoS 2 id list's scratch: each
+    // fills it and hands it on (to the socket or the storage, which copy) in one call
+    this.outbox = new Outbox(p.storage, s.storePrefix, this.ack);
+    this.received = new Received(p.storage, s.storePrefix, this.ack);
     this.reqs = new Requests(s.maxRequests);
     const c: ConnectOptions = { clientId: s.clientId, clean: s.clean, keepalive: s.keepalive };
     if (s.username !== undefined) c.username = s.username;

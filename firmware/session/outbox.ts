@@ -115,13 +115,16 @@ export class Outbox {
   removed = 0;
   private readonly okey: string;
   private readonly rkey: string;
-  /** The body of a marker record (its name is the information). */
+  /**
+   * The body of a marker record (its name is the information), written with length 0: any
+   * buffer serves, so it is the client's small scratch buffer (no buffer of its own).
+   */
   private readonly empty: Bytes;
 
-  constructor(private readonly storage: Storage, prefix: string) {
+  constructor(private readonly storage: Storage, prefix: string, scratch: Bytes) {
     this.okey = prefix + "o";
     this.rkey = prefix + "r";
-    this.empty = port.bytes.alloc(1);
+    this.empty = scratch;
   }
 
   /**
@@ -260,12 +263,15 @@ export class Received {
   private readonly arrivals: number[] = [];
   private nextArrival = 1;
   private readonly key: string;
-  /** A record's body: the arrival number, 4 bytes. */
+  /**
+   * A record's body: the arrival number, 4 bytes. The client's small scratch buffer (at least 4
+   * bytes), filled and written or read in one call: storage copies, nothing keeps it.
+   */
   private readonly body: Bytes;
 
-  constructor(private readonly storage: Storage, prefix: string) {
+  constructor(private readonly storage: Storage, prefix: string, scratch: Bytes) {
     this.key = prefix + "i";
-    this.body = port.bytes.alloc(4);
+    this.body = scratch;
   }
 
   /** Reads the ids left by an earlier run, oldest arrival first (start-up only). */

@@ -58,33 +58,60 @@ export function simulatedLink(): Link & { set(up: boolean): void } {
   };
 }
 
+/** A class, as the timer and the log below: one per board, methods on the prototype. */
+class NodeClock implements Clock {
+  private readonly t0 = performance.now();
+  constructor(private readonly start: number) {}
+  now(): number {
+    return (this.start + Math.floor(performance.now() - this.t0)) % (CLOCK_MAX + 1);
+  }
+}
+
 export function nodeClock(start: number): Clock {
-  const t0 = performance.now();
-  return { now: () => (start + Math.floor(performance.now() - t0)) % (CLOCK_MAX + 1) };
+  return new NodeClock(start);
+}
+
+/** setTimeout's callback for every NodeTimer (given the timer: no closure per start). */
+function fire(t: NodeTimer): void {
+  t.handle = null;
+  const fn = t.fn;
+  t.fn = undefined;
+  fn?.();
+}
+
+class NodeTimer implements Timer {
+  handle: NodeJS.Timeout | null = null;
+  fn: (() => void) | undefined = undefined;
+  start(ms: number, fn: () => void): void {
+    if (this.handle !== null) clearTimeout(this.handle);
+    this.fn = fn;
+    this.handle = setTimeout(fire, ms, this);
+  }
+  stop(): void {
+    if (this.handle !== null) clearTimeout(this.handle);
+    this.handle = null;
+    this.fn = undefined;
+  }
 }
 
 export function nodeTimer(): Timer {
-  let t: NodeJS.Timeout | null = null;
-  return {
-    start(ms, fn) {
-      if (t !== null) clearTimeout(t);
-      t = setTimeout(() => {
-        t = null;
-        fn();
-      }, ms);
-    },
-    stop() {
-      if (t !== null) clearTimeout(t);
-      t = null;
-    },
-  };
+  return new NodeTimer();
 }
+
+class FilteredLog implements LogSink {
+  constructor(private readonly level: number, private readonly sink: ((level: number, line: string) => void) | undefined) {}
+  write(l: number, line: string): void {
+    if (this.sink && l <= this.level) this.sink(l, line);
+  }
+}
+
+const random = (n: number): number => Math.floor(Math.random() * n);
+/** The resolver of a platform given no host table: one for all of them. */
+let plainResolver: Resolver | undefined;
 
 export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns: string[] } {
   const clock = nodeClock(o.clockStart ?? Math.floor(Math.random() * CLOCK_MAX));
-  const level = o.logLevel ?? LOG_DEBUG;
-  const sink = o.log;
-  const log: LogSink = { write: (l, line) => { if (sink && l <= level) sink(l, line); } };
+  const log: LogSink = new FilteredLog(o.logLevel ?? LOG_DEBUG, o.log);
   const overruns: string[] = [];
   const sched = new Scheduler(clock, nodeTimer(), o.sliceMs ?? 100, (task, ms) => {
     overruns.push(`${task} ${ms} ms`);
@@ -94,10 +121,10 @@ export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns
     clock,
     sched,
     transport: o.transport ?? nodeTransport(o.tls, o.localAddress),
-    resolver: o.resolver ?? tableResolver(o.hosts),
+    resolver: o.resolver ?? (o.hosts !== undefined ? tableResolver(o.hosts) : (plainResolver ??= tableResolver())),
     storage: o.storage ?? (o.storageDir !== undefined ? fileStorage(o.storageDir) : memoryStorage()),
     log,
-    random: (n) => Math.floor(Math.random() * n),
+    random,
     chipId: o.chipId ?? os.hostname().replace(/[^A-Za-z0-9]/g, "").slice(0, 12),
     link: o.link,
     freeHeap: o.freeHeap,

@@ -72,40 +72,56 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
 /**
  * The Storage contract in RAM (records lost when the process ends): for many simulated boards
  * and benchmarks, where the file system would measure the disk, not Petrel. `capacity` as above.
+ * A class, not an object of closures: a fleet of thousands of boards holds one each, and methods
+ * on a prototype cost nothing per board.
  */
-export function memoryStorage(capacity = Infinity): Storage & { used(): number; keys(): string[] } {
-  const records = new Map<string, Uint8Array>();
-  let total = 0;
-  return {
-    used: () => total,
-    keys: () => [...records.keys()].sort(),
-    write(key, data: Bytes, length) {
-      if (!VALID.test(key)) return STORAGE_FAILED;
-      const old = records.get(key)?.length ?? 0;
-      if (total - old + length > capacity) return STORAGE_FULL;
-      // a copy: Buffer's slice() is a view, which the next packet would overwrite. Buffer.from
-      // takes small copies from Node's buffer pool: a new Uint8Array of more than 64 bytes gets
-      // a backing store of its own, three to four times the cost on the QoS 1/2 path.
-      records.set(key, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));
-      total += length - old;
-      return 0;
-    },
-    read(key, into: Bytes, cap) {
-      const r = records.get(key);
-      if (r === undefined) return -1;
-      if (r.length > cap) return -2;
-      (into as unknown as Uint8Array).set(r, 0);
-      return r.length;
-    },
-    remove(key) {
-      const r = records.get(key);
-      if (r !== undefined) {
-        total -= r.length;
-        records.delete(key);
-      }
-    },
-    list(prefix) {
-      return [...records.keys()].filter((k) => k.startsWith(prefix)).sort();
-    },
-  };
+export class MemoryStorage implements Storage {
+  private readonly records = new Map<string, Uint8Array>();
+  private total = 0;
+
+  constructor(private readonly capacity = Infinity) {}
+
+  used(): number {
+    return this.total;
+  }
+
+  keys(): string[] {
+    return [...this.records.keys()].sort();
+  }
+
+  write(key: string, data: Bytes, length: number): number {
+    if (!VALID.test(key)) return STORAGE_FAILED;
+    const old = this.records.get(key)?.length ?? 0;
+    if (this.total - old + length > this.capacity) return STORAGE_FULL;
+    // a copy: Buffer's slice() is a view, which the next packet would overwrite. Buffer.from
+    // takes small copies from Node's buffer pool: a new Uint8Array of more than 64 bytes gets
+    // a backing store of its own, three to four times the cost on the QoS 1/2 path.
+    this.records.set(key, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));
+    this.total += length - old;
+    return 0;
+  }
+
+  read(key: string, into: Bytes, cap: number): number {
+    const r = this.records.get(key);
+    if (r === undefined) return -1;
+    if (r.length > cap) return -2;
+    (into as unknown as Uint8Array).set(r, 0);
+    return r.length;
+  }
+
+  remove(key: string): void {
+    const r = this.records.get(key);
+    if (r !== undefined) {
+      this.total -= r.length;
+      this.records.delete(key);
+    }
+  }
+
+  list(prefix: string): string[] {
+    return [...this.records.keys()].filter((k) => k.startsWith(prefix)).sort();
+  }
+}
+
+export function memoryStorage(capacity = Infinity): MemoryStorage {
+  return new MemoryStorage(capacity);
 }

@@ -40,78 +40,107 @@ export function transportErrorCode(e: NodeJS.ErrnoException): string {
  */
 const serverName = (n: string): string | undefined => (net.isIP(n) === 0 ? n : undefined);
 
+/** The transport a socket belongs to, and the events of the connection it was opened for. */
+interface Owned extends net.Socket {
+  owner?: NodeTransport;
+  ev?: TransportEvents;
+}
+
+// One set of socket listeners for every connection (Node calls them with the socket as `this`):
+// a fleet of thousands of boards holds no closures per connection.
+function onConnect(this: Owned): void {
+  if (this.owner?.events === this.ev) this.ev?.onOpen();
+}
+function onData(this: Owned, c: Buffer): void {
+  if (this.owner?.events === this.ev) this.ev?.onData(c as unknown as never);
+}
+function onDrain(this: Owned): void {
+  if (this.owner?.events === this.ev) this.ev?.onWritable();
+}
+function onError(this: Owned, e: NodeJS.ErrnoException): void {
+  const t = this.owner;
+  if (t !== undefined && t.error === "") t.error = transportErrorCode(e);
+}
+function onClose(this: Owned): void {
+  if (this.owner?.sock === this) this.owner.finish();
+}
+function uncork(t: NodeTransport, s: net.Socket): void {
+  if (t.corked === s) t.corked = null;
+  s.uncork();
+}
+function closeEvent(ev: TransportEvents, reason: string): void {
+  ev.onClose(reason);
+}
+
 /**
  * `localAddress`: the source address of every connection (a fleet on one machine spreads its
- * boards over 127.0.0.x, as many boards reach a broker from many addresses).
+ * boards over 127.0.0.x, as many boards reach a broker from many addresses). A class, not an
+ * object of closures: one per board, its methods on the prototype.
  */
-export function nodeTransport(tlsSettings: TlsSettings = {}, localAddress?: string): Transport {
-  let sock: net.Socket | null = null;
-  let events: TransportEvents | null = null;
-  let error = "";
-  let asked = false;
+class NodeTransport implements Transport {
+  sock: Owned | null = null;
+  events: TransportEvents | null = null;
+  error = "";
+  asked = false;
   /** The socket corked for the current event-loop turn, if any. */
-  let corked: net.Socket | null = null;
-  const uncork = (s: net.Socket) => {
-    if (corked === s) corked = null;
-    s.uncork();
-  };
+  corked: net.Socket | null = null;
 
-  const finish = () => {
-    const ev = events;
-    events = null;
-    sock = null;
+  constructor(private readonly tlsSettings: TlsSettings, private readonly localAddress: string | undefined) {}
+
+  finish(): void {
+    const ev = this.events;
+    this.events = null;
+    this.sock = null;
     // Always later, from the event loop (the contract): never inside open/write/close.
-    if (ev) setImmediate(() => ev.onClose(asked ? "" : error || "closed"));
-  };
+    if (ev) setImmediate(closeEvent, ev, this.asked ? "" : this.error || "closed");
+  }
 
-  return {
-    open(host, port, secure, ev, name) {
-      events = ev;
-      error = "";
-      asked = false;
-      const s = secure
-        ? tls.connect({ host, port, ...({ localAddress } as object), ca: tlsSettings.ca, cert: tlsSettings.cert, key: tlsSettings.key, servername: serverName(tlsSettings.servername ?? name ?? host) })
-        : net.connect({ host, port, localAddress });
-      sock = s;
-      s.setNoDelay(true);
-      s.once(secure ? "secureConnect" : "connect", () => {
-        if (events === ev) ev.onOpen();
-      });
-      s.on("data", (c: Buffer) => {
-        if (events === ev) ev.onData(c as unknown as never);
-      });
-      s.on("drain", () => {
-        if (events === ev) ev.onWritable();
-      });
-      s.on("error", (e: NodeJS.ErrnoException) => {
-        if (error === "") error = transportErrorCode(e);
-      });
-      s.on("close", () => {
-        if (sock === s) finish();
-      });
-    },
-    write(data: Wire) {
-      if (sock === null || sock.destroyed) return false;
-      const s = sock;
-      // Writes of one event-loop turn leave as one writev: the session writes packet by packet
-      // (a burst of PUBLISH, the acks for a chunk of packets), and a system call per packet
-      // would cost more than everything else together. Uncorked before any I/O is polled.
-      if (corked !== s) {
-        corked = s;
-        s.cork();
-        process.nextTick(uncork, s);
-      }
-      return s.write(data as unknown as Buffer);
-    },
-    close() {
-      if (sock === null) return;
-      asked = true;
-      // Queued writes (a DISCONNECT) go out first; a peer that never closes its side is cut off.
-      const s = sock;
-      s.end();
-      const t = setTimeout(() => s.destroy(), 2000);
-      t.unref();
-      s.once("close", () => clearTimeout(t));
-    },
-  };
+  open(host: string, port: number, secure: boolean, ev: TransportEvents, name?: string): void {
+    this.events = ev;
+    this.error = "";
+    this.asked = false;
+    const t = this.tlsSettings;
+    const localAddress = this.localAddress;
+    const s: Owned = secure
+      ? tls.connect({ host, port, ...({ localAddress } as object), ca: t.ca, cert: t.cert, key: t.key, servername: serverName(t.servername ?? name ?? host) })
+      : net.connect({ host, port, localAddress });
+    s.owner = this;
+    s.ev = ev;
+    this.sock = s;
+    s.setNoDelay(true);
+    s.once(secure ? "secureConnect" : "connect", onConnect);
+    s.on("data", onData);
+    s.on("drain", onDrain);
+    s.on("error", onError);
+    s.on("close", onClose);
+  }
+
+  write(data: Wire): boolean {
+    const s = this.sock;
+    if (s === null || s.destroyed) return false;
+    // Writes of one event-loop turn leave as one writev: the session writes packet by packet
+    // (a burst of PUBLISH, the acks for a chunk of packets), and a system call per packet
+    // would cost more than everything else together. Uncorked before any I/O is polled.
+    if (this.corked !== s) {
+      this.corked = s;
+      s.cork();
+      process.nextTick(uncork, this, s);
+    }
+    return s.write(data as unknown as Buffer);
+  }
+
+  close(): void {
+    const s = this.sock;
+    if (s === null) return;
+    this.asked = true;
+    // Queued writes (a DISCONNECT) go out first; a peer that never closes its side is cut off.
+    s.end();
+    const timer = setTimeout(() => s.destroy(), 2000);
+    timer.unref();
+    s.once("close", () => clearTimeout(timer));
+  }
+}
+
+export function nodeTransport(tlsSettings: TlsSettings = {}, localAddress?: string): Transport {
+  return new NodeTransport(tlsSettings, localAddress);
 }

@@ -45,12 +45,12 @@ export function faultyStorage(): Storage & { failWrites: number; keys(): string[
   const inner = memoryStorage();
   const s = {
     failWrites: 0,
-    keys: inner.keys,
-    used: inner.used,
+    keys: () => inner.keys(),
+    used: () => inner.used(),
     write: (k: string, d: never, n: number) => (s.failWrites !== 0 ? s.failWrites : inner.write(k, d, n)),
-    read: inner.read,
-    remove: inner.remove,
-    list: inner.list,
+    read: (k: string, into: never, cap: number) => inner.read(k, into, cap),
+    remove: (k: string) => inner.remove(k),
+    list: (prefix: string) => inner.list(prefix),
   };
   return s;
 }
