@@ -70,7 +70,7 @@ describe("the checker (synthetic arrivals)", () => {
   it("downlink: a command the board's program got twice is a violation, unless the broker lost its state in between", () => {
     const faults = [{ name: "uplink lost", from: 100, to: 300 }];
     const d = downlinkVerdict([{ device: "a", sent: 4, delivered: [[10], [120, 320], [], [400, 700]] }], faults, [500]);
-    expect(d.totals).toEqual({ sent: 4, delivered: 3, duplicates: 1, brokerSide: 1, lost: 1, notTaken: 1, lostWithState: 0, undelivered: 0 });
+    expect(d.totals).toEqual({ sent: 4, delivered: 3, duplicates: 1, brokerSide: 1, lost: 1, notTaken: 1, notSubscribed: 0, lostWithState: 0, undelivered: 0 });
     expect(d.violations).toEqual(["a downlink QoS 2: command 1 delivered to the program twice (at 120 and 320 ms, during no fault)"]);
   });
 
@@ -78,6 +78,16 @@ describe("the checker (synthetic arrivals)", () => {
     const d = downlinkVerdict([{ device: "a", sent: 4, delivered: [[10], [], [], []], taken: [5, undefined, 200, 600] }], [], [500]);
     expect(d.totals).toMatchObject({ delivered: 1, lost: 3, notTaken: 1, lostWithState: 1, undelivered: 1 });
     expect(d.violations).toEqual([]);
+  });
+
+  it("downlink: a command taken after a restart without persistence, before the board subscribed again, was dropped for want of a subscription", () => {
+    // wipe at 100; the board subscribed again at 300: command 1 (taken at 200) had no subscriber,
+    // command 2 (taken at 400) did and is undelivered for another reason
+    const d = downlinkVerdict([{ device: "a", sent: 3, delivered: [[10], [], []], taken: [5, 200, 400], subscribedAt: [0, 300] }], [], [100], [100]);
+    expect(d.totals).toMatchObject({ delivered: 1, lost: 2, notSubscribed: 1, lostWithState: 0, undelivered: 1 });
+    // without the wipe, neither is put down to a missing subscription
+    const e = downlinkVerdict([{ device: "a", sent: 3, delivered: [[10], [], []], taken: [5, 200, 400], subscribedAt: [0, 300] }], [], [], []);
+    expect(e.totals).toMatchObject({ notSubscribed: 0, undelivered: 2 });
   });
 
   it("reads which message an outbox record holds (the lab's acknowledgement times for messages loaded after a reboot)", () => {

@@ -156,6 +156,12 @@ export interface DownlinkTotals {
   lost: number;
   /** never taken by a broker (no PUBREC to the sender): the sender's leg; */
   notTaken: number;
+  /**
+   * taken by a broker that had no subscription of the board's: it had restarted without
+   * persistence, and the board had not sent SUBSCRIBE to it again yet (MQTT drops a message
+   * nobody is subscribed to);
+   */
+  notSubscribed: number;
   /** taken, then its broker lost its state (kill -9, no persistence) before delivering it; */
   lostWithState: number;
   /**
@@ -171,9 +177,15 @@ export interface DownlinkTotals {
  * client's duplicate check is what stops a broker's resend after a lost PUBREC), unless the broker
  * lost its state in between.
  */
-export function downlinkVerdict(boards: { device: string; sent: number; delivered: number[][]; taken?: (number | undefined)[] }[], faults: Fault[], stateLost: number[]):
-  { totals: DownlinkTotals; violations: string[] } {
-  const totals: DownlinkTotals = { sent: 0, delivered: 0, duplicates: 0, brokerSide: 0, lost: 0, notTaken: 0, lostWithState: 0, undelivered: 0 };
+export function downlinkVerdict(boards: { device: string; sent: number; delivered: number[][]; taken?: (number | undefined)[]; subscribedAt?: number[] }[],
+  faults: Fault[], stateLost: number[], wipes: number[] = []): { totals: DownlinkTotals; violations: string[] } {
+  const totals: DownlinkTotals = { sent: 0, delivered: 0, duplicates: 0, brokerSide: 0, lost: 0, notTaken: 0, notSubscribed: 0, lostWithState: 0, undelivered: 0 };
+  /** Whether the broker had the board's subscription at `t`: not between a wipe and the board's next SUBSCRIBE. */
+  const unsubscribed = (subscribedAt: number[], t: number): boolean => {
+    let wipe = -1;
+    for (const w of wipes) if (w < t && w > wipe) wipe = w;
+    return wipe >= 0 && !subscribedAt.some((s) => wipe < s && s < t);
+  };
   const violations: string[] = [];
   for (const b of boards) {
     totals.sent += b.sent;
@@ -183,6 +195,7 @@ export function downlinkVerdict(boards: { device: string; sent: number; delivere
         totals.lost++;
         const taken = b.taken?.[n];
         if (taken === undefined) totals.notTaken++;
+        else if (unsubscribed(b.subscribedAt ?? [], taken)) totals.notSubscribed++;
         else if (stateLostBetween(stateLost, taken, Infinity)) totals.lostWithState++;
         else totals.undelivered++;
       } else totals.delivered++;

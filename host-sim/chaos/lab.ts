@@ -112,8 +112,9 @@ export function seeded(seed: number): () => number {
 }
 
 /** A transport that can lose power: afterwards nothing goes out and nothing comes back. */
-function killable(inner: Transport): { t: Transport; kill(): void } {
+function killable(inner: Transport, onPacket?: (port: number, first: number) => void): { t: Transport; kill(): void } {
   let dead = false;
+  let port = 0;
   const guard = (ev: TransportEvents): TransportEvents => ({
     onOpen: () => { if (!dead) ev.onOpen(); },
     onData: (c) => { if (!dead) ev.onData(c); },
@@ -122,8 +123,16 @@ function killable(inner: Transport): { t: Transport; kill(): void } {
   });
   return {
     t: {
-      open: (h, p, tls, ev, name) => { if (!dead) inner.open(h, p, tls, guard(ev), name); },
-      write: (d) => (dead ? true : inner.write(d)),
+      open: (h, p, tls, ev, name) => {
+        port = p;
+        if (!dead) inner.open(h, p, tls, guard(ev), name);
+      },
+      write: (d) => {
+        if (dead) return true;
+        // one packet per write (the session's contract): its first byte names it
+        onPacket?.(port, (d as unknown as Uint8Array)[0]);
+        return inner.write(d);
+      },
       close: () => { if (!dead) inner.close(); },
     },
     kill: () => {
@@ -191,6 +200,11 @@ class ChaosBoard {
   commands = 0;
   /** When a broker first took each command (its PUBREC to the commander). */
   readonly commandTaken: (number | undefined)[] = [];
+  /**
+   * When the board sent SUBSCRIBE to the first broker (the commander's): after a restart without
+   * persistence the broker has no subscription of the board's until the next one.
+   */
+  readonly subscribedAt: number[] = [];
   now: () => number = () => 0;
 
   constructor(readonly id: string, private readonly brokers: { host: string; port: number }[], private readonly noDuplicateCheck: boolean) {
@@ -198,7 +212,9 @@ class ChaosBoard {
   }
 
   boot(): void {
-    const k = killable(nodeTransport());
+    const k = killable(nodeTransport(), (port, first) => {
+      if (first === 0x82 && port === this.brokers[0].port) this.subscribedAt.push(this.now());
+    });
     this.kill = k.kill;
     const p = nodePlatform({ storage: this.storage, chipId: this.id, transport: k.t, logLevel: 0, link: this.link });
     this.sched = p.sched;
@@ -505,6 +521,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const sub = subscriber(broker.port, received, now, "A");
   const subB = second !== undefined ? subscriber(second.port, received, now, "B") : undefined;
   const stateLost: number[] = [];
+  /** When the first broker restarted without persistence (its subscriptions gone). */
+  const wipes: number[] = [];
   const recoveries: number[] = [];
   const n = { kills: 0, wipes: 0, restarts: 0, failovers: 0, powerCuts: 0, storageFull: 0, overruns: 0, wifiDrops: 0 };
   const faults: Fault[] = [];
@@ -620,6 +638,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         say(`chaos: ${from} ms ${name}`);
         if (kind === "restart" || kind === "failover") await broker.stop();
         else await broker.kill();
+        if (kind === "wipe") wipes.push(now());
         if (kind === "kill" || kind === "wipe") {
           stateLost.push(now());
           sub.pause();
@@ -793,7 +812,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const sorted = recoveries.slice().sort((a, b) => a - b);
   const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   const v = verdict(published, received, faults, stateLost, collectionCut);
-  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered, taken: b.commandTaken })), faults, stateLost);
+  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered, taken: b.commandTaken, subscribedAt: b.subscribedAt })), faults, stateLost, wipes);
   v.downlink = down.totals;
   v.violations.push(...down.violations);
   v.ok = v.violations.length === 0;
