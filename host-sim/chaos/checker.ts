@@ -165,8 +165,9 @@ export interface DownlinkTotals {
   /** taken, then its broker lost its state (kill -9, no persistence) before delivering it; */
   lostWithState: number;
   /**
-   * taken, with the broker's state kept since, and not at the board's program by the end: still
-   * queued for a board that sits on the other broker, or lost on the board's leg.
+   * taken, with the broker's state and the board's subscription kept since, and not at the
+   * board's program by the end (the lab ends with every board back on the first broker, the
+   * commander's): lost on the board's leg.
    */
   undelivered: number;
 }
