@@ -46,7 +46,7 @@ test: deps
 TARGET ?= node
 sim: build
 ifeq ($(TARGET),node)
-	@node dist/node/host-sim/sim.js
+	@ulimit -n 1048576 2>/dev/null || ulimit -n $$(ulimit -Hn); node dist/node/host-sim/sim.js
 else
 	@TARGET=$(TARGET) node dist/node/host-sim/sim-board.js
 endif

@@ -12,6 +12,10 @@
  *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D)
  *   DEVICES=5 make sim             five boards (ids petrel-sim1 … petrel-sim5), a live one-line
  *                                  summary here, each console on its own pseudo-terminal
+ *   DEVICES=10000 make sim         a fleet (up to 50,000): the first SIM_PTYS boards (default
+ *                                  100, at most 500: a socat each) have a console pseudo-terminal,
+ *                                  the others none; against the local broker they connect from
+ *                                  50 source addresses (127.0.0.2-51)
  *   SIM_COUNT=3 make sim           ends once every board had three readings acknowledged
  *   SIM_INTERVAL=1 make sim        the boards' default interval, seconds (default 5)
  *   BROKER=test.example:1883 make sim
@@ -31,11 +35,17 @@ function say(line: string): void {
   process.stdout.write(`\r${line}\r\n`);
 }
 
+/** Most boards one process runs (a descriptor each, and one at the local broker). */
+const MAX_DEVICES = 50000;
+/** Most pseudo-terminals (a socat process each). */
+const MAX_PTYS = 500;
+
 interface Board {
   k: number;
   id: string;
   flash: string;
-  pty: Pty;
+  /** Its console's pseudo-terminal; none past SIM_PTYS. */
+  pty: Pty | undefined;
   app: App | undefined;
   /** Readings sent by earlier boots of this board (the app counts from its own start). */
   sentBefore: number;
@@ -43,19 +53,19 @@ interface Board {
 }
 
 /** A board's serial line: its pseudo-terminal, and this terminal too when `terminal`. */
-function boardSerial(pty: Pty, setSink: (fn: ((s: string) => void) | undefined) => void, terminal: Serial | undefined): Serial {
+function boardSerial(pty: Pty | undefined, setSink: (fn: ((s: string) => void) | undefined) => void, terminal: Serial | undefined): Serial {
   return {
     take: (chars) => {
       setSink(chars);
       terminal?.take(chars);
     },
     release: () => {
-      pty.write("(the simulator has no REPL of its own: press Enter to take the console back)\r\n");
+      pty?.write("(the simulator has no REPL of its own: press Enter to take the console back)\r\n");
       setSink(undefined);
       terminal?.release();
     },
     write: (s) => {
-      pty.write(s);
+      pty?.write(s);
       terminal?.write(s);
     },
   };
@@ -64,8 +74,13 @@ function boardSerial(pty: Pty, setSink: (fn: ((s: string) => void) | undefined) 
 async function main(): Promise<void> {
   const count = Number(process.env.SIM_COUNT ?? "0");
   const devices = Number(process.env.DEVICES ?? "1");
-  if (!Number.isInteger(devices) || devices < 1 || devices > 500) {
-    say(`sim: DEVICES=${process.env.DEVICES} is not a number of boards from 1 to 500`);
+  if (!Number.isInteger(devices) || devices < 1 || devices > MAX_DEVICES) {
+    say(`sim: DEVICES=${process.env.DEVICES} is not a number of boards from 1 to ${MAX_DEVICES}`);
+    process.exit(2);
+  }
+  const ptys = Number(process.env.SIM_PTYS ?? String(Math.min(devices, 100)));
+  if (!Number.isInteger(ptys) || ptys < 0 || ptys > MAX_PTYS) {
+    say(`sim: SIM_PTYS=${process.env.SIM_PTYS} is not a number of console pseudo-terminals from 0 to ${MAX_PTYS}`);
     process.exit(2);
   }
   const store = path.resolve(process.env.SIM_STORE ?? "dist/sim-board");
@@ -82,13 +97,17 @@ async function main(): Promise<void> {
   fs.mkdirSync(store, { recursive: true });
   const one = devices === 1;
   const defaults = { brokers: brokerAt, interval: process.env.SIM_INTERVAL ?? "5" };
+  // a fleet against a broker on this machine connects from 50 loopback addresses: one source
+  // address has about 28,000 ports for one broker (and many boards reach a broker from many)
+  const spread = !one && /^127\./.test(brokerAt);
+  if (!one && ptys < devices) say(`sim: boards ${ptys + 1}-${devices} have no console pseudo-terminal (SIM_PTYS=${ptys}, at most ${MAX_PTYS}); their console output is dropped`);
   const boards: Board[] = [];
   let finishing = false;
 
   const boot = (b: Board, serial: Serial) => {
     b.app = nodeApp({
       flash: b.flash, chipId: one ? process.env.SIM_ID ?? "sim1" : `sim${b.k}`, serial, version: VERSION, defaults,
-      hosts: { localhost: "127.0.0.1" },
+      hosts: { localhost: "127.0.0.1" }, localAddress: spread ? `127.0.0.${2 + (b.k % 50)}` : undefined,
       reboot: () => {
         const app = b.app as App;
         b.sentBefore += app.node.sent;
@@ -117,7 +136,7 @@ async function main(): Promise<void> {
     const flash = one ? store : path.join(store, `dev${k}`);
     fs.mkdirSync(flash, { recursive: true });
     let sink: ((s: string) => void) | undefined;
-    const pty = await openPty(path.join(store, one ? "tty" : `tty${k}`), (s) => {
+    const pty = k > ptys ? undefined : await openPty(path.join(store, one ? "tty" : `tty${k}`), (s) => {
       if (sink !== undefined) sink(s);
       else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
     });
@@ -129,7 +148,7 @@ async function main(): Promise<void> {
   const host = brokerAt.replace(/:\d+$/, "");
   const port = brokerAt.replace(/^.*:/, "");
   say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topic("#") : "petrel/#"}' -v`);
-  for (const b of boards) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
+  for (const b of boards) if (b.pty !== undefined) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
 
   const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
   let lastSent = 0;
@@ -154,10 +173,17 @@ async function main(): Promise<void> {
     }
     say(why);
     let open = boards.length;
+    // a line per board for a few; a fleet's totals in one
+    const each = boards.length <= 20;
+    if (!each) {
+      const dropped = boards.reduce((n, b) => n + (b.app?.node.dropped ?? 0), 0);
+      const queued = boards.reduce((n, b) => n + (b.app?.node.client?.core.outbox.count ?? 0), 0);
+      say(`sim: ending ${boards.length} boards: ${boards.reduce((n, b) => n + sent(b), 0)} readings sent, ${dropped} dropped, outbox ${queued}`);
+    }
     for (const b of boards) {
       const c = b.app?.node.client;
-      say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.core.outbox.count ?? 0}`);
-      b.pty.close();
+      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.core.outbox.count ?? 0}`);
+      b.pty?.close();
       const done = () => {
         if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
       };

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -118,3 +118,32 @@ it("DEVICES=3: three boards with distinct ids, each console on its own pty, a su
   expect([...ids].sort()).toEqual(["petrel-sim1", "petrel-sim2", "petrel-sim3"]);
   for (let k = 1; k <= 3; k++) expect(fs.existsSync(path.join(store, `dev${k}`))).toBe(true);
 }, 60000);
+
+it("DEVICES past SIM_PTYS: the first boards have a console pty, the rest none and say so; all publish, from several loopback source addresses", async () => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-sim-fleet-"));
+  dirs.push(store);
+  broker ??= await startBroker();
+  const mark = broker.log().length;
+  const seen = await watch(broker.port, "petrel/+/telemetry");
+  const s = sim({ SIM_STORE: store, SIM_INTERVAL: "1", SIM_COUNT: "2", DEVICES: "4", SIM_PTYS: "2", BROKER: `127.0.0.1:${broker.port}` });
+  await until("the simulator to end", () => s.code !== undefined, 30000);
+  seen.stop();
+  expect(s.code, s.out).toBe(0);
+  expect(s.out).toContain("sim: boards 3-4 have no console pseudo-terminal (SIM_PTYS=2, at most 500); their console output is dropped");
+  expect(s.out).toContain(`sim: petrel-sim2's console is also on ${path.join(store, "tty2")}`);
+  expect(s.out).not.toContain("petrel-sim3's console is also on");
+  expect(fs.existsSync(path.join(store, "tty3"))).toBe(false);
+  expect(s.out).toContain("sim: 2 readings sent and acknowledged by each of 4 boards");
+  expect([...new Set(seen.lines.map((l) => l.split("/")[1]))].sort()).toEqual(["petrel-sim1", "petrel-sim2", "petrel-sim3", "petrel-sim4"]);
+  // each board k connects from 127.0.0.(2 + k % 50)
+  const sources = new Set([...broker.log().slice(mark).matchAll(/New connection from (127\.0\.0\.\d+):\d+/g)].map((m) => m[1]));
+  for (const a of ["127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"]) expect(sources, [...sources].join(" ")).toContain(a);
+}, 60000);
+
+it("DEVICES and SIM_PTYS out of range are refused with the range", () => {
+  for (const [env, msg] of [[{ DEVICES: "50001" }, "sim: DEVICES=50001 is not a number of boards from 1 to 50000"], [{ DEVICES: "3", SIM_PTYS: "501" }, "sim: SIM_PTYS=501 is not a number of console pseudo-terminals from 0 to 500"]] as const) {
+    const r = spawnSync(process.execPath, [SIM], { env: { ...process.env, BROKER: "127.0.0.1:1", ...env }, encoding: "utf8", timeout: 20000 });
+    expect(r.status).toBe(2);
+    expect(r.stdout.replace(/\r/g, "")).toContain(msg);
+  }
+});

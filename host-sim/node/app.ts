@@ -23,6 +23,8 @@ export interface NodeAppOptions {
   version?: string;
   /** Host name → address for the stub resolver. */
   hosts?: Record<string, string>;
+  /** Source address of the board's connections to a broker on this machine (a fleet spreads over 127.0.0.x). */
+  localAddress?: string;
   /** Settings defaults for this board (e.g. the simulator's broker), before the saved ones. */
   defaults?: Record<string, string>;
 }
@@ -46,7 +48,7 @@ export function nodeApp(o: NodeAppOptions): App {
     reboot: o.reboot,
     sleep: o.sleep,
     awakeMs: o.awakeMs,
-    platform: (_wifi, log, tls) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap, tls,
+    platform: (_wifi, log, tls) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap, tls, localAddress: o.localAddress,
       logLevel: LOG_DEBUG, log: (level, line) => log.write(level, line) }),
   }, o.defaults);
 }

@@ -73,8 +73,8 @@ function closeEvent(ev: TransportEvents, reason: string): void {
 }
 
 /**
- * `localAddress`: the source address of every connection (a fleet on one machine spreads its
- * boards over 127.0.0.x, as many boards reach a broker from many addresses). A class, not an
+ * `localAddress`: the source address of every connection to a loopback address (a fleet on one
+ * machine spreads its boards over 127.0.0.x, as many boards reach a broker from many addresses). A class, not an
  * object of closures: one per board, its methods on the prototype.
  */
 class NodeTransport implements Transport {
@@ -100,7 +100,8 @@ class NodeTransport implements Transport {
     this.error = "";
     this.asked = false;
     const t = this.tlsSettings;
-    const localAddress = this.localAddress;
+    // a loopback source address reaches loopback destinations only (a board set to a remote broker)
+    const localAddress = host.startsWith("127.") ? this.localAddress : undefined;
     const s: Owned = secure
       ? tls.connect({ host, port, ...({ localAddress } as object), ca: t.ca, cert: t.cert, key: t.key, servername: serverName(t.servername ?? name ?? host) })
       : net.connect({ host, port, localAddress });
