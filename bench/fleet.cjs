@@ -109,6 +109,17 @@ function heap() {
   return { heap: m.heapUsed, external: m.external, rss: m.rss };
 }
 
+/** A client whose first connection calls `first` (reconnections do not); its errors are ignored. */
+function watched(c, first) {
+  let once = true;
+  c.on("connect", () => {
+    if (once) first();
+    once = false;
+  });
+  c.on("error", () => {});
+  return c;
+}
+
 async function child(cfg) {
   const send = (m) => process.stdout.write(JSON.stringify(m) + "\n");
   const open = opener(cfg.lib, cfg.port);
@@ -119,14 +130,7 @@ async function child(cfg) {
   for (let k = 0; k < cfg.n; k += BATCH) {
     const upto = Math.min(cfg.n, k + BATCH);
     for (let j = k; j < upto; j++) {
-      const c = open(`fleet-${cfg.lib}-${j}`, `127.0.0.${2 + (j % cfg.addresses)}`);
-      let first = true;
-      c.on("connect", () => {
-        if (first) connected++;
-        first = false;
-      });
-      c.on("error", () => {});
-      clients.push(c);
+      clients.push(watched(open(`fleet-${cfg.lib}-${j}`, `127.0.0.${2 + (j % cfg.addresses)}`), () => connected++));
     }
     // bounded: a batch that cannot connect in 10 s ends the step as failed
     for (let waited = 0; connected < upto; waited += 5) {
@@ -297,8 +301,13 @@ async function main() {
   console.log(`  fleet: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-if (process.argv[2] === "--child") child(JSON.parse(process.argv[3]));
-else main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// bench/heap.cjs makes its clients with the same opener
+module.exports = { opener, watched };
+
+if (require.main === module) {
+  if (process.argv[2] === "--child") child(JSON.parse(process.argv[3]));
+  else main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

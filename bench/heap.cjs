@@ -5,8 +5,8 @@
 //   node --expose-gc bench/heap.cjs [petrel|petrel-board|petrel-app|mqttjs]   (after make build)
 //
 // HEAP_A (200) and HEAP_B (600): the two fleet sizes; HEAP_TOP (40): rows printed. The
-// snapshots go to a temporary directory, removed after. Node boards as bench/fleet.cjs makes
-// them (petrel-board: the ESP8266 profile sizes; petrel-app: the whole sensor-node app).
+// snapshots go to a temporary directory, removed after. The clients are bench/fleet.cjs's own
+// (petrel-board: the ESP8266 profile sizes; petrel-app: the whole sensor-node app).
 "use strict";
 const fs = require("node:fs");
 const os = require("node:os");
@@ -20,31 +20,11 @@ const A = Number(process.env.HEAP_A ?? 200);
 const B = Number(process.env.HEAP_B ?? 600);
 const TOP = Number(process.env.HEAP_TOP ?? 40);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function opener(port) {
-  const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
-  if (KIND === "mqttjs") {
-    const mqtt = require("mqtt");
-    const net = require("node:net");
-    return (id) => new mqtt.MqttClient(() => net.createConnection({ host: "127.0.0.1", port }), { protocolVersion: 4, clientId: id, clean: true, keepalive: 60, reconnectPeriod: 1000 });
-  }
-  if (KIND === "petrel-app") {
-    const { startApp } = require(path.join(dist, "firmware/app/main.js"));
-    const { nodePlatform } = require(path.join(dist, "host-sim/node/platform.js"));
-    const serial = { take() {}, release() {}, write() {} };
-    return (id) => {
-      const storage = memoryStorage();
-      const app = startApp({
-        storage, tls: false, version: "0.1.0-heap", sensors: [{ name: "t", read: () => 0 }], serial, back: "Enter", reboot() {},
-        platform: (_wifi, log) => nodePlatform({ storage, chipId: id, logLevel: 0, log: (level, line) => log.write(level, line) }),
-      }, { brokers: `127.0.0.1:${port}`, "client.id": id, interval: "86400", qos: "1", keepalive: "60", log: "error" });
-      return app.node.client;
-    };
-  }
-  if (KIND !== "petrel" && KIND !== "petrel-board") throw new Error(`unknown kind ${KIND}: petrel, petrel-board, petrel-app or mqttjs`);
-  const { connect } = require(path.join(dist, "host-sim/node/client.js"));
-  const sizes = KIND === "petrel-board" ? { maxPacket: 512, outboxMessages: 20 } : {};
-  return (id) => connect({ brokers: [{ host: "127.0.0.1", port }], clientId: id, clean: true, keepalive: 60, storage: memoryStorage(), logLevel: 0, reconnectMinMs: 1000, ...sizes });
+const { opener, watched } = require("./fleet.cjs");
+const KINDS = ["petrel", "petrel-board", "petrel-app", "mqttjs"];
+if (!KINDS.includes(KIND)) {
+  console.error(`heap: unknown kind ${KIND}: one of ${KINDS.join(", ")}`);
+  process.exit(2);
 }
 
 /** Per node id: [type, name, self size, retainer description]. */
@@ -81,14 +61,14 @@ function readSnapshot(file) {
 (async () => {
   const { startBroker } = require(path.join(dist, "host-sim/mosquitto.js"));
   const broker = await startBroker({ logTypes: ["error"] });
-  const open = opener(broker.port);
+  const open = opener(KIND, broker.port);
   const clients = [];
+  let connected = 0;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-heap-"));
-  const connected = (c) => c.connected === true;
   async function grow(n) {
-    for (let i = 0; i < n; i++) clients.push(open(`heap${clients.length}`));
-    for (let k = 0; k < 400 && !clients.every(connected); k++) await sleep(50);
-    if (!clients.every(connected)) throw new Error(`heap: ${clients.filter((c) => !connected(c)).length} of ${clients.length} clients did not connect within 20 s`);
+    for (let i = 0; i < n; i++) clients.push(watched(open(`heap${clients.length}`, undefined), () => connected++));
+    for (let k = 0; k < 400 && connected < clients.length; k++) await sleep(50);
+    if (connected < clients.length) throw new Error(`heap: ${clients.length - connected} of ${clients.length} clients did not connect within 20 s`);
     await sleep(500);
     global.gc();
     global.gc();
@@ -118,7 +98,7 @@ function readSnapshot(file) {
     console.log(`heap: the snapshots' new objects, ${(total / (B - A)).toFixed(0)} B per client; the largest groups (bytes and count per client, what, held by):`);
     for (const [key, [c, b]] of sorted.slice(0, TOP)) console.log(`${(b / (B - A)).toFixed(0).padStart(7)} B ${(c / (B - A)).toFixed(2).padStart(6)}x  ${key}`);
   } finally {
-    for (const c of clients) (c.core !== undefined ? c.core.end() : c.end(true));
+    for (const c of clients) (KIND === "mqttjs" ? c.end(true) : c.end(() => {}));
     fs.rmSync(tmp, { recursive: true, force: true });
     await broker.close();
   }
