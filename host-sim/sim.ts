@@ -97,9 +97,10 @@ async function main(): Promise<void> {
   fs.mkdirSync(store, { recursive: true });
   const one = devices === 1;
   const defaults = { brokers: brokerAt, interval: process.env.SIM_INTERVAL ?? "5" };
-  // a fleet against a broker on this machine connects from 50 loopback addresses: one source
-  // address has about 28,000 ports for one broker (and many boards reach a broker from many)
-  const spread = !one && /^127\./.test(brokerAt);
+  // a fleet connects from 50 loopback addresses: one source address has about 28,000 ports for
+  // one broker (and many boards reach a broker from many). The transport uses the address only
+  // for a broker on this machine (a loopback destination).
+  const spread = !one;
   if (!one && ptys < devices) say(`sim: boards ${ptys + 1}-${devices} have no console pseudo-terminal (SIM_PTYS=${ptys}, at most ${MAX_PTYS}); their console output is dropped`);
   const boards: Board[] = [];
   let finishing = false;
