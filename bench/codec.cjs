@@ -37,7 +37,7 @@ const DECODE = [
   { cmd: "suback", messageId: 45, granted: [1, 0] },
 ];
 
-const tx = P.port.bytes.alloc(4096);
+const tx = P.port.bytes.out(4096);
 const connectOpts = { clientId: "petrel-bench-01", clean: true, keepalive: 60 };
 const filters = ["cmd/+/set", "cfg/#"];
 const qoss = [1, 0];
@@ -45,20 +45,20 @@ let sink = 0;
 
 function petrelEncode(copy) {
   // One pass over the mix; returns the packet count.
-  let n = P.encodeConnect(tx, 0, 4096, connectOpts);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodePublish(tx, 0, 4096, topic, p16, 0, false, false, 0);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodePublish(tx, 0, 4096, topic, p16, 1, false, false, 42);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodePublish(tx, 0, 4096, topic, p1k, 0, false, false, 0);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodePublish(tx, 0, 4096, topic, p1k, 1, false, false, 43);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodeAck(tx, 0, 4096, 4, 44);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
-  n = P.encodeSubscribe(tx, 0, 4096, 45, filters, qoss, 2);
-  if (copy) sink += P.port.bytes.toWire(tx, 0, n).length;
+  let n = P.encodeConnect(tx, 4096, connectOpts);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodePublish(tx, 4096, topic, p16, 0, false, false, 0);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodePublish(tx, 4096, topic, p16, 1, false, false, 42);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodePublish(tx, 4096, topic, p1k, 0, false, false, 0);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodePublish(tx, 4096, topic, p1k, 1, false, false, 43);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodeShort(tx, 4096, 4, 44);
+  if (copy) sink += tx.wire().length; else tx.clear();
+  n = P.encodeFilters(tx, 4096, 45, filters, qoss, 2);
+  if (copy) sink += tx.wire().length; else tx.clear();
   sink += n;
   return 7;
 }

@@ -4,8 +4,8 @@
  * runtime, its serial console on the process's stdin/stdout, its flash a directory.
  *
  *   node      dist/node/host-sim/node/app-board.js
- *   espruino  dist/espruino/app.js in the Espruino stand-in, with the Storage modules `petrel`
- *             and `petrel-console` it loads written to its flash first (as `make flash` does)
+ *   espruino  dist/espruino/app.js in the Espruino stand-in, with the lazy modules it loads
+ *             (app.<name>.js) written to its Storage first (as `make flash` does)
  *   lua51     the NodeMCU build (ESP8266 flavour: Lua 5.1, `file`) on the stand-in over luasocket
  *   lua53     the same, ESP32 flavour (Lua 5.3, io.open)
  *   fengari   the ESP32 flavour on fengari (Lua 5.3 in JavaScript)
@@ -58,8 +58,9 @@ export function appCommand(target: AppTarget, b: AppBoardSpec): { exe: string; a
       return { exe: process.execPath, args: [path.join(DIST, "node/host-sim/node/app-board.js")],
         env: { PETREL_FLASH: b.flash, PETREL_CHIP: b.chipId, PETREL_DEFAULTS: JSON.stringify(defaults) } };
     case "espruino":
-      storageFile(b.flash, "petrel", path.join(DIST, "espruino/petrel.js"));
-      storageFile(b.flash, "petrel-console", path.join(DIST, "espruino/console.js"));
+      for (const f of fs.readdirSync(path.join(DIST, "espruino")).filter((n) => /^app\.\w+\.js$/.test(n))) {
+        storageFile(b.flash, f.slice(0, -3), path.join(DIST, "espruino", f));
+      }
       return { exe: process.execPath, args: [path.join(DIST, "node/host-sim/espruino/board.js")],
         env: { PETREL_BUNDLE: path.join(DIST, "espruino/app.js"), PETREL_FLASH: b.flash, PETREL_CHUNK: "268",
           PETREL_GLOBALS: JSON.stringify({ PETREL_BOARD: { defaults } }) } };

@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { typingSecret } from "../firmware/app/commands";
+import { typingSecret } from "../firmware/app/settings";
 import { APP_TARGETS, REBOOT_STATUS, appCommand, type AppTarget } from "./app-boards";
 import { startBroker, type Broker } from "./mosquitto";
 import { openPty, type Pty } from "./node/pty";

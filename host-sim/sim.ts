@@ -115,7 +115,7 @@ async function main(): Promise<void> {
         b.reconnectsBefore += app.node.reconnects();
         say(`sim: ${b.id} reboots`);
         app.node.stop();
-        app.node.client?.end(() => {
+        app.node.end(() => {
           if (!finishing) boot(b, serial);
         });
       },
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
   }
   const host = brokerAt.replace(/:\d+$/, "");
   const port = brokerAt.replace(/^.*:/, "");
-  say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topic("#") : "petrel/#"}' -v`);
+  say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topics.status.replace(/status$/, "#") : "petrel/#"}' -v`);
   for (const b of boards) if (b.pty !== undefined) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
 
   const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
@@ -156,9 +156,9 @@ async function main(): Promise<void> {
   /** connected, readings per second over the last `seconds`, reconnects, outbox messages queued. */
   const summary = (seconds: number) => {
     const total = boards.reduce((n, b) => n + sent(b), 0);
-    const connected = boards.filter((b) => b.app?.node.client?.connected === true).length;
+    const connected = boards.filter((b) => b.app?.node.connected === true).length;
     const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app?.node.reconnects() ?? 0), 0);
-    const queue = boards.reduce((n, b) => n + (b.app?.node.client?.core.outbox.count ?? 0), 0);
+    const queue = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
     const line = `sim: ${connected}/${boards.length} connected, ${((total - lastSent) / seconds).toFixed(1)} msgs/s, ${reconnects} reconnects, queue ${queue}`;
     lastSent = total;
     return line;
@@ -178,17 +178,17 @@ async function main(): Promise<void> {
     const each = boards.length <= 20;
     if (!each) {
       const dropped = boards.reduce((n, b) => n + (b.app?.node.dropped ?? 0), 0);
-      const queued = boards.reduce((n, b) => n + (b.app?.node.client?.core.outbox.count ?? 0), 0);
+      const queued = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
       say(`sim: ending ${boards.length} boards: ${boards.reduce((n, b) => n + sent(b), 0)} readings sent, ${dropped} dropped, outbox ${queued}`);
     }
     for (const b of boards) {
       const c = b.app?.node.client;
-      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.core.outbox.count ?? 0}`);
+      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.outbox.count ?? 0}`);
       b.pty?.close();
       const done = () => {
         if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
       };
-      if (c !== undefined) c.end(done);
+      if (b.app !== undefined) b.app.node.end(done);
       else done();
     }
     setTimeout(() => process.exit(code), 3000).unref();
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
 
   if (count > 0) {
     const poll = setInterval(() => {
-      if (boards.every((b) => sent(b) >= count && b.app?.node.client?.core.outbox.count === 0)) {
+      if (boards.every((b) => sent(b) >= count && b.app?.node.client?.outbox.count === 0)) {
         clearInterval(poll);
         finish(0, `sim: ${count} readings sent and acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
       }

@@ -6,7 +6,8 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { diagnose, type DiagFacts } from "../firmware/app/diag";
 import { SensorNode } from "../firmware/app/node";
-import { Settings } from "../firmware/app/settings";
+import { runLine } from "../firmware/app/commands";
+import { settingsWith } from "./harness/app";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 import { nodePlatform, simulatedLink } from "../host-sim/node/platform";
 import { memoryStorage } from "../host-sim/node/storage";
@@ -34,15 +35,13 @@ async function broker(opts: Parameters<typeof startBroker>[0] = {}): Promise<Bro
 function node(set: Record<string, string>, link?: ReturnType<typeof simulatedLink>) {
   const logs: string[] = [];
   const platform = nodePlatform({ chipId: "diag", link, hosts: { "broker.lan": "127.0.0.1" } });
-  const st = new Settings(memoryStorage(), false);
-  for (const [k, v] of Object.entries({ interval: "60", ...set })) expect(st.set(k, v), k).toBeNull();
+  const st = settingsWith(memoryStorage(), false, { interval: "60", ...set });
   const n = new SensorNode({ platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l), sensors: [] }, st);
   nodes.push(n);
   expect(n.start()).toBeNull();
   const diag = () => {
     const out: string[] = [];
-    const cmd = n.commands().find((c) => c.name === "diag")!;
-    cmd.run([], (l) => out.push(l), "diag");
+    runLine({ node: n }, "diag", (l) => out.push(l), false);
     return out;
   };
   return { n, logs, diag };
@@ -54,7 +53,7 @@ describe("diag names the first broken link", () => {
   it("a working node: every link works, the subscription granted, the ping timed", async () => {
     const b = await broker();
     const { n, diag } = node({ brokers: `broker.lan:${b.port}`, "client.id": "diag-ok", keepalive: "10" });
-    await until("a ping round trip", () => (n.client?.core.stats.pingMs ?? -1) >= 0, 25000);
+    await until("a ping round trip", () => (n.client?.stats.pingMs ?? -1) >= 0, 25000);
     const out = diag();
     expect(out).toContain("diag: wifi  no Wi-Fi on this board (the host's network)");
     expect(out).toContain("diag: mqtt  ok: connected as diag-ok");
@@ -67,21 +66,21 @@ describe("diag names the first broken link", () => {
     const b = await broker();
     const link = simulatedLink();
     const { n, diag } = node({ brokers: `127.0.0.1:${b.port}`, "client.id": "diag-wifi" }, link);
-    await until("connected", () => n.client?.connected === true, 10000);
+    await until("connected", () => n.connected === true, 10000);
     link.set(false);
-    await until("offline", () => n.client?.connected === false, 10000);
+    await until("offline", () => n.connected === false, 10000);
     const out = diag();
     expect(out[0]).toMatch(/^diag: wifi {2}FAILED: .*not on Wi-Fi.*wifi\.ssid and wifi\.pass/);
     expect(out.slice(1, 5).every((l) => l.endsWith("not reached"))).toBe(true);
     expect(verdict(out)).toBe("diag: first broken link: wifi");
     link.set(true);
-    await until("back", () => n.client?.connected === true, 10000);
+    await until("back", () => n.connected === true, 10000);
     expect(verdict(diag())).toBe("diag: every link works");
   });
 
   it("an unknown host: dns, naming the brokers setting", async () => {
     const { n, diag } = node({ brokers: "nosuch.lan:1883", "client.id": "diag-dns" });
-    await until("an attempt", () => n.client!.core.stats.attempts >= 1 && n.lastError !== "", 10000);
+    await until("an attempt", () => n.client!.stats.attempts >= 1 && n.lastError !== "", 10000);
     const out = diag();
     expect(out[0]).toBe("diag: wifi  no Wi-Fi on this board (the host's network)");
     expect(out[1]).toMatch(/^diag: dns {2}FAILED: the broker's host name did not resolve.*\(brokers = nosuch\.lan:1883\)$/);
@@ -133,7 +132,7 @@ describe("diag names the first broken link", () => {
     expect(out[4]).toBe("diag: mqtt  ok: connected as diag-acl");
     expect(out).toContain("diag: subscribe  FAILED: the broker refused the subscription to petrel/diag-acl/cmd; fix: allow this client (or its user) to read that topic in the broker's ACL");
     expect(verdict(out)).toBe("diag: first broken link: subscribe");
-    expect(n.client?.connected).toBe(true);
+    expect(n.connected).toBe(true);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

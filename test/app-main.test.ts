@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { typingSecret } from "../firmware/app/commands";
+import { typingSecret } from "../firmware/app/settings";
 import { logLine, type App } from "../firmware/app/main";
 import { LineConsole, type Serial } from "../firmware/console/line";
 import { freePort } from "../host-sim/mosquitto";
@@ -37,7 +37,7 @@ describe("log lines", () => {
 
   it("arriving while a line is typed: above the prompt, the typed line (secret masked) drawn again", () => {
     const s = serial();
-    const con = new LineConsole(s, [], "x", typingSecret);
+    const con = new LineConsole(s, () => {}, "x", typingSecret);
     con.start();
     s.typed("set mqtt.pass hunter2");
     s.out.length = 0;
@@ -62,7 +62,7 @@ describe("log lines", () => {
     await until("a debug line", () => s.out.some((l) => l.includes("] debug mqtt: dialling 127.0.0.1:")), 5000);
     s.typed("set log error\r");
     const mark = s.out.length;
-    await until("the next refused attempt", () => app.node.client!.core.stats.attempts >= 3, 15000);
+    await until("the next refused attempt", () => app.node.client!.stats.attempts >= 3, 15000);
     expect(s.out.slice(mark).some((l) => / (debug|info ) /.test(l))).toBe(false);
   }, 20000);
 });

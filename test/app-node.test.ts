@@ -1,9 +1,10 @@
 import "../firmware/targets/node/index";
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCommand, words } from "../firmware/console/line";
-import { SensorNode, brokersOf, jsonString } from "../firmware/app/node";
-import { Settings } from "../firmware/app/settings";
+import { runLine } from "../firmware/app/commands";
+import { brokersOf } from "../firmware/app/config";
+import { SensorNode, jsonString } from "../firmware/app/node";
+import { settingsWith } from "./harness/app";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
 import { nodePlatform } from "../host-sim/node/platform";
 import { memoryStorage } from "../host-sim/node/storage";
@@ -41,9 +42,7 @@ function command(id: string, line: string): void {
 function start(id: string, set: Record<string, string>) {
   const logs: string[] = [];
   const platform = nodePlatform({ chipId: id, freeHeap: () => 30000 });
-  const st = new Settings(memoryStorage(), false);
-  expect(st.load()).toBeNull();
-  for (const [k, v] of Object.entries({ brokers: `127.0.0.1:${broker.port}`, "client.id": id, ...set })) expect(st.set(k, v), k).toBeNull();
+  const st = settingsWith(memoryStorage(), false, { brokers: `127.0.0.1:${broker.port}`, "client.id": id, ...set });
   let temp = 20;
   let reboots = 0;
   const node = new SensorNode({
@@ -86,7 +85,7 @@ describe("the sensor node against mosquitto", () => {
     expect(n.node.sent).toBeGreaterThanOrEqual(2);
     expect(n.node.dropped).toBe(0);
     // the will the broker holds for an abrupt loss (the will itself is proven in the board scenarios)
-    const will = n.node.client!.core.settings.will!;
+    const will = n.node.client!.settings.will!;
     expect([will.topic, String(will.payload), will.qos, will.retain]).toEqual(["petrel/node-a/status", '{"state":"offline"}', 1, true]);
   });
 
@@ -94,7 +93,7 @@ describe("the sensor node against mosquitto", () => {
     const replies = await watch("petrel/node-b/reply");
     const telemetry = await watch("petrel/node-b/telemetry");
     const n = start("node-b", { interval: "3600", qos: "0" });
-    await until("connected", () => n.node.client!.connected, 5000);
+    await until("connected", () => n.node.connected, 5000);
     await until("the first reading", () => telemetry.length >= 1, 5000);
     const ask = async (line: string) => {
       const before = replies.length;
@@ -122,15 +121,15 @@ describe("the sensor node against mosquitto", () => {
   it("pub TOPIC QOS TEXT at the console publishes now, then tells the broker's acknowledgement (QoS 1 and 2); a bad QoS gets the usage", async () => {
     const got = await watch("test/pub/#");
     const n = start("node-c", { interval: "3600", qos: "0" });
-    await until("connected", () => n.node.client!.connected, 5000);
+    await until("connected", () => n.node.connected, 5000);
     const run = (line: string) => {
       const out: string[] = [];
-      runCommand(n.node.commands(), words(line), line, (l) => out.push(l));
+      runLine({ node: n.node }, line, (l) => out.push(l), false);
       return out;
     };
     expect(run("pub test/pub/one 1 hello there")).toEqual([expect.stringMatching(/^pub: queued \(outbox [01]\)$/)]);
     expect(run("pub test/pub/two 2 twice")).toEqual([expect.stringMatching(/^pub: queued \(outbox [012]\)$/)]);
-    expect(run("pub test/pub/zero 0 fire and forget")).toEqual(["pub: queued (outbox " + n.node.client!.core.outbox.count + ")"]);
+    expect(run("pub test/pub/zero 0 fire and forget")).toEqual(["pub: queued (outbox " + n.node.client!.outbox.count + ")"]);
     expect(run("pub test/pub/x 3 no")).toEqual(["pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)"]);
     await until("three arrivals", () => got.length >= 3, 5000);
     expect([...got].sort()).toEqual(["test/pub/one hello there", "test/pub/two twice", "test/pub/zero fire and forget"]);

@@ -1,8 +1,12 @@
 import "../firmware/targets/node/index";
+import "../firmware/targets/node/app";
 import { describe, expect, it } from "vitest";
-import { settingsCommands, typingSecret } from "../firmware/app/commands";
-import { MASK, SCHEMA, SETTINGS_KEY, Settings } from "../firmware/app/settings";
+import { runLine, type CommandContext } from "../firmware/app/commands";
+import { KIND_SECRET, MASK, SETTINGS_KEY, keyAt, loadSettings, setting, unsaved } from "../firmware/app/config";
+import { SensorNode } from "../firmware/app/node";
+import { Settings, isSecret, typingSecret } from "../firmware/app/settings";
 import { LineConsole, type Serial } from "../firmware/console/line";
+import { nodePlatform } from "../host-sim/node/platform";
 import { memoryStorage } from "../host-sim/node/storage";
 
 // The node's settings and their console commands (shared code, on the host). The canaries are
@@ -11,16 +15,24 @@ import { memoryStorage } from "../host-sim/node/storage";
 const CANARY_WIFI = "canary-wifi-7Q2x";
 const CANARY_MQTT = "canary-mqtt-9Zk4";
 
-/** A console over a host serial line with the settings commands; `type` returns what it printed. */
+/** Every setting's key, in the schema's order. */
+const KEYS = Array.from({ length: 13 }, (_, i) => keyAt(i));
+
+/**
+ * A console over a host serial line with the node's commands (the node not started: the settings
+ * commands need none of it); `type` returns what it printed.
+ */
 function node(opts: { tls?: boolean; storage?: ReturnType<typeof memoryStorage> } = {}) {
   const storage = opts.storage ?? memoryStorage();
   const st = new Settings(storage, opts.tls ?? true);
-  const loadMessage = st.load();
+  const loadMessage = loadSettings(st);
   let out = "";
   let chars: ((s: string) => void) | undefined;
   const serial: Serial = { take: (fn) => (chars = fn), release: () => (chars = undefined), write: (s) => (out += s) };
   let resets = 0;
-  const c = new LineConsole(serial, settingsCommands(st, () => resets++), "back()", typingSecret);
+  const sensor = new SensorNode({ platform: nodePlatform({ chipId: "t" }), tls: opts.tls ?? true, version: "t", sensors: [], reboot: () => {}, log: () => {} }, st);
+  const ctx: CommandContext = { node: sensor, afterReset: () => resets++ };
+  const c = new LineConsole(serial, (line, say) => runLine(ctx, line, say, false), "back()", typingSecret);
   c.start();
   const type = (line: string) => {
     const from = out.length;
@@ -58,12 +70,12 @@ describe("settings: validation explains the accepted form, and a refused set cha
   for (const [line, want] of refusals) {
     it(line, () => {
       const n = node();
-      const before = SCHEMA.map((d) => n.st.get(d.key));
+      const before = KEYS.map((k) => n.st.get(k));
       const out = n.type(line);
       expect(out.length, out.join("\n")).toBe(1);
       expect(out[0]).toMatch(want);
-      expect(SCHEMA.map((d) => n.st.get(d.key))).toEqual(before);
-      expect(n.st.unsaved()).toEqual([]);
+      expect(KEYS.map((k) => n.st.get(k))).toEqual(before);
+      expect(unsaved(n.st)).toEqual([]);
     });
   }
 
@@ -114,7 +126,7 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
     expect(again.st.get("wifi.pass")).toBe(CANARY_WIFI);
     expect(again.st.get("brokers")).toBe("10.0.0.2:1883,tls:b.example.com:8883");
     expect(again.st.int("interval")).toBe(15);
-    expect(again.st.unsaved()).toEqual([]);
+    expect(unsaved(again.st)).toEqual([]);
     // no output anywhere carried a secret
     for (const out of [n.all(), again.all()]) {
       expect(out).not.toContain(CANARY_WIFI);
@@ -129,7 +141,7 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
     n.type("set qos 0");
     expect(node({ storage: n.storage }).st.get("qos")).toBe("2");
     expect(n.type("unset qos")).toEqual(["qos = 1 (the default; not saved yet)"]);
-    expect(n.st.unsaved()).toEqual(["qos"]);
+    expect(unsaved(n.st)).toEqual(["qos"]);
   });
 
   it("factory-reset asks first; factory-reset yes erases the flash record and restarts the app's work", () => {
@@ -160,11 +172,30 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
   it("a saved record with unknown or now-invalid lines: they are ignored and named, the rest is kept", () => {
     const storage = memoryStorage();
     const text = Buffer.from("interval=20\ncolour=blue\nqos=7\nlog=debug\n");
-    storage.write(SETTINGS_KEY, text as never, text.length);
+    storage.write(SETTINGS_KEY, text as never);
     const n = node({ storage });
     expect(n.loadMessage).toBe("settings: ignored colour, qos in the saved record (unknown or invalid here); save writes the record without them");
     expect(n.st.get("interval")).toBe("20");
     expect(n.st.get("log")).toBe("debug");
     expect(n.st.get("qos")).toBe("1");
+  });
+});
+
+describe("settings schema", () => {
+  it("the secret settings are exactly those named *.pass (the console masks them as typed without the schema)", () => {
+    expect(KEYS.filter((k) => k !== "")).toHaveLength(13);
+    expect(keyAt(13)).toBe("");
+    for (const k of KEYS) {
+      const d = setting(k);
+      expect(d, k).toBeDefined();
+      expect(d!.key).toBe(k);
+      expect(isSecret(k), k).toBe(d!.kind === KIND_SECRET);
+    }
+    expect(setting("nosuch")).toBeUndefined();
+    expect(typingSecret("set mqtt.pass hu")).toBe(true);
+    expect(typingSecret("  set\twifi.pass x")).toBe(true);
+    expect(typingSecret("set mqtt.pass")).toBe(false);
+    expect(typingSecret("set mqtt.user x")).toBe(false);
+    expect(typingSecret("get mqtt.pass ")).toBe(false);
   });
 });

@@ -1,7 +1,8 @@
 import "../firmware/targets/node/index";
 import { afterAll, expect, it } from "vitest";
 import { SensorNode } from "../firmware/app/node";
-import { Settings } from "../firmware/app/settings";
+import { saveSettings } from "../firmware/app/config";
+import { settingsWith } from "./harness/app";
 import type { Storage } from "../firmware/port/storage";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
 import { nodePlatform } from "../host-sim/node/platform";
@@ -25,8 +26,7 @@ afterAll(async () => {
 /** One wake of the board: a fresh node over the same flash; resolves with the sleep it asked for. */
 function wake(flash: Storage, reading: number, logs: string[]): Promise<{ ms: number; node: SensorNode }> {
   return new Promise((resolve) => {
-    const st = new Settings(flash, false);
-    expect(st.load()).toBeNull();
+    const st = settingsWith(flash, false, {});
     let node: SensorNode;
     node = new SensorNode({
       platform: nodePlatform({ chipId: "sleepy", storage: flash }), tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l),
@@ -40,11 +40,8 @@ function wake(flash: Storage, reading: number, logs: string[]): Promise<{ ms: nu
 it("sleeps after each acknowledged reading, keeps an unacknowledged one over the sleep, and never fires the will", async () => {
   broker = await startBroker();
   const flash = memoryStorage();
-  const st = new Settings(flash, false);
-  for (const [k, v] of Object.entries({ brokers: `127.0.0.1:${broker.port}`, "client.id": "sleepy", sleep: "on", interval: "600", qos: "0" })) {
-    expect(st.set(k, v), k).toBeNull();
-  }
-  expect(st.save()).toBeNull();
+  const st = settingsWith(flash, false, { brokers: `127.0.0.1:${broker.port}`, "client.id": "sleepy", sleep: "on", interval: "600", qos: "0" });
+  expect(saveSettings(st)).toBeNull();
   let seen = await watch(broker.port, "petrel/sleepy/#");
   stops.push(seen.stop);
   const logs: string[] = [];
@@ -52,7 +49,7 @@ it("sleeps after each acknowledged reading, keeps an unacknowledged one over the
   // wake 1: the reading (QoS 0 asked, QoS 1 used: it must survive a sleep) acknowledged, asleep
   const one = await wake(flash, 1, logs);
   expect(one.ms).toBe(600000);
-  expect(one.node.client!.core.outbox.count).toBe(0);
+  expect(one.node.client!.outbox.count).toBe(0);
   await until("reading 1 and the asleep status", () => seen.lines.includes('petrel/sleepy/telemetry {"n":1}') &&
     seen.lines.some((l) => l.startsWith('petrel/sleepy/status {"state":"asleep"')), 5000);
   const first = seen.lines.slice();
@@ -60,7 +57,7 @@ it("sleeps after each acknowledged reading, keeps an unacknowledged one over the
   // wake 2: the broker is down; after the bound the board sleeps anyway, the reading on flash
   await broker.stop();
   const two = await wake(flash, 2, logs);
-  expect(two.node.client!.core.outbox.count).toBe(1);
+  expect(two.node.client!.outbox.count).toBe(1);
   expect(logs.some((l) => l === "node: deep sleep for 600 s (outbox 1 kept on flash)")).toBe(true);
 
   // wake 3: the broker is back; the kept reading and the new one both arrive
@@ -68,7 +65,7 @@ it("sleeps after each acknowledged reading, keeps an unacknowledged one over the
   seen = await watch(broker.port, "petrel/sleepy/#");
   stops.push(seen.stop);
   const three = await wake(flash, 3, logs);
-  expect(three.node.client!.core.outbox.count).toBe(0);
+  expect(three.node.client!.outbox.count).toBe(0);
   await until("readings 2 and 3", () => seen.lines.includes('petrel/sleepy/telemetry {"n":2}') && seen.lines.includes('petrel/sleepy/telemetry {"n":3}'), 5000)
     .catch((e) => { throw new Error(`${e.message}\n${seen.lines.join("\n")}\n${logs.join("\n")}`); });
 

@@ -18,10 +18,12 @@ const espruinoApi = [...withPlatform("espruinoPlatform"), "espruinoStorage", "el
 
 /** A QoS 1 PUBLISH of "21.5" to "s/°C", id 7, encoded then decoded with the bundle's own API. */
 const ESPRUINO_CHECK = `
-var b = new Uint8Array(64);
-var n = Petrel.encodePublish(b, 0, 64, "s/°C", "21.5", 1, false, false, 7);
+var o = Petrel.port.bytes.out(64);
+var n = Petrel.encodePublish(o, 64, "s/°C", "21.5", 1, false, false, 7);
+var w = o.wire();
+var b = E.toUint8Array(w);
 var d = new Petrel.Decoder(128);
-d.push(E.toUint8Array(E.toString(b.subarray(0, n))), 0);
+d.push(b, 0);
 print("api " + Object.keys(Petrel).sort().join(","));
 print("packet " + n + " " + [].slice.call(b, 0, n).join(","));
 print("decoded " + d.status + " " + d.packetId + " " + (d.topic() === "s/°C") + " " + d.payloadLength);
@@ -81,7 +83,7 @@ describe("shipped artifacts", () => {
  * CI, and has to raise the budget on purpose (with the reason in its commit). The Espruino figure
  * is what `Storage` holds; the NodeMCU one what is uploaded to SPIFFS (before LFS or bytecode).
  */
-const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 134_000, nodemcuApp: 48_000, espruinoApp: 24_000 };
+const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 134_000, nodemcuApp: 56_000, espruinoApp: 60_000, espruinoLazy: 30_000 };
 
 /** The sensor-node app's NodeMCU files: firmware/app and its entry (the board's module `app`). */
 const isNodemcuApp = (f: string) => f.startsWith(path.join(DIST, "nodemcu/firmware/app") + path.sep) ||
@@ -112,9 +114,17 @@ describe("artifact byte budgets (CI gate)", () => {
     expect(n).toBeLessThanOrEqual(BUDGETS.nodemcuApp);
   });
 
-  it(`the Espruino sensor-node app (dist/espruino/app.js, without the library it loads) is at most ${BUDGETS.espruinoApp} bytes`, () => {
+  it(`the Espruino sensor node's resident bundle (dist/espruino/app.js: client and app) is at most ${BUDGETS.espruinoApp} bytes`, () => {
     const n = fs.statSync(path.join(DIST, "espruino/app.js")).size;
     console.log(`[artifacts] dist/espruino/app.js ${n} bytes (budget ${BUDGETS.espruinoApp})`);
     expect(n).toBeLessThanOrEqual(BUDGETS.espruinoApp);
+  });
+
+  it(`the Espruino sensor node's lazy modules (dist/espruino/app.<name>.js) are at most ${BUDGETS.espruinoLazy} bytes in all`, () => {
+    const files = fs.readdirSync(path.join(DIST, "espruino")).filter((f) => /^app\.\w+\.js$/.test(f));
+    const n = files.reduce((s, f) => s + fs.statSync(path.join(DIST, "espruino", f)).size, 0);
+    console.log(`[artifacts] dist/espruino/app.<name>.js ${files.length} files, ${n} bytes (budget ${BUDGETS.espruinoLazy})`);
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    expect(n).toBeLessThanOrEqual(BUDGETS.espruinoLazy);
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { downlinkVerdict, verdict, type Published } from "../host-sim/chaos/checker";
 import { runChaos, storedMessage } from "../host-sim/chaos/lab";
 import { encodePublish } from "../firmware/codec/encode";
+import { port } from "../firmware/port/port";
 
 // The chaos lab's short profile, in make test: boards running the built client (three in this
 // process, one on each other runtime of the matrix) through a seeded fault schedule that starts
@@ -91,13 +92,13 @@ describe("the checker (synthetic arrivals)", () => {
   });
 
   it("reads which message an outbox record holds (the lab's acknowledgement times for messages loaded after a reboot)", () => {
-    const b = Buffer.alloc(300);
-    const n = encodePublish(b as never, 0, 300, "chaos/b7/q2", "1234", 2, false, false, 77);
-    expect(storedMessage(b.subarray(0, n))).toEqual({ qos: 2, seq: 1234 });
-    const long = encodePublish(b as never, 0, 300, `chaos/b7/q1`, "5", 1, false, true, 9);
-    expect(storedMessage(b.subarray(0, long))).toEqual({ qos: 1, seq: 5 });
-    const other = encodePublish(b as never, 0, 300, "petrel/x/telemetry", "{}", 1, false, false, 3);
-    expect(storedMessage(b.subarray(0, other))).toBeUndefined();
+    const o = port.bytes.out(300);
+    encodePublish(o, 300, "chaos/b7/q2", "1234", 2, false, false, 77);
+    expect(storedMessage(o.wire() as unknown as Buffer)).toEqual({ qos: 2, seq: 1234 });
+    encodePublish(o, 300, `chaos/b7/q1`, "5", 1, false, true, 9);
+    expect(storedMessage(o.wire() as unknown as Buffer)).toEqual({ qos: 1, seq: 5 });
+    encodePublish(o, 300, "petrel/x/telemetry", "{}", 1, false, false, 3);
+    expect(storedMessage(o.wire() as unknown as Buffer)).toBeUndefined();
   });
 
   const pub = (device: string, qos: number, count: number): Published => ({ device, qos, count, at: Array.from({ length: count }, (_, i) => i * 100) });

@@ -3,12 +3,12 @@ import { describe, expect, it } from "vitest";
 import { CodecError, PacketType, Status } from "../firmware/codec/constants";
 import { Decoder } from "../firmware/codec/decoder";
 import { LAST_CODEC_ERROR, codecErrorMessage, codecErrorName } from "../firmware/codec/errors";
-import { encodeAck, encodeEmpty, encodePublish, encodePublishHeader } from "../firmware/codec/encode";
-import type { Bytes, Chunk } from "../firmware/port/bytes";
+import { encodePublish, encodeShort } from "../firmware/codec/encode";
+import type { Bytes } from "../firmware/port/bytes";
 import { installPort, port } from "../firmware/port/port";
 import { nodePort } from "../firmware/targets/node/port";
 import { encodeServerPacket, parseClientPacket } from "../host-sim/mqtt/broker-codec";
-import { checkedPort, OutOfBounds } from "./harness/checked-port";
+import { checkedBytes, checkedPort, OutOfBounds } from "./harness/checked-port";
 import { petrelEncode, rng, seedFor } from "./harness/petrel-node";
 import { describe as describePacket, payloadBytes, type Packet } from "./fixtures/packets";
 import { decodeStream } from "./probe/suites/codec";
@@ -203,7 +203,7 @@ describe("decoder fuzz", () => {
         let start = 0;
         while (start < stream.length) {
           const end = start + 1 + r.int(stream.length - start);
-          const chunk = stream.subarray(start, end) as unknown as Chunk;
+          const chunk = checkedBytes(stream.subarray(start, end));
           let at = 0;
           let steps = 0;
           while (at < end - start) {
@@ -252,7 +252,7 @@ describe("encoder fuzz", () => {
     const r = rng(seedFor("encoder fuzz"));
     const seen = new Map<string, number>();
     const bad = ["", "a/+", "#", "a\u0000", "\ud800x", "a/b+", "a/#/b", "t".repeat(65536)];
-    const small = Buffer.alloc(16) as unknown as Bytes;
+    const small = port.bytes.out(16);
     for (let k = 0; k < FUZZ / 3; k++) {
       const p = clientPacket(r) as Record<string, unknown>;
       // Break it, maybe.
@@ -278,13 +278,13 @@ describe("encoder fuzz", () => {
       expect(essentials(parsed.packet as never)).toEqual(essentials(forMqttPacket(p as Packet)));
       // The same packet into a buffer that is too small is refused, never overrun.
       if (p.cmd === "publish" && out.length > 16) {
-        const e = encodePublish(small, 0, 16, p.topic as string, "x".repeat(20), 0, false, false, 0);
+        const e = encodePublish(small, 16, p.topic as string, "x".repeat(20), 0, false, false, 0);
         seen.set(codecErrorName(e), (seen.get(codecErrorName(e)) ?? 0) + 1);
       }
     }
-    seen.set(codecErrorName(encodePublishHeader(small, 0, 16, "t", 268435453, 0, false, false, 0)), 1);
-    seen.set(codecErrorName(encodeAck(small, 0, 16, PacketType.Connect, 1)), 1);
-    seen.set(codecErrorName(encodeEmpty(small, 0, 16, PacketType.Publish)), 1);
+    seen.set(codecErrorName(encodePublish(small, 16, "t", undefined, 0, false, false, 0, 268435453)), 1);
+    seen.set(codecErrorName(encodeShort(small, 16, PacketType.Connect, 1)), 1);
+    seen.set(codecErrorName(encodeShort(small, 16, PacketType.Publish, 0)), 1);
     console.log(`[fuzz] encoder: ${[...seen].map(([k, v]) => `${k}=${v}`).join(" ")}`);
     for (const e of ENCODE_ERRORS) expect(seen.get(e) ?? 0, `encode error ${e} never occurred`).toBeGreaterThan(0);
     expect(port.target).toBe("node");

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LINE_MAX, LineConsole, type Command, type Serial } from "../firmware/console/line";
+import { LINE_MAX, LineConsole, commandTable, type Command, type Serial } from "../firmware/console/line";
 import { disposeContext, runBundle, runScript, serialInput } from "../host-sim/espruino/standin";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile, packBoard } from "../tools/boards.mjs";
@@ -54,7 +54,7 @@ const linesOf = (out: string) => out.split("\r\n");
 describe("the serial console (shared code, on the host)", () => {
   it("takes the line, echoes, runs commands with their words, and answers help, unknown and failing commands", () => {
     const { s, serial } = fakeSerial();
-    const c = new LineConsole(serial, COMMANDS, "back()");
+    const c = new LineConsole(serial, commandTable(COMMANDS), "back()");
     c.start();
     expect(s.held).toBe(true);
     s.chars!("ping  a   b\rnope\r\nboom\rhelp\n");
@@ -77,7 +77,7 @@ describe("the serial console (shared code, on the host)", () => {
 
   it("typed in pieces: backspace and DEL erase, Ctrl-C drops the line, CR LF is one Enter", () => {
     const { s, serial } = fakeSerial();
-    const c = new LineConsole(serial, COMMANDS, "back()");
+    const c = new LineConsole(serial, commandTable(COMMANDS), "back()");
     c.start();
     for (const ch of "pinx\x7fg\bg z\r\n") s.chars!(ch);
     s.chars!("ping dropped\x03");
@@ -92,7 +92,7 @@ describe("the serial console (shared code, on the host)", () => {
   it(`a line over ${LINE_MAX} characters is refused whole and nothing runs; the next line works`, () => {
     const { s, serial } = fakeSerial();
     let ran = 0;
-    const c = new LineConsole(serial, [{ name: "x", help: "", run: () => void ran++ }], "back()");
+    const c = new LineConsole(serial, commandTable([{ name: "x", help: "", run: () => void ran++ }]), "back()");
     c.start();
     s.chars!(`x ${"y".repeat(LINE_MAX * 3)}\r`);
     expect(ran).toBe(0);
@@ -104,7 +104,7 @@ describe("the serial console (shared code, on the host)", () => {
 
   it("repl hands the line back (nothing more is read, no prompt); start takes it again", () => {
     const { s, serial } = fakeSerial();
-    const c = new LineConsole(serial, COMMANDS, "back()");
+    const c = new LineConsole(serial, commandTable(COMMANDS), "back()");
     c.start();
     const chars = s.chars!;
     chars("repl\rping lost\r");
@@ -121,7 +121,7 @@ describe("the serial console (shared code, on the host)", () => {
 
   it("collect mode: lines go to the collector (echoed as * when secret) until it says done; Ctrl-C or an over-long line ends it", () => {
     const { s, serial } = fakeSerial();
-    const c = new LineConsole(serial, COMMANDS, "back()");
+    const c = new LineConsole(serial, commandTable(COMMANDS), "back()");
     c.start();
     const got: string[] = [];
     c.collect((l) => {
@@ -150,10 +150,10 @@ describe("the serial console (shared code, on the host)", () => {
   it("print: a program's line above the prompt, the typed part drawn again; plain while a command runs or after repl", () => {
     const { s, serial } = fakeSerial();
     let con: LineConsole | undefined;
-    const c = new LineConsole(serial, [{ name: "log", help: "", run: (_a, say) => {
+    const c = new LineConsole(serial, commandTable([{ name: "log", help: "", run: (_a, say) => {
       con!.print("from inside");
       say("done");
-    } }], "back()");
+    } }]), "back()");
     con = c;
     c.start();
     s.chars!("pi");
@@ -173,7 +173,7 @@ describe("the serial console (shared code, on the host)", () => {
 describe("the serial console on the Espruino stand-in (dist/espruino/console.js)", () => {
   it("moves the REPL to LoopbackA while it holds Serial1; repl moves it home; petrelConsole() takes it again", () => {
     const printed: string[] = [];
-    const ctx = runBundle(path.join(DIST, "espruino/console.js"), { print: (l) => printed.push(l), storageDir: fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-")) });
+    const ctx = runBundle(path.join(DIST, "espruino/console-test.js"), { print: (l) => printed.push(l), storageDir: fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-")) });
     try {
       runScript(ctx, `var c = PetrelConsole.serialConsole([{ name: "ping", help: "WORD  answers", run: function (a, say) { say("pong " + a[0]); } }]); c.start();`);
       expect(runScript(ctx, "E.getConsole()")).toBe("LoopbackA");
@@ -198,7 +198,7 @@ describe.skipIf(realWhy !== null)(`the serial console on a real Espruino Linux b
   it("holds the console device (USB here), hands it to the REPL with repl, and takes it again with petrelConsole()", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-real-"));
     dirs.push(dir);
-    fs.writeFileSync(path.join(dir, "main.js"), fs.readFileSync(path.join(DIST, "espruino/console.js"), "latin1") +
+    fs.writeFileSync(path.join(dir, "main.js"), fs.readFileSync(path.join(DIST, "espruino/console-test.js"), "latin1") +
       '\nvar c = PetrelConsole.serialConsole([{ name: "ping", help: "WORD  answers", run: function (a, say) { say("pong " + a[0]); } }]);' +
       "\nc.start();\nsetInterval(function () {}, 60000);\n", "latin1");
     const child = spawn(process.env.ESPRUINO as string, ["main.js"], { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });

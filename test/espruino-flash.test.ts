@@ -41,11 +41,11 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 }
 
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
-const OK = (board: string) => new RegExp(`flash ${board}: petrel, petrel-console, app and \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
+const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.commands, app\\.config, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 // One after the other: both pack the same board into dist/boards/esp32-espruino (removed and written again).
 describe("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
-  it("the bundle lands in Storage as the module petrel, the console as petrel-console, the boot guard as .bootcde; after a reset both modules load", async () => {
+  it("the sensor node lands in Storage as app, its lazy modules as app.<name>, the boot guard as .bootcde; after a reset a lazy module loads", async () => {
     const flash = tmp("petrel-esp-flash-");
     const repl = await startRepl({ storageDir: flash, esp32: true });
     let r: Run;
@@ -57,13 +57,14 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     }
     expect(r.stdout).toMatch(OK("esp32-espruino"));
     const stored = (name: string) => fs.readFileSync(path.join(flash, Buffer.from(name, "latin1").toString("hex")));
-    expect(stored("petrel").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/petrel.js")))).toBe(true);
-    expect(stored("petrel-console").equals(fs.readFileSync(path.join(DIST, "espruino/console.js")))).toBe(true);
+    expect(stored("app").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.js")))).toBe(true);
+    expect(stored("app.config").equals(fs.readFileSync(path.join(DIST, "espruino/app.config.js")))).toBe(true);
+    expect(stored("app.commands").equals(fs.readFileSync(path.join(DIST, "espruino/app.commands.js")))).toBe(true);
     expect(stored(".bootcde").equals(fs.readFileSync(path.join(DIST, "espruino/boot.js")))).toBe(true);
-    // power on again: a new interpreter over the same flash
+    // power on again: a new interpreter over the same flash; a lazy module loads from Storage as the app's loader does
     const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), { print: () => {}, storageDir: flash });
     try {
-      expect(runScript(ctx, `typeof require("petrel").connect + " " + typeof require("petrel").espruinoPlatform + " " + typeof require("petrel-console").serialConsole`)).toBe("function function function");
+      expect(runScript(ctx, `typeof new Function("P", require("Storage").read("app.config"))(Petrel.port).loadSettings`)).toBe("function");
     } finally {
       disposeContext(ctx);
     }
@@ -134,8 +135,8 @@ describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary ov
       await until("the app's status", () => /node petrel-\w+: not connected/.test(out), 10000);
       child.stdin.write("repl\n");
       await until("the line handed back", () => out.includes("the serial line is the REPL's now"), 10000);
-      child.stdin.write('print("loaded " + typeof require("petrel").connect + " " + typeof require("petrel-console").serialConsole + " jsvars " + process.memory().usage)\n');
-      await until("require(\"petrel\") and require(\"petrel-console\") from Storage", () => out.includes("loaded function function"), 10000);
+      child.stdin.write('print("loaded " + typeof petrelApp.node.client.publish + " jsvars " + process.memory().usage)\n');
+      await until("the app's client, at the REPL", () => out.includes("loaded function"), 10000);
       console.log(`[espruino-real] the sensor node running from Storage: ${/jsvars (\d+)/.exec(out)?.[1]} JsVars in use`);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- binary output ---\n${out.slice(-2000)}`);

@@ -307,7 +307,7 @@ describe("the app's settings save under a power cut, on the Espruino stand-in", 
         var T = SettingsTest, S = require("Storage"), KEYS = ["interval", "prefix", "mqtt.user"];
         var OLD = { interval: "30", prefix: "old", "mqtt.user": "olduser" };
         var NEW = { interval: "120", prefix: "newer", "mqtt.user": "a-much-longer-new-user-name" };
-        function boot() { var st = new T.Settings(T.espruinoStorage(), false); return { st: st, problem: st.load() }; }
+        function boot() { var st = new T.Settings(T.espruinoStorage(), false); return { st: st, problem: T.loadSettings(st) }; }
         function which(st) {
           var o = true, n = true;
           KEYS.forEach(function (k) { o = o && st.get(k) === OLD[k]; n = n && st.get(k) === NEW[k]; });
@@ -317,17 +317,17 @@ describe("the app's settings save under a power cut, on the Espruino stand-in", 
         for (var n = 1; n <= 10; n++) {
           S.list().forEach(function (f) { S.erase(f); });
           var st = boot().st;
-          KEYS.forEach(function (k) { st.set(k, OLD[k]); });
-          st.save();
-          KEYS.forEach(function (k) { st.set(k, NEW[k]); });
+          KEYS.forEach(function (k) { T.setSetting(st, k, OLD[k]); });
+          T.saveSettings(st);
+          KEYS.forEach(function (k) { T.setSetting(st, k, NEW[k]); });
           S.standinPowerCut(n);
-          try { st.save(); } catch (e) {}
+          try { T.saveSettings(st); } catch (e) {}
           var finished = S.standinPowered();
           S.standinPowerOn();
           var b = boot();
           var got = which(b.st);
-          KEYS.forEach(function (k) { b.st.set(k, NEW[k]); });
-          var again = b.st.save() === null && which(boot().st) === "new";
+          KEYS.forEach(function (k) { T.setSetting(b.st, k, NEW[k]); });
+          var again = T.saveSettings(b.st) === null && which(boot().st) === "new";
           lines.push("save cut " + n + " -> " + got + " load " + b.problem + " save-after " + again + (finished ? " (not cut)" : ""));
           if (finished) break;
         }

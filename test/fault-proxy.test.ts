@@ -1,8 +1,9 @@
 import * as net from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Bytes } from "../firmware/port/bytes";
+import type { Out } from "../firmware/port/bytes";
+import { port } from "../firmware/port/port";
 import { PacketType } from "../firmware/codec/constants";
-import { encodeAck, encodeConnect, encodeEmpty, encodePublish, encodeSubscribe } from "../firmware/codec/encode";
+import { encodeConnect, encodeFilters, encodePublish, encodeShort } from "../firmware/codec/encode";
 import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 import { RawClient } from "./harness/raw-client";
@@ -31,7 +32,7 @@ afterEach(async () => {
 
 /** Counts the bytes each encoder writes, to compare with the proxy's counters. */
 let sentBytes = 0;
-const counted = (encode: (b: Bytes) => number) => (b: Bytes): number => {
+const counted = (encode: (b: Out) => number) => (b: Out): number => {
   const n = encode(b);
   if (n > 0) sentBytes += n;
   return n;
@@ -39,25 +40,25 @@ const counted = (encode: (b: Bytes) => number) => (b: Bytes): number => {
 
 async function connected(id: string, port = proxy.port): Promise<RawClient> {
   const c = await RawClient.connect(port);
-  c.send(counted((b) => encodeConnect(b, 0, CAP, { clientId: id, clean: true, keepalive: 30 })));
+  c.send(counted((b) => encodeConnect(b, CAP, { clientId: id, clean: true, keepalive: 30 })));
   expect(await c.next()).toBe("connack sp=0 rc=0");
   return c;
 }
 
 async function subscribed(id: string, filter: string, qos: number, port = proxy.port): Promise<RawClient> {
   const c = await connected(id, port);
-  c.send(counted((b) => encodeSubscribe(b, 0, CAP, 1, [filter], [qos], 1)));
+  c.send(counted((b) => encodeFilters(b, CAP, 1, [filter], [qos], 1)));
   expect(await c.next()).toBe(`suback id=1 c=${qos}`);
   return c;
 }
 
 /** A QoS 1 PUBLISH from `pub` reaches `sub`: PUBACK to the publisher, the copy acknowledged. */
 async function qos1RoundTrip(pub: RawClient, sub: RawClient, topic: string, payload: string, id: number): Promise<void> {
-  pub.send(counted((b) => encodePublish(b, 0, CAP, topic, payload, 1, false, false, id)));
+  pub.send(counted((b) => encodePublish(b, CAP, topic, payload, 1, false, false, id)));
   expect(await pub.next()).toBe(`puback id=${id}`);
   const got = await sub.next();
   expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex(topic)} p=${hex(payload)}$`));
-  sub.send(counted((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1]))));
+  sub.send(counted((b) => encodeShort(b, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1]))));
 }
 
 /** Resolves once `cond` holds, polling; false if it still does not after `ms` (a bound). */
@@ -119,7 +120,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     const sub = await subscribed("fp-pass-sub", "petrel/fp/pass", 1);
     const pub = await connected("fp-pass-pub");
     await qos1RoundTrip(pub, sub, "petrel/fp/pass", "through", 7);
-    pub.send(counted((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq)));
+    pub.send(counted((b) => encodeShort(b, CAP, PacketType.Pingreq, 0)));
     expect(await pub.next()).toBe("pingresp");
 
     expect(proxy.host).toBe("127.0.0.1");
@@ -130,7 +131,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     expect(proxy.bytes.toClient).toBeGreaterThan(0);
     expect(proxy.dropped).toEqual({ toBroker: 0, toClient: 0 });
 
-    pub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Disconnect));
+    pub.send((b) => encodeShort(b, CAP, PacketType.Disconnect, 0));
     expect(await pub.next()).toBe("closed");
     sub.end();
   });
@@ -141,7 +142,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     const sub = await subscribed("fp-split-sub", "petrel/fp/split/+", 1);
     const pub = await connected("fp-split-pub");
     await qos1RoundTrip(pub, sub, "petrel/fp/split/°C", "x".repeat(300), 300);
-    pub.send(counted((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq)));
+    pub.send(counted((b) => encodeShort(b, CAP, PacketType.Pingreq, 0)));
     expect(await pub.next()).toBe("pingresp");
     // The subscriber's last PUBACK gets no answer: wait (bounded) until it is through too.
     expect(await until(() => proxy.bytes.toBroker === sentBytes)).toBe(true);
@@ -172,9 +173,9 @@ describe("fault proxy in front of mosquitto 2", () => {
 
   it("reset(): the client sees ECONNRESET; the proxy forgets the connection", async () => {
     const s = await rawConnect(proxy.port);
-    const tx = Buffer.alloc(256);
-    const n = encodeConnect(tx as unknown as Bytes, 0, 256, { clientId: "fp-reset", clean: true, keepalive: 30 });
-    s.write(tx.subarray(0, n));
+    const tx = port.bytes.out(256);
+    encodeConnect(tx, 256, { clientId: "fp-reset", clean: true, keepalive: 30 });
+    s.write(tx.wire() as unknown as Buffer);
     expect((await readBytes(s, 4)).toString("hex")).toBe("20020000"); // CONNACK, accepted
     const other = await connected("fp-reset-raw");
     expect(proxy.open()).toBe(2);
@@ -197,12 +198,12 @@ describe("fault proxy in front of mosquitto 2", () => {
     const direct = await connected("fp-hole-direct", broker.port);
 
     proxy.blackhole(true);
-    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    sub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await sub.next(500)).toBe("timeout");
     expect(proxy.dropped.toBroker).toBe(2);
 
     // The broker's copy of a publish is dropped on its way to the client.
-    direct.send((b) => encodePublish(b, 0, CAP, "petrel/fp/hole", "lost", 1, false, false, 1));
+    direct.send((b) => encodePublish(b, CAP, "petrel/fp/hole", "lost", 1, false, false, 1));
     expect(await direct.next()).toBe("puback id=1");
     expect(await sub.next(500)).toBe("timeout");
     expect(proxy.dropped.toClient).toBeGreaterThan(0);
@@ -211,14 +212,14 @@ describe("fault proxy in front of mosquitto 2", () => {
 
     // A connection made while on is accepted and black-holed too.
     const late = await RawClient.connect(proxy.port);
-    late.send((b) => encodeConnect(b, 0, CAP, { clientId: "fp-hole-late", clean: true, keepalive: 30 }));
+    late.send((b) => encodeConnect(b, CAP, { clientId: "fp-hole-late", clean: true, keepalive: 30 }));
     expect(await late.next(500)).toBe("timeout");
     expect(late.closed).toBe(false);
     expect(proxy.connections).toBe(2);
 
     // Off again: whole packets were dropped here, so this stream is still in step.
     proxy.blackhole(false);
-    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    sub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await sub.next()).toBe("pingresp");
     for (const c of [sub, direct, late]) c.end();
   });
@@ -227,18 +228,18 @@ describe("fault proxy in front of mosquitto 2", () => {
     const sub = await subscribed("fp-uplink-sub", "petrel/fp/uplink", 1);
     const direct = await connected("fp-uplink-direct", broker.port);
     proxy.blackhole(true, "toBroker");
-    direct.send((b) => encodePublish(b, 0, CAP, "petrel/fp/uplink", "down", 1, false, false, 1));
+    direct.send((b) => encodePublish(b, CAP, "petrel/fp/uplink", "down", 1, false, false, 1));
     expect(await direct.next()).toBe("puback id=1");
     const got = await sub.next();
     expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/uplink")} p=${hex("down")}$`));
     // its acknowledgement is lost on the way up
-    sub.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
-    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    sub.send((b) => encodeShort(b, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+    sub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await sub.next(500)).toBe("timeout");
     expect(proxy.dropped.toBroker).toBeGreaterThan(0);
     expect(proxy.dropped.toClient).toBe(0);
     proxy.blackhole(false);
-    sub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    sub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await sub.next()).toBe("pingresp");
     sub.end();
     direct.end();
@@ -262,15 +263,15 @@ describe("fault proxy in front of mosquitto 2", () => {
     proxy.delay(40);
     const sub = await subscribed("fp-delay-sub", "petrel/fp/delay", 1);
     const pub = await connected("fp-delay-pub");
-    for (let i = 1; i <= 5; i++) pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/delay", `m${i}`, 1, false, false, i));
+    for (let i = 1; i <= 5; i++) pub.send((b) => encodePublish(b, CAP, "petrel/fp/delay", `m${i}`, 1, false, false, i));
     for (let i = 1; i <= 5; i++) expect(await pub.next()).toBe(`puback id=${i}`);
     for (let i = 1; i <= 5; i++) {
       const got = await sub.next();
       expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/delay")} p=${hex(`m${i}`)}$`));
-      sub.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+      sub.send((b) => encodeShort(b, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
     }
     proxy.delay(0);
-    pub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    pub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await pub.next()).toBe("pingresp");
     pub.end();
     sub.end();
@@ -283,12 +284,12 @@ describe("fault proxy in front of mosquitto 2", () => {
     jittery.jitter(80);
     const sub = await subscribed("fp-jitter-sub", "petrel/fp/jitter", 1, jittery.port);
     const pub = await connected("fp-jitter-pub", jittery.port);
-    for (let i = 1; i <= 5; i++) pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/jitter", `m${i}`, 1, false, false, i));
+    for (let i = 1; i <= 5; i++) pub.send((b) => encodePublish(b, CAP, "petrel/fp/jitter", `m${i}`, 1, false, false, i));
     for (let i = 1; i <= 5; i++) expect(await pub.next()).toBe(`puback id=${i}`);
     for (let i = 1; i <= 5; i++) {
       const got = await sub.next();
       expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/jitter")} p=${hex(`m${i}`)}$`));
-      sub.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+      sub.send((b) => encodeShort(b, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
     }
     // the random source was asked once per chunk (both ways: CONNECTs, SUBSCRIBE, publishes, acks)
     expect(k).toBeGreaterThanOrEqual(8);
@@ -302,12 +303,12 @@ describe("fault proxy in front of mosquitto 2", () => {
     const pub = await connected("fp-bw-pub");
     proxy.bandwidth(1000);
     const big = "x".repeat(2500);
-    pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/bw", big, 0, false, false, 0));
+    pub.send((b) => encodePublish(b, CAP, "petrel/fp/bw", big, 0, false, false, 0));
     // 2.5 s of the link's time: not there after 0.5 s (a bound, not a timing measurement)
     expect(await sub.next(500)).toBe("timeout");
     expect(await sub.next(6000)).toBe(`publish q=0 d=0 r=0 id=0 t=${hex("petrel/fp/bw")} p=${hex(big)}`);
     proxy.bandwidth(0);
-    pub.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    pub.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await pub.next()).toBe("pingresp");
     expect(() => proxy.bandwidth(-1)).toThrow(RangeError);
     pub.end();
@@ -319,7 +320,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     const observer = await subscribed("fp-hold-obs", "petrel/fp/hold", 1, broker.port);
     const pub = await connected("fp-hold-pub");
     proxy.hold(true);
-    for (let i = 1; i <= 3; i++) pub.send((b) => encodePublish(b, 0, CAP, "petrel/fp/hold", `h${i}`, 1, false, false, i));
+    for (let i = 1; i <= 3; i++) pub.send((b) => encodePublish(b, CAP, "petrel/fp/hold", `h${i}`, 1, false, false, i));
     expect(await pub.next(500)).toBe("timeout");
     expect(await observer.next(100)).toBe("timeout");
     // a close from the broker is held too: the same id connecting directly takes the session over
@@ -331,7 +332,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     for (let i = 1; i <= 3; i++) {
       const got = await observer.next();
       expect(got).toMatch(new RegExp(`^publish q=1 d=0 r=0 id=\\d+ t=${hex("petrel/fp/hold")} p=${hex(`h${i}`)}$`));
-      observer.send((b) => encodeAck(b, 0, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
+      observer.send((b) => encodeShort(b, CAP, PacketType.Puback, Number(/id=(\d+)/.exec(got)![1])));
     }
     expect(await held.next()).toBe("closed");
     expect(proxy.dropped.toBroker + proxy.dropped.toClient).toBe(0);
@@ -344,7 +345,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     let outcome: string;
     try {
       const c = await RawClient.connect(proxy.port);
-      c.send((b) => encodeConnect(b, 0, CAP, { clientId: "fp-refused", clean: true, keepalive: 30 }));
+      c.send((b) => encodeConnect(b, CAP, { clientId: "fp-refused", clean: true, keepalive: 30 }));
       outcome = await c.next();
       c.end();
     } catch (e) {
@@ -353,7 +354,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     expect(["closed", "ECONNRESET"]).toContain(outcome);
     expect(proxy.refused).toBe(1);
     expect(proxy.connections).toBe(1);
-    kept.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    kept.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await kept.next()).toBe("pingresp");
 
     await proxy.refuse(false);
@@ -366,7 +367,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     const kept = await connected("fp-unlisten-kept");
     await proxy.refuse(true, "unlisten");
     await expect(RawClient.connect(port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
-    kept.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    kept.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     expect(await kept.next()).toBe("pingresp");
     await proxy.refuse(false);
     expect(proxy.port).toBe(port);
@@ -389,7 +390,7 @@ describe("fault proxy in front of mosquitto 2", () => {
   it("close(): clients see the close, nothing stays open, a second close is harmless", async () => {
     const a = await connected("fp-close-a");
     proxy.delay(1000); // a timer pending at close must not keep anything alive
-    a.send((b) => encodeEmpty(b, 0, CAP, PacketType.Pingreq));
+    a.send((b) => encodeShort(b, CAP, PacketType.Pingreq, 0));
     const port = proxy.port;
     await proxy.close();
     expect(await a.next()).toBe("closed");

@@ -9,9 +9,9 @@ const EXPECTED_IMPL: Record<string, string> = {
   node: "node js",
   espruino: "espruino js",
   "espruino-real": "espruino js",
-  lua51: "nodemcu lua-bit", // lua-bitop stands in for NodeMCU's built-in bit
-  lua53: "nodemcu lua-native", // no bit library: Lua 5.3 operators compiled with load()
-  fengari: "nodemcu lua-native",
+  lua51: "nodemcu lua-floor", // math.floor(a / b) with a correction
+  lua53: "nodemcu lua-floordiv", // Lua 5.3's // compiled with load()
+  fengari: "nodemcu lua-floordiv",
 };
 
 describe("runtime harness", () => {
@@ -25,8 +25,8 @@ describe("runtime harness", () => {
   }
 
   const noBitMissing = lua51NoBit.missing();
-  it.skipIf(noBitMissing !== null)(`lua5.1 without a bit library falls back to arithmetic and passes every int case${noBitMissing ? ` (skipped: ${noBitMissing})` : ""}`, () => {
-    expect(lua51NoBit.run("0 port.info")).toEqual(["0 nodemcu lua-arithmetic"]);
+  it.skipIf(noBitMissing !== null)(`lua5.1 without a bit library passes every int case (the firmware needs none)${noBitMissing ? ` (skipped: ${noBitMissing})` : ""}`, () => {
+    expect(lua51NoBit.run("0 port.info")).toEqual(["0 nodemcu lua-floor"]);
     const input = intCases.map((c, k) => `${k} ${c.op} ${c.args.join(" ")}`).join("\n");
     const out = lua51NoBit.run(input);
     const wrong = intCases.filter((c, k) => out[k] !== `${k} ${c.expect}`).map((c) => c.name);

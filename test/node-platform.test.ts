@@ -3,7 +3,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Bytes, Wire } from "../firmware/port/bytes";
+import type { Wire } from "../firmware/port/bytes";
 import { STORAGE_FULL } from "../firmware/port/storage";
 import { freePort } from "../host-sim/mosquitto";
 import { tableResolver } from "../host-sim/node/resolver";
@@ -96,32 +96,31 @@ describe("Node transport", () => {
 describe("Node storage", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-storage-"));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const bytes = (s: string) => Buffer.from(s) as unknown as Bytes;
+  const bytes = (s: string) => Buffer.from(s) as unknown as Wire;
+  const text = (w: Wire | undefined) => (w === undefined ? undefined : (w as unknown as Buffer).toString());
 
   it("writes, reads back, lists by prefix, replaces and removes records", () => {
     const st = fileStorage(path.join(dir, "a"));
-    expect(st.write("o.1", bytes("first"), 5)).toBe(0);
-    expect(st.write("o.2", bytes("second!"), 7)).toBe(0);
-    expect(st.write("cfg", bytes("x"), 1)).toBe(0);
-    const into = Buffer.alloc(16);
-    expect(st.read("o.2", into as unknown as Bytes, 16)).toBe(7);
-    expect(into.subarray(0, 7).toString()).toBe("second!");
+    expect(st.write("o.1", bytes("first"))).toBe(0);
+    expect(st.write("o.2", bytes("second!"))).toBe(0);
+    expect(st.write("cfg", bytes("x"))).toBe(0);
+    expect(text(st.read("o.2"))).toBe("second!");
     expect(st.list("o.")).toEqual(["o.1", "o.2"]);
-    expect(st.write("o.1", bytes("1st"), 3)).toBe(0);
-    expect(st.read("o.1", into as unknown as Bytes, 16)).toBe(3);
+    expect(st.write("o.1", bytes("1st"))).toBe(0);
+    expect(text(st.read("o.1"))).toBe("1st");
     st.remove("o.1");
-    expect(st.read("o.1", into as unknown as Bytes, 16)).toBe(-1);
-    expect(st.read("o.2", into as unknown as Bytes, 4)).toBe(-2);
+    expect(st.read("o.1")).toBeUndefined();
+    expect(st.write("m", bytes(""))).toBe(0);
+    expect(text(st.read("m"))).toBe("");
   });
 
   it("a write past capacity is refused with STORAGE_FULL and leaves the old record", () => {
     const st = fileStorage(path.join(dir, "b"), 10);
-    expect(st.write("k", bytes("12345678"), 8)).toBe(0);
-    expect(st.write("j", bytes("123"), 3)).toBe(STORAGE_FULL);
-    expect(st.write("k", bytes("1234567890"), 10)).toBe(0);
-    expect(st.write("k", bytes("12345678901"), 11)).toBe(STORAGE_FULL);
-    const into = Buffer.alloc(16);
-    expect(st.read("k", into as unknown as Bytes, 16)).toBe(10);
+    expect(st.write("k", bytes("12345678"))).toBe(0);
+    expect(st.write("j", bytes("123"))).toBe(STORAGE_FULL);
+    expect(st.write("k", bytes("1234567890"))).toBe(0);
+    expect(st.write("k", bytes("12345678901"))).toBe(STORAGE_FULL);
+    expect(text(st.read("k"))).toBe("1234567890");
   });
 });
 

@@ -167,7 +167,7 @@ describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
         "torn new, read -> old",
         "torn new, after boot -> old files rec",
         "empty record true list mark,rec",
-        "bad key 2 -1",
+        "bad key 2 nil",
       ]);
     });
 

@@ -3,7 +3,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "./harness/petrel-node";
-import type { Bytes, Chunk, Wire } from "../firmware/port/bytes";
+import type { Bytes } from "../firmware/port/bytes";
+import { port as petrelPort } from "../firmware/port/port";
 import { Status } from "../firmware/codec/constants";
 import { Decoder } from "../firmware/codec/decoder";
 import { encodeConnect } from "../firmware/codec/encode";
@@ -63,11 +64,11 @@ function connectOverTls(port: number, settings: TlsSettings, host = "127.0.0.1",
     t.open(host, port, true, {
       onOpen: () => {
         log.push("open");
-        const buf = Buffer.alloc(256);
-        const n = encodeConnect(buf as unknown as Bytes, 0, buf.length, { clientId: "petrel-tls", clean: true, keepalive: 30 });
-        t.write(buf.subarray(0, n) as unknown as Wire);
+        const o = petrelPort.bytes.out(256);
+        encodeConnect(o, 256, { clientId: "petrel-tls", clean: true, keepalive: 30 });
+        t.write(o.wire());
       },
-      onData: (chunk: Chunk) => {
+      onData: (chunk: Bytes) => {
         let at = 0;
         const size = (chunk as unknown as Buffer).length;
         while (at < size && !done) {

@@ -122,6 +122,9 @@ export function listBoards(dir = BOARDS_DIR) {
 }
 
 
+/** The app's lazy modules (firmware/app/lazy.ts), packed beside the modules the entries require. */
+export const LUA_LAZY = ["config", "commands"];
+
 /** NodeMCU's entry module in a board's files: `require("petrel")`. */
 export const LUA_ENTRY = "petrel";
 /** SPIFFS keeps names of at most 31 characters; the uploader writes `<name>.up` first: 28 here. */
@@ -146,7 +149,10 @@ export function flatModuleName(mod) {
 function packLua(src, out, p) {
   const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
   const seen = new Set();
-  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot", "firmware.targets.nodemcu.console", "firmware.targets.nodemcu.app"];
+  // the entries, and the app's lazy modules (app/lazy.ts), which the app requires by a computed
+  // name: "firmware.app." + name, its prefix renamed below with the modules
+  const todo = ["firmware.targets.nodemcu.index", "firmware.targets.nodemcu.boot", "firmware.targets.nodemcu.console", "firmware.targets.nodemcu.app",
+    ...LUA_LAZY.map((n) => `firmware.app.${n}`)];
   const written = [];
   while (todo.length > 0) {
     const mod = todo.pop();
@@ -156,7 +162,7 @@ function packLua(src, out, p) {
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       todo.push(dep);
       return `require("${flatModuleName(dep)}")`;
-    });
+    }).replace(/"firmware\.app\."/g, '"p_app_"');
     const name = flatModuleName(mod) + ".lua";
     if (name.length > PACKED_NAME_MAX) throw new Error(`module ${mod} packs as ${name}: over ${PACKED_NAME_MAX} characters (SPIFFS takes ${SPIFFS_NAME_MAX}, and uploads go through <name>.up); fix: a shorter module path`);
     const to = path.join(out, name);
@@ -184,23 +190,28 @@ function luaTable(o) {
 
 /**
  * Copies the built artifact of a board's firmware into dist/boards/<name>/ with its profile, and
- * checks the byte budget. Returns { bytes, files, dir }; throws when over budget.
+ * checks the byte budget. Returns { bytes, files, dir, storage } (storage: Espruino's Storage
+ * file names → packed files); throws when over budget.
  */
 export function packBoard(p, dist = path.join(root, "dist")) {
   const out = path.join(dist, "boards", p.name);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   let files;
+  /** Espruino: the Storage file each packed file is written to (make flash). */
+  const storage = {};
   if (p.firmware === "espruino") {
-    // the client, the serial console (the Storage module "petrel-console"), and the sensor node
-    // (the Storage file "app" the boot guard starts), with the profile in front of it
-    files = ["petrel.js", "console.js"].map((f) => {
-      fs.copyFileSync(path.join(dist, "espruino", f), path.join(out, f));
-      return path.join(out, f);
-    });
+    // the sensor node (the Storage file "app" the boot guard starts), with the profile in front
+    // of it, and its lazy modules (Storage files "app.<name>")
     const app = path.join(out, "app.js");
     fs.writeFileSync(app, `PETREL_BOARD=${JSON.stringify(appProfile(p))};` + fs.readFileSync(path.join(dist, "espruino/app.js"), "latin1"), "latin1");
-    files.push(app);
+    storage.app = app;
+    for (const f of fs.readdirSync(path.join(dist, "espruino")).filter((n) => /^app\.\w+\.js$/.test(n)).sort()) {
+      fs.copyFileSync(path.join(dist, "espruino", f), path.join(out, f));
+      storage[f.slice(0, -3)] = path.join(out, f);
+    }
+    storage[".bootcde"] = path.join(dist, "espruino/boot.js");
+    files = Object.values(storage);
   } else {
     files = packLua(path.join(dist, "nodemcu"), out, p);
   }
@@ -209,7 +220,7 @@ export function packBoard(p, dist = path.join(root, "dist")) {
   if (bytes > p.artifactBytes) {
     throw new Error(`${p.name}: the ${p.firmware} artifact is ${bytes} bytes, over the profile's artifactBytes budget of ${p.artifactBytes} by ${bytes - p.artifactBytes}; fix: shrink the firmware, or raise artifactBytes in boards/${p.name}.json if the board has the room`);
   }
-  return { bytes, files: files.length, dir: out };
+  return { bytes, files: files.length, dir: out, storage };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

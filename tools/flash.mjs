@@ -2,10 +2,10 @@
 // writes it to the board so that it survives a reset.
 //   NodeMCU: every packed file through the REPL uploader, verified (tools/nodemcu-upload.mjs);
 //            init.lua last, so a reset part-way does not boot a half-written set.
-//   Espruino: through the `espruino` CLI (EspruinoTools): the bundle to Storage as the module
-//            "petrel", the serial console as "petrel-console", the sensor node as "app", and the boot guard
-//            (dist/espruino/boot.js) as the boot code `.bootcde`,
-//            both in flash, then each read back on the board (length and E.CRC32) and compared.
+//   Espruino: through the `espruino` CLI (EspruinoTools): the sensor node to Storage as "app",
+//            its lazy modules as "app.<name>", and the boot guard (dist/espruino/boot.js) as
+//            the boot code `.bootcde`, then each read back on the board (length and E.CRC32)
+//            and compared.
 //            PORT may be a serial device or tcp://host:port.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -26,7 +26,7 @@ const expected = (file) => {
 /** Writes the Espruino pack with the espruino CLI; throws with its output when it fails. */
 function flashEspruino(p, packed, port, baud) {
   const cli = path.join(root, "node_modules/espruino/bin/espruino-cli.js");
-  const files = { petrel: path.join(packed.dir, "petrel.js"), "petrel-console": path.join(packed.dir, "console.js"), app: path.join(packed.dir, "app.js"), ".bootcde": path.join(root, "dist/espruino/boot.js") };
+  const files = packed.storage;
   // Each file read back from Storage as "length/crc32" on one line the board prints.
   const check = `print("flashed " + ${JSON.stringify(Object.keys(files))}.map(function(n){var s=require("Storage").read(n);return s===undefined?"missing":s.length+"/"+E.CRC32(s);}).join(" "))`;
   const storage = Object.entries(files).flatMap(([name, file]) => ["--storage", `${name}:${file}`]);
@@ -60,7 +60,7 @@ async function main() {
   const packed = packBoard(p);
   if (p.firmware === "espruino") {
     const r = flashEspruino(p, packed, port, baud);
-    console.log(`flash ${p.name}: petrel, petrel-console, app and .bootcde, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`);
+    console.log(`flash ${p.name}: ${Object.keys(packed.storage).join(", ")}, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`);
     return;
   }
   const files = initLast(fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua"))

@@ -4,10 +4,10 @@ import type { LogSink } from "../port/log";
 import type { Storage } from "../port/storage";
 import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
-import { settingsCommands, typingSecret } from "./commands";
+import type { CommandContext } from "./commands";
+import { lazy } from "./lazy";
 import { SensorNode, type Sensor } from "./node";
-import { pemCommand, readPems, type Pems } from "./pem";
-import { Settings } from "./settings";
+import { Settings, typingSecret } from "./settings";
 
 /**
  * The sensor node's start-up, one source for every target: settings from flash, then the
@@ -34,7 +34,7 @@ export interface AppBoard {
    * The platform, made once the settings are read: `wifi` is the station to join (undefined:
    * the board's saved one), `log` where its log lines go, `tls` the certificates on flash.
    */
-  platform(this: void, wifi: { ssid: string; password: string } | undefined, log: LogSink, tls: Pems): Platform;
+  platform(this: void, wifi: { ssid: string; password: string } | undefined, log: LogSink, tls: { ca?: string; cert?: string; key?: string }): Platform;
   /** Client sizes from the board profile. */
   maxPacket?: number;
   maxInflight?: number;
@@ -43,23 +43,26 @@ export interface AppBoard {
   minFreeHeap?: number;
 }
 
-export interface App {
+/** The running app: what its commands reach (CommandContext) and what a host or the REPL may look at. */
+export interface App extends CommandContext {
   settings: Settings;
   node: SensorNode;
   console: LineConsole;
   platform: Platform;
 }
 
-const LEVELS = ["error", "warn", "info", "debug"];
-
 /** "[  12.345] info  text": seconds since boot, then the level. */
 export function logLine(ms: number, level: number, line: string): string {
   const s = `${port.ints.idiv(ms, 1000)}`;
-  const frac = `${1000 + ms - port.ints.idiv(ms, 1000) * 1000}`.substring(1);
+  const frac = `${1000 + port.ints.imod(ms, 1000)}`.substring(1);
   let pad = "";
   for (let i = s.length; i < 5; i++) pad += " ";
-  const name = level >= 0 && level < LEVELS.length ? LEVELS[level] : `${level}`;
-  return `[${pad}${s}.${frac}] ${name}${name.length < 5 ? " " : ""} ${line}`;
+  const name = level === 0 ? "error" : level === 1 ? "warn " : level === 2 ? "info " : level === 3 ? "debug" : `${level}`;
+  return `[${pad}${s}.${frac}] ${name} ${line}`;
+}
+
+function levelOf(name: string): number {
+  return name === "error" ? 0 : name === "warn" ? 1 : name === "debug" ? 3 : 2;
 }
 
 /**
@@ -69,52 +72,51 @@ export function logLine(ms: number, level: number, line: string): string {
 export function startApp(board: AppBoard, defaults?: { [key: string]: string }): App {
   const st = new Settings(board.storage, board.tls);
   const bad: string[] = [];
+  let cfg = lazy("config");
   if (defaults !== undefined) {
     for (const k in defaults) {
-      const why = st.setDefault(k, defaults[k]);
+      const why = cfg.setDefault(st, k, defaults[k]);
       if (why !== null) bad.push(`default ${k}: ${why}`);
     }
   }
-  const loaded = st.load();
-  let con: LineConsole | undefined = undefined;
+  const loaded = cfg.loadSettings(st);
+  const ssid = st.get("wifi.ssid");
+  const tls = board.tls ? cfg.readPems(st) : {};
+  cfg = undefined as unknown as typeof cfg; // let the module go: the running node does not need it
+  const app = { settings: st } as App;
   let bootAt = 0;
-  let clock: Platform["clock"] | undefined = undefined;
   const log: LogSink = {
     write: (level, line) => {
       if (level > levelOf(st.get("log"))) return;
-      const ms = clock !== undefined ? elapsed(bootAt, clock.now()) : 0;
-      const l = logLine(ms, level, line);
-      if (con !== undefined) con.print(l);
+      const p = app.platform;
+      const l = logLine(p !== undefined ? elapsed(bootAt, p.clock.now()) : 0, level, line);
+      if (app.console !== undefined) app.console.print(l);
       else board.serial.write(l + "\r\n");
     },
   };
-  const ssid = st.get("wifi.ssid");
-  const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log,
-    board.tls ? readPems(board.storage) : {});
-  clock = platform.clock;
-  bootAt = clock.now();
+  const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log, tls);
+  bootAt = platform.clock.now();
+  app.platform = platform;
   if (loaded !== null) log.write(1, loaded);
   for (const b of bad) log.write(1, b);
   const node = new SensorNode({
     platform, tls: board.tls, version: board.version, sensors: board.sensors, reboot: board.reboot,
-    sleep: board.sleep, awakeMs: board.awakeMs, keys: () => (con !== undefined ? con.keys : 0),
+    sleep: board.sleep, awakeMs: board.awakeMs, keys: () => (app.console !== undefined ? app.console.keys : 0),
     log: (line) => log.write(2, line),
     maxPacket: board.maxPacket, maxInflight: board.maxInflight, outboxMessages: board.outboxMessages,
     offlineQueue: board.offlineQueue, minFreeHeap: board.minFreeHeap,
   }, st);
-  const commands = settingsCommands(st, () => log.write(2, "settings are the defaults now; reboot to use them"));
-  for (const c of node.commands()) commands.push(c);
-  commands.push(pemCommand(board.storage, board.tls, (fn, secret) => {
-    if (con !== undefined) con.collect(fn, secret);
-  }));
-  con = new LineConsole(board.serial, commands, board.back, typingSecret);
-  con.start();
+  app.node = node;
+  app.afterReset = () => log.write(2, "settings are the defaults now; reboot to use them");
+  app.console = new LineConsole(board.serial, (line, say) => {
+    try {
+      lazy("commands").runLine(app, line, say, false);
+    } catch (e) {
+      say(`error: the command failed: ${String(e)}`);
+    }
+  }, board.back, typingSecret);
+  app.console.start();
   const problem = node.start();
   if (problem !== null) log.write(0, `${problem}; fix the setting at the console (show, set, save, reboot)`);
-  return { settings: st, node, console: con, platform };
-}
-
-function levelOf(name: string): number {
-  for (let i = 0; i < LEVELS.length; i++) if (LEVELS[i] === name) return i;
-  return 2;
+  return app;
 }

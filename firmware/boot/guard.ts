@@ -1,4 +1,3 @@
-import type { Bytes } from "../port/bytes";
 import { port } from "../port/port";
 import type { Storage } from "../port/storage";
 
@@ -16,6 +15,11 @@ export interface BootPort {
   /** Delivers console keys to fn (the window), or stops that (undefined). */
   keys(this: void, fn: ((this: void) => void) | undefined): void;
   print(this: void, line: string): void;
+  /**
+   * Safe mode was entered: offer `petrelBootOk()` at the REPL (it clears the failed-boot count).
+   * Not before: a function the REPL can reach keeps the whole guard in RAM after the app started.
+   */
+  safe(this: void, clear: (this: void) => void): void;
 }
 
 export interface BootOptions {
@@ -38,20 +42,21 @@ function secs(ms: number): string {
   return `${i.idiv(ms, 1000)}.${i.idiv(i.imod(ms, 1000), 100)}`;
 }
 
+/** The failed-boot count (a record of decimal digits; none or unreadable: 0). */
 function readCount(s: Storage, key: string): number {
-  const b = port.bytes.alloc(1);
-  return s.read(key, b, 1) === 1 ? b[0] : 0;
+  const w = s.read(key);
+  const t = w !== undefined ? port.bytes.textOf(w) : "";
+  let n = 0;
+  for (let i = 0; i < t.length && i < 3; i++) {
+    const d = t.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return 0;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 function writeCount(s: Storage, key: string, n: number): void {
-  const b = port.bytes.alloc(1);
-  b[0] = n > 255 ? 255 : n;
-  s.write(key, b as Bytes, 1);
-}
-
-/** Clears the failed-boot count (after fixing the app, from the REPL in safe mode). */
-export function bootOk(s: Storage, key?: string): void {
-  writeCount(s, key !== undefined ? key : COUNT_KEY, 0);
+  s.write(key, port.bytes.wireOf(`${n > 255 ? 255 : n}`));
 }
 
 /**
@@ -67,6 +72,7 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
   if (failed >= max) {
     p.print(`SAFE MODE: the app did not run ${secs(healthyMs)} s after each of the last ${failed} boots (it crashes or resets the board); ` +
       "it is not started and the console is the REPL. Fix: flash a fixed app, or remove it, then call petrelBootOk() and reset");
+    p.safe(() => writeCount(p.storage, key, 0));
     return;
   }
   writeCount(p.storage, key, failed + 1);
@@ -79,6 +85,7 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
     // a deliberate stop is not a failed boot
     writeCount(p.storage, key, failed);
     p.print("SAFE MODE: a key was pressed in the boot window; the app is not started and the console is the REPL. Reset to start the app");
+    p.safe(() => writeCount(p.storage, key, 0));
   });
   p.after(windowMs, () => {
     if (decided) return;

@@ -1,4 +1,4 @@
-import type { Bytes, Chunk } from "../port/bytes";
+import type { Bytes, Gather } from "../port/bytes";
 import { port } from "../port/port";
 import { CodecError, PacketType, Status } from "./constants";
 import { checkUtf8 } from "./utf8";
@@ -32,15 +32,15 @@ const HASH = 35;
  *       else if (d.status === Status.Error) close the connection: d.error says why
  *     }
  *
- * One receive buffer of `capacity` bytes is allocated up front; a packet that arrives in pieces
- * is assembled there. A packet wholly inside one chunk is read in place where the runtime can
- * index chunks (Node), so nothing is copied. Fields are plain numbers on this object, reused for
- * every packet: nothing is allocated per packet. A PUBLISH larger than the buffer is not an
- * error: its payload is skipped as it arrives and `Status.Oversize` reports it, so the session
- * can acknowledge it and say so. Malformed input never throws: `Status.Error` and a CodecError.
+ * A packet wholly inside one chunk is read in place; one that arrives in pieces is gathered
+ * (port/bytes.ts: into one receive buffer of `capacity` bytes, allocated up front, on Node and
+ * Espruino; joined once on Lua). Fields are plain numbers on this object, reused for every packet.
+ * A PUBLISH larger than the buffer is not an error: its payload is skipped as it arrives and
+ * `Status.Oversize` reports it, so the session can acknowledge it and say so. Malformed input
+ * never throws: `Status.Error` and a CodecError.
  */
 export class Decoder {
-  readonly rx: Bytes;
+  readonly rx: Gather;
   readonly capacity: number;
 
   status: number = Status.NeedMore;
@@ -51,7 +51,7 @@ export class Decoder {
   flags = 0;
   remaining = 0;
 
-  /** The packet body is data[bodyStart..bodyEnd): the receive buffer or the chunk itself. */
+  /** The packet body is data[bodyStart..bodyEnd): the gathered bytes or the chunk itself. */
   data: Bytes;
   bodyStart = 0;
   bodyEnd = 0;
@@ -84,8 +84,8 @@ export class Decoder {
 
   constructor(capacity: number) {
     this.capacity = capacity;
-    this.rx = port.bytes.alloc(capacity);
-    this.data = this.rx;
+    this.rx = port.bytes.gather(capacity);
+    this.data = this.rx.bytes();
   }
 
   /** Forget any partial packet and error (a new connection). */
@@ -97,7 +97,7 @@ export class Decoder {
 
   /** The topic of the current PUBLISH as the runtime's text. Allocates the string. */
   topic(): string {
-    return port.bytes.readText(this.data, this.topicStart, this.topicEnd);
+    return port.bytes.text(this.data, this.topicStart, this.topicEnd);
   }
 
   /** SUBACK: the number of return codes, and code `k` (0, 1, 2 granted QoS; 128 failure). */
@@ -110,9 +110,8 @@ export class Decoder {
   }
 
   /** Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset. */
-  push(chunk: Chunk, from: number): number {
-    const bytes = port.bytes;
-    const n = bytes.chunkLength(chunk);
+  push(chunk: Bytes, from: number): number {
+    const n = chunk.length;
     if (this.phase === Phase.Dead) return n;
     this.status = Status.NeedMore;
     let i = from;
@@ -131,7 +130,7 @@ export class Decoder {
       }
       if (i >= n) return i;
       if (phase === Phase.Header) {
-        const b = bytes.chunkByte(chunk, i);
+        const b = chunk[i];
         i = i + 1;
         this.type = port.ints.idiv(b, 16);
         this.flags = b % 16;
@@ -140,7 +139,7 @@ export class Decoder {
         this.lengthBytes = 0;
         this.phase = Phase.Length;
       } else if (phase === Phase.Length) {
-        const b = bytes.chunkByte(chunk, i);
+        const b = chunk[i];
         i = i + 1;
         this.remaining = this.remaining + (b % 128) * this.multiplier;
         this.lengthBytes = this.lengthBytes + 1;
@@ -158,28 +157,24 @@ export class Decoder {
             this.step = 0;
             this.topicLen = 0;
             this.topicKnown = true;
-          } else if (this.remaining === 0) {
-            this.finish(this.rx, 0, 0);
-            return i;
+          } else if (n - i >= this.remaining) {
+            // The whole body is in this chunk (or there is none): read it in place.
+            this.finish(chunk, i, i + this.remaining);
+            return i + this.remaining;
           } else {
-            const whole = bytes.chunkAsBytes(chunk);
-            if (whole !== undefined && n - i >= this.remaining) {
-              // The whole body is in this chunk: read it in place.
-              this.finish(whole, i, i + this.remaining);
-              return i + this.remaining;
-            }
             this.phase = Phase.Body;
             this.have = 0;
+            this.rx.clear();
           }
         }
       } else if (phase === Phase.Body) {
         const want = this.remaining - this.have;
         const take = n - i < want ? n - i : want;
-        bytes.copyChunk(this.rx, this.have, chunk, i, i + take);
+        this.rx.copy(chunk, i, i + take);
         this.have = this.have + take;
         i = i + take;
         if (this.have === this.remaining) {
-          this.finish(this.rx, 0, this.remaining);
+          this.finish(this.rx.bytes(), 0, this.remaining);
           return i;
         }
       } else if (phase === Phase.OversizeSkip) {
@@ -302,19 +297,18 @@ export class Decoder {
    * The variable header of a PUBLISH too large for the buffer, read as it arrives: topic length,
    * topic (kept when it fits), packet id; then the payload is skipped.
    */
-  private oversizeHeader(chunk: Chunk, i: number, n: number): number {
-    const bytes = port.bytes;
+  private oversizeHeader(chunk: Bytes, i: number, n: number): number {
     const idLen = this.qos > 0 ? 2 : 0;
     while (this.phase === Phase.OversizeHeader) {
       const step = this.step;
       if (step === 3) {
         // The topic is read (or skipped when longer than the buffer).
-        this.data = this.rx;
+        this.data = this.rx.bytes();
         this.topicStart = 0;
         this.topicEnd = this.topicKnown ? this.topicLen : 0;
         if (this.topicLen === 0) return this.fail(CodecError.EmptyTopic, i);
         if (this.topicKnown) {
-          const bad = this.checkTopicBytes(this.rx, 0, this.topicLen);
+          const bad = this.checkTopicBytes(this.data, 0, this.topicLen);
           if (bad !== 0) return this.fail(bad, i);
         }
         this.packetId = 0;
@@ -329,13 +323,14 @@ export class Decoder {
         return i;
       } else if (step === 0 || step === 1) {
         // topic length, two bytes
-        this.topicLen = this.topicLen * 256 + bytes.chunkByte(chunk, i);
+        this.topicLen = this.topicLen * 256 + chunk[i];
         i = i + 1;
         this.have = this.have + 1;
         this.step = step + 1;
         if (this.step === 2) {
           if (2 + this.topicLen + idLen > this.remaining) return this.fail(CodecError.Truncated, i);
           this.topicKnown = this.topicLen <= this.capacity;
+          this.rx.clear();
           this.step = this.topicLen > 0 ? 2 : 3;
         }
       } else if (step === 2) {
@@ -343,13 +338,13 @@ export class Decoder {
         const got = this.have - 2;
         const want = this.topicLen - got;
         const take = n - i < want ? n - i : want;
-        if (this.topicKnown) bytes.copyChunk(this.rx, got, chunk, i, i + take);
+        if (this.topicKnown) this.rx.copy(chunk, i, i + take);
         i = i + take;
         this.have = this.have + take;
         if (take === want) this.step = 3;
       } else {
         // steps 4 and 5: packet id, two bytes
-        this.packetId = this.packetId * 256 + bytes.chunkByte(chunk, i);
+        this.packetId = this.packetId * 256 + chunk[i];
         i = i + 1;
         this.have = this.have + 1;
         this.step = step + 1;

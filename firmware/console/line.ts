@@ -1,8 +1,9 @@
 /**
  * The serial console, line by line, the same on every target. `start` takes the board's serial
- * line from the REPL (each target's `Serial` adapter), echoes what is typed, and runs each line
- * as a command; the built-in `repl` command hands the line back to the REPL, so a board running
- * the app can still be flashed and debugged. `help` lists the commands.
+ * line from the REPL (each target's `Serial` adapter), echoes what is typed, and hands each line
+ * to a dispatch function (the sensor node's loads its commands only then: see app/lazy.ts); the
+ * built-in `repl` command hands the line back to the REPL, so a board running the app can still
+ * be flashed and debugged. `commandTable` makes a dispatch function from a list of commands.
  *
  * Typing: Enter (CR, LF or CR LF) ends a line; Backspace/DEL erases; Ctrl-C drops the line.
  * A line over LINE_MAX characters is refused whole (nothing runs); it never grows a buffer.
@@ -15,6 +16,9 @@ export interface Serial {
   /** Writes to the serial line (whoever holds the REPL). */
   write(this: void, s: string): void;
 }
+
+/** Runs one command line; `say` prints a line of its answer. Never throws (errors are said). */
+export type Dispatch = (this: void, line: string, say: (this: void, l: string) => void) => void;
 
 export interface Command {
   name: string;
@@ -46,7 +50,7 @@ export class LineConsole {
    * `hide`: given the line typed so far, whether the next character is echoed as "*" (a secret
    * being typed: its characters never go back out on the serial line).
    */
-  constructor(private readonly serial: Serial, private readonly commands: Command[], private readonly back: string,
+  constructor(private readonly serial: Serial, private readonly dispatch: Dispatch, private readonly back: string,
     private readonly hide?: (this: void, typed: string) => boolean) {}
 
   /** Takes the serial line (again, after `repl`); does nothing while it holds it. */
@@ -165,24 +169,30 @@ export class LineConsole {
 
   private run(args: string[], line: string): void {
     if (args.length === 0) return;
-    const name = args[0];
-    if (name === "help") {
-      this.say("help  lists the commands");
-      for (const c of this.commands) this.say(`${c.name} ${c.help}`);
-      this.say(`repl  hands the serial line back to the REPL (${this.back} takes it again)`);
-      return;
-    }
-    if (name === "repl") {
+    if (args[0] === "repl") {
       this.say(`console: the serial line is the REPL's now; ${this.back} (or a reset) brings the console back`);
       this.active = false;
       this.serial.release();
       return;
     }
-    const say = (l: string) => {
-      this.say(l);
-    };
-    runCommand(this.commands, args, line, say);
+    // `self`, not `this`: see the guard's arrow-this-skipped rule
+    const self = this;
+    this.dispatch(line, (l) => self.say(l));
+    if (args[0] === "help") this.say(`repl  hands the serial line back to the REPL (${this.back} takes it again)`);
   }
+}
+
+/** A dispatch function over a list of commands: `help` lists them (then the console adds `repl`). */
+export function commandTable(commands: Command[]): Dispatch {
+  return (line, say) => {
+    const args = words(line);
+    if (args[0] === "help") {
+      say("help  lists the commands");
+      for (const c of commands) say(`${c.name} ${c.help}`);
+      return;
+    }
+    runCommand(commands, args, line, say);
+  };
 }
 
 /**

@@ -1,65 +1,83 @@
 /**
- * Bytes and byte strings: what each runtime calls them, and how text becomes bytes.
+ * Bytes, packets and text: what each runtime calls them.
  *
- * `Bytes` is a fixed-size, preallocated, mutable buffer of byte values 0..255, indexed from 0.
- * It is a `Uint8Array` on Node and Espruino and a Lua table of numbers on NodeMCU (Lua has no
- * typed arrays). It is typed as `number[]` so that typescript-to-lua shifts indexes to Lua's
- * 1-based tables; shared code must use only indexing on it (never `push`, `length`, `slice`,
- * or any other array method): sizes travel beside the buffer.
+ * `Bytes`: bytes to read, with `b[i]` and `b.length`, never written by shared code.
+ * - Node: a Buffer (or any Uint8Array). Espruino: a Uint8Array (the socket adapter turns each
+ *   `net` data string into one with `E.toUint8Array`: indexing an Espruino string walks its blocks).
+ * - NodeMCU: a Lua string. The Lua build reads `b[i]` with `string.byte` (tools/tstl-bytes.cjs
+ *   rewrites every index of a `Bytes` value), and `b.length` is `#b`, the byte length. So a
+ *   packet costs one byte of heap per byte, not a table slot (16 bytes) per byte.
  *
- * `Chunk` is what the decoder reads (a socket's delivery) and `Wire` is what a socket takes:
- * - Node: `Uint8Array` (a `Buffer`) both ways.
- * - Espruino: `net` delivers 8-bit strings, which the socket adapter turns into a Uint8Array once
- *   (`E.toUint8Array`: indexing an Espruino string walks it from its start); writes are strings
- *   (`write` of a `Uint8Array` would send the text "67,68").
- * - NodeMCU: a Lua string (binary safe) both ways.
+ * `Wire`: what a socket sends and a flash record holds. Node: a Buffer. Espruino and NodeMCU: an
+ * 8-bit string (Espruino's `socket.write(Uint8Array)` would send the text "67,68").
+ *
+ * `Out`: a packet written front to back, made once per client and reused (the encoders' target).
+ * Node and Espruino write into one fixed Uint8Array; Lua gathers short strings. `wire()` hands
+ * the packet over as a Wire (the one copy a socket or the flash needs) and starts the next.
+ *
+ * `Gather`: a packet that arrives in pieces, collected for the decoder (the fixed receive buffer
+ * on Node and Espruino; the pieces, joined once, on Lua).
  *
  * Text (topic names, client ids, user names) is the runtime's own string type:
  * - Node: UTF-16 JavaScript strings, encoded to UTF-8 here.
- * - Espruino and Lua: strings are already bytes (a non-ASCII character is its UTF-8 bytes),
- *   so they are copied byte for byte and never encoded a second time.
- * So `textLength("°C")` is 3 on every runtime, and writing then reading text gives back the
- * same string on every runtime.
+ * - Espruino and Lua: strings are already bytes (a non-ASCII character is its UTF-8 bytes), so
+ *   they are copied byte for byte and never encoded a second time.
+ * So `textLength("°C")` is 3 on every runtime, and writing then reading text gives back the same
+ * string on every runtime.
  *
- * Every function here is total on its documented inputs: it never throws. Ranges are the
- * caller's job (check capacity with `textLength` before `writeText`).
+ * Every function here is total on its documented inputs: it never throws. Sizes are the caller's
+ * job (measure with `textLength` before writing).
  */
-export type Bytes = number[];
+export type Bytes = readonly number[] & { readonly __bytes?: never };
 
-/** An inbound socket chunk (see above). Opaque to shared code. */
-export interface Chunk { readonly __chunk?: never }
-/** An outbound socket write (see above). Opaque to shared code. */
+/** A socket write or a flash record (see above). Opaque to shared code. */
 export interface Wire { readonly __wire?: never }
 
+/** A packet being written (see above). */
+export interface Out {
+  /** Bytes written since the last wire() or clear(). */
+  size: number;
+  byte(v: number): void;
+  /** The UTF-8 bytes of a text (its textLength, measured by the caller). */
+  text(s: string): void;
+  /** b[start..end). */
+  copy(b: Bytes, start: number, end: number): void;
+  /** What was written, as a Wire (allocates: the copy the socket or flash keeps); then empty. */
+  wire(): Wire;
+  clear(): void;
+}
+
+/** A packet gathered from pieces (see above). */
+export interface Gather {
+  /** Bytes gathered since the last clear(). */
+  size: number;
+  /** Appends b[start..end). */
+  copy(b: Bytes, start: number, end: number): void;
+  /** The bytes gathered, readable until the next add or clear. */
+  bytes(): Bytes;
+  clear(): void;
+}
+
 export interface BytesPort {
-  /** A new zero-filled buffer of `n` bytes. Allocates: call at start-up, not per packet. */
-  alloc(this: void, n: number): Bytes;
-  /** Size in bytes of a buffer made by `alloc` (or a Uint8Array / byte table given by a user). */
-  size(this: void, b: Bytes): number;
-  /** Copies src[start..end) into dst at dstOff (regions may not overlap). Never allocates. */
-  copy(this: void, dst: Bytes, dstOff: number, src: Bytes, start: number, end: number): void;
+  /** A packet writer for packets of up to `cap` bytes. Allocates: call at start-up. */
+  out(this: void, cap: number): Out;
+  /** A gatherer for packets of up to `cap` bytes. Allocates: call at start-up. */
+  gather(this: void, cap: number): Gather;
   /**
-   * The UTF-8 byte length of a text string, or -1 when it has no UTF-8 form (a lone UTF-16
-   * surrogate on Node; on Espruino and Lua strings are bytes, checked after writing).
+   * The UTF-8 byte length of a text, or -1 when it has no UTF-8 form (a lone UTF-16 surrogate on
+   * Node; on Espruino and Lua strings are bytes, checked as UTF-8 where it matters).
    */
   textLength(this: void, s: string): number;
-  /** Writes the UTF-8 bytes of `s` at `off`; returns the offset after them. */
-  writeText(this: void, buf: Bytes, off: number, s: string): number;
-  /** The text whose UTF-8 bytes are buf[start..end). Allocates the string. */
-  readText(this: void, buf: Bytes, start: number, end: number): string;
-  /** Number of bytes in an inbound chunk. */
-  chunkLength(this: void, c: Chunk): number;
-  /** Byte `i` (0-based) of an inbound chunk. */
-  chunkByte(this: void, c: Chunk, i: number): number;
-  /**
-   * The chunk itself as Bytes when the runtime can index it as a buffer without copying (Node),
-   * else undefined (Espruino and Lua chunks are strings: they are copied into a buffer).
-   */
-  chunkAsBytes(this: void, c: Chunk): Bytes | undefined;
-  /** Copies chunk bytes [from, to) into dst at dstOff. */
-  copyChunk(this: void, dst: Bytes, dstOff: number, c: Chunk, from: number, to: number): void;
-  /** buf[start..end) as a socket write. Allocates (the runtime's socket needs its own copy). */
-  toWire(this: void, buf: Bytes, start: number, end: number): Wire;
-  /** A chunk made from a socket write (for loopback tests and stand-ins). */
-  wireAsChunk(this: void, w: Wire): Chunk;
+  /** The text whose UTF-8 bytes are b[start..end). Allocates the string. */
+  text(this: void, b: Bytes, start: number, end: number): string;
+  /** b[start..end) as a Wire. Allocates. */
+  wire(this: void, b: Bytes, start: number, end: number): Wire;
+  /** A Wire as Bytes to read (Node and Lua: itself; Espruino: a copy). */
+  bytes(this: void, w: Wire): Bytes;
+  wireLength(this: void, w: Wire): number;
+  /** A Wire's bytes as text, and a text's UTF-8 bytes as a Wire (Espruino and Lua: the same string). */
+  textOf(this: void, w: Wire): string;
+  wireOf(this: void, s: string): Wire;
+  /** A stored PUBLISH (whole packet) with its DUP flag set (MQTT-3.3.1-1). Allocates. */
+  dup(this: void, w: Wire): Wire;
 }

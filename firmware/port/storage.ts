@@ -1,4 +1,4 @@
-import type { Bytes } from "./bytes";
+import type { Wire } from "./bytes";
 
 /**
  * Small records in flash (or a file on the host), keyed by short names (at most 24 characters,
@@ -10,8 +10,8 @@ import type { Bytes } from "./bytes";
  *   adapters write a new copy, then retire the old one, and `read` prefers the newer complete one).
  * - `write` returns 0, or an error code: STORAGE_FULL when there is no room, STORAGE_FAILED when
  *   the medium failed. A failed write leaves the old record as it was.
- * - `read` copies a record into `into` and returns its length, -1 when there is none, or -2 when
- *   it is longer than `cap`.
+ * - `read` returns the record as it was written, or undefined when there is none (a torn copy
+ *   counts as none).
  * - `list` returns the names that start with `prefix` (allocates: for start-up, not hot paths).
  * - Nothing throws.
  */
@@ -19,8 +19,8 @@ export const STORAGE_FULL = 1;
 export const STORAGE_FAILED = 2;
 
 export interface Storage {
-  write(this: void, key: string, data: Bytes, length: number): number;
-  read(this: void, key: string, into: Bytes, cap: number): number;
+  write(this: void, key: string, data: Wire): number;
+  read(this: void, key: string): Wire | undefined;
   remove(this: void, key: string): void;
   list(this: void, prefix: string): string[];
 }

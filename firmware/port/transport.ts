@@ -1,4 +1,4 @@
-import type { Chunk, Wire } from "./bytes";
+import type { Bytes, Wire } from "./bytes";
 
 /**
  * A byte stream to one broker (TCP, or TLS where the board has it), as the session sees it.
@@ -19,7 +19,7 @@ import type { Chunk, Wire } from "./bytes";
  */
 export interface TransportEvents {
   onOpen(this: void): void;
-  onData(this: void, chunk: Chunk): void;
+  onData(this: void, chunk: Bytes): void;
   onWritable(this: void): void;
   /** `reason` is an error code ("refused", "reset", "timeout", "tls", "closed", …), "" for a close we asked for. */
   onClose(this: void, reason: string): void;

@@ -1,3 +1,4 @@
+import { codecError } from "../codec/errors";
 import type { PetrelError } from "../port/log";
 
 /**
@@ -6,6 +7,13 @@ import type { PetrelError } from "../port/log";
  */
 export function fail(code: string, message: string): PetrelError {
   return { code: code, message: message };
+}
+
+/** A codec error code as an error value: its name as the code, its explanation as the message. */
+export function codecFail(n: number): PetrelError {
+  const t = codecError(n);
+  const colon = t.indexOf(":");
+  return fail(t.substring(0, colon), t.substring(colon + 2));
 }
 
 /** The error for a refused CONNACK (return code 1..5, §3.2.2.3; anything else is a malformed packet). */

@@ -1,4 +1,4 @@
-import type { Bytes } from "../port/bytes";
+import type { Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { port } from "../port/port";
 import type { Storage } from "../port/storage";
@@ -30,20 +30,10 @@ export function parseDecimal(s: string, from: number): number {
   return n;
 }
 
-/** Sorts numbers ascending in place (insertion sort: start-up only, a few hundred at most). */
-function sortNumbers(a: number[], n: number): void {
-  for (let i = 1; i < n; i++) {
-    const v = a[i];
-    let j = i - 1;
-    while (j >= 0 && a[j] > v) {
-      a[j + 1] = a[j];
-      j = j - 1;
-    }
-    a[j + 1] = v;
-  }
-}
-
-/** Sorted record numbers of every key `prefix<number>`; other keys under the prefix are ignored. */
+/**
+ * Sorted record numbers of every key `prefix<number>` (other keys under the prefix are ignored);
+ * insertion sort: start-up only, a few hundred records at most.
+ */
 function numberedKeys(storage: Storage, prefix: string): number[] {
   const names = storage.list(prefix);
   const out: number[] = [];
@@ -51,31 +41,36 @@ function numberedKeys(storage: Storage, prefix: string): number[] {
   for (let i = 0; i < names.length; i++) {
     const v = parseDecimal(names[i], prefix.length);
     if (v > 0) {
-      out[n] = v;
+      let j = n - 1;
+      while (j >= 0 && out[j] > v) {
+        out[j + 1] = out[j];
+        j = j - 1;
+      }
+      out[j + 1] = v;
       n = n + 1;
     }
   }
-  sortNumbers(out, n);
   return out;
 }
 
 /**
- * The QoS and packet id of a stored PUBLISH packet of `len` bytes (qos * 65536 + id), or -1 when
- * the record is not a whole QoS 1/2 PUBLISH.
+ * The QoS and packet id of a stored PUBLISH packet (qos * 65536 + id), or -1 when the record is
+ * not a whole QoS 1/2 PUBLISH.
  */
-export function storedPublishInfo(buf: Bytes, len: number): number {
-  const ints = port.ints;
+export function storedPublishInfo(w: Wire): number {
+  const buf = port.bytes.bytes(w);
+  const len = buf.length;
   if (len < 7) return -1;
   const b0 = buf[0];
-  const qos = ints.band(ints.rshift(b0, 1), 3);
-  if (ints.rshift(b0, 4) !== 3 || qos === 0 || qos === 3) return -1;
+  const qos = port.ints.idiv(b0 % 8, 2);
+  if (port.ints.idiv(b0, 16) !== 3 || qos === 0 || qos === 3) return -1;
   let p = 1;
   let mult = 1;
   let rem = 0;
   for (;;) {
     if (p >= len || p > 4) return -1;
     const d = buf[p];
-    rem = rem + ints.band(d, 127) * mult;
+    rem = rem + (d % 128) * mult;
     p = p + 1;
     if (d < 128) break;
     mult = mult * 128;
@@ -91,7 +86,7 @@ export function storedPublishInfo(buf: Bytes, len: number): number {
  * The outbox: every QoS 1/2 message accepted by publish(), in order, until the broker has
  * acknowledged it. Each message is one storage record `<prefix>o<seq>` holding the PUBLISH packet
  * exactly as first sent (DUP clear), written before publish() returns; a QoS 2 message past
- * PUBREC also has a small `<prefix>r<seq>` record, so a restart sends PUBREL, not PUBLISH. RAM
+ * PUBREC also has an empty `<prefix>r<seq>` record, so a restart sends PUBREL, not PUBLISH. RAM
  * holds only an index (sequence, packet id, QoS, size, phase) in arrays that grow to the limit
  * once and are reused. Records are written whole and are independent, so a power cut leaves
  * each one old or new (the storage contract), never a torn outbox.
@@ -109,22 +104,16 @@ export class Outbox {
   readonly dones: (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
-  /** Records found at load that are larger than the packet buffer (maxPacket was lowered): kept, not sent. */
+  /** Records found at load that are larger than the packet size (maxPacket was lowered): kept, not sent. */
   tooLarge = 0;
   /** Records found at load that were not a stored PUBLISH (torn or foreign): removed. */
   removed = 0;
   private readonly okey: string;
   private readonly rkey: string;
-  /**
-   * The body of a marker record (its name is the information), written with length 0: any
-   * buffer serves, so it is the client's small scratch buffer (no buffer of its own).
-   */
-  private readonly empty: Bytes;
 
-  constructor(private readonly storage: Storage, prefix: string, scratch: Bytes) {
+  constructor(private readonly storage: Storage, prefix: string) {
     this.okey = prefix + "o";
     this.rkey = prefix + "r";
-    this.empty = scratch;
   }
 
   /**
@@ -132,40 +121,43 @@ export class Outbox {
    * Records that are not a stored PUBLISH are removed (counted in `removed`); records larger than
    * `cap` are kept (counted in `tooLarge`).
    */
-  load(buf: Bytes, cap: number): number {
-    const seqs = numberedKeys(this.storage, this.okey);
+  load(cap: number): number {
+    const st = this.storage;
+    const seqs = numberedKeys(st, this.okey);
     this.removed = 0;
     this.count = 0;
     this.bytes = 0;
     this.tooLarge = 0;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
-      const len = this.storage.read(this.okey + seq, buf, cap);
-      const info = len > 0 ? storedPublishInfo(buf, len) : -1;
-      if (len === -2) {
+      const w = st.read(this.okey + seq);
+      const len = w !== undefined ? port.bytes.wireLength(w) : 0;
+      const info = w !== undefined && len <= cap ? storedPublishInfo(w) : -1;
+      if (len > cap) {
         // accepted once, so never deleted here: a larger maxPacket sends it
         this.tooLarge = this.tooLarge + 1;
         this.nextSeq = seq + 1;
       } else if (info < 0) {
-        this.storage.remove(this.okey + seq);
+        st.remove(this.okey + seq);
         this.removed = this.removed + 1;
       } else {
-        const k = this.count;
-        this.put(k, seq, port.ints.band(info, 65535), port.ints.rshift(info, 16), len, undefined);
-        this.dups[k] = true;
+        this.put(seq, port.ints.imod(info, 65536), port.ints.idiv(info, 65536), len, undefined);
+        this.dups[this.count - 1] = true;
         this.nextSeq = seq + 1;
       }
     }
-    const released = numberedKeys(this.storage, this.rkey);
+    const released = numberedKeys(st, this.rkey);
     for (let i = 0; i < released.length; i++) {
-      const k = this.findSeq(released[i]);
+      let k = this.count - 1;
+      while (k >= 0 && this.seqs[k] !== released[i]) k = k - 1;
       if (k >= 0 && this.qoss[k] === 2) this.phases[k] = Phase.ReleaseQueued;
-      else this.storage.remove(this.rkey + released[i]); // its message was completed before the cut
+      else st.remove(this.rkey + released[i]); // its message was completed before the cut
     }
     return this.count;
   }
 
-  private put(k: number, seq: number, id: number, qos: number, len: number, done: Done | undefined): void {
+  private put(seq: number, id: number, qos: number, len: number, done: Done | undefined): void {
+    const k = this.count;
     this.seqs[k] = seq;
     this.ids[k] = id;
     this.qoss[k] = qos;
@@ -177,31 +169,31 @@ export class Outbox {
     this.bytes = this.bytes + len;
   }
 
-  /** Stores buf[0..len) as a new message at the end; 0, or the storage error code. */
-  add(buf: Bytes, len: number, id: number, qos: number, done: Done | undefined): number {
+  /** Stores a packet as a new message at the end; 0, or the storage error code. */
+  add(w: Wire, id: number, qos: number, done: Done | undefined): number {
     const seq = this.nextSeq;
-    const r = this.storage.write(this.okey + seq, buf, len);
+    const r = this.storage.write(this.okey + seq, w);
     if (r !== 0) return r;
     this.nextSeq = seq + 1;
-    this.put(this.count, seq, id, qos, len, done);
+    this.put(seq, id, qos, port.bytes.wireLength(w), done);
     return 0;
   }
 
-  /** Reads message k's packet into buf; its length, or a negative value when the record is gone. */
-  read(k: number, buf: Bytes, cap: number): number {
-    const len = this.storage.read(this.okey + this.seqs[k], buf, cap);
-    return len === this.sizes[k] ? len : -1;
+  /** Message k's packet as stored (DUP clear), or undefined when the record is gone or changed. */
+  read(k: number): Wire | undefined {
+    const w = this.storage.read(this.okey + this.seqs[k]);
+    return w !== undefined && port.bytes.wireLength(w) === this.sizes[k] ? w : undefined;
   }
 
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
   release(k: number): number {
     this.phases[k] = Phase.Released;
-    return this.storage.write(this.rkey + this.seqs[k], this.empty, 0);
+    return this.storage.write(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
 
   /** A new session: message k starts again from PUBLISH (its PUBREC was for a session now gone). */
   restart(k: number): void {
-    if (this.phases[k] === Phase.Released || this.phases[k] === Phase.ReleaseQueued) this.storage.remove(this.rkey + this.seqs[k]);
+    if (this.phases[k] >= Phase.Released) this.storage.remove(this.rkey + this.seqs[k]);
     this.phases[k] = Phase.Queued;
     this.dups[k] = false;
   }
@@ -212,18 +204,12 @@ export class Outbox {
     return -1;
   }
 
-  private findSeq(seq: number): number {
-    for (let k = 0; k < this.count; k++) if (this.seqs[k] === seq) return k;
-    return -1;
-  }
-
   /** Removes message k (acknowledged, or lost) and returns its callback. */
   remove(k: number): Done | undefined {
     const done = this.dones[k];
     const seq = this.seqs[k];
-    const wasReleased = this.phases[k] === Phase.Released || this.phases[k] === Phase.ReleaseQueued;
     this.storage.remove(this.okey + seq);
-    if (wasReleased) this.storage.remove(this.rkey + seq);
+    if (this.phases[k] >= Phase.Released) this.storage.remove(this.rkey + seq);
     this.bytes = this.bytes - this.sizes[k];
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
@@ -250,43 +236,37 @@ export class Outbox {
  * Ids belong to one broker's session: with failover, a broker left behind keeps its session and
  * sends its unreleased messages again when the client returns, while the next broker numbers its
  * own. So each id is kept with its broker (the record `<prefix>i<broker * 65536 + id>`, which is
- * `<prefix>i<id>` for the first broker), and only the current broker's ids are consulted.
+ * `<prefix>i<id>` for the first broker), and only the current broker's ids are consulted. A
+ * record's body is its arrival number in decimal, so a reboot restores the arrival order.
  */
 export class Received {
   count = 0;
   readonly ids: number[] = [];
+  /** The broker whose ids are consulted (the one connected to). */
+  current = 0;
   /** The broker (its index in the list) each listed id came from. */
   private readonly brokers: number[] = [];
-  /** The broker whose ids are consulted (the one connected to). */
-  private current = 0;
-  /** Arrival number of each listed id (kept in its record, so a reboot restores the order). */
+  /** Arrival number of each listed id. */
   private readonly arrivals: number[] = [];
   private nextArrival = 1;
   private readonly key: string;
-  /**
-   * A record's body: the arrival number, 4 bytes. The client's small scratch buffer (at least 4
-   * bytes), filled and written or read in one call: storage copies, nothing keeps it.
-   */
-  private readonly body: Bytes;
 
-  constructor(private readonly storage: Storage, prefix: string, scratch: Bytes) {
+  constructor(private readonly storage: Storage, prefix: string) {
     this.key = prefix + "i";
-    this.body = scratch;
   }
 
   /** Reads the ids left by an earlier run, oldest arrival first (start-up only). */
   load(): number {
     const keys = numberedKeys(this.storage, this.key);
-    const b = this.body;
-    const ints = port.ints;
     this.count = 0;
     for (let i = 0; i < keys.length; i++) {
-      const id = ints.band(keys[i], 65535);
-      const broker = ints.rshift(keys[i], 16);
+      const id = port.ints.imod(keys[i], 65536);
+      const broker = port.ints.idiv(keys[i], 65536);
       if (id > 0 && broker < 256) {
-        const n = this.storage.read(this.key + keys[i], b, 4);
-        const arrival = n === 4 ? ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3] : 0;
-        // insertion by arrival (a record without one counts as oldest)
+        const w = this.storage.read(this.key + keys[i]);
+        // a record without an arrival number counts as the oldest
+        let arrival = w !== undefined ? parseDecimal(port.bytes.textOf(w), 0) : 0;
+        if (arrival < 0) arrival = 0;
         let k = this.count;
         while (k > 0 && this.arrivals[k - 1] > arrival) {
           this.ids[k] = this.ids[k - 1];
@@ -304,15 +284,6 @@ export class Received {
     return this.count;
   }
 
-  /** From now on, ids are this broker's (the client connected to it). */
-  scope(broker: number): void {
-    this.current = broker;
-  }
-
-  private recordKey(k: number): string {
-    return this.key + (this.brokers[k] * 65536 + this.ids[k]);
-  }
-
   has(id: number): boolean {
     for (let k = 0; k < this.count; k++) if (this.ids[k] === id && this.brokers[k] === this.current) return true;
     return false;
@@ -321,53 +292,42 @@ export class Received {
   /** Adds an id; 0, or the storage error (the id is kept in RAM either way). */
   add(id: number): number {
     const a = this.nextArrival;
-    // 2^31 arrivals would take decades of QoS 2 traffic; wrap to 1 rather than overflow
-    this.nextArrival = a >= 2147483647 ? 1 : a + 1;
+    // 10^9 arrivals would take decades of QoS 2 traffic; wrap to 1 rather than grow the record
+    this.nextArrival = a >= 999999999 ? 1 : a + 1;
     const k = this.count;
     this.ids[k] = id;
     this.brokers[k] = this.current;
     this.arrivals[k] = a;
     this.count = k + 1;
-    const ints = port.ints;
-    const b = this.body;
-    b[0] = ints.band(ints.rshift(a, 24), 255);
-    b[1] = ints.band(ints.rshift(a, 16), 255);
-    b[2] = ints.band(ints.rshift(a, 8), 255);
-    b[3] = ints.band(a, 255);
-    return this.storage.write(this.recordKey(k), b, 4);
+    return this.storage.write(this.key + (this.current * 65536 + id), port.bytes.wireOf(`${a}`));
   }
 
-  /** Removes an id of the current broker (PUBREL); false when it was not listed. Keeps the others in arrival order. */
+  /**
+   * Removes an id of the current broker (its PUBREL); false when it was not listed. With id -1,
+   * forgets the id that has waited longest for its PUBREL, whatever its broker (the list is full).
+   * Keeps the others in arrival order.
+   */
   remove(id: number): boolean {
     for (let k = 0; k < this.count; k++) {
-      if (this.ids[k] === id && this.brokers[k] === this.current) {
-        this.drop(k);
+      if (id < 0 || (this.ids[k] === id && this.brokers[k] === this.current)) {
+        this.storage.remove(this.key + (this.brokers[k] * 65536 + this.ids[k]));
+        this.count = this.count - 1;
+        for (let j = k; j < this.count; j++) {
+          this.ids[j] = this.ids[j + 1];
+          this.brokers[j] = this.brokers[j + 1];
+          this.arrivals[j] = this.arrivals[j + 1];
+        }
         return true;
       }
     }
     return false;
   }
 
-  /** Forgets the id that has waited longest for its PUBREL (the list is full). */
-  evictOldest(): void {
-    if (this.count > 0) this.drop(0);
-  }
-
-  private drop(k: number): void {
-    this.storage.remove(this.recordKey(k));
-    this.count = this.count - 1;
-    for (let j = k; j < this.count; j++) {
-      this.ids[j] = this.ids[j + 1];
-      this.brokers[j] = this.brokers[j + 1];
-      this.arrivals[j] = this.arrivals[j + 1];
-    }
-  }
-
   /** The current broker's session is gone: no PUBREL will come for any of its ids (other brokers' stay). */
   clear(): void {
     let kept = 0;
     for (let k = 0; k < this.count; k++) {
-      if (this.brokers[k] === this.current) this.storage.remove(this.recordKey(k));
+      if (this.brokers[k] === this.current) this.storage.remove(this.key + (this.current * 65536 + this.ids[k]));
       else {
         this.ids[kept] = this.ids[k];
         this.brokers[kept] = this.brokers[k];

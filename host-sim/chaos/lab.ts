@@ -150,14 +150,13 @@ function killable(inner: Transport, onPacket?: (port: number, first: number) => 
  * needs its acknowledgement time to tell the broker's losses from the client's.
  */
 function faultyStorage(b: ChaosBoard): Storage {
-  const rec = Buffer.alloc(512);
   return {
-    write: (k, d, n) => (b.full ? STORAGE_FULL : b.flash.write(k, d, n)),
-    read: (k, into, cap) => b.flash.read(k, into, cap),
+    write: (k, d) => (b.full ? STORAGE_FULL : b.flash.write(k, d)),
+    read: (k) => b.flash.read(k),
     remove: (k) => {
       if (/^mqo\d+$/.test(k)) {
-        const n = b.flash.read(k, rec as never, rec.length);
-        if (n > 0) b.removed(rec.subarray(0, n));
+        const w = b.flash.read(k);
+        if (w !== undefined) b.removed(w as unknown as Buffer);
       }
       b.flash.remove(k);
     },

@@ -373,11 +373,14 @@ export function createContext(opts: StandinOptions): vm.Context {
   const h: StandinHandles = { timers: new Map(), sockets: new Set(), wifi: { up: true, listeners: {} }, console: "Serial1", serialListeners: {}, modules: {}, serialOut: "" };
   handlesOf.set(ctx, h);
   let nextTimer = 1;
-  g.setTimeout = (fn: () => void, ms: number) => {
+  // as Espruino: a string is code, run at global scope when the timer fires (the boot guard
+  // starts the app so)
+  g.setTimeout = (fn: (() => void) | string, ms: number) => {
     const id = nextTimer++;
     h.timers.set(id, setTimeout(() => {
       h.timers.delete(id);
-      fn();
+      if (typeof fn === "string") vm.runInContext(fn, ctx);
+      else fn();
     }, ms));
     return id;
   };

@@ -5,6 +5,7 @@
  * line (the terminal, a pipe or a pseudo-terminal).
  */
 import "../../firmware/targets/node/index";
+import "../../firmware/targets/node/app";
 import type { Serial } from "../../firmware/console/line";
 import { startApp, type App } from "../../firmware/app/main";
 import { LOG_DEBUG } from "../../firmware/port/log";

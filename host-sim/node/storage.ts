@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Bytes } from "../../firmware/port/bytes";
+import type { Wire } from "../../firmware/port/bytes";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 
 const VALID = /^[A-Za-z0-9._-]{1,24}$/;
@@ -31,8 +31,10 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
   const used = () => fs.readdirSync(dir).filter((f) => !f.endsWith(".tmp")).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
   return {
     used,
-    write(key, data: Bytes, length) {
+    write(key, data: Wire) {
       if (!VALID.test(key)) return STORAGE_FAILED;
+      const b = data as unknown as Buffer;
+      const length = b.length;
       // Only a capped store pays for measuring what it holds.
       if (capacity !== Infinity && used() - sizeOf(key) + length > capacity) return STORAGE_FULL;
       try {
@@ -41,19 +43,16 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
         // temporary file's write and the rename, which cost more than the record itself.
         if (length === 0 && createEmpty(file(key))) return 0;
         const tmp = file(key) + ".tmp";
-        fs.writeFileSync(tmp, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));
+        fs.writeFileSync(tmp, b);
         fs.renameSync(tmp, file(key));
         return 0;
       } catch (e) {
         return (e as NodeJS.ErrnoException).code === "ENOSPC" ? STORAGE_FULL : STORAGE_FAILED;
       }
     },
-    read(key, into: Bytes, cap) {
-      if (!VALID.test(key) || !fs.existsSync(file(key))) return -1;
-      const b = fs.readFileSync(file(key));
-      if (b.length > cap) return -2;
-      (into as unknown as Uint8Array).set(b, 0);
-      return b.length;
+    read(key) {
+      if (!VALID.test(key) || !fs.existsSync(file(key))) return undefined;
+      return fs.readFileSync(file(key)) as unknown as Wire;
     },
     remove(key) {
       if (!VALID.test(key)) return;
@@ -89,24 +88,19 @@ export class MemoryStorage implements Storage {
     return [...this.records.keys()].sort();
   }
 
-  write(key: string, data: Bytes, length: number): number {
+  write(key: string, data: Wire): number {
     if (!VALID.test(key)) return STORAGE_FAILED;
+    const b = data as unknown as Uint8Array;
     const old = this.records.get(key)?.length ?? 0;
-    if (this.total - old + length > this.capacity) return STORAGE_FULL;
-    // a copy: Buffer's slice() is a view, which the next packet would overwrite. Buffer.from
-    // takes small copies from Node's buffer pool: a new Uint8Array of more than 64 bytes gets
-    // a backing store of its own, three to four times the cost on the QoS 1/2 path.
-    this.records.set(key, Buffer.from((data as unknown as Uint8Array).subarray(0, length)));
-    this.total += length - old;
+    if (this.total - old + b.length > this.capacity) return STORAGE_FULL;
+    // Wires are immutable once made (a socket may still hold this one): kept as given
+    this.records.set(key, b);
+    this.total += b.length - old;
     return 0;
   }
 
-  read(key: string, into: Bytes, cap: number): number {
-    const r = this.records.get(key);
-    if (r === undefined) return -1;
-    if (r.length > cap) return -2;
-    (into as unknown as Uint8Array).set(r, 0);
-    return r.length;
+  read(key: string): Wire | undefined {
+    return this.records.get(key) as unknown as Wire | undefined;
   }
 
   remove(key: string): void {

@@ -1,9 +1,10 @@
 /**
- * A Node port whose buffers and chunks throw on any out-of-bounds access, and on a write of
- * anything but an integer 0..255: the fuzzer runs the decoder through it so a stray index is a
- * test failure, not a silent undefined.
+ * A Node port whose bytes throw on any out-of-bounds access: the fuzzer runs the decoder through
+ * it (chunks wrapped with `checkedBytes`, gathered packets and every range checked) so a stray
+ * index is a test failure, not a silent undefined. Packet writers throw on a write past their
+ * capacity or of anything but an integer 0..255.
  */
-import type { Bytes, BytesPort, Chunk } from "../../firmware/port/bytes";
+import type { Bytes, BytesPort, Gather, Out, Wire } from "../../firmware/port/bytes";
 import type { Port } from "../../firmware/port/port";
 import { nodePort } from "../../firmware/targets/node/port";
 
@@ -11,7 +12,8 @@ export class OutOfBounds extends Error {}
 
 const isIndex = (k: string | symbol): k is string => typeof k === "string" && k.length > 0 && k.charCodeAt(0) >= 45 && k.charCodeAt(0) <= 57;
 
-function checked(u: Uint8Array, writable: boolean, what: string): Bytes {
+/** `u` as Bytes that throw on an index outside it (and on any write). */
+export function checkedBytes(u: Uint8Array, what = "chunk"): Bytes {
   return new Proxy(u, {
     get(t, k) {
       if (isIndex(k)) {
@@ -22,39 +24,86 @@ function checked(u: Uint8Array, writable: boolean, what: string): Bytes {
       const v = Reflect.get(t, k, t);
       return typeof v === "function" ? v.bind(t) : v;
     },
-    set(t, k, v) {
-      if (!writable) throw new OutOfBounds(`${what}: write to a read-only chunk`);
-      const i = Number(k);
-      if (!isIndex(k) || !Number.isInteger(i) || i < 0 || i >= t.length) throw new OutOfBounds(`${what}: write [${String(k)}] of ${t.length} bytes`);
-      if (!Number.isInteger(v) || v < 0 || v > 255) throw new OutOfBounds(`${what}: write of ${v} at [${k}]`);
-      t[i] = v;
-      return true;
+    set() {
+      throw new OutOfBounds(`${what}: a write to read-only bytes`);
     },
   }) as unknown as Bytes;
 }
 
-const raw = (c: Chunk) => c as unknown as Uint8Array;
-function range(c: Uint8Array, from: number, to: number, what: string) {
-  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= c.length)) {
-    throw new OutOfBounds(`${what}: range [${from}, ${to}) of ${c.length} bytes`);
+const raw = (c: Bytes) => c as unknown as Uint8Array;
+function range(c: Bytes, from: number, to: number, what: string) {
+  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= raw(c).length)) {
+    throw new OutOfBounds(`${what}: range [${from}, ${to}) of ${raw(c).length} bytes`);
   }
 }
 
 const base = nodePort.bytes;
+
+class CheckedGather implements Gather {
+  private readonly g: Gather;
+  constructor(private readonly cap: number) {
+    this.g = base.gather(cap);
+  }
+  get size(): number {
+    return this.g.size;
+  }
+  copy(b: Bytes, from: number, to: number): void {
+    range(b, from, to, "gather.copy");
+    if (this.g.size + to - from > this.cap) throw new OutOfBounds(`gather.copy: ${this.g.size + to - from} bytes into ${this.cap}`);
+    this.g.copy(b, from, to);
+  }
+  bytes(): Bytes {
+    return checkedBytes(raw(this.g.bytes()).subarray(0, this.g.size), "gathered");
+  }
+  clear(): void {
+    this.g.clear();
+  }
+}
+
+class CheckedOut implements Out {
+  private readonly o: Out;
+  constructor(private readonly cap: number) {
+    this.o = base.out(cap);
+  }
+  get size(): number {
+    return this.o.size;
+  }
+  private room(n: number): void {
+    if (this.o.size + n > this.cap) throw new OutOfBounds(`out: ${this.o.size + n} bytes into ${this.cap}`);
+  }
+  byte(v: number): void {
+    if (!Number.isInteger(v) || v < 0 || v > 255) throw new OutOfBounds(`out: a byte of ${v}`);
+    this.room(1);
+    this.o.byte(v);
+  }
+  text(s: string): void {
+    this.room(base.textLength(s));
+    this.o.text(s);
+  }
+  copy(b: Bytes, start: number, end: number): void {
+    range(b, start, end, "out.copy");
+    this.room(end - start);
+    this.o.copy(b, start, end);
+  }
+  wire(): Wire {
+    return this.o.wire();
+  }
+  clear(): void {
+    this.o.clear();
+  }
+}
+
 const bytes: BytesPort = {
   ...base,
-  alloc: (n) => checked(new Uint8Array(n), true, "buffer"),
-  chunkAsBytes: (c) => checked(raw(c), false, "chunk"),
-  chunkByte: (c, i) => {
-    range(raw(c), i, i + 1, "chunkByte");
-    return raw(c)[i];
+  out: (cap) => new CheckedOut(cap),
+  gather: (cap) => new CheckedGather(cap),
+  text: (b, start, end) => {
+    range(b, start, end, "text");
+    return base.text(b, start, end);
   },
-  copyChunk: (dst, dstOff, c, from, to) => {
-    range(raw(c), from, to, "copyChunk");
-    for (let k = from; k < to; k++) dst[dstOff + k - from] = raw(c)[k];
-  },
-  copy: (dst, dstOff, src, start, end) => {
-    for (let k = start; k < end; k++) dst[dstOff + k - start] = src[k];
+  wire: (b, start, end) => {
+    range(b, start, end, "wire");
+    return base.wire(b, start, end);
   },
 };
 

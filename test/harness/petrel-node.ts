@@ -4,17 +4,18 @@
  */
 import "../../firmware/targets/node/index";
 import type { Bytes } from "../../firmware/port/bytes";
-import { encodeAck, encodeConnect, encodeEmpty, encodePublish, encodeSubscribe, encodeUnsubscribe,
-  type ConnectOptions, type Payload } from "../../firmware/codec/encode";
+import { port } from "../../firmware/port/port";
+import { encodeConnect, encodeFilters, encodePublish, encodeShort, type ConnectOptions, type Payload } from "../../firmware/codec/encode";
 import { codecErrorName } from "../../firmware/codec/errors";
 import { TYPE, type Packet } from "../fixtures/packets";
 
-const buf = Buffer.alloc(70000);
+const CAP = 70000;
+const out = port.bytes.out(CAP);
 const asPayload = (p: string | number[]): Payload => (typeof p === "string" ? p : (Buffer.from(p) as unknown as Bytes));
 
 /** Encodes a client packet with Petrel; a Buffer, or the error name. */
 export function petrelEncode(p: Packet): Buffer | string {
-  const b = buf as unknown as Bytes;
+  const b = out;
   let end: number;
   switch (p.cmd) {
     case "connect": {
@@ -22,28 +23,28 @@ export function petrelEncode(p: Packet): Buffer | string {
       if (p.username !== undefined) o.username = p.username;
       if (p.password !== undefined) o.password = p.password;
       if (p.will) o.will = { topic: p.will.topic, payload: asPayload(p.will.payload), qos: p.will.qos, retain: p.will.retain };
-      end = encodeConnect(b, 0, buf.length, o);
+      end = encodeConnect(b, CAP, o);
       break;
     }
     case "publish":
-      end = encodePublish(b, 0, buf.length, p.topic, asPayload(p.payload), p.qos, p.retain, p.dup, p.messageId ?? 0);
+      end = encodePublish(b, CAP, p.topic, asPayload(p.payload), p.qos, p.retain, p.dup, p.messageId ?? 0);
       break;
     case "puback": case "pubrec": case "pubrel": case "pubcomp":
-      end = encodeAck(b, 0, buf.length, TYPE[p.cmd], p.messageId);
+      end = encodeShort(b, CAP, TYPE[p.cmd], p.messageId);
       break;
     case "subscribe":
-      end = encodeSubscribe(b, 0, buf.length, p.messageId, p.subscriptions.map((s) => s.topic), p.subscriptions.map((s) => s.qos), p.subscriptions.length);
+      end = encodeFilters(b, CAP, p.messageId, p.subscriptions.map((s) => s.topic), p.subscriptions.map((s) => s.qos), p.subscriptions.length);
       break;
     case "unsubscribe":
-      end = encodeUnsubscribe(b, 0, buf.length, p.messageId, p.unsubscriptions, p.unsubscriptions.length);
+      end = encodeFilters(b, CAP, p.messageId, p.unsubscriptions, undefined, p.unsubscriptions.length);
       break;
     case "pingreq": case "disconnect":
-      end = encodeEmpty(b, 0, buf.length, TYPE[p.cmd]);
+      end = encodeShort(b, CAP, TYPE[p.cmd], 0);
       break;
     default:
       throw new Error(`not a client packet: ${p.cmd}`);
   }
-  return end < 0 ? codecErrorName(end) : Buffer.from(buf.subarray(0, end));
+  return end < 0 ? codecErrorName(end) : (b.wire() as unknown as Buffer);
 }
 
 /** A small seeded generator for reproducible random tests (mulberry32). */

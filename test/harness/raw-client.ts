@@ -4,14 +4,15 @@
  */
 import * as net from "node:net";
 import "./petrel-node";
-import type { Bytes, Chunk } from "../../firmware/port/bytes";
+import type { Bytes, Out } from "../../firmware/port/bytes";
+import { port } from "../../firmware/port/port";
 import { Status } from "../../firmware/codec/constants";
 import { Decoder } from "../../firmware/codec/decoder";
 import { codecErrorName } from "../../firmware/codec/errors";
 import { describeEvent } from "../probe/suites/codec";
 
 export class RawClient {
-  readonly tx = Buffer.alloc(70000);
+  readonly tx = port.bytes.out(70000);
   private readonly events: string[] = [];
   private waiter: ((e: string) => void) | null = null;
   closed = false;
@@ -20,7 +21,7 @@ export class RawClient {
     sock.on("data", (chunk: Buffer) => {
       let at = 0;
       while (at < chunk.length) {
-        at = dec.push(chunk as unknown as Chunk, at);
+        at = dec.push(chunk as unknown as Bytes, at);
         if (dec.status !== Status.NeedMore) this.emit(describeEvent(dec));
         if (dec.status === Status.Error) return;
       }
@@ -49,11 +50,11 @@ export class RawClient {
     }
   }
 
-  /** Sends a packet an encoder writes into the buffer (`end` is the encoder's return). */
-  send(encode: (buf: Bytes) => number): void {
-    const end = encode(this.tx as unknown as Bytes);
+  /** Sends a packet an encoder writes (`end` is the encoder's return). */
+  send(encode: (o: Out) => number): void {
+    const end = encode(this.tx);
     if (end < 0) throw new Error(`encoder refused: ${codecErrorName(end)}`);
-    this.sock.write(Buffer.from(this.tx.subarray(0, end)));
+    this.sock.write(this.tx.wire() as unknown as Buffer);
   }
 
   /** The next received packet's description; "timeout" after `ms` (a bound, not an assertion). */

@@ -5,7 +5,7 @@
  * the client only from `flush()`/`run()`, never from inside open/write/close (the contract).
  */
 import "../../firmware/targets/node/index";
-import type { Chunk, Wire } from "../../firmware/port/bytes";
+import type { Bytes, Wire } from "../../firmware/port/bytes";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 import type { TransportEvents } from "../../firmware/port/transport";
 import { Scheduler } from "../../firmware/sched/scheduler";
@@ -47,8 +47,8 @@ export function faultyStorage(): Storage & { failWrites: number; keys(): string[
     failWrites: 0,
     keys: () => inner.keys(),
     used: () => inner.used(),
-    write: (k: string, d: never, n: number) => (s.failWrites !== 0 ? s.failWrites : inner.write(k, d, n)),
-    read: (k: string, into: never, cap: number) => inner.read(k, into, cap),
+    write: (k: string, d: Wire) => (s.failWrites !== 0 ? s.failWrites : inner.write(k, d)),
+    read: (k: string) => inner.read(k),
     remove: (k: string) => inner.remove(k),
     list: (prefix: string) => inner.list(prefix),
   };
@@ -192,7 +192,7 @@ export class ScriptedBoard {
 
   raw(b: Buffer): void {
     const ev = this.ev;
-    if (ev !== null) this.queue.push(() => ev.onData(b as unknown as Chunk));
+    if (ev !== null) this.queue.push(() => ev.onData(b as unknown as Bytes));
     this.flush();
   }
 

@@ -1,5 +1,5 @@
 import { port } from "../../firmware/port/port";
-import type { Bytes, Chunk } from "../../firmware/port/bytes";
+import type { Bytes, Wire } from "../../firmware/port/bytes";
 
 /**
  * The cross-target probe: the same program on every runtime of the matrix. It reads cases in
@@ -46,38 +46,26 @@ export function argSize(tok: string): number {
 }
 
 /**
- * Fills `buf` from a hex argument at `off`; returns the byte count. Iterates with for…of: on
+ * A hex argument's bytes (probe-only: allocation is fine here). Iterates with for…of: on
  * Espruino `charCodeAt(i)` walks the string from its start, so indexing a long string is quadratic.
  */
-export function argFill(tok: string, buf: Bytes, off: number): number {
+export function argBytes(tok: string): Bytes {
+  const o = port.bytes.out(argSize(tok) + 1);
   let k = -2;
   let high = 0;
   for (const ch of tok) {
     if (k >= 0) {
       if (k % 2 === 0) high = hexValue(ch.charCodeAt(0));
-      else buf[off + port.ints.idiv(k, 2)] = high * 16 + hexValue(ch.charCodeAt(0));
+      else o.byte(high * 16 + hexValue(ch.charCodeAt(0)));
     }
     k = k + 1;
   }
-  return argSize(tok);
-}
-
-/** A fresh buffer holding a hex argument's bytes (probe-only: allocation is fine here). */
-export function argBytes(tok: string): Bytes {
-  const n = argSize(tok);
-  const buf = port.bytes.alloc(n > 0 ? n : 1);
-  argFill(tok, buf, 0);
-  return buf;
+  return port.bytes.bytes(o.wire());
 }
 
 /** A text argument as the runtime's own string type. */
 export function argText(tok: string): string {
-  return port.bytes.readText(argBytes(tok), 0, argSize(tok));
-}
-
-/** A hex argument as an inbound socket chunk. */
-export function argChunk(tok: string): Chunk {
-  return port.bytes.wireAsChunk(port.bytes.toWire(argBytes(tok), 0, argSize(tok)));
+  return port.bytes.text(argBytes(tok), 0, argSize(tok));
 }
 
 function hexByte(b: number): string {
@@ -101,12 +89,9 @@ export function outBytes(buf: Bytes, start: number, end: number): string {
   return pieces.join("");
 }
 
-/** Result: a chunk's bytes as hex. */
-export function outChunk(c: Chunk): string {
-  let s = "";
-  const n = port.bytes.chunkLength(c);
-  for (let k = 0; k < n; k++) s = s + hexByte(port.bytes.chunkByte(c, k));
-  return s;
+/** Result: a Wire's bytes as hex. */
+export function outWire(w: Wire): string {
+  return outBytes(port.bytes.bytes(w), 0, port.bytes.wireLength(w));
 }
 
 /** Result: an integer, printed the same way on every runtime (Lua 5.3 would print 3.0 for a float). */

@@ -124,11 +124,16 @@ function skippablePosition(node, parentOf) {
   return null;
 }
 
+/**
+ * `file` is a script, or (app.js and app.<name>.js: the sensor node, made on the board with
+ * `new Function`) the body of a function.
+ */
 export function checkEspruinoBundle(code, file) {
   const out = [];
   let ast;
   try {
-    ast = acorn.parse(code, { ecmaVersion: "latest", sourceType: "script", locations: true });
+    const body = /(^|[\\/])app\.\w+\.js$/.test(file);
+    ast = acorn.parse(code, { ecmaVersion: "latest", sourceType: "script", locations: true, allowReturnOutsideFunction: body });
   } catch (e) {
     return [{ file, line: e.loc?.line ?? 1, col: (e.loc?.column ?? 0) + 1, rule: "js-syntax", detail: e.message }];
   }

@@ -1,17 +1,31 @@
+import { setLoader } from "../../app/lazy";
 import { startApp } from "../../app/main";
+import { installPort, port } from "../../port/port";
 import { espruinoSerial } from "./console";
 import { espruinoPlatform, espruinoStorage } from "./platform";
+import { espruinoPort } from "./port";
 
 /**
- * The sensor node on Espruino (dist/espruino/app.js, the Storage file `app` the boot guard
- * starts). It takes the client and the console from the Storage modules `petrel` and
- * `petrel-console` (the build points its imports of them there), so the board keeps one copy of
- * each. PETREL_BOARD (set by the board's packer in front of this file) carries the profile's
+ * The sensor node on Espruino (dist/espruino/app.js: the Storage file `app`, which the boot guard
+ * evaluates). PETREL_BOARD (set by the board's packer in front of this file) carries the profile's
  * sizes and whether the firmware has TLS.
+ *
+ * Its lazy modules (app/lazy.ts) are the Storage files `app.config` and `app.commands`, each the
+ * body of a function that returns the module's exports: `new Function` makes that function at
+ * global scope from the code where it lies in flash, so the module's functions exist only while
+ * something holds its exports. The module finds the platform's byte and integer operations in
+ * its one parameter (the bundle's `port`, see tools/build.mjs).
  */
 declare const global: { [name: string]: unknown };
 declare const E: { getTemperature?(): number; reboot?(): void };
 declare const process: { memory?(gc: boolean): { free: number }; env?: { BOARD?: string } } | undefined;
+declare const Function: new (param: string, body: string) => (this: void, port: unknown) => unknown;
+
+installPort(espruinoPort);
+setLoader((name) => {
+  const code = (global["require"] as (n: string) => { read(n: string): string | undefined })("Storage").read(`app.${name}`);
+  return new Function("P", code as string)(port);
+});
 
 /** Deep sleep where the firmware has it: ESP32.deepSleep, or the ESP8266 module's (µs). */
 function deepSleep(): ((ms: number) => void) | undefined {
@@ -22,7 +36,7 @@ function deepSleep(): ((ms: number) => void) | undefined {
   return undefined;
 }
 
-interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
+declare interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
 const profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
 const VERSION = "0.1.0";
 

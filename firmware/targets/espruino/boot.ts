@@ -1,21 +1,22 @@
-import { bootOk, guardBoot } from "../../boot/guard";
+import { guardBoot } from "../../boot/guard";
 import { installPort } from "../../port/port";
 import { espruinoStorage } from "./platform";
 import { espruinoPort } from "./port";
 
 /**
  * The boot guard on Espruino (firmware/boot/guard.ts), as its own small bundle
- * (dist/espruino/boot.js), saved as the board's boot code. It starts the Storage file `app`
- * (evaluated from flash) unless safe mode is entered. During the key window the console is moved
+ * (dist/espruino/boot.js), saved as the board's boot code. It starts the Storage file `app` unless
+ * safe mode is entered: the code is handed to setTimeout as a string, which Espruino runs at
+ * global scope from where it lies in flash (nothing of it is copied to RAM). During the key window the console is moved
  * to LoopbackA, so a key reaches the guard instead of the REPL; it is moved back after.
  * Options come from the global PETREL_BOOT ({ app, windowMs, maxFailedBoots, healthyMs }).
  */
 declare const global: { [name: string]: unknown };
-declare function setTimeout(fn: () => void, ms: number): number;
+declare function setTimeout(fn: (() => void) | string, ms: number): number;
 declare function print(line: string): void;
 declare const E: { getConsole(): string | undefined };
 
-interface Device {
+declare interface Device {
   on(ev: string, fn: (d: string) => void): void;
   removeAllListeners(ev: string): void;
   setConsole(): void;
@@ -26,7 +27,6 @@ installPort(espruinoPort);
 const opts = (global["PETREL_BOOT"] as { app?: string; windowMs?: number; maxFailedBoots?: number; healthyMs?: number } | undefined);
 const o = opts !== undefined ? opts : {};
 const storage = espruinoStorage();
-global["petrelBootOk"] = () => bootOk(storage);
 const consoleName = E.getConsole();
 const con = consoleName !== undefined ? (global[consoleName] as Device | undefined) : undefined;
 const loop = global["LoopbackA"] as Device | undefined;
@@ -47,10 +47,13 @@ guardBoot({
     }
   },
   print: (line) => print(line),
+  safe: (clear) => {
+    global["petrelBootOk"] = clear;
+  },
 }, o, () => {
   const st = (global["require"] as (n: string) => { read(n: string): string | undefined })("Storage");
   const app = o.app !== undefined ? o.app : "app";
   const code = st.read(app);
   if (code === undefined) print(`boot: no ${app} in Storage; nothing to start`);
-  else (global["eval"] as (s: string) => void)(code);
+  else setTimeout(code, 0);
 });

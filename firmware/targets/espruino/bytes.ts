@@ -1,47 +1,76 @@
-import type { Bytes, BytesPort, Chunk, Wire } from "../../port/bytes";
+import type { Bytes, BytesPort, Gather, Out, Wire } from "../../port/bytes";
 
 declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string): Uint8Array };
 
 /**
- * BytesPort for Espruino: buffers are Uint8Arrays; strings are 8-bit, so text is already UTF-8
- * bytes and is copied as is.
+ * BytesPort for Espruino: Bytes are Uint8Arrays, Wires are 8-bit strings (`write` of a
+ * Uint8Array would send the text "67,68"), and text is already UTF-8 bytes, copied as is.
  *
  * Espruino strings are chains of blocks: `charCodeAt(i)` walks from the start, so a loop over a
  * string is quadratic, and interpreted loops are slow anyway. Native calls are used instead
  * (measured on the 8-bit 2v29 build: a 16 KB string copies in 1.8 ms with `E.toUint8Array` and
- * `set`, 470 ms by `charCodeAt`; a 27-byte topic 18 µs against 404 µs). So:
- * - a chunk is a Uint8Array: the socket adapter converts each `net` 'data' string once with
- *   `E.toUint8Array` (one transient copy of at most 536 bytes), and the decoder indexes it;
- * - a write is a string (`E.toString`): `write(Uint8Array)` would send the text "67,68".
+ * `set`, 470 ms by `charCodeAt`; a 27-byte topic 18 µs against 404 µs). So socket chunks become
+ * Uint8Arrays once, at the socket adapter, and packets are built as strings by native appends.
+ *
+ * Every function here costs RAM on the board (a few variable slots each, code in flash or not):
+ * operations that are the same on Espruino share one function (text and wire, textOf and wireOf).
  */
-const u8 = (b: Bytes): Uint8Array => b as unknown as Uint8Array;
-const arr = (c: Chunk): Uint8Array => c as unknown as Uint8Array;
 const EMPTY = new Uint8Array(0);
 
-/** a[start..end) without copying. Espruino reads `new Uint8Array(buffer, offset, 0)` as "to the end". */
-function view(a: Uint8Array, start: number, end: number): Uint8Array {
-  return end > start ? new Uint8Array(a.buffer, a.byteOffset + start, end - start) : EMPTY;
+/** a[start..end) as a string (one copy), "" when empty. */
+function slice(a: Bytes, start: number, end: number): string {
+  // Espruino reads `new Uint8Array(buffer, offset, 0)` as "to the end": an empty range is special
+  const u = a as unknown as Uint8Array;
+  return end > start ? E.toString(new Uint8Array(u.buffer, u.byteOffset + start, end - start)) : "";
 }
 
+/**
+ * A packet being written (Out) or gathered (Gather), as a string: no buffer is kept between
+ * packets (a 512-byte one would hold some 45 of an ESP8266's 1,600 variable slots for good); the
+ * packet's string exists while it is written and sent, as its copy for the socket would anyway.
+ */
+class Builder implements Out, Gather {
+  size = 0;
+  private s = "";
+  byte(v: number): void {
+    this.s += String.fromCharCode(v);
+    this.size = this.size + 1;
+  }
+  text(t: string): void {
+    this.s += t;
+    this.size = this.size + t.length;
+  }
+  copy(b: Bytes, start: number, end: number): void {
+    this.s += slice(b, start, end);
+    this.size = this.size + end - start;
+  }
+  wire(): Wire {
+    const w = this.s;
+    this.clear();
+    return w as unknown as Wire;
+  }
+  clear(): void {
+    this.s = "";
+    this.size = 0;
+  }
+  /** (Gather) the bytes gathered, as a Uint8Array the decoder reads. */
+  bytes(): Bytes {
+    return (this.size > 0 ? E.toUint8Array(this.s) : EMPTY) as unknown as Bytes;
+  }
+}
+
+const same = <T>(x: T): T => x;
+const builder = (): Builder => new Builder();
+
 export const espruinoBytes: BytesPort = {
-  alloc: (n) => new Uint8Array(n) as unknown as Bytes,
-  size: (b) => u8(b).length,
-  copy: (dst, dstOff, src, start, end) => {
-    const s = u8(src);
-    u8(dst).set(start === 0 && end === s.length ? s : view(s, start, end), dstOff);
-  },
+  out: builder,
+  gather: builder,
   textLength: (s) => s.length,
-  writeText: (buf, off, s) => {
-    if (s.length > 0) u8(buf).set(E.toUint8Array(s), off);
-    return off + s.length;
-  },
-  readText: (buf, start, end) => (end > start ? E.toString(view(u8(buf), start, end)) : ""),
-  chunkLength: (c) => arr(c).length,
-  chunkByte: (c, i) => arr(c)[i],
-  chunkAsBytes: (c) => c as unknown as Bytes,
-  copyChunk: (dst, dstOff, c, from, to) => {
-    u8(dst).set(view(arr(c), from, to), dstOff);
-  },
-  toWire: (buf, start, end) => (end > start ? E.toString(view(u8(buf), start, end)) : "") as unknown as Wire,
-  wireAsChunk: (w) => E.toUint8Array(w as unknown as string) as unknown as Chunk,
+  text: slice,
+  wire: slice as unknown as (b: Bytes, start: number, end: number) => Wire,
+  bytes: (w) => (((w as unknown as string).length > 0 ? E.toUint8Array(w as unknown as string) : EMPTY) as unknown as Bytes),
+  wireLength: (w) => (w as unknown as string).length,
+  textOf: same as unknown as (w: Wire) => string,
+  wireOf: same as unknown as (s: string) => Wire,
+  dup: (w) => (String.fromCharCode((w as unknown as string).charCodeAt(0) | 8) + (w as unknown as string).substring(1)) as unknown as Wire,
 };

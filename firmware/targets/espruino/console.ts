@@ -1,15 +1,14 @@
-import { LineConsole, afterWord, runCommand, words, type Command, type Serial } from "../../console/line";
+import type { Serial } from "../../console/line";
 
 /**
- * The serial console on Espruino, as its own small bundle (dist/espruino/console.js, the Storage
- * module "petrel-console"): it needs nothing of the client. The line is taken by moving the
- * REPL to LoopbackA and listening on the device the REPL was on (Serial1, USB, Telnet);
- * handing it back moves the REPL home again.
+ * The serial line of the console on Espruino: taken by moving the REPL to LoopbackA and
+ * listening on the device the REPL was on (Serial1, USB, Telnet); handing it back moves the REPL
+ * home again.
  */
 declare const global: { [name: string]: unknown };
 declare const E: { getConsole(): string | undefined };
 
-interface Device {
+declare interface Device {
   on(ev: string, fn: (d: string) => void): void;
   removeAllListeners(ev: string): void;
   setConsole(): void;
@@ -35,14 +34,3 @@ export function espruinoSerial(): Serial {
     },
   };
 }
-
-/** A console on the REPL's serial line; `petrelConsole()` at the REPL takes the line again. */
-function serialConsole(commands: Command[]): LineConsole {
-  const c = new LineConsole(espruinoSerial(), commands, "petrelConsole()");
-  global["petrelConsole"] = () => {
-    c.start();
-  };
-  return c;
-}
-
-global["PetrelConsole"] = { LineConsole, espruinoSerial, serialConsole, afterWord, runCommand, words };

@@ -1,7 +1,7 @@
 import { installPort, port } from "../../port/port";
 import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopicShape,
-  checkUtf8, codecErrorMessage, codecErrorName, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader,
-  encodeSubscribe, encodeUnsubscribe, payloadSize, remainingLengthSize, topicMatches, writeRemainingLength } from "../../codec/index";
+  checkUtf8, codecError, codecErrorMessage, codecErrorName, encodeConnect, encodeFilters, encodePublish, encodeShort,
+  payloadSize, remainingLengthSize, topicMatches, writeRemainingLength } from "../../codec/index";
 import { Client, MqttClient, connackError, connect, explainClose } from "../../session/index";
 import { IDLE, Scheduler } from "../../sched/scheduler";
 import { espruinoPort } from "./port";
@@ -21,8 +21,8 @@ installPort(espruinoPort);
  * PacketType and Status exist only at compile time: their numbers are in codec/constants.ts).
  */
 global["Petrel"] = {
-  port, Decoder, encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader, encodeSubscribe,
-  encodeUnsubscribe, payloadSize, remainingLengthSize, writeRemainingLength, codecErrorMessage, codecErrorName,
+  port, Decoder, encodeConnect, encodeFilters, encodePublish, encodeShort,
+  payloadSize, remainingLengthSize, writeRemainingLength, codecError, codecErrorMessage, codecErrorName,
   checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
   Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE, espruinoPlatform,
   espruinoStorage, elapsed,

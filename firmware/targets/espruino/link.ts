@@ -3,7 +3,7 @@ import type { Link } from "../../port/link";
 declare const global: { [name: string]: unknown };
 declare function setTimeout(fn: () => void, ms: number): number;
 
-interface WifiModule {
+declare interface WifiModule {
   on(event: string, fn: (details?: unknown) => void): void;
   connect(ssid: string, options: { password?: string }, done: (err?: unknown) => void): void;
   getIP?(): { ip?: string } | undefined;

@@ -1,4 +1,4 @@
-import type { Bytes, Chunk, Wire } from "../../port/bytes";
+import type { Bytes, Wire } from "../../port/bytes";
 import type { Clock, Timer } from "../../port/clock";
 import type { LogSink } from "../../port/log";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
@@ -12,15 +12,15 @@ import type { Platform } from "../../session/platform";
  * interpreter's timers and clock. No protocol logic lives here.
  */
 
-interface EspSocket {
+declare interface EspSocket {
   on(event: string, fn: (x: unknown) => void): void;
   write(data: string): boolean;
   end(): void;
 }
-interface EspNet {
+declare interface EspNet {
   connect(opts: { host: string; port: number }, cb: () => void): EspSocket;
 }
-interface EspStorage {
+declare interface EspStorage {
   read(name: string): string | undefined;
   write(name: string, data: string): boolean;
   erase(name: string): void;
@@ -45,7 +45,7 @@ declare function getSerial(): string | undefined;
 declare function setTimeout(fn: () => void, ms: number): number;
 declare function clearTimeout(id: number): void;
 declare function print(line: string): void;
-declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string): Uint8Array };
+declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string): Uint8Array; CRC32(s: string): number };
 
 /** Milliseconds from the interpreter's clock (seconds, a double), wrapped to 31 bits. */
 export const espruinoClock: Clock = {
@@ -123,7 +123,7 @@ export function espruinoTransport(tlsOptions: { ca?: string; key?: string; cert?
       }
       sock = s;
       s.on("data", (d) => {
-        if (events === ev) ev.onData(E.toUint8Array(d as string) as unknown as Chunk);
+        if (events === ev) ev.onData(E.toUint8Array(d as string) as unknown as Bytes);
       });
       s.on("drain", () => {
         if (events === ev) ev.onWritable();
@@ -153,53 +153,38 @@ export const espruinoResolver: Resolver = {
   },
 };
 
-/** The check of a record's first `length` bytes (a position-weighted sum, so swapped bytes show). */
-function checksum(a: Uint8Array, length: number): number {
-  let sum = 0;
-  for (let i = 0; i < length; i++) sum = (sum + a[i] * (i % 251 + 1)) % 65521;
-  return sum;
-}
-
-/** A record's body and its seal: length (2 bytes) and checksum (2 bytes), so a torn write is seen. */
-function seal(data: Uint8Array, length: number): string {
-  const out = new Uint8Array(length + 4);
-  for (let i = 0; i < length; i++) out[i] = data[i];
-  const sum = checksum(out, length);
-  out[length] = (length >> 8) & 255;
-  out[length + 1] = length & 255;
-  out[length + 2] = (sum >> 8) & 255;
-  out[length + 3] = sum & 255;
-  return E.toString(out);
+/** A record's seal: its length (2 bytes) and the CRC-32 of its body (4 bytes), so a torn write is seen. */
+function seal(body: string): string {
+  const n = body.length;
+  const c = E.CRC32(body);
+  return String.fromCharCode((n >> 8) & 255, n & 255, (c >>> 24) & 255, (c >>> 16) & 255, (c >>> 8) & 255, c & 255);
 }
 
 /** The body of a sealed record, or undefined when it is torn or foreign. */
-function unseal(s: string | undefined): Uint8Array | undefined {
-  if (s === undefined || s.length < 4) return undefined;
-  const a = E.toUint8Array(s);
-  const length = a.length - 4;
-  if (((a[length] << 8) | a[length + 1]) !== length) return undefined;
-  if (((a[length + 2] << 8) | a[length + 3]) !== checksum(a, length)) return undefined;
-  return a.subarray(0, length);
+function unseal(s: string | undefined): string | undefined {
+  if (s === undefined || s.length < 6) return undefined;
+  const body = s.substring(0, s.length - 6);
+  return s.substring(s.length - 6) === seal(body) ? body : undefined;
 }
 
 /**
  * Storage over Espruino's flash `Storage`. Flash has no atomic rename, so a record is written as
- * `<key>~` first (complete, with a length and checksum seal), then `<key>` is replaced and
+ * `<key>~` first (complete, with a length and CRC-32 seal), then `<key>` is replaced and
  * `<key>~` erased. `read` takes `<key>~` when it is whole (an update that did not finish), else
  * `<key>`: after a power cut at any step it returns the old record or the new one.
  */
 export function espruinoStorage(): Storage {
   const st = load("Storage") as EspStorage;
   return {
-    write: (key, data: Bytes, length) => {
-      const body = seal(data as unknown as Uint8Array, length);
+    write: (key, data: Wire) => {
+      const body = (data as unknown as string) + seal(data as unknown as string);
       const need = body.length * 2 + 64;
       // Erased records stay in flash as trash until Storage compacts, which a write that does
       // not fit does by itself (measured on 2v29): trash counts as room.
       let room = st.getFree();
       if (room < need && st.getStats !== undefined) {
-        const s = st.getStats();
-        room = s.freeBytes + s.trashBytes;
+        const f = st.getStats();
+        room = f.freeBytes + f.trashBytes;
       }
       if (room < need) return STORAGE_FULL;
       try {
@@ -212,13 +197,10 @@ export function espruinoStorage(): Storage {
       }
       return 0;
     },
-    read: (key, into: Bytes, cap) => {
+    read: (key) => {
       let body = unseal(st.read(key + "~"));
       if (body === undefined) body = unseal(st.read(key));
-      if (body === undefined) return -1;
-      if (body.length > cap) return -2;
-      (into as unknown as Uint8Array).set(body, 0);
-      return body.length;
+      return body as unknown as Wire | undefined;
     },
     remove: (key) => {
       st.erase(key + "~");

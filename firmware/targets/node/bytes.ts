@@ -1,36 +1,78 @@
-import type { Bytes, BytesPort, Chunk, Wire } from "../../port/bytes";
+import type { Bytes, BytesPort, Gather, Out, Wire } from "../../port/bytes";
 
 /**
- * BytesPort for Node: buffers are Uint8Arrays, text is UTF-16 and is encoded to UTF-8 here
- * (by Buffer's native codec), chunks and writes are Buffers.
+ * BytesPort for Node: Bytes and Wire are Buffers, text is UTF-16 and is encoded to UTF-8 here
+ * (by Buffer's native codec). A packet is written into one fixed Buffer per client and copied
+ * once into the Wire the socket keeps. Ranges are copied by a loop: Buffer's copy() and a
+ * typed array's set() of a part both make a view object per call.
  */
-const u8 = (b: Bytes): Uint8Array => b as unknown as Uint8Array;
-/** Buffers made by `alloc` are Node Buffers already: no view object per call on the hot path. */
-const view = (b: Bytes): Buffer => {
-  const a = u8(b);
+const buf = (b: Bytes): Buffer => {
+  const a = b as unknown as Uint8Array;
   return Buffer.isBuffer(a) ? a : Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 };
 
+class BufferOut implements Out {
+  size = 0;
+  private readonly a: Buffer;
+  constructor(cap: number) {
+    this.a = Buffer.alloc(cap);
+  }
+  byte(v: number): void {
+    this.a[this.size] = v;
+    this.size = this.size + 1;
+  }
+  text(s: string): void {
+    this.size = this.size + this.a.write(s, this.size, "utf8");
+  }
+  copy(b: Bytes, start: number, end: number): void {
+    const a = this.a;
+    const at = this.size - start;
+    for (let i = start; i < end; i++) a[at + i] = b[i];
+    this.size = this.size + end - start;
+  }
+  wire(): Wire {
+    const w = Buffer.from(this.a.subarray(0, this.size));
+    this.size = 0;
+    return w as unknown as Wire;
+  }
+  clear(): void {
+    this.size = 0;
+  }
+}
+
+class BufferGather implements Gather {
+  size = 0;
+  private readonly a: Buffer;
+  constructor(cap: number) {
+    this.a = Buffer.alloc(cap);
+  }
+  copy(b: Bytes, start: number, end: number): void {
+    const a = this.a;
+    const at = this.size - start;
+    for (let i = start; i < end; i++) a[at + i] = b[i];
+    this.size = this.size + end - start;
+  }
+  bytes(): Bytes {
+    return this.a as unknown as Bytes;
+  }
+  clear(): void {
+    this.size = 0;
+  }
+}
+
 export const nodeBytes: BytesPort = {
-  alloc: (n) => Buffer.alloc(n) as unknown as Bytes,
-  size: (b) => u8(b).length,
-  copy: (dst, dstOff, src, start, end) => {
-    const s = u8(src);
-    // A whole array copies natively with no allocation; a part would need a subarray view
-    // (an allocation per call), so parts are copied by a loop.
-    if (start === 0 && end === s.length) u8(dst).set(s, dstOff);
-    else for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
-  },
+  out: (cap) => new BufferOut(cap),
+  gather: (cap) => new BufferGather(cap),
   textLength: (s) => (s.isWellFormed() ? Buffer.byteLength(s, "utf8") : -1),
-  writeText: (buf, off, s) => off + view(buf).write(s, off, "utf8"),
-  readText: (buf, start, end) => view(buf).toString("utf8", start, end),
-  chunkLength: (c) => (c as unknown as Uint8Array).length,
-  chunkByte: (c, i) => (c as unknown as Uint8Array)[i],
-  chunkAsBytes: (c) => c as unknown as Bytes,
-  copyChunk: (dst, dstOff, c, from, to) => {
-    const a = c as unknown as Uint8Array;
-    for (let i = from; i < to; i++) dst[dstOff + i - from] = a[i];
+  text: (b, start, end) => buf(b).toString("utf8", start, end),
+  wire: (b, start, end) => Buffer.from(buf(b).subarray(start, end)) as unknown as Wire,
+  bytes: (w) => w as unknown as Bytes,
+  wireLength: (w) => (w as unknown as Buffer).length,
+  textOf: (w) => (w as unknown as Buffer).toString("utf8"),
+  wireOf: (s) => Buffer.from(s, "utf8") as unknown as Wire,
+  dup: (w) => {
+    const c = Buffer.from(w as unknown as Buffer);
+    c[0] = c[0] | 8;
+    return c as unknown as Wire;
   },
-  toWire: (buf, start, end) => Buffer.from(u8(buf).subarray(start, end)) as unknown as Wire,
-  wireAsChunk: (w) => w as unknown as Chunk,
 };

@@ -1,3 +1,4 @@
+import { setLoader } from "../../app/lazy";
 import { startApp, type App } from "../../app/main";
 import { installPort } from "../../port/port";
 import { nodemcuSerial } from "./console";
@@ -11,6 +12,14 @@ import { nodemcuStorage } from "./storage";
  * profile's sizes and whether the firmware has TLS.
  */
 installPort(nodemcuPort);
+
+declare function require(this: void, name: string): unknown;
+/**
+ * The app's lazy modules (app/lazy.ts) are modules in LFS: required when first used. The packer
+ * renames the prefix with the modules (tools/boards.mjs: firmware.app.config is p_app_config).
+ */
+const LAZY_PREFIX = "firmware.app.";
+setLoader((name) => require(LAZY_PREFIX + name));
 
 interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; chip?: string; defaults?: { [key: string]: string } }
 interface NodeModule { heap?(this: void): number; restart(this: void): void; dsleep?(this: void, us: unknown): void }

@@ -1,4 +1,4 @@
-import { bootOk, guardBoot, type BootOptions } from "../../boot/guard";
+import { guardBoot, type BootOptions } from "../../boot/guard";
 import { installPort } from "../../port/port";
 import { nodemcuPort } from "./port";
 import { nodemcuStorage } from "./storage";
@@ -26,7 +26,6 @@ interface TmrModule {
 
 export function boot(this: void, app: string, o?: BootOptions): void {
   const storage = nodemcuStorage({});
-  _G["petrelBootOk"] = () => bootOk(storage, o !== undefined ? o.key : undefined);
   const uart = _G["uart"] as UartModule;
   const tm = _G["tmr"] as TmrModule;
   guardBoot({
@@ -40,6 +39,9 @@ export function boot(this: void, app: string, o?: BootOptions): void {
       else uart.on("data", 1, () => fn(), 1);
     },
     print: (line) => print(line),
+    safe: (clear) => {
+      _G["petrelBootOk"] = clear;
+    },
   }, o !== undefined ? o : {}, () => {
     if (file.exists(app + ".lc") || file.exists(app + ".lua")) require(app);
     else print(`boot: no ${app}.lua on the flash; nothing to start`);

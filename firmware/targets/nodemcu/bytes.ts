@@ -1,54 +1,104 @@
-import type { Bytes, BytesPort, Chunk, Wire } from "../../port/bytes";
+import type { Bytes, BytesPort, Gather, Out, Wire } from "../../port/bytes";
 
 /**
- * BytesPort for NodeMCU Lua: buffers are Lua tables of numbers (no typed arrays in Lua);
- * chunks, writes and text are Lua strings, which are bytes already (`#s` is the byte length,
- * `string.byte`/`string.char` are binary safe), so text is never encoded twice.
+ * BytesPort for NodeMCU Lua: Bytes, Wires and text are all Lua strings, which are bytes already
+ * (`#s` is the byte length, `string.byte`/`string.char`/`string.sub` are binary safe), so text is
+ * never encoded twice and a packet costs one byte of heap per byte. A table slot would cost 16
+ * bytes per byte (8 on a 32-bit build): packets are never kept as tables of numbers.
+ *
+ * Writing a packet: header bytes collect in a small table of numbers, turned into a string by one
+ * `string.char(unpack(...))` whenever a string piece (a topic, a payload) follows; `wire()` joins
+ * the pieces with one `table.concat` (measured on 32-bit Lua 5.3: a 512-byte packet built so
+ * leaves about 2 KB of garbage, against 140 KB for `s = s .. string.char(b)` per byte).
  */
 const unpack = (_G["unpack"] ?? (_G["table"] as { unpack: unknown }).unpack) as (
   this: void, t: number[], i: number, j: number) => LuaMultiReturn<number[]>;
 
-/** `string.char(unpack(...))` takes its arguments on the C stack: stay well under its limit. */
-const PIECE = 2048;
+const str = (b: Bytes | Wire): string => b as unknown as string;
 
-function bytesToString(buf: Bytes, start: number, end: number): string {
-  if (end - start <= PIECE) return string.char(...unpack(buf, start + 1, end));
-  const parts: string[] = [];
-  let n = 0;
-  for (let i = start; i < end; i += PIECE) {
-    const j = i + PIECE < end ? i + PIECE : end;
-    n = n + 1;
-    parts[n - 1] = string.char(...unpack(buf, i + 1, j));
+class Pieces implements Out, Gather {
+  size = 0;
+  private readonly parts: string[] = [];
+  private count = 0;
+  /** Header bytes not yet made a string piece. */
+  private readonly nums: number[] = [];
+  private pending = 0;
+
+  byte(v: number): void {
+    this.nums[this.pending] = v;
+    this.pending = this.pending + 1;
+    this.size = this.size + 1;
+    // unpack puts its results on the C stack: keep each string.char call short
+    if (this.pending === 200) this.piece("");
   }
-  return table.concat(parts);
+
+  private piece(s: string): void {
+    if (this.pending > 0) {
+      this.parts[this.count] = string.char(...unpack(this.nums, 1, this.pending));
+      this.count = this.count + 1;
+      this.pending = 0;
+    }
+    if (s.length > 0) {
+      this.parts[this.count] = s;
+      this.count = this.count + 1;
+    }
+  }
+
+  text(s: string): void {
+    this.piece(s);
+    this.size = this.size + s.length;
+  }
+
+  copy(b: Bytes, start: number, end: number): void {
+    this.piece(string.sub(str(b), start + 1, end));
+    this.size = this.size + end - start;
+  }
+
+  /** Every piece as one string (the pieces are let go: nothing keeps a payload alive). */
+  private joined(): string {
+    this.piece("");
+    const s = this.count === 1 ? this.parts[0] : table.concat(this.parts);
+    for (let i = 0; i < this.count; i++) this.parts[i] = undefined as unknown as string;
+    this.count = 0;
+    if (s.length > 0) {
+      this.parts[0] = s;
+      this.count = 1;
+    }
+    return s;
+  }
+
+  wire(): Wire {
+    const s = this.count === 0 && this.pending === 0 ? "" : this.joined();
+    this.clear();
+    return s as unknown as Wire;
+  }
+
+  bytes(): Bytes {
+    return (this.count === 0 && this.pending === 0 ? "" : this.joined()) as unknown as Bytes;
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.count; i++) this.parts[i] = undefined as unknown as string;
+    this.count = 0;
+    this.pending = 0;
+    this.size = 0;
+  }
 }
 
-const str = (c: Chunk): string => c as unknown as string;
-
 export const luaBytes: BytesPort = {
-  alloc: (n) => {
-    const t: number[] = [];
-    for (let i = 0; i < n; i++) t[i] = 0;
-    return t;
-  },
-  size: (b) => b.length,
-  copy: (dst, dstOff, src, start, end) => {
-    for (let i = start; i < end; i++) dst[dstOff + i - start] = src[i];
-  },
+  out: () => new Pieces(),
+  gather: () => new Pieces(),
   textLength: (s) => s.length,
-  writeText: (buf, off, s) => {
-    const n = s.length;
-    for (let i = 0; i < n; i++) buf[off + i] = string.byte(s, i + 1);
-    return off + n;
+  text: (b, start, end) => string.sub(str(b), start + 1, end),
+  wire: (b, start, end) => string.sub(str(b), start + 1, end) as unknown as Wire,
+  bytes: (w) => w as unknown as Bytes,
+  wireLength: (w) => str(w).length,
+  textOf: (w) => str(w),
+  wireOf: (s) => s as unknown as Wire,
+  dup: (w) => {
+    const b0 = string.byte(str(w), 1);
+    // DUP is bit 3 of the first byte: set it by arithmetic (no bit library needed)
+    const flagged = b0 % 16 >= 8 ? b0 : b0 + 8;
+    return (string.char(flagged) + string.sub(str(w), 2)) as unknown as Wire;
   },
-  readText: (buf, start, end) => bytesToString(buf, start, end),
-  chunkLength: (c) => str(c).length,
-  chunkByte: (c, i) => string.byte(str(c), i + 1),
-  chunkAsBytes: () => undefined,
-  copyChunk: (dst, dstOff, c, from, to) => {
-    const s = str(c);
-    for (let i = from; i < to; i++) dst[dstOff + i - from] = string.byte(s, i + 1);
-  },
-  toWire: (buf, start, end) => bytesToString(buf, start, end) as unknown as Wire,
-  wireAsChunk: (w) => w as unknown as Chunk,
 };

@@ -1,4 +1,4 @@
-import { LineConsole, type Command, type Serial } from "../../console/line";
+import { LineConsole, commandTable, type Command, type Serial } from "../../console/line";
 
 /**
  * The serial console on NodeMCU (the module petrel_console): uart.on("data", "\r", fn, 0) takes
@@ -27,7 +27,7 @@ export function nodemcuSerial(): Serial {
 
 /** A console on UART 0; `petrel_console()` at the Lua prompt takes the line again. */
 export function serialConsole(this: void, commands: Command[]): LineConsole {
-  const c = new LineConsole(nodemcuSerial(), commands, "petrel_console()");
+  const c = new LineConsole(nodemcuSerial(), commandTable(commands), "petrel_console()");
   _G["petrel_console"] = () => {
     c.start();
   };

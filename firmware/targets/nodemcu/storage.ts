@@ -1,6 +1,5 @@
-import type { Bytes, Chunk } from "../../port/bytes";
+import type { Wire } from "../../port/bytes";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
-import { luaBytes } from "./bytes";
 
 /**
  * The Storage contract over NodeMCU's flash file system: `file` on ESP8266 (SPIFFS), and on
@@ -102,7 +101,7 @@ export function nodemcuStorage(o?: NodemcuStorageOptions): Storage {
   const fsOrNone = pickFs();
   if (fsOrNone === undefined) {
     // No file system: every write fails, loudly, through the codes the session reports.
-    return { write: () => STORAGE_FAILED, read: () => -1, remove: () => undefined, list: () => [] };
+    return { write: () => STORAGE_FAILED, read: () => undefined, remove: () => undefined, list: () => [] };
   }
   const fs = fsOrNone;
   const fexists = (_G["file"] as FileModule).exists;
@@ -133,13 +132,14 @@ export function nodemcuStorage(o?: NodemcuStorageOptions): Storage {
     return ok ? (remaining as number) : -1;
   };
 
-  const write = (key: string, data: Bytes, length: number): number => {
+  const write = (key: string, data: Wire): number => {
     if (!validKey(key)) return STORAGE_FAILED;
     const name = dir + key;
     const tmp = name + TAIL;
+    const s = data as unknown as string;
+    const length = s.length;
     const [ok, code] = pcall(() => {
       settle(name);
-      const s = length > 0 ? (luaBytes.toWire(data, 0, length) as unknown as string) : "";
       const h = fs.open(tmp, "w");
       if (h === undefined) return;
       const a = h.write("P" + tostring(length) + "\n");
@@ -156,18 +156,14 @@ export function nodemcuStorage(o?: NodemcuStorageOptions): Storage {
     return left >= 0 && left < length + 16 ? STORAGE_FULL : STORAGE_FAILED;
   };
 
-  const read = (key: string, into: Bytes, cap: number): number => {
-    if (!validKey(key)) return -1;
+  const read = (key: string): Wire | undefined => {
+    if (!validKey(key)) return undefined;
     const name = dir + key;
     const [, got] = pcall(() => {
       const fresh = body(slurp(fs, name + TAIL));
       return fresh !== undefined ? fresh : body(slurp(fs, name));
     });
-    const s = got as string | undefined;
-    if (s === undefined) return -1;
-    if (s.length > cap) return -2;
-    luaBytes.copyChunk(into, 0, s as unknown as Chunk, 0, s.length);
-    return s.length;
+    return got as Wire | undefined;
   };
 
   const remove = (key: string): void => {

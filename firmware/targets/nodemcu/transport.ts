@@ -1,4 +1,4 @@
-import type { Chunk, Wire } from "../../port/bytes";
+import type { Bytes, Wire } from "../../port/bytes";
 import type { Transport, TransportEvents } from "../../port/transport";
 import { later } from "./later";
 
@@ -190,7 +190,7 @@ export function nodemcuTransport(tlsOptions?: NodemcuTlsOptions): Transport {
         c.ev.onOpen();
       });
       sk.on("receive", (_s, data) => {
-        if (c.ev !== undefined && !c.closing) c.ev.onData(data as unknown as Chunk);
+        if (c.ev !== undefined && !c.closing) c.ev.onData(data as unknown as Bytes);
       });
       sk.on("sent", () => {
         c.sending = false;

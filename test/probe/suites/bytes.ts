@@ -1,51 +1,67 @@
 import { port } from "../../../firmware/port/port";
-import { argBytes, argChunk, argInt, argSize, argText, outBytes, outChunk, outInt, register } from "../probe";
+import { argBytes, argInt, argSize, argText, outBytes, outInt, outWire, register } from "../probe";
 
 // The byte-string contract on every runtime. Text arrives as the runtime's own string type.
 
 /** UTF-8 length of a text. */
 register("bytes.textLength", (a) => outInt(port.bytes.textLength(argText(a[0]))));
 
-/** Text written at an offset into a buffer: the bytes, and the returned offset. */
-register("bytes.writeText", (a) => {
+/** A packet writer: `pad` bytes 0xaa, the text, then bytes [from, to) of a hex argument; its size and the Wire. */
+register("bytes.out", (a) => {
   const s = argText(a[0]);
-  const off = argInt(a[1]);
-  const buf = port.bytes.alloc(off + port.bytes.textLength(s) + 1);
-  const end = port.bytes.writeText(buf, off, s);
-  return outInt(end) + " " + outBytes(buf, off, end);
+  const pad = argInt(a[1]);
+  const b = argBytes(a[2]);
+  const from = argInt(a[3]);
+  const to = argInt(a[4]);
+  const o = port.bytes.out(pad + port.bytes.textLength(s) + argSize(a[2]) + 1);
+  o.byte(1);
+  o.clear(); // a cleared writer starts over
+  for (let k = 0; k < pad; k++) o.byte(170);
+  o.text(s);
+  o.copy(b, from, to);
+  const size = o.size;
+  const w = o.wire();
+  return outInt(size) + " " + outWire(w) + " " + outInt(o.size);
 });
 
-/** Bytes → text → bytes: the text survives unchanged (nothing is encoded twice). */
+/** Bytes → text → Wire → bytes: the text survives unchanged (nothing is encoded twice). */
 register("bytes.roundTrip", (a) => {
   const src = argBytes(a[0]);
-  const s = port.bytes.readText(src, 0, argSize(a[0]));
-  const buf = port.bytes.alloc(port.bytes.textLength(s) + 1);
-  const end = port.bytes.writeText(buf, 0, s);
-  return outInt(end) + " " + outBytes(buf, 0, end) + " " + (s === argText(a[0]) ? "same" : "different");
+  const s = port.bytes.text(src, 0, argSize(a[0]));
+  const w = port.bytes.wireOf(s);
+  const back = port.bytes.textOf(w);
+  return outInt(port.bytes.wireLength(w)) + " " + outWire(w) + " " + (s === argText(a[0]) && back === s ? "same" : "different");
 });
 
-/** A chunk's length, its byte at an index, and a copied range [from, to). */
-register("bytes.chunk", (a) => {
-  const c = argChunk(a[0]);
+/** Bytes: their length, the byte at an index, and a range [from, to) as a Wire. */
+register("bytes.read", (a) => {
+  const b = argBytes(a[0]);
   const at = argInt(a[1]);
   const from = argInt(a[2]);
   const to = argInt(a[3]);
-  const dst = port.bytes.alloc(to - from + 2);
-  dst[0] = 170;
-  port.bytes.copyChunk(dst, 1, c, from, to);
-  return outInt(port.bytes.chunkLength(c)) + " " + outInt(port.bytes.chunkByte(c, at)) + " " +
-    outBytes(dst, 0, to - from + 1);
+  return outInt(b.length) + " " + outInt(b[at]) + " " + outWire(port.bytes.wire(b, from, to));
 });
 
-/** A range of a buffer as a socket write, read back as a chunk. */
-register("bytes.toWire", (a) => {
-  const buf = argBytes(a[0]);
-  return outChunk(port.bytes.wireAsChunk(port.bytes.toWire(buf, argInt(a[1]), argInt(a[2]))));
+/** A range [from, to) of UTF-8 bytes read as text, then back to a Wire. */
+register("bytes.text", (a) => {
+  const b = argBytes(a[0]);
+  return outWire(port.bytes.wireOf(port.bytes.text(b, argInt(a[1]), argInt(a[2]))));
 });
 
-/** A fresh buffer is zero-filled. */
-register("bytes.alloc", (a) => {
-  const n = argInt(a[0]);
-  const buf = port.bytes.alloc(n);
-  return outBytes(buf, 0, n);
+/** A gatherer fed the hex argument in pieces of `piece` bytes: what it gathered. */
+register("bytes.gather", (a) => {
+  const b = argBytes(a[0]);
+  const piece = argInt(a[1]);
+  const g = port.bytes.gather(b.length + 1);
+  g.copy(b, 0, 1);
+  g.clear();
+  for (let k = 0; k < b.length; k = k + piece) g.copy(b, k, k + piece < b.length ? k + piece : b.length);
+  return outInt(g.size) + " " + outBytes(g.bytes(), 0, g.size);
+});
+
+/** A stored PUBLISH with its DUP flag set (the Wire given is left as it was). */
+register("bytes.dup", (a) => {
+  const w = port.bytes.wire(argBytes(a[0]), 0, argSize(a[0]));
+  const d = port.bytes.dup(w);
+  return outWire(d) + " " + outWire(w);
 });

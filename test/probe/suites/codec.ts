@@ -1,18 +1,27 @@
-import type { Bytes, Chunk } from "../../../firmware/port/bytes";
+import type { Bytes, Out } from "../../../firmware/port/bytes";
 import { port } from "../../../firmware/port/port";
 import { PacketType, Status } from "../../../firmware/codec/constants";
 import { Decoder } from "../../../firmware/codec/decoder";
-import { encodeAck, encodeConnect, encodeEmpty, encodePublish, encodePublishHeader, encodeSubscribe,
-  encodeUnsubscribe, writeRemainingLength, type ConnectOptions, type Payload } from "../../../firmware/codec/encode";
+import { encodeConnect, encodeFilters, encodePublish, encodeShort, writeRemainingLength, type ConnectOptions,
+  type Payload } from "../../../firmware/codec/encode";
 import { codecErrorName } from "../../../firmware/codec/errors";
 import { checkFilterShape, checkTopicShape, topicMatches } from "../../../firmware/codec/topic";
 import { checkUtf8 } from "../../../firmware/codec/utf8";
-import { argBytes, argInt, argSize, argText, outBytes, register } from "../probe";
+import { argBytes, argInt, argSize, argText, outBytes, outWire, register } from "../probe";
 
 // The codec on every runtime. Encoders print the packet as hex or "!error-name"; the decoder
 // prints one description per event (see describe()).
 
-const out = (buf: Bytes, off: number, end: number): string => (end < 0 ? "!" + codecErrorName(end) : outBytes(buf, off, end));
+/**
+ * An encoder's result: "!error-name", or the packet as hex (checked against the length returned,
+ * and the writer left empty for the next packet).
+ */
+function out(o: Out, n: number): string {
+  if (n < 0) return o.size === 0 ? "!" + codecErrorName(n) : "!wrote-on-error";
+  if (o.size !== n) return "!size-" + o.size + "-not-" + n;
+  const hex = outWire(o.wire());
+  return o.size === 0 ? hex : "!not-emptied";
+}
 const isNone = (tok: string) => tok === "-";
 const flag = (tok: string) => argInt(tok) !== 0;
 /** A payload argument: "h:" is a byte buffer, "t:" is text. */
@@ -25,29 +34,29 @@ register("codec.connect", (a) => {
   if (!isNone(a[4])) o.password = argText(a[4]);
   if (!isNone(a[5])) o.will = { topic: argText(a[5]), payload: argPayload(a[6]), qos: argInt(a[7]), retain: flag(a[8]) };
   const cap = argInt(a[9]);
-  const buf = port.bytes.alloc(cap + 4);
-  return out(buf, 2, encodeConnect(buf, 2, cap + 2, o));
+  const w = port.bytes.out(cap + 4);
+  return out(w, encodeConnect(w, cap, o));
 });
 
 // codec.publish topic payload qos retain dup id cap
 register("codec.publish", (a) => {
   const cap = argInt(a[6]);
-  const buf = port.bytes.alloc(cap + 1);
-  return out(buf, 1, encodePublish(buf, 1, cap + 1, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5])));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodePublish(w, cap, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5])));
 });
 
-// codec.publishHeader topic payloadLength qos retain dup id cap
+// codec.publishHeader topic payloadLength qos retain dup id cap: the header alone, for a payload sent from where it lies
 register("codec.publishHeader", (a) => {
   const cap = argInt(a[6]);
-  const buf = port.bytes.alloc(cap);
-  return out(buf, 0, encodePublishHeader(buf, 0, cap, argText(a[0]), argInt(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5])));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodePublish(w, cap, argText(a[0]), undefined, argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5]), argInt(a[1])));
 });
 
-// codec.ack type id cap
+// codec.ack type id cap (PUBACK..PUBCOMP; PINGREQ, DISCONNECT with id 0)
 register("codec.ack", (a) => {
   const cap = argInt(a[2]);
-  const buf = port.bytes.alloc(cap + 1);
-  return out(buf, 0, encodeAck(buf, 0, cap, argInt(a[0]), argInt(a[1])));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodeShort(w, cap, argInt(a[0]), argInt(a[1])));
 });
 
 // codec.subscribe id cap filter qos filter qos …
@@ -61,8 +70,8 @@ register("codec.subscribe", (a) => {
     count = count + 1;
   }
   const cap = argInt(a[1]);
-  const buf = port.bytes.alloc(cap + 1);
-  return out(buf, 0, encodeSubscribe(buf, 0, cap, argInt(a[0]), filters, qos, count));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodeFilters(w, cap, argInt(a[0]), filters, qos, count));
 });
 
 // codec.unsubscribe id cap filter filter …
@@ -70,21 +79,22 @@ register("codec.unsubscribe", (a) => {
   const filters: string[] = [];
   for (let k = 2; k < a.length; k++) filters[k - 2] = argText(a[k]);
   const cap = argInt(a[1]);
-  const buf = port.bytes.alloc(cap + 1);
-  return out(buf, 0, encodeUnsubscribe(buf, 0, cap, argInt(a[0]), filters, a.length - 2));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodeFilters(w, cap, argInt(a[0]), filters, undefined, a.length - 2));
 });
 
 // codec.empty type cap (PINGREQ, DISCONNECT)
 register("codec.empty", (a) => {
   const cap = argInt(a[1]);
-  const buf = port.bytes.alloc(cap + 1);
-  return out(buf, 0, encodeEmpty(buf, 0, cap, argInt(a[0])));
+  const w = port.bytes.out(cap + 1);
+  return out(w, encodeShort(w, cap, argInt(a[0]), 0));
 });
 
 // codec.rl n: the remaining-length bytes for n
 register("codec.rl", (a) => {
-  const buf = port.bytes.alloc(4);
-  return outBytes(buf, 0, writeRemainingLength(buf, 0, argInt(a[0])));
+  const w = port.bytes.out(4);
+  writeRemainingLength(w, argInt(a[0]));
+  return outWire(w.wire());
 });
 
 /** One decoder event, described the same way on every runtime (the harness builds the same text). */
@@ -116,7 +126,7 @@ export function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): 
   let start = 0;
   while (start < n || (n === 0 && start === 0)) {
     const end = split > 0 && start + split < n ? start + split : n;
-    const chunk = port.bytes.wireAsChunk(port.bytes.toWire(buf, start, end));
+    const chunk = port.bytes.bytes(port.bytes.wire(buf, start, end));
     const size = end - start;
     let at = 0;
     while (at < size) {
@@ -146,18 +156,18 @@ register("codec.decodeHeader", (a) => {
 
 // codec.roundtrip topic payload qos retain dup id: encode a PUBLISH, decode it in 3-byte pieces
 register("codec.roundtrip", (a) => {
-  const buf = port.bytes.alloc(70000);
-  const end = encodePublish(buf, 0, 70000, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5]));
+  const w = port.bytes.out(70000);
+  const end = encodePublish(w, 70000, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(70000), buf, end, 3);
+  return decodeStream(new Decoder(70000), port.bytes.bytes(w.wire()), end, 3);
 });
 
 // codec.roundtripAck type id
 register("codec.roundtripAck", (a) => {
-  const buf = port.bytes.alloc(8);
-  const end = encodeAck(buf, 0, 8, argInt(a[0]), argInt(a[1]));
+  const w = port.bytes.out(8);
+  const end = encodeShort(w, 8, argInt(a[0]), argInt(a[1]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(16), buf, end, 1);
+  return decodeStream(new Decoder(16), port.bytes.bytes(w.wire()), end, 1);
 });
 
 register("topic.match", (a) => (topicMatches(argText(a[0]), argText(a[1])) ? "1" : "0"));
@@ -219,9 +229,7 @@ register("codec.fuzz", (a) => {
   const iterations = argInt(a[1]);
   const cap = argInt(a[2]);
   const base = seeds();
-  const sizes: number[] = [];
-  for (let k = 0; k < base.length; k++) sizes[k] = port.bytes.size(base[k]);
-  const work = port.bytes.alloc(256);
+  const work: number[] = [];
   const counts: number[] = [];
   for (let k = 0; k < 40; k++) counts[k] = 0;
   const d = new Decoder(cap);
@@ -230,9 +238,9 @@ register("codec.fuzz", (a) => {
     let n = 0;
     const parts = 1 + rng.below(3);
     for (let p = 0; p < parts; p++) {
-      const s = rng.below(base.length);
-      port.bytes.copy(work, n, base[s], 0, sizes[s]);
-      n = n + sizes[s];
+      const b = base[rng.below(base.length)];
+      for (let k = 0; k < b.length; k++) work[n + k] = b[k];
+      n = n + b.length;
     }
     const muts = 1 + rng.below(4);
     for (let m = 0; m < muts; m++) {
@@ -245,9 +253,11 @@ register("codec.fuzz", (a) => {
     }
     d.reset();
     let start = 0;
+    const w = port.bytes.out(n);
     while (start < n) {
       const end = start + 1 + rng.below(n - start);
-      const chunk = port.bytes.wireAsChunk(port.bytes.toWire(work, start, end));
+      for (let k = start; k < end; k++) w.byte(work[k]);
+      const chunk = port.bytes.bytes(w.wire());
       let at = 0;
       while (at < end - start) {
         at = d.push(chunk, at);
@@ -266,42 +276,49 @@ register("codec.fuzz", (a) => {
 // ---- steady state: the hot path a connected client runs, for allocation counting ----
 
 export interface Steady {
-  tx: Bytes;
+  tx: Out;
   cap: number;
   topic: string;
   payload: Payload;
   dec: Decoder;
-  whole: Chunk;
-  first: Chunk;
-  second: Chunk;
+  whole: Bytes;
+  first: Bytes;
+  second: Bytes;
   firstSize: number;
-  ack: Chunk;
+  ack: Bytes;
   packets: number;
 }
 
 /** Everything the loop needs, made once (the chunks stand for what a socket would deliver). */
 export function steadySetup(payload: Payload): Steady {
   const cap = 256;
-  const tx = port.bytes.alloc(cap);
+  const tx = port.bytes.out(cap);
   const topic = "sensors/kitchen/temperature";
-  const end = encodePublish(tx, 0, cap, topic, payload, 1, false, false, 7);
-  const wire = (a: number, b: number): Chunk => port.bytes.wireAsChunk(port.bytes.toWire(tx, a, b));
-  const whole = wire(0, end);
+  const end = encodePublish(tx, cap, topic, payload, 1, false, false, 7);
+  const packet = port.bytes.bytes(tx.wire());
+  const chunk = (a: number, b: number): Bytes => port.bytes.bytes(port.bytes.wire(packet, a, b));
+  const whole = chunk(0, end);
   const firstSize = port.ints.idiv(end, 2);
-  const first = wire(0, firstSize);
-  const second = wire(firstSize, end);
-  encodeAck(tx, 0, cap, PacketType.Puback, 7);
-  const ack = wire(0, 4);
+  const first = chunk(0, firstSize);
+  const second = chunk(firstSize, end);
+  encodeShort(tx, cap, PacketType.Puback, 7);
+  const ack = port.bytes.bytes(tx.wire());
   return { tx, cap, topic, payload, dec: new Decoder(cap), whole, first, second, firstSize, ack, packets: 0 };
 }
 
-/** `iterations` rounds of: encode a QoS 1 PUBLISH and its PUBACK; decode a PUBLISH whole, one split in two, and a PUBACK. */
+/**
+ * `iterations` rounds of: encode a QoS 1 PUBLISH and its PUBACK (into the writer, cleared: the
+ * copy a socket would take is the one allocation a send needs); decode a PUBLISH whole, one split
+ * in two, and a PUBACK.
+ */
 export function steadyRun(st: Steady, iterations: number): number {
   const d = st.dec;
   for (let k = 0; k < iterations; k++) {
     const id = 1 + k % 65535;
-    encodePublish(st.tx, 0, st.cap, st.topic, st.payload, 1, false, false, id);
-    encodeAck(st.tx, 0, st.cap, PacketType.Puback, id);
+    encodePublish(st.tx, st.cap, st.topic, st.payload, 1, false, false, id);
+    st.tx.clear();
+    encodeShort(st.tx, st.cap, PacketType.Puback, id);
+    st.tx.clear();
     d.push(st.whole, 0);
     if (d.status === Status.Packet) st.packets = st.packets + 1;
     d.push(st.first, 0);

@@ -4,11 +4,6 @@ import { argInt, outInt, register } from "../probe";
 // IntOps on every runtime: each op takes integer arguments and prints an integer.
 register("ints.idiv", (a) => outInt(port.ints.idiv(argInt(a[0]), argInt(a[1]))));
 register("ints.imod", (a) => outInt(port.ints.imod(argInt(a[0]), argInt(a[1]))));
-register("ints.band", (a) => outInt(port.ints.band(argInt(a[0]), argInt(a[1]))));
-register("ints.bor", (a) => outInt(port.ints.bor(argInt(a[0]), argInt(a[1]))));
-register("ints.bxor", (a) => outInt(port.ints.bxor(argInt(a[0]), argInt(a[1]))));
-register("ints.lshift", (a) => outInt(port.ints.lshift(argInt(a[0]), argInt(a[1]))));
-register("ints.rshift", (a) => outInt(port.ints.rshift(argInt(a[0]), argInt(a[1]))));
 
 /** Which platform and integer implementation this runtime uses (differs per runtime). */
 register("port.info", () => port.target + " " + port.ints.impl);

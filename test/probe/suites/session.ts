@@ -1,12 +1,11 @@
-import type { Bytes, Chunk, Wire } from "../../../firmware/port/bytes";
-import { port } from "../../../firmware/port/port";
+import type { Wire } from "../../../firmware/port/bytes";
 import type { Storage } from "../../../firmware/port/storage";
 import type { TransportEvents } from "../../../firmware/port/transport";
 import { Scheduler } from "../../../firmware/sched/scheduler";
 import { elapsed } from "../../../firmware/sched/time";
 import { Client } from "../../../firmware/session/client";
 import type { Platform } from "../../../firmware/session/platform";
-import { argBytes, argInt, outChunk, register } from "../probe";
+import { argBytes, argInt, outWire, register } from "../probe";
 import { VirtualClock } from "../virtual-clock";
 
 // The session on every runtime: a scripted board (transport, resolver, RAM storage) on a
@@ -15,32 +14,22 @@ import { VirtualClock } from "../virtual-clock";
 
 const START = 2147480647;
 
-/** RAM records (the board's flash), in the firmware dialect. */
+/** RAM records (the board's flash), in the firmware dialect: Wires are immutable, kept as given. */
 function probeStorage(): Storage {
-  const recs: { [key: string]: Bytes } = {};
-  const lens: { [key: string]: number } = {};
+  const recs: { [key: string]: Wire | undefined } = {};
   return {
-    write: (key: string, data: Bytes, length: number) => {
-      const copy = port.bytes.alloc(length > 0 ? length : 1);
-      if (length > 0) port.bytes.copy(copy, 0, data, 0, length);
-      recs[key] = copy;
-      lens[key] = length;
+    write: (key: string, data: Wire) => {
+      recs[key] = data;
       return 0;
     },
-    read: (key: string, into: Bytes, cap: number) => {
-      const n = lens[key];
-      if (n === undefined || n < 0) return -1;
-      if (n > cap) return -2;
-      if (n > 0) port.bytes.copy(into, 0, recs[key], 0, n);
-      return n;
-    },
+    read: (key: string) => recs[key],
     remove: (key: string) => {
-      if (lens[key] !== undefined) lens[key] = -1;
+      recs[key] = undefined;
     },
     list: (prefix: string) => {
       const out: string[] = [];
-      for (const key in lens) {
-        if (lens[key] >= 0 && key.substring(0, prefix.length) === prefix) out[out.length] = key;
+      for (const key in recs) {
+        if (recs[key] !== undefined && key.substring(0, prefix.length) === prefix) out[out.length] = key;
       }
       return out;
     },
@@ -74,7 +63,7 @@ class Board {
           this.ev = ev;
         },
         write: (w: Wire) => {
-          this.log[this.log.length] = "w " + outChunk(port.bytes.wireAsChunk(w));
+          this.log[this.log.length] = "w " + outWire(w);
           return true;
         },
         close: () => {
@@ -120,8 +109,7 @@ class Board {
 
   /** The broker sends these bytes (hex, as one chunk). */
   recv(hex: string): void {
-    const b = argBytes("h:" + hex);
-    const chunk: Chunk = port.bytes.wireAsChunk(port.bytes.toWire(b, 0, port.ints.idiv(hex.length, 2)));
+    const chunk = argBytes("h:" + hex);
     const ev = this.ev;
     if (ev !== undefined) this.later(() => ev.onData(chunk));
     this.flush();
@@ -137,7 +125,7 @@ class Board {
       reconnectMinMs: 1000, reconnectMaxMs: 4000,
     }, {
       onConnect: (sp: boolean) => this.note("connect sp=" + (sp ? "1" : "0")),
-      onMessage: (topic: string, payload: Wire, qos: number) => this.note("message " + topic + " " + outChunk(port.bytes.wireAsChunk(payload)) + " q" + qos),
+      onMessage: (topic: string, payload: Wire, qos: number) => this.note("message " + topic + " " + outWire(payload) + " q" + qos),
       onOffline: (reason: string) => this.note("offline " + reason),
       onError: (e) => this.note("error " + e.code),
     });

@@ -1,0 +1,17 @@
+/**
+ * What this build of the firmware carries. Each board profile lists its features
+ * (boards/<name>.json, `features`); a board's build replaces this module with the profile's
+ * choice (tools/build.mjs), and the bundler then leaves the code behind a feature that is off
+ * out of the artifact, not merely switched off. Shared code tests these constants, nothing
+ * else. The Node build and the tests carry everything.
+ */
+
+/** QoS 2 both ways (publishing at QoS 2; the ids of incoming QoS 2 messages kept for their PUBREL). */
+export const FEATURE_QOS2 = true;
+/** More than one broker: failover down the list, and back to the first after primaryRetry. */
+export const FEATURE_FAILOVER = true;
+/** The sensor node's deep sleep between readings (sleep on). */
+export const FEATURE_SLEEP = true;
+
+/** Every feature's name, as profiles list them. */
+export const FEATURES = ["qos2", "failover", "sleep"];

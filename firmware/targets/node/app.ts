@@ -1,0 +1,10 @@
+import * as commands from "../../app/commands";
+import * as config from "../../app/config";
+import { setLoader } from "../../app/lazy";
+
+/**
+ * The sensor node's lazy modules on Node (app/lazy.ts): plain imports, nothing to save there.
+ * Imported by the host simulator's boards and by tests of the app.
+ */
+const MODULES: { [name: string]: unknown } = { commands, config };
+setLoader((name) => MODULES[name]);
