@@ -73,14 +73,14 @@ describe("board profiles", () => {
     expect(() => loadProfile("esp8266-nodmcu")).toThrow(`no board "esp8266-nodmcu": the boards are ${listBoards().join(", ")}`);
   });
 
-  it("make BOARD=…: the artifact goes to dist/boards/<name>/ with its profile, and a build over the byte budget fails saying by how much", () => {
+  it("make BOARD=…: the artifact goes to dist/boards/<name>/ with its profile, and a build over the byte budget fails saying by how much", async () => {
     const p = loadProfile("esp8266-nodemcu");
-    const r = packBoard(p, DIST);
+    const r = await packBoard(p, DIST);
     expect(r.files).toBeGreaterThan(20);
     expect(fs.existsSync(path.join(DIST, "boards/esp8266-nodemcu/petrel.lua"))).toBe(true);
     expect(r.bytes).toBeLessThanOrEqual(p.artifactBytes);
     expect(JSON.parse(fs.readFileSync(path.join(DIST, "boards/esp8266-nodemcu/profile.json"), "utf8")).name).toBe("esp8266-nodemcu");
     const tight = { ...loadProfile("esp8266-espruino"), artifactBytes: 10000 };
-    expect(() => packBoard(tight, DIST)).toThrow(/esp8266-espruino: the espruino artifact is \d+ bytes, over the profile's artifactBytes budget of 10000 by \d+; fix:/);
+    await expect(packBoard(tight, DIST)).rejects.toThrow(/esp8266-espruino: the espruino artifact is \d+ bytes, over the profile's artifactBytes budget of 10000 by \d+; fix:/);
   });
 });

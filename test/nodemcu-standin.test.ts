@@ -207,7 +207,7 @@ describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
 
     needs(missing, `${tag}: the packed board files (flat SPIFFS names, entry "petrel") run the same publish and subscribe`, async () => {
       const board = lua.esp32 ? "esp32-nodemcu" : "esp8266-nodemcu";
-      const packed = packBoard(loadProfile(board), DIST);
+      const packed = await packBoard(loadProfile(board), DIST);
       const topic = `petrel/packed/${lua.name}/${process.pid}`;
       const r = await runLua(lua.exe, lua.esp32, "pubsub.lua", tmpDir("packed"), {
         PETREL_LUA_DIST: packed.dir,
@@ -278,8 +278,8 @@ describe("the boot guard (init.lua of a packed board) on the NodeMCU stand-in", 
   ] as const;
 
   /** One boot: the fixture on the packed board, in `flash`; `keys` typed on the console at once. */
-  function bootOnce(rt: (typeof RTS)[number], flash: string, env: Record<string, string>, keys?: string): Promise<LuaRun> {
-    const packed = packBoard(loadProfile(rt.board), DIST);
+  async function bootOnce(rt: (typeof RTS)[number], flash: string, env: Record<string, string>, keys?: string): Promise<LuaRun> {
+    const packed = await packBoard(loadProfile(rt.board), DIST);
     return runLua(rt.exe, rt.esp32, "bootguard.lua", flash, { PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", ...env }, 15000, undefined,
       { args: [...rt.args], input: keys });
   }

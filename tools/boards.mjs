@@ -17,6 +17,10 @@ const oneOf = (...values) => ({ kind: "enum", values });
 const str = { kind: "string" };
 const bool = { kind: "bool" };
 const obj = (fields) => ({ kind: "object", fields });
+const orNull = (s) => ({ kind: "orNull", of: s });
+const listOf = (values) => ({ kind: "list", values });
+
+import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -27,7 +31,10 @@ export const SCHEMA = obj({
   lua: oneOf("5.1", "5.3", null),
   runtime: oneOf(...RUNTIMES),
   artifactBytes: int(1000, 4000000),
-  memory: obj({ unit: oneOf("bytes", "jsvars"), free: int(100, 100000000), budget: int(100, 100000000), source: str }),
+  // total: what the board has; goal: the most the node may hold at its peak; budget: the peak
+  // the tests fail above, lowered as memory is saved (null until the board first boots)
+  memory: obj({ unit: oneOf("bytes", "jsvars"), total: int(100, 100000000), goal: int(100, 100000000), budget: orNull(int(100, 100000000)), source: str }),
+  features: listOf(ALL_FEATURES),
   maxPacket: int(64, 268435455),
   maxInboundPacket: int(64, 268435455),
   maxInflight: int(1, 65535),
@@ -35,7 +42,7 @@ export const SCHEMA = obj({
   offlineQueue: int(0, 10000),
   minFreeHeap: int(0, 100000000),
   tls: bool,
-  lfs: bool,
+  lfs: orNull(obj({ bytes: int(4096, 262144), source: str })),
   bytecode: bool,
   console: obj({ uart: int(0, 3), baud: oneOf(9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600) }),
   pins: obj({ led: int(0, 39), button: int(0, 39) }),
@@ -47,6 +54,8 @@ const describe = (s) => {
     case "enum": return `one of ${s.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "string": return "a string";
     case "bool": return "true or false";
+    case "orNull": return `null or ${describe(s.of)}`;
+    case "list": return `a list of ${s.values.map((v) => JSON.stringify(v)).join(", ")} (each at most once)`;
     default: return `an object with ${Object.keys(s.fields).join(", ")}`;
   }
 };
@@ -65,6 +74,14 @@ function check(value, s, at, out) {
       break;
     case "bool":
       if (typeof value !== "boolean") out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      break;
+    case "orNull":
+      if (value !== null) check(value, s.of, at, out);
+      break;
+    case "list":
+      if (!Array.isArray(value) || value.some((v) => !s.values.includes(v)) || new Set(value).size !== value.length) {
+        out.push(`${at} is ${JSON.stringify(value)}: it takes ${describe(s)}`);
+      }
       break;
     default: {
       if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -94,7 +111,9 @@ export function validateProfile(p, fileName) {
   const runtimes = p.firmware === "espruino" ? ["espruino", "espruino-real"] : p.lua === "5.1" ? ["lua51"] : ["lua53", "fengari"];
   if (!runtimes.includes(p.runtime)) out.push(`runtime is "${p.runtime}": for this firmware it takes one of ${runtimes.join(", ")}`);
   if (p.memory.unit !== (p.firmware === "espruino" ? "jsvars" : "bytes")) out.push(`memory.unit is "${p.memory.unit}": Espruino counts jsvars, NodeMCU bytes`);
-  if (p.memory.budget > p.memory.free) out.push(`memory.budget ${p.memory.budget} is more than memory.free ${p.memory.free}`);
+  if (p.memory.goal > p.memory.total) out.push(`memory.goal ${p.memory.goal} is more than memory.total ${p.memory.total}`);
+  if (p.memory.budget !== null && p.memory.budget > p.memory.total) out.push(`memory.budget ${p.memory.budget} is more than memory.total ${p.memory.total}`);
+  if ((p.lfs !== null) !== (p.firmware === "nodemcu")) out.push(`lfs is ${JSON.stringify(p.lfs)}: NodeMCU boards give their LFS region ({ bytes, source }), Espruino boards null`);
   if (p.bytecode && p.firmware !== "nodemcu") out.push(`bytecode is true: only NodeMCU boards compile Lua to bytecode`);
   if (p.maxInboundPacket > p.maxPacket) out.push(`maxInboundPacket ${p.maxInboundPacket} is more than maxPacket ${p.maxPacket}: the receive buffer is maxPacket bytes`);
   return out;
@@ -158,7 +177,10 @@ function packLua(src, out, p) {
     const mod = todo.pop();
     if (seen.has(mod)) continue;
     seen.add(mod);
-    let code = fs.readFileSync(fileOf(mod), "latin1");
+    // firmware/features.ts: the profile's features on, the others off
+    let code = mod !== "firmware.features" ? fs.readFileSync(fileOf(mod), "latin1") : "local ____exports = {}\n" +
+      ALL_FEATURES.map((f) => `____exports.FEATURE_${f.toUpperCase()} = ${p.features.includes(f)}\n`).join("") +
+      `____exports.FEATURES = {${p.features.map((f) => JSON.stringify(f)).join(", ")}}\nreturn ____exports\n`;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       todo.push(dep);
       return `require("${flatModuleName(dep)}")`;
@@ -193,7 +215,7 @@ function luaTable(o) {
  * checks the byte budget. Returns { bytes, files, dir, storage } (storage: Espruino's Storage
  * file names → packed files); throws when over budget.
  */
-export function packBoard(p, dist = path.join(root, "dist")) {
+export async function packBoard(p, dist = path.join(root, "dist")) {
   const out = path.join(dist, "boards", p.name);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
@@ -201,15 +223,9 @@ export function packBoard(p, dist = path.join(root, "dist")) {
   /** Espruino: the Storage file each packed file is written to (make flash). */
   const storage = {};
   if (p.firmware === "espruino") {
-    // the sensor node (the Storage file "app" the boot guard starts), with the profile in front
-    // of it, and its lazy modules (Storage files "app.<name>")
-    const app = path.join(out, "app.js");
-    fs.writeFileSync(app, `PETREL_BOARD=${JSON.stringify(appProfile(p))};` + fs.readFileSync(path.join(dist, "espruino/app.js"), "latin1"), "latin1");
-    storage.app = app;
-    for (const f of fs.readdirSync(path.join(dist, "espruino")).filter((n) => /^app\.\w+\.js$/.test(n)).sort()) {
-      fs.copyFileSync(path.join(dist, "espruino", f), path.join(out, f));
-      storage[f.slice(0, -3)] = path.join(out, f);
-    }
+    // the sensor node with the profile's features (the Storage file "app" the boot guard
+    // starts, the profile in front of it) and its lazy modules (Storage files "app.<name>")
+    Object.assign(storage, await buildEspruinoApp(root, out, p.features, `PETREL_BOARD=${JSON.stringify(appProfile(p))};`));
     storage[".bootcde"] = path.join(dist, "espruino/boot.js");
     files = Object.values(storage);
   } else {
@@ -231,7 +247,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       console.log(`boards: ${listBoards().length} profiles valid (${listBoards().join(", ")})`);
     } else {
       const p = loadProfile(arg);
-      const r = packBoard(p);
+      const r = await packBoard(p);
       console.log(`board ${p.name}: ${r.files} file(s), ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
     }
   } catch (e) {

@@ -11,8 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
-import { renameTopLevel } from "./espruino-globals.mjs";
-import { mangleableProps } from "./mangle-props.mjs";
+import { ALL_FEATURES, ESPRUINO_OPTIONS, buildEspruinoApp } from "./espruino-app.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -27,59 +26,6 @@ export const ESPRUINO_BUNDLES = [
   ["test/fixtures/espruino/console.ts", "console-test.js"],
   ["test/fixtures/espruino/settings.ts", "settings-test.js"],
 ];
-
-/**
- * The sensor node on Espruino: its resident bundle (app.js, the Storage file `app`) and its lazy
- * modules (app/lazy.ts: app.<name>.js, the Storage files `app.<name>`).
- * - app.js runs at global scope (the boot guard hands it to setTimeout as a string), where a
- *   function costs a variable slot less than inside a function; its top-level names are renamed
- *   to $p0, $p1, … (tools/espruino-globals.mjs) so they stay out of the way of the REPL's.
- * - app.<name>.js is the body of a function that returns the module's exports: the app's loader
- *   makes it with `new Function` from the code where it lies in flash, and its functions cost
- *   RAM only while something holds those exports.
- */
-export const ESPRUINO_APP = "firmware/targets/espruino/app.ts";
-export const ESPRUINO_LAZY = { config: "firmware/app/config.ts", commands: "firmware/app/commands.ts" };
-
-/**
- * A lazy module's bundle shares one thing with the resident bundle: the installed port. Its
- * imports of port/port.ts read it from the function's parameter `P` (the loader passes the
- * resident bundle's `port`); everything else it imports is bundled in (code in flash costs no RAM).
- */
-const sharedPortPlugin = {
-  name: "petrel-shared-port",
-  setup(build) {
-    build.onResolve({ filter: /port\/port$/ }, () => ({ path: "shared-port", namespace: "petrel-shared-port" }));
-    build.onLoad({ filter: /.*/, namespace: "petrel-shared-port" }, () => ({
-      loader: "js",
-      contents: "export var port = P; export function installPort() {}",
-    }));
-  },
-};
-
-/** The ES-module output's closing `export{a as b,...}` as a function body's `return{b:a,...}`. */
-function exportsAsReturn(code, file) {
-  const m = /export\s*\{([^}]*)\};?\s*$/.exec(code);
-  if (m === null) throw new Error(`${file}: no export list to return`);
-  const props = m[1].split(",").map((e) => e.trim()).filter((e) => e.length > 0).map((e) => {
-    const [local, name] = e.split(/\s+as\s+/);
-    return `${name ?? local}:${local}`;
-  });
-  return code.slice(0, m.index) + `return{${props.join(",")}};\n`;
-}
-
-/** Options every Espruino bundle is built with. */
-const ESPRUINO_OPTIONS = {
-  bundle: true,
-  platform: "neutral",
-  target: "es2015",
-  minify: true,
-  // Raw UTF-8 in string literals: on the board's 8-bit strings that is the UTF-8 bytes;
-  // a "\u00b0" escape would be the single byte 0xB0 there.
-  charset: "utf8",
-  legalComments: "none",
-  logLevel: "silent",
-};
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -152,22 +98,8 @@ await step("espruino bundles", async () => {
       ...(EXPORTS[file] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[file]});` } } : {}),
     });
   }
-  // the sensor node, its property names shortened (tools/mangle-props.mjs) the same way in the
-  // resident bundle and its lazy modules (one cache)...
-  const mangleProps = new RegExp(`^(${mangleableProps(root, "tsconfig.espruino.json").join("|")})$`);
-  const app = esbuild.buildSync({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, ESPRUINO_APP)], format: "esm", write: false, metafile: true,
-    mangleProps, mangleCache: {} });
-  const mangleCache = app.mangleCache;
-  const lazyFiles = [...Object.values(ESPRUINO_LAZY), "firmware/app/diag.ts"];
-  const pulled = Object.keys(app.metafile.inputs).filter((f) => lazyFiles.includes(f));
-  if (pulled.length > 0) throw new Error(`the Espruino app bundle imports ${pulled.join(", ")}: lazy modules are reached through lazy() (firmware/app/lazy.ts), never imported`);
-  fs.writeFileSync(path.join(out, "app.js"), renameTopLevel(app.outputFiles[0].text, ESPRUINO_APP).code);
-  // ...and its lazy modules, each a function body that returns its exports
-  for (const [name, entry] of Object.entries(ESPRUINO_LAZY)) {
-    const r = await esbuild.build({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, entry)], format: "esm", write: false, plugins: [sharedPortPlugin],
-      mangleProps, mangleCache });
-    fs.writeFileSync(path.join(out, `app.${name}.js`), exportsAsReturn(r.outputFiles[0].text, entry));
-  }
+  // the sensor node with every feature (tests; a board's own build is tools/boards.mjs)
+  await buildEspruinoApp(root, out, ALL_FEATURES);
 });
 
 await step("dialect guard (sources and built output)", () => {

@@ -57,7 +57,7 @@ const baud = Number(at("--baud") ?? "115200");
 async function main() {
   if (!board || !port) throw new Error("usage: make flash BOARD=<name> PORT=/dev/ttyUSB0 [BAUD=115200]");
   const p = loadProfile(board);
-  const packed = packBoard(p);
+  const packed = await packBoard(p);
   if (p.firmware === "espruino") {
     const r = flashEspruino(p, packed, port, baud);
     console.log(`flash ${p.name}: ${Object.keys(packed.storage).join(", ")}, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`);

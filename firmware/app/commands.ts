@@ -121,6 +121,8 @@ export function runLine(ctx: CommandContext, line: string, say: Say, remote: boo
         `${node.reconnects()} reconnects, ${node.sent} readings sent, ${node.dropped} dropped` +
         `${c !== undefined ? `, outbox ${c.outbox.count}` : ""}`);
       say(`last error: ${node.lastError.length > 0 ? node.lastError : "none"}`);
+      const memory = node.board.platform.memory;
+      if (memory !== undefined) say(`memory: ${memory()}`);
       const changed = unsaved(st);
       say(changed.length > 0 ? `unsaved settings: ${changed.join(", ")} (save keeps them)` : "settings: all saved");
       return;

@@ -27,6 +27,12 @@ export interface Platform {
    * Given `floor`, a figure under it is measured again after collecting garbage.
    */
   freeHeap?: (this: void, floor?: number) => number;
+  /**
+   * What the firmware holds of the board's memory now, after a garbage collection, as the
+   * `status` command prints it: "<used> of <total> variable slots in use" (Espruino), "<used>
+   * bytes of Lua heap in use, <free> free" (NodeMCU). Where the board can tell.
+   */
+  memory?: (this: void) => string;
   /** The network link (Wi-Fi), where the board has one: see port/link.ts. */
   link?: Link;
 }

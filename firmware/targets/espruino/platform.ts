@@ -269,6 +269,10 @@ export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
     random: (n) => Math.floor(Math.random() * n),
     chipId: serial !== undefined ? serial.split("-").join("").substring(0, 12) : "espruino",
     freeHeap: espruinoFreeHeap,
+    memory: () => {
+      const m = (global["process"] as { memory(): { usage: number; total: number } }).memory();
+      return `${m.usage} of ${m.total} variable slots in use`;
+    },
     link: o.wifi === false ? undefined : espruinoLink(o.wifi !== undefined ? o.wifi : {}),
   };
 }

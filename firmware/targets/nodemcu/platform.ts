@@ -215,6 +215,12 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     random,
     chipId: opts.chipId !== undefined ? opts.chipId : chipId(),
     freeHeap,
+    memory: () => {
+      pcall(() => collectgarbage("collect"));
+      const used = math.floor(collectgarbage("count") * 1024);
+      const node = _G["node"] as NodeModule | undefined;
+      return `${used} bytes of Lua heap in use${node !== undefined && node.heap !== undefined ? `, ${node.heap()} free` : ""}`;
+    },
     link: opts.wifi === false ? undefined : nodemcuLink(opts.wifi !== undefined ? opts.wifi : {}),
   };
 }
