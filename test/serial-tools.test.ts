@@ -6,6 +6,10 @@ import { needs as needsTool } from "./harness/needs";
 import { afterAll, describe, expect } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { CHUNK, PRELUDE, adler, upload } from "../tools/nodemcu-upload.mjs";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { flashBoard } from "../tools/flash.mjs";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { loadProfile } from "../tools/boards.mjs";
 import { ROOT } from "./harness/runtimes";
 
 // The serial tools against a pseudo-terminal (socat): the NodeMCU uploader, and the console.
@@ -160,14 +164,18 @@ describe("make console: the serial console through a pseudo-terminal", () => {
   });
 });
 
-describe("make flash for a NodeMCU board, through a pseudo-terminal", () => {
-  needs("every packed file of esp8266-nodemcu lands on the flash byte for byte; the board then boots it", async () => {
+describe("make flash for a NodeMCU board without LFS, through a pseudo-terminal", () => {
+  // Both NodeMCU profiles have an LFS region (their flash is test/nodemcu-lfs.test.ts's): this is
+  // esp8266-nodemcu as a board without one, every module a file.
+  needs("every packed file of esp8266-nodemcu (no LFS) lands on the flash byte for byte; the board then boots it", async () => {
     const b = await board();
-    const r = spawnSync(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", "esp8266-nodemcu", "--port", b.tty], { encoding: "utf8", timeout: 120000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^flash esp8266-nodemcu: \d+ files, \d+ bytes written to .* and verified, compiled to bytecode on the board/);
+    const dist = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-flash-dist-"));
+    dirs.push(dist);
+    fs.symlinkSync(path.join(ROOT, "dist/nodemcu"), path.join(dist, "nodemcu"));
+    const out = await flashBoard({ ...loadProfile("esp8266-nodemcu"), lfs: null }, b.tty, { dist });
+    expect(out).toMatch(/^flash esp8266-nodemcu: \d+ files, \d+ bytes written to .* and verified, compiled to bytecode on the board/);
     // the profile asks for bytecode: each module compiled on the board (node.compile), its source removed
-    const packed = path.join(ROOT, "dist/boards/esp8266-nodemcu");
+    const packed = path.join(dist, "boards/esp8266-nodemcu");
     const lua = fs.readdirSync(packed).filter((f) => f.endsWith(".lua")).sort();
     const expected = lua.map((f) => (f === "init.lua" ? f : f.replace(/\.lua$/, ".lc"))).sort();
     expect(fs.readdirSync(b.flash).sort()).toEqual(expected);

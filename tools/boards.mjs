@@ -21,6 +21,7 @@ const orNull = (s) => ({ kind: "orNull", of: s });
 const listOf = (values) => ({ kind: "list", values });
 
 import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
+import { buildLfsImage } from "./lfs.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -165,7 +166,7 @@ export function flatModuleName(mod) {
  * characters: `firmware/targets/nodemcu/transport.lua` would not fit), with their `require`s
  * rewritten to match. Modules the entry never requires (type-only ones) are left out.
  */
-function packLua(src, out, p) {
+function packLua(src, out, p, lfs) {
   const fileOf = (mod) => path.join(src, ...mod.split(".")) + ".lua";
   const seen = new Set();
   // the entries, and the app's lazy modules (app/lazy.ts), which the app requires by a computed
@@ -193,11 +194,39 @@ function packLua(src, out, p) {
   }
   // NodeMCU runs init.lua at power-on: the board's profile for the app, the boot guard, then the
   // module "app" (the sensor node).
+  const boot = `PETREL_BOARD = ${luaTable(appProfile(p))}\nrequire("petrel_boot").boot("app")\n`;
   const init = path.join(out, "init.lua");
-  fs.writeFileSync(init, `PETREL_BOARD = ${luaTable(appProfile(p))}\nrequire("petrel_boot").boot("app")\n`);
+  if (!lfs) {
+    fs.writeFileSync(init, boot);
+    written.push(init);
+    return written;
+  }
+  // LFS: the modules go into the image, with _init, which makes require() find them there.
+  // init.lua stays on SPIFFS (the firmware runs it from there) and starts _init protected: a
+  // missing or broken image must not become a boot loop.
+  const lfsInit = path.join(out, "_init.lua");
+  fs.writeFileSync(lfsInit, LFS_INIT);
+  written.push(lfsInit);
+  fs.writeFileSync(init, "local L = node.LFS\n" +
+    "if not (L and pcall(L.get(\"_init\"))) then\n" +
+    `  print("petrel: the LFS holds no Petrel image (lfs.img not loaded); flash the board again: make flash BOARD=${p.name} PORT=...")\n` +
+    "  return\nend\n" + boot);
   written.push(init);
   return written;
 }
+
+/**
+ * The LFS image's _init module (`pcall(node.LFS.get("_init"))` in init.lua runs it): a loader
+ * ahead of the file system's, so require() takes modules from LFS (code and constants in flash,
+ * not heap) even where stale copies are on SPIFFS.
+ */
+const LFS_INIT = `-- Petrel's LFS start: require() finds the modules in LFS first.
+local get = node.LFS.get
+local loaders = package.searchers or package.loaders
+table.insert(loaders, 2, function(name)
+  return get(name) or ("\\n\\tno module '" .. name .. "' in LFS")
+end)
+`;
 
 /** What the app takes from a profile (PETREL_BOARD on the board). */
 export function appProfile(p) {
@@ -210,16 +239,31 @@ function luaTable(o) {
   return `{ ${Object.entries(o).map(([k, v]) => `${k} = ${typeof v === "string" ? JSON.stringify(v) : String(v)}`).join(", ")} }`;
 }
 
+/** The LFS image of a packed NodeMCU board, beside its modules in dist/boards/<name>/. */
+export const LFS_IMAGE = "lfs.img";
+
 /**
  * Copies the built artifact of a board's firmware into dist/boards/<name>/ with its profile, and
- * checks the byte budget. Returns { bytes, files, dir, storage } (storage: Espruino's Storage
- * file names → packed files); throws when over budget.
+ * checks the byte budget. Returns { bytes, files, dir, storage, lfs } (storage: Espruino's
+ * Storage file names → packed files); throws when over budget.
+ *
+ * NodeMCU boards with an LFS region (`lfs` in the profile) get `lfs.img`: every packed module and
+ * `_init`, built with the luac.cross of the profile's Lua (tools/lfs.mjs), and an init.lua that
+ * starts from it; the image's size in flash must fit the region. What goes to the board is
+ * lfs.img and init.lua: `bytes` counts those two, and `lfs` says { image, fileBytes, size, how,
+ * luac, modules }. The modules stay in the directory too (the stand-in tests run them from there).
+ *   opts.lfs = false     the file-system layout instead (every module a file, no image), as
+ *                        for a board without LFS
+ *   opts.checkLfs = false  the image is built and measured, not failed for its size (the
+ *                        memory tests measure a board that does not fit yet)
  */
-export async function packBoard(p, dist = path.join(root, "dist")) {
+export async function packBoard(p, dist = path.join(root, "dist"), opts = {}) {
   const out = path.join(dist, "boards", p.name);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   let files;
+  let upload;
+  let lfs;
   /** Espruino: the Storage file each packed file is written to (make flash). */
   const storage = {};
   if (p.firmware === "espruino") {
@@ -228,15 +272,32 @@ export async function packBoard(p, dist = path.join(root, "dist")) {
     Object.assign(storage, await buildEspruinoApp(root, out, p.features, `PETREL_BOARD=${JSON.stringify(appProfile(p))};`));
     storage[".bootcde"] = path.join(dist, "espruino/boot.js");
     files = Object.values(storage);
+    upload = files;
   } else {
-    files = packLua(path.join(dist, "nodemcu"), out, p);
+    const useLfs = p.lfs !== null && opts.lfs !== false;
+    files = packLua(path.join(dist, "nodemcu"), out, p, useLfs);
+    upload = files;
+    if (useLfs) {
+      const modules = files.map((f) => path.basename(f)).filter((f) => f !== "init.lua").sort();
+      const built = buildLfsImage({ dir: out, files: modules, lua: p.lua, out: path.join(out, LFS_IMAGE) });
+      lfs = { ...built, modules: modules.map((f) => f.replace(/\.lua$/, "")) };
+      if (opts.checkLfs !== false && built.size > p.lfs.bytes) {
+        fs.rmSync(built.image, { force: true });
+        const e = new Error(`${p.name}: lfs.img is ${built.size} bytes in flash (${built.how}; ${modules.length} modules), over the profile's LFS region of ${p.lfs.bytes} bytes by ${built.size - p.lfs.bytes}; ` +
+          `fix: make the firmware's Lua smaller (fewer or smaller modules, features left out of the profile), or build the firmware with a larger LFS region and raise lfs.bytes in boards/${p.name}.json with its source` +
+          `${p.chip === "esp8266" ? " (ESP8266 NodeMCU allows up to 256 KB)" : ""}`);
+        e.lfs = lfs;
+        throw e;
+      }
+      upload = [built.image, files.find((f) => path.basename(f) === "init.lua")];
+    }
   }
   fs.writeFileSync(path.join(out, "profile.json"), JSON.stringify(p, null, 2) + "\n");
-  const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  const bytes = upload.reduce((n, f) => n + fs.statSync(f).size, 0);
   if (bytes > p.artifactBytes) {
-    throw new Error(`${p.name}: the ${p.firmware} artifact is ${bytes} bytes, over the profile's artifactBytes budget of ${p.artifactBytes} by ${bytes - p.artifactBytes}; fix: shrink the firmware, or raise artifactBytes in boards/${p.name}.json if the board has the room`);
+    throw new Error(`${p.name}: the ${p.firmware} artifact${lfs ? " (lfs.img and init.lua)" : ""} is ${bytes} bytes, over the profile's artifactBytes budget of ${p.artifactBytes} by ${bytes - p.artifactBytes}; fix: shrink the firmware, or raise artifactBytes in boards/${p.name}.json if the board has the room`);
   }
-  return { bytes, files: files.length, dir: out, storage };
+  return { bytes, files: files.length, dir: out, storage, lfs };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -248,7 +309,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     } else {
       const p = loadProfile(arg);
       const r = await packBoard(p);
-      console.log(`board ${p.name}: ${r.files} file(s), ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
+      if (r.lfs !== undefined) {
+        console.log(`board ${p.name}: lfs.img of ${r.lfs.modules.length} modules, ${r.lfs.size} bytes in flash (${r.lfs.how}) of the ${p.lfs.bytes}-byte LFS region, ` +
+          `${r.lfs.fileBytes} bytes as a file; with init.lua ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
+      } else {
+        console.log(`board ${p.name}: ${r.files} file(s), ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
+      }
     }
   } catch (e) {
     console.error(`board: ${e.message}`);

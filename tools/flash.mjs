@@ -1,7 +1,9 @@
 // make flash BOARD=<name> PORT=<port> [BAUD=115200]: packs the board (tools/boards.mjs), then
 // writes it to the board so that it survives a reset.
-//   NodeMCU: every packed file through the REPL uploader, verified (tools/nodemcu-upload.mjs);
-//            init.lua last, so a reset part-way does not boot a half-written set.
+//   NodeMCU: a board with LFS: lfs.img through the REPL uploader, verified, loaded with
+//            node.LFS.reload (the board restarts; the modules in LFS are checked), removed; then
+//            init.lua. A board without LFS: every packed file, verified. init.lua last either
+//            way, so a reset part-way does not boot a half-written set (tools/nodemcu-upload.mjs).
 //   Espruino: through the `espruino` CLI (EspruinoTools): the sensor node to Storage as "app",
 //            its lazy modules as "app.<name>", and the boot guard (dist/espruino/boot.js) as
 //            the boot code `.bootcde`, then each read back on the board (length and E.CRC32)
@@ -13,7 +15,7 @@ import * as zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { loadProfile, packBoard } from "./boards.mjs";
 import { spawnSync } from "node:child_process";
-import { initLast, upload } from "./nodemcu-upload.mjs";
+import { initLast, upload, uploadLfs } from "./nodemcu-upload.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -54,22 +56,43 @@ const board = at("--board");
 const port = at("--port");
 const baud = Number(at("--baud") ?? "115200");
 
-async function main() {
-  if (!board || !port) throw new Error("usage: make flash BOARD=<name> PORT=/dev/ttyUSB0 [BAUD=115200]");
-  const p = loadProfile(board);
-  const packed = await packBoard(p);
+/**
+ * Packs profile `p` and writes it to the board at `port`; returns the line to print. `opts`:
+ * baud, dist (where to pack), checkLfs (false: an LFS image over the profile's region is
+ * flashed anyway; for tests), log, timeoutMs, restartMs.
+ */
+export async function flashBoard(p, port, opts = {}) {
+  const baud = opts.baud ?? 115200;
+  const packed = await packBoard(p, opts.dist, { checkLfs: opts.checkLfs });
   if (p.firmware === "espruino") {
     const r = flashEspruino(p, packed, port, baud);
-    console.log(`flash ${p.name}: ${Object.keys(packed.storage).join(", ")}, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`);
-    return;
+    return `flash ${p.name}: ${Object.keys(packed.storage).join(", ")}, ${r.bytes} bytes written to ${port} (length and CRC-32 read back)`;
+  }
+  const log = opts.log ?? (() => {});
+  if (packed.lfs !== undefined) {
+    // LFS: the image and init.lua only; the modules are in the image (tools/nodemcu-upload.mjs flashLfs)
+    const r = await uploadLfs(port, {
+      image: fs.readFileSync(packed.lfs.image),
+      init: fs.readFileSync(path.join(packed.dir, "init.lua")),
+      modules: packed.lfs.modules,
+    }, { baud, log, timeoutMs: opts.timeoutMs, restartMs: opts.restartMs });
+    const resent = r.files.reduce((n, f) => n + f.resent, 0);
+    return `flash ${p.name}: lfs.img (${r.files[0].bytes} bytes, ${r.modules} modules, ${packed.lfs.size} bytes in flash) written to ${port}, verified, ` +
+      `loaded with node.LFS.reload (the board was back in ${(r.restartMs / 1000).toFixed(1)} s with every module in LFS) and removed; ` +
+      `init.lua (${r.files[1].bytes} bytes) written and verified${resent ? ` (${resent} line(s) resent)` : ""}. The board is at its Lua prompt: reset it to start Petrel`;
   }
   const files = initLast(fs.readdirSync(packed.dir).filter((f) => f.endsWith(".lua"))
     .map((f) => ({ name: f, data: fs.readFileSync(path.join(packed.dir, f)) })));
   // bytecode (profile "bytecode"): node.compile on the board after each file, the source removed
-  const r = await upload(port, files, { baud, log: () => {}, compile: p.bytecode });
+  const r = await upload(port, files, { baud, log, compile: p.bytecode, timeoutMs: opts.timeoutMs });
   const bytes = r.files.reduce((n, f) => n + f.bytes, 0);
   const resent = r.files.reduce((n, f) => n + f.resent, 0);
-  console.log(`flash ${p.name}: ${r.files.length} files, ${bytes} bytes written to ${port} and verified${p.bytecode ? ", compiled to bytecode on the board" : ""}${resent ? ` (${resent} line(s) resent)` : ""}`);
+  return `flash ${p.name}: ${r.files.length} files, ${bytes} bytes written to ${port} and verified${p.bytecode ? ", compiled to bytecode on the board" : ""}${resent ? ` (${resent} line(s) resent)` : ""}`;
+}
+
+async function main() {
+  if (!board || !port) throw new Error("usage: make flash BOARD=<name> PORT=/dev/ttyUSB0 [BAUD=115200]");
+  console.log(await flashBoard(loadProfile(board), port, { baud }));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -115,20 +115,18 @@ function replLink(io, timeoutMs) {
       }
       return undefined;
     },
+    /** Sends a line without waiting for anything. */
+    send(line) {
+      lines.length = 0;
+      io.write(line + "\r\n");
+    },
     /** Everything the board said since the last ask (for error messages). */
     recent: () => lines.slice(-5).join(" | "),
   };
 }
 
-/**
- * Uploads `files` ([{ name, data: Buffer }]) through `io` (see replLink). Returns a report
- * { files: [{ name, bytes, attempts, resent }] }; throws UploadError saying what went wrong.
- */
-export async function uploadFiles(io, files, opts = {}) {
-  const timeoutMs = opts.timeoutMs ?? 2000;
-  const retries = opts.retries ?? 3;
-  const log = opts.log ?? (() => {});
-  const link = replLink(io, timeoutMs);
+/** Checks the board answers at its REPL, then defines the helpers there. */
+async function prepare(link, timeoutMs) {
   // The board answers? (a running app must have handed the console back first)
   const hello = await link.askAgain("print(\"u-hello\")", (l) => l === "u-hello", 2);
   if (hello === undefined) {
@@ -139,61 +137,162 @@ export async function uploadFiles(io, files, opts = {}) {
       throw new UploadError(`the board did not accept the uploader's helper functions (said: ${link.recent()})`);
     }
   }
-  const report = [];
-  for (const f of files) {
-    let done = false;
-    let resent = 0;
-    for (let attempt = 1; attempt <= retries && !done; attempt++) {
-      log(`${f.name}: ${f.data.length} bytes, attempt ${attempt}`);
-      if ((await link.askAgain(`__s(${JSON.stringify(f.name)})`, (l) => l === "u-open" || l === "u-noopen")) !== "u-open") {
-        throw new UploadError(`${f.name}: the board cannot create ${f.name}.up (said: ${link.recent()}); fix: check the file system (file.format() erases it)`);
+}
+
+/** Writes one file ({ name, data }) and verifies it; its report line. Throws UploadError. */
+async function sendFile(link, f, opts) {
+  const retries = opts.retries ?? 3;
+  const log = opts.log ?? (() => {});
+  let resent = 0;
+  for (let attempt = 1; attempt <= retries; attempt++) {
+    log(`${f.name}: ${f.data.length} bytes, attempt ${attempt}`);
+    if ((await link.askAgain(`__s(${JSON.stringify(f.name)})`, (l) => l === "u-open" || l === "u-noopen")) !== "u-open") {
+      throw new UploadError(`${f.name}: the board cannot create ${f.name}.up (said: ${link.recent()}); fix: check the file system (file.format() erases it)`);
+    }
+    const lines = Math.ceil(f.data.length / CHUNK);
+    for (let n = 1; n <= lines; n++) {
+      const hex = f.data.subarray((n - 1) * CHUNK, n * CHUNK).toString("hex");
+      let acked = false;
+      for (let tries = 0; tries < 5 && !acked; tries++) {
+        if (tries > 0) resent++;
+        const r = await link.ask(`__w(${n},"${hex}")`, (l) => l === `u${n}` || l === "u-full");
+        if (r === "u-full") {
+          const free = await link.askAgain("__fs()", (l) => l.startsWith("u-free "));
+          throw new UploadError(`${f.name}: the flash is full after ${(n - 1) * CHUNK} of ${f.data.length} bytes (${free ? free.slice(7) + " bytes free" : "free space unknown"}); fix: remove files from the board (file.remove), or upload fewer or smaller files`);
+        }
+        acked = r !== undefined;
       }
-      const lines = Math.ceil(f.data.length / CHUNK);
-      for (let n = 1; n <= lines; n++) {
-        const hex = f.data.subarray((n - 1) * CHUNK, n * CHUNK).toString("hex");
-        let acked = false;
-        for (let tries = 0; tries < 5 && !acked; tries++) {
-          if (tries > 0) resent++;
-          const r = await link.ask(`__w(${n},"${hex}")`, (l) => l === `u${n}` || l === "u-full");
-          if (r === "u-full") {
-            const free = await link.askAgain("__fs()", (l) => l.startsWith("u-free "));
-            throw new UploadError(`${f.name}: the flash is full after ${(n - 1) * CHUNK} of ${f.data.length} bytes (${free ? free.slice(7) + " bytes free" : "free space unknown"}); fix: remove files from the board (file.remove), or upload fewer or smaller files`);
-          }
-          acked = r !== undefined;
-        }
-        if (!acked) {
-          throw new UploadError(`${f.name}: the board stopped acknowledging at line ${n} of ${lines} (said: ${link.recent()}); fix: check the cable and the baud rate, then upload again`);
-        }
-      }
-      if ((await link.askAgain("__c()", (l) => l === "u-closed")) === undefined) {
-        throw new UploadError(`${f.name}: closing the file on the board failed (said: ${link.recent()})`);
-      }
-      const v = await link.askAgain(`__v(${JSON.stringify(f.name)})`, (l) => l.startsWith("u-v "));
-      const [a, b] = adler(f.data);
-      const want = `u-v ${f.data.length} ${a} ${b}`;
-      if (v === want) {
-        if ((await link.askAgain(`__r(${JSON.stringify(f.name)})`, (l) => l === "u-renamed" || l === "u-norename")) !== "u-renamed") {
-          throw new UploadError(`${f.name}: the verified file could not be renamed into place (said: ${link.recent()})`);
-        }
-        await link.askAgain(`__x(${JSON.stringify(f.name)})`, (l) => l === "u-x");
-        if (opts.compile === true && f.name.endsWith(".lua") && f.name !== "init.lua") {
-          if ((await link.askAgain(`__k(${JSON.stringify(f.name)})`, (l) => l === "u-k" || l === "u-nok", 2)) !== "u-k") {
-            throw new UploadError(`${f.name}: node.compile did not produce ${f.name.replace(/\.lua$/, ".lc")} (said: ${link.recent()}); fix: free heap on the board (compile needs RAM), or flash without bytecode`);
-          }
-        }
-        done = true;
-        report.push({ name: f.name, bytes: f.data.length, attempts: attempt, resent });
-      } else {
-        const free = await link.askAgain("__fs()", (l) => l.startsWith("u-free "));
-        if (free !== undefined && Number(free.slice(7)) < f.data.length) {
-          throw new UploadError(`${f.name}: the flash is full (${free.slice(7)} bytes free for ${f.data.length}); fix: remove files from the board (file.remove), or upload fewer or smaller files`);
-        }
-        log(`${f.name}: verification failed (board ${v ?? "no answer"}, expected ${want}); uploading it again`);
+      if (!acked) {
+        throw new UploadError(`${f.name}: the board stopped acknowledging at line ${n} of ${lines} (said: ${link.recent()}); fix: check the cable and the baud rate, then upload again`);
       }
     }
-    if (!done) throw new UploadError(`${f.name}: did not verify after ${retries} attempts (size or checksum differ on the board); fix: check the cable and lower the baud rate`);
+    if ((await link.askAgain("__c()", (l) => l === "u-closed")) === undefined) {
+      throw new UploadError(`${f.name}: closing the file on the board failed (said: ${link.recent()})`);
+    }
+    const v = await link.askAgain(`__v(${JSON.stringify(f.name)})`, (l) => l.startsWith("u-v "));
+    const [a, b] = adler(f.data);
+    const want = `u-v ${f.data.length} ${a} ${b}`;
+    if (v === want) {
+      if ((await link.askAgain(`__r(${JSON.stringify(f.name)})`, (l) => l === "u-renamed" || l === "u-norename")) !== "u-renamed") {
+        throw new UploadError(`${f.name}: the verified file could not be renamed into place (said: ${link.recent()})`);
+      }
+      await link.askAgain(`__x(${JSON.stringify(f.name)})`, (l) => l === "u-x");
+      if (opts.compile === true && f.name.endsWith(".lua") && f.name !== "init.lua") {
+        if ((await link.askAgain(`__k(${JSON.stringify(f.name)})`, (l) => l === "u-k" || l === "u-nok", 2)) !== "u-k") {
+          throw new UploadError(`${f.name}: node.compile did not produce ${f.name.replace(/\.lua$/, ".lc")} (said: ${link.recent()}); fix: free heap on the board (compile needs RAM), or flash without bytecode`);
+        }
+      }
+      return { name: f.name, bytes: f.data.length, attempts: attempt, resent };
+    }
+    const free = await link.askAgain("__fs()", (l) => l.startsWith("u-free "));
+    if (free !== undefined && Number(free.slice(7)) < f.data.length) {
+      throw new UploadError(`${f.name}: the flash is full (${free.slice(7)} bytes free for ${f.data.length}); fix: remove files from the board (file.remove), or upload fewer or smaller files`);
+    }
+    log(`${f.name}: verification failed (board ${v ?? "no answer"}, expected ${want}); uploading it again`);
   }
+  throw new UploadError(`${f.name}: did not verify after ${retries} attempts (size or checksum differ on the board); fix: check the cable and lower the baud rate`);
+}
+
+/**
+ * Uploads `files` ([{ name, data: Buffer }]) through `io` (see replLink). Returns a report
+ * { files: [{ name, bytes, attempts, resent }] }; throws UploadError saying what went wrong.
+ */
+export async function uploadFiles(io, files, opts = {}) {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const link = replLink(io, timeoutMs);
+  await prepare(link, timeoutMs);
+  const report = [];
+  for (const f of files) report.push(await sendFile(link, f, opts));
   return { files: report };
+}
+
+/**
+ * REPL lines of the LFS flash, each under LINE_MAX. `__lfs` prints the modules in LFS, sorted;
+ * `__aside` keeps the old init.lua as init.old (resent safely: it does nothing the second time),
+ * so that the restart after the reload comes back at the REPL, not in an app that takes the
+ * console; `__back` puts it back after a failure; `__tidy` removes the image file and copies of
+ * the image's modules left on the file system by an earlier flash of separate files.
+ */
+export const LFS_LINES = [
+  `function __lfs() local l=node.LFS.list() or {} table.sort(l) print("u-lfs "..table.concat(l," ")) end`,
+  `function __aside() if file.exists("init.lua") then file.remove("init.old") file.rename("init.lua","init.old") end print("u-aside") end`,
+  `function __back() if file.exists("init.old") and not file.exists("init.lua") then file.rename("init.old","init.lua") end print("u-back") end`,
+  `function __tidy() file.remove("lfs.img") for _,m in ipairs(node.LFS.list() or {}) do file.remove(m..".lua") file.remove(m..".lc") end print(file.exists("lfs.img") and "u-kept" or "u-tidy") end`,
+];
+for (const l of LFS_LINES) {
+  if (`${l} print("u-ok")`.length > LINE_MAX) throw new Error(`nodemcu-upload: an LFS helper line is over ${LINE_MAX} characters: ${l}`);
+}
+
+/** Defines the LFS helpers on the board. */
+async function prepareLfs(link) {
+  for (const l of LFS_LINES) {
+    if ((await link.askAgain(`${l} print("u-ok")`, (x) => x === "u-ok")) === undefined) {
+      throw new UploadError(`the board did not accept the uploader's LFS helper functions (said: ${link.recent()})`);
+    }
+  }
+}
+
+/**
+ * Flashes an LFS board through `io`: `image` (lfs.img, a Buffer) written and verified as a file,
+ * loaded with node.LFS.reload (the board restarts), the modules in LFS compared with `modules`
+ * (the image's), the image file removed, then `init` (init.lua) written and verified last.
+ * The old init.lua is set aside during the reload, so the board comes back at the REPL; a
+ * refused image puts it back. `restartMs` bounds the wait for the board after the reload (a
+ * board writes the image to flash and restarts, twice on Lua 5.3). Returns { files, modules,
+ * restartMs }; throws UploadError.
+ */
+export async function flashLfs(io, { image, init, modules }, opts = {}) {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const restartMs = opts.restartMs ?? 60000;
+  const log = opts.log ?? (() => {});
+  const link = replLink(io, timeoutMs);
+  await prepare(link, timeoutMs);
+  await prepareLfs(link);
+  const files = [await sendFile(link, { name: "lfs.img", data: image }, { ...opts, compile: false })];
+  if ((await link.askAgain("__aside()", (l) => l === "u-aside")) === undefined) {
+    throw new UploadError(`init.lua could not be set aside for the reload (said: ${link.recent()})`);
+  }
+  const want = [...modules].sort().join(" ");
+  let restartedMs = 0;
+  // A reload line lost on the wire looks like a board back at once with the old LFS: sent again
+  // (bounded); a board that did restart has the image's modules.
+  for (let attempt = 1; ; attempt++) {
+    log(`lfs.img: node.LFS.reload${attempt > 1 ? ` (attempt ${attempt})` : ""}`);
+    const t0 = Date.now();
+    // Sent once: on success the board restarts and never prints the answer. Then "u-up" is asked
+    // until the board answers: lines that reach it while it writes the image and restarts are
+    // lost, and a refused image is answered first (the REPL runs lines in order).
+    link.send(`print("u-reload "..tostring(node.LFS.reload("lfs.img")))`);
+    let back;
+    while (back === undefined && Date.now() - t0 < restartMs) {
+      back = await link.ask(`print("u-up")`, (l) => l === "u-up" || l.startsWith("u-reload "), 1000);
+    }
+    if (back === undefined || back.startsWith("u-reload ")) {
+      const why = back === undefined ? `the board did not answer within ${restartMs} ms of node.LFS.reload` : `node.LFS.reload refused lfs.img: ${back.slice("u-reload ".length)}`;
+      if (back !== undefined) await link.askAgain("__back()", (l) => l === "u-back");
+      throw new UploadError(`${why}; fix: build the image with the luac.cross of this board's firmware (Lua 5.1 or 5.3, the same number type), ` +
+        `check that the firmware has an LFS region at least as large as the image (make BOARD=<name> prints its size)` +
+        `${back === undefined ? ", and reset the board: its old init.lua is kept as init.old" : ""}`);
+    }
+    restartedMs = Date.now() - t0;
+    log(`lfs.img: the board answers again after ${restartedMs} ms`);
+    // the helpers went with the restart
+    await prepare(link, timeoutMs);
+    await prepareLfs(link);
+    const got = await link.askAgain("__lfs()", (l) => l.startsWith("u-lfs"));
+    const has = got === undefined ? undefined : got.slice("u-lfs".length).trim();
+    if (has === want) break;
+    if (attempt < 2) continue;
+    await link.askAgain("__back()", (l) => l === "u-back");
+    throw new UploadError(`after node.LFS.reload the board's LFS ${has === undefined ? "did not answer node.LFS.list()" : `holds ${has ? has.split(" ").length : 0} modules (${has.slice(0, 200) || "none"}), not the image's ${modules.length}`}; ` +
+      `fix: check that the firmware has LFS (node.LFS) and flash again`);
+  }
+  if ((await link.askAgain("__tidy()", (l) => l === "u-tidy" || l === "u-kept")) !== "u-tidy") {
+    throw new UploadError(`lfs.img could not be removed after the reload (said: ${link.recent()})`);
+  }
+  files.push(await sendFile(link, { name: "init.lua", data: init }, { ...opts, compile: false }));
+  await link.askAgain(`file.remove("init.old") print("u-old")`, (l) => l === "u-old");
+  return { files, modules: modules.length, restartMs: restartedMs };
 }
 
 /** The files with init.lua moved last: a reset part-way through does not boot a half-uploaded set. */
@@ -211,6 +310,16 @@ async function serialIo(portPath, baud) {
     onData: (fn) => sp.on("data", (d) => fn(d.toString("latin1"))),
     close: () => new Promise((r) => sp.close(() => r())),
   };
+}
+
+/** Flashes an LFS board at `portPath` (see flashLfs). */
+export async function uploadLfs(portPath, what, opts = {}) {
+  const io = await serialIo(portPath, opts.baud ?? 115200);
+  try {
+    return await flashLfs(io, what, opts);
+  } finally {
+    await io.close();
+  }
 }
 
 /** Uploads files to the board at `portPath`. */

@@ -83,6 +83,7 @@ export class PipeBoard {
   private flushing = false;
   private stopping = false;
   private stderr = "";
+  private outRest = "";
   private faults = "";
   private exit: PipeExit | undefined;
   private readonly listeners = new Set<() => void>();
@@ -121,11 +122,10 @@ export class PipeBoard {
         this.request(line);
       }
     });
-    let outRest = "";
     this.child.stdout!.on("data", (d: Buffer) => {
-      outRest += d.toString("latin1");
-      const parts = outRest.split("\n");
-      outRest = parts.pop() as string;
+      this.outRest += d.toString("latin1");
+      const parts = this.outRest.split("\n");
+      this.outRest = parts.pop() as string;
       for (const p of parts) this.lines.push(p.replace(/\r/g, ""));
       this.notify();
     });
@@ -140,7 +140,8 @@ export class PipeBoard {
     this.exited = new Promise((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null) => {
         if (this.exit !== undefined) return;
-        if (outRest.length > 0) this.lines.push(outRest.replace(/\r/g, ""));
+        if (this.outRest.length > 0) this.lines.push(this.outRest.replace(/\r/g, ""));
+        this.outRest = "";
         this.cleanup();
         const errors = this.stderr.split("\n").filter((l) => l.length > 0 && !NOTICES.some((n) => n.test(l))).join("\n") + this.faults;
         this.exit = { code, signal, stderr: this.stderr, errors, ok: code === 0 && signal === null && errors === "" };
@@ -153,6 +154,14 @@ export class PipeBoard {
       });
       this.child.on("close", done);
     });
+  }
+
+  /**
+   * What the board has written since its last newline, "\r" removed: a prompt waiting for input
+   * ("petrel> ", "> ") is only here until the next line completes it.
+   */
+  get partial(): string {
+    return this.outRest.replace(/\r/g, "");
   }
 
   /** Types a console line (delivered once the board's console is on, as a UART buffers it). */

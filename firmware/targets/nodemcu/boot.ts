@@ -6,7 +6,7 @@ import { nodemcuStorage } from "./storage";
 /**
  * The boot guard on NodeMCU (firmware/boot/guard.ts): `init.lua` on the board is
  *   require("petrel_boot").boot("app")
- * which starts the module `app` (if the flash has one) unless safe mode is entered.
+ * which starts the module `app` (in LFS, or as a file) unless safe mode is entered.
  * Console keys come from uart.on("data", 1, fn, 1): the REPL still sees them.
  */
 installPort(nodemcuPort);
@@ -43,7 +43,9 @@ export function boot(this: void, app: string, o?: BootOptions): void {
       _G["petrelBootOk"] = clear;
     },
   }, o !== undefined ? o : {}, () => {
-    if (file.exists(app + ".lc") || file.exists(app + ".lua")) require(app);
-    else print(`boot: no ${app}.lua on the flash; nothing to start`);
+    // the app's module in LFS (node.LFS.get), else as a file
+    const lfs = (_G["node"] as { LFS?: { get(this: void, name: string): unknown } }).LFS;
+    if ((lfs !== undefined && lfs.get(app) !== undefined) || file.exists(app + ".lc") || file.exists(app + ".lua")) require(app);
+    else print(`boot: no ${app} module in LFS or on the flash; nothing to start`);
   });
 }
