@@ -31,6 +31,11 @@ import { terminalSerial } from "./node/serial";
 
 const VERSION = "0.1.0-sim";
 
+/** Connections after a node's first (each reboot starts a new count). */
+function reconnectsOf(node: App["node"]): number {
+  return node.connects > 0 ? node.connects - 1 : 0;
+}
+
 function say(line: string): void {
   process.stdout.write(`\r${line}\r\n`);
 }
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
       reboot: () => {
         const app = b.app as App;
         b.sentBefore += app.node.sent;
-        b.reconnectsBefore += app.node.reconnects();
+        b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} reboots`);
         app.node.stop();
         app.node.end(() => {
@@ -122,7 +127,7 @@ async function main(): Promise<void> {
       sleep: (ms) => {
         const app = b.app as App;
         b.sentBefore += app.node.sent;
-        b.reconnectsBefore += app.node.reconnects();
+        b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
         app.node.stop();
         setTimeout(() => {
@@ -130,7 +135,7 @@ async function main(): Promise<void> {
         }, ms);
       },
     });
-    b.id = b.app.node.id();
+    b.id = b.app.node.clientId;
   };
 
   for (let k = 1; k <= devices; k++) {
@@ -157,7 +162,7 @@ async function main(): Promise<void> {
   const summary = (seconds: number) => {
     const total = boards.reduce((n, b) => n + sent(b), 0);
     const connected = boards.filter((b) => b.app?.node.connected === true).length;
-    const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app?.node.reconnects() ?? 0), 0);
+    const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app !== undefined ? reconnectsOf(b.app.node) : 0), 0);
     const queue = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
     const line = `sim: ${connected}/${boards.length} connected, ${((total - lastSent) / seconds).toFixed(1)} msgs/s, ${reconnects} reconnects, queue ${queue}`;
     lastSent = total;

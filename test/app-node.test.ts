@@ -124,7 +124,7 @@ describe("the sensor node against mosquitto", () => {
     await until("connected", () => n.node.connected, 5000);
     const run = (line: string) => {
       const out: string[] = [];
-      runLine({ node: n.node }, line, (l) => out.push(l), false);
+      runLine({ node: n.node, settings: n.node.settings, tls: false }, line, (l) => out.push(l), false);
       return out;
     };
     expect(run("pub test/pub/one 1 hello there")).toEqual([expect.stringMatching(/^pub: queued \(outbox [01]\)$/)]);

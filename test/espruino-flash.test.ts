@@ -41,7 +41,7 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 }
 
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
-const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.commands, app\\.config, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
+const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.config, app\\.commands, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 // One after the other: both pack the same board into dist/boards/esp32-espruino (removed and written again).
 describe("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {

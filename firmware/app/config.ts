@@ -1,4 +1,6 @@
+import { afterWord, type LineConsole } from "../console/line";
 import { port } from "../port/port";
+import { find } from "../port/text";
 import type { BrokerAddress, ClientOptions } from "../session/options";
 import { isSecret, type Settings } from "./settings";
 
@@ -6,15 +8,16 @@ import { isSecret, type Settings } from "./settings";
  * The node's settings schema and everything that changes settings: validation that explains a
  * rejection with the accepted form, reading and saving the record through the platform's
  * Storage (whose `write` is atomic on every board: a power cut leaves the old or the new
- * record), and secrets that never leave the board in any output. A lazy module (app/lazy.ts):
- * loaded when the start-up or a command needs it, so its code and texts cost a board RAM only
- * while they run. The schema is switches, not a table, for the same reason: a table of objects
- * would be built in RAM whenever the module loads.
+ * record), the settings commands of the console, and secrets that never leave the board in any
+ * output. A lazy module (app/lazy.ts): loaded when the start-up or a command needs it, so its
+ * code and texts cost a board RAM only while they run. The schema is switches, not a table, for
+ * the same reason: a table of objects would be built in RAM whenever the module loads; and the
+ * functions are few and larger, since on Espruino each function object costs RAM too.
  *
  * Values are kept as text, as typed (normalised: "on"/"off" for switches). `setSetting` checks
  * a value and changes nothing when it is refused; changes are live at once and kept over a
  * reboot only after `saveSettings`. The record is "key=value" lines, only the keys that differ
- * from their defaults.
+ * from their defaults. `st.unsaved` lists the keys whose value differs from the saved one.
  */
 export const KIND_TEXT = 0;
 export const KIND_SECRET = 1;
@@ -42,6 +45,8 @@ export const SETTINGS_KEY = "settings";
 export const SETTINGS_MAX = 1024;
 /** What a secret shows as: never its length or any character of it. */
 export const MASK = "(set, hidden)";
+/** Longest PEM kept (one certificate, not a chain). */
+export const PEM_MAX = 4096;
 const LOG_LEVELS = "error, warn, info, debug";
 
 /** The i-th setting's key (0-based), "" past the last: the order `show` lists them in. */
@@ -64,28 +69,26 @@ export function keyAt(i: number): string {
   }
 }
 
-function s(key: string, kind: number, def: string, help: string, min: number, max: number): Setting {
-  return { key, kind, def, help, min, max };
-}
-
 /** A setting's schema entry, or undefined for an unknown key. */
 export function setting(key: string): Setting | undefined {
+  let d: Setting | undefined = { key, kind: KIND_TEXT, def: "", help: "", min: 1, max: 64 };
   switch (key) {
-    case "wifi.ssid": return s(key, KIND_TEXT, "", "the Wi-Fi network's name", 1, 32);
-    case "wifi.pass": return s(key, KIND_SECRET, "", "the Wi-Fi password (WPA2: 8 to 63 characters; empty for an open network)", 8, 63);
-    case "brokers": return s(key, KIND_BROKERS, "127.0.0.1:1883", "brokers in order of preference, [tls:]host:port separated by commas (at most 4)", 1, 4);
-    case "tls": return s(key, KIND_SWITCH, "off", "TLS to every broker (on/off); only where the board has TLS", 0, 0);
-    case "client.id": return s(key, KIND_CLIENT_ID, "", "the MQTT client id (1 to 23 letters, digits, - or _; empty: made from the chip id)", 1, 23);
-    case "mqtt.user": return s(key, KIND_TEXT, "", "the MQTT user name", 1, 64);
-    case "mqtt.pass": return s(key, KIND_SECRET, "", "the MQTT password", 1, 64);
-    case "keepalive": return s(key, KIND_INT, "60", "seconds between keepalive pings", 10, 3600);
-    case "qos": return s(key, KIND_INT, "1", "QoS of telemetry (0, 1 or 2)", 0, 2);
-    case "prefix": return s(key, KIND_PREFIX, "petrel", "topic prefix: topics are <prefix>/<client id>/...", 1, 64);
-    case "interval": return s(key, KIND_INT, "60", "seconds between sensor readings", 1, 86400);
-    case "sleep": return s(key, KIND_SWITCH, "off", "deep sleep between readings (on/off), for battery sensors", 0, 0);
-    case "log": return s(key, KIND_CHOICE, "info", `log level (${LOG_LEVELS})`, 0, 0);
-    default: return undefined;
+    case "wifi.ssid": d.help = "the Wi-Fi network's name"; d.max = 32; break;
+    case "wifi.pass": d.kind = KIND_SECRET; d.help = "the Wi-Fi password (WPA2: 8 to 63 characters; empty for an open network)"; d.min = 8; d.max = 63; break;
+    case "brokers": d.kind = KIND_BROKERS; d.def = "127.0.0.1:1883"; d.help = "brokers in order of preference, [tls:]host:port separated by commas (at most 4)"; d.max = 4; break;
+    case "tls": d.kind = KIND_SWITCH; d.def = "off"; d.help = "TLS to every broker (on/off); only where the board has TLS"; break;
+    case "client.id": d.kind = KIND_CLIENT_ID; d.help = "the MQTT client id (1 to 23 letters, digits, - or _; empty: made from the chip id)"; d.max = 23; break;
+    case "mqtt.user": d.help = "the MQTT user name"; break;
+    case "mqtt.pass": d.kind = KIND_SECRET; d.help = "the MQTT password"; break;
+    case "keepalive": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between keepalive pings"; d.min = 10; d.max = 3600; break;
+    case "qos": d.kind = KIND_INT; d.def = "1"; d.help = "QoS of telemetry (0, 1 or 2)"; d.min = 0; d.max = 2; break;
+    case "prefix": d.kind = KIND_PREFIX; d.def = "petrel"; d.help = "topic prefix: topics are <prefix>/<client id>/..."; break;
+    case "interval": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between sensor readings"; d.max = 86400; break;
+    case "sleep": d.kind = KIND_SWITCH; d.def = "off"; d.help = "deep sleep between readings (on/off), for battery sensors"; break;
+    case "log": d.kind = KIND_CHOICE; d.def = "info"; d.help = `log level (${LOG_LEVELS})`; break;
+    default: d = undefined;
   }
+  return d;
 }
 
 /** The default of a setting on this board (its own, else the schema's). */
@@ -94,19 +97,10 @@ function defaultOf(st: Settings, d: Setting): string {
   return v !== undefined ? v : d.def;
 }
 
-function isDigits(v: string): boolean {
-  if (v.length === 0) return false;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
-
 /** Where `ch` last occurs in `v`, or -1 (TSTL has no lastIndexOf). */
 export function lastIndex(v: string, ch: string): number {
   let at = -1;
-  for (let i = v.indexOf(ch); i >= 0; i = v.indexOf(ch, i + 1)) at = i;
+  for (let i = find(v, ch); i >= 0; i = find(v, ch, i + 1)) at = i;
   return at;
 }
 
@@ -114,7 +108,7 @@ export function lastIndex(v: string, ch: string): number {
 export function splitOn(v: string, sep: string): string[] {
   const out: string[] = [];
   let from = 0;
-  for (let i = v.indexOf(sep); i >= 0; i = v.indexOf(sep, from)) {
+  for (let i = find(v, sep); i >= 0; i = find(v, sep, from)) {
     out.push(v.substring(from, i));
     from = i + sep.length;
   }
@@ -122,21 +116,23 @@ export function splitOn(v: string, sep: string): string[] {
   return out;
 }
 
-/** The number written in decimal digits (at most 9 of them: within 31 bits), else -1. */
+/** The number written in decimal digits (1 to 9 of them: within 31 bits), else -1. */
 function digitsValue(v: string): number {
-  if (!isDigits(v) || v.length > 9) return -1;
+  if (v.length === 0 || v.length > 9) return -1;
   let n = 0;
-  for (let i = 0; i < v.length; i++) n = n * 10 + (v.charCodeAt(i) - 48);
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
   return n;
 }
 
-/** Host names: letters, digits, '.', '-', 1..253 characters. */
-function hostOk(h: string): boolean {
-  if (h.length < 1 || h.length > 253) return false;
-  for (let i = 0; i < h.length; i++) {
-    const c = h.charCodeAt(i);
-    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 45;
-    if (!ok) return false;
+/** Whether every character of `v` is a letter or digit, or one of `extra` ("." "-" "_"). */
+function nameChars(v: string, extra: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || find(extra, v.charAt(i)) >= 0)) return false;
   }
   return true;
 }
@@ -147,77 +143,55 @@ function hostOk(h: string): boolean {
  * DEL) are refused everywhere: a value is one line of the record.
  */
 export function checkValue(d: Setting, value: string, boardTls: boolean, out: string[]): string | null {
-  const shown = d.kind === KIND_SECRET ? `${value.length} characters` : `"${value}"`;
+  const shownValue = d.kind === KIND_SECRET ? `${value.length} characters` : `"${value}"`;
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c < 32 || c === 127) return `${d.key} takes no control characters`;
   }
   out[0] = value;
-  switch (d.kind) {
-    case KIND_TEXT:
-    case KIND_SECRET:
-      if (value.length === 0 && d.key !== "wifi.ssid") return null;
-      if (value.length < d.min || value.length > d.max) {
-        return `${d.key} must be ${d.min} to ${d.max} characters (got ${value.length === 0 ? "none" : shown})`;
+  const kind = d.kind;
+  if (kind === KIND_TEXT || kind === KIND_SECRET) {
+    if (value.length === 0 && d.key !== "wifi.ssid") return null;
+    if (value.length < d.min || value.length > d.max) return `${d.key} must be ${d.min} to ${d.max} characters (got ${value.length === 0 ? "none" : shownValue})`;
+  } else if (kind === KIND_INT) {
+    const n = digitsValue(value);
+    if (n < d.min || n > d.max) return `${d.key} must be a whole number from ${d.min} to ${d.max} (got ${shownValue})`;
+    out[0] = `${n}`;
+  } else if (kind === KIND_SWITCH) {
+    const v = value.toLowerCase();
+    if (v === "on" || v === "true" || v === "1" || v === "yes") out[0] = "on";
+    else if (v === "off" || v === "false" || v === "0" || v === "no") out[0] = "off";
+    else return `${d.key} is on or off (got ${shownValue})`;
+    if (d.key === "tls" && out[0] === "on" && !boardTls) return "tls: this board's firmware has no TLS (its profile says tls: false); its brokers are plain TCP";
+  } else if (kind === KIND_CHOICE) {
+    // the one choice setting: the log level
+    if (value !== "error" && value !== "warn" && value !== "info" && value !== "debug") return `${d.key} is one of ${LOG_LEVELS} (got ${shownValue})`;
+  } else if (kind === KIND_BROKERS) {
+    const form = "brokers is [tls:]host:port, up to 4 separated by commas, e.g. 192.168.1.10:1883,tls:broker.example.com:8883";
+    const parts = splitOn(value, ",");
+    if (value.length === 0 || parts.length > 4) return `${form} (got ${parts.length > 4 ? `${parts.length} brokers` : "none"})`;
+    for (const p0 of parts) {
+      let p = p0;
+      if (p.substring(0, 4) === "tls:") {
+        if (!boardTls) return `brokers: ${p0} asks for TLS, and this board's firmware has no TLS (its profile says tls: false)`;
+        p = p.substring(4);
       }
-      return null;
-    case KIND_INT: {
-      const n = digitsValue(value);
-      if (n < d.min || n > d.max) return `${d.key} must be a whole number from ${d.min} to ${d.max} (got ${shown})`;
-      out[0] = `${n}`;
-      return null;
-    }
-    case KIND_SWITCH: {
-      const v = value.toLowerCase();
-      if (v === "on" || v === "true" || v === "1" || v === "yes") out[0] = "on";
-      else if (v === "off" || v === "false" || v === "0" || v === "no") out[0] = "off";
-      else return `${d.key} is on or off (got ${shown})`;
-      if (d.key === "tls" && out[0] === "on" && !boardTls) {
-        return "tls: this board's firmware has no TLS (its profile says tls: false); its brokers are plain TCP";
+      const colon = lastIndex(p, ":");
+      const host = p.substring(0, colon);
+      const portNumber = digitsValue(p.substring(colon + 1));
+      const hostOk = host.length >= 1 && host.length <= 253 && nameChars(host, ".-");
+      if (colon < 1 || !hostOk || portNumber < 1 || portNumber > 65535) {
+        return `${form} (got "${p0}": ${colon < 1 ? "no :port" : !hostOk ? "a host name has letters, digits, . and -" : "the port is 1 to 65535"})`;
       }
-      return null;
     }
-    case KIND_CHOICE:
-      // the one choice setting: the log level
-      if (value === "error" || value === "warn" || value === "info" || value === "debug") return null;
-      return `${d.key} is one of ${LOG_LEVELS} (got ${shown})`;
-    case KIND_BROKERS:
-      return checkBrokers(value, boardTls);
-    case KIND_CLIENT_ID: {
-      if (value.length === 0) return null;
-      let ok = value.length <= d.max;
-      for (let i = 0; i < value.length && ok; i++) {
-        const c = value.charCodeAt(i);
-        ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95;
-      }
-      if (!ok) return `client.id must be 1 to 23 letters, digits, - or _ (what every MQTT 3.1.1 broker accepts; got ${shown})`;
-      return null;
+  } else if (kind === KIND_CLIENT_ID) {
+    if (value.length > 0 && (value.length > d.max || !nameChars(value, "-_"))) {
+      return `client.id must be 1 to 23 letters, digits, - or _ (what every MQTT 3.1.1 broker accepts; got ${shownValue})`;
     }
-    default: {
-      // KIND_PREFIX: a topic level path without wildcards, not starting or ending with '/'
-      const bad = value.length < d.min || value.length > d.max || value.indexOf("+") >= 0 || value.indexOf("#") >= 0 ||
-        value.charAt(0) === "/" || value.charAt(value.length - 1) === "/";
-      if (bad) return `${d.key} must be 1 to ${d.max} characters without + or # and not start or end with / (got ${shown})`;
-      return null;
-    }
-  }
-}
-
-function checkBrokers(value: string, boardTls: boolean): string | null {
-  const form = "brokers is [tls:]host:port, up to 4 separated by commas, e.g. 192.168.1.10:1883,tls:broker.example.com:8883";
-  const parts = splitOn(value, ",");
-  if (value.length === 0 || parts.length > 4) return `${form} (got ${parts.length > 4 ? `${parts.length} brokers` : "none"})`;
-  for (const p0 of parts) {
-    let p = p0;
-    if (p.substring(0, 4) === "tls:") {
-      if (!boardTls) return `brokers: ${p0} asks for TLS, and this board's firmware has no TLS (its profile says tls: false)`;
-      p = p.substring(4);
-    }
-    const colon = lastIndex(p, ":");
-    const port = digitsValue(p.substring(colon + 1));
-    if (colon < 1 || !hostOk(p.substring(0, colon)) || port < 1 || port > 65535) {
-      return `${form} (got "${p0}": ${colon < 1 ? "no :port" : !hostOk(p.substring(0, colon)) ? "a host name has letters, digits, . and -" : "the port is 1 to 65535"})`;
-    }
+  } else if (value.length < d.min || value.length > d.max || value.indexOf("+") >= 0 || value.indexOf("#") >= 0 ||
+    value.charAt(0) === "/" || value.charAt(value.length - 1) === "/") {
+    // KIND_PREFIX: a topic level path without wildcards, not starting or ending with '/'
+    return `${d.key} must be 1 to ${d.max} characters without + or # and not start or end with / (got ${shownValue})`;
   }
   return null;
 }
@@ -234,7 +208,10 @@ export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
   return out;
 }
 
-/** The settings record on flash as key → value (only its valid lines), and the names of the bad ones. */
+/**
+ * The settings record on flash as key → value (only its valid lines); the names of the bad lines
+ * go to `bad` ("!" first when the record is too long to read).
+ */
 function readRecord(st: Settings, bad: string[]): { [key: string]: string | undefined } {
   const rec: { [key: string]: string | undefined } = {};
   const w = st.storage.read(SETTINGS_KEY);
@@ -255,17 +232,20 @@ function readRecord(st: Settings, bad: string[]): { [key: string]: string | unde
 }
 
 /**
- * Reads the saved settings into `st` (every key: saved, else the default); returns null, or what
- * was wrong with the record (the settings are then the defaults plus whatever lines were good,
- * and the message names the fix).
+ * Compares the values in effect with the saved ones (the record, else the default): `st.unsaved`
+ * becomes the keys that differ. With `load`, the saved ones become the values in effect first.
+ * Returns what was wrong with the record, or null.
  */
-export function loadSettings(st: Settings): string | null {
+function sync(st: Settings, load: boolean): string | null {
   const bad: string[] = [];
   const rec = readRecord(st, bad);
+  st.unsaved = [];
   for (let i = 0; keyAt(i) !== ""; i++) {
     const key = keyAt(i);
     const v = rec[key];
-    st.values[key] = v !== undefined ? v : defaultOf(st, setting(key) as Setting);
+    const saved = v !== undefined ? v : defaultOf(st, setting(key) as Setting);
+    if (load) st.values[key] = saved;
+    else if (st.get(key) !== saved) st.unsaved.push(key);
   }
   if (bad[0] === "!") return `settings: the saved record is over ${SETTINGS_MAX} bytes and was not read; the defaults apply. Fix: factory-reset, then set and save again`;
   if (bad.length > 0) return `settings: ignored ${bad.join(", ")} in the saved record (unknown or invalid here); save writes the record without them`;
@@ -273,54 +253,39 @@ export function loadSettings(st: Settings): string | null {
 }
 
 /**
- * A board's default for `key` (a profile's, or the simulator's broker); checked like a value.
- * Returns null, or why it is refused. Call before loadSettings.
+ * Reads the saved settings into `st` (every key: saved, else the default); returns null, or what
+ * was wrong with the record (the settings are then the defaults plus whatever lines were good,
+ * and the message names the fix).
  */
-export function setDefault(st: Settings, key: string, value: string): string | null {
-  const d = setting(key);
-  if (d === undefined) return `unknown setting "${key}"`;
-  const out: string[] = [""];
-  const why = checkValue(d, value, st.boardTls, out);
-  if (why === null) st.defaults[key] = out[0];
-  return why;
+export function loadSettings(st: Settings): string | null {
+  return sync(st, true);
 }
 
-/** The value as any output may show it: secrets masked. */
-export function shown(st: Settings, key: string): string {
-  const v = st.get(key);
-  if (isSecret(key)) return v.length > 0 ? MASK : "(not set)";
-  return v.length > 0 ? v : "(not set)";
-}
-
-/** Sets a value now (not saved); returns null, or why it was refused (nothing changed). */
-export function setSetting(st: Settings, key: string, value: string): string | null {
-  const d = setting(key);
-  if (d === undefined) return `unknown setting "${key}"; show lists them`;
-  const out: string[] = [""];
-  const why = checkValue(d, value, st.boardTls, out);
-  if (why !== null) return why;
-  st.values[key] = out[0];
-  return null;
-}
-
-/** Back to the default (not saved); null, or why not. */
-export function unsetSetting(st: Settings, key: string): string | null {
-  const d = setting(key);
-  if (d === undefined) return `unknown setting "${key}"; show lists them`;
-  st.values[key] = defaultOf(st, d);
-  return null;
-}
-
-/** Keys whose value in effect differs from the saved one (the record, else the default). */
+/** Keys whose value in effect differs from the saved one (also kept in `st.unsaved`). */
 export function unsaved(st: Settings): string[] {
-  const rec = readRecord(st, []);
-  const out: string[] = [];
-  for (let i = 0; keyAt(i) !== ""; i++) {
-    const key = keyAt(i);
-    const v = rec[key];
-    if (st.get(key) !== (v !== undefined ? v : defaultOf(st, setting(key) as Setting))) out.push(key);
+  sync(st, false);
+  return st.unsaved;
+}
+
+/**
+ * Sets a value now (not saved): `value` undefined is the default. With `asDefault`, `value`
+ * becomes this board's default instead (a profile's, or the simulator's broker: before
+ * loadSettings). Returns null, or why it was refused (nothing changed).
+ */
+export function setSetting(st: Settings, key: string, value: string | undefined, asDefault?: boolean): string | null {
+  const d = setting(key);
+  if (d === undefined) return asDefault === true ? `unknown setting "${key}"` : `unknown setting "${key}"; show lists them`;
+  const out: string[] = [defaultOf(st, d)];
+  if (value !== undefined) {
+    const why = checkValue(d, value, st.boardTls, out);
+    if (why !== null) return why;
   }
-  return out;
+  if (asDefault === true) st.defaults[key] = out[0];
+  else {
+    st.values[key] = out[0];
+    sync(st, false);
+  }
+  return null;
 }
 
 /** Writes the settings; null, or why it failed (the saved record is then as it was). */
@@ -334,29 +299,23 @@ export function saveSettings(st: Settings): string | null {
   if (size < 0 || size > SETTINGS_MAX) return `settings: over ${SETTINGS_MAX} bytes; nothing was saved. Fix: shorten a value`;
   const r = st.storage.write(SETTINGS_KEY, port.bytes.wireOf(text));
   if (r !== 0) return `settings: the flash write failed (${r === 1 ? "the flash is full" : "the flash failed"}); the saved settings are as they were. Fix: free flash, then save again`;
+  st.unsaved = [];
   return null;
 }
 
-/** Every setting back to its default, in effect and on flash. */
-export function factoryReset(st: Settings): void {
-  st.storage.remove(SETTINGS_KEY);
-  for (let i = 0; keyAt(i) !== ""; i++) st.values[keyAt(i)] = defaultOf(st, setting(keyAt(i)) as Setting);
+/** The value as any output may show it: secrets masked. */
+export function shown(st: Settings, key: string): string {
+  const v = st.get(key);
+  if (isSecret(key)) return v.length > 0 ? MASK : "(not set)";
+  return v.length > 0 ? v : "(not set)";
 }
 
-/** Longest PEM kept (one certificate, not a chain). */
-export const PEM_MAX = 4096;
-
-/** The flash record of a TLS certificate or key ("ca", "cert", "key"). */
-export function pemRecord(name: string): string {
-  return `pem.${name}`;
-}
-
-/** The PEMs on flash (read at start-up, for the platform's TLS). */
+/** The PEMs on flash (read at start-up, for the platform's TLS): records pem.ca, pem.cert, pem.key. */
 export function readPems(st: Settings): { ca?: string; cert?: string; key?: string } {
   const out: { ca?: string; cert?: string; key?: string } = {};
   for (let i = 0; i < 3; i++) {
     const name = i === 0 ? "ca" : i === 1 ? "cert" : "key";
-    const w = st.storage.list(pemRecord(name)).length > 0 ? st.storage.read(pemRecord(name)) : undefined;
+    const w = st.storage.list(`pem.${name}`).length > 0 ? st.storage.read(`pem.${name}`) : undefined;
     if (w === undefined || port.bytes.wireLength(w) === 0 || port.bytes.wireLength(w) > PEM_MAX) continue;
     const text = port.bytes.textOf(w);
     if (i === 0) out.ca = text;
@@ -378,4 +337,130 @@ export function clientOptions(st: Settings, clientId: string): ClientOptions {
     username: user.length > 0 ? user : undefined,
     password: pass.length > 0 ? pass : undefined,
   };
+}
+
+/** What the settings commands need of the app: its settings, and the console for pasting a PEM. */
+export interface SettingsContext {
+  settings: Settings;
+  /** Whether the board's firmware has TLS (its profile). */
+  tls: boolean;
+  console?: LineConsole;
+  /** factory-reset asked for its confirmation: the next `factory-reset yes` does it. */
+  confirmReset?: boolean;
+  /** Said after factory-reset, once the settings are the defaults (the app's log line). */
+  afterReset?: (this: void) => void;
+}
+
+/** The settings commands and what they take, for `help` (the console's only lines when not `remote`). */
+export function settingsHelp(remote: boolean, tls: boolean, say: (this: void, line: string) => void): void {
+  say("show  every setting (secrets masked), with * on unsaved changes");
+  say("get KEY  one setting (secrets masked)");
+  say("set KEY VALUE  changes a setting now (save keeps it); the value is the rest of the line");
+  if (!remote) say("unset KEY  back to the default (save keeps it)");
+  say("save  writes the settings to flash (a power cut leaves the old or the new ones)");
+  if (!remote) say("factory-reset  erases every setting (asks to confirm: factory-reset yes)");
+  if (!remote && tls) say("pem [ca|cert|key [clear]]  lists, pastes (to its -----END line) or clears a TLS certificate or key");
+}
+
+/**
+ * Runs a settings command (`args`: the line's words, the command first); false when `args[0]`
+ * is not one. From the command topic (`remote`): no unset, factory-reset or pem, and set refuses
+ * secrets. Nothing it prints carries a secret's value.
+ */
+export function settingsCommand(ctx: SettingsContext, args: string[], line: string, say: (this: void, line: string) => void, remote: boolean): boolean {
+  const st = ctx.settings;
+  const name = args[0];
+  const key = args.length > 1 ? args[1] : "";
+  if (name === "show") {
+    const changed = unsaved(st);
+    for (let i = 0; keyAt(i) !== ""; i++) {
+      let star = " ";
+      for (const k of changed) if (k === keyAt(i)) star = "*";
+      say(`${star} ${keyAt(i)} = ${shown(st, keyAt(i))}`);
+    }
+    if (changed.length > 0) say("* not saved: save keeps them over a reboot");
+  } else if (name === "get") {
+    const d = setting(key);
+    if (args.length !== 2) say("error: get takes one setting name, e.g. get brokers; show lists them");
+    else if (d === undefined) say(`error: unknown setting "${key}"; show lists them`);
+    else say(`${key} = ${shown(st, key)}  (${d.help})`);
+  } else if (name === "set") {
+    if (args.length < 2) say("error: set takes a setting name and a value, e.g. set interval 30; show lists the names");
+    else if (remote && isSecret(key)) say(`error: ${key} is a secret: it is set at the serial console only`);
+    else {
+      // the value: the rest of the line after the key
+      const why = setSetting(st, key, afterWord(afterWord(line)));
+      say(why !== null ? `error: ${why}; nothing was changed` : `${key} = ${shown(st, key)} (not saved yet)`);
+    }
+  } else if (name === "save") {
+    const n = unsaved(st).length;
+    const why = saveSettings(st);
+    say(why !== null ? `error: ${why}` : `saved (${n} change${n === 1 ? "" : "s"})`);
+  } else if (remote) {
+    return false;
+  } else if (name === "unset") {
+    const why = args.length === 2 ? setSetting(st, key, undefined) : "unset takes one setting name";
+    say(why !== null ? `error: ${why}` : `${key} = ${shown(st, key)} (the default; not saved yet)`);
+  } else if (name === "factory-reset") {
+    if (args.length === 2 && key === "yes" && ctx.confirmReset === true) {
+      ctx.confirmReset = false;
+      st.storage.remove(SETTINGS_KEY);
+      sync(st, true);
+      say("factory-reset: every setting is back to its default, on flash too");
+      if (ctx.afterReset !== undefined) ctx.afterReset();
+    } else {
+      ctx.confirmReset = true;
+      say("factory-reset erases every setting, Wi-Fi and broker credentials included; type factory-reset yes to do it");
+    }
+  } else if (name === "pem") {
+    pem(ctx, args, say);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/**
+ * `pem` lists the TLS certificates on flash, `pem NAME` takes a pasted PEM (to its -----END
+ * line) through the console's collect mode, `pem NAME clear` removes one. The key is a secret:
+ * echoed as "*" while pasted, never printed. Takes effect at the next boot.
+ */
+function pem(ctx: SettingsContext, args: string[], say: (this: void, line: string) => void): void {
+  const storage = ctx.settings.storage;
+  const name = args.length > 1 ? args[1] : "";
+  const con = ctx.console;
+  if (!ctx.tls) {
+    say("error: this board's firmware has no TLS, so it keeps no certificates");
+  } else if (args.length === 1) {
+    let line = "pem:";
+    for (let i = 0; i < 3; i++) {
+      const n = i === 0 ? "ca" : i === 1 ? "cert" : "key";
+      line += `${i > 0 ? "," : ""} ${n} ${storage.list(`pem.${n}`).length > 0 ? (i === 2 ? "(set, hidden)" : "(set)") : "(none)"}`;
+    }
+    say(line);
+  } else if ((name !== "ca" && name !== "cert" && name !== "key") || args.length > 3 || (args.length === 3 && args[2] !== "clear")) {
+    say("error: pem takes ca, cert or key, then nothing (paste it next) or clear; e.g. pem ca");
+  } else if (args.length === 3) {
+    storage.remove(`pem.${name}`);
+    say(`pem ${name}: cleared; reboot to use the change`);
+  } else if (con !== undefined) {
+    say(`pem ${name}: paste it now, from its -----BEGIN line to its -----END line (Ctrl-C stops)`);
+    let text = "";
+    con.collect((l) => {
+      if (text.length === 0 && l.substring(0, 10) !== "-----BEGIN") {
+        say(`error: a PEM starts with its -----BEGIN line; nothing was saved. Fix: pem ${name}, then paste the whole PEM`);
+        return true;
+      }
+      text += l + "\n";
+      if (text.length > PEM_MAX) {
+        say(`error: over ${PEM_MAX} bytes; nothing was saved. Fix: paste one certificate, not a chain or a bundle`);
+        return true;
+      }
+      if (l.substring(0, 8) !== "-----END") return false;
+      const w = port.bytes.wireOf(text);
+      const r = storage.write(`pem.${name}`, w);
+      say(r === 0 ? `pem ${name}: saved (${port.bytes.wireLength(w)} bytes); reboot to use it` : `error: the flash write failed; the old ${name} is kept. Fix: free flash, then paste again`);
+      return true;
+    }, name === "key");
+  }
 }

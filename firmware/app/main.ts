@@ -75,7 +75,7 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   let cfg = lazy("config");
   if (defaults !== undefined) {
     for (const k in defaults) {
-      const why = cfg.setDefault(st, k, defaults[k]);
+      const why = cfg.setSetting(st, k, defaults[k], true);
       if (why !== null) bad.push(`default ${k}: ${why}`);
     }
   }

@@ -1,5 +1,4 @@
 import { port } from "../port/port";
-import type { PetrelError } from "../port/log";
 import type { Platform } from "../session/platform";
 import { Client } from "../session/client";
 import { IDLE } from "../sched/scheduler";
@@ -88,7 +87,10 @@ export class SensorNode {
   readonly topics = { telemetry: "", status: "", cmd: "", reply: "" };
   /** What diag reads (app/diag.ts): when the last connection came up, why the last attempt failed, the subscription, flapping. */
   readonly facts = { upAt: 0, failed: "", subscription: "", shortDrops: 0 };
-  private task = -1;
+  /** The sampling task (the publish command wakes it), -1 when stopped. */
+  task = -1;
+  /** The node's client id, fixed when it starts (client.id, or petrel-<chip id>). */
+  clientId = "";
   /** Deep sleep: 0 awake, waiting for the reading's ack; 1 waiting for the asleep status's; 2 ending; 3 done. */
   private sleepPhase = 0;
   private sleepFrom = 0;
@@ -103,16 +105,6 @@ export class SensorNode {
     this.bornAt = board.platform.clock.now();
   }
 
-  id(): string {
-    const v = this.settings.get("client.id");
-    return v.length > 0 ? v : `petrel-${this.board.platform.chipId}`;
-  }
-
-  /** Connections after the first. */
-  reconnects(): number {
-    return this.connects > 0 ? this.connects - 1 : 0;
-  }
-
   /** Seconds since the node started. */
   uptime(): number {
     return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.now()), 1000);
@@ -121,7 +113,7 @@ export class SensorNode {
   status(state: string): string {
     const heap = this.board.platform.freeHeap !== undefined ? this.board.platform.freeHeap() : -1;
     return `{"state":${jsonString(state)},"version":${jsonString(this.board.version)},"uptime":${this.uptime()},` +
-      `"heap":${heap},"reconnects":${this.reconnects()},"lastError":${jsonString(this.lastError)}}`;
+      `"heap":${heap},"reconnects":${this.connects > 0 ? this.connects - 1 : 0},"lastError":${jsonString(this.lastError)}}`;
   }
 
   /** The readings as a JSON object; a reading that is not a finite number is left out (JSON has no NaN). */
@@ -141,12 +133,15 @@ export class SensorNode {
     const p = this.board.platform;
     const b = this.board;
     const t = this.topics;
-    const prefix = `${st.get("prefix")}/${this.id()}/`;
+    const v = st.get("client.id");
+    const id = v.length > 0 ? v : `petrel-${p.chipId}`;
+    this.clientId = id;
+    const prefix = `${st.get("prefix")}/${id}/`;
     t.telemetry = prefix + "telemetry";
     t.status = prefix + "status";
     t.cmd = prefix + "cmd";
     t.reply = prefix + "reply";
-    const o = lazy("config").clientOptions(st, this.id());
+    const o = lazy("config").clientOptions(st, id);
     o.will = { topic: t.status, payload: "{\"state\":\"offline\"}", qos: 1, retain: true };
     o.maxPacket = b.maxPacket;
     o.maxInflight = b.maxInflight;
@@ -161,7 +156,7 @@ export class SensorNode {
         f.upAt = p.clock.now();
         f.failed = "";
         self.connects++;
-        b.log(`node: connected as ${self.id()}`);
+        b.log(`node: connected as ${id}`);
         (self.client as Client).publish(t.status, self.status("online"), 1, true, undefined);
       },
       onError: (e) => {
@@ -297,25 +292,11 @@ export class SensorNode {
     this.sleepTask = -1;
   }
 
-  /** Samples now (the publish command): the task runs at once, then keeps its interval. */
-  publishNow(): void {
-    if (this.task >= 0) this.board.platform.sched.wake(this.task);
-  }
-
   /** A command line from the command topic, answered on the reply topic (app/commands.ts). */
   remote(line: string): void {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    else lazy("commands").runLine({ node: this }, line, (l) => replies.push(l), true);
+    else lazy("commands").runLine({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
     (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
-  }
-
-  /** A `pub` command's publish: the broker's acknowledgement (or why there will be none) is logged when it comes. */
-  pub(topic: string, qos: number, text: string): PetrelError | undefined {
-    const what = `${topic} ${qos} ${text}`;
-    const log = this.board.log;
-    return (this.client as Client).publish(topic, text, qos, false, qos === 0 ? undefined : (e) => {
-      log(e === undefined ? `pub: acknowledged: ${what}` : `pub: not delivered: ${what}: ${e.code}: ${e.message}`);
-    });
   }
 }

@@ -12,6 +12,8 @@ export class Settings {
   readonly values: { [key: string]: string | undefined } = {};
   /** The board's own defaults where they differ from the schema's (the simulator's broker). */
   readonly defaults: { [key: string]: string | undefined } = {};
+  /** The keys whose value in effect differs from the saved one (config.ts keeps it). */
+  unsaved: string[] = [];
 
   constructor(readonly storage: Storage, readonly boardTls: boolean) {}
 

@@ -11,6 +11,12 @@ export interface Port {
   target: string;
   ints: IntOps;
   bytes: BytesPort;
+  /**
+   * Loads one of the app's lazy modules (app/lazy.ts) by name, where an app set a loader. Part of
+   * the port so that lazy modules, which share only the port with the code that loads them,
+   * can load each other.
+   */
+  load?: (this: void, name: string) => unknown;
 }
 
 export const port: Port = { target: "", ints: undefined as unknown as IntOps, bytes: undefined as unknown as BytesPort };

@@ -192,6 +192,7 @@ export function checkEspruinoBundle(code, file) {
       case "TaggedTemplateExpression": report(n, "tagged-template"); break;
       case "BinaryExpression": case "AssignmentExpression":
         if (n.operator === "**" || n.operator === "**=") report(n, "exponent");
+        if (n.type === "AssignmentExpression" && n.left.type === "MemberExpression" && !n.left.computed && n.left.property.name === "length") report(n, "length-assign");
         break;
       case "Property": case "MethodDefinition": case "PropertyDefinition":
         if (n.computed) report(n, "computed-key");

@@ -13,6 +13,8 @@ export const RULES = {
   "promise-finally": ["Espruino has no Promise.prototype.finally", "call the cleanup in both then and catch"],
   "optional-chain": ["Espruino has no `?.`", "test for undefined explicitly"],
   exponent: ["Espruino has no `**`", "multiply, or use a helper"],
+  "string-search": ["Espruino 2v29's String indexOf, includes and replace also match a needle whose first characters end the string (\"abct\".indexOf(\"tx\") is 3, \"abct\".replace(\"tx\", \"Q\") is \"abcQ\"; measured)", "search with find() from port/text.ts, or with a one-character literal"],
+  "length-assign": ["Espruino refuses an assignment to `length` (\"Assignment to a constant\", measured on 2v29: an array cannot be truncated that way)", "assign a new array, or splice"],
   "computed-key": ["Espruino has no computed property keys", "assign obj[key] = value after creating the object"],
   label: ["labels are refused by Espruino and TSTL", "use a flag or a function with return"],
   "tagged-template": ["Espruino has no tagged templates", "call the function with a string"],
@@ -52,7 +54,7 @@ export const ERROR_CLASSES = new Set(["Error", "TypeError", "RangeError", "Synta
 
 /** Rule groups. */
 export const ESPRUINO = ["default-param", "destructuring", "spread-rest", "extends-error", "let-closure", "async",
-  "generator", "promise-finally", "optional-chain", "exponent", "computed-key", "label", "tagged-template",
+  "generator", "promise-finally", "optional-chain", "exponent", "length-assign", "string-search", "computed-key", "label", "tagged-template",
   "missing-global", "missing-builtin", "prototype-lookup", "error-class", "hoisting", "class-self-name", "arrow-this-skipped"];
 export const LUA = ["bitwise", "typed-array", "regex", "label", "bigint", "extends-error", "error-class", "truthiness", "arguments"];
 export const SHARED_ONLY = ["float-math", "throw", "host-global"];

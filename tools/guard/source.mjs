@@ -202,6 +202,9 @@ export function checkSourceFile(program, sf, rules, rel) {
           report(node, "destructuring", "destructuring assignment");
         }
         if (op === ts.SyntaxKind.AsteriskAsteriskToken || op === ts.SyntaxKind.AsteriskAsteriskEqualsToken) report(node, "exponent");
+        if (op >= ts.SyntaxKind.FirstAssignment && op <= ts.SyntaxKind.LastAssignment && ts.isPropertyAccessExpression(node.left) && node.left.name.text === "length") {
+          report(node, "length-assign");
+        }
         if (BITWISE.has(op)) report(node, "bitwise", node.operatorToken.getText(sf));
         if (op === ts.SyntaxKind.SlashToken || op === ts.SyntaxKind.SlashEqualsToken) report(node, "float-math", "`/`");
         if (op === ts.SyntaxKind.AmpersandAmpersandToken || op === ts.SyntaxKind.BarBarToken) conditionCheck(node.left);
@@ -289,6 +292,12 @@ export function checkSourceFile(program, sf, rules, rel) {
   function checkMember(node) {
     const name = node.name.text;
     if (name === "finally") report(node.name, "promise-finally");
+    if ((name === "indexOf" || name === "includes" || name === "replace") && ts.isCallExpression(node.parent) && node.parent.expression === node &&
+      (checker.getTypeAtLocation(node.expression).flags & ts.TypeFlags.StringLike) !== 0) {
+      const arg = node.parent.arguments[0];
+      const oneChar = arg !== undefined && ts.isStringLiteralLike(arg) && arg.text.length === 1;
+      if (name === "replace" || !oneChar) report(node, "string-search", `${name}(${arg !== undefined ? arg.getText(sf).slice(0, 30) : ""})`);
+    }
     const obj = node.expression;
     if (ts.isIdentifier(obj) && isGlobal(checker, program, obj)) {
       if (MISSING_BUILTINS[obj.text]?.includes(name)) report(node, "missing-builtin", `${obj.text}.${name}`);

@@ -40,8 +40,9 @@ declare interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: num
 const profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
 const VERSION = "0.1.0";
 
+const storage = espruinoStorage();
 const app = startApp({
-  storage: espruinoStorage(),
+  storage,
   tls: profile.tls === true,
   version: VERSION,
   sensors: [
@@ -55,7 +56,7 @@ const app = startApp({
     if (E.reboot !== undefined) E.reboot();
     else (global["require"] as (n: string) => { reboot(): void })("ESP8266").reboot();
   },
-  platform: (wifi, log, tls) => espruinoPlatform({ log, tls, wifi: wifi !== undefined ? { ssid: wifi.ssid, password: wifi.password } : {} }),
+  platform: (wifi, log, tls) => espruinoPlatform({ log, tls, storage, wifi: wifi !== undefined ? { ssid: wifi.ssid, password: wifi.password } : {} }),
   maxPacket: profile.maxPacket,
   maxInflight: profile.maxInflight,
   outboxMessages: profile.outboxMessages,

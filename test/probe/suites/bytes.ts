@@ -1,4 +1,5 @@
 import { port } from "../../../firmware/port/port";
+import { find } from "../../../firmware/port/text";
 import { argBytes, argInt, argSize, argText, outBytes, outInt, outWire, register } from "../probe";
 
 // The byte-string contract on every runtime. Text arrives as the runtime's own string type.
@@ -65,3 +66,6 @@ register("bytes.dup", (a) => {
   const d = port.bytes.dup(w);
   return outWire(d) + " " + outWire(w);
 });
+
+/** find(text, needle, from): where the whole needle first occurs at or after `from`, or -1. */
+register("text.find", (a) => outInt(find(argText(a[0]), argText(a[1]), argInt(a[2]))));
