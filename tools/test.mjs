@@ -79,9 +79,20 @@ if (matrices.length > 0) {
   }
 }
 
-// Scenario × runtime tables.
+// Scenario × runtime tables; a table that names its columns (the board × step memory table) is
+// printed as it is, its cells right-aligned, then its notes.
 for (const f of (fs.existsSync(report) ? fs.readdirSync(report) : []).filter((n) => n.startsWith("scenarios-")).sort()) {
-  const { title, table } = JSON.parse(fs.readFileSync(path.join(report, f), "utf8"));
+  const { title, table, columns, notes: tableNotes } = JSON.parse(fs.readFileSync(path.join(report, f), "utf8"));
+  if (Array.isArray(columns)) {
+    const rows = Object.keys(table);
+    const first = Math.max(...rows.map((r) => r.length));
+    const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(table[r][c] ?? "-").length)));
+    console.log(`\n${title}:`);
+    console.log(`  ${"".padEnd(first)}  ${columns.map((c, i) => c.padStart(widths[i])).join("  ")}`);
+    for (const r of rows) console.log(`  ${r.padEnd(first)}  ${columns.map((c, i) => String(table[r][c] ?? "-").padStart(widths[i])).join("  ")}`);
+    for (const n of tableNotes ?? []) console.log(`    ${n}`);
+    continue;
+  }
   const order = ["node", "espruino", "espruino-real", "lua51", "lua53", "fengari"];
   const rank = (r) => (order.indexOf(r) < 0 ? order.length : order.indexOf(r));
   const rts = [...new Set(Object.values(table).flatMap((row) => Object.keys(row)))].sort((a, b) => rank(a) - rank(b));

@@ -20,6 +20,12 @@ export interface BootPort {
    * Not before: a function the REPL can reach keeps the whole guard in RAM after the app started.
    */
   safe(this: void, clear: (this: void) => void): void;
+  /**
+   * Removes the storage record `key` `ms` from now (the boot was good), holding nothing of the
+   * guard meanwhile: the guard's code must be free to go as soon as the app starts (on Espruino a
+   * pending callback keeps its whole bundle in RAM through the app's first seconds, its peak).
+   */
+  clearLater(this: void, key: string, ms: number): void;
 }
 
 export interface BootOptions {
@@ -91,9 +97,7 @@ export function guardBoot(p: BootPort, o: BootOptions, startApp: (this: void) =>
     if (decided) return;
     decided = true;
     p.keys(undefined);
-    p.after(healthyMs, () => {
-      writeCount(p.storage, key, 0);
-    });
+    p.clearLater(key, healthyMs);
     startApp();
   });
 }

@@ -108,7 +108,7 @@ export function disposeContext(ctx: vm.Context): void {
   h.sockets.clear();
 }
 
-type Listener = (x?: unknown) => void;
+type Listener = (this: unknown, x?: unknown) => void;
 
 /**
  * Espruino's \`net\` (and \`tls\`) over Node sockets, as strict as the board: data is delivered as
@@ -121,9 +121,10 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
   const chunk = opts.chunk ?? 536;
   const fault = opts.fault ?? ((what: string) => { throw new Error(what); });
   return {
-    connect(o: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb?: () => void) {
+    connect(o: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb?: (this: unknown) => void) {
       const listeners: Record<string, Listener[]> = {};
-      const emit = (ev: string, x?: unknown) => { for (const f of listeners[ev] ?? []) f(x); };
+      // as on the board, a socket's callbacks run with the socket as `this`
+      const emit = (ev: string, x?: unknown) => { for (const f of listeners[ev] ?? []) f.call(api, x); };
       if (opts.esp32 === true && (!h.wifi.up || refusedNow(o.host, o.port))) throw new Error("Unable to connect");
       // no socket while the station is down: no route, reported later, as a refused connection is on ESP8266
       const sock = !h.wifi.up ? undefined : secure
@@ -138,7 +139,7 @@ function netModule(secure: boolean, opts: StandinOptions, h: StandinHandles) {
         h.sockets.add(sock);
         sock.setNoDelay(true);
         sock.once(secure ? "secureConnect" : "connect", () => {
-          if (cb) cb();
+          if (cb) cb.call(api);
           emit("connect");
         });
         sock.on("data", (b: Buffer) => {
@@ -374,13 +375,13 @@ export function createContext(opts: StandinOptions): vm.Context {
   handlesOf.set(ctx, h);
   let nextTimer = 1;
   // as Espruino: a string is code, run at global scope when the timer fires (the boot guard
-  // starts the app so)
-  g.setTimeout = (fn: (() => void) | string, ms: number) => {
+  // starts the app so); arguments after the delay are passed to the function
+  g.setTimeout = (fn: ((...a: unknown[]) => void) | string, ms: number, ...args: unknown[]) => {
     const id = nextTimer++;
     h.timers.set(id, setTimeout(() => {
       h.timers.delete(id);
       if (typeof fn === "string") vm.runInContext(fn, ctx);
-      else fn();
+      else fn(...args);
     }, ms));
     return id;
   };

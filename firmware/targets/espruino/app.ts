@@ -56,7 +56,7 @@ const app = startApp({
     if (E.reboot !== undefined) E.reboot();
     else (global["require"] as (n: string) => { reboot(): void })("ESP8266").reboot();
   },
-  platform: (wifi, log, tls) => espruinoPlatform({ log, tls, storage, wifi: wifi !== undefined ? { ssid: wifi.ssid, password: wifi.password } : {} }),
+  platform: (wifi, log, tls) => espruinoPlatform({ log, tls, wifi: wifi !== undefined ? { ssid: wifi.ssid, password: wifi.password } : {} }),
   maxPacket: profile.maxPacket,
   maxInflight: profile.maxInflight,
   outboxMessages: profile.outboxMessages,

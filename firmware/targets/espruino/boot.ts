@@ -50,6 +50,10 @@ guardBoot({
   safe: (clear) => {
     global["petrelBootOk"] = clear;
   },
+  // code as a string runs at global scope and keeps no closure: the guard's bundle can go
+  clearLater: (key, ms) => {
+    setTimeout(`require("Storage").erase("${key}~");require("Storage").erase("${key}")`, ms);
+  },
 }, o, () => {
   const st = (global["require"] as (n: string) => { read(n: string): string | undefined })("Storage");
   const app = o.app !== undefined ? o.app : "app";

@@ -9,17 +9,22 @@ import type { Platform } from "../../session/platform";
 
 /**
  * The Platform on Espruino (ESP32, ESP8266): thin adapters over `net`/`tls`, `Storage`, `Wifi`,
- * the interpreter's timers and clock. No protocol logic lives here. Written with as few function
- * objects as the contracts allow: on the board each one costs variable slots for good.
+ * the interpreter's timers and clock. No protocol logic lives here.
+ *
+ * A board runs one platform, so its state lives in this module and every adapter is a top-level
+ * function: on the board a function made inside another costs about twice the variable slots of
+ * one at the top level (it keeps its scope), and each costs them for as long as it exists. A
+ * second espruinoPlatform() replaces the first. Socket events reach these functions with the
+ * socket as `this`: events of a socket other than the current one are dropped.
  */
 
 declare interface EspSocket {
-  on(event: string, fn: (x: unknown) => void): void;
+  on(event: string, fn: (this: EspSocket, x: unknown) => void): void;
   write(data: string): boolean;
   end(): void;
 }
 declare interface EspNet {
-  connect(opts: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb: () => void): EspSocket;
+  connect(opts: { host: string; port: number; ca?: string; key?: string; cert?: string }, cb: (this: EspSocket) => void): EspSocket;
 }
 declare interface EspStorage {
   read(name: string): string | undefined;
@@ -35,11 +40,14 @@ declare interface WifiModule {
   connect(ssid: string, options: { password?: string }, done: (err?: unknown) => void): void;
   getIP?(): { ip?: string } | undefined;
 }
+declare interface EspProcess {
+  memory?(gc?: boolean): { free: number; usage: number; total: number; blocksize: number };
+}
 
 declare const global: { [name: string]: unknown };
 declare function getTime(): number;
 declare function getSerial(): string | undefined;
-declare function setTimeout(fn: () => void, ms: number): number;
+declare function setTimeout(fn: Function, ms: number, a?: unknown, b?: unknown): number;
 declare function clearTimeout(id: number): void;
 declare function print(line: string): void;
 declare const E: { toUint8Array(s: string): Uint8Array; CRC32(s: string): number };
@@ -48,7 +56,11 @@ declare const E: { toUint8Array(s: string): Uint8Array; CRC32(s: string): number
  * The interpreter's own modules (net, tls, Storage, Wifi). Looked up on `global` at call time: a
  * literal `require("…")` would make the bundler try to bundle the module.
  */
-const req = (name: string): unknown => (global["require"] as (n: string) => unknown)(name);
+function req(name: string): unknown {
+  return (global["require"] as (n: string) => unknown)(name);
+}
+
+// ---- Storage
 
 /** A record's seal: its length (2 bytes) and the CRC-32 of its body (4 bytes), so a torn write is seen. */
 function seal(body: string): string {
@@ -57,6 +69,60 @@ function seal(body: string): string {
   return String.fromCharCode((n >> 8) & 255, n & 255, (c >>> 24) & 255, (c >>> 16) & 255, (c >>> 8) & 255, c & 255);
 }
 
+function flash(): EspStorage {
+  return req("Storage") as EspStorage;
+}
+
+function stWrite(key: string, data: Wire): number {
+  const st = flash();
+  const body = (data as unknown as string) + seal(data as unknown as string);
+  const need = body.length * 2 + 64;
+  // Erased records stay in flash as trash until Storage compacts, which a write that does not
+  // fit does by itself (measured on 2v29): trash counts as room.
+  let room = st.getFree();
+  if (room < need && st.getStats !== undefined) room = st.getStats().freeBytes + st.getStats().trashBytes;
+  if (room < need) return STORAGE_FULL;
+  try {
+    if (!st.write(key + "~", body)) return STORAGE_FAILED;
+    st.erase(key);
+    if (!st.write(key, body)) return STORAGE_FAILED;
+    st.erase(key + "~");
+  } catch (e) {
+    return find(String(e), "space") >= 0 ? STORAGE_FULL : STORAGE_FAILED;
+  }
+  return 0;
+}
+
+function stRead(key: string): Wire | undefined {
+  // the newer copy when it is whole, else the record
+  for (let k = 0; k < 2; k++) {
+    const s = flash().read(k === 0 ? key + "~" : key);
+    if (s !== undefined && s.length >= 6) {
+      const body = s.substring(0, s.length - 6);
+      if (s.substring(s.length - 6) === seal(body)) return body as unknown as Wire;
+    }
+  }
+  return undefined;
+}
+
+function stRemove(key: string): void {
+  flash().erase(key + "~");
+  flash().erase(key);
+}
+
+function stList(prefix: string): string[] {
+  const out: string[] = [];
+  const names = flash().list();
+  for (let i = 0; i < names.length; i++) {
+    let n = names[i];
+    if (n.charAt(n.length - 1) === "~") n = n.substring(0, n.length - 1);
+    if (n.substring(0, prefix.length) === prefix && out.indexOf(n) < 0) out.push(n);
+  }
+  return out;
+}
+
+const STORAGE: Storage = { write: stWrite, read: stRead, remove: stRemove, list: stList };
+
 /**
  * Storage over Espruino's flash `Storage`. Flash has no atomic rename, so a record is written as
  * `<key>~` first (complete, with a length and CRC-32 seal), then `<key>` is replaced and
@@ -64,53 +130,13 @@ function seal(body: string): string {
  * `<key>`: after a power cut at any step it returns the old record or the new one.
  */
 export function espruinoStorage(): Storage {
-  const st = req("Storage") as EspStorage;
-  return {
-    write: (key, data: Wire) => {
-      const body = (data as unknown as string) + seal(data as unknown as string);
-      const need = body.length * 2 + 64;
-      // Erased records stay in flash as trash until Storage compacts, which a write that does
-      // not fit does by itself (measured on 2v29): trash counts as room.
-      let room = st.getFree();
-      if (room < need && st.getStats !== undefined) room = st.getStats().freeBytes + st.getStats().trashBytes;
-      if (room < need) return STORAGE_FULL;
-      try {
-        if (!st.write(key + "~", body)) return STORAGE_FAILED;
-        st.erase(key);
-        if (!st.write(key, body)) return STORAGE_FAILED;
-        st.erase(key + "~");
-      } catch (e) {
-        return find(String(e), "space") >= 0 ? STORAGE_FULL : STORAGE_FAILED;
-      }
-      return 0;
-    },
-    read: (key) => {
-      // the newer copy when it is whole, else the record
-      for (let k = 0; k < 2; k++) {
-        const s = st.read(k === 0 ? key + "~" : key);
-        if (s !== undefined && s.length >= 6) {
-          const body = s.substring(0, s.length - 6);
-          if (s.substring(s.length - 6) === seal(body)) return body as unknown as Wire;
-        }
-      }
-      return undefined;
-    },
-    remove: (key) => {
-      st.erase(key + "~");
-      st.erase(key);
-    },
-    list: (prefix) => {
-      const out: string[] = [];
-      const names = st.list();
-      for (let i = 0; i < names.length; i++) {
-        let n = names[i];
-        if (n.charAt(n.length - 1) === "~") n = n.substring(0, n.length - 1);
-        if (n.substring(0, prefix.length) === prefix && out.indexOf(n) < 0) out.push(n);
-      }
-      return out;
-    },
-  };
+  return STORAGE;
 }
+
+// ---- The connection
+
+/** The current socket; why it closed (a session code); whether we asked; its events. */
+const conn = { sock: undefined as EspSocket | undefined, ev: undefined as TransportEvents | undefined, reason: "", asked: false };
 
 /** Espruino's error text as the session's stable codes ("Connect failed (err 111)" is ECONNREFUSED). */
 function closeCode(message: string): string {
@@ -123,6 +149,153 @@ function closeCode(message: string): string {
   return "io";
 }
 
+/** The current connection has ended: its onClose, later (never from inside open() or close()). */
+function finish(): void {
+  const ev = conn.ev;
+  if (ev === undefined) return;
+  conn.ev = undefined;
+  conn.sock = undefined;
+  setTimeout(ev.onClose, 0, conn.asked ? "" : conn.reason !== "" ? conn.reason : "closed");
+}
+
+function sockOpen(this: EspSocket): void {
+  if (this === conn.sock && conn.ev !== undefined) conn.ev.onOpen();
+}
+
+function sockData(this: EspSocket, d: unknown): void {
+  if (this === conn.sock && conn.ev !== undefined) conn.ev.onData(E.toUint8Array(d as string) as unknown as Bytes);
+}
+
+function sockDrain(this: EspSocket): void {
+  if (this === conn.sock && conn.ev !== undefined) conn.ev.onWritable();
+}
+
+function sockError(this: EspSocket, e: unknown): void {
+  const err = e as { message?: string } | undefined;
+  if (this === conn.sock && conn.reason === "") conn.reason = closeCode(err !== undefined && err.message !== undefined ? err.message : String(e));
+}
+
+function sockClose(this: EspSocket): void {
+  if (this === conn.sock) finish();
+}
+
+/**
+ * `net` / `tls`. Data arrives as 8-bit strings in 536-byte (ESP8266: 268) pieces: each becomes a
+ * Uint8Array once (E.toUint8Array). A refused connection that `connect` throws at once (ESP32) is
+ * reported later, like the asynchronous one (ESP8266). Only the connect callback is used: adding
+ * `on('connect')` as well crashes the interpreter.
+ */
+function open(host: string, port: number, secure: boolean, ev: TransportEvents): void {
+  // a socket still open is forgotten: its events no longer match conn.sock
+  conn.sock = undefined;
+  conn.ev = ev;
+  conn.reason = "";
+  conn.asked = false;
+  const opts: { host: string; port: number; ca?: string; key?: string; cert?: string } = { host: host, port: port };
+  const tls = state.tls;
+  if (secure && tls !== undefined) {
+    opts.ca = tls.ca;
+    opts.key = tls.key;
+    opts.cert = tls.cert;
+  }
+  try {
+    const s = (req(secure ? "tls" : "net") as EspNet).connect(opts, sockOpen);
+    conn.sock = s;
+    s.on("data", sockData);
+    s.on("drain", sockDrain);
+    s.on("error", sockError);
+    s.on("close", sockClose);
+  } catch (e) {
+    conn.reason = closeCode(String(e));
+    if (conn.reason === "io") conn.reason = "refused";
+    finish();
+  }
+}
+
+function write(data: Wire): boolean {
+  return conn.sock !== undefined && conn.sock.write(data as unknown as string) !== false;
+}
+
+function close(): void {
+  if (conn.sock === undefined) return;
+  conn.asked = true;
+  conn.sock.end();
+}
+
+// ---- Time, log, memory
+
+/** The options of the current platform, and its one timer. */
+const state = {
+  tls: undefined as { ca?: string; key?: string; cert?: string } | undefined,
+  level: 2,
+  timer: -1,
+  fire: undefined as ((this: void) => void) | undefined,
+  log: undefined as LogSink | undefined,
+};
+
+function now(): number {
+  return Math.floor(getTime() * 1000) % 2147483648;
+}
+
+function tick(): void {
+  state.timer = -1;
+  (state.fire as (this: void) => void)();
+}
+
+function timerStop(): void {
+  if (state.timer >= 0) clearTimeout(state.timer);
+  state.timer = -1;
+}
+
+function timerStart(ms: number, fn: (this: void) => void): void {
+  timerStop();
+  state.fire = fn;
+  state.timer = setTimeout(tick, ms);
+}
+
+function overrun(task: string, ms: number): void {
+  (state.log as LogSink).write(1, `task ${task} ran ${ms} ms`);
+}
+
+function printLog(l: number, line: string): void {
+  if (l <= state.level) print((l === 0 ? "E " : l === 1 ? "W " : "I ") + line);
+}
+
+// `net` resolves names itself when it connects: the resolver passes the name through
+function resolve(host: string, done: (this: void, address: string, error: string) => void): void {
+  setTimeout(done, 0, host, "");
+}
+
+function random(n: number): number {
+  return Math.floor(Math.random() * n);
+}
+
+function pr(): EspProcess {
+  return global["process"] as EspProcess;
+}
+
+/**
+ * Free variables times their size in bytes. process.memory(false) skips the garbage collection
+ * pass, so it is cheap on every publish; only a figure under the floor is measured again after a
+ * collection (garbage is room).
+ */
+function freeHeap(floor?: number): number {
+  const p = pr();
+  if (p.memory === undefined) return 1073741824;
+  let m = p.memory(false);
+  if (floor !== undefined && m.free * m.blocksize < floor) m = p.memory(true);
+  return m.free * m.blocksize;
+}
+
+function memory(): string {
+  const p = pr();
+  if (p.memory === undefined) return "not measured here";
+  const m = p.memory();
+  return `${m.usage} of ${m.total} variable slots in use`;
+}
+
+// ---- Wi-Fi
+
 export interface EspruinoWifiOptions {
   /** Join this network now, and again after each drop. Without it the saved network is used. */
   ssid?: string;
@@ -130,6 +303,52 @@ export interface EspruinoWifiOptions {
   /** Ms between rejoin attempts while the station is down [10000]. */
   rejoinMs?: number;
 }
+
+/** The station: up, rejoining, its watcher, and what to join. */
+const wifi = { ok: true, rejoining: false, watcher: undefined as ((this: void, up: boolean) => void) | undefined, o: {} as EspruinoWifiOptions };
+
+function wifiJoin(): void {
+  const o = wifi.o;
+  (req("Wifi") as WifiModule).connect(o.ssid as string, { password: o.password }, wifiJoined);
+}
+
+function wifiJoined(err?: unknown): void {
+  wifiSet(err === undefined || err === null ? wifi.ok : false);
+}
+
+function wifiRejoin(): void {
+  wifi.rejoining = false;
+  if (!wifi.ok) wifiJoin();
+}
+
+/** The station went up or down (`v`); while down, (re)join every rejoinMs when an SSID is given. */
+function wifiSet(v: boolean): void {
+  if (v !== wifi.ok) {
+    wifi.ok = v;
+    if (wifi.watcher !== undefined) wifi.watcher(v);
+  }
+  if (v || wifi.o.ssid === undefined || wifi.rejoining) return;
+  wifi.rejoining = true;
+  setTimeout(wifiRejoin, wifi.o.rejoinMs !== undefined ? wifi.o.rejoinMs : 10000);
+}
+
+function wifiUp(): void {
+  wifiSet(true);
+}
+
+function wifiDown(): void {
+  wifiSet(false);
+}
+
+function linkUp(): boolean {
+  return wifi.ok;
+}
+
+function linkWatch(fn: (this: void, up: boolean) => void): void {
+  wifi.watcher = fn;
+}
+
+const LINK: Link = { up: linkUp, watch: linkWatch };
 
 /**
  * The Wi-Fi station as the client's Link, over Espruino's `Wifi` module (ESP8266, ESP32):
@@ -146,26 +365,12 @@ function espruinoLink(o: EspruinoWifiOptions): Link | undefined {
   }
   const ip = w.getIP !== undefined ? w.getIP() : undefined;
   // unknown means up: dialling then decides, as without a link
-  const link = { ok: ip === undefined || typeof ip.ip !== "string" || ip.ip !== "0.0.0.0", rejoining: false,
-    watcher: undefined as ((this: void, up: boolean) => void) | undefined };
-  const ssid = o.ssid;
-  /** The station went up or down (`v`); while down, (re)join every rejoinMs. */
-  const set = (v: boolean): void => {
-    if (v !== link.ok) {
-      link.ok = v;
-      if (link.watcher !== undefined) link.watcher(v);
-    }
-    if (v || ssid === undefined || link.rejoining) return;
-    link.rejoining = true;
-    setTimeout(() => {
-      link.rejoining = false;
-      if (!link.ok) w.connect(ssid, { password: o.password }, (err) => set(err === undefined || err === null ? link.ok : false));
-    }, o.rejoinMs !== undefined ? o.rejoinMs : 10000);
-  };
-  w.on("connected", () => set(true));
-  w.on("disconnected", () => set(false));
-  if (ssid !== undefined) w.connect(ssid, { password: o.password }, (err) => set(err === undefined || err === null ? link.ok : false));
-  return { up: () => link.ok, watch: (fn) => { link.watcher = fn; } };
+  wifi.ok = ip === undefined || typeof ip.ip !== "string" || ip.ip !== "0.0.0.0";
+  wifi.o = o;
+  w.on("connected", wifiUp);
+  w.on("disconnected", wifiDown);
+  if (o.ssid !== undefined) wifiJoin();
+  return LINK;
 }
 
 export interface EspruinoPlatformOptions {
@@ -174,123 +379,36 @@ export interface EspruinoPlatformOptions {
   logLevel?: number;
   /** Where log lines go instead of print (the app's console); logLevel is then the sink's to apply. */
   log?: LogSink;
-  /** The board's storage, where the program made one already (one is enough). */
-  storage?: Storage;
   /** Scheduler slice budget, ms (default 50: well under the watchdog). */
   sliceMs?: number;
   /** The Wi-Fi station to join and watch (default: watch the saved one); false: no link. */
   wifi?: EspruinoWifiOptions | false;
 }
 
+const CLOCK = { now: now };
+const LOG: LogSink = { write: printLog };
+
 /**
  * The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`.
- *
- * The transport: `net` / `tls`. Data arrives as 8-bit strings in 536-byte (ESP8266: 268) pieces:
- * each becomes a Uint8Array once (E.toUint8Array). A refused connection that `connect` throws at
- * once (ESP32) is reported later, like the asynchronous one (ESP8266). Only the connect callback
- * is used: adding `on('connect')` as well crashes the interpreter. Events reach the session only
- * for the latest open() (port/transport.ts).
+ * Events reach the session only for the latest open() (port/transport.ts).
  */
 export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
-  const level = o.logLevel !== undefined ? o.logLevel : 2;
-  const log: LogSink = o.log !== undefined ? o.log : { write: (l, line) => { if (l <= level) print((l === 0 ? "E " : l === 1 ? "W " : "I ") + line); } };
+  state.tls = o.tls;
+  state.level = o.logLevel !== undefined ? o.logLevel : 2;
+  const log = o.log !== undefined ? o.log : LOG;
+  state.log = log;
   const serial = typeof getSerial === "function" ? getSerial() : undefined;
-  const tls = o.tls;
-  // the one timer, and the one connection
-  const t = { id: -1, fn: undefined as ((this: void) => void) | undefined };
-  const conn = { sock: undefined as EspSocket | undefined, ev: undefined as TransportEvents | undefined, reason: "", asked: false, n: 0 };
-  const clock = { now: () => Math.floor(getTime() * 1000) % 2147483648 };
-  /** Connection `n` has closed: its onClose, later, unless a newer open() took over. */
-  const finish = (n: number): void => {
-    const ev = conn.ev;
-    if (n !== conn.n || ev === undefined) return;
-    conn.ev = undefined;
-    conn.sock = undefined;
-    const r = conn.asked ? "" : conn.reason !== "" ? conn.reason : "closed";
-    setTimeout(() => ev.onClose(r), 0);
-  };
   return {
-    clock,
-    sched: new Scheduler(clock, {
-      start: (ms, fn) => {
-        if (t.id >= 0) clearTimeout(t.id);
-        t.fn = fn;
-        t.id = setTimeout(() => {
-          t.id = -1;
-          (t.fn as (this: void) => void)();
-        }, ms);
-      },
-      stop: () => {
-        if (t.id >= 0) clearTimeout(t.id);
-        t.id = -1;
-      },
-    }, o.sliceMs !== undefined ? o.sliceMs : 50, (task, ms) => log.write(1, `task ${task} ran ${ms} ms`)),
-    transport: {
-      open: (host, port, secure, ev) => {
-        const n = conn.n + 1;
-        conn.n = n;
-        conn.ev = ev;
-        conn.reason = "";
-        conn.asked = false;
-        const opts: { host: string; port: number; ca?: string; key?: string; cert?: string } = { host: host, port: port };
-        if (secure && tls !== undefined) {
-          opts.ca = tls.ca;
-          opts.key = tls.key;
-          opts.cert = tls.cert;
-        }
-        try {
-          const s = (req(secure ? "tls" : "net") as EspNet).connect(opts, () => {
-            if (n === conn.n && conn.ev !== undefined) conn.ev.onOpen();
-          });
-          conn.sock = s;
-          s.on("data", (d) => {
-            if (n === conn.n && conn.ev !== undefined) conn.ev.onData(E.toUint8Array(d as string) as unknown as Bytes);
-          });
-          s.on("drain", () => {
-            if (n === conn.n && conn.ev !== undefined) conn.ev.onWritable();
-          });
-          s.on("error", (e) => {
-            const err = e as { message?: string } | undefined;
-            if (n === conn.n && conn.reason === "") conn.reason = closeCode(err !== undefined && err.message !== undefined ? err.message : String(e));
-          });
-          s.on("close", () => finish(n));
-        } catch (e) {
-          conn.reason = closeCode(String(e));
-          if (conn.reason === "io") conn.reason = "refused";
-          finish(n);
-        }
-      },
-      write: (data: Wire) => conn.sock !== undefined && conn.sock.write(data as unknown as string) !== false,
-      close: () => {
-        if (conn.sock === undefined) return;
-        conn.asked = true;
-        conn.sock.end();
-      },
-    },
-    // `net` resolves names itself when it connects: the resolver passes the name through
-    resolver: { resolve: (host, done) => setTimeout(() => done(host, ""), 0) },
-    storage: o.storage !== undefined ? o.storage : espruinoStorage(),
+    clock: CLOCK,
+    sched: new Scheduler(CLOCK, { start: timerStart, stop: timerStop }, o.sliceMs !== undefined ? o.sliceMs : 50, overrun),
+    transport: { open: open, write: write, close: close },
+    resolver: { resolve: resolve },
+    storage: STORAGE,
     log,
-    random: (n) => Math.floor(Math.random() * n),
+    random: random,
     chipId: serial !== undefined ? serial.split("-").join("").substring(0, 12) : "espruino",
-    /**
-     * Free variables times their size in bytes. process.memory(false) skips the garbage collection
-     * pass, so it is cheap on every publish; only a figure under the floor is measured again after
-     * a collection (garbage is room).
-     */
-    freeHeap: (floor) => {
-      const pr = global["process"] as { memory?(gc?: boolean): { free: number; blocksize: number } };
-      if (pr.memory === undefined) return 1073741824;
-      let m = pr.memory(false);
-      if (floor !== undefined && m.free * m.blocksize < floor) m = pr.memory(true);
-      return m.free * m.blocksize;
-    },
-    memory: () => {
-      const pr = global["process"] as { memory?(): { usage: number; total: number } };
-      if (pr.memory === undefined) return "not measured here";
-      const m = pr.memory();
-      return `${m.usage} of ${m.total} variable slots in use`;
-    },
+    freeHeap: freeHeap,
+    memory: memory,
     link: o.wifi === false ? undefined : espruinoLink(o.wifi !== undefined ? o.wifi : {}),
   };
 }

@@ -42,6 +42,10 @@ export function boot(this: void, app: string, o?: BootOptions): void {
     safe: (clear) => {
       _G["petrelBootOk"] = clear;
     },
+    clearLater: (key, ms) => {
+      const t = tm.create();
+      t.alarm(ms, tm.ALARM_SINGLE, () => storage.remove(key));
+    },
   }, o !== undefined ? o : {}, () => {
     // the app's module in LFS (node.LFS.get), else as a file
     const lfs = (_G["node"] as { LFS?: { get(this: void, name: string): unknown } }).LFS;

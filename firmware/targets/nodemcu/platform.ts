@@ -215,11 +215,14 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     random,
     chipId: opts.chipId !== undefined ? opts.chipId : chipId(),
     freeHeap,
+    // fengari has no collectgarbage: "unknown" there, never an error
     memory: () => {
-      pcall(() => collectgarbage("collect"));
-      const used = math.floor(collectgarbage("count") * 1024);
+      const [ok, kb] = pcall(() => {
+        collectgarbage("collect");
+        return collectgarbage("count");
+      });
       const node = _G["node"] as NodeModule | undefined;
-      return `${used} bytes of Lua heap in use${node !== undefined && node.heap !== undefined ? `, ${node.heap()} free` : ""}`;
+      return `${ok ? `${math.floor((kb as number) * 1024)} bytes of Lua heap in use` : "Lua heap unknown"}${node !== undefined && node.heap !== undefined ? `, ${node.heap()} free` : ""}`;
     },
     link: opts.wifi === false ? undefined : nodemcuLink(opts.wifi !== undefined ? opts.wifi : {}),
   };
