@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { ALL_FEATURES, ESPRUINO_OPTIONS, buildEspruinoApp } from "./espruino-app.mjs";
+import { slimEspruino } from "./espruino-slim.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -97,6 +98,9 @@ await step("espruino bundles", async () => {
       // The library runs as an Espruino module (exports) or as a plain script (global Petrel).
       ...(EXPORTS[file] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[file]});` } } : {}),
     });
+    // parameters as locals, arrows as functions: fewer variable slots (tools/espruino-slim.mjs)
+    const built = path.join(out, file);
+    fs.writeFileSync(built, slimEspruino(fs.readFileSync(built, "latin1")).code, "latin1");
   }
   // the sensor node with every feature (tests; a board's own build is tools/boards.mjs)
   await buildEspruinoApp(root, out, ALL_FEATURES);

@@ -9,12 +9,14 @@
 //   RAM only while something holds those exports.
 // - Property names the firmware declares itself are shortened the same way in all of them (one
 //   esbuild mangle cache: tools/mangle-props.mjs).
+// - Every bundle's functions are rewritten to hold fewer variable slots (tools/espruino-slim.mjs).
 // - firmware/features.ts is replaced by the chosen features: the bundler leaves out the code
 //   behind the others.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as esbuild from "esbuild";
 import { renameTopLevel } from "./espruino-globals.mjs";
+import { slimEspruino } from "./espruino-slim.mjs";
 import { mangleableProps } from "./mangle-props.mjs";
 
 export const ESPRUINO_APP = "firmware/targets/espruino/app.ts";
@@ -95,12 +97,12 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   fs.mkdirSync(outDir, { recursive: true });
   const files = {};
   files.app = path.join(outDir, "app.js");
-  fs.writeFileSync(files.app, prefix + renameTopLevel(app.outputFiles[0].text, ESPRUINO_APP).code, "latin1");
+  fs.writeFileSync(files.app, prefix + slimEspruino(renameTopLevel(app.outputFiles[0].text, ESPRUINO_APP).code).code, "latin1");
   for (const [name, entry] of Object.entries(ESPRUINO_LAZY)) {
     const r = await esbuild.build({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, entry)], format: "esm", write: false,
       plugins: [...plugins, sharedPortPlugin], mangleProps: mangleRegex, mangleCache: app.mangleCache });
     files[`app.${name}`] = path.join(outDir, `app.${name}.js`);
-    fs.writeFileSync(files[`app.${name}`], exportsAsReturn(r.outputFiles[0].text, entry), "latin1");
+    fs.writeFileSync(files[`app.${name}`], slimEspruino(exportsAsReturn(r.outputFiles[0].text, entry), { returnOutside: true }).code, "latin1");
   }
   return files;
 }
