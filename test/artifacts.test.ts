@@ -83,7 +83,9 @@ describe("shipped artifacts", () => {
  * CI, and has to raise the budget on purpose (with the reason in its commit). The Espruino figure
  * is what `Storage` holds; the NodeMCU one what is uploaded to SPIFFS (before LFS or bytecode).
  */
-const BUDGETS = { espruinoBundle: 52_000, nodemcuLua: 134_000, nodemcuApp: 56_000, espruinoApp: 60_000, espruinoLazy: 30_000 };
+// espruinoBundle 52,000 → 56,000: the slot-saving rewrite (tools/espruino-slim.mjs) adds about
+// 4 KB of flash to save about 280 variable slots of RAM.
+const BUDGETS = { espruinoBundle: 56_000, nodemcuLua: 134_000, nodemcuApp: 56_000, espruinoApp: 60_000, espruinoLazy: 30_000 };
 
 /** The sensor-node app's NodeMCU files: firmware/app and its entry (the board's module `app`). */
 const isNodemcuApp = (f: string) => f.startsWith(path.join(DIST, "nodemcu/firmware/app") + path.sep) ||

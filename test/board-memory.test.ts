@@ -11,8 +11,9 @@ import { DIST } from "./harness/runtimes";
 // The board memory scenario (test/harness/board-scenario.ts) on the board-sized interpreters:
 // each Espruino board profile packed as `make flash` writes it, booted on the 32-bit Espruino
 // build with that board's variable slots, driven through its console and over MQTT while its
-// memory in use is sampled after every step. Then the same again with the goal's headroom (the
-// profile's total less its goal) taken before boot, which must not run the board out.
+// memory in use is sampled after every step. Then the same again with the headroom the profile
+// promises (its total less its budget, or less its goal while it has no budget) taken before
+// boot, which must not run the board out.
 //
 // Verdicts follow the profile: with memory.budget null (the board has not yet booted in this
 // scenario) a failure and the figures are reported, and the test passes; with a budget, a failed
@@ -115,7 +116,8 @@ function printed(r: Run): string {
 
 for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
   const profile = loadProfile(board) as Profile;
-  const headroom = profile.memory.total - profile.memory.goal;
+  // the headroom the profile promises: what its budget leaves (its goal's until it has a budget)
+  const headroom = profile.memory.total - (profile.memory.budget ?? profile.memory.goal);
   const exe = path.join(runtimesDir(), runtime);
   const missing = espruinoBoardMissing(runtime);
   const pack = () => {
@@ -131,7 +133,7 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
     const publishes = ballast > 0 && !FULL ? Math.ceil(PUBLISHES / 2) : PUBLISHES;
     const soak = `soak: ${reconnects} reconnects, ${publishes} publishes`;
     const name = ballast > 0
-      ? `${board} on ${runtime}: the scenario with the goal's headroom (${ballast} slots) taken before boot (${soak})`
+      ? `${board} on ${runtime}: the scenario with the profile's headroom (${ballast} slots) taken before boot (${soak})`
       : `${board} on ${runtime}: the board memory scenario (${soak})`;
     needs(missing, name, async () => {
       const run: Run = { column, profile, ballast };

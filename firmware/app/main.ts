@@ -83,7 +83,7 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   const ssid = st.get("wifi.ssid");
   const tls = board.tls ? cfg.readPems(st) : {};
   cfg = undefined as unknown as typeof cfg; // let the module go: the running node does not need it
-  const app = { settings: st } as App;
+  const app = { settings: st, tls: board.tls } as App;
   let bootAt = 0;
   const log: LogSink = {
     write: (level, line) => {

@@ -303,10 +303,23 @@ function eToString(a: Uint8Array): string {
   return s;
 }
 
-/** Espruino's `E.toUint8Array(string)`: the bytes of an 8-bit string (in the context's own Uint8Array). */
-function eToUint8Array(ctx: vm.Context, s: string): Uint8Array {
-  const a = new (vm.runInContext("Uint8Array", ctx) as Uint8ArrayConstructor)(s.length);
-  for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i) & 255;
+/**
+ * Espruino's `E.toUint8Array(...args)` (in the context's own Uint8Array): each argument as bytes,
+ * in order: a number is one byte, a string its 8-bit characters, an array or typed array each of
+ * its elements so (recursively), as the interpreter does.
+ */
+function eToUint8Array(ctx: vm.Context, ...args: unknown[]): Uint8Array {
+  const out: number[] = [];
+  const add = (x: unknown): void => {
+    if (typeof x === "number") out.push(x & 255);
+    else if (typeof x === "string") for (let i = 0; i < x.length; i++) out.push(x.charCodeAt(i) & 255);
+    else if (x !== null && typeof x === "object" && typeof (x as ArrayLike<unknown>).length === "number") {
+      for (const e of Array.from(x as ArrayLike<unknown>)) add(e);
+    } else throw new TypeError(`E.toUint8Array: cannot take ${typeof x} (the board takes numbers, strings and arrays)`);
+  };
+  for (const a of args) add(a);
+  const a = new (vm.runInContext("Uint8Array", ctx) as Uint8ArrayConstructor)(out.length);
+  a.set(out);
   return a;
 }
 
@@ -340,7 +353,7 @@ export function createContext(opts: StandinOptions): vm.Context {
   };
   g.print = say;
   g.console = { log: say };
-  g.E = { toString: eToString, toUint8Array: (s: string) => eToUint8Array(ctx, s), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer,
+  g.E = { toString: eToString, toUint8Array: (...a: unknown[]) => eToUint8Array(ctx, ...a), toArrayBuffer: (s: string) => eToUint8Array(ctx, s).buffer,
     getConsole: () => h.console,
     reboot: () => (opts.reboot !== undefined ? opts.reboot() : opts.fault?.("E.reboot() called")),
     // E.CRC32: the standard CRC-32 of each element as a byte (strings: each character code)

@@ -1,6 +1,6 @@
 import type { Bytes, BytesPort, Gather, Out, Wire } from "../../port/bytes";
 
-declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string): Uint8Array };
+declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string | string[]): Uint8Array };
 
 /**
  * BytesPort for Espruino: Bytes are Uint8Arrays, Wires are 8-bit strings (`write` of a
@@ -25,37 +25,41 @@ function slice(a: Bytes, start: number, end: number): string {
 }
 
 /**
- * A packet being written (Out) or gathered (Gather), as a string: no buffer is kept between
- * packets (a 512-byte one would hold some 45 of an ESP8266's 1,600 variable slots for good); the
- * packet's string exists while it is written and sent, as its copy for the socket would anyway.
+ * A packet being written (Out) or gathered (Gather), as its pieces: no buffer is kept between
+ * packets (a 512-byte one would hold some 45 of an ESP8266's 1,600 variable slots for good). The
+ * pieces are joined once, at the end: appending to one string copies it at every append, which
+ * for a 2 KB packet arriving in socket pieces held two copies at once. A gathered packet's pieces
+ * are let go as soon as they are one Uint8Array (E.toUint8Array takes the list as it is).
  */
 class Builder implements Out, Gather {
   size = 0;
-  private s = "";
+  private p: string[] = [];
   byte(v: number): void {
-    this.s += String.fromCharCode(v);
+    this.p.push(String.fromCharCode(v));
     this.size = this.size + 1;
   }
   text(t: string): void {
-    this.s += t;
+    this.p.push(t);
     this.size = this.size + t.length;
   }
   copy(b: Bytes, start: number, end: number): void {
-    this.s += slice(b, start, end);
+    this.p.push(slice(b, start, end));
     this.size = this.size + end - start;
   }
   wire(): Wire {
-    const w = this.s;
+    const w = this.p.join("");
     this.clear();
     return w as unknown as Wire;
   }
   clear(): void {
-    this.s = "";
+    this.p = [];
     this.size = 0;
   }
-  /** (Gather) the bytes gathered, as a Uint8Array the decoder reads. */
+  /** (Gather) the bytes gathered, as a Uint8Array the decoder reads; the pieces are let go. */
   bytes(): Bytes {
-    return (this.size > 0 ? E.toUint8Array(this.s) : EMPTY) as unknown as Bytes;
+    const p = this.p;
+    this.p = [];
+    return (this.size > 0 ? E.toUint8Array(p) : EMPTY) as unknown as Bytes;
   }
 }
 
