@@ -4,7 +4,8 @@ import { afterAll, expect } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile } from "../tools/boards.mjs";
 import { ESPRUINO_BOARD_RUNTIMES, espruinoBoard, espruinoBoardMissing, packEspruinoBoard, runtimesDir } from "./harness/board-espruino";
-import { runBoardScenario, STEPS, type ScenarioResult } from "./harness/board-scenario";
+import { nodemcuBoard, nodemcuBoardMissing } from "./harness/board-nodemcu";
+import { runBoardScenario, STEPS, type BoardUnderTest, type ScenarioResult } from "./harness/board-scenario";
 import { needs } from "./harness/needs";
 import { DIST } from "./harness/runtimes";
 
@@ -93,7 +94,8 @@ function report(): { title: string; columns: string[]; table: Record<string, Rec
     if (r.error !== undefined) notes.push(`${r.column}: the run did not finish: ${r.error}`);
   }
   return {
-    title: "board memory: variable slots in use after each step (32-bit board-sized Espruino, process.memory() after a collection)",
+    title: "board memory after each step: Espruino, variable slots in use (32-bit board-sized builds, process.memory() after a collection); " +
+      "NodeMCU, bytes of Lua heap that are the node's (32-bit luac.cross 5.3 with the board's LFS image, after a full collection)",
     columns: runs.map((r) => r.column),
     table,
     notes,
@@ -172,4 +174,46 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
       }
     }, timeout);
   }
+}
+
+// The NodeMCU boards: the same scenario on each board's LFS image, booted on the 32-bit 5.3
+// luac.cross with the stand-in (test/harness/board-nodemcu.ts); the figures are the node's share of
+// the Lua heap. One run each: a Lua heap cannot be pre-filled with ballast the way Espruino's
+// variables can (the collector moves the limit), so the headroom is the profile's total less the
+// peak, reported.
+for (const board of ["esp8266-nodemcu", "esp32-nodemcu"]) {
+  const profile = loadProfile(board) as Profile;
+  const soak = `soak: ${RECONNECTS} reconnects, ${PUBLISHES} publishes`;
+  needs(nodemcuBoardMissing(board), `${board} on its LFS image: the board memory scenario (${soak})`, async () => {
+    const run: Run = { column: board, profile, ballast: 0 };
+    runs.push(run);
+    const b: BoardUnderTest = nodemcuBoard(board);
+    try {
+      run.result = await runBoardScenario(b, {
+        maxInboundPacket: profile.maxInboundPacket,
+        reconnects: RECONNECTS,
+        publishes: PUBLISHES,
+        // a Lua heap moves by a few hundred bytes with what is in flight when it is sampled
+        tolerance: 1024,
+        seed: SEED,
+      });
+    } catch (e) {
+      run.error = e instanceof Error ? e.message : String(e);
+      throw e;
+    } finally {
+      if (run.result === undefined) console.log(`${board}: last output:\n${b.lines().slice(-30).join("\n")}`);
+      await b.dispose();
+    }
+    const res = run.result;
+    console.log(printed(run));
+    const budget = profile.memory.budget;
+    if (budget === null) {
+      console.log(`${board}: memory.budget is null in boards/${board}.json: reported, not failed`);
+      return;
+    }
+    const failed = res.steps.find((s) => !s.ok);
+    expect(res.failure, `${board}: ${failed !== undefined ? `step "${failed.name}" failed: ${failed.note}` : res.failure}`).toBeUndefined();
+    expect(res.peak as number, `${board}: the peak, ${res.peak} bytes in step "${res.peakStep}", is over the budget of ${budget} (boards/${board}.json)`)
+      .toBeLessThanOrEqual(budget);
+  }, 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500);
 }

@@ -6,6 +6,7 @@ import { PipeBoard, type PipeExit } from "../../host-sim/nodemcu/pipe-board";
 import { loadProfile, packBoard } from "../../tools/boards.mjs";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { buildLfsImage, runtimesDir } from "../../tools/lfs.mjs";
+import type { BoardUnderTest } from "./board-scenario";
 import { DIST, ROOT } from "./runtimes";
 
 /**
@@ -24,20 +25,6 @@ import { DIST, ROOT } from "./runtimes";
  * what is there already (luac.cross's own libraries and the LFS table, the pipe host and the
  * stand-in) and memory() subtracts it: what is left is the node's.
  */
-
-/** The shape of BoardUnderTest (test/harness/board-scenario.ts), which this implements. */
-export interface BoardUnderTest {
-  readonly board: string;
-  readonly runtime: string;
-  readonly unit: string;
-  boot(): Promise<void>;
-  type(line: string, until?: RegExp, ms?: number): Promise<string[]>;
-  lines(): string[];
-  kill(): Promise<void>;
-  memory(): Promise<number>;
-  trouble(): string | undefined;
-  dispose(): Promise<void>;
-}
 
 const STANDIN_DIR = path.join(ROOT, "host-sim/nodemcu");
 const DRIVER = path.join(STANDIN_DIR, "lfs-board.lua");
