@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -7,6 +7,7 @@ import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
 import { makeCerts, type Certs } from "../host-sim/tls-certs";
 import { Board, boardMissing } from "./harness/boards";
 import { DIST, ESPRUINO_REAL_TIMEOUT_MS, OPTIONAL_IN_CI, RUNTIMES, type RuntimeName } from "./harness/runtimes";
+import { mosquittoSub } from "./harness/mosquitto-sub";
 
 // The session's mosquitto scenarios on every runtime of the matrix, each running the built
 // firmware (the Espruino bundle, the NodeMCU Lua, the Node build) as a board process driven
@@ -54,28 +55,9 @@ function boot(rt: RuntimeName, flash = flashDir(), env: Record<string, string> =
 
 /** mosquitto_sub at the broker: lines "TOPIC QOS RETAIN HEX", once its SUBACK came (bounded). */
 async function observe(port: number, topic: string, qos = 2): Promise<{ lines: string[]; stop(): void }> {
-  // stdbuf: mosquitto_sub's stdout is a pipe here, block-buffered unless told otherwise.
-  const child = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(port), "-t", topic, "-q", String(qos), "-d", "-F", "%t %q %r %x"],
-    { stdio: ["ignore", "pipe", "pipe"] });
-  observers.push(child);
   const lines: string[] = [];
-  let rest = "";
-  let subscribed = false;
-  child.stdout.on("data", (d: Buffer) => {
-    rest += d.toString("latin1");
-    const parts = rest.split("\n");
-    rest = parts.pop() as string;
-    for (const p of parts) {
-      if (p.startsWith("Client ") || p.startsWith("Subscribed ")) {
-        if (p.includes("received SUBACK")) subscribed = true;
-      } else if (p.length > 0) lines.push(p);
-    }
-  });
-  const deadline = Date.now() + 5000;
-  while (!subscribed) {
-    if (Date.now() > deadline) throw new Error(`mosquitto_sub on ${topic} got no SUBACK within 5 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const child = await mosquittoSub(port, topic, qos, "%t %q %r %x", (l) => lines.push(l));
+  observers.push(child);
   return { lines, stop: () => child.kill("SIGKILL") };
 }
 

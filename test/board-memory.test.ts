@@ -102,6 +102,27 @@ function report(): { title: string; columns: string[]; table: Record<string, Rec
   };
 }
 
+/**
+ * A run's table printed, then its verdict by the profile: with memory.budget null (the board has
+ * not yet passed this scenario) reported, not failed; with a budget, a failed step fails, and so
+ * does a peak over the budget where `peak` says (a ballast run's figures include its ballast).
+ */
+function verdict(run: Run, board: string, peak: boolean): void {
+  const res = run.result as ScenarioResult;
+  console.log(printed(run));
+  const budget = run.profile.memory.budget;
+  if (budget === null) {
+    console.log(`${run.column}: memory.budget is null in boards/${board}.json: reported, not failed`);
+    return;
+  }
+  const failed = res.steps.find((s) => !s.ok);
+  expect(res.failure, `${run.column}: ${failed !== undefined ? `step "${failed.name}" failed (${failed.memory ?? "?"} ${res.unit} in use): ${failed.note}` : res.failure}`).toBeUndefined();
+  if (peak) {
+    expect(res.peak as number, `${run.column}: the peak, ${res.peak} ${res.unit} in step "${res.peakStep}", is over the budget of ${budget} (boards/${board}.json)`)
+      .toBeLessThanOrEqual(budget);
+  }
+}
+
 const ballastSlots = new Map<string, number>();
 const ballastOf = (r: Run) => ballastSlots.get(r.column) ?? 0;
 
@@ -158,20 +179,7 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
         else if (run.result === undefined) console.log(`${column}: last output:\n${b.lines().slice(-30).join("\n")}`);
         await b.dispose();
       }
-      const res = run.result;
-      console.log(printed(run));
-      const budget = profile.memory.budget;
-      if (budget === null) {
-        // not yet booted in this scenario: reported, not failed (the ratchet starts at the first boot)
-        console.log(`${column}: memory.budget is null in boards/${board}.json: reported, not failed`);
-        return;
-      }
-      const failed = res.steps.find((s) => !s.ok);
-      expect(res.failure, `${column}: ${failed !== undefined ? `step "${failed.name}" failed (${failed.memory ?? "?"} slots in use): ${failed.note}` : res.failure}`).toBeUndefined();
-      if (ballast === 0) {
-        expect(res.peak as number, `${column}: the peak, ${res.peak} slots in step "${res.peakStep}", is over the budget of ${budget} (boards/${board}.json)`)
-          .toBeLessThanOrEqual(budget);
-      }
+      verdict(run, board, ballast === 0);
     }, timeout);
   }
 }
@@ -204,16 +212,6 @@ for (const board of ["esp8266-nodemcu", "esp32-nodemcu"]) {
       if (run.result === undefined) console.log(`${board}: last output:\n${b.lines().slice(-30).join("\n")}`);
       await b.dispose();
     }
-    const res = run.result;
-    console.log(printed(run));
-    const budget = profile.memory.budget;
-    if (budget === null) {
-      console.log(`${board}: memory.budget is null in boards/${board}.json: reported, not failed`);
-      return;
-    }
-    const failed = res.steps.find((s) => !s.ok);
-    expect(res.failure, `${board}: ${failed !== undefined ? `step "${failed.name}" failed: ${failed.note}` : res.failure}`).toBeUndefined();
-    expect(res.peak as number, `${board}: the peak, ${res.peak} bytes in step "${res.peakStep}", is over the budget of ${budget} (boards/${board}.json)`)
-      .toBeLessThanOrEqual(budget);
+    verdict(run, board, true);
   }, 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500);
 }

@@ -25,6 +25,7 @@ import * as os from "node:os";
 import * as mqtt from "mqtt";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { seeded } from "../seeded";
 import "../../firmware/targets/node/index";
 import { STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 import type { Transport, TransportEvents } from "../../firmware/port/transport";
@@ -99,17 +100,6 @@ export interface ChaosResult {
   report?: string;
 }
 
-/** A small seeded generator (mulberry32): the same seed, the same schedule. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A transport that can lose power: afterwards nothing goes out and nothing comes back. */
 function killable(inner: Transport, onPacket?: (port: number, first: number) => void): { t: Transport; kill(): void } {

@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { startFaultProxy, type FaultProxy } from "../../host-sim/fault-proxy";
 import { startBroker, type Broker } from "../../host-sim/mosquitto";
+import { seeded } from "../../host-sim/seeded";
+import { mosquittoSub } from "./mosquitto-sub";
 
 /**
  * The board memory scenario (issue 18, item 1), the same on every runtime: a packed board is
@@ -94,18 +96,6 @@ export const STEPS = [
 /** Steps without which the later ones cannot mean anything: a failure here ends the run. */
 const VITAL = new Set<string>(["boot", "set broker, save", "power cycle", "connect"]);
 
-/** mulberry32: a small seeded generator, so a run repeats. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` every `every` ms until it holds; throws naming `what` after `ms`. */
@@ -125,25 +115,10 @@ class Observer {
 
   async start(port: number, filter: string): Promise<void> {
     this.stop();
-    // stdbuf: mosquitto_sub's stdout is a pipe here, block-buffered unless told otherwise
-    const child = spawn("stdbuf", ["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", String(port), "-t", filter, "-q", "2", "-d", "-F", "%t %q %x"],
-      { stdio: ["ignore", "pipe", "ignore"] });
-    this.child = child;
-    let rest = "";
-    let subscribed = false;
-    child.stdout.on("data", (d: Buffer) => {
-      rest += d.toString("latin1");
-      const parts = rest.split("\n");
-      rest = parts.pop() as string;
-      for (const p of parts) {
-        if (p.startsWith("Client ") || p.startsWith("Subscribed ")) subscribed ||= p.includes("received SUBACK");
-        else if (p.length > 0) {
-          const [topic, qos, hex] = p.split(" ");
-          this.messages.push({ topic, qos: Number(qos), payload: Buffer.from(hex ?? "", "hex").toString("latin1") });
-        }
-      }
+    this.child = await mosquittoSub(port, filter, 2, "%t %q %x", (p) => {
+      const [topic, qos, hex] = p.split(" ");
+      this.messages.push({ topic, qos: Number(qos), payload: Buffer.from(hex ?? "", "hex").toString("latin1") });
     });
-    await until(`mosquitto_sub on ${filter} subscribed`, () => subscribed, 5000);
   }
 
   stop(): void {
@@ -202,7 +177,7 @@ export function payloadForPacket(size: number, topicLength: number): number {
 /** Runs the scenario on a board (not yet booted, its flash as packed); the board is left off. */
 export async function runBoardScenario(b: BoardUnderTest, opts: ScenarioOptions): Promise<ScenarioResult> {
   const log = opts.log ?? (() => undefined);
-  const random = rng(opts.seed);
+  const random = seeded(opts.seed);
   const steps: StepResult[] = [];
   const result: ScenarioResult = { board: b.board, runtime: b.runtime, unit: b.unit, steps, peak: null, peakStep: "", baseline: null,
     reconnects: opts.reconnects, publishes: opts.publishes, tolerance: opts.tolerance };

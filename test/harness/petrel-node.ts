@@ -8,6 +8,7 @@ import { port } from "../../firmware/port/port";
 import { encodeConnect, encodeFilters, encodePublish, encodeShort, type ConnectOptions, type Payload } from "../../firmware/codec/encode";
 import { codecErrorName } from "../../firmware/codec/errors";
 import { TYPE, type Packet } from "../fixtures/packets";
+import { seeded } from "../../host-sim/seeded";
 
 const CAP = 70000;
 const out = port.bytes.out(CAP);
@@ -49,14 +50,7 @@ export function petrelEncode(p: Packet): Buffer | string {
 
 /** A small seeded generator for reproducible random tests (mulberry32). */
 export function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seeded(seed);
   return {
     next,
     int: (n: number) => Math.floor(next() * n),
