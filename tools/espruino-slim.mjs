@@ -102,8 +102,9 @@ export function slimEspruino(code, opts = {}) {
     const expression = () => gen(n.body, arrowAt + 2, n.end, reads || inside).trimStart();
     // `return(x)=>…` written as `return function…` needs the space
     const gap = /[\w$]/.test(code[n.start - 1] ?? "") ? " " : "";
-    if (!arrow && (!plain || uses(n, usesArguments))) {
-      return code.slice(n.start, n.body.start) + gen(n.body, n.body.start, n.body.end, inside || uses(n, usesArguments));
+    const own = !arrow && uses(n, usesArguments);
+    if (!arrow && (!plain || own)) {
+      return code.slice(n.start, n.body.start) + gen(n.body, n.body.start, n.body.end, inside || own);
     }
     if (arrow && (!plain || uses(n, usesThis))) {
       // keeps its arrow (for `this`); an expression body becomes a block, which stays in flash

@@ -50,7 +50,8 @@ guardBoot({
   safe: (clear) => {
     global["petrelBootOk"] = clear;
   },
-  // code as a string runs at global scope and keeps no closure: the guard's bundle can go
+  // code as a string runs at global scope and keeps no closure: the guard's bundle can go. It
+  // removes the record as espruinoStorage's remove does (the copy `<key>~`, then `<key>`).
   clearLater: (key, ms) => {
     setTimeout(`require("Storage").erase("${key}~");require("Storage").erase("${key}")`, ms);
   },
