@@ -370,7 +370,7 @@ describe("Petrel session against mosquitto 2.0.11", () => {
     await sleep(100);
     expect(again.connacks).toEqual([true]);
     expect(again.got.map((m) => m.payload)).toEqual(range(10, 15));
-    expect(again.c.core.subCount).toBe(0);
+    expect(again.c.core.subs.count).toBe(0);
     expect(logCount(shared, new RegExp(`Received SUBSCRIBE from ${clientId}$`))).toBe(1);
   });
 
@@ -415,7 +415,7 @@ describe("Petrel session against mosquitto 2.0.11", () => {
     await until("the marker", () => p.got.some((m) => m.payload === "marker"));
     expect(seen).toEqual(["before"]);
     expect(p.got.map((m) => m.payload)).toEqual(["before", "marker"]);
-    expect(p.c.core.subCount).toBe(1);
+    expect(p.c.core.subs.count).toBe(1);
   });
 
   it("$-topics: '#' does not receive $SYS, a $SYS subscription does; the '#' handler never sees $SYS", async () => {

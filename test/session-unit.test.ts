@@ -626,7 +626,7 @@ describe("receive", () => {
     ok(c.unsubscribe(["a/#"], 1, undefined));
     b.send({ cmd: "publish", topic: "a/b/c", payload: "", qos: 0, retain: false, dup: false });
     expect(got).toEqual(["plus a/b/c", "all a/b/c"]);
-    expect(c.subCount).toBe(2);
+    expect(c.subs.count).toBe(2);
   });
 });
 
@@ -641,7 +641,7 @@ describe("subscribe and unsubscribe", () => {
     expect(b.take()).toEqual(["subscribe id=1 ok:2,denied:1"]);
     b.send({ cmd: "suback", messageId: 1, granted: [1, 0x80] });
     expect(got).toEqual([[1, 128]]);
-    expect(c.subCount).toBe(1);
+    expect(c.subs.count).toBe(1);
     // without a callback the refusal becomes an error event
     ok(c.subscribe(["no"], [0], 1, undefined, undefined));
     b.send({ cmd: "suback", messageId: 2, granted: [0x80] });
@@ -918,7 +918,7 @@ describe("reconnect, backoff and failover", () => {
     const c = b.client({ offlineQueue: 3 });
     for (let i = 1; i <= 5; i++) ok(c.publish("t", `${i}`, 0, false, undefined));
     expect(c.stats.dropped).toBe(2);
-    expect(c.q0Count).toBe(3);
+    expect(c.q0.count).toBe(3);
     c.start();
     expect(b.connect().filter((l) => l.startsWith("publish"))).toEqual(["publish q0 d0 r0 t 3", "publish q0 d0 r0 t 4", "publish q0 d0 r0 t 5"]);
     const none = new ScriptedBoard().client({ offlineQueue: 0 });

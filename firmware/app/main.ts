@@ -65,6 +65,53 @@ function levelOf(name: string): number {
   return name === "error" ? 0 : name === "warn" ? 1 : name === "debug" ? 3 : 2;
 }
 
+/** The running app with what its callbacks need: the serial line, and when it booted. */
+interface Running extends App {
+  serial: Serial;
+  bootAt: number;
+  log: LogSink;
+}
+
+/*
+ * The app's long-lived callbacks are made by the functions below, each keeping only the app: a
+ * closure made inside startApp would keep every local of that call for good (on Espruino, all of
+ * them), the board's description and the settings module's leftovers among them.
+ */
+
+/** The log sink: lines at or above the `log` setting, to the console (or the serial line before it exists). */
+function appLog(app: Running): LogSink {
+  return {
+    write: (level, line) => {
+      if (level > levelOf(app.settings.get("log"))) return;
+      const p = app.platform;
+      const l = logLine(p !== undefined ? elapsed(app.bootAt, p.clock.now()) : 0, level, line);
+      if (app.console !== undefined) app.console.print(l);
+      else app.serial.write(l + "\r\n");
+    },
+  };
+}
+
+/** A console line: the commands module runs it. */
+function appLine(app: Running): (this: void, line: string, say: (this: void, line: string) => void) => void {
+  return (line, say) => {
+    try {
+      lazy("commands").runLine(app, line, say, false);
+    } catch (e) {
+      say(`error: the command failed: ${String(e)}`);
+    }
+  };
+}
+
+/** Keys typed at the console so far. */
+function appKeys(app: Running): (this: void) => number {
+  return () => (app.console !== undefined ? app.console.keys : 0);
+}
+
+/** An info line of the node's. */
+function appInfo(app: Running): (this: void, line: string) => void {
+  return (line) => app.log.write(2, line);
+}
+
 /**
  * Starts the node. `defaults`: this board's own defaults for some settings (e.g. the broker a
  * simulator started), under what is saved.
@@ -83,40 +130,30 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   const ssid = st.get("wifi.ssid");
   const tls = board.tls ? cfg.readPems(st) : {};
   cfg = undefined as unknown as typeof cfg; // let the module go: the running node does not need it
-  const app = { settings: st, tls: board.tls } as App;
-  let bootAt = 0;
-  const log: LogSink = {
-    write: (level, line) => {
-      if (level > levelOf(st.get("log"))) return;
-      const p = app.platform;
-      const l = logLine(p !== undefined ? elapsed(bootAt, p.clock.now()) : 0, level, line);
-      if (app.console !== undefined) app.console.print(l);
-      else board.serial.write(l + "\r\n");
-    },
-  };
+  const app = { settings: st, tls: board.tls, serial: board.serial, bootAt: 0 } as Running;
+  const log = appLog(app);
+  app.log = log;
   const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log, tls);
-  bootAt = platform.clock.now();
+  app.bootAt = platform.clock.now();
   app.platform = platform;
   if (loaded !== null) log.write(1, loaded);
   for (const b of bad) log.write(1, b);
   const node = new SensorNode({
     platform, tls: board.tls, version: board.version, sensors: board.sensors, reboot: board.reboot,
-    sleep: board.sleep, awakeMs: board.awakeMs, keys: () => (app.console !== undefined ? app.console.keys : 0),
-    log: (line) => log.write(2, line),
+    sleep: board.sleep, awakeMs: board.awakeMs, keys: appKeys(app), log: appInfo(app),
     maxPacket: board.maxPacket, maxInflight: board.maxInflight, outboxMessages: board.outboxMessages,
     offlineQueue: board.offlineQueue, minFreeHeap: board.minFreeHeap,
   }, st);
   app.node = node;
-  app.afterReset = () => log.write(2, "settings are the defaults now; reboot to use them");
-  app.console = new LineConsole(board.serial, (line, say) => {
-    try {
-      lazy("commands").runLine(app, line, say, false);
-    } catch (e) {
-      say(`error: the command failed: ${String(e)}`);
-    }
-  }, board.back, typingSecret);
+  app.afterReset = afterReset(app);
+  app.console = new LineConsole(board.serial, appLine(app), board.back, typingSecret);
   app.console.start();
   const problem = node.start();
   if (problem !== null) log.write(0, `${problem}; fix the setting at the console (show, set, save, reboot)`);
   return app;
+}
+
+/** Said after factory-reset. */
+function afterReset(app: Running): (this: void) => void {
+  return () => app.log.write(2, "settings are the defaults now; reboot to use them");
 }

@@ -1,7 +1,8 @@
 import { port } from "../port/port";
 import type { Platform } from "../session/platform";
-import { Client } from "../session/client";
-import { IDLE } from "../sched/scheduler";
+import { Client, type ClientEvents } from "../session/client";
+import type { RequestDone } from "../session/requests";
+import { IDLE, type Task } from "../sched/scheduler";
 import { elapsed } from "../sched/time";
 import type { Settings } from "./settings";
 import { lazy } from "./lazy";
@@ -73,6 +74,81 @@ export function jsonString(s: string): string {
   return out + "\"";
 }
 
+/*
+ * The node's callbacks are made by the functions below, not inside start(): a closure keeps the
+ * whole scope it was made in for as long as it lives (on Espruino every local of that call, the
+ * client options among them), and these live as long as the node. Here each keeps only the node.
+ */
+
+/** The client's events for the node. */
+function nodeEvents(self: SensorNode): ClientEvents {
+  return {
+    onConnect: () => {
+      const f = self.facts;
+      self.connected = true;
+      f.upAt = self.board.platform.clock.now();
+      f.failed = "";
+      self.connects++;
+      self.board.log(`node: connected as ${self.clientId}`);
+      (self.client as Client).publish(self.topics.status, self.status("online"), 1, true, undefined);
+    },
+    onError: (e) => {
+      self.lastError = `${e.code}: ${e.message}`;
+      self.board.log(`node: ${self.lastError}`);
+    },
+    onClose: (reason) => {
+      const f = self.facts;
+      if (!self.connected) {
+        if (reason !== "") f.failed = reason;
+        return;
+      }
+      self.connected = false;
+      // the broker closing a fresh connection, again and again: another board with this client id
+      const short = elapsed(f.upAt, self.board.platform.clock.now()) < FLAP_MS && (reason === "closed" || reason === "reset");
+      f.shortDrops = short ? f.shortDrops + 1 : 0;
+    },
+    onMessage: (topic, payload) => {
+      if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload));
+    },
+    onEnd: () => {
+      const fn = self.ended;
+      self.ended = undefined;
+      if (fn !== undefined) fn();
+    },
+  };
+}
+
+/** The answer to the node's subscription to its command topic. */
+function nodeSubscribed(self: SensorNode): RequestDone {
+  return (err, granted) => {
+    const f = self.facts;
+    // SUBACK 0x80: refused (the callback has it as granted 128, as MQTT.js does)
+    f.subscription = err !== undefined || granted === undefined || granted[0] === 128 ? "refused" : `granted QoS ${granted[0]}`;
+    if (f.subscription === "refused") {
+      self.lastError = `subscribe-refused: the broker refused ${self.topics.cmd}: remote commands cannot arrive; diag says more`;
+      self.board.log(`node: ${self.lastError}`);
+    }
+  };
+}
+
+/** The node's scheduler tasks: "sample" (one reading) and "sleep". */
+function nodeTask(self: SensorNode, name: string): Task {
+  return { name: name, step: name === "sample" ? () => self.sample() : () => self.sleepStep() };
+}
+
+/**
+ * A sleeping node's state, in a table of its own that only such a node has (a Lua table's fields
+ * take a power of two of slots: the node stays within 16 this way). phase: 0 awake, waiting for
+ * the reading's ack; 1 waiting for the asleep status's; 2 ending; 3 done.
+ */
+interface SleepState {
+  phase: number;
+  from: number;
+  keysSeen: number;
+  typedAt: number;
+  task: number;
+}
+
 export class SensorNode {
   client: Client | undefined = undefined;
   /** Connected now (CONNACK accepted, not closed since). */
@@ -91,15 +167,11 @@ export class SensorNode {
   task = -1;
   /** The node's client id, fixed when it starts (client.id, or petrel-<chip id>). */
   clientId = "";
-  /** Deep sleep: 0 awake, waiting for the reading's ack; 1 waiting for the asleep status's; 2 ending; 3 done. */
-  private sleepPhase = 0;
-  private sleepFrom = 0;
-  private keysSeen = 0;
-  private typedAt = -1;
-  private sleepTask = -1;
+  /** Deep sleep, when the node sleeps between readings (its own table: see SleepState). */
+  private sl: SleepState | undefined = undefined;
   private readonly bornAt: number;
   /** Called once when the client has ended (end()). */
-  private ended: ((this: void) => void) | undefined = undefined;
+  ended: ((this: void) => void) | undefined = undefined;
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
     this.bornAt = board.platform.clock.now();
@@ -148,57 +220,16 @@ export class SensorNode {
     o.outboxMessages = b.outboxMessages;
     o.offlineQueue = b.offlineQueue;
     o.minFreeHeap = b.minFreeHeap;
-    const f = this.facts;
-    const self = this;
-    const c = Client.create(p, o, {
-      onConnect: () => {
-        self.connected = true;
-        f.upAt = p.clock.now();
-        f.failed = "";
-        self.connects++;
-        b.log(`node: connected as ${id}`);
-        (self.client as Client).publish(t.status, self.status("online"), 1, true, undefined);
-      },
-      onError: (e) => {
-        self.lastError = `${e.code}: ${e.message}`;
-        b.log(`node: ${self.lastError}`);
-      },
-      onClose: (reason) => {
-        if (!self.connected) {
-          if (reason !== "") f.failed = reason;
-          return;
-        }
-        self.connected = false;
-        // the broker closing a fresh connection, again and again: another board with this client id
-        const short = elapsed(f.upAt, p.clock.now()) < FLAP_MS && (reason === "closed" || reason === "reset");
-        f.shortDrops = short ? f.shortDrops + 1 : 0;
-      },
-      onMessage: (topic, payload) => {
-        if (topic === t.cmd) self.remote(port.bytes.textOf(payload));
-      },
-      onEnd: () => {
-        const fn = self.ended;
-        self.ended = undefined;
-        if (fn !== undefined) fn();
-      },
-    });
+    const c = Client.create(p, o, nodeEvents(this));
     // a PetrelError (no instanceof: its Lua helper is large)
     if ("code" in c) return `node: the settings do not make a client: ${c.message}`;
     this.client = c;
-    c.subscribe([t.cmd], [1], 1, undefined, (err, granted) => {
-      // SUBACK 0x80: refused (the callback has it as granted 128, as MQTT.js does)
-      f.subscription = err !== undefined || granted === undefined || granted[0] === 128 ? "refused" : `granted QoS ${granted[0]}`;
-      if (f.subscription === "refused") {
-        self.lastError = `subscribe-refused: the broker refused ${t.cmd}: remote commands cannot arrive; diag says more`;
-        b.log(`node: ${self.lastError}`);
-      }
-    });
+    c.subscribe([t.cmd], [1], 1, undefined, nodeSubscribed(this));
     c.start();
-    this.task = p.sched.add({ name: "sample", step: () => self.sample() }, 0);
+    this.task = p.sched.add(nodeTask(this, "sample"), 0);
     if (this.sleeps()) {
-      this.sleepFrom = p.clock.now();
-      this.keysSeen = b.keys !== undefined ? b.keys() : 0;
-      this.sleepTask = p.sched.add({ name: "sleep", step: () => self.sleepStep() }, 0);
+      this.sl = { phase: 0, from: p.clock.now(), keysSeen: b.keys !== undefined ? b.keys() : 0, typedAt: -1, task: -1 };
+      this.sl.task = p.sched.add(nodeTask(this, "sleep"), 0);
     } else if (st.on("sleep")) {
       b.log("node: this board cannot deep sleep; it stays awake between readings");
     }
@@ -227,37 +258,37 @@ export class SensorNode {
    * messages stay in the outbox on flash and go out at the next wake. Typing at the console
    * keeps the board awake.
    */
-  private sleepStep(): number {
+  sleepStep(): number {
     const c = this.client as Client;
+    const sl = this.sl as SleepState;
     const p = this.board.platform;
     const now = p.clock.now();
     const keys = this.board.keys !== undefined ? this.board.keys() : 0;
-    if (keys !== this.keysSeen) {
-      this.keysSeen = keys;
-      this.typedAt = now;
+    if (keys !== sl.keysSeen) {
+      sl.keysSeen = keys;
+      sl.typedAt = now;
     }
-    if (this.sleepPhase === 0 && this.typedAt >= 0 && elapsed(this.typedAt, now) < TYPING_MS) return TYPING_MS - elapsed(this.typedAt, now);
+    if (sl.phase === 0 && sl.typedAt >= 0 && elapsed(sl.typedAt, now) < TYPING_MS) return TYPING_MS - elapsed(sl.typedAt, now);
     const awake = this.board.awakeMs !== undefined ? this.board.awakeMs : 15000;
-    if (this.sleepPhase === 0) {
-      if (!(this.connected && this.sent > 0 && c.outbox.count === 0) && elapsed(this.sleepFrom, now) < awake) return 100;
-      this.sleepPhase = 2;
+    if (sl.phase === 0) {
+      if (!(this.connected && this.sent > 0 && c.outbox.count === 0) && elapsed(sl.from, now) < awake) return 100;
+      sl.phase = 2;
       if (this.connected) {
-        this.sleepPhase = 1;
-        const self = this;
+        sl.phase = 1;
         c.publish(this.topics.status, this.status("asleep"), 1, true, () => {
-          self.sleepPhase = 2;
-          p.sched.wake(self.sleepTask);
+          sl.phase = 2;
+          p.sched.wake(sl.task);
         });
-        this.sleepFrom = now;
+        sl.from = now;
         return 100;
       }
     }
-    if (this.sleepPhase === 1) {
-      if (elapsed(this.sleepFrom, now) < 2000) return 100;
-      this.sleepPhase = 2;
+    if (sl.phase === 1) {
+      if (elapsed(sl.from, now) < 2000) return 100;
+      sl.phase = 2;
     }
-    if (this.sleepPhase === 2) {
-      this.sleepPhase = 3;
+    if (sl.phase === 2) {
+      sl.phase = 3;
       let s = this.settings.int("interval");
       if (s > SLEEP_MAX_S) s = SLEEP_MAX_S;
       this.board.log(`node: deep sleep for ${s} s (outbox ${c.outbox.count} kept on flash)`);
@@ -268,7 +299,7 @@ export class SensorNode {
   }
 
   /** One reading, published; the next in `interval` seconds (a sleeping node takes one per wake). */
-  private sample(): number {
+  sample(): number {
     const c = this.client as Client;
     const sleeping = this.sleeps();
     let qos = this.settings.int("qos");
@@ -287,9 +318,9 @@ export class SensorNode {
   stop(): void {
     const sched = this.board.platform.sched;
     if (this.task >= 0) sched.remove(this.task);
-    if (this.sleepTask >= 0) sched.remove(this.sleepTask);
+    if (this.sl !== undefined && this.sl.task >= 0) sched.remove(this.sl.task);
     this.task = -1;
-    this.sleepTask = -1;
+    if (this.sl !== undefined) this.sl.task = -1;
   }
 
   /** A command line from the command topic, answered on the reply topic (app/commands.ts). */
@@ -297,6 +328,7 @@ export class SensorNode {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
     else lazy("commands").runLine({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
-    (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
+    const err = (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
+    if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }
 }

@@ -19,8 +19,10 @@ export type Payload = string | Bytes;
 export interface WillOptions {
   topic: string;
   payload: Payload;
-  qos: number;
-  retain: boolean;
+  /** [0] */
+  qos?: number;
+  /** [false] */
+  retain?: boolean;
 }
 
 export interface ConnectOptions {
@@ -122,8 +124,9 @@ export function encodeConnect(o: Out, cap: number, c: ConnectOptions): number {
   let flags = c.clean ? 2 : 0;
   let willTopicLen = 0;
   const will = c.will;
+  const willQos = will !== undefined && will.qos !== undefined ? will.qos : 0;
   if (will !== undefined) {
-    if (!validQos(will.qos)) return -CodecError.InvalidQos;
+    if (!validQos(willQos)) return -CodecError.InvalidQos;
     const shape = checkTopicShape(will.topic);
     if (shape !== 0) return -shape;
     willTopicLen = fieldLength(will.topic, false);
@@ -132,7 +135,7 @@ export function encodeConnect(o: Out, cap: number, c: ConnectOptions): number {
     if (willLen < 0) return -CodecError.InvalidUtf8;
     if (willLen > MAX_STRING) return -CodecError.StringTooLong;
     remaining = remaining + 4 + willTopicLen + willLen;
-    flags = flags + 4 + will.qos * 8 + (will.retain ? 32 : 0);
+    flags = flags + 4 + willQos * 8 + (will.retain === true ? 32 : 0);
   }
   let userLen = 0;
   let passLen = 0;

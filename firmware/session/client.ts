@@ -1,6 +1,6 @@
 import { PacketType, Status } from "../codec/constants";
 import { Decoder } from "../codec/decoder";
-import { encodeConnect, encodePublish, encodeShort, payloadSize, type ConnectOptions, type Payload } from "../codec/encode";
+import { encodeConnect, encodePublish, encodeShort, payloadSize, type Payload } from "../codec/encode";
 import { topicMatches } from "../codec/topic";
 import type { Bytes, Out, Wire } from "../port/bytes";
 import { LOG_DEBUG, LOG_INFO, LOG_WARN, type PetrelError } from "../port/log";
@@ -76,6 +76,37 @@ export interface ClientStats {
   pingMs: number;
 }
 
+/** QoS 0 messages kept while offline: a ring of topic, payload, retain, callback. */
+export interface OfflineQueue {
+  topics: string[];
+  payloads: Payload[];
+  retain: boolean[];
+  dones: (Done | undefined)[];
+  head: number;
+  count: number;
+}
+
+/**
+ * The connection's times, apart from the client's other fields: a Lua table's fields take a
+ * power of two of slots, and the client stays within 32 this way.
+ */
+interface LinkTimes {
+  deadline: number;
+  connectedAt: number;
+  lastSent: number;
+  lastRecv: number;
+  pingOut: boolean;
+  pingAt: number;
+}
+
+/** The client's subscriptions, restored when the broker has no session for it. */
+export interface Subscriptions {
+  filters: string[];
+  qos: number[];
+  handlers: (MessageHandler | undefined)[];
+  count: number;
+}
+
 /** How often a client waiting for its network link checks it, in case the link's event is lost. */
 export const LINK_POLL_MS = 5000;
 
@@ -103,10 +134,10 @@ export class Client {
   readonly outbox: Outbox;
   /** Incoming QoS 2 ids between PUBREC and PUBREL (undefined in a build without QoS 2). */
   readonly received: Received | undefined;
-  /** QoS 0 messages waiting in RAM for a connection. */
-  q0Count = 0;
-  /** Filters the client subscribes to (restored after a session loss). */
-  subCount = 0;
+  /** QoS 0 messages waiting in RAM for a connection: a ring of `count` from `head`. */
+  readonly q0: OfflineQueue = { topics: [], payloads: [], retain: [], dones: [], head: 0, count: 0 };
+  /** Filters the client subscribes to (restored after a session loss): filter, QoS, handler. */
+  readonly subs: Subscriptions = { filters: [], qos: [], handlers: [], count: 0 };
 
   private readonly p: Platform;
   private readonly ev: ClientEvents;
@@ -115,7 +146,6 @@ export class Client {
   private readonly dec: Decoder;
   private readonly reqs: Requests;
   private readonly task: number;
-  private readonly connect: ConnectOptions;
   /** Connection generation: events of older connections are ignored. */
   private gen = 0;
   /** Failed rounds over the broker list since the last success. */
@@ -128,12 +158,8 @@ export class Client {
   /** The close reason chosen by this client (reported instead of the transport's). */
   private reason = "";
   private reported = false;
-  private deadline = 0;
-  private connectedAt = 0;
-  private lastSent = 0;
-  private lastRecv = 0;
-  private pingOut = false;
-  private pingAt = 0;
+  /** The connection's clock: its deadline (CONNACK, PINGRESP), when it came up, the last packet each way, the ping out. */
+  private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: false, pingAt: 0 };
   private blocked = false;
   /** The packet of the outbox record `txSeq` as just encoded, so it is sent without reading it back (0: none). */
   private txSeq = 0;
@@ -148,17 +174,6 @@ export class Client {
    */
   private sessionBroker = -1;
 
-  /** Subscriptions to restore when the broker has no session: filter, QoS, handler. */
-  private readonly subFilters: string[] = [];
-  private readonly subQos: number[] = [];
-  private readonly subHandlers: (MessageHandler | undefined)[] = [];
-
-  /** QoS 0 messages while offline: a ring of topic, payload, retain, callback. */
-  private readonly q0Topics: string[] = [];
-  private readonly q0Payloads: Payload[] = [];
-  private readonly q0Retain: boolean[] = [];
-  private readonly q0Dones: (Done | undefined)[] = [];
-  private q0Head = 0;
 
   private constructor(p: Platform, s: Settings, ev: ClientEvents) {
     this.p = p;
@@ -169,13 +184,6 @@ export class Client {
     this.outbox = new Outbox(p.storage, s.storePrefix);
     this.received = FEATURE_QOS2 ? new Received(p.storage, s.storePrefix) : undefined;
     this.reqs = new Requests(s.maxRequests);
-    const c: ConnectOptions = { clientId: s.clientId, clean: s.clean, keepalive: s.keepalive };
-    if (s.username !== undefined) c.username = s.username;
-    if (s.password !== undefined) c.password = s.password;
-    if (s.will !== undefined) {
-      c.will = { topic: s.will.topic, payload: s.will.payload, qos: s.will.qos !== undefined ? s.will.qos : 0, retain: s.will.retain === true };
-    }
-    this.connect = c;
     this.primaryEvery = s.primaryRetryMs;
     // `self`, not `this`, in an arrow inside a branch: see the guard's arrow-this-skipped rule.
     const self = this;
@@ -205,7 +213,7 @@ export class Client {
     if ("code" in s) return s;
     // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
     const c = new this(p, s, ev);
-    const n = encodeConnect(c.tx, s.maxPacket, c.connect);
+    const n = encodeConnect(c.tx, s.maxPacket, s);
     c.tx.clear();
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecFail(n).message} (client id, user name, will); fix: correct that option`);
     const loaded = c.outbox.load(s.maxPacket);
@@ -302,22 +310,22 @@ export class Client {
       const cap = s.offlineQueue;
       if (cap === 0) return fail("offline", "not connected, and offlineQueue is 0, so the QoS 0 message was not kept; fix: publish at QoS 1, or set offlineQueue");
       this.stats.published = this.stats.published + 1;
-      if (this.q0Count === cap) {
+      if (this.q0.count === cap) {
         // the oldest makes room (and hears why)
-        const old = this.q0Dones[this.q0Head];
-        this.q0Dones[this.q0Head] = undefined;
-        this.q0Head = this.q0Head + 1 === cap ? 0 : this.q0Head + 1;
-        this.q0Count = this.q0Count - 1;
+        const old = this.q0.dones[this.q0.head];
+        this.q0.dones[this.q0.head] = undefined;
+        this.q0.head = this.q0.head + 1 === cap ? 0 : this.q0.head + 1;
+        this.q0.count = this.q0.count - 1;
         this.stats.dropped = this.stats.dropped + 1;
         if (old !== undefined) old(fail("dropped", `the QoS 0 message waited offline behind ${cap} newer ones and was dropped; fix: publish at QoS 1 what must arrive, or raise offlineQueue`));
       }
-      let k = this.q0Head + this.q0Count;
+      let k = this.q0.head + this.q0.count;
       if (k >= cap) k = k - cap;
-      this.q0Topics[k] = topic;
-      this.q0Payloads[k] = payload;
-      this.q0Retain[k] = retain;
-      this.q0Dones[k] = done;
-      this.q0Count = this.q0Count + 1;
+      this.q0.topics[k] = topic;
+      this.q0.payloads[k] = payload;
+      this.q0.retain[k] = retain;
+      this.q0.dones[k] = done;
+      this.q0.count = this.q0.count + 1;
       return undefined;
     }
     if (this.outbox.bytes + n > s.outboxBytes) {
@@ -408,15 +416,15 @@ export class Client {
         if (this.state !== State.Connected) return;
       }
     }
-    while (all && this.q0Count > 0 && this.state === State.Connected) {
-      const k = this.q0Head;
-      const done = this.q0Dones[k];
-      const n = encodePublish(this.tx, s.maxPacket, this.q0Topics[k], this.q0Payloads[k], 0, this.q0Retain[k], false, 0);
-      this.q0Topics[k] = "";
-      this.q0Payloads[k] = "";
-      this.q0Dones[k] = undefined;
-      this.q0Head = k + 1 === s.offlineQueue ? 0 : k + 1;
-      this.q0Count = this.q0Count - 1;
+    while (all && this.q0.count > 0 && this.state === State.Connected) {
+      const k = this.q0.head;
+      const done = this.q0.dones[k];
+      const n = encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k], false, 0);
+      this.q0.topics[k] = "";
+      this.q0.payloads[k] = "";
+      this.q0.dones[k] = undefined;
+      this.q0.head = k + 1 === s.offlineQueue ? 0 : k + 1;
+      this.q0.count = this.q0.count - 1;
       if (n > 0) this.send(this.tx.wire());
       if (done !== undefined) done(undefined);
     }
@@ -451,11 +459,11 @@ export class Client {
     for (let i = 0; i < count; i++) {
       if (qos !== undefined) {
         let k = 0;
-        while (k < this.subCount && this.subFilters[k] !== filters[i]) k = k + 1;
-        if (k === this.subCount) this.subCount = k + 1;
-        this.subFilters[k] = filters[i];
-        this.subQos[k] = qos[i];
-        this.subHandlers[k] = handler;
+        while (k < this.subs.count && this.subs.filters[k] !== filters[i]) k = k + 1;
+        if (k === this.subs.count) this.subs.count = k + 1;
+        this.subs.filters[k] = filters[i];
+        this.subs.qos[k] = qos[i];
+        this.subs.handlers[k] = handler;
       } else {
         this.forget(filters[i]);
       }
@@ -465,14 +473,14 @@ export class Client {
   }
 
   private forget(filter: string): void {
-    for (let k = 0; k < this.subCount; k++) {
-      if (this.subFilters[k] === filter) {
-        const last = this.subCount - 1;
-        this.subFilters[k] = this.subFilters[last];
-        this.subQos[k] = this.subQos[last];
-        this.subHandlers[k] = this.subHandlers[last];
-        this.subHandlers[last] = undefined;
-        this.subCount = last;
+    for (let k = 0; k < this.subs.count; k++) {
+      if (this.subs.filters[k] === filter) {
+        const last = this.subs.count - 1;
+        this.subs.filters[k] = this.subs.filters[last];
+        this.subs.qos[k] = this.subs.qos[last];
+        this.subs.handlers[k] = this.subs.handlers[last];
+        this.subs.handlers[last] = undefined;
+        this.subs.count = last;
         return;
       }
     }
@@ -500,7 +508,7 @@ export class Client {
     this.state = State.Resolving;
     this.reason = "";
     this.reported = false;
-    this.deadline = after(this.p.clock.now(), s.connectTimeoutMs);
+    this.t.deadline = after(this.p.clock.now(), s.connectTimeoutMs);
     this.stats.attempts = this.stats.attempts + 1;
     if (this.stats.attempts > 1 && this.ev.onReconnect !== undefined) this.ev.onReconnect();
     this.p.log.write(LOG_DEBUG, `mqtt: dialling ${b.host}:${b.port}${b.tls === true ? " (tls)" : ""}`);
@@ -518,8 +526,8 @@ export class Client {
           this.state = State.Handshake;
           this.dec.reset();
           this.blocked = false;
-          const n = encodeConnect(this.tx, this.settings.maxPacket, this.connect);
-          this.lastRecv = this.p.clock.now();
+          const n = encodeConnect(this.tx, this.settings.maxPacket, this.settings);
+          this.t.lastRecv = this.p.clock.now();
           if (n > 0) this.send(this.tx.wire());
         },
         onData: (c: Bytes) => {
@@ -551,7 +559,7 @@ export class Client {
     }
     this.state = State.Closing;
     // a transport that never reports its close must not hang the client
-    this.deadline = after(this.p.clock.now(), this.settings.connectTimeoutMs);
+    this.t.deadline = after(this.p.clock.now(), this.settings.connectTimeoutMs);
     this.p.sched.wake(this.task);
     this.p.transport.close();
   }
@@ -578,9 +586,9 @@ export class Client {
     // Not connected any more before any callback runs: a publish or subscribe from onOffline /
     // onClose must wait for the next connection, not go to the dead one.
     this.state = State.Waiting;
-    this.deadline = this.p.clock.now();
+    this.t.deadline = this.p.clock.now();
     this.up = false;
-    this.pingOut = false;
+    this.t.pingOut = false;
     this.blocked = false;
     this.lastReason = reason;
     for (let k = 0; k < this.outbox.count; k++) {
@@ -621,7 +629,7 @@ export class Client {
       const half = port.ints.idiv(delay, 2);
       delay = half + this.p.random(delay - half + 1);
     }
-    this.deadline = after(this.p.clock.now(), delay);
+    this.t.deadline = after(this.p.clock.now(), delay);
     this.p.sched.wake(this.task);
   }
 
@@ -662,14 +670,14 @@ export class Client {
         // dial now, from the first broker: failures while the link was down say nothing of them
         this.broker = 0;
         this.round = 0;
-      } else if (!due(this.deadline, now)) {
-        return remaining(this.deadline, now);
+      } else if (!due(this.t.deadline, now)) {
+        return remaining(this.t.deadline, now);
       }
       this.attempt();
       return this.state === State.Waiting ? LINK_POLL_MS : this.step(this.p.clock.now());
     }
     if (st === State.Resolving || st === State.Opening || st === State.Handshake || st === State.Closing) {
-      if (!due(this.deadline, now)) return remaining(this.deadline, now);
+      if (!due(this.t.deadline, now)) return remaining(this.t.deadline, now);
       if (st === State.Closing) {
         this.gen = this.gen + 1;
         this.closed(this.reason);
@@ -683,7 +691,7 @@ export class Client {
     // keepalive seconds without sending (or receiving); a missing PINGRESP ends the link.
     let next = IDLE;
     if (FEATURE_FAILOVER && this.primaryEvery > 0 && this.broker > 0) {
-      const left = this.primaryEvery - elapsed(this.connectedAt, now);
+      const left = this.primaryEvery - elapsed(this.t.connectedAt, now);
       if (left <= 0) {
         this.p.log.write(LOG_INFO, "mqtt: trying the first broker again");
         this.control(PacketType.Disconnect, 0);
@@ -693,8 +701,8 @@ export class Client {
       next = left;
     }
     if (s.keepalive === 0) return next;
-    if (this.pingOut) {
-      const left = s.pingTimeoutMs - elapsed(this.pingAt, now);
+    if (this.t.pingOut) {
+      const left = s.pingTimeoutMs - elapsed(this.t.pingAt, now);
       if (left <= 0) {
         this.drop("ping-timeout");
         return 0;
@@ -702,12 +710,12 @@ export class Client {
       return next === IDLE || left < next ? left : next;
     }
     const ka = s.keepalive * 1000;
-    const sentLeft = ka - elapsed(this.lastSent, now);
-    const recvLeft = ka - elapsed(this.lastRecv, now);
+    const sentLeft = ka - elapsed(this.t.lastSent, now);
+    const recvLeft = ka - elapsed(this.t.lastRecv, now);
     const left = sentLeft < recvLeft ? sentLeft : recvLeft;
     if (left <= 0) {
-      this.pingOut = true;
-      this.pingAt = now;
+      this.t.pingOut = true;
+      this.t.pingAt = now;
       this.stats.pings = this.stats.pings + 1;
       this.control(PacketType.Pingreq, 0);
       return next === IDLE || s.pingTimeoutMs < next ? s.pingTimeoutMs : next;
@@ -719,7 +727,7 @@ export class Client {
   // Wire
 
   private send(w: Wire): void {
-    this.lastSent = this.p.clock.now();
+    this.t.lastSent = this.p.clock.now();
     if (!this.p.transport.write(w)) this.blocked = true;
   }
 
@@ -732,7 +740,7 @@ export class Client {
   private data(c: Bytes): void {
     const d = this.dec;
     const size = c.length;
-    this.lastRecv = this.p.clock.now();
+    this.t.lastRecv = this.p.clock.now();
     let at = 0;
     while (at < size && (this.state === State.Connected || this.state === State.Handshake)) {
       at = d.push(c, at);
@@ -786,9 +794,9 @@ export class Client {
         const topic = d.topic();
         const payload = port.bytes.wire(d.data, d.payloadStart, d.payloadEnd);
         this.stats.delivered = this.stats.delivered + 1;
-        for (let k = 0; k < this.subCount; k++) {
-          const h = this.subHandlers[k];
-          if (h !== undefined && topicMatches(this.subFilters[k], topic)) h(topic, payload, qos, d.retain, d.dup);
+        for (let k = 0; k < this.subs.count; k++) {
+          const h = this.subs.handlers[k];
+          if (h !== undefined && topicMatches(this.subs.filters[k], topic)) h(topic, payload, qos, d.retain, d.dup);
         }
         if (this.ev.onMessage !== undefined) this.ev.onMessage(topic, payload, qos, d.retain, d.dup);
       }
@@ -828,8 +836,8 @@ export class Client {
     } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
       this.requestAcked(d);
     } else if (t === PacketType.Pingresp) {
-      if (this.pingOut) this.stats.pingMs = elapsed(this.pingAt, this.p.clock.now());
-      this.pingOut = false;
+      if (this.t.pingOut) this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.now());
+      this.t.pingOut = false;
     } else {
       this.report(undefined, "protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");
     }
@@ -846,8 +854,8 @@ export class Client {
     this.state = State.Connected;
     this.up = true;
     this.round = 0;
-    this.connectedAt = now;
-    this.lastRecv = now;
+    this.t.connectedAt = now;
+    this.t.lastRecv = now;
     this.sessionPresent = d.sessionPresent;
     this.stats.connects = this.stats.connects + 1;
     // On the first broker the primary retry period starts over; back on a fallback because the
@@ -880,7 +888,7 @@ export class Client {
       for (let k = 0; k < this.outbox.count; k++) this.outbox.restart(k);
     }
     // The broker lost the session: subscribe again to every filter (before any pending request).
-    if (!d.sessionPresent) this.reqs.restore(this.subFilters, this.subQos, this.subCount, this.tx, s.maxPacket);
+    if (!d.sessionPresent) this.reqs.restore(this.subs.filters, this.subs.qos, this.subs.count, this.tx, s.maxPacket);
     if (this.sessionBroker !== this.broker) {
       const pre = s.storePrefix + "b";
       if (this.sessionBroker >= 0) this.p.storage.remove(pre + this.sessionBroker);
