@@ -1,11 +1,10 @@
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM module without types
 import { slimEspruino } from "../tools/espruino-slim.mjs";
 import { runtimesDir } from "./harness/board-espruino";
+import { casesProgram, runFromStorage } from "./harness/espruino-cases";
 import { needs } from "./harness/needs";
 
 // tools/espruino-slim.mjs rewrites the built Espruino bundles (parameters as locals, arrows as
@@ -29,9 +28,7 @@ const CASES: Record<string, string> = {
   "timer arguments": "setTimeout(function(a,b){print('late '+a+b)},1,'x','y');",
 };
 
-function program(body: string): string {
-  return `var out=[];${body}print(JSON.stringify(out));`;
-}
+const program = casesProgram;
 
 function runNode(code: string): string {
   const lines: string[] = [];
@@ -73,36 +70,18 @@ describe("the Espruino bundle rewrite", () => {
   const exe = path.join(runtimesDir(), "espruino-linux");
   const missing = fs.existsSync(exe) ? null : `no ${exe}: set PETREL_RUNTIMES to the folder of prebuilt interpreters (../shared/runtimes/README.md)`;
   needs(missing, "every case prints the same on the real Espruino interpreter (espruino-linux), run from Storage as a board runs the app", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-slim-"));
-    try {
-      const progs = Object.values(CASES).map((b) => slim(program(b)).code);
-      const origs = Object.values(CASES).map((b) => program(b));
-      // from Storage, as the boot guard runs the app: function bodies stay in flash
-      const script = `var S=require("Storage");` +
-        [...origs, ...progs].map((c, i) => `S.write("p${i}",${JSON.stringify(c)});`).join("") +
-        [...origs, ...progs].map((_, i) => `print("== ${i}");eval(S.read("p${i}"));`).join("");
-      fs.writeFileSync(path.join(dir, "t.js"), script);
-      // the REPL's prompt and erase-line in front of what a timer prints
-      const out = execFileSync(exe, ["t.js"], { cwd: dir, input: "", encoding: "latin1", timeout: 60_000 }).replace(/>\r?\x1b\[J/g, "").replace(/\r/g, "");
-      const parts = new Map<number, string[]>();
-      let cur = -1;
-      for (const l of out.split("\n")) {
-        const m = /^== (\d+)$/.exec(l);
-        if (m !== null) cur = Number(m[1]);
-        else if (cur >= 0 && (l.startsWith("[") || l.startsWith("late "))) (parts.get(cur) ?? parts.set(cur, []).get(cur)!).push(l);
-      }
-      const n = origs.length;
-      const names = Object.keys(CASES);
-      // the timers' lines come at the end of the run, after every case: compared as a count
-      const late = out.split("\n").filter((l) => l === "late xy").length;
-      expect(late, "the timer case, original and rewritten").toBe(2);
-      for (let i = 0; i < n; i++) {
-        if (names[i] === "timer arguments") continue;
-        expect(parts.get(i + n), `${names[i]} on espruino-linux`).toEqual(parts.get(i));
-        expect(parts.get(i)?.length ?? 0, `${names[i]} printed on espruino-linux`).toBe(1);
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+    const progs = Object.values(CASES).map((b) => slim(program(b)).code);
+    const origs = Object.values(CASES).map((b) => program(b));
+    const { parts, out } = runFromStorage(exe, [...origs, ...progs]);
+    const n = origs.length;
+    const names = Object.keys(CASES);
+    // the timers' lines come at the end of the run, after every case: compared as a count
+    const late = out.split("\n").filter((l) => l === "late xy").length;
+    expect(late, "the timer case, original and rewritten").toBe(2);
+    for (let i = 0; i < n; i++) {
+      if (names[i] === "timer arguments") continue;
+      expect(parts.get(i + n), `${names[i]} on espruino-linux`).toEqual(parts.get(i));
+      expect(parts.get(i)?.length ?? 0, `${names[i]} printed on espruino-linux`).toBe(1);
     }
   });
 });

@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as esbuild from "esbuild";
 import { renameTopLevel } from "./espruino-globals.mjs";
+import { mergeFunctions, mergeMethods } from "./espruino-merge.mjs";
 import { slimEspruino } from "./espruino-slim.mjs";
 import { mangleableProps } from "./mangle-props.mjs";
 
@@ -84,6 +85,15 @@ function exportsAsReturn(code, file) {
 let mangleRegex;
 
 /**
+ * The methods the node runs most, hottest first: first in their class's merged function, where a
+ * call reads over the cases before its own (tools/espruino-merge.mjs). Packet writing and reading,
+ * the scheduler, the outbox, the settings the node reads at every reading, the console's keys.
+ */
+const HOT_METHODS = ["byte", "text", "copy", "wire", "clear", "bytes", "push", "checkHeader", "finish", "publishFields", "reset", "topic",
+  "checkTopicBytes", "chunk", "packet", "send", "control", "pump", "tick", "requestAcked", "memoryLow", "pass", "arm", "nextIn", "wake", "add",
+  "release", "find", "read", "remove", "get", "int", "on", "feed", "print"];
+
+/**
  * Builds the node for `features` into `outDir` (app.js, app.<name>.js); `prefix` goes in front of
  * app.js (the board profile). Returns the Storage file name → file written.
  */
@@ -95,14 +105,22 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   const pulled = Object.keys(app.metafile.inputs).filter((f) => LAZY_ONLY.includes(f));
   if (pulled.length > 0) throw new Error(`the Espruino app bundle imports ${pulled.join(", ")}: lazy modules are reached through lazy() (firmware/app/lazy.ts), never imported`);
   fs.mkdirSync(outDir, { recursive: true });
-  const files = {};
-  files.app = path.join(outDir, "app.js");
-  fs.writeFileSync(files.app, prefix + slimEspruino(renameTopLevel(app.outputFiles[0].text, ESPRUINO_APP).code).code, "latin1");
+  const bundles = [{ name: "app", code: app.outputFiles[0].text, returnOutside: false }];
   for (const [name, entry] of Object.entries(ESPRUINO_LAZY)) {
     const r = await esbuild.build({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, entry)], format: "esm", write: false,
       plugins: [...plugins, sharedPortPlugin], mangleProps: mangleRegex, mangleCache: app.mangleCache });
-    files[`app.${name}`] = path.join(outDir, `app.${name}.js`);
-    fs.writeFileSync(files[`app.${name}`], slimEspruino(exportsAsReturn(r.outputFiles[0].text, entry), { returnOutside: true }).code, "latin1");
+    bundles.push({ name: `app.${name}`, code: exportsAsReturn(r.outputFiles[0].text, entry), returnOutside: true });
   }
+  // one function per class for most methods (tools/espruino-merge.mjs), over all the bundles at once
+  const short = app.mangleCache;
+  const names = new Set(Object.values(short).filter((v) => typeof v === "string"));
+  const merged = mergeMethods(bundles, names, HOT_METHODS.map((m) => short[m]).filter((m) => typeof m === "string"));
+  const files = {};
+  bundles.forEach((b, i) => {
+    files[b.name] = path.join(outDir, `${b.name}.js`);
+    const code = b.name === "app" ? prefix + slimEspruino(mergeFunctions(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code
+      : slimEspruino(merged.codes[i], { returnOutside: true }).code;
+    fs.writeFileSync(files[b.name], code, "latin1");
+  });
   return files;
 }

@@ -23,7 +23,8 @@ function isFunction(n) {
   return n.type === "FunctionDeclaration" || n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression";
 }
 
-function children(n) {
+/** A node's child nodes, in source order (shared with tools/espruino-merge.mjs). */
+export function children(n) {
   const out = [];
   for (const k of Object.keys(n)) {
     if (k === "type" || k === "start" || k === "end") continue;

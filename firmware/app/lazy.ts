@@ -18,10 +18,10 @@ export interface LazyModules {
 
 /** Sets how lazy modules are loaded (each target's app entry, once). */
 export function setLoader(fn: (this: void, name: string) => unknown): void {
-  port.load = fn;
+  port.loader = fn;
 }
 
 /** A lazy module's exports (loaded now: keep them only as long as they are used). */
 export function lazy<K extends keyof LazyModules>(name: K): LazyModules[K] {
-  return (port.load as (this: void, name: string) => unknown)(name) as LazyModules[K];
+  return (port.loader as (this: void, name: string) => unknown)(name) as LazyModules[K];
 }

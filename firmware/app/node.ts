@@ -90,7 +90,7 @@ function nodeEvents(self: SensorNode): ClientEvents {
       f.failed = "";
       self.connects++;
       self.board.log(`node: connected as ${self.clientId}`);
-      (self.client as Client).publish(self.topics.status, self.status("online"), 1, true, undefined);
+      (self.client as Client).publish(self.topics.status, self.statusJson("online"), 1, true, undefined);
     },
     onError: (e) => {
       self.lastError = `${e.code}: ${e.message}`;
@@ -182,14 +182,14 @@ export class SensorNode {
     return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.now()), 1000);
   }
 
-  status(state: string): string {
+  statusJson(state: string): string {
     const heap = this.board.platform.freeHeap !== undefined ? this.board.platform.freeHeap() : -1;
     return `{"state":${jsonString(state)},"version":${jsonString(this.board.version)},"uptime":${this.uptime()},` +
       `"heap":${heap},"reconnects":${this.connects > 0 ? this.connects - 1 : 0},"lastError":${jsonString(this.lastError)}}`;
   }
 
   /** The readings as a JSON object; a reading that is not a finite number is left out (JSON has no NaN). */
-  telemetry(): string {
+  readings(): string {
     let body = "";
     for (const s of this.board.sensors) {
       const v = s.read();
@@ -275,7 +275,7 @@ export class SensorNode {
       sl.phase = 2;
       if (this.connected) {
         sl.phase = 1;
-        c.publish(this.topics.status, this.status("asleep"), 1, true, () => {
+        c.publish(this.topics.status, this.statusJson("asleep"), 1, true, () => {
           sl.phase = 2;
           p.sched.wake(sl.task);
         });
@@ -304,7 +304,7 @@ export class SensorNode {
     const sleeping = this.sleeps();
     let qos = this.settings.int("qos");
     if (sleeping && qos === 0) qos = 1; // a reading that must survive the sleep needs an acknowledgement
-    const err = c.publish(this.topics.telemetry, this.telemetry(), qos, false, undefined);
+    const err = c.publish(this.topics.telemetry, this.readings(), qos, false, undefined);
     if (err === undefined) {
       this.sent++;
     } else {

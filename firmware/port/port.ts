@@ -16,7 +16,7 @@ export interface Port {
    * the port so that lazy modules, which share only the port with the code that loads them,
    * can load each other.
    */
-  load?: (this: void, name: string) => unknown;
+  loader?: (this: void, name: string) => unknown;
 }
 
 export const port: Port = { target: "", ints: undefined as unknown as IntOps, bytes: undefined as unknown as BytesPort };

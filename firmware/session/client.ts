@@ -187,7 +187,7 @@ export class Client {
     this.primaryEvery = s.primaryRetryMs;
     // `self`, not `this`, in an arrow inside a branch: see the guard's arrow-this-skipped rule.
     const self = this;
-    this.task = p.sched.add({ name: "mqtt", step: (now: number) => self.step(now) }, 0);
+    this.task = p.sched.add({ name: "mqtt", step: (now: number) => self.tick(now) }, 0);
     p.sched.remove(this.task);
     if (p.link !== undefined) {
       p.link.watch((up) => {
@@ -286,7 +286,7 @@ export class Client {
     if (qos !== 0 && qos !== 1 && (qos !== 2 || !FEATURE_QOS2)) {
       return fail("invalid-qos", FEATURE_QOS2 ? "QoS must be 0, 1 or 2" : "this build leaves QoS 2 out (its board profile's features); QoS must be 0 or 1");
     }
-    const low = this.lowMemory();
+    const low = this.memoryLow();
     if (low !== undefined) return low;
     const full = qos > 0 && this.outbox.count >= s.outboxMessages;
     if (full) {
@@ -347,7 +347,7 @@ export class Client {
   }
 
   /** The refusal when free heap is under the floor (minFreeHeap), else undefined. */
-  private lowMemory(): PetrelError | undefined {
+  private memoryLow(): PetrelError | undefined {
     const floor = this.settings.minFreeHeap;
     const free = this.p.freeHeap;
     if (floor === 0 || free === undefined) return undefined;
@@ -451,7 +451,7 @@ export class Client {
   private request(filters: string[], qos: number[] | undefined, count: number, handler: MessageHandler | undefined,
     done: RequestDone | undefined): PetrelError | undefined {
     if (qos !== undefined) {
-      const low = this.lowMemory();
+      const low = this.memoryLow();
       if (low !== undefined) return low;
     }
     const e = this.reqs.add(filters, qos, count, done, this.tx, this.settings.maxPacket);
@@ -531,7 +531,7 @@ export class Client {
           if (n > 0) this.send(this.tx.wire());
         },
         onData: (c: Bytes) => {
-          if (g === this.gen) this.data(c);
+          if (g === this.gen) this.chunk(c);
         },
         onWritable: () => {
           if (g !== this.gen) return;
@@ -658,7 +658,7 @@ export class Client {
   // Time
 
   /** The client's task: reconnect delays, attempt and close deadlines, keepalive, primary retry. */
-  private step(now: number): number {
+  private tick(now: number): number {
     const st = this.state;
     const s = this.settings;
     if (st === State.Waiting) {
@@ -674,7 +674,7 @@ export class Client {
         return remaining(this.t.deadline, now);
       }
       this.attempt();
-      return this.state === State.Waiting ? LINK_POLL_MS : this.step(this.p.clock.now());
+      return this.state === State.Waiting ? LINK_POLL_MS : this.tick(this.p.clock.now());
     }
     if (st === State.Resolving || st === State.Opening || st === State.Handshake || st === State.Closing) {
       if (!due(this.t.deadline, now)) return remaining(this.t.deadline, now);
@@ -737,7 +737,7 @@ export class Client {
   }
 
   /** A chunk from the broker: every packet in it, in order, while the connection lasts. */
-  private data(c: Bytes): void {
+  private chunk(c: Bytes): void {
     const d = this.dec;
     const size = c.length;
     this.t.lastRecv = this.p.clock.now();
