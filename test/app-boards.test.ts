@@ -76,8 +76,8 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       expect(await b.reply("set qos 3")).toEqual([expect.stringMatching(/^error: qos .*; nothing was changed$/)]);
       expect(await b.reply("set interval 1")).toEqual(["interval = 1 (not saved yet)"]);
       expect(await b.reply("set qos 1")).toEqual(["qos = 1 (not saved yet)"]);
-      expect(await b.reply("set mqtt.user node")).toEqual(["mqtt.user = node (not saved yet)"]);
-      expect(await b.reply(`set mqtt.pass ${CANARY}`)).toEqual(["mqtt.pass = (set, hidden) (not saved yet)"]);
+      expect(await b.reply("set mqtt.user node")).toEqual(["mqtt.user = node (not saved yet; used from the next boot: save, then reboot)"]);
+      expect(await b.reply(`set mqtt.pass ${CANARY}`)).toEqual(["mqtt.pass = (set, hidden) (not saved yet; used from the next boot: save, then reboot)"]);
       const status = await b.reply("status");
       expect(status[0]).toMatch(new RegExp(`^node ${id}: connected, up \\d+ s, 0 reconnects`));
       // qos 1 is the default; a line on memory comes before it where the board can tell

@@ -90,14 +90,14 @@ describe("settings: validation explains the accepted form, and a refused set cha
     expect(n.type("set tls on")).toEqual(["error: tls: this board's firmware has no TLS (its profile says tls: false); its brokers are plain TCP; nothing was changed"]);
     expect(n.type("set brokers tls:b.example:8883")[0]).toMatch(/^error: brokers: tls:b\.example:8883 asks for TLS, and this board's firmware has no TLS/);
     const t = node({ tls: true });
-    expect(t.type("set tls on")).toEqual(["tls = on (not saved yet)"]);
+    expect(t.type("set tls on")).toEqual(["tls = on (not saved yet; used from the next boot: save, then reboot)"]);
   });
 
   it("values are normalised and a value with spaces is the rest of the line", () => {
     const n = node();
-    expect(n.type("set sleep YES")).toEqual(["sleep = on (not saved yet)"]);
+    expect(n.type("set sleep YES")).toEqual(["sleep = on (not saved yet; used from the next boot: save, then reboot)"]);
     expect(n.type("set interval 030")).toEqual(["interval = 30 (not saved yet)"]);
-    expect(n.type("set wifi.ssid  My Home  Net")).toEqual(["wifi.ssid = My Home  Net (not saved yet)"]);
+    expect(n.type("set wifi.ssid  My Home  Net")).toEqual(["wifi.ssid = My Home  Net (not saved yet; used from the next boot: save, then reboot)"]);
     expect(n.st.get("wifi.ssid")).toBe("My Home  Net");
     expect(n.st.int("interval")).toBe(30);
     expect(n.st.on("sleep")).toBe(true);

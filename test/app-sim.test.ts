@@ -43,7 +43,7 @@ it("credentials set and saved at the console reach the broker after a reboot, ne
     input: `set mqtt.user node\nset mqtt.pass ${CANARY}\nsave\nreboot\n`,
   });
   expect(first.status, first.stdout + first.stderr).toBe(0);
-  expect(first.stdout).toContain("mqtt.pass = (set, hidden) (not saved yet)");
+  expect(first.stdout).toContain("mqtt.pass = (set, hidden) (not saved yet; used from the next boot: save, then reboot)");
   expect(first.stdout).toContain("saved (2 changes)");
   expect(first.stdout).toContain("sim: petrel-sim1 reboots");
   expect(first.stdout).toContain("sim: 2 readings sent and acknowledged");

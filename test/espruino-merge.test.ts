@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as acorn from "acorn";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM module without types
 import { mergeFunctions, mergeMethods, MERGED } from "../tools/espruino-merge.mjs";
@@ -7,6 +8,7 @@ import { mergeFunctions, mergeMethods, MERGED } from "../tools/espruino-merge.mj
 import { slimEspruino } from "../tools/espruino-slim.mjs";
 import { runtimesDir } from "./harness/board-espruino";
 import { casesProgram, runFromStorage } from "./harness/espruino-cases";
+import { DIST } from "./harness/runtimes";
 import { needs } from "./harness/needs";
 
 // tools/espruino-merge.mjs puts most of a class's methods into one function (a switch on the
@@ -38,6 +40,7 @@ const CASES: Record<string, string> = {
   "top-level functions calling each other": "function f1(a,b){return a+b}function f2(a){return f1(a,1)*2}function f3(n){return n<2?n:f3(n-1)+f3(n-2)}function go(){out.push(f2(3),f3(9),f1('x','y'))}go();",
   "a top-level function held as a value keeps its own": "function f1(a){return a+1}function f2(a){return a*2}function go(){var g=f1;out.push(g(1),[1,2].map(f1).join(),f2(5))}go();",
   "a top-level function the top level calls early keeps its own": "function f1(){return 4}var early=f1();function f2(){return early+f1()}function go(){out.push(f2())}go();",
+  "a call as the first argument of another (f(g(x)))": "function f(a){return a+1}function g(a){return a*2}function go(){out.push(f(g(3)),g(f(g(1))))}go();",
   "a local of the same name": "function t(){return 'top'}function go(){var r=[t()];(function(){function t(){return 'inner'}r.push(t())})();out.push(r.join())}go();",
 };
 
@@ -91,6 +94,32 @@ describe("the Espruino method merge", () => {
     expect(r.code).toBe("function a(x){return x}function b(){return a(1)}var v=b;function $q0(){switch(arguments[0]){case 0:{return 2}return;case 1:{return a(3)+$q0(0)}return;}}$q0(1);");
     expect(r.functions).toBe(2);
     expect(r.groups).toBe(1);
+  });
+
+  it("in the built sensor node, every call of a merged function passes its number first", () => {
+    for (const f of ["app.js", "app.config.js", "app.commands.js"]) {
+      const code = fs.readFileSync(path.join(DIST, "espruino", f), "latin1");
+      const ast = acorn.parse(code, { ecmaVersion: 2020, sourceType: "script", allowReturnOutsideFunction: true });
+      let calls = 0;
+      const bad: string[] = [];
+      (function walk(n: acorn.Node) {
+        const x = n as unknown as { type: string; callee?: { type: string; name?: string; computed?: boolean; property?: { name?: string } }; arguments?: { type: string; value?: unknown }[] };
+        if (x.type === "CallExpression" && x.callee !== undefined) {
+          const c = x.callee;
+          if ((c.type === "Identifier" && (c.name ?? "").startsWith("$q")) || (c.type === "MemberExpression" && c.computed !== true && c.property?.name === MERGED)) {
+            calls++;
+            const a = x.arguments ?? [];
+            if (a.length === 0 || a[0].type !== "Literal" || typeof a[0].value !== "number") bad.push(code.slice(n.start, n.start + 60));
+          }
+        }
+        for (const v of Object.values(n)) {
+          if (Array.isArray(v)) for (const c of v) { if (c !== null && typeof c === "object" && typeof c.type === "string") walk(c); }
+          else if (v !== null && typeof v === "object" && typeof (v as { type?: unknown }).type === "string") walk(v as acorn.Node);
+        }
+      })(ast);
+      expect(calls, `${f}: merged calls`).toBeGreaterThan(10);
+      expect(bad, `${f}: calls without their number`).toEqual([]);
+    }
   });
 
   it("refuses bundles that use the merged function's name already", () => {

@@ -231,8 +231,8 @@ describe("each NodeMCU board booted from its LFS image (luac.cross 5.3, 32-bit) 
       const t0 = Date.now();
       await b.boot();
       expect(b.lines()).toContain("boot: press a key within 2.0 s for safe mode (the REPL, no app)");
-      expect(await b.type(`set brokers 127.0.0.1:${broker!.port}`)).toEqual([`brokers = 127.0.0.1:${broker!.port} (not saved yet)`]);
-      expect(await b.type(`set client.id ${id}`)).toEqual([`client.id = ${id} (not saved yet)`]);
+      expect(await b.type(`set brokers 127.0.0.1:${broker!.port}`)).toEqual([`brokers = 127.0.0.1:${broker!.port} (not saved yet; used from the next boot: save, then reboot)`]);
+      expect(await b.type(`set client.id ${id}`)).toEqual([`client.id = ${id} (not saved yet; used from the next boot: save, then reboot)`]);
       expect(await b.type("save")).toEqual(["saved (2 changes)"]);
       await b.kill();
       await b.boot();

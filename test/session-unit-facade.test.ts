@@ -23,6 +23,18 @@ function facade(b: ScriptedBoard, o: object = {}): { c: MqttClient; log: string[
 }
 
 describe("MQTT.js-shaped facade", () => {
+  it("subscribe takes a QoS per filter, as MQTT.js does: a list of { topic, qos } or an object of filter → QoS", () => {
+    const b = new ScriptedBoard();
+    const { c } = facade(b);
+    const granted: string[] = [];
+    b.connect();
+    c.subscribe({ "b/+": 1, "a/#": 2, "c": { qos: 1 }, "d": {} }, { qos: 0 }, (e, g) => granted.push(`${e === undefined} ${g}`));
+    c.subscribe([{ topic: "x", qos: 2 }, "y", { topic: "z" }], { qos: 1 });
+    expect(b.take()).toEqual(["subscribe id=1 a/#:2,b/+:1,c:1,d:0", "subscribe id=2 x:2,y:1,z:1"]);
+    b.send({ cmd: "suback", messageId: 1, granted: [2, 1, 1, 0] });
+    expect(granted).toEqual(["true 2,1,1,0"]);
+  });
+
   it("connects, publishes with and without options, subscribes, receives, ends", () => {
     const b = new ScriptedBoard();
     const { c, log } = facade(b);
@@ -128,15 +140,15 @@ describe("session corners", () => {
 
   it("on a fallback broker both the ping and the primary retry are timed", () => {
     const b = new ScriptedBoard();
-    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 20, keepalive: 5, pingTimeoutMs: 30000 });
+    const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }], primaryRetry: 12, keepalive: 10, pingTimeoutMs: 10000 });
     c.start();
     b.run();
     b.drop("refused");
     b.run(1000);
     b.connect();
-    b.run(5000);
+    b.run(10000);
     expect(b.take()).toEqual(["pingreq"]);
-    b.run(14999); // the ping is still unanswered; the primary retry comes first
+    b.run(1999); // the ping is still unanswered; the primary retry comes first
     expect(b.take()).toEqual([]);
     b.run(1);
     expect(b.take()).toEqual(["disconnect", "close"]);
@@ -356,7 +368,7 @@ describe("regressions from review", () => {
     b.drop("reset");
     b.run(1000);
     // a is back and says session present (its own old session): not ours any more
-    expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0", "publish q2 d0 r0 id=1 t two"]);
+    expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0", "publish q2 d1 r0 id=1 t two"]);
     // b's id 7 is kept for b (its session may send it again) and does not hide a's own id 7
     expect(c.received!.count).toBe(1);
     expect(c.received!.has(7)).toBe(false);
@@ -370,7 +382,7 @@ describe("regressions from review", () => {
     expect(b.storage.keys().filter((k) => k.startsWith("mqb"))).toEqual(["mqb1"]);
     ok(c.publish("t", "q1", 1, false, undefined));
     c.start();
-    // a answers with session present, but the state is b's: the message goes again without DUP
+    // a answers with session present, but the state is b's: the message, never sent before, goes without DUP
     expect(b.connect(true)).toEqual(["open a:1", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=1 t q1"]);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LINK_POLL_MS, State } from "../firmware/session/client";
+import { Client, LINK_POLL_MS, State } from "../firmware/session/client";
 import { Phase } from "../firmware/session/outbox";
 import { ScriptedBoard, STORAGE_FAILED, STORAGE_FULL } from "./harness/scripted";
 
@@ -430,11 +430,28 @@ describe("resume: reconnects and restarts", () => {
     b.drop("reset");
     b.run(1000);
     expect(b.connect(false)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0",
-      "subscribe id=4 s/1:1,s/2:2", "subscribe id=5 s/3:0", "publish q2 d0 r0 id=2 t q2"]);
+      "subscribe id=4 s/1:1,s/2:2", "subscribe id=5 s/3:0", "publish q2 d1 r0 id=2 t q2"]);
     expect(b.records()).toEqual(["mqo1"]);
     expect(c.received!.count).toBe(0); // no PUBREL will come for id 7 now
     b.send({ cmd: "publish", topic: "s/1", payload: "new", qos: 2, retain: false, dup: false, messageId: 7 });
     expect(b.takeEvents()).toContain("message s/1 new q2"); // not taken for a duplicate
+  });
+
+  it("a message sent before goes again with DUP set, also to a broker that lost the session (MQTT-3.3.1-1)", () => {
+    const b = new ScriptedBoard();
+    const c = b.client();
+    c.start();
+    b.connect();
+    ok(c.publish("t", "q1", 1, false, undefined));
+    ok(c.publish("t", "q2", 2, false, undefined));
+    expect(b.take()).toEqual(["publish q1 d0 r0 id=1 t q1", "publish q2 d0 r0 id=2 t q2"]);
+    b.drop("reset");
+    b.run(1000);
+    // session present = 0: both start again from PUBLISH, with the same ids and DUP = 1
+    expect(b.connect(false)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d1 r0 id=1 t q1", "publish q2 d1 r0 id=2 t q2"]);
+    b.drop("reset");
+    b.run(1000);
+    expect(b.connect(true)).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d1 r0 id=1 t q1", "publish q2 d1 r0 id=2 t q2"]);
   });
 
   it("with session present = 1 acknowledged subscriptions are not sent again", () => {
@@ -792,6 +809,41 @@ describe("keepalive", () => {
       b.send({ cmd: "publish", topic: "in", payload: "", qos: 0, retain: false, dup: false });
     }
     expect(b.take()).toEqual(["pingreq"]);
+  });
+
+  it("a prompt PINGRESP: the next PINGREQ a keepalive after the last packet sent, not after the ping timeout", () => {
+    const b = new ScriptedBoard();
+    const c = b.client({ keepalive: 5, pingTimeoutMs: 5000 });
+    c.start();
+    b.connect();
+    let pings = 0;
+    // 60 s of virtual time, every PINGREQ answered 100 ms later
+    for (let ms = 0; ms < 60000; ms += 100) {
+      b.run(100);
+      const sent = b.take();
+      if (sent.includes("pingreq")) {
+        pings++;
+        b.run(100);
+        ms += 100;
+        b.send({ cmd: "pingresp" });
+      }
+    }
+    expect(pings).toBe(12);
+    expect(c.stats.pings).toBe(12);
+    expect(c.state).toBe(State.Connected);
+  });
+
+  it("several bad options: the first is the one reported", () => {
+    const b = new ScriptedBoard();
+    const c = Client.create(b.platform, { brokers: [{ host: "a", port: 1883 }], keepalive: -1, maxPacket: 1, maxInflight: 0 }, {});
+    expect("code" in c && c.message).toMatch(/^keepalive must be a whole number/);
+  });
+
+  it("a ping timeout longer than the keepalive is refused: the broker would close the link first (MQTT-3.1.2-24)", () => {
+    const b = new ScriptedBoard();
+    const c = Client.create(b.platform, { brokers: [{ host: "a", port: 1883 }], keepalive: 5, pingTimeoutMs: 60000 }, {});
+    expect("code" in c && c.code).toBe("bad-option");
+    expect("code" in c && c.message).toMatch(/pingTimeoutMs \(60000\) is longer than the keepalive \(5 s\).*fix: set pingTimeoutMs to at most keepalive x 1000/);
   });
 
   it("keepalive 0 never pings", () => {

@@ -9,6 +9,9 @@
 //   RAM only while something holds those exports.
 // - Property names the firmware declares itself are shortened the same way in all of them (one
 //   esbuild mangle cache: tools/mangle-props.mjs).
+// - Most methods of each class become one function, and top-level functions only ever called by
+//   name go into a few (tools/espruino-merge.mjs): on the board a function costs its slots
+//   whatever its length.
 // - Every bundle's functions are rewritten to hold fewer variable slots (tools/espruino-slim.mjs).
 // - firmware/features.ts is replaced by the chosen features: the bundler leaves out the code
 //   behind the others.
@@ -115,11 +118,13 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   const short = app.mangleCache;
   const names = new Set(Object.values(short).filter((v) => typeof v === "string"));
   const merged = mergeMethods(bundles, names, HOT_METHODS.map((m) => short[m]).filter((m) => typeof m === "string"));
+  // then each bundle's top-level functions in groups (the resident one's after their $p names),
+  // and parameters as locals (tools/espruino-slim.mjs)
   const files = {};
   bundles.forEach((b, i) => {
     files[b.name] = path.join(outDir, `${b.name}.js`);
     const code = b.name === "app" ? prefix + slimEspruino(mergeFunctions(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code
-      : slimEspruino(merged.codes[i], { returnOutside: true }).code;
+      : slimEspruino(mergeFunctions(merged.codes[i], 3000, true).code, { returnOutside: true }).code;
     fs.writeFileSync(files[b.name], code, "latin1");
   });
   return files;

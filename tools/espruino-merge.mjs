@@ -154,7 +154,8 @@ function rewriteCalls(code, returnOutside, number) {
     }
     for (const c of children(n)) walk(c);
   })(ast);
-  edits.sort((x, y) => y[0] - x[0]);
+  // back to front; at one position the renamed callee first, then the number in front of it (a.m(b.m()))
+  edits.sort((x, y) => y[0] - x[0] || y[1] - x[1]);
   let out = code;
   for (const [s, e, t] of edits) out = out.slice(0, s) + t + out.slice(e);
   return out;
@@ -171,8 +172,8 @@ const GROUP = "$q";
  * each, as a call reads over the cases before its own. A name declared anywhere else in the
  * bundle (a local of the same name) keeps its function. Returns { code, functions, groups }.
  */
-export function mergeFunctions(code, groupBytes = 3000) {
-  const ast = parse(code, false);
+export function mergeFunctions(code, groupBytes = 3000, returnOutside = false) {
+  const ast = parse(code, returnOutside);
   const tops = new Map();
   const every = new Map(); // every top-level function declaration, for the reach below
   for (const s of ast.body) {
@@ -264,7 +265,7 @@ export function mergeFunctions(code, groupBytes = 3000) {
   edits.sort((x, y) => y[0] - x[0] || (y[1] - y[0]) - (x[1] - x[0]));
   let out = code;
   for (const [s, e, t] of edits) out = out.slice(0, s) + t + out.slice(e);
-  const ast2 = parse(out, false);
+  const ast2 = parse(out, returnOutside);
   const calls = [];
   (function walk(n) {
     if (n.type === "CallExpression" && n.callee.type === "Identifier" && where.has(n.callee.name)) {
@@ -275,7 +276,8 @@ export function mergeFunctions(code, groupBytes = 3000) {
     }
     for (const c of children(n)) walk(c);
   })(ast2);
-  calls.sort((x, y) => y[0] - x[0]);
+  // back to front; at one position the renamed callee first, then the number in front of it (f(g(x)))
+  calls.sort((x, y) => y[0] - x[0] || y[1] - x[1]);
   for (const [s, e, t] of calls) out = out.slice(0, s) + t + out.slice(e);
   return { code: out, functions: where.size, groups: groups.length };
 }

@@ -69,6 +69,15 @@ export function keyAt(i: number): string {
   }
 }
 
+/**
+ * Whether a change to the setting applies at once: the node reads interval, qos and log at every
+ * use; the connection (brokers, client id, credentials, keepalive, topics) and sleep are fixed
+ * when the node starts.
+ */
+function live(key: string): boolean {
+  return key === "interval" || key === "qos" || key === "log";
+}
+
 /** A setting's schema entry, or undefined for an unknown key. */
 export function setting(key: string): Setting | undefined {
   let d: Setting | undefined = { key, kind: KIND_TEXT, def: "", help: "", min: 1, max: 64 };
@@ -355,7 +364,7 @@ export interface SettingsContext {
 export function settingsHelp(remote: boolean, tls: boolean, say: (this: void, line: string) => void): void {
   say("show  every setting (secrets masked), with * on unsaved changes");
   say("get KEY  one setting (secrets masked)");
-  say("set KEY VALUE  changes a setting now (save keeps it); the value is the rest of the line");
+  say("set KEY VALUE  changes a setting (save keeps it); interval, qos and log apply at once, the others from the next boot; the value is the rest of the line");
   if (!remote) say("unset KEY  back to the default (save keeps it)");
   say("save  writes the settings to flash (a power cut leaves the old or the new ones)");
   if (!remote) say("factory-reset  erases every setting (asks to confirm: factory-reset yes)");
@@ -390,7 +399,7 @@ export function settingsCommand(ctx: SettingsContext, args: string[], line: stri
     else {
       // the value: the rest of the line after the key
       const why = setSetting(st, key, afterWord(afterWord(line)));
-      say(why !== null ? `error: ${why}; nothing was changed` : `${key} = ${shown(st, key)} (not saved yet)`);
+      say(why !== null ? `error: ${why}; nothing was changed` : `${key} = ${shown(st, key)} (not saved yet${live(key) ? "" : "; used from the next boot: save, then reboot"})`);
     }
   } else if (name === "save") {
     const n = unsaved(st).length;

@@ -836,7 +836,11 @@ export class Client {
     } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
       this.requestAcked(d);
     } else if (t === PacketType.Pingresp) {
-      if (this.t.pingOut) this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.now());
+      if (this.t.pingOut) {
+        this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.now());
+        // the task slept until the ping's deadline: it counts the next PINGREQ from now instead
+        this.p.sched.wake(this.task);
+      }
       this.t.pingOut = false;
     } else {
       this.report(undefined, "protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");

@@ -26,6 +26,13 @@ export interface MessageInfo {
 }
 
 export type Callback = (this: void, err: PetrelError | undefined) => void;
+/**
+ * What `subscribe` takes, as MQTT.js does: a filter, a list of filters (each a name, or
+ * `{ topic, qos }`), or an object of filter → QoS (or `{ qos }`). A filter without its own QoS
+ * takes the options' (default 0).
+ */
+export type SubscribeFilters = string | (string | { topic: string; qos?: number })[] | { [filter: string]: number | { qos?: number } };
+
 export type SubscribeCallback = (this: void, err: PetrelError | undefined, granted: number[] | undefined) => void;
 type Listener = (this: void, a: unknown, b: unknown, c: unknown) => void;
 
@@ -97,15 +104,47 @@ export class MqttClient {
     return e !== undefined ? this.fail(e, done) : this;
   }
 
-  subscribe(filter: string | string[], opts?: SubscribeOptions | SubscribeCallback, cb?: SubscribeCallback): this {
+  subscribe(filter: SubscribeFilters, opts?: SubscribeOptions | SubscribeCallback, cb?: SubscribeCallback): this {
     let o: SubscribeOptions | undefined = undefined;
     let done = cb;
     if (typeof opts === "function") done = opts;
     else o = opts;
-    const filters = typeof filter === "string" ? [filter] : filter;
     const q = o !== undefined && o.qos !== undefined ? o.qos : 0;
+    const filters: string[] = [];
     const qos: number[] = [];
-    for (let i = 0; i < filters.length; i++) qos[i] = q;
+    if (typeof filter === "string") {
+      filters[0] = filter;
+      qos[0] = q;
+    } else if ((filter as unknown[])[0] !== undefined) {
+      // ["a", "b"] or [{ topic: "a", qos: 1 }, …]
+      const list = filter as (string | { topic: string; qos?: number })[];
+      for (let i = 0; i < list.length; i++) {
+        const f = list[i];
+        if (typeof f === "string") {
+          filters[i] = f;
+          qos[i] = q;
+        } else {
+          filters[i] = f.topic;
+          qos[i] = f.qos !== undefined ? f.qos : q;
+        }
+      }
+    } else {
+      // { "a/#": 2, "b/+": { qos: 1 } }: in the order of the filters' names (one order on every
+      // runtime; `granted` follows it)
+      const map = filter as { [f: string]: number | { qos?: number } };
+      for (const k in map) {
+        let i = filters.length;
+        while (i > 0 && filters[i - 1] > k) {
+          filters[i] = filters[i - 1];
+          i--;
+        }
+        filters[i] = k;
+      }
+      for (let i = 0; i < filters.length; i++) {
+        const v = map[filters[i]];
+        qos[i] = typeof v === "number" ? v : v.qos !== undefined ? v.qos : q;
+      }
+    }
     const e = this.core.subscribe(filters, qos, filters.length, o !== undefined ? o.handler : undefined, done);
     return e !== undefined ? this.fail(e, done) : this;
   }

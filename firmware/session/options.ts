@@ -99,13 +99,14 @@ function isInt(x: number): boolean {
 function num(name: string, value: number | undefined, dflt: number, min: number, max: number, errs: PetrelError[]): number {
   if (value === undefined) return dflt;
   if (typeof value !== "number" || !isInt(value) || value < min || value > max) {
-    errs[0] = fail("bad-option", `${name} must be a whole number from ${min} to ${max}; fix: set ${name} within that range`);
+    // the first bad option is the one reported
+    if (errs[0] === undefined) errs[0] = fail("bad-option", `${name} must be a whole number from ${min} to ${max}; fix: set ${name} within that range`);
     return dflt;
   }
   return value;
 }
 
-/** Fills in defaults and checks every option; an error value names the first bad one and the fix. */
+/** Fills in defaults and checks every option; an error value names the first bad one (in the order below) and the fix. */
 export function settle(o: ClientOptions, chipId: string): Settings | PetrelError {
   const errs: PetrelError[] = [];
   if (o.brokers === undefined || o.brokers[0] === undefined) {
@@ -157,6 +158,11 @@ export function settle(o: ClientOptions, chipId: string): Settings | PetrelError
     minFreeHeap: num("minFreeHeap", o.minFreeHeap, 0, 0, 1073741824, errs),
   };
   if (errs[0] !== undefined) return errs[0];
+  if (s.keepalive > 0 && s.pingTimeoutMs > s.keepalive * 1000) {
+    // nothing is sent while a PINGREQ waits: the broker would close the link (and publish the
+    // will) after 1.5 keepalives, before the client saw its ping time out (MQTT-3.1.2-24)
+    return fail("bad-option", `pingTimeoutMs (${s.pingTimeoutMs}) is longer than the keepalive (${s.keepalive} s): the broker would close the connection first; fix: set pingTimeoutMs to at most keepalive x 1000, or raise keepalive`);
+  }
   if (s.reconnectMaxMs < s.reconnectMinMs) {
     return fail("bad-option", "reconnectMaxMs is below reconnectMinMs; fix: make the largest delay at least the first");
   }

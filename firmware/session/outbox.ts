@@ -191,11 +191,14 @@ export class Outbox {
     return this.storage.write(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
 
-  /** A new session: message k starts again from PUBLISH (its PUBREC was for a session now gone). */
+  /**
+   * A new session: message k starts again from PUBLISH (its PUBREC was for a session now gone).
+   * A message sent before goes with DUP set, to whichever broker (MQTT-3.3.1-1: DUP is only a
+   * hint, MQTT-3.3.1-3, so setting it is always safe).
+   */
   restart(k: number): void {
     if (this.phases[k] >= Phase.Released) this.storage.remove(this.rkey + this.seqs[k]);
     this.phases[k] = Phase.Queued;
-    this.dups[k] = false;
   }
 
   /** Index of the message with packet id `id`, or -1. */
