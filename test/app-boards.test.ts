@@ -82,8 +82,11 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       expect(status[0]).toMatch(new RegExp(`^node ${id}: connected, up \\d+ s, 0 reconnects`));
       // qos 1 is the default; a line on memory comes before it where the board can tell
       expect(status).toContain("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)");
-      expect(status.indexOf("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)")).toBe(status.length - 1);
-      if (status.length === 4) expect(status[2]).toMatch(/^memory: (\d+ bytes of Lua heap in use|Lua heap unknown|\d+ of \d+ variable slots in use|not measured here)/);
+      expect(status.indexOf("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)")).toBe(status.length - 2);
+      // the host and these stand-ins carry every feature a profile may leave out
+      expect(status[status.length - 1]).toBe("features: qos2 failover sleep");
+      expect(help).toContain("features: qos2 failover sleep");
+      if (status.length === 5) expect(status[2]).toMatch(/^memory: (\d+ bytes of Lua heap in use|Lua heap unknown|\d+ of \d+ variable slots in use|not measured here)/);
       expect(await b.reply("save")).toEqual(["saved (3 changes)"]);
       expect(await b.reply("get mqtt.pass")).toEqual([expect.stringMatching(/^mqtt\.pass = \(set, hidden\)/)]);
       const diag = await b.reply("diag");
@@ -98,7 +101,7 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       await b.waitFor(`node: connected as ${id}`);
       expect(await b.reply("get interval")).toEqual([expect.stringMatching(/^interval = 1 /)]);
       expect(await b.reply("get qos")).toEqual([expect.stringMatching(/^qos = 1 /)]);
-      expect((await b.reply("status")).pop()).toBe("settings: all saved");
+      expect((await b.reply("status")).slice(-2)).toEqual(["settings: all saved", "features: qos2 failover sleep"]);
 
       // telemetry every second at QoS 1, the retained status, a remote command answered
       await until("two readings after the reboot", () => seen.slice(mark).filter((l) => l.startsWith(`petrel/${id}/telemetry `)).length >= 2, 15000);

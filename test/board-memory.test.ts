@@ -41,6 +41,7 @@ const SEED = 18;
 
 interface Profile {
   name: string;
+  features: string[];
   maxInboundPacket: number;
   memory: { unit: string; total: number; goal: number; budget: number | null; source: string };
 }
@@ -165,6 +166,7 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
       try {
         run.result = await runBoardScenario(b, {
           maxInboundPacket: profile.maxInboundPacket,
+          features: profile.features,
           reconnects,
           publishes,
           tolerance: TOLERANCE_SLOTS,
@@ -199,6 +201,7 @@ for (const board of ["esp8266-nodemcu", "esp32-nodemcu"]) {
     try {
       run.result = await runBoardScenario(b, {
         maxInboundPacket: profile.maxInboundPacket,
+        features: profile.features,
         reconnects: RECONNECTS,
         publishes: PUBLISHES,
         // a Lua heap moves by a few hundred bytes with what is in flight when it is sampled

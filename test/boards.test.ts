@@ -4,7 +4,9 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain .mjs module of the build tools, without type declarations
 import { listBoards, loadProfile, packBoard, validateProfile } from "../tools/boards.mjs";
-import { DIST } from "./harness/runtimes";
+import { DIST, ROOT } from "./harness/runtimes";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { ALL_FEATURES, buildEspruinoApp } from "../tools/espruino-app.mjs";
 
 // Board profiles: every one loads; a typo or a bad value is named with what is accepted; the
 // byte budget fails the board's build clearly.
@@ -83,5 +85,27 @@ describe("board profiles", () => {
     expect(JSON.parse(fs.readFileSync(path.join(DIST, "boards/esp8266-nodemcu/profile.json"), "utf8")).name).toBe("esp8266-nodemcu");
     const tight = { ...loadProfile("esp8266-espruino"), artifactBytes: 10000 };
     await expect(packBoard(tight, DIST)).rejects.toThrow(/esp8266-espruino: the espruino artifact is \d+ bytes, over the profile's artifactBytes budget of 10000 by \d+; fix:/);
+  });
+
+  it("a feature a profile leaves out is not in its artifact, and the console says so", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-features-"));
+    try {
+      const text = (files: Record<string, string>) => Object.values(files).map((f) => fs.readFileSync(f, "latin1")).join("\n");
+      const all = text(await buildEspruinoApp(ROOT, path.join(dir, "all"), ALL_FEATURES));
+      const none = text(await buildEspruinoApp(ROOT, path.join(dir, "none"), []));
+      // failover's log line on leaving a fallback broker; sleep's before it sleeps
+      for (const mark of ["trying the first broker again", "node: deep sleep for"]) {
+        expect(all, mark).toContain(mark);
+        expect(none, mark).not.toContain(mark);
+      }
+      expect(none.length, "the build without the three features is smaller").toBeLessThan(all.length - 1000);
+      // what the console says on such a board: help, status, and the settings it refuses
+      expect(none).toContain("left out of this board's build:");
+      expect(none).toContain("this board's build leaves ");
+      expect(none).toContain("QoS 2 is left out of this board's build");
+      expect(all).not.toContain("QoS 2 is left out of this board's build");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

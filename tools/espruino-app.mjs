@@ -43,6 +43,16 @@ export const ESPRUINO_OPTIONS = {
   logLevel: "silent",
 };
 
+/**
+ * The bundler puts a feature's constant in place (`if(!1){...}`) only as it writes the bundle,
+ * after its dead-code pass: a second syntax-only pass (no names changed) drops the code behind
+ * a feature that is off.
+ */
+async function foldFeatures(code) {
+  return (await esbuild.transform(code, { minifySyntax: true, minifyWhitespace: true, target: ESPRUINO_OPTIONS.target,
+    charset: "utf8", legalComments: "none", format: "esm", logLevel: "silent" })).code;
+}
+
 /** firmware/features.ts with the chosen features on and the rest off. */
 function featuresPlugin(features) {
   return {
@@ -108,11 +118,11 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   const pulled = Object.keys(app.metafile.inputs).filter((f) => LAZY_ONLY.includes(f));
   if (pulled.length > 0) throw new Error(`the Espruino app bundle imports ${pulled.join(", ")}: lazy modules are reached through lazy() (firmware/app/lazy.ts), never imported`);
   fs.mkdirSync(outDir, { recursive: true });
-  const bundles = [{ name: "app", code: app.outputFiles[0].text, returnOutside: false }];
+  const bundles = [{ name: "app", code: await foldFeatures(app.outputFiles[0].text), returnOutside: false }];
   for (const [name, entry] of Object.entries(ESPRUINO_LAZY)) {
     const r = await esbuild.build({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, entry)], format: "esm", write: false,
       plugins: [...plugins, sharedPortPlugin], mangleProps: mangleRegex, mangleCache: app.mangleCache });
-    bundles.push({ name: `app.${name}`, code: exportsAsReturn(r.outputFiles[0].text, entry), returnOutside: true });
+    bundles.push({ name: `app.${name}`, code: exportsAsReturn(await foldFeatures(r.outputFiles[0].text), entry), returnOutside: true });
   }
   // one function per class for most methods (tools/espruino-merge.mjs), over all the bundles at once
   const short = app.mangleCache;

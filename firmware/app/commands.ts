@@ -3,6 +3,7 @@ import type { SettingsContext } from "./config";
 import { lazy } from "./lazy";
 import { find } from "../port/text";
 import { diagnose } from "./diag";
+import { FEATURE_FAILOVER, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
 import type { SensorNode } from "./node";
 
 /**
@@ -32,8 +33,9 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say("status  connection, uptime, readings sent and dropped, unsaved settings");
     say("diag  walks Wi-Fi, DNS, TCP, TLS, MQTT, subscription and ping; names the first broken link");
     say("publish  a reading now");
-    say("pub TOPIC QOS TEXT  publishes TEXT now (QoS 0, 1 or 2): to try a broker, a subscriber or a rule");
+    say(`pub TOPIC QOS TEXT  publishes TEXT now (QoS 0, 1${FEATURE_QOS2 ? " or 2" : ""}): to try a broker, a subscriber or a rule`);
     say("reboot  restarts the board (unsaved settings are lost)");
+    say(featuresLine());
   } else if (name === "status") {
     say(`node ${node.clientId}: ${node.connected ? "connected" : "not connected"}, up ${node.uptime()} s, ` +
       `${node.connects > 0 ? node.connects - 1 : 0} reconnects, ${node.sent} readings sent, ${node.dropped} dropped` +
@@ -42,6 +44,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     const memory = node.board.platform.memory;
     if (memory !== undefined) say(`memory: ${memory()}`);
     say(st.unsaved.length > 0 ? `unsaved settings: ${st.unsaved.join(", ")} (save keeps them)` : "settings: all saved");
+    say(featuresLine());
   } else if (name === "diag") {
     const link = node.board.platform.link;
     for (const l of diagnose({
@@ -63,7 +66,8 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say("publishing a reading now");
   } else if (name === "pub") {
     const q = args.length >= 4 ? args[2] : "";
-    if (q !== "0" && q !== "1" && q !== "2") say("pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)");
+    if (q === "2" && !FEATURE_QOS2) say("pub: QoS 2 is left out of this board's build; use 0 or 1");
+    else if (q !== "0" && q !== "1" && q !== "2") say("pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)");
     else if (c === undefined) say("pub: no client (the settings cannot make one: diag says why)");
     else {
       // QoS 1/2: the broker's acknowledgement (or why there will be none) is told when it comes
@@ -81,4 +85,15 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
   } else if (!lazy("config").settingsCommand(ctx, args, line, say, remote)) {
     say(`error: unknown command "${name}"; type help for the list`);
   }
+}
+
+/**
+ * What this board's build carries of the features a profile may leave out (boards/<name>.json,
+ * `features`): `status` and `help` end with it.
+ */
+function featuresLine(): string {
+  const name = (on: boolean, n: string) => (on ? ` ${n}` : "");
+  const has = `${name(FEATURE_QOS2, "qos2")}${name(FEATURE_FAILOVER, "failover")}${name(FEATURE_SLEEP, "sleep")}`;
+  const out = `${name(!FEATURE_QOS2, "qos2")}${name(!FEATURE_FAILOVER, "failover")}${name(!FEATURE_SLEEP, "sleep")}`;
+  return `features:${has.length > 0 ? has : " the floor only"}${out.length > 0 ? `; left out of this board's build:${out}` : ""}`;
 }

@@ -1,6 +1,7 @@
 import { afterWord, type LineConsole } from "../console/line";
 import { port } from "../port/port";
 import { find } from "../port/text";
+import { FEATURE_FAILOVER, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
 import type { BrokerAddress, ClientOptions } from "../session/options";
 import { isSecret, type Settings } from "./settings";
 
@@ -84,13 +85,13 @@ export function setting(key: string): Setting | undefined {
   switch (key) {
     case "wifi.ssid": d.help = "the Wi-Fi network's name"; d.max = 32; break;
     case "wifi.pass": d.kind = KIND_SECRET; d.help = "the Wi-Fi password (WPA2: 8 to 63 characters; empty for an open network)"; d.min = 8; d.max = 63; break;
-    case "brokers": d.kind = KIND_BROKERS; d.def = "127.0.0.1:1883"; d.help = "brokers in order of preference, [tls:]host:port separated by commas (at most 4)"; d.max = 4; break;
+    case "brokers": d.kind = KIND_BROKERS; d.def = "127.0.0.1:1883"; d.help = `brokers in order of preference, [tls:]host:port separated by commas (at most ${FEATURE_FAILOVER ? 4 : 1})`; d.max = FEATURE_FAILOVER ? 4 : 1; break;
     case "tls": d.kind = KIND_SWITCH; d.def = "off"; d.help = "TLS to every broker (on/off); only where the board has TLS"; break;
     case "client.id": d.kind = KIND_CLIENT_ID; d.help = "the MQTT client id (1 to 23 letters, digits, - or _; empty: made from the chip id)"; d.max = 23; break;
     case "mqtt.user": d.help = "the MQTT user name"; break;
     case "mqtt.pass": d.kind = KIND_SECRET; d.help = "the MQTT password"; break;
     case "keepalive": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between keepalive pings"; d.min = 10; d.max = 3600; break;
-    case "qos": d.kind = KIND_INT; d.def = "1"; d.help = "QoS of telemetry (0, 1 or 2)"; d.min = 0; d.max = 2; break;
+    case "qos": d.kind = KIND_INT; d.def = "1"; d.help = `QoS of telemetry (0, 1${FEATURE_QOS2 ? " or 2" : ""})`; d.min = 0; d.max = FEATURE_QOS2 ? 2 : 1; break;
     case "prefix": d.kind = KIND_PREFIX; d.def = "petrel"; d.help = "topic prefix: topics are <prefix>/<client id>/..."; break;
     case "interval": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between sensor readings"; d.max = 86400; break;
     case "sleep": d.kind = KIND_SWITCH; d.def = "off"; d.help = "deep sleep between readings (on/off), for battery sensors"; break;
@@ -98,6 +99,11 @@ export function setting(key: string): Setting | undefined {
     default: d = undefined;
   }
   return d;
+}
+
+/** Why a value needs a feature this board's build leaves out, and how to have it. */
+function leftOut(feature: string): string {
+  return `this board's build leaves ${feature} out (its profile's features); fix: add ${feature} to them and flash again`;
 }
 
 /** The default of a setting on this board (its own, else the schema's). */
@@ -164,6 +170,7 @@ export function checkValue(d: Setting, value: string, boardTls: boolean, out: st
     if (value.length < d.min || value.length > d.max) return `${d.key} must be ${d.min} to ${d.max} characters (got ${value.length === 0 ? "none" : shownValue})`;
   } else if (kind === KIND_INT) {
     const n = digitsValue(value);
+    if (!FEATURE_QOS2 && d.key === "qos" && n === 2) return `qos: 0 or 1: ${leftOut("qos2")}`;
     if (n < d.min || n > d.max) return `${d.key} must be a whole number from ${d.min} to ${d.max} (got ${shownValue})`;
     out[0] = `${n}`;
   } else if (kind === KIND_SWITCH) {
@@ -172,6 +179,7 @@ export function checkValue(d: Setting, value: string, boardTls: boolean, out: st
     else if (v === "off" || v === "false" || v === "0" || v === "no") out[0] = "off";
     else return `${d.key} is on or off (got ${shownValue})`;
     if (d.key === "tls" && out[0] === "on" && !boardTls) return "tls: this board's firmware has no TLS (its profile says tls: false); its brokers are plain TCP";
+    if (!FEATURE_SLEEP && d.key === "sleep" && out[0] === "on") return `sleep: ${leftOut("sleep")}`;
   } else if (kind === KIND_CHOICE) {
     // the one choice setting: the log level
     if (value !== "error" && value !== "warn" && value !== "info" && value !== "debug") return `${d.key} is one of ${LOG_LEVELS} (got ${shownValue})`;
@@ -179,6 +187,7 @@ export function checkValue(d: Setting, value: string, boardTls: boolean, out: st
     const form = "brokers is [tls:]host:port, up to 4 separated by commas, e.g. 192.168.1.10:1883,tls:broker.example.com:8883";
     const parts = splitOn(value, ",");
     if (value.length === 0 || parts.length > 4) return `${form} (got ${parts.length > 4 ? `${parts.length} brokers` : "none"})`;
+    if (parts.length > d.max) return `brokers: one broker (got ${parts.length}): ${leftOut("failover")}`;
     for (const p0 of parts) {
       let p = p0;
       if (p.substring(0, 4) === "tls:") {

@@ -1,3 +1,4 @@
+import { FEATURE_SLEEP } from "../features";
 import { port } from "../port/port";
 import type { Platform } from "../session/platform";
 import { Client, type ClientEvents } from "../session/client";
@@ -227,7 +228,7 @@ export class SensorNode {
     c.subscribe([t.cmd], [1], 1, undefined, nodeSubscribed(this));
     c.start();
     this.task = p.sched.add(nodeTask(this, "sample"), 0);
-    if (this.sleeps()) {
+    if (FEATURE_SLEEP && this.sleeps()) {
       this.sl = { phase: 0, from: p.clock.now(), keysSeen: b.keys !== undefined ? b.keys() : 0, typedAt: -1, task: -1 };
       this.sl.task = p.sched.add(nodeTask(this, "sleep"), 0);
     } else if (st.on("sleep")) {
@@ -259,6 +260,8 @@ export class SensorNode {
    * keeps the board awake.
    */
   sleepStep(): number {
+    // a board whose build leaves sleep out: none of this is in its artifact
+    if (!FEATURE_SLEEP) return IDLE;
     const c = this.client as Client;
     const sl = this.sl as SleepState;
     const p = this.board.platform;

@@ -31,6 +31,11 @@ export interface BoardUnderTest {
 export interface ScenarioOptions {
   /** The profile's largest inbound packet (maxInboundPacket): one command arrives exactly that big. */
   maxInboundPacket: number;
+  /**
+   * The profile's features (boards/<name>.json): without qos2 the QoS 2 step checks that the
+   * console refuses qos 2 and says why.
+   */
+  features: string[];
   /** Connections dropped (fault proxy reset) in the soak. */
   reconnects: number;
   /** `publish` commands sent on the command topic in the soak (each a reading and a reply). */
@@ -315,7 +320,14 @@ export async function runBoardScenario(b: BoardUnderTest, opts: ScenarioOptions)
       }));
     if (go) {
       await step("publish QoS 1", () => readingAt(1));
-      await step("publish QoS 2", () => readingAt(2));
+      await step("publish QoS 2", async () => {
+        if (opts.features.includes("qos2")) return readingAt(2);
+        const refused = await answer("set qos 2", /^error: qos|^qos = /);
+        if (!/leaves qos2 out/.test(refused)) throw new Error(`a board without qos2 took "set qos 2": ${refused}`);
+        const feat = await answer("status", /^features: /);
+        if (!/left out of this board's build:.*qos2/.test(feat)) throw new Error(`status does not say qos2 is left out: ${feat}`);
+        return `left out of this board's build (features): "set qos 2" answered "${refused}"`;
+      });
       await step("command", async () => {
         const r = await command("status", new RegExp(`^node ${id}: connected`));
         return `status on ${topics.cmd} answered: ${r.split("\n")[0]}`;
