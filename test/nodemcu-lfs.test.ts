@@ -115,7 +115,8 @@ describe("make BOARD=<nodemcu board>: lfs.img, its size in flash checked against
       expect(m53.how).toMatch(/32-bit Lua 5\.3 luac\.cross/);
       console.log(`[lfs] ${board} (Lua ${p.lua}): ${l.modules.length} modules; lfs.img ${l.size} bytes in flash (${l.how}), ${l.fileBytes} bytes as a file; ` +
         `as a Lua 5.3 image ${m53.size} bytes in flash, ${m53.fileBytes} as a file; the profile's LFS region ${p.lfs.bytes} bytes: ` +
-        `${l.size > p.lfs.bytes ? `OVER by ${l.size - p.lfs.bytes} (make BOARD=${board} fails)` : `fits, ${p.lfs.bytes - l.size} to spare`}`);
+        `${l.size > p.lfs.bytes ? `OVER by ${l.size - p.lfs.bytes} (make BOARD=${board} fails)` : `fits, ${p.lfs.bytes - l.size} to spare`}; ` +
+        `its goal ${p.lfs.goal} bytes: ${l.size <= p.lfs.goal ? "met" : `not met, over by ${l.size - p.lfs.goal}`}`);
 
       // a region smaller than the image: refused, with both figures
       await expect(packBoard({ ...p, lfs: { ...p.lfs, bytes: 4096 } }, ownDist())).rejects.toThrow(

@@ -43,7 +43,7 @@ export const SCHEMA = obj({
   offlineQueue: int(0, 10000),
   minFreeHeap: int(0, 100000000),
   tls: bool,
-  lfs: orNull(obj({ bytes: int(4096, 262144), source: str })),
+  lfs: orNull(obj({ bytes: int(4096, 262144), goal: int(4096, 262144), source: str })),
   bytecode: bool,
   console: obj({ uart: int(0, 3), baud: oneOf(9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600) }),
   pins: obj({ led: int(0, 39), button: int(0, 39) }),
@@ -310,7 +310,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       const p = loadProfile(arg);
       const r = await packBoard(p);
       if (r.lfs !== undefined) {
-        console.log(`board ${p.name}: lfs.img of ${r.lfs.modules.length} modules, ${r.lfs.size} bytes in flash (${r.lfs.how}) of the ${p.lfs.bytes}-byte LFS region, ` +
+        console.log(`board ${p.name}: lfs.img of ${r.lfs.modules.length} modules, ${r.lfs.size} bytes in flash (${r.lfs.how}) of the ${p.lfs.bytes}-byte LFS region (` +
+          `${r.lfs.size <= p.lfs.goal ? `within its goal of ${p.lfs.goal}` : `its goal of ${p.lfs.goal} not met: over by ${r.lfs.size - p.lfs.goal}`}), ` +
           `${r.lfs.fileBytes} bytes as a file; with init.lua ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
       } else {
         console.log(`board ${p.name}: ${r.files} file(s), ${r.bytes} of ${p.artifactBytes} bytes, in ${path.relative(root, r.dir)}/`);
