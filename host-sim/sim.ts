@@ -119,7 +119,7 @@ async function main(): Promise<void> {
         b.sentBefore += app.node.sent;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} reboots`);
-        app.node.stop();
+        app.node.halt();
         app.node.end(() => {
           if (!finishing) boot(b, serial);
         });
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
         b.sentBefore += app.node.sent;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
-        app.node.stop();
+        app.node.halt();
         setTimeout(() => {
           if (!finishing) boot(b, serial);
         }, ms);

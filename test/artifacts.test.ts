@@ -20,10 +20,10 @@ const espruinoApi = [...withPlatform("espruinoPlatform"), "espruinoStorage", "el
 const ESPRUINO_CHECK = `
 var o = Petrel.port.bytes.out(64);
 var n = Petrel.encodePublish(o, 64, "s/°C", "21.5", 1, false, false, 7);
-var w = o.wire();
+var w = o.toWire();
 var b = E.toUint8Array(w);
 var d = new Petrel.Decoder(128);
-d.push(b, 0);
+d.feedChunk(b, 0);
 print("api " + Object.keys(Petrel).sort().join(","));
 print("packet " + n + " " + [].slice.call(b, 0, n).join(","));
 print("decoded " + d.status + " " + d.packetId + " " + (d.topic() === "s/°C") + " " + d.payloadLength);

@@ -94,11 +94,11 @@ describe("the checker (synthetic arrivals)", () => {
   it("reads which message an outbox record holds (the lab's acknowledgement times for messages loaded after a reboot)", () => {
     const o = port.bytes.out(300);
     encodePublish(o, 300, "chaos/b7/q2", "1234", 2, false, false, 77);
-    expect(storedMessage(o.wire() as unknown as Buffer)).toEqual({ qos: 2, seq: 1234 });
+    expect(storedMessage(o.toWire() as unknown as Buffer)).toEqual({ qos: 2, seq: 1234 });
     encodePublish(o, 300, `chaos/b7/q1`, "5", 1, false, true, 9);
-    expect(storedMessage(o.wire() as unknown as Buffer)).toEqual({ qos: 1, seq: 5 });
+    expect(storedMessage(o.toWire() as unknown as Buffer)).toEqual({ qos: 1, seq: 5 });
     encodePublish(o, 300, "petrel/x/telemetry", "{}", 1, false, false, 3);
-    expect(storedMessage(o.wire() as unknown as Buffer)).toBeUndefined();
+    expect(storedMessage(o.toWire() as unknown as Buffer)).toBeUndefined();
   });
 
   const pub = (device: string, qos: number, count: number): Published => ({ device, qos, count, at: Array.from({ length: count }, (_, i) => i * 100) });

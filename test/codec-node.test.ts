@@ -207,7 +207,7 @@ describe("decoder fuzz", () => {
           let at = 0;
           let steps = 0;
           while (at < end - start) {
-            const next = d.push(chunk, at);
+            const next = d.feedChunk(chunk, at);
             expect(next).toBeGreaterThanOrEqual(at);
             expect(next).toBeLessThanOrEqual(end - start);
             at = next;

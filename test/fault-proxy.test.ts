@@ -175,7 +175,7 @@ describe("fault proxy in front of mosquitto 2", () => {
     const s = await rawConnect(proxy.port);
     const tx = port.bytes.out(256);
     encodeConnect(tx, 256, { clientId: "fp-reset", clean: true, keepalive: 30 });
-    s.write(tx.wire() as unknown as Buffer);
+    s.write(tx.toWire() as unknown as Buffer);
     expect((await readBytes(s, 4)).toString("hex")).toBe("20020000"); // CONNACK, accepted
     const other = await connected("fp-reset-raw");
     expect(proxy.open()).toBe(2);

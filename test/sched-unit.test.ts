@@ -81,8 +81,8 @@ describe("sched/scheduler in-process", () => {
     const log: string[] = [];
     const a = task("a", log, START, () => 1000);
     const b = task("b", log, START, () => 300);
-    expect(s.add(a, 0)).toBe(0);
-    expect(s.add(b, 200)).toBe(1);
+    expect(s.enqueue(a, 0)).toBe(0);
+    expect(s.enqueue(b, 200)).toBe(1);
     vc.advance(2500);
     expect(log).toEqual(["a@0", "b@200", "b@500", "b@800", "a@1000", "b@1100", "b@1400", "b@1700", "a@2000", "b@2000", "b@2300"]);
     expect(a.nows).toEqual([START, 0, 1000]);
@@ -96,7 +96,7 @@ describe("sched/scheduler in-process", () => {
   it("runs a 1 ms task on every millisecond through 2^31-1 and 0", () => {
     const { vc, s } = rig(CLOCK_MAX - 2);
     const t = task("tick", [], 0, () => 1);
-    s.add(t, 0);
+    s.enqueue(t, 0);
     vc.advance(5);
     expect(t.nows).toEqual([CLOCK_MAX - 2, CLOCK_MAX - 1, CLOCK_MAX, 0, 1, 2]);
     expect(s.passes).toBe(6);
@@ -106,7 +106,7 @@ describe("sched/scheduler in-process", () => {
     const START = CLOCK_MAX - 10;
     const { vc, s } = rig(START);
     const log: string[] = [];
-    s.add(task("late", log, START, () => IDLE), 100);
+    s.enqueue(task("late", log, START, () => IDLE), 100);
     expect(s.nextIn()).toBe(100);
     vc.advance(99);
     expect(log).toEqual([]);
@@ -114,7 +114,7 @@ describe("sched/scheduler in-process", () => {
     vc.advance(1);
     expect(log).toEqual(["late@100"]);
     expect(vc.t).toBe(89);
-    s.add(task("far", log, START, () => IDLE), HORIZON - 1);
+    s.enqueue(task("far", log, START, () => IDLE), HORIZON - 1);
     expect(s.nextIn()).toBe(HORIZON - 1);
   });
 
@@ -122,28 +122,28 @@ describe("sched/scheduler in-process", () => {
     const { vc, s } = rig(1000);
     expect(s.nextIn()).toBe(IDLE);
     const noop = (n: string) => task(n, [], 0, () => IDLE);
-    s.add(noop("x"), 500);
-    s.add(noop("y"), 200);
-    s.add(noop("z"), 800);
+    s.enqueue(noop("x"), 500);
+    s.enqueue(noop("y"), 200);
+    s.enqueue(noop("z"), 800);
     expect(s.nextIn()).toBe(200);
-    s.remove(1);
+    s.cancel(1);
     expect(s.nextIn()).toBe(500);
     vc.spend(600); // time passes without the timer firing
     expect(s.nextIn()).toBe(0);
-    s.remove(0);
+    s.cancel(0);
     expect(s.nextIn()).toBe(200); // z, due at 800 after the start
-    s.remove(2);
+    s.cancel(2);
     expect(s.nextIn()).toBe(IDLE);
   });
 
   it("keeps the one timer armed for the earliest deadline and stops it when all are idle", () => {
     const { vc, s, calls } = rig(1000);
     const log: string[] = [];
-    s.add(task("a", log, 1000, () => 500), 500);
-    s.add(task("b", log, 1000, () => IDLE), 200);
+    s.enqueue(task("a", log, 1000, () => 500), 500);
+    s.enqueue(task("b", log, 1000, () => IDLE), 200);
     expect(calls).toEqual(["start 500", "start 200"]);
-    s.remove(1);
-    s.remove(0);
+    s.cancel(1);
+    s.cancel(0);
     expect(calls).toEqual(["start 500", "start 200", "start 500", "stop"]);
     expect(vc.pending()).toBe(false);
     vc.advance(1000);
@@ -165,14 +165,14 @@ describe("sched/scheduler in-process", () => {
     const driver = task("driver", log, 0, (_now, run) => {
       if (run === 1) {
         const before = calls.length;
-        s.wake(s.add(other, 300)); // add, then wake: both only arm after the pass
-        s.add(task("late", log, 0, () => IDLE), 700);
-        s.remove(0);
+        s.wake(s.enqueue(other, 300)); // add, then wake: both only arm after the pass
+        s.enqueue(task("late", log, 0, () => IDLE), 700);
+        s.cancel(0);
         during = calls.length - before;
       }
       return 100;
     });
-    s.add(driver, 0);
+    s.enqueue(driver, 0);
     calls.length = 0;
     vc.advance(0);
     expect(during).toBe(0);
@@ -188,7 +188,7 @@ describe("sched/scheduler in-process", () => {
   it("an IDLE task runs only when woken", () => {
     const { vc, s } = rig(50);
     const log: string[] = [];
-    const k = s.add(task("c", log, 50, () => IDLE), 0);
+    const k = s.enqueue(task("c", log, 50, () => IDLE), 0);
     vc.advance(400);
     expect(log).toEqual(["c@0"]);
     expect(s.nextIn()).toBe(IDLE);
@@ -202,14 +202,14 @@ describe("sched/scheduler in-process", () => {
   it("remove stops a task until woken, and its index stays taken", () => {
     const { vc, s } = rig(0);
     const log: string[] = [];
-    const ka = s.add(task("a", log, 0, () => 100), 0);
-    s.add(task("b", log, 0, () => 100), 0);
+    const ka = s.enqueue(task("a", log, 0, () => 100), 0);
+    s.enqueue(task("b", log, 0, () => 100), 0);
     vc.advance(250);
-    s.remove(ka);
+    s.cancel(ka);
     vc.advance(250);
     expect(log.filter((e) => e.startsWith("a"))).toEqual(["a@0", "a@100", "a@200"]);
     expect(log.filter((e) => e.startsWith("b"))).toEqual(["b@0", "b@100", "b@200", "b@300", "b@400", "b@500"]);
-    expect(s.add(task("c", log, 0, () => IDLE), 1000)).toBe(2);
+    expect(s.enqueue(task("c", log, 0, () => IDLE), 1000)).toBe(2);
     s.wake(ka);
     log.length = 0;
     vc.advance(100);
@@ -229,8 +229,8 @@ describe("sched/scheduler in-process", () => {
       if (run === 1) s.wake(k2);
       return IDLE;
     });
-    k1 = s.add(selfWaker, 0);
-    k2 = s.add(idler, 0);
+    k1 = s.enqueue(selfWaker, 0);
+    k2 = s.enqueue(idler, 0);
     vc.advance(6000);
     expect(log).toEqual(["w@0", "i@0", "w@0", "i@0", "w@5000"]);
     expect(s.passes).toBe(3);
@@ -241,8 +241,8 @@ describe("sched/scheduler in-process", () => {
     const { vc, s } = rig(0);
     const log: string[] = [];
     const busy = (n: string) => task(n, log, 0, (_now, run) => (run < 3 ? 0 : IDLE));
-    s.add(busy("d"), 0);
-    s.add(busy("e"), 0);
+    s.enqueue(busy("d"), 0);
+    s.enqueue(busy("e"), 0);
     vc.advance(10);
     expect(log).toEqual(["d@0", "e@0", "d@0", "e@0", "d@0", "e@0"]);
     expect(s.passes).toBe(3);
@@ -253,11 +253,11 @@ describe("sched/scheduler in-process", () => {
     const reports: string[] = [];
     const { vc, s } = rig(0, 50, (name, ms) => reports.push(`${name}:${ms}`));
     const log: string[] = [];
-    s.add(task("slow", log, 0, () => {
+    s.enqueue(task("slow", log, 0, () => {
       vc.spend(80);
       return 1000;
     }), 0);
-    s.add(task("edge", log, 0, () => {
+    s.enqueue(task("edge", log, 0, () => {
       vc.spend(50);
       return 1000;
     }), 0);
@@ -271,7 +271,7 @@ describe("sched/scheduler in-process", () => {
   it("counts an overrun with no handler and reschedules from the end of the slice", () => {
     const { vc, s } = rig(0, 50, undefined);
     const log: string[] = [];
-    s.add(task("slow", log, 0, (_now, run) => {
+    s.enqueue(task("slow", log, 0, (_now, run) => {
       if (run === 1) vc.spend(51);
       return run < 3 ? 100 : IDLE;
     }), 0);

@@ -177,7 +177,7 @@ function tapped(wire: WireEvent[]): Transport {
           const b = chunk as unknown as Buffer;
           let at = 0;
           while (at < b.length) {
-            at = dec.push(chunk, at);
+            at = dec.feedChunk(chunk, at);
             if (dec.status === Status.Packet) {
               const payload = dec.type === PacketType.Publish ? Buffer.from(dec.data as unknown as Uint8Array).subarray(dec.payloadStart, dec.payloadEnd).toString() : "";
               wire.push({ dir: "in", type: dec.type, id: dec.packetId, qos: dec.qos, dup: dec.dup, payload, sessionPresent: dec.sessionPresent });

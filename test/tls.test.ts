@@ -66,13 +66,13 @@ function connectOverTls(port: number, settings: TlsSettings, host = "127.0.0.1",
         log.push("open");
         const o = petrelPort.bytes.out(256);
         encodeConnect(o, 256, { clientId: "petrel-tls", clean: true, keepalive: 30 });
-        t.write(o.wire());
+        t.write(o.toWire());
       },
       onData: (chunk: Bytes) => {
         let at = 0;
         const size = (chunk as unknown as Buffer).length;
         while (at < size && !done) {
-          at = dec.push(chunk, at);
+          at = dec.feedChunk(chunk, at);
           if (dec.status === Status.NeedMore) continue;
           const e = describeEvent(dec);
           if (e.startsWith("connack") || dec.status === Status.Error) end(e);

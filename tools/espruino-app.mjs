@@ -102,9 +102,9 @@ let mangleRegex;
  * call reads over the cases before its own (tools/espruino-merge.mjs). Packet writing and reading,
  * the scheduler, the outbox, the settings the node reads at every reading, the console's keys.
  */
-const HOT_METHODS = ["byte", "text", "copy", "wire", "clear", "bytes", "push", "checkHeader", "finish", "publishFields", "reset", "topic",
-  "checkTopicBytes", "chunk", "packet", "send", "control", "pump", "tick", "requestAcked", "memoryLow", "pass", "arm", "nextIn", "wake", "add",
-  "release", "find", "read", "remove", "get", "int", "on", "feed", "print"];
+const HOT_METHODS = ["byte", "putText", "copy", "toWire", "discard", "gathered", "feedChunk", "checkHeader", "finish", "publishFields", "reset", "topic",
+  "checkTopicBytes", "chunk", "packet", "send", "control", "pump", "tick", "requestAcked", "memoryLow", "pass", "arm", "nextIn", "wake", "enqueue",
+  "admit", "releaseAt", "slotOf", "wireAt", "takeAt", "hasId", "addId", "dropId", "track", "slotFor", "untrack", "cancel", "get", "int", "on", "feed", "print"];
 
 /**
  * Builds the node for `features` into `outDir` (app.js, app.<name>.js); `prefix` goes in front of

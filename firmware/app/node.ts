@@ -227,10 +227,10 @@ export class SensorNode {
     this.client = c;
     c.subscribe([t.cmd], [1], 1, undefined, nodeSubscribed(this));
     c.start();
-    this.task = p.sched.add(nodeTask(this, "sample"), 0);
+    this.task = p.sched.enqueue(nodeTask(this, "sample"), 0);
     if (FEATURE_SLEEP && this.sleeps()) {
       this.sl = { phase: 0, from: p.clock.now(), keysSeen: b.keys !== undefined ? b.keys() : 0, typedAt: -1, task: -1 };
-      this.sl.task = p.sched.add(nodeTask(this, "sleep"), 0);
+      this.sl.task = p.sched.enqueue(nodeTask(this, "sleep"), 0);
     } else if (st.on("sleep")) {
       b.log("node: this board cannot deep sleep; it stays awake between readings");
     }
@@ -318,10 +318,10 @@ export class SensorNode {
   }
 
   /** Stops sampling (the host simulator's reboot of one board among many; a board just restarts). */
-  stop(): void {
+  halt(): void {
     const sched = this.board.platform.sched;
-    if (this.task >= 0) sched.remove(this.task);
-    if (this.sl !== undefined && this.sl.task >= 0) sched.remove(this.sl.task);
+    if (this.task >= 0) sched.cancel(this.task);
+    if (this.sl !== undefined && this.sl.task >= 0) sched.cancel(this.sl.task);
     this.task = -1;
     if (this.sl !== undefined) this.sl.task = -1;
   }

@@ -26,7 +26,7 @@ const HASH = 35;
  *
  *     let at = 0;
  *     while (at < size) {
- *       at = d.push(chunk, at);
+ *       at = d.feedChunk(chunk, at);
  *       if (d.status === Status.Packet) handle(d);   // fields below, valid until the next push
  *       else if (d.status === Status.Oversize) ack and report d.packetId, d.qos, d.payloadLength
  *       else if (d.status === Status.Error) close the connection: d.error says why
@@ -85,7 +85,7 @@ export class Decoder {
   constructor(capacity: number) {
     this.capacity = capacity;
     this.rx = port.bytes.gather(capacity);
-    this.data = this.rx.bytes();
+    this.data = this.rx.gathered();
   }
 
   /** Forget any partial packet and error (a new connection). */
@@ -110,7 +110,7 @@ export class Decoder {
   }
 
   /** Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset. */
-  push(chunk: Bytes, from: number): number {
+  feedChunk(chunk: Bytes, from: number): number {
     const n = chunk.length;
     if (this.phase === Phase.Dead) return n;
     this.status = Status.NeedMore;
@@ -164,7 +164,7 @@ export class Decoder {
           } else {
             this.phase = Phase.Body;
             this.have = 0;
-            this.rx.clear();
+            this.rx.discard();
           }
         }
       } else if (phase === Phase.Body) {
@@ -174,7 +174,7 @@ export class Decoder {
         this.have = this.have + take;
         i = i + take;
         if (this.have === this.remaining) {
-          this.finish(this.rx.bytes(), 0, this.remaining);
+          this.finish(this.rx.gathered(), 0, this.remaining);
           return i;
         }
       } else if (phase === Phase.OversizeSkip) {
@@ -303,7 +303,7 @@ export class Decoder {
       const step = this.step;
       if (step === 3) {
         // The topic is read (or skipped when longer than the buffer).
-        this.data = this.rx.bytes();
+        this.data = this.rx.gathered();
         this.topicStart = 0;
         this.topicEnd = this.topicKnown ? this.topicLen : 0;
         if (this.topicLen === 0) return this.fail(CodecError.EmptyTopic, i);
@@ -330,7 +330,7 @@ export class Decoder {
         if (this.step === 2) {
           if (2 + this.topicLen + idLen > this.remaining) return this.fail(CodecError.Truncated, i);
           this.topicKnown = this.topicLen <= this.capacity;
-          this.rx.clear();
+          this.rx.discard();
           this.step = this.topicLen > 0 ? 2 : 3;
         }
       } else if (step === 2) {

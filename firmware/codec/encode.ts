@@ -8,7 +8,7 @@ import { checkUtf8 } from "./utf8";
  * MQTT 3.1.1 encoders for what a client sends. Each checks the whole packet first, then writes it
  * front to back into `o` (a packet writer, port/bytes.ts) and returns its length; or, when the
  * packet is invalid or longer than `cap` bytes, returns `-CodecError` and writes nothing.
- * Nothing is allocated on Node and Espruino (the writer is a fixed buffer); `o.wire()` then
+ * Nothing is allocated on Node and Espruino (the writer is a fixed buffer); `o.toWire()` then
  * makes the one copy a socket keeps. Strings are the runtime's text (see port/bytes.ts);
  * payloads are text or Bytes.
  */
@@ -59,7 +59,7 @@ export function writeRemainingLength(o: Out, n: number): void {
 
 /** The fixed header, once the packet is known to fit; returns the packet's whole length. */
 function header(o: Out, byte1: number, remaining: number): number {
-  o.clear();
+  o.discard();
   o.byte(byte1);
   writeRemainingLength(o, remaining);
   return o.size + remaining;
@@ -95,11 +95,11 @@ function fieldLength(s: string, binary: boolean): number {
 /** A length-prefixed string field of `len` bytes (measured by fieldLength). */
 function field(o: Out, s: string, len: number): void {
   u16(o, len);
-  o.text(s);
+  o.putText(s);
 }
 
 function writePayload(o: Out, p: Payload): void {
-  if (typeof p === "string") o.text(p);
+  if (typeof p === "string") o.putText(p);
   else o.copy(p, 0, p.length);
 }
 

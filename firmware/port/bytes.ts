@@ -12,7 +12,7 @@
  * 8-bit string (Espruino's `socket.write(Uint8Array)` would send the text "67,68").
  *
  * `Out`: a packet written front to back, made once per client and reused (the encoders' target).
- * Node and Espruino write into one fixed Uint8Array; Lua gathers short strings. `wire()` hands
+ * Node and Espruino write into one fixed Uint8Array; Lua gathers short strings. `toWire()` hands
  * the packet over as a Wire (the one copy a socket or the flash needs) and starts the next.
  *
  * `Gather`: a packet that arrives in pieces, collected for the decoder (the fixed receive buffer
@@ -35,27 +35,27 @@ export interface Wire { readonly __wire?: never }
 
 /** A packet being written (see above). */
 export interface Out {
-  /** Bytes written since the last wire() or clear(). */
+  /** Bytes written since the last toWire() or discard(). */
   size: number;
   byte(v: number): void;
   /** The UTF-8 bytes of a text (its textLength, measured by the caller). */
-  text(s: string): void;
+  putText(s: string): void;
   /** b[start..end). */
   copy(b: Bytes, start: number, end: number): void;
   /** What was written, as a Wire (allocates: the copy the socket or flash keeps); then empty. */
-  wire(): Wire;
-  clear(): void;
+  toWire(): Wire;
+  discard(): void;
 }
 
 /** A packet gathered from pieces (see above). */
 export interface Gather {
-  /** Bytes gathered since the last clear(). */
+  /** Bytes gathered since the last discard(). */
   size: number;
   /** Appends b[start..end). */
   copy(b: Bytes, start: number, end: number): void;
-  /** The bytes gathered, readable until the next add or clear. */
-  bytes(): Bytes;
-  clear(): void;
+  /** The bytes gathered, readable until the next copy or discard. */
+  gathered(): Bytes;
+  discard(): void;
 }
 
 export interface BytesPort {

@@ -44,7 +44,7 @@ export class Scheduler {
   }
 
   /** Adds a task that first runs `delayMs` from now. Returns its index. */
-  add(task: Task, delayMs: number): number {
+  enqueue(task: Task, delayMs: number): number {
     const k = this.count;
     this.tasks[k] = task;
     this.deadlines[k] = after(this.clock.now(), delayMs);
@@ -64,7 +64,7 @@ export class Scheduler {
   }
 
   /** Stops running a task until it is woken again (its index stays taken). */
-  remove(k: number): void {
+  cancel(k: number): void {
     this.idle[k] = true;
     this.arm();
   }

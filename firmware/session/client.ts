@@ -187,8 +187,8 @@ export class Client {
     this.primaryEvery = s.primaryRetryMs;
     // `self`, not `this`, in an arrow inside a branch: see the guard's arrow-this-skipped rule.
     const self = this;
-    this.task = p.sched.add({ name: "mqtt", step: (now: number) => self.tick(now) }, 0);
-    p.sched.remove(this.task);
+    this.task = p.sched.enqueue({ name: "mqtt", step: (now: number) => self.tick(now) }, 0);
+    p.sched.cancel(this.task);
     if (p.link !== undefined) {
       p.link.watch((up) => {
         if (!self.started) return;
@@ -214,7 +214,7 @@ export class Client {
     // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
     const c = new this(p, s, ev);
     const n = encodeConnect(c.tx, s.maxPacket, s);
-    c.tx.clear();
+    c.tx.discard();
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecFail(n).message} (client id, user name, will); fix: correct that option`);
     const loaded = c.outbox.load(s.maxPacket);
     if (c.outbox.tooLarge > 0) {
@@ -302,11 +302,11 @@ export class Client {
     if (qos === 0) {
       if (this.state === State.Connected) {
         this.stats.published = this.stats.published + 1;
-        this.send(this.tx.wire());
+        this.send(this.tx.toWire());
         if (done !== undefined) done(undefined);
         return undefined;
       }
-      this.tx.clear();
+      this.tx.discard();
       const cap = s.offlineQueue;
       if (cap === 0) return fail("offline", "not connected, and offlineQueue is 0, so the QoS 0 message was not kept; fix: publish at QoS 1, or set offlineQueue");
       this.stats.published = this.stats.published + 1;
@@ -329,11 +329,11 @@ export class Client {
       return undefined;
     }
     if (this.outbox.bytes + n > s.outboxBytes) {
-      this.tx.clear();
+      this.tx.discard();
       return fail("outbox-full", `the outbox holds ${this.outbox.bytes} of ${s.outboxBytes} bytes and this message needs ${n}; fix: wait for acknowledgements, or raise outboxBytes`);
     }
-    const w = this.tx.wire();
-    const r = this.outbox.add(w, id, qos, done);
+    const w = this.tx.toWire();
+    const r = this.outbox.admit(w, id, qos, done);
     if (r !== 0) {
       return r === STORAGE_FULL
         ? fail("storage-full", "storage is full, so the message cannot be kept; fix: free flash (fewer or smaller outbox messages), or lower outboxBytes below the free space")
@@ -362,7 +362,7 @@ export class Client {
     for (let tries = 0; tries < 65535; tries++) {
       const id = this.nextId;
       this.nextId = id === 65535 ? 1 : id + 1;
-      if (this.outbox.find(id) < 0 && this.reqs.find(id) < 0) return id;
+      if (this.outbox.slotOf(id) < 0 && this.reqs.slotFor(id) < 0) return id;
     }
     return 0; // unreachable: the outbox and requests are far below 65,535 entries
   }
@@ -382,7 +382,7 @@ export class Client {
       if (this.state !== State.Connected || !all) break;
       const n = this.reqs.encodeNext(this.tx, s.maxPacket, () => self.allocId());
       if (n <= 0) break;
-      this.send(this.tx.wire());
+      this.send(this.tx.toWire());
     }
     if (this.state !== State.Connected) return;
     let inflight = 0;
@@ -396,11 +396,11 @@ export class Client {
           o.phases[k] = Phase.Released;
           this.control(PacketType.Pubrel, o.ids[k]);
         } else {
-          let w = this.txSeq === o.seqs[k] ? this.txWire : o.read(k);
+          let w = this.txSeq === o.seqs[k] ? this.txWire : o.wireAt(k);
           this.txWire = undefined;
           this.txSeq = 0;
           if (w === undefined) {
-            const done = o.remove(k);
+            const done = o.takeAt(k);
             const e = fail("storage-failed", "an outbox message could not be read back from storage and is lost; fix: check the flash");
             this.report(e);
             if (done !== undefined) done(e);
@@ -425,7 +425,7 @@ export class Client {
       this.q0.dones[k] = undefined;
       this.q0.head = k + 1 === s.offlineQueue ? 0 : k + 1;
       this.q0.count = this.q0.count - 1;
-      if (n > 0) this.send(this.tx.wire());
+      if (n > 0) this.send(this.tx.toWire());
       if (done !== undefined) done(undefined);
     }
   }
@@ -454,7 +454,7 @@ export class Client {
       const low = this.memoryLow();
       if (low !== undefined) return low;
     }
-    const e = this.reqs.add(filters, qos, count, done, this.tx, this.settings.maxPacket);
+    const e = this.reqs.track(filters, qos, count, done, this.tx, this.settings.maxPacket);
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) {
       if (qos !== undefined) {
@@ -528,7 +528,7 @@ export class Client {
           this.blocked = false;
           const n = encodeConnect(this.tx, this.settings.maxPacket, this.settings);
           this.t.lastRecv = this.p.clock.now();
-          if (n > 0) this.send(this.tx.wire());
+          if (n > 0) this.send(this.tx.toWire());
         },
         onData: (c: Bytes) => {
           if (g === this.gen) this.chunk(c);
@@ -577,7 +577,7 @@ export class Client {
       this.state = State.Stopped;
       this.linkWait = false;
       this.ending = false;
-      this.p.sched.remove(this.task);
+      this.p.sched.cancel(this.task);
       if (this.ev.onEnd !== undefined) this.ev.onEnd();
       return;
     }
@@ -733,7 +733,7 @@ export class Client {
 
   /** PUBACK, PUBREC, PUBREL, PUBCOMP (for `id`), PINGREQ or DISCONNECT. */
   private control(type: number, id: number): void {
-    if (encodeShort(this.tx, 4, type, id) > 0) this.send(this.tx.wire());
+    if (encodeShort(this.tx, 4, type, id) > 0) this.send(this.tx.toWire());
   }
 
   /** A chunk from the broker: every packet in it, in order, while the connection lasts. */
@@ -743,7 +743,7 @@ export class Client {
     this.t.lastRecv = this.p.clock.now();
     let at = 0;
     while (at < size && (this.state === State.Connected || this.state === State.Handshake)) {
-      at = d.push(c, at);
+      at = d.feedChunk(c, at);
       const st = d.status;
       if (st === Status.Error) {
         this.report(undefined, "malformed-packet", codecFail(d.error).code + ": " + codecFail(d.error).message);
@@ -767,7 +767,7 @@ export class Client {
     if (t === PacketType.Publish) {
       const qos = d.qos;
       // (a build without QoS 2 keeps no ids: an incoming QoS 2 message is at least once there)
-      const again = FEATURE_QOS2 && qos === 2 && r !== undefined && r.has(id);
+      const again = FEATURE_QOS2 && qos === 2 && r !== undefined && r.hasId(id);
       if (again && !oversize) {
         // a duplicate of a message delivered already: acknowledge again, deliver nothing
         this.stats.duplicates = this.stats.duplicates + 1;
@@ -780,11 +780,11 @@ export class Client {
           // its window: forget the oldest id rather than refuse the stream. Its protection matters
           // only if the broker sends that PUBLISH again before PUBREL, which it does only after a
           // reconnect.
-          r.remove(-1);
+          r.dropId(-1);
           this.stats.evicted = this.stats.evicted + 1;
           if (this.stats.evicted === 1) this.p.log.write(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
         }
-        if (r.add(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
+        if (r.addId(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
       }
       if (oversize) {
         this.stats.oversize = this.stats.oversize + 1;
@@ -803,7 +803,7 @@ export class Client {
       if (this.state !== State.Connected || qos === 0) return;
       this.control(qos === 1 ? PacketType.Puback : PacketType.Pubrec, id);
     } else if (t === PacketType.Puback || t === PacketType.Pubcomp) {
-      const k = o.find(id);
+      const k = o.slotOf(id);
       if (k < 0 || o.phases[k] !== (t === PacketType.Puback ? Phase.Sent : Phase.Released)) {
         this.stats.ignored = this.stats.ignored + 1;
       } else if (t === PacketType.Puback && o.qoss[k] !== 1) {
@@ -813,25 +813,25 @@ export class Client {
           this.txSeq = 0;
           this.txWire = undefined;
         }
-        const done = o.remove(k);
+        const done = o.takeAt(k);
         if (done !== undefined) done(undefined);
         this.pump(false);
       }
     } else if (FEATURE_QOS2 && t === PacketType.Pubrec) {
-      const k = o.find(id);
+      const k = o.slotOf(id);
       if (k >= 0 && o.qoss[k] !== 2) {
         this.report(undefined, "protocol-error", `PUBREC for QoS 1 message ${id} (MQTT-4.3.2)`);
         return;
       }
       if (k >= 0 && o.phases[k] === Phase.Sent) {
-        if (o.release(k) !== 0) this.p.log.write(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
+        if (o.releaseAt(k) !== 0) this.p.log.write(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
       } else if (k < 0) {
         // Not ours (completed before a restart, or lost): PUBREL lets the broker free the id.
         this.stats.ignored = this.stats.ignored + 1;
       }
       this.control(PacketType.Pubrel, id);
     } else if (t === PacketType.Pubrel) {
-      if (FEATURE_QOS2 && r !== undefined) r.remove(id);
+      if (FEATURE_QOS2 && r !== undefined) r.dropId(id);
       this.control(PacketType.Pubcomp, id);
     } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
       this.requestAcked(d);
@@ -884,7 +884,7 @@ export class Client {
     const r = this.received;
     if (FEATURE_QOS2 && r !== undefined) {
       r.current = this.broker;
-      if (!d.sessionPresent) r.clear();
+      if (!d.sessionPresent) r.dropAll();
     }
     if (!d.sessionPresent || foreign) {
       // Outgoing QoS 2 past PUBREC start again from PUBLISH (the README says why: at-least-once
@@ -907,7 +907,7 @@ export class Client {
   /** SUBACK / UNSUBACK: completes the request with that id; refused filters are forgotten. */
   private requestAcked(d: Decoder): void {
     const r = this.reqs;
-    const k = r.find(d.packetId);
+    const k = r.slotFor(d.packetId);
     if (k < 0) {
       this.stats.ignored = this.stats.ignored + 1;
       return;
@@ -936,7 +936,7 @@ export class Client {
         }
       }
     }
-    const done = r.remove(k);
+    const done = r.untrack(k);
     if (refused !== "") {
       const e = fail("subscribe-refused", `the broker refused the subscription to ${refused} (SUBACK 0x80); fix: check the broker's ACL for this client and the filter`);
       if (done === undefined) this.report(e);

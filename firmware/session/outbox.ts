@@ -170,7 +170,7 @@ export class Outbox {
   }
 
   /** Stores a packet as a new message at the end; 0, or the storage error code. */
-  add(w: Wire, id: number, qos: number, done: Done | undefined): number {
+  admit(w: Wire, id: number, qos: number, done: Done | undefined): number {
     const seq = this.nextSeq;
     const r = this.storage.write(this.okey + seq, w);
     if (r !== 0) return r;
@@ -180,13 +180,13 @@ export class Outbox {
   }
 
   /** Message k's packet as stored (DUP clear), or undefined when the record is gone or changed. */
-  read(k: number): Wire | undefined {
+  wireAt(k: number): Wire | undefined {
     const w = this.storage.read(this.okey + this.seqs[k]);
     return w !== undefined && port.bytes.wireLength(w) === this.sizes[k] ? w : undefined;
   }
 
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
-  release(k: number): number {
+  releaseAt(k: number): number {
     this.phases[k] = Phase.Released;
     return this.storage.write(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
@@ -202,13 +202,13 @@ export class Outbox {
   }
 
   /** Index of the message with packet id `id`, or -1. */
-  find(id: number): number {
+  slotOf(id: number): number {
     for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return k;
     return -1;
   }
 
   /** Removes message k (acknowledged, or lost) and returns its callback. */
-  remove(k: number): Done | undefined {
+  takeAt(k: number): Done | undefined {
     const done = this.dones[k];
     const seq = this.seqs[k];
     this.storage.remove(this.okey + seq);
@@ -287,13 +287,13 @@ export class Received {
     return this.count;
   }
 
-  has(id: number): boolean {
+  hasId(id: number): boolean {
     for (let k = 0; k < this.count; k++) if (this.ids[k] === id && this.brokers[k] === this.current) return true;
     return false;
   }
 
   /** Adds an id; 0, or the storage error (the id is kept in RAM either way). */
-  add(id: number): number {
+  addId(id: number): number {
     const a = this.nextArrival;
     // 10^9 arrivals would take decades of QoS 2 traffic; wrap to 1 rather than grow the record
     this.nextArrival = a >= 999999999 ? 1 : a + 1;
@@ -310,7 +310,7 @@ export class Received {
    * forgets the id that has waited longest for its PUBREL, whatever its broker (the list is full).
    * Keeps the others in arrival order.
    */
-  remove(id: number): boolean {
+  dropId(id: number): boolean {
     for (let k = 0; k < this.count; k++) {
       if (id < 0 || (this.ids[k] === id && this.brokers[k] === this.current)) {
         this.storage.remove(this.key + (this.brokers[k] * 65536 + this.ids[k]));
@@ -327,7 +327,7 @@ export class Received {
   }
 
   /** The current broker's session is gone: no PUBREL will come for any of its ids (other brokers' stay). */
-  clear(): void {
+  dropAll(): void {
     let kept = 0;
     for (let k = 0; k < this.count; k++) {
       if (this.brokers[k] === this.current) this.storage.remove(this.key + (this.current * 65536 + this.ids[k]));

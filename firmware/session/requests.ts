@@ -31,13 +31,13 @@ export class Requests {
    * Validates a request by encoding it into `scratch` (cleared after) and queues a copy of its
    * filters. Returns an error value when nothing was queued.
    */
-  add(filters: string[], qos: number[] | undefined, count: number, done: RequestDone | undefined,
+  track(filters: string[], qos: number[] | undefined, count: number, done: RequestDone | undefined,
     scratch: Out, cap: number): PetrelError | undefined {
     if (this.own >= this.max) {
       return fail("too-many-requests", `${this.own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
     }
     const n = encodeFilters(scratch, cap, 1, filters, qos, count);
-    scratch.clear();
+    scratch.discard();
     if (n < 0) {
       if (-n === 1) return fail("message-too-large", `the request does not fit in maxPacket (${cap} bytes); fix: split it, or raise maxPacket`);
       return codecFail(n);
@@ -73,7 +73,7 @@ export class Requests {
   }
 
   /** The request sent on this connection with packet id `id`, or -1. */
-  find(id: number): number {
+  slotFor(id: number): number {
     for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return k;
     return -1;
   }
@@ -125,7 +125,7 @@ export class Requests {
           q = [qos[i]];
           n = 0;
         }
-        scratch.clear();
+        scratch.discard();
         n = n + 1;
       }
     }
@@ -133,7 +133,7 @@ export class Requests {
   }
 
   /** Removes request k and returns its callback. */
-  remove(k: number): RequestDone | undefined {
+  untrack(k: number): RequestDone | undefined {
     const done = this.dones[k];
     if (this.owned[k]) this.own = this.own - 1;
     const last = this.count - 1;

@@ -223,7 +223,7 @@ class ChaosBoard {
       (this.delivered[n] ??= []).push(this.now());
     } });
     // the broken client: its QoS 2 duplicate check removed (every id looks new)
-    if (this.noDuplicateCheck) (c.core.received as { has(id: number): boolean }).has = () => false;
+    if (this.noDuplicateCheck) (c.core.received as { hasId(id: number): boolean }).hasId = () => false;
   }
 
   /** An outbox record went: its message was acknowledged (the first time counts). */
@@ -268,7 +268,7 @@ class ChaosBoard {
 
   /** A sensor task that holds the board for `ms` in one slice (a watchdog would bite on a board). */
   overrun(ms: number): void {
-    this.sched.add({
+    this.sched.enqueue({
       name: "sensor",
       step: () => {
         const until = performance.now() + ms;

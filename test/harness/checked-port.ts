@@ -52,11 +52,11 @@ class CheckedGather implements Gather {
     if (this.g.size + to - from > this.cap) throw new OutOfBounds(`gather.copy: ${this.g.size + to - from} bytes into ${this.cap}`);
     this.g.copy(b, from, to);
   }
-  bytes(): Bytes {
-    return checkedBytes(raw(this.g.bytes()).subarray(0, this.g.size), "gathered");
+  gathered(): Bytes {
+    return checkedBytes(raw(this.g.gathered()).subarray(0, this.g.size), "gathered");
   }
-  clear(): void {
-    this.g.clear();
+  discard(): void {
+    this.g.discard();
   }
 }
 
@@ -76,20 +76,20 @@ class CheckedOut implements Out {
     this.room(1);
     this.o.byte(v);
   }
-  text(s: string): void {
+  putText(s: string): void {
     this.room(base.textLength(s));
-    this.o.text(s);
+    this.o.putText(s);
   }
   copy(b: Bytes, start: number, end: number): void {
     range(b, start, end, "out.copy");
     this.room(end - start);
     this.o.copy(b, start, end);
   }
-  wire(): Wire {
-    return this.o.wire();
+  toWire(): Wire {
+    return this.o.toWire();
   }
-  clear(): void {
-    this.o.clear();
+  discard(): void {
+    this.o.discard();
   }
 }
 

@@ -45,7 +45,7 @@ export function petrelEncode(p: Packet): Buffer | string {
     default:
       throw new Error(`not a client packet: ${p.cmd}`);
   }
-  return end < 0 ? codecErrorName(end) : (b.wire() as unknown as Buffer);
+  return end < 0 ? codecErrorName(end) : (b.toWire() as unknown as Buffer);
 }
 
 /** A small seeded generator for reproducible random tests (mulberry32). */

@@ -21,7 +21,7 @@ export class RawClient {
     sock.on("data", (chunk: Buffer) => {
       let at = 0;
       while (at < chunk.length) {
-        at = dec.push(chunk as unknown as Bytes, at);
+        at = dec.feedChunk(chunk as unknown as Bytes, at);
         if (dec.status !== Status.NeedMore) this.emit(describeEvent(dec));
         if (dec.status === Status.Error) return;
       }
@@ -54,7 +54,7 @@ export class RawClient {
   send(encode: (o: Out) => number): void {
     const end = encode(this.tx);
     if (end < 0) throw new Error(`encoder refused: ${codecErrorName(end)}`);
-    this.sock.write(this.tx.wire() as unknown as Buffer);
+    this.sock.write(this.tx.toWire() as unknown as Buffer);
   }
 
   /** The next received packet's description; "timeout" after `ms` (a bound, not an assertion). */

@@ -60,7 +60,7 @@ export function argBytes(tok: string): Bytes {
     }
     k = k + 1;
   }
-  return port.bytes.bytes(o.wire());
+  return port.bytes.bytes(o.toWire());
 }
 
 /** A text argument as the runtime's own string type. */

@@ -38,7 +38,7 @@ class Builder implements Out, Gather {
     this.p.push(String.fromCharCode(v));
     this.size = this.size + 1;
   }
-  text(t: string): void {
+  putText(t: string): void {
     this.p.push(t);
     this.size = this.size + t.length;
   }
@@ -46,17 +46,17 @@ class Builder implements Out, Gather {
     this.p.push(slice(b, start, end));
     this.size = this.size + end - start;
   }
-  wire(): Wire {
+  toWire(): Wire {
     const w = this.p.join("");
-    this.clear();
+    this.discard();
     return w as unknown as Wire;
   }
-  clear(): void {
+  discard(): void {
     this.p = [];
     this.size = 0;
   }
   /** (Gather) the bytes gathered, as a Uint8Array the decoder reads; the pieces are let go. */
-  bytes(): Bytes {
+  gathered(): Bytes {
     const p = this.p;
     this.p = [];
     return (this.size > 0 ? E.toUint8Array(p) : EMPTY) as unknown as Bytes;

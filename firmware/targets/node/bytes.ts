@@ -21,7 +21,7 @@ class BufferOut implements Out {
     this.a[this.size] = v;
     this.size = this.size + 1;
   }
-  text(s: string): void {
+  putText(s: string): void {
     this.size = this.size + this.a.write(s, this.size, "utf8");
   }
   copy(b: Bytes, start: number, end: number): void {
@@ -30,12 +30,12 @@ class BufferOut implements Out {
     for (let i = start; i < end; i++) a[at + i] = b[i];
     this.size = this.size + end - start;
   }
-  wire(): Wire {
+  toWire(): Wire {
     const w = Buffer.from(this.a.subarray(0, this.size));
     this.size = 0;
     return w as unknown as Wire;
   }
-  clear(): void {
+  discard(): void {
     this.size = 0;
   }
 }
@@ -52,10 +52,10 @@ class BufferGather implements Gather {
     for (let i = start; i < end; i++) a[at + i] = b[i];
     this.size = this.size + end - start;
   }
-  bytes(): Bytes {
+  gathered(): Bytes {
     return this.a as unknown as Bytes;
   }
-  clear(): void {
+  discard(): void {
     this.size = 0;
   }
 }

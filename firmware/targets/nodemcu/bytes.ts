@@ -7,7 +7,7 @@ import type { Bytes, BytesPort, Gather, Out, Wire } from "../../port/bytes";
  * bytes per byte (8 on a 32-bit build): packets are never kept as tables of numbers.
  *
  * Writing a packet: header bytes collect in a small table of numbers, turned into a string by one
- * `string.char(unpack(...))` whenever a string piece (a topic, a payload) follows; `wire()` joins
+ * `string.char(unpack(...))` whenever a string piece (a topic, a payload) follows; `toWire()` joins
  * the pieces with one `table.concat` (measured on 32-bit Lua 5.3: a 512-byte packet built so
  * leaves about 2 KB of garbage, against 140 KB for `s = s .. string.char(b)` per byte).
  */
@@ -44,7 +44,7 @@ class Pieces implements Out, Gather {
     }
   }
 
-  text(s: string): void {
+  putText(s: string): void {
     this.piece(s);
     this.size = this.size + s.length;
   }
@@ -67,17 +67,17 @@ class Pieces implements Out, Gather {
     return s;
   }
 
-  wire(): Wire {
+  toWire(): Wire {
     const s = this.count === 0 && this.pending === 0 ? "" : this.joined();
-    this.clear();
+    this.discard();
     return s as unknown as Wire;
   }
 
-  bytes(): Bytes {
+  gathered(): Bytes {
     return (this.count === 0 && this.pending === 0 ? "" : this.joined()) as unknown as Bytes;
   }
 
-  clear(): void {
+  discard(): void {
     for (let i = 0; i < this.count; i++) this.parts[i] = undefined as unknown as string;
     this.count = 0;
     this.pending = 0;

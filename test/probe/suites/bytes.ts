@@ -16,12 +16,12 @@ register("bytes.out", (a) => {
   const to = argInt(a[4]);
   const o = port.bytes.out(pad + port.bytes.textLength(s) + argSize(a[2]) + 1);
   o.byte(1);
-  o.clear(); // a cleared writer starts over
+  o.discard(); // a cleared writer starts over
   for (let k = 0; k < pad; k++) o.byte(170);
-  o.text(s);
+  o.putText(s);
   o.copy(b, from, to);
   const size = o.size;
-  const w = o.wire();
+  const w = o.toWire();
   return outInt(size) + " " + outWire(w) + " " + outInt(o.size);
 });
 
@@ -55,9 +55,9 @@ register("bytes.gather", (a) => {
   const piece = argInt(a[1]);
   const g = port.bytes.gather(b.length + 1);
   g.copy(b, 0, 1);
-  g.clear();
+  g.discard();
   for (let k = 0; k < b.length; k = k + piece) g.copy(b, k, k + piece < b.length ? k + piece : b.length);
-  return outInt(g.size) + " " + outBytes(g.bytes(), 0, g.size);
+  return outInt(g.size) + " " + outBytes(g.gathered(), 0, g.size);
 });
 
 /** A stored PUBLISH with its DUP flag set (the Wire given is left as it was). */

@@ -19,7 +19,7 @@ import { argBytes, argInt, argSize, argText, outBytes, outWire, register } from 
 function out(o: Out, n: number): string {
   if (n < 0) return o.size === 0 ? "!" + codecErrorName(n) : "!wrote-on-error";
   if (o.size !== n) return "!size-" + o.size + "-not-" + n;
-  const hex = outWire(o.wire());
+  const hex = outWire(o.toWire());
   return o.size === 0 ? hex : "!not-emptied";
 }
 const isNone = (tok: string) => tok === "-";
@@ -94,7 +94,7 @@ register("codec.empty", (a) => {
 register("codec.rl", (a) => {
   const w = port.bytes.out(4);
   writeRemainingLength(w, argInt(a[0]));
-  return outWire(w.wire());
+  return outWire(w.toWire());
 });
 
 /** One decoder event, described the same way on every runtime (the harness builds the same text). */
@@ -130,7 +130,7 @@ export function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): 
     const size = end - start;
     let at = 0;
     while (at < size) {
-      at = d.push(chunk, at);
+      at = d.feedChunk(chunk, at);
       if (d.status !== Status.NeedMore) s = s + (s === "" ? "" : ";") + describeEvent(d);
       if (d.status === Status.Error) return s;
     }
@@ -159,7 +159,7 @@ register("codec.roundtrip", (a) => {
   const w = port.bytes.out(70000);
   const end = encodePublish(w, 70000, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(70000), port.bytes.bytes(w.wire()), end, 3);
+  return decodeStream(new Decoder(70000), port.bytes.bytes(w.toWire()), end, 3);
 });
 
 // codec.roundtripAck type id
@@ -167,7 +167,7 @@ register("codec.roundtripAck", (a) => {
   const w = port.bytes.out(8);
   const end = encodeShort(w, 8, argInt(a[0]), argInt(a[1]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(16), port.bytes.bytes(w.wire()), end, 1);
+  return decodeStream(new Decoder(16), port.bytes.bytes(w.toWire()), end, 1);
 });
 
 register("topic.match", (a) => (topicMatches(argText(a[0]), argText(a[1])) ? "1" : "0"));
@@ -257,10 +257,10 @@ register("codec.fuzz", (a) => {
     while (start < n) {
       const end = start + 1 + rng.below(n - start);
       for (let k = start; k < end; k++) w.byte(work[k]);
-      const chunk = port.bytes.bytes(w.wire());
+      const chunk = port.bytes.bytes(w.toWire());
       let at = 0;
       while (at < end - start) {
-        at = d.push(chunk, at);
+        at = d.feedChunk(chunk, at);
         if (d.status === Status.Error) counts[20 + d.error] = counts[20 + d.error] + 1;
         else if (d.status !== Status.NeedMore) counts[d.status] = counts[d.status] + 1;
       }
@@ -295,14 +295,14 @@ export function steadySetup(payload: Payload): Steady {
   const tx = port.bytes.out(cap);
   const topic = "sensors/kitchen/temperature";
   const end = encodePublish(tx, cap, topic, payload, 1, false, false, 7);
-  const packet = port.bytes.bytes(tx.wire());
+  const packet = port.bytes.bytes(tx.toWire());
   const chunk = (a: number, b: number): Bytes => port.bytes.bytes(port.bytes.wire(packet, a, b));
   const whole = chunk(0, end);
   const firstSize = port.ints.idiv(end, 2);
   const first = chunk(0, firstSize);
   const second = chunk(firstSize, end);
   encodeShort(tx, cap, PacketType.Puback, 7);
-  const ack = port.bytes.bytes(tx.wire());
+  const ack = port.bytes.bytes(tx.toWire());
   return { tx, cap, topic, payload, dec: new Decoder(cap), whole, first, second, firstSize, ack, packets: 0 };
 }
 
@@ -316,15 +316,15 @@ export function steadyRun(st: Steady, iterations: number): number {
   for (let k = 0; k < iterations; k++) {
     const id = 1 + k % 65535;
     encodePublish(st.tx, st.cap, st.topic, st.payload, 1, false, false, id);
-    st.tx.clear();
+    st.tx.discard();
     encodeShort(st.tx, st.cap, PacketType.Puback, id);
-    st.tx.clear();
-    d.push(st.whole, 0);
+    st.tx.discard();
+    d.feedChunk(st.whole, 0);
     if (d.status === Status.Packet) st.packets = st.packets + 1;
-    d.push(st.first, 0);
-    d.push(st.second, 0);
+    d.feedChunk(st.first, 0);
+    d.feedChunk(st.second, 0);
     if (d.status === Status.Packet) st.packets = st.packets + 1;
-    d.push(st.ack, 0);
+    d.feedChunk(st.ack, 0);
     if (d.status === Status.Packet) st.packets = st.packets + 1;
   }
   return st.packets;

@@ -63,15 +63,15 @@ register("sched.scenario", (a) => {
     // Periodic tasks across the wrap: exact times, one timer.
     const a1 = new Recorder("a", vc, 1000, 1000, 0);
     const b1 = new Recorder("b", vc, 300, 1000, 0);
-    s.add(a1, 0);
-    s.add(b1, 0);
+    s.enqueue(a1, 0);
+    s.enqueue(b1, 0);
     vc.advance(5000);
     return "a=" + join(a1.runs) + " b=" + join(b1.runs) + " pending=" + (vc.pending() ? 1 : 0) + " passes=" + s.passes;
   }
   if (n === 2) {
     // An idle task runs only when woken; a finished task stops the timer.
     const c = new Recorder("c", vc, 0, 1, 0);
-    const k = s.add(c, 0);
+    const k = s.enqueue(c, 0);
     vc.advance(100);
     const afterFirst = join(c.runs);
     vc.advance(400);
@@ -82,22 +82,22 @@ register("sched.scenario", (a) => {
   if (n === 3) {
     // Busy tasks take turns, one slice each per pass.
     const log: string[] = [];
-    s.add(new Busy("d", log, 3), 0);
-    s.add(new Busy("e", log, 3), 0);
+    s.enqueue(new Busy("d", log, 3), 0);
+    s.enqueue(new Busy("e", log, 3), 0);
     vc.advance(10);
     return "order=" + log.join(",") + " passes=" + s.passes + " runaway=" + (vc.runaway ? 1 : 0);
   }
   if (n === 4) {
     // A slow slice is reported with its task and length.
-    s.add(new Recorder("slow", vc, 1000, 2, 80), 0);
-    s.add(new Recorder("quick", vc, 1000, 2, 10), 0);
+    s.enqueue(new Recorder("slow", vc, 1000, 2, 80), 0);
+    s.enqueue(new Recorder("quick", vc, 1000, 2, 10), 0);
     vc.advance(3000);
     return "overruns=" + s.overruns + " " + overruns;
   }
   if (n === 5) {
     // A wake from inside the task's own step outranks its answer.
     const w = new SelfWaker(s);
-    w.index = s.add(w, 0);
+    w.index = s.enqueue(w, 0);
     vc.advance(6000);
     return "runs=" + join(w.runs);
   }
