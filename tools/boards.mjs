@@ -269,7 +269,9 @@ export async function packBoard(p, dist = path.join(root, "dist"), opts = {}) {
   if (p.firmware === "espruino") {
     // the sensor node with the profile's features (the Storage file "app" the boot guard
     // starts, the profile in front of it) and its lazy modules (Storage files "app.<name>")
-    Object.assign(storage, await buildEspruinoApp(root, out, p.features, `PETREL_BOARD=${JSON.stringify(appProfile(p))};`));
+    // the profile's keys as the app's bundle names them (its properties are shortened: one slot each)
+    const board = (short) => `PETREL_BOARD=${JSON.stringify(Object.fromEntries(Object.entries(appProfile(p)).map(([k, v]) => [typeof short[k] === "string" ? short[k] : k, v])))};`;
+    Object.assign(storage, await buildEspruinoApp(root, out, p.features, board));
     storage[".bootcde"] = path.join(dist, "espruino/boot.js");
     files = Object.values(storage);
     upload = files;

@@ -108,7 +108,8 @@ const HOT_METHODS = ["byte", "putText", "copy", "toWire", "discard", "gathered",
 
 /**
  * Builds the node for `features` into `outDir` (app.js, app.<name>.js); `prefix` goes in front of
- * app.js (the board profile). Returns the Storage file name → file written.
+ * app.js (the board profile): a string, or a function given the build's shortened property names
+ * (name → short name) that returns it. Returns the Storage file name → file written.
  */
 export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   if (mangleRegex === undefined) mangleRegex = new RegExp(`^(${mangleableProps(root, "tsconfig.espruino.json").join("|")})$`);
@@ -133,7 +134,7 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   const files = {};
   bundles.forEach((b, i) => {
     files[b.name] = path.join(outDir, `${b.name}.js`);
-    const code = b.name === "app" ? prefix + slimEspruino(mergeFunctions(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code
+    const code = b.name === "app" ? (typeof prefix === "function" ? prefix(short) : prefix) + slimEspruino(mergeFunctions(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code
       : slimEspruino(mergeFunctions(merged.codes[i], 3000, true).code, { returnOutside: true }).code;
     fs.writeFileSync(files[b.name], code, "latin1");
   });

@@ -11,10 +11,14 @@
 import * as path from "node:path";
 import ts from "typescript";
 
-/** Kept whole: the app as the REPL reaches it (petrelApp.node.client.publish(…)), and the board profile's keys. */
+/**
+ * Kept whole: the app as the REPL reaches it (petrelApp.node.client.publish(…)), and the profile
+ * keys the host simulator sets (defaults). The packer writes the other profile keys (maxPacket, …)
+ * under their shortened names (tools/boards.mjs).
+ */
 const KEEP = ["node", "client", "settings", "console", "platform", "publish", "subscribe", "unsubscribe", "start", "end", "connected",
   "outbox", "count", "stats", "values", "get", "sent", "dropped", "lastError",
-  "tls", "maxPacket", "maxInflight", "outboxMessages", "offlineQueue", "minFreeHeap", "defaults", "chip", "features"];
+  "defaults", "chip", "features"];
 
 function isAmbient(node) {
   for (let n = node; n !== undefined; n = n.parent) {

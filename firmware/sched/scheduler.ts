@@ -23,6 +23,11 @@ export type OverrunHandler = (this: void, task: string, ms: number) => void;
  * In one pass each due task runs at most once, in the order added: a task that always wants to
  * run again cannot starve the others. A slice longer than `sliceMs` is counted and reported.
  */
+/** A task's modes (Scheduler.mode). */
+const WAITING = 0;
+const IDLE_MODE = 1;
+const WOKEN = 2;
+
 export class Scheduler {
   /** Slices that ran longer than `sliceMs`, since start. */
   overruns = 0;
@@ -31,9 +36,12 @@ export class Scheduler {
 
   private readonly tasks: Task[] = [];
   private readonly deadlines: number[] = [];
-  private readonly idle: boolean[] = [];
-  /** Set by wake(): a wake during a task's own step outranks the step's answer. */
-  private readonly woken: boolean[] = [];
+  /**
+   * Each task's mode: WAITING (runs at its deadline), IDLE_MODE (until woken), WOKEN (due now; set by
+   * wake(), which outranks the answer of a step it interrupts). Numbers, not two flag arrays: on
+   * Espruino an array element that is a small number takes one variable slot, a boolean three.
+   */
+  private readonly mode: number[] = [];
   private count = 0;
   private running = false;
   private readonly onTimer: (this: void) => void;
@@ -48,8 +56,7 @@ export class Scheduler {
     const k = this.count;
     this.tasks[k] = task;
     this.deadlines[k] = after(this.clock.now(), delayMs);
-    this.idle[k] = false;
-    this.woken[k] = false;
+    this.mode[k] = WAITING;
     this.count = k + 1;
     this.arm();
     return k;
@@ -58,14 +65,13 @@ export class Scheduler {
   /** Makes an idle or waiting task due now (new data arrived, a queue got room, …). */
   wake(k: number): void {
     this.deadlines[k] = this.clock.now();
-    this.idle[k] = false;
-    this.woken[k] = true;
+    this.mode[k] = WOKEN;
     this.arm();
   }
 
   /** Stops running a task until it is woken again (its index stays taken). */
   cancel(k: number): void {
-    this.idle[k] = true;
+    this.mode[k] = IDLE_MODE;
     this.arm();
   }
 
@@ -74,7 +80,7 @@ export class Scheduler {
     const now = this.clock.now();
     let best = IDLE;
     for (let k = 0; k < this.count; k++) {
-      if (!this.idle[k]) {
+      if (this.mode[k] !== IDLE_MODE) {
         const r = remaining(this.deadlines[k], now);
         if (best === IDLE || r < best) best = r;
       }
@@ -88,9 +94,9 @@ export class Scheduler {
     this.passes = this.passes + 1;
     const start = this.clock.now();
     for (let k = 0; k < this.count; k++) {
-      if (!this.idle[k] && due(this.deadlines[k], start)) {
+      if (this.mode[k] !== IDLE_MODE && due(this.deadlines[k], start)) {
         const t0 = this.clock.now();
-        this.woken[k] = false;
+        this.mode[k] = WAITING;
         const next = this.tasks[k].step(t0);
         const t1 = this.clock.now();
         const spent = elapsed(t0, t1);
@@ -98,9 +104,12 @@ export class Scheduler {
           this.overruns = this.overruns + 1;
           if (this.onOverrun !== undefined) this.onOverrun(this.tasks[k].name, spent);
         }
-        if (this.woken[k]) this.woken[k] = false; // woken during its own step: due again now
-        else if (next === IDLE) this.idle[k] = true;
-        else this.deadlines[k] = after(t1, next);
+        const m = this.mode[k];
+        if (m === WOKEN) this.mode[k] = WAITING; // woken during its own step: due again now (wake set the deadline)
+        else if (m === WAITING) {
+          if (next === IDLE) this.mode[k] = IDLE_MODE;
+          else this.deadlines[k] = after(t1, next);
+        }
       }
     }
     this.running = false;

@@ -215,7 +215,7 @@ export class EspruinoBoard implements BoardUnderTest {
     const child = spawn(this.runtimeExe, [], { cwd: this.dir, stdio: ["pipe", "pipe", "pipe"] });
     this.child = child;
     child.stdout.on("data", (d: Buffer) => (this.raw += d.toString("latin1")));
-    child.stderr.on("data", () => undefined); // its start-up notes ("Size of JsVar is now 12 bytes")
+    child.stderr.on("data", (d: Buffer) => { if (process.env.PETREL_BOARD_STDERR) process.stderr.write(d); }); // its start-up notes ("Size of JsVar is now 12 bytes")
     child.stdin.on("error", () => undefined); // a write racing its exit
     child.once("exit", (code, sig) => {
       if (!this.killing) this.exited = `the interpreter exited (${sig !== null ? sig : `status ${code}`})`;

@@ -36,7 +36,8 @@ function deepSleep(): ((ms: number) => void) | undefined {
   return undefined;
 }
 
-declare interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
+/** The board profile's part the app takes (tools/boards.mjs writes it under the bundle's shortened names). */
+interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
 const profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
 const VERSION = "0.1.0";
 
