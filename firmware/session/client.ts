@@ -80,7 +80,8 @@ export interface ClientStats {
 export interface OfflineQueue {
   topics: string[];
   payloads: Payload[];
-  retain: boolean[];
+  /** 1: retain, else 0 (a number: one slot on Espruino, a boolean three). */
+  retain: number[];
   dones: (Done | undefined)[];
   head: number;
   count: number;
@@ -323,7 +324,7 @@ export class Client {
       if (k >= cap) k = k - cap;
       this.q0.topics[k] = topic;
       this.q0.payloads[k] = payload;
-      this.q0.retain[k] = retain;
+      this.q0.retain[k] = retain ? 1 : 0;
       this.q0.dones[k] = done;
       this.q0.count = this.q0.count + 1;
       return undefined;
@@ -407,9 +408,9 @@ export class Client {
             k = k - 1; // message k was removed: the next one is at k now
             continue;
           }
-          if (o.dups[k]) w = port.bytes.dup(w);
+          if (o.dups[k] !== 0) w = port.bytes.dup(w);
           o.phases[k] = Phase.Sent;
-          o.dups[k] = true;
+          o.dups[k] = 1;
           this.send(w);
         }
         inflight = inflight + 1;
@@ -419,7 +420,7 @@ export class Client {
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
       const done = this.q0.dones[k];
-      const n = encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k], false, 0);
+      const n = encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
       this.q0.topics[k] = "";
       this.q0.payloads[k] = "";
       this.q0.dones[k] = undefined;

@@ -99,8 +99,11 @@ export class Outbox {
   readonly qoss: number[] = [];
   readonly sizes: number[] = [];
   readonly phases: number[] = [];
-  /** The PUBLISH was (or may have been) sent before: resend with DUP set. */
-  readonly dups: boolean[] = [];
+  /**
+   * 1 when the PUBLISH was (or may have been) sent before: resend with DUP set; else 0. A number,
+   * not a boolean: on Espruino an array's small number takes one variable slot, a boolean three.
+   */
+  readonly dups: number[] = [];
   readonly dones: (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
@@ -142,7 +145,7 @@ export class Outbox {
         this.removed = this.removed + 1;
       } else {
         this.put(seq, port.ints.imod(info, 65536), port.ints.idiv(info, 65536), len, undefined);
-        this.dups[this.count - 1] = true;
+        this.dups[this.count - 1] = 1;
         this.nextSeq = seq + 1;
       }
     }
@@ -163,7 +166,7 @@ export class Outbox {
     this.qoss[k] = qos;
     this.sizes[k] = len;
     this.phases[k] = Phase.Queued;
-    this.dups[k] = false;
+    this.dups[k] = 0;
     this.dones[k] = done;
     this.count = k + 1;
     this.bytes = this.bytes + len;
