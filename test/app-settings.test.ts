@@ -172,7 +172,7 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
   it("a saved record with unknown or now-invalid lines: they are ignored and named, the rest is kept", () => {
     const storage = memoryStorage();
     const text = Buffer.from("interval=20\ncolour=blue\nqos=7\nlog=debug\n");
-    storage.write(SETTINGS_KEY, text as never);
+    storage.putRecord(SETTINGS_KEY, text as never);
     const n = node({ storage });
     expect(n.loadMessage).toBe("settings: ignored colour, qos in the saved record (unknown or invalid here); save writes the record without them");
     expect(n.st.get("interval")).toBe("20");

@@ -56,9 +56,9 @@ describe("Node transport", () => {
     const port = (server.address() as net.AddressInfo).port;
     const t = nodeTransport();
     const r = recorder();
-    r.call(() => t.open("127.0.0.1", port, false, r.events));
+    r.call(() => t.openStream("127.0.0.1", port, false, r.events));
     await r.until(() => r.log.includes("open"));
-    r.call(() => t.write(Buffer.from("hi") as unknown as Wire));
+    r.call(() => t.sendWire(Buffer.from("hi") as unknown as Wire));
     await r.until(() => r.log.some((e) => e.startsWith("close")));
     expect(r.log).toEqual(["open", "data echo hi", "close closed"]);
     expect(r.reentered()).toBe(false);
@@ -68,7 +68,7 @@ describe("Node transport", () => {
     const port = await freePort();
     const t = nodeTransport();
     const r = recorder();
-    expect(() => r.call(() => t.open("127.0.0.1", port, false, r.events))).not.toThrow();
+    expect(() => r.call(() => t.openStream("127.0.0.1", port, false, r.events))).not.toThrow();
     await r.until(() => r.log.length > 0);
     expect(r.log).toEqual(["close refused"]);
     expect(r.reentered()).toBe(false);
@@ -80,16 +80,16 @@ describe("Node transport", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     const t = nodeTransport();
     const r = recorder();
-    t.open("127.0.0.1", (server.address() as net.AddressInfo).port, false, r.events);
+    t.openStream("127.0.0.1", (server.address() as net.AddressInfo).port, false, r.events);
     await r.until(() => r.log.includes("open"));
     r.call(() => {
-      t.close();
-      t.close();
+      t.hangUp();
+      t.hangUp();
     });
     await r.until(() => r.log.length > 1);
     await new Promise((res) => setTimeout(res, 20));
     expect(r.log).toEqual(["open", "close "]);
-    expect(t.write(Buffer.from("late") as unknown as Wire)).toBe(false);
+    expect(t.sendWire(Buffer.from("late") as unknown as Wire)).toBe(false);
   });
 });
 
@@ -101,26 +101,26 @@ describe("Node storage", () => {
 
   it("writes, reads back, lists by prefix, replaces and removes records", () => {
     const st = fileStorage(path.join(dir, "a"));
-    expect(st.write("o.1", bytes("first"))).toBe(0);
-    expect(st.write("o.2", bytes("second!"))).toBe(0);
-    expect(st.write("cfg", bytes("x"))).toBe(0);
-    expect(text(st.read("o.2"))).toBe("second!");
-    expect(st.list("o.")).toEqual(["o.1", "o.2"]);
-    expect(st.write("o.1", bytes("1st"))).toBe(0);
-    expect(text(st.read("o.1"))).toBe("1st");
-    st.remove("o.1");
-    expect(st.read("o.1")).toBeUndefined();
-    expect(st.write("m", bytes(""))).toBe(0);
-    expect(text(st.read("m"))).toBe("");
+    expect(st.putRecord("o.1", bytes("first"))).toBe(0);
+    expect(st.putRecord("o.2", bytes("second!"))).toBe(0);
+    expect(st.putRecord("cfg", bytes("x"))).toBe(0);
+    expect(text(st.getRecord("o.2"))).toBe("second!");
+    expect(st.listRecords("o.")).toEqual(["o.1", "o.2"]);
+    expect(st.putRecord("o.1", bytes("1st"))).toBe(0);
+    expect(text(st.getRecord("o.1"))).toBe("1st");
+    st.dropRecord("o.1");
+    expect(st.getRecord("o.1")).toBeUndefined();
+    expect(st.putRecord("m", bytes(""))).toBe(0);
+    expect(text(st.getRecord("m"))).toBe("");
   });
 
   it("a write past capacity is refused with STORAGE_FULL and leaves the old record", () => {
     const st = fileStorage(path.join(dir, "b"), 10);
-    expect(st.write("k", bytes("12345678"))).toBe(0);
-    expect(st.write("j", bytes("123"))).toBe(STORAGE_FULL);
-    expect(st.write("k", bytes("1234567890"))).toBe(0);
-    expect(st.write("k", bytes("12345678901"))).toBe(STORAGE_FULL);
-    expect(text(st.read("k"))).toBe("1234567890");
+    expect(st.putRecord("k", bytes("12345678"))).toBe(0);
+    expect(st.putRecord("j", bytes("123"))).toBe(STORAGE_FULL);
+    expect(st.putRecord("k", bytes("1234567890"))).toBe(0);
+    expect(st.putRecord("k", bytes("12345678901"))).toBe(STORAGE_FULL);
+    expect(text(st.getRecord("k"))).toBe("1234567890");
   });
 });
 
@@ -129,7 +129,7 @@ describe("table resolver", () => {
     const r = tableResolver({ "broker.local": "127.0.0.1" });
     const ask = (h: string) => new Promise<string>((res) => {
       let inside = true;
-      r.resolve(h, (a, e) => res(`${inside ? "sync!" : ""}${a}|${e}`));
+      r.lookUp(h, (a, e) => res(`${inside ? "sync!" : ""}${a}|${e}`));
       inside = false;
     });
     expect(await ask("broker.local")).toBe("127.0.0.1|");

@@ -13,13 +13,13 @@ function rig(start: number, sliceMs = 50, onOverrun?: OverrunHandler) {
   const vc = new VirtualClock(start);
   const calls: string[] = [];
   const timer: Timer = {
-    start: (ms, fn) => {
+    armTimer: (ms, fn) => {
       calls.push(`start ${ms}`);
-      vc.timer.start(ms, fn);
+      vc.timer.armTimer(ms, fn);
     },
-    stop: () => {
+    disarmTimer: () => {
       calls.push("stop");
-      vc.timer.stop();
+      vc.timer.disarmTimer();
     },
   };
   const s = new Scheduler(vc.clock, timer, sliceMs, onOverrun);

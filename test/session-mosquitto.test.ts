@@ -169,9 +169,9 @@ interface WireEvent {
 function tapped(wire: WireEvent[]): Transport {
   const inner = nodeTransport();
   return {
-    open(host, port, secure, ev, name) {
+    openStream(host, port, secure, ev, name) {
       const dec = new Decoder(70000);
-      inner.open(host, port, secure, {
+      inner.openStream(host, port, secure, {
         onOpen: () => ev.onOpen(),
         onData: (chunk: Bytes) => {
           const b = chunk as unknown as Buffer;
@@ -189,7 +189,7 @@ function tapped(wire: WireEvent[]): Transport {
         onClose: (r) => ev.onClose(r),
       }, name);
     },
-    write(data: Wire) {
+    sendWire(data: Wire) {
       const b = data as unknown as Buffer;
       const type = b[0] >> 4;
       const e: WireEvent = { dir: "out", type, id: 0, qos: 0, dup: false, payload: "", sessionPresent: false };
@@ -209,9 +209,9 @@ function tapped(wire: WireEvent[]): Transport {
         e.id = b.readUInt16BE(p);
       }
       wire.push(e);
-      return inner.write(data);
+      return inner.sendWire(data);
     },
-    close: () => inner.close(),
+    hangUp: () => inner.hangUp(),
   };
 }
 

@@ -179,7 +179,7 @@ describe("session corners", () => {
 describe("outbox records that are not a stored PUBLISH", () => {
   it("are removed at start-up, whatever is wrong with them, and counted", () => {
     const b = new ScriptedBoard();
-    const put = (key: string, bytes: number[]) => b.storage.write(key, Buffer.from(bytes) as never);
+    const put = (key: string, bytes: number[]) => b.storage.putRecord(key, Buffer.from(bytes) as never);
     put("mqo1", [0x32, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // good: QoS 1, "t", id 1, "a"
     put("mqo2", [0x30, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 0: never stored
     put("mqo3", [0x36, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 3
@@ -376,8 +376,8 @@ describe("regressions from review", () => {
 
   it("the owner of the session state survives a reboot", () => {
     const b = new ScriptedBoard();
-    b.storage.write("mqb1", Buffer.alloc(0) as never);
-    b.storage.write("mqb9", Buffer.alloc(0) as never); // a second marker is stale: removed
+    b.storage.putRecord("mqb1", Buffer.alloc(0) as never);
+    b.storage.putRecord("mqb9", Buffer.alloc(0) as never); // a second marker is stale: removed
     const c = b.client({ brokers: [{ host: "a", port: 1 }, { host: "b", port: 2 }] });
     expect(b.storage.keys().filter((k) => k.startsWith("mqb"))).toEqual(["mqb1"]);
     ok(c.publish("t", "q1", 1, false, undefined));

@@ -332,7 +332,7 @@ describe("publish QoS 1/2 and the outbox", () => {
     const got: string[] = [];
     ok(c.publish("t", "1", 1, false, (e) => got.push(e?.code ?? "ok")));
     ok(c.publish("t", "2", 1, false, (e) => got.push(e?.code ?? "ok")));
-    b.storage.remove("mqo1");
+    b.storage.dropRecord("mqo1");
     c.start();
     expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0", "publish q1 d0 r0 id=2 t 2"]);
     expect(got).toEqual(["storage-failed"]);
@@ -371,10 +371,10 @@ describe("resume: reconnects and restarts", () => {
     b.take();
     // power cut: a new client on the same storage
     const b2 = new ScriptedBoard();
-    for (const k of b.records()) b2.storage.write(k, b.storage.read(k)!);
-    b2.storage.write("mqr77", Buffer.alloc(0) as never); // a marker whose message completed before the cut
-    b2.storage.write("mqo5x", Buffer.alloc(1) as never); // not a record of ours: ignored
-    b2.storage.write("mqo9", Buffer.from("junk") as never); // torn or foreign: removed
+    for (const k of b.records()) b2.storage.putRecord(k, b.storage.getRecord(k)!);
+    b2.storage.putRecord("mqr77", Buffer.alloc(0) as never); // a marker whose message completed before the cut
+    b2.storage.putRecord("mqo5x", Buffer.alloc(1) as never); // not a record of ours: ignored
+    b2.storage.putRecord("mqo9", Buffer.from("junk") as never); // torn or foreign: removed
     const c2 = b2.client();
     expect(c2.outbox.count).toBe(3);
     expect(c2.outbox.phases.slice(0, 3)).toEqual([Phase.Queued, Phase.ReleaseQueued, Phase.Queued]);
@@ -397,16 +397,16 @@ describe("resume: reconnects and restarts", () => {
     b.connect();
     for (let i = 0; i < 2; i++) ok(seed.publish("t", `m${i}`, 1, false, undefined));
     const set = (key: string, id: number) => {
-      const buf = Buffer.from(b.storage.read(key) as unknown as Buffer);
+      const buf = Buffer.from(b.storage.getRecord(key) as unknown as Buffer);
       const n = buf.length;
       buf[n - 3 - 1] = id >> 8; // id sits after the 1-char topic: header(2) + len(2) + "t"(1)
       buf[n - 3] = id & 255;
-      b.storage.write(key, buf as never);
+      b.storage.putRecord(key, buf as never);
     };
     set("mqo1", 1);
     set("mqo2", 65535);
     const b2 = new ScriptedBoard();
-    for (const k of b.records()) b2.storage.write(k, b.storage.read(k)!);
+    for (const k of b.records()) b2.storage.putRecord(k, b.storage.getRecord(k)!);
     const c = b2.client();
     expect(c.outbox.ids.slice(0, 2)).toEqual([1, 65535]);
     ok(c.publish("t", "next", 1, false, undefined)); // 65535 + 1 wraps to 1, in flight: 2
@@ -515,7 +515,7 @@ describe("receive", () => {
     b.connect();
     b.send({ cmd: "publish", topic: "x", payload: "2", qos: 2, retain: false, dup: false, messageId: 9 });
     expect(c.received!.count).toBe(1);
-    b.platform.storage.write("mqi65536", Buffer.alloc(0) as never); // id 0 (of the second broker): never valid, ignored
+    b.platform.storage.putRecord("mqi65536", Buffer.alloc(0) as never); // id 0 (of the second broker): never valid, ignored
     const again = b.client();
     expect(again.received!.count).toBe(1);
     expect(again.received!.hasId(9)).toBe(true);

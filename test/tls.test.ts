@@ -57,16 +57,16 @@ function connectOverTls(port: number, settings: TlsSettings, host = "127.0.0.1",
       done = true;
       clearTimeout(timer);
       if (last !== undefined) log.push(last);
-      t.close();
+      t.hangUp();
       resolve(log);
     };
     const timer = setTimeout(() => end("timeout"), ms);
-    t.open(host, port, true, {
+    t.openStream(host, port, true, {
       onOpen: () => {
         log.push("open");
         const o = petrelPort.bytes.out(256);
         encodeConnect(o, 256, { clientId: "petrel-tls", clean: true, keepalive: 30 });
-        t.write(o.toWire());
+        t.sendWire(o.toWire());
       },
       onData: (chunk: Bytes) => {
         let at = 0;

@@ -48,7 +48,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
   } else if (name === "diag") {
     const link = node.board.platform.link;
     for (const l of diagnose({
-      link: link === undefined ? "none" : link.up() ? "up" : "down",
+      link: link === undefined ? "none" : link.isUp() ? "up" : "down",
       connected: node.connected,
       failed: node.facts.failed,
       attempts: c !== undefined ? c.stats.attempts : 0,

@@ -232,7 +232,7 @@ export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
  */
 function readRecord(st: Settings, bad: string[]): { [key: string]: string | undefined } {
   const rec: { [key: string]: string | undefined } = {};
-  const w = st.storage.read(SETTINGS_KEY);
+  const w = st.storage.getRecord(SETTINGS_KEY);
   if (w === undefined) return rec;
   if (port.bytes.wireLength(w) > SETTINGS_MAX) {
     bad[0] = "!";
@@ -315,7 +315,7 @@ export function saveSettings(st: Settings): string | null {
   }
   const size = port.bytes.textLength(text);
   if (size < 0 || size > SETTINGS_MAX) return `settings: over ${SETTINGS_MAX} bytes; nothing was saved. Fix: shorten a value`;
-  const r = st.storage.write(SETTINGS_KEY, port.bytes.wireOf(text));
+  const r = st.storage.putRecord(SETTINGS_KEY, port.bytes.wireOf(text));
   if (r !== 0) return `settings: the flash write failed (${r === 1 ? "the flash is full" : "the flash failed"}); the saved settings are as they were. Fix: free flash, then save again`;
   st.unsaved = [];
   return null;
@@ -333,7 +333,7 @@ export function readPems(st: Settings): { ca?: string; cert?: string; key?: stri
   const out: { ca?: string; cert?: string; key?: string } = {};
   for (let i = 0; i < 3; i++) {
     const name = i === 0 ? "ca" : i === 1 ? "cert" : "key";
-    const w = st.storage.list(`pem.${name}`).length > 0 ? st.storage.read(`pem.${name}`) : undefined;
+    const w = st.storage.listRecords(`pem.${name}`).length > 0 ? st.storage.getRecord(`pem.${name}`) : undefined;
     if (w === undefined || port.bytes.wireLength(w) === 0 || port.bytes.wireLength(w) > PEM_MAX) continue;
     const text = port.bytes.textOf(w);
     if (i === 0) out.ca = text;
@@ -422,7 +422,7 @@ export function settingsCommand(ctx: SettingsContext, args: string[], line: stri
   } else if (name === "factory-reset") {
     if (args.length === 2 && key === "yes" && ctx.confirmReset === true) {
       ctx.confirmReset = false;
-      st.storage.remove(SETTINGS_KEY);
+      st.storage.dropRecord(SETTINGS_KEY);
       sync(st, true);
       say("factory-reset: every setting is back to its default, on flash too");
       if (ctx.afterReset !== undefined) ctx.afterReset();
@@ -453,13 +453,13 @@ function pem(ctx: SettingsContext, args: string[], say: (this: void, line: strin
     let line = "pem:";
     for (let i = 0; i < 3; i++) {
       const n = i === 0 ? "ca" : i === 1 ? "cert" : "key";
-      line += `${i > 0 ? "," : ""} ${n} ${storage.list(`pem.${n}`).length > 0 ? (i === 2 ? "(set, hidden)" : "(set)") : "(none)"}`;
+      line += `${i > 0 ? "," : ""} ${n} ${storage.listRecords(`pem.${n}`).length > 0 ? (i === 2 ? "(set, hidden)" : "(set)") : "(none)"}`;
     }
     say(line);
   } else if ((name !== "ca" && name !== "cert" && name !== "key") || args.length > 3 || (args.length === 3 && args[2] !== "clear")) {
     say("error: pem takes ca, cert or key, then nothing (paste it next) or clear; e.g. pem ca");
   } else if (args.length === 3) {
-    storage.remove(`pem.${name}`);
+    storage.dropRecord(`pem.${name}`);
     say(`pem ${name}: cleared; reboot to use the change`);
   } else if (con !== undefined) {
     say(`pem ${name}: paste it now, from its -----BEGIN line to its -----END line (Ctrl-C stops)`);
@@ -476,7 +476,7 @@ function pem(ctx: SettingsContext, args: string[], say: (this: void, line: strin
       }
       if (l.substring(0, 8) !== "-----END") return false;
       const w = port.bytes.wireOf(text);
-      const r = storage.write(`pem.${name}`, w);
+      const r = storage.putRecord(`pem.${name}`, w);
       say(r === 0 ? `pem ${name}: saved (${port.bytes.wireLength(w)} bytes); reboot to use it` : `error: the flash write failed; the old ${name} is kept. Fix: free flash, then paste again`);
       return true;
     }, name === "key");

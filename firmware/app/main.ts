@@ -81,10 +81,10 @@ interface Running extends App {
 /** The log sink: lines at or above the `log` setting, to the console (or the serial line before it exists). */
 function appLog(app: Running): LogSink {
   return {
-    write: (level, line) => {
+    writeLog: (level, line) => {
       if (level > levelOf(app.settings.get("log"))) return;
       const p = app.platform;
-      const l = logLine(p !== undefined ? elapsed(app.bootAt, p.clock.now()) : 0, level, line);
+      const l = logLine(p !== undefined ? elapsed(app.bootAt, p.clock.clockNow()) : 0, level, line);
       if (app.console !== undefined) app.console.print(l);
       else app.serial.write(l + "\r\n");
     },
@@ -109,7 +109,7 @@ function appKeys(app: Running): (this: void) => number {
 
 /** An info line of the node's. */
 function appInfo(app: Running): (this: void, line: string) => void {
-  return (line) => app.log.write(2, line);
+  return (line) => app.log.writeLog(2, line);
 }
 
 /**
@@ -134,10 +134,10 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   const log = appLog(app);
   app.log = log;
   const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log, tls);
-  app.bootAt = platform.clock.now();
+  app.bootAt = platform.clock.clockNow();
   app.platform = platform;
-  if (loaded !== null) log.write(1, loaded);
-  for (const b of bad) log.write(1, b);
+  if (loaded !== null) log.writeLog(1, loaded);
+  for (const b of bad) log.writeLog(1, b);
   const node = new SensorNode({
     platform, tls: board.tls, version: board.version, sensors: board.sensors, reboot: board.reboot,
     sleep: board.sleep, awakeMs: board.awakeMs, keys: appKeys(app), log: appInfo(app),
@@ -149,11 +149,11 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   app.console = new LineConsole(board.serial, appLine(app), board.back, typingSecret);
   app.console.start();
   const problem = node.start();
-  if (problem !== null) log.write(0, `${problem}; fix the setting at the console (show, set, save, reboot)`);
+  if (problem !== null) log.writeLog(0, `${problem}; fix the setting at the console (show, set, save, reboot)`);
   return app;
 }
 
 /** Said after factory-reset. */
 function afterReset(app: Running): (this: void) => void {
-  return () => app.log.write(2, "settings are the defaults now; reboot to use them");
+  return () => app.log.writeLog(2, "settings are the defaults now; reboot to use them");
 }

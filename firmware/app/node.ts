@@ -87,7 +87,7 @@ function nodeEvents(self: SensorNode): ClientEvents {
     onConnect: () => {
       const f = self.facts;
       self.connected = true;
-      f.upAt = self.board.platform.clock.now();
+      f.upAt = self.board.platform.clock.clockNow();
       f.failed = "";
       self.connects++;
       self.board.log(`node: connected as ${self.clientId}`);
@@ -105,7 +105,7 @@ function nodeEvents(self: SensorNode): ClientEvents {
       }
       self.connected = false;
       // the broker closing a fresh connection, again and again: another board with this client id
-      const short = elapsed(f.upAt, self.board.platform.clock.now()) < FLAP_MS && (reason === "closed" || reason === "reset");
+      const short = elapsed(f.upAt, self.board.platform.clock.clockNow()) < FLAP_MS && (reason === "closed" || reason === "reset");
       f.shortDrops = short ? f.shortDrops + 1 : 0;
     },
     onMessage: (topic, payload) => {
@@ -175,12 +175,12 @@ export class SensorNode {
   ended: ((this: void) => void) | undefined = undefined;
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
-    this.bornAt = board.platform.clock.now();
+    this.bornAt = board.platform.clock.clockNow();
   }
 
   /** Seconds since the node started. */
   uptime(): number {
-    return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.now()), 1000);
+    return port.ints.idiv(elapsed(this.bornAt, this.board.platform.clock.clockNow()), 1000);
   }
 
   statusJson(state: string): string {
@@ -229,7 +229,7 @@ export class SensorNode {
     c.start();
     this.task = p.sched.enqueue(nodeTask(this, "sample"), 0);
     if (FEATURE_SLEEP && this.sleeps()) {
-      this.sl = { phase: 0, from: p.clock.now(), keysSeen: b.keys !== undefined ? b.keys() : 0, typedAt: -1, task: -1 };
+      this.sl = { phase: 0, from: p.clock.clockNow(), keysSeen: b.keys !== undefined ? b.keys() : 0, typedAt: -1, task: -1 };
       this.sl.task = p.sched.enqueue(nodeTask(this, "sleep"), 0);
     } else if (st.on("sleep")) {
       b.log("node: this board cannot deep sleep; it stays awake between readings");
@@ -265,7 +265,7 @@ export class SensorNode {
     const c = this.client as Client;
     const sl = this.sl as SleepState;
     const p = this.board.platform;
-    const now = p.clock.now();
+    const now = p.clock.clockNow();
     const keys = this.board.keys !== undefined ? this.board.keys() : 0;
     if (keys !== sl.keysSeen) {
       sl.keysSeen = keys;

@@ -50,7 +50,7 @@ function secs(ms: number): string {
 
 /** The failed-boot count (a record of decimal digits; none or unreadable: 0). */
 function readCount(s: Storage, key: string): number {
-  const w = s.read(key);
+  const w = s.getRecord(key);
   const t = w !== undefined ? port.bytes.textOf(w) : "";
   let n = 0;
   for (let i = 0; i < t.length && i < 3; i++) {
@@ -62,7 +62,7 @@ function readCount(s: Storage, key: string): number {
 }
 
 function writeCount(s: Storage, key: string, n: number): void {
-  s.write(key, port.bytes.wireOf(`${n > 255 ? 255 : n}`));
+  s.putRecord(key, port.bytes.wireOf(`${n > 255 ? 255 : n}`));
 }
 
 /**

@@ -13,10 +13,10 @@
  * multiplexes it. Neither call may throw.
  */
 export interface Clock {
-  now(this: void): number;
+  clockNow(this: void): number;
 }
 
 export interface Timer {
-  start(this: void, ms: number, fn: (this: void) => void): void;
-  stop(this: void): void;
+  armTimer(this: void, ms: number, fn: (this: void) => void): void;
+  disarmTimer(this: void): void;
 }

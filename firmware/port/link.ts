@@ -7,7 +7,7 @@
  */
 export interface Link {
   /** True when the station is up; true too when the firmware cannot tell (dialling then decides). */
-  up(this: void): boolean;
+  isUp(this: void): boolean;
   /** One watcher: fn(true) when the link comes up, fn(false) when it goes down. */
-  watch(this: void, fn: (this: void, up: boolean) => void): void;
+  watchLink(this: void, fn: (this: void, up: boolean) => void): void;
 }

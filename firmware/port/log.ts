@@ -10,7 +10,7 @@ export const LOG_INFO = 2;
 export const LOG_DEBUG = 3;
 
 export interface LogSink {
-  write(this: void, level: number, line: string): void;
+  writeLog(this: void, level: number, line: string): void;
 }
 
 /**

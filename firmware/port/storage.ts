@@ -19,8 +19,8 @@ export const STORAGE_FULL = 1;
 export const STORAGE_FAILED = 2;
 
 export interface Storage {
-  write(this: void, key: string, data: Wire): number;
-  read(this: void, key: string): Wire | undefined;
-  remove(this: void, key: string): void;
-  list(this: void, prefix: string): string[];
+  putRecord(this: void, key: string, data: Wire): number;
+  getRecord(this: void, key: string): Wire | undefined;
+  dropRecord(this: void, key: string): void;
+  listRecords(this: void, prefix: string): string[];
 }

@@ -30,9 +30,9 @@ export interface Transport {
    * `host` is the address to dial (the resolver's answer); `name` is the host name as configured,
    * which a TLS transport verifies the certificate against (defaults to `host`).
    */
-  open(this: void, host: string, port: number, tls: boolean, events: TransportEvents, name?: string): void;
-  write(this: void, data: Wire): boolean;
-  close(this: void): void;
+  openStream(this: void, host: string, port: number, tls: boolean, events: TransportEvents, name?: string): void;
+  sendWire(this: void, data: Wire): boolean;
+  hangUp(this: void): void;
 }
 
 /**
@@ -42,5 +42,5 @@ export interface Transport {
  * "no-network"); it never throws and never calls `done` from inside `resolve`.
  */
 export interface Resolver {
-  resolve(this: void, host: string, done: (this: void, address: string, error: string) => void): void;
+  lookUp(this: void, host: string, done: (this: void, address: string, error: string) => void): void;
 }

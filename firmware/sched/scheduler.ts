@@ -55,7 +55,7 @@ export class Scheduler {
   enqueue(task: Task, delayMs: number): number {
     const k = this.count;
     this.tasks[k] = task;
-    this.deadlines[k] = after(this.clock.now(), delayMs);
+    this.deadlines[k] = after(this.clock.clockNow(), delayMs);
     this.mode[k] = WAITING;
     this.count = k + 1;
     this.arm();
@@ -64,7 +64,7 @@ export class Scheduler {
 
   /** Makes an idle or waiting task due now (new data arrived, a queue got room, …). */
   wake(k: number): void {
-    this.deadlines[k] = this.clock.now();
+    this.deadlines[k] = this.clock.clockNow();
     this.mode[k] = WOKEN;
     this.arm();
   }
@@ -77,7 +77,7 @@ export class Scheduler {
 
   /** Milliseconds until the earliest deadline, or IDLE when every task is idle. */
   nextIn(): number {
-    const now = this.clock.now();
+    const now = this.clock.clockNow();
     let best = IDLE;
     for (let k = 0; k < this.count; k++) {
       if (this.mode[k] !== IDLE_MODE) {
@@ -92,13 +92,13 @@ export class Scheduler {
   pass(): void {
     this.running = true;
     this.passes = this.passes + 1;
-    const start = this.clock.now();
+    const start = this.clock.clockNow();
     for (let k = 0; k < this.count; k++) {
       if (this.mode[k] !== IDLE_MODE && due(this.deadlines[k], start)) {
-        const t0 = this.clock.now();
+        const t0 = this.clock.clockNow();
         this.mode[k] = WAITING;
         const next = this.tasks[k].step(t0);
-        const t1 = this.clock.now();
+        const t1 = this.clock.clockNow();
         const spent = elapsed(t0, t1);
         if (spent > this.sliceMs) {
           this.overruns = this.overruns + 1;
@@ -120,7 +120,7 @@ export class Scheduler {
   private arm(): void {
     if (this.running) return;
     const next = this.nextIn();
-    if (next === IDLE) this.timer.stop();
-    else this.timer.start(next, this.onTimer);
+    if (next === IDLE) this.timer.disarmTimer();
+    else this.timer.armTimer(next, this.onTimer);
   }
 }

@@ -191,7 +191,7 @@ export class Client {
     this.task = p.sched.enqueue({ name: "mqtt", step: (now: number) => self.tick(now) }, 0);
     p.sched.cancel(this.task);
     if (p.link !== undefined) {
-      p.link.watch((up) => {
+      p.link.watchLink((up) => {
         if (!self.started) return;
         if (up) {
           // Only a client waiting for the link dials now (step() sees the link up and dials): one
@@ -219,19 +219,19 @@ export class Client {
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecFail(n).message} (client id, user name, will); fix: correct that option`);
     const loaded = c.outbox.load(s.maxPacket);
     if (c.outbox.tooLarge > 0) {
-      p.log.write(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
+      p.log.writeLog(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
     }
     if (loaded > 0) {
       c.nextId = c.outbox.ids[loaded - 1] === 65535 ? 1 : c.outbox.ids[loaded - 1] + 1;
-      p.log.write(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
+      p.log.writeLog(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
-    if (c.outbox.removed > 0) p.log.write(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
+    if (c.outbox.removed > 0) p.log.writeLog(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
     if (c.received !== undefined) c.received.load();
-    const owner = p.storage.list(s.storePrefix + "b");
+    const owner = p.storage.listRecords(s.storePrefix + "b");
     for (let i = 0; i < owner.length; i++) {
       const k = parseDecimal(owner[i], s.storePrefix.length + 1);
       if (k >= 0 && c.sessionBroker < 0) c.sessionBroker = k;
-      else p.storage.remove(owner[i]);
+      else p.storage.dropRecord(owner[i]);
     }
     return c;
   }
@@ -497,23 +497,23 @@ export class Client {
     const g = this.gen;
     const l = this.p.link;
     this.p.sched.wake(this.task);
-    if (l !== undefined && !l.up()) {
+    if (l !== undefined && !l.isUp()) {
       // No dialling until the link returns: the backoff is not spent on a network that is not there.
       this.state = State.Waiting;
       this.linkWait = true;
       this.lastReason = "no-network";
-      this.p.log.write(LOG_INFO, `mqtt: ${explainClose("no-network")}`);
+      this.p.log.writeLog(LOG_INFO, `mqtt: ${explainClose("no-network")}`);
       return;
     }
     this.linkWait = false;
     this.state = State.Resolving;
     this.reason = "";
     this.reported = false;
-    this.t.deadline = after(this.p.clock.now(), s.connectTimeoutMs);
+    this.t.deadline = after(this.p.clock.clockNow(), s.connectTimeoutMs);
     this.stats.attempts = this.stats.attempts + 1;
     if (this.stats.attempts > 1 && this.ev.onReconnect !== undefined) this.ev.onReconnect();
-    this.p.log.write(LOG_DEBUG, `mqtt: dialling ${b.host}:${b.port}${b.tls === true ? " (tls)" : ""}`);
-    this.p.resolver.resolve(b.host, (address, error) => {
+    this.p.log.writeLog(LOG_DEBUG, `mqtt: dialling ${b.host}:${b.port}${b.tls === true ? " (tls)" : ""}`);
+    this.p.resolver.lookUp(b.host, (address, error) => {
       if (g !== this.gen || this.state !== State.Resolving) return;
       if (error !== "") {
         this.gen = this.gen + 1;
@@ -528,7 +528,7 @@ export class Client {
           this.dec.reset();
           this.blocked = false;
           const n = encodeConnect(this.tx, this.settings.maxPacket, this.settings);
-          this.t.lastRecv = this.p.clock.now();
+          this.t.lastRecv = this.p.clock.clockNow();
           if (n > 0) this.send(this.tx.toWire());
         },
         onData: (c: Bytes) => {
@@ -545,7 +545,7 @@ export class Client {
           this.closed(r);
         },
       };
-      this.p.transport.open(address, b.port, b.tls === true, events, b.host);
+      this.p.transport.openStream(address, b.port, b.tls === true, events, b.host);
     });
   }
 
@@ -560,9 +560,9 @@ export class Client {
     }
     this.state = State.Closing;
     // a transport that never reports its close must not hang the client
-    this.t.deadline = after(this.p.clock.now(), this.settings.connectTimeoutMs);
+    this.t.deadline = after(this.p.clock.clockNow(), this.settings.connectTimeoutMs);
     this.p.sched.wake(this.task);
-    this.p.transport.close();
+    this.p.transport.hangUp();
   }
 
   /**
@@ -587,7 +587,7 @@ export class Client {
     // Not connected any more before any callback runs: a publish or subscribe from onOffline /
     // onClose must wait for the next connection, not go to the dead one.
     this.state = State.Waiting;
-    this.t.deadline = this.p.clock.now();
+    this.t.deadline = this.p.clock.clockNow();
     this.up = false;
     this.t.pingOut = false;
     this.blocked = false;
@@ -598,7 +598,7 @@ export class Client {
       else if (ph === Phase.Released) this.outbox.phases[k] = Phase.ReleaseQueued;
     }
     this.reqs.unsend();
-    if (reason !== "") this.p.log.write(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
+    if (reason !== "") this.p.log.writeLog(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
     if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
@@ -628,9 +628,9 @@ export class Client {
       // "equal jitter": between half of the delay and all of it, so boards that lost the same
       // broker spread out
       const half = port.ints.idiv(delay, 2);
-      delay = half + this.p.random(delay - half + 1);
+      delay = half + this.p.randomInt(delay - half + 1);
     }
-    this.t.deadline = after(this.p.clock.now(), delay);
+    this.t.deadline = after(this.p.clock.clockNow(), delay);
     this.p.sched.wake(this.task);
   }
 
@@ -650,7 +650,7 @@ export class Client {
     const err = e !== undefined ? e : fail(drop as string, `${explainClose(drop as string)}: ${detail as string}`);
     this.reported = true;
     this.lastError = err;
-    this.p.log.write(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
+    this.p.log.writeLog(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
     if (this.ev.onError !== undefined) this.ev.onError(err);
     if (drop !== undefined) this.drop(drop);
   }
@@ -667,7 +667,7 @@ export class Client {
       if (this.linkWait) {
         // The link's event is the fast path; this poll makes a lost event cost seconds, not the
         // session (an app may take over the firmware's one Wi-Fi callback slot).
-        if (l !== undefined && !l.up()) return LINK_POLL_MS;
+        if (l !== undefined && !l.isUp()) return LINK_POLL_MS;
         // dial now, from the first broker: failures while the link was down say nothing of them
         this.broker = 0;
         this.round = 0;
@@ -675,7 +675,7 @@ export class Client {
         return remaining(this.t.deadline, now);
       }
       this.attempt();
-      return this.state === State.Waiting ? LINK_POLL_MS : this.tick(this.p.clock.now());
+      return this.state === State.Waiting ? LINK_POLL_MS : this.tick(this.p.clock.clockNow());
     }
     if (st === State.Resolving || st === State.Opening || st === State.Handshake || st === State.Closing) {
       if (!due(this.t.deadline, now)) return remaining(this.t.deadline, now);
@@ -694,7 +694,7 @@ export class Client {
     if (FEATURE_FAILOVER && this.primaryEvery > 0 && this.broker > 0) {
       const left = this.primaryEvery - elapsed(this.t.connectedAt, now);
       if (left <= 0) {
-        this.p.log.write(LOG_INFO, "mqtt: trying the first broker again");
+        this.p.log.writeLog(LOG_INFO, "mqtt: trying the first broker again");
         this.control(PacketType.Disconnect, 0);
         this.drop("primary-retry");
         return 0;
@@ -728,8 +728,8 @@ export class Client {
   // Wire
 
   private send(w: Wire): void {
-    this.t.lastSent = this.p.clock.now();
-    if (!this.p.transport.write(w)) this.blocked = true;
+    this.t.lastSent = this.p.clock.clockNow();
+    if (!this.p.transport.sendWire(w)) this.blocked = true;
   }
 
   /** PUBACK, PUBREC, PUBREL, PUBCOMP (for `id`), PINGREQ or DISCONNECT. */
@@ -741,7 +741,7 @@ export class Client {
   private chunk(c: Bytes): void {
     const d = this.dec;
     const size = c.length;
-    this.t.lastRecv = this.p.clock.now();
+    this.t.lastRecv = this.p.clock.clockNow();
     let at = 0;
     while (at < size && (this.state === State.Connected || this.state === State.Handshake)) {
       at = d.feedChunk(c, at);
@@ -783,7 +783,7 @@ export class Client {
           // reconnect.
           r.dropId(-1);
           this.stats.evicted = this.stats.evicted + 1;
-          if (this.stats.evicted === 1) this.p.log.write(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
+          if (this.stats.evicted === 1) this.p.log.writeLog(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
         }
         if (r.addId(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
       }
@@ -825,7 +825,7 @@ export class Client {
         return;
       }
       if (k >= 0 && o.phases[k] === Phase.Sent) {
-        if (o.releaseAt(k) !== 0) this.p.log.write(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
+        if (o.releaseAt(k) !== 0) this.p.log.writeLog(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
       } else if (k < 0) {
         // Not ours (completed before a restart, or lost): PUBREL lets the broker free the id.
         this.stats.ignored = this.stats.ignored + 1;
@@ -838,7 +838,7 @@ export class Client {
       this.requestAcked(d);
     } else if (t === PacketType.Pingresp) {
       if (this.t.pingOut) {
-        this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.now());
+        this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.clockNow());
         // the task slept until the ping's deadline: it counts the next PINGREQ from now instead
         this.p.sched.wake(this.task);
       }
@@ -855,7 +855,7 @@ export class Client {
       return;
     }
     const s = this.settings;
-    const now = this.p.clock.now();
+    const now = this.p.clock.clockNow();
     this.state = State.Connected;
     this.up = true;
     this.round = 0;
@@ -875,7 +875,7 @@ export class Client {
     }
     this.retryingPrimary = false;
     const b = s.brokers[this.broker];
-    this.p.log.write(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
+    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
@@ -896,9 +896,9 @@ export class Client {
     if (!d.sessionPresent) this.reqs.restore(this.subs.filters, this.subs.qos, this.subs.count, this.tx, s.maxPacket);
     if (this.sessionBroker !== this.broker) {
       const pre = s.storePrefix + "b";
-      if (this.sessionBroker >= 0) this.p.storage.remove(pre + this.sessionBroker);
+      if (this.sessionBroker >= 0) this.p.storage.dropRecord(pre + this.sessionBroker);
       this.sessionBroker = this.broker;
-      this.p.storage.write(pre + this.broker, port.bytes.wireOf(""));
+      this.p.storage.putRecord(pre + this.broker, port.bytes.wireOf(""));
     }
     this.p.sched.wake(this.task);
     if (this.ev.onConnect !== undefined) this.ev.onConnect(d.sessionPresent);
@@ -941,7 +941,7 @@ export class Client {
     if (refused !== "") {
       const e = fail("subscribe-refused", `the broker refused the subscription to ${refused} (SUBACK 0x80); fix: check the broker's ACL for this client and the filter`);
       if (done === undefined) this.report(e);
-      else this.p.log.write(LOG_WARN, `mqtt: ${e.message}`);
+      else this.p.log.writeLog(LOG_WARN, `mqtt: ${e.message}`);
     }
     if (done !== undefined) done(undefined, granted);
   }

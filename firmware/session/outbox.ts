@@ -35,7 +35,7 @@ export function parseDecimal(s: string, from: number): number {
  * insertion sort: start-up only, a few hundred records at most.
  */
 function numberedKeys(storage: Storage, prefix: string): number[] {
-  const names = storage.list(prefix);
+  const names = storage.listRecords(prefix);
   const out: number[] = [];
   let n = 0;
   for (let i = 0; i < names.length; i++) {
@@ -133,7 +133,7 @@ export class Outbox {
     this.tooLarge = 0;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
-      const w = st.read(this.okey + seq);
+      const w = st.getRecord(this.okey + seq);
       const len = w !== undefined ? port.bytes.wireLength(w) : 0;
       const info = w !== undefined && len <= cap ? storedPublishInfo(w) : -1;
       if (len > cap) {
@@ -141,7 +141,7 @@ export class Outbox {
         this.tooLarge = this.tooLarge + 1;
         this.nextSeq = seq + 1;
       } else if (info < 0) {
-        st.remove(this.okey + seq);
+        st.dropRecord(this.okey + seq);
         this.removed = this.removed + 1;
       } else {
         this.put(seq, port.ints.imod(info, 65536), port.ints.idiv(info, 65536), len, undefined);
@@ -154,7 +154,7 @@ export class Outbox {
       let k = this.count - 1;
       while (k >= 0 && this.seqs[k] !== released[i]) k = k - 1;
       if (k >= 0 && this.qoss[k] === 2) this.phases[k] = Phase.ReleaseQueued;
-      else st.remove(this.rkey + released[i]); // its message was completed before the cut
+      else st.dropRecord(this.rkey + released[i]); // its message was completed before the cut
     }
     return this.count;
   }
@@ -175,7 +175,7 @@ export class Outbox {
   /** Stores a packet as a new message at the end; 0, or the storage error code. */
   admit(w: Wire, id: number, qos: number, done: Done | undefined): number {
     const seq = this.nextSeq;
-    const r = this.storage.write(this.okey + seq, w);
+    const r = this.storage.putRecord(this.okey + seq, w);
     if (r !== 0) return r;
     this.nextSeq = seq + 1;
     this.put(seq, id, qos, port.bytes.wireLength(w), done);
@@ -184,14 +184,14 @@ export class Outbox {
 
   /** Message k's packet as stored (DUP clear), or undefined when the record is gone or changed. */
   wireAt(k: number): Wire | undefined {
-    const w = this.storage.read(this.okey + this.seqs[k]);
+    const w = this.storage.getRecord(this.okey + this.seqs[k]);
     return w !== undefined && port.bytes.wireLength(w) === this.sizes[k] ? w : undefined;
   }
 
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
   releaseAt(k: number): number {
     this.phases[k] = Phase.Released;
-    return this.storage.write(this.rkey + this.seqs[k], port.bytes.wireOf(""));
+    return this.storage.putRecord(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
 
   /**
@@ -200,7 +200,7 @@ export class Outbox {
    * hint, MQTT-3.3.1-3, so setting it is always safe).
    */
   restart(k: number): void {
-    if (this.phases[k] >= Phase.Released) this.storage.remove(this.rkey + this.seqs[k]);
+    if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + this.seqs[k]);
     this.phases[k] = Phase.Queued;
   }
 
@@ -214,8 +214,8 @@ export class Outbox {
   takeAt(k: number): Done | undefined {
     const done = this.dones[k];
     const seq = this.seqs[k];
-    this.storage.remove(this.okey + seq);
-    if (this.phases[k] >= Phase.Released) this.storage.remove(this.rkey + seq);
+    this.storage.dropRecord(this.okey + seq);
+    if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + seq);
     this.bytes = this.bytes - this.sizes[k];
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
@@ -269,7 +269,7 @@ export class Received {
       const id = port.ints.imod(keys[i], 65536);
       const broker = port.ints.idiv(keys[i], 65536);
       if (id > 0 && broker < 256) {
-        const w = this.storage.read(this.key + keys[i]);
+        const w = this.storage.getRecord(this.key + keys[i]);
         // a record without an arrival number counts as the oldest
         let arrival = w !== undefined ? parseDecimal(port.bytes.textOf(w), 0) : 0;
         if (arrival < 0) arrival = 0;
@@ -305,7 +305,7 @@ export class Received {
     this.brokers[k] = this.current;
     this.arrivals[k] = a;
     this.count = k + 1;
-    return this.storage.write(this.key + (this.current * 65536 + id), port.bytes.wireOf(`${a}`));
+    return this.storage.putRecord(this.key + (this.current * 65536 + id), port.bytes.wireOf(`${a}`));
   }
 
   /**
@@ -316,7 +316,7 @@ export class Received {
   dropId(id: number): boolean {
     for (let k = 0; k < this.count; k++) {
       if (id < 0 || (this.ids[k] === id && this.brokers[k] === this.current)) {
-        this.storage.remove(this.key + (this.brokers[k] * 65536 + this.ids[k]));
+        this.storage.dropRecord(this.key + (this.brokers[k] * 65536 + this.ids[k]));
         this.count = this.count - 1;
         for (let j = k; j < this.count; j++) {
           this.ids[j] = this.ids[j + 1];
@@ -333,7 +333,7 @@ export class Received {
   dropAll(): void {
     let kept = 0;
     for (let k = 0; k < this.count; k++) {
-      if (this.brokers[k] === this.current) this.storage.remove(this.key + (this.current * 65536 + this.ids[k]));
+      if (this.brokers[k] === this.current) this.storage.dropRecord(this.key + (this.current * 65536 + this.ids[k]));
       else {
         this.ids[kept] = this.ids[k];
         this.brokers[kept] = this.brokers[k];

@@ -18,7 +18,7 @@ export interface Platform {
   storage: Storage;
   log: LogSink;
   /** A random integer 0..n-1 (n ≤ 2^30) for reconnect jitter. Never throws. */
-  random(this: void, n: number): number;
+  randomInt(this: void, n: number): number;
   /** The chip or host id the default client id is made from. */
   chipId: string;
   /**

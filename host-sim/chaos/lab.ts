@@ -113,21 +113,21 @@ function killable(inner: Transport, onPacket?: (port: number, first: number) => 
   });
   return {
     t: {
-      open: (h, p, tls, ev, name) => {
+      openStream: (h, p, tls, ev, name) => {
         port = p;
-        if (!dead) inner.open(h, p, tls, guard(ev), name);
+        if (!dead) inner.openStream(h, p, tls, guard(ev), name);
       },
-      write: (d) => {
+      sendWire: (d) => {
         if (dead) return true;
         // one packet per write (the session's contract): its first byte names it
         onPacket?.(port, (d as unknown as Uint8Array)[0]);
-        return inner.write(d);
+        return inner.sendWire(d);
       },
-      close: () => { if (!dead) inner.close(); },
+      hangUp: () => { if (!dead) inner.hangUp(); },
     },
     kill: () => {
       if (dead) return;
-      inner.close();
+      inner.hangUp();
       dead = true;
     },
   };
@@ -141,16 +141,16 @@ function killable(inner: Transport, onPacket?: (port: number, first: number) => 
  */
 function faultyStorage(b: ChaosBoard): Storage {
   return {
-    write: (k, d) => (b.full ? STORAGE_FULL : b.flash.write(k, d)),
-    read: (k) => b.flash.read(k),
-    remove: (k) => {
+    putRecord: (k, d) => (b.full ? STORAGE_FULL : b.flash.putRecord(k, d)),
+    getRecord: (k) => b.flash.getRecord(k),
+    dropRecord: (k) => {
       if (/^mqo\d+$/.test(k)) {
-        const w = b.flash.read(k);
+        const w = b.flash.getRecord(k);
         if (w !== undefined) b.removed(w as unknown as Buffer);
       }
-      b.flash.remove(k);
+      b.flash.dropRecord(k);
     },
-    list: (prefix) => b.flash.list(prefix),
+    listRecords: (prefix) => b.flash.listRecords(prefix),
   };
 }
 

@@ -50,6 +50,6 @@ export function nodeApp(o: NodeAppOptions): App {
     sleep: o.sleep,
     awakeMs: o.awakeMs,
     platform: (_wifi, log, tls) => nodePlatform({ storage, chipId: o.chipId, hosts: o.hosts, freeHeap: () => heap, tls, localAddress: o.localAddress,
-      logLevel: LOG_DEBUG, log: (level, line) => log.write(level, line) }),
+      logLevel: LOG_DEBUG, log: (level, line) => log.writeLog(level, line) }),
   }, o.defaults);
 }

@@ -47,8 +47,8 @@ export function simulatedLink(): Link & { set(up: boolean): void } {
   let up = true;
   let watcher: ((up: boolean) => void) | undefined;
   return {
-    up: () => up,
-    watch: (fn) => (watcher = fn),
+    isUp: () => up,
+    watchLink: (fn) => (watcher = fn),
     set: (v) => {
       if (v === up) return;
       up = v;
@@ -62,7 +62,7 @@ export function simulatedLink(): Link & { set(up: boolean): void } {
 class NodeClock implements Clock {
   private readonly t0 = performance.now();
   constructor(private readonly start: number) {}
-  now(): number {
+  clockNow(): number {
     return (this.start + Math.floor(performance.now() - this.t0)) % (CLOCK_MAX + 1);
   }
 }
@@ -82,12 +82,12 @@ function fire(t: NodeTimer): void {
 class NodeTimer implements Timer {
   handle: NodeJS.Timeout | null = null;
   fn: (() => void) | undefined = undefined;
-  start(ms: number, fn: () => void): void {
+  armTimer(ms: number, fn: () => void): void {
     if (this.handle !== null) clearTimeout(this.handle);
     this.fn = fn;
     this.handle = setTimeout(fire, ms, this);
   }
-  stop(): void {
+  disarmTimer(): void {
     if (this.handle !== null) clearTimeout(this.handle);
     this.handle = null;
     this.fn = undefined;
@@ -100,7 +100,7 @@ export function nodeTimer(): Timer {
 
 class FilteredLog implements LogSink {
   constructor(private readonly level: number, private readonly sink: ((level: number, line: string) => void) | undefined) {}
-  write(l: number, line: string): void {
+  writeLog(l: number, line: string): void {
     if (this.sink && l <= this.level) this.sink(l, line);
   }
 }
@@ -115,7 +115,7 @@ export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns
   const overruns: string[] = [];
   const sched = new Scheduler(clock, nodeTimer(), o.sliceMs ?? 100, (task, ms) => {
     overruns.push(`${task} ${ms} ms`);
-    log.write(1, `scheduler: task ${task} ran ${ms} ms (budget ${o.sliceMs ?? 100} ms)`);
+    log.writeLog(1, `scheduler: task ${task} ran ${ms} ms (budget ${o.sliceMs ?? 100} ms)`);
   });
   return {
     clock,
@@ -124,7 +124,7 @@ export function nodePlatform(o: NodePlatformOptions = {}): Platform & { overruns
     resolver: o.resolver ?? (o.hosts !== undefined ? tableResolver(o.hosts) : (plainResolver ??= tableResolver())),
     storage: o.storage ?? (o.storageDir !== undefined ? fileStorage(o.storageDir) : memoryStorage()),
     log,
-    random,
+    randomInt: random,
     chipId: o.chipId ?? os.hostname().replace(/[^A-Za-z0-9]/g, "").slice(0, 12),
     link: o.link,
     freeHeap: o.freeHeap,

@@ -7,7 +7,7 @@ import type { Resolver } from "../../firmware/port/transport";
 
 export function tableResolver(table: Record<string, string> = {}): Resolver {
   return {
-    resolve(host, done) {
+    lookUp(host, done) {
       const address = net.isIP(host) !== 0 ? host : table[host] ?? (host === "localhost" ? "127.0.0.1" : "");
       setImmediate(() => done(address, address === "" ? "not-found" : ""));
     },

@@ -31,7 +31,7 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
   const used = () => fs.readdirSync(dir).filter((f) => !f.endsWith(".tmp")).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
   return {
     used,
-    write(key, data: Wire) {
+    putRecord(key, data: Wire) {
       if (!VALID.test(key)) return STORAGE_FAILED;
       const b = data as unknown as Buffer;
       const length = b.length;
@@ -50,11 +50,11 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
         return (e as NodeJS.ErrnoException).code === "ENOSPC" ? STORAGE_FULL : STORAGE_FAILED;
       }
     },
-    read(key) {
+    getRecord(key) {
       if (!VALID.test(key) || !fs.existsSync(file(key))) return undefined;
       return fs.readFileSync(file(key)) as unknown as Wire;
     },
-    remove(key) {
+    dropRecord(key) {
       if (!VALID.test(key)) return;
       try {
         fs.unlinkSync(file(key));
@@ -62,7 +62,7 @@ export function fileStorage(dir: string, capacity = Infinity): Storage & { used(
         // absent already (or not removable): nothing to report, the contract never throws
       }
     },
-    list(prefix) {
+    listRecords(prefix) {
       return fs.readdirSync(dir).filter((f) => !f.endsWith(".tmp") && f.startsWith(prefix)).sort();
     },
   };
@@ -88,7 +88,7 @@ export class MemoryStorage implements Storage {
     return [...this.records.keys()].sort();
   }
 
-  write(key: string, data: Wire): number {
+  putRecord(key: string, data: Wire): number {
     if (!VALID.test(key)) return STORAGE_FAILED;
     const b = data as unknown as Uint8Array;
     const old = this.records.get(key)?.length ?? 0;
@@ -99,11 +99,11 @@ export class MemoryStorage implements Storage {
     return 0;
   }
 
-  read(key: string): Wire | undefined {
+  getRecord(key: string): Wire | undefined {
     return this.records.get(key) as unknown as Wire | undefined;
   }
 
-  remove(key: string): void {
+  dropRecord(key: string): void {
     const r = this.records.get(key);
     if (r !== undefined) {
       this.total -= r.length;
@@ -111,7 +111,7 @@ export class MemoryStorage implements Storage {
     }
   }
 
-  list(prefix: string): string[] {
+  listRecords(prefix: string): string[] {
     return [...this.records.keys()].filter((k) => k.startsWith(prefix)).sort();
   }
 }

@@ -95,7 +95,7 @@ class NodeTransport implements Transport {
     if (ev) setImmediate(closeEvent, ev, this.asked ? "" : this.error || "closed");
   }
 
-  open(host: string, port: number, secure: boolean, ev: TransportEvents, name?: string): void {
+  openStream(host: string, port: number, secure: boolean, ev: TransportEvents, name?: string): void {
     this.events = ev;
     this.error = "";
     this.asked = false;
@@ -116,7 +116,7 @@ class NodeTransport implements Transport {
     s.on("close", onClose);
   }
 
-  write(data: Wire): boolean {
+  sendWire(data: Wire): boolean {
     const s = this.sock;
     if (s === null || s.destroyed) return false;
     // Writes of one event-loop turn leave as one writev: the session writes packet by packet
@@ -130,7 +130,7 @@ class NodeTransport implements Transport {
     return s.write(data as unknown as Buffer);
   }
 
-  close(): void {
+  hangUp(): void {
     const s = this.sock;
     if (s === null) return;
     this.asked = true;

@@ -47,10 +47,10 @@ export function faultyStorage(): Storage & { failWrites: number; keys(): string[
     failWrites: 0,
     keys: () => inner.keys(),
     used: () => inner.used(),
-    write: (k: string, d: Wire) => (s.failWrites !== 0 ? s.failWrites : inner.write(k, d)),
-    read: (k: string) => inner.read(k),
-    remove: (k: string) => inner.remove(k),
-    list: (prefix: string) => inner.list(prefix),
+    putRecord: (k: string, d: Wire) => (s.failWrites !== 0 ? s.failWrites : inner.putRecord(k, d)),
+    getRecord: (k: string) => inner.getRecord(k),
+    dropRecord: (k: string) => inner.dropRecord(k),
+    listRecords: (prefix: string) => inner.listRecords(prefix),
   };
   return s;
 }
@@ -86,25 +86,25 @@ export class ScriptedBoard {
       clock: this.vc.clock,
       sched: this.sched,
       storage: this.storage,
-      log: { write: () => {} },
-      random: (n) => this.jitter(n),
+      log: { writeLog: () => {} },
+      randomInt: (n) => this.jitter(n),
       chipId: "c0ffee",
       resolver: {
-        resolve: (host, done) => {
+        lookUp: (host, done) => {
           if (this.resolverSilent) return;
           this.queue.push(() => done(this.unknownHosts.has(host) ? "" : host, this.unknownHosts.has(host) ? "not-found" : ""));
         },
       },
       transport: {
-        open: (host, port, tls, ev) => {
+        openStream: (host, port, tls, ev) => {
           this.wire.push(`open ${host}:${port}${tls ? " tls" : ""}`);
           this.ev = ev;
         },
-        write: (data: Wire) => {
+        sendWire: (data: Wire) => {
           this.wire.push(describeClientPacket(data as unknown as Buffer));
           return this.writable;
         },
-        close: () => {
+        hangUp: () => {
           this.wire.push("close");
           const ev = this.ev;
           this.ev = null;
@@ -119,7 +119,7 @@ export class ScriptedBoard {
   private linkWatcher: ((up: boolean) => void) | undefined;
   withLink(up: boolean): void {
     this.linkState = up;
-    this.platform.link = { up: () => this.linkState, watch: (fn) => (this.linkWatcher = fn) };
+    this.platform.link = { isUp: () => this.linkState, watchLink: (fn) => (this.linkWatcher = fn) };
   }
   /** The link changes, and nobody is told (an event lost to another callback). */
   setLinkSilently(up: boolean): void {

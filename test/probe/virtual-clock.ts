@@ -20,15 +20,15 @@ export class VirtualClock {
 
   constructor(start: number) {
     this.t = start;
-    this.clock = { now: () => this.t };
+    this.clock = { clockNow: () => this.t };
     this.timer = {
-      start: (ms, fn) => {
+      armTimer: (ms, fn) => {
         this.starts = this.starts + 1;
         this.armed = true;
         this.deadline = after(this.t, ms);
         this.fn = fn;
       },
-      stop: () => {
+      disarmTimer: () => {
         this.armed = false;
       },
     };

@@ -1,9 +1,10 @@
 import type { Bytes, Wire } from "../../port/bytes";
+import type { Clock, Timer } from "../../port/clock";
 import type { Link } from "../../port/link";
 import type { LogSink } from "../../port/log";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
 import { find } from "../../port/text";
-import type { TransportEvents } from "../../port/transport";
+import type { Resolver, Transport, TransportEvents } from "../../port/transport";
 import { Scheduler } from "../../sched/scheduler";
 import type { Platform } from "../../session/platform";
 
@@ -11,8 +12,9 @@ import type { Platform } from "../../session/platform";
  * The Platform on Espruino (ESP32, ESP8266): thin adapters over `net`/`tls`, `Storage`, `Wifi`,
  * the interpreter's timers and clock. No protocol logic lives here.
  *
- * A board runs one platform, so its state lives in this module and every adapter is a top-level
- * function: on the board a function made inside another costs about twice the variable slots of
+ * A board runs one platform, so its state lives in this module; the adapters the session calls
+ * are the methods of one object (EspruinoBoard), the callbacks given to the interpreter top-level
+ * functions: on the board a function made inside another costs about twice the variable slots of
  * one at the top level (it keeps its scope), and each costs them for as long as it exists. A
  * second espruinoPlatform() replaces the first. Socket events reach these functions with the
  * socket as `this`: events of a socket other than the current one are dropped.
@@ -73,55 +75,6 @@ function flash(): EspStorage {
   return req("Storage") as EspStorage;
 }
 
-function stWrite(key: string, data: Wire): number {
-  const st = flash();
-  const body = (data as unknown as string) + seal(data as unknown as string);
-  const need = body.length * 2 + 64;
-  // Erased records stay in flash as trash until Storage compacts, which a write that does not
-  // fit does by itself (measured on 2v29): trash counts as room.
-  let room = st.getFree();
-  if (room < need && st.getStats !== undefined) room = st.getStats().freeBytes + st.getStats().trashBytes;
-  if (room < need) return STORAGE_FULL;
-  try {
-    if (!st.write(key + "~", body)) return STORAGE_FAILED;
-    st.erase(key);
-    if (!st.write(key, body)) return STORAGE_FAILED;
-    st.erase(key + "~");
-  } catch (e) {
-    return find(String(e), "space") >= 0 ? STORAGE_FULL : STORAGE_FAILED;
-  }
-  return 0;
-}
-
-function stRead(key: string): Wire | undefined {
-  // the newer copy when it is whole, else the record
-  for (let k = 0; k < 2; k++) {
-    const s = flash().read(k === 0 ? key + "~" : key);
-    if (s !== undefined && s.length >= 6) {
-      const body = s.substring(0, s.length - 6);
-      if (s.substring(s.length - 6) === seal(body)) return body as unknown as Wire;
-    }
-  }
-  return undefined;
-}
-
-function stRemove(key: string): void {
-  flash().erase(key + "~");
-  flash().erase(key);
-}
-
-function stList(prefix: string): string[] {
-  const out: string[] = [];
-  const names = flash().list();
-  for (let i = 0; i < names.length; i++) {
-    let n = names[i];
-    if (n.charAt(n.length - 1) === "~") n = n.substring(0, n.length - 1);
-    if (n.substring(0, prefix.length) === prefix && out.indexOf(n) < 0) out.push(n);
-  }
-  return out;
-}
-
-const STORAGE: Storage = { write: stWrite, read: stRead, remove: stRemove, list: stList };
 
 /**
  * Storage over Espruino's flash `Storage`. Flash has no atomic rename, so a record is written as
@@ -130,7 +83,7 @@ const STORAGE: Storage = { write: stWrite, read: stRead, remove: stRemove, list:
  * `<key>`: after a power cut at any step it returns the old record or the new one.
  */
 export function espruinoStorage(): Storage {
-  return STORAGE;
+  return BOARD;
 }
 
 // ---- The connection
@@ -179,48 +132,6 @@ function sockClose(this: EspSocket): void {
   if (this === conn.sock) finish();
 }
 
-/**
- * `net` / `tls`. Data arrives as 8-bit strings in 536-byte (ESP8266: 268) pieces: each becomes a
- * Uint8Array once (E.toUint8Array). A refused connection that `connect` throws at once (ESP32) is
- * reported later, like the asynchronous one (ESP8266). Only the connect callback is used: adding
- * `on('connect')` as well crashes the interpreter.
- */
-function open(host: string, port: number, secure: boolean, ev: TransportEvents): void {
-  // a socket still open is forgotten: its events no longer match conn.sock
-  conn.sock = undefined;
-  conn.ev = ev;
-  conn.reason = "";
-  conn.asked = false;
-  const opts: { host: string; port: number; ca?: string; key?: string; cert?: string } = { host: host, port: port };
-  const tls = state.tls;
-  if (secure && tls !== undefined) {
-    opts.ca = tls.ca;
-    opts.key = tls.key;
-    opts.cert = tls.cert;
-  }
-  try {
-    const s = (req(secure ? "tls" : "net") as EspNet).connect(opts, sockOpen);
-    conn.sock = s;
-    s.on("data", sockData);
-    s.on("drain", sockDrain);
-    s.on("error", sockError);
-    s.on("close", sockClose);
-  } catch (e) {
-    conn.reason = closeCode(String(e));
-    if (conn.reason === "io") conn.reason = "refused";
-    finish();
-  }
-}
-
-function write(data: Wire): boolean {
-  return conn.sock !== undefined && conn.sock.write(data as unknown as string) !== false;
-}
-
-function close(): void {
-  if (conn.sock === undefined) return;
-  conn.asked = true;
-  conn.sock.end();
-}
 
 // ---- Time, log, memory
 
@@ -233,38 +144,17 @@ const state = {
   log: undefined as LogSink | undefined,
 };
 
-function now(): number {
-  return Math.floor(getTime() * 1000) % 2147483648;
-}
-
 function tick(): void {
   state.timer = -1;
   (state.fire as (this: void) => void)();
 }
 
-function timerStop(): void {
-  if (state.timer >= 0) clearTimeout(state.timer);
-  state.timer = -1;
-}
-
-function timerStart(ms: number, fn: (this: void) => void): void {
-  timerStop();
-  state.fire = fn;
-  state.timer = setTimeout(tick, ms);
-}
 
 function overrun(task: string, ms: number): void {
-  (state.log as LogSink).write(1, `task ${task} ran ${ms} ms`);
+  (state.log as LogSink).writeLog(1, `task ${task} ran ${ms} ms`);
 }
 
-function printLog(l: number, line: string): void {
-  if (l <= state.level) print((l === 0 ? "E " : l === 1 ? "W " : "I ") + line);
-}
 
-// `net` resolves names itself when it connects: the resolver passes the name through
-function resolve(host: string, done: (this: void, address: string, error: string) => void): void {
-  setTimeout(done, 0, host, "");
-}
 
 function random(n: number): number {
   return Math.floor(Math.random() * n);
@@ -340,15 +230,6 @@ function wifiDown(): void {
   wifiSet(false);
 }
 
-function linkUp(): boolean {
-  return wifi.ok;
-}
-
-function linkWatch(fn: (this: void, up: boolean) => void): void {
-  wifi.watcher = fn;
-}
-
-const LINK: Link = { up: linkUp, watch: linkWatch };
 
 /**
  * The Wi-Fi station as the client's Link, over Espruino's `Wifi` module (ESP8266, ESP32):
@@ -370,8 +251,145 @@ function espruinoLink(o: EspruinoWifiOptions): Link | undefined {
   w.on("connected", wifiUp);
   w.on("disconnected", wifiDown);
   if (o.ssid !== undefined) wifiJoin();
-  return LINK;
+  return BOARD;
 }
+
+/**
+ * Every adapter the session calls (Storage, Transport, Resolver, Clock, Timer, LogSink, Link) as
+ * the methods of one object: the board build merges a class's methods into one function
+ * (tools/espruino-merge.mjs), where adapters in object literals would each keep a function of
+ * their own (about four variable slots apiece, for good). The state stays in this module; no
+ * method depends on `this`.
+ */
+class EspruinoBoard implements Storage, Transport, Resolver, Clock, Timer, LogSink, Link {
+  /**
+   * Storage over Espruino's flash `Storage` (see espruinoStorage). Erased records stay in flash as
+   * trash until Storage compacts, which a write that does not fit does by itself (measured on
+   * 2v29): trash counts as room.
+   */
+  putRecord(key: string, data: Wire): number {
+    const st = flash();
+    const body = (data as unknown as string) + seal(data as unknown as string);
+    const need = body.length * 2 + 64;
+    let room = st.getFree();
+    if (room < need && st.getStats !== undefined) room = st.getStats().freeBytes + st.getStats().trashBytes;
+    if (room < need) return STORAGE_FULL;
+    try {
+      if (!st.write(key + "~", body)) return STORAGE_FAILED;
+      st.erase(key);
+      if (!st.write(key, body)) return STORAGE_FAILED;
+      st.erase(key + "~");
+    } catch (e) {
+      return find(String(e), "space") >= 0 ? STORAGE_FULL : STORAGE_FAILED;
+    }
+    return 0;
+  }
+
+  getRecord(key: string): Wire | undefined {
+    // the newer copy when it is whole, else the record
+    for (let k = 0; k < 2; k++) {
+      const s = flash().read(k === 0 ? key + "~" : key);
+      if (s !== undefined && s.length >= 6) {
+        const body = s.substring(0, s.length - 6);
+        if (s.substring(s.length - 6) === seal(body)) return body as unknown as Wire;
+      }
+    }
+    return undefined;
+  }
+
+  dropRecord(key: string): void {
+    flash().erase(key + "~");
+    flash().erase(key);
+  }
+
+  listRecords(prefix: string): string[] {
+    const out: string[] = [];
+    const names = flash().list();
+    for (let i = 0; i < names.length; i++) {
+      let n = names[i];
+      if (n.charAt(n.length - 1) === "~") n = n.substring(0, n.length - 1);
+      if (n.substring(0, prefix.length) === prefix && out.indexOf(n) < 0) out.push(n);
+    }
+    return out;
+  }
+
+  /**
+   * `net` / `tls`. Data arrives as 8-bit strings in 536-byte (ESP8266: 268) pieces: each becomes a
+   * Uint8Array once (E.toUint8Array). A refused connection that `connect` throws at once (ESP32) is
+   * reported later, like the asynchronous one (ESP8266). Only the connect callback is used: adding
+   * `on('connect')` as well crashes the interpreter.
+   */
+  openStream(host: string, port: number, secure: boolean, ev: TransportEvents): void {
+    // a socket still open is forgotten: its events no longer match conn.sock
+    conn.sock = undefined;
+    conn.ev = ev;
+    conn.reason = "";
+    conn.asked = false;
+    const opts: { host: string; port: number; ca?: string; key?: string; cert?: string } = { host: host, port: port };
+    const tls = state.tls;
+    if (secure && tls !== undefined) {
+      opts.ca = tls.ca;
+      opts.key = tls.key;
+      opts.cert = tls.cert;
+    }
+    try {
+      const s = (req(secure ? "tls" : "net") as EspNet).connect(opts, sockOpen);
+      conn.sock = s;
+      s.on("data", sockData);
+      s.on("drain", sockDrain);
+      s.on("error", sockError);
+      s.on("close", sockClose);
+    } catch (e) {
+      conn.reason = closeCode(String(e));
+      if (conn.reason === "io") conn.reason = "refused";
+      finish();
+    }
+  }
+
+  sendWire(data: Wire): boolean {
+    return conn.sock !== undefined && conn.sock.write(data as unknown as string) !== false;
+  }
+
+  hangUp(): void {
+    if (conn.sock === undefined) return;
+    conn.asked = true;
+    conn.sock.end();
+  }
+
+  // `net` resolves names itself when it connects: the resolver passes the name through
+  lookUp(host: string, done: (this: void, address: string, error: string) => void): void {
+    setTimeout(done, 0, host, "");
+  }
+
+  clockNow(): number {
+    return Math.floor(getTime() * 1000) % 2147483648;
+  }
+
+  disarmTimer(): void {
+    if (state.timer >= 0) clearTimeout(state.timer);
+    state.timer = -1;
+  }
+
+  armTimer(ms: number, fn: (this: void) => void): void {
+    if (state.timer >= 0) clearTimeout(state.timer);
+    state.fire = fn;
+    state.timer = setTimeout(tick, ms);
+  }
+
+  writeLog(l: number, line: string): void {
+    if (l <= state.level) print((l === 0 ? "E " : l === 1 ? "W " : "I ") + line);
+  }
+
+  isUp(): boolean {
+    return wifi.ok;
+  }
+
+  watchLink(fn: (this: void, up: boolean) => void): void {
+    wifi.watcher = fn;
+  }
+}
+
+const BOARD = new EspruinoBoard();
 
 export interface EspruinoPlatformOptions {
   tls?: { ca?: string; key?: string; cert?: string };
@@ -385,8 +403,6 @@ export interface EspruinoPlatformOptions {
   wifi?: EspruinoWifiOptions | false;
 }
 
-const CLOCK = { now: now };
-const LOG: LogSink = { write: printLog };
 
 /**
  * The board's Platform for the session: `Petrel.connect(Petrel.espruinoPlatform({}), options)`.
@@ -395,17 +411,17 @@ const LOG: LogSink = { write: printLog };
 export function espruinoPlatform(o: EspruinoPlatformOptions): Platform {
   state.tls = o.tls;
   state.level = o.logLevel !== undefined ? o.logLevel : 2;
-  const log = o.log !== undefined ? o.log : LOG;
+  const log = o.log !== undefined ? o.log : BOARD;
   state.log = log;
   const serial = typeof getSerial === "function" ? getSerial() : undefined;
   return {
-    clock: CLOCK,
-    sched: new Scheduler(CLOCK, { start: timerStart, stop: timerStop }, o.sliceMs !== undefined ? o.sliceMs : 50, overrun),
-    transport: { open: open, write: write, close: close },
-    resolver: { resolve: resolve },
-    storage: STORAGE,
+    clock: BOARD,
+    sched: new Scheduler(BOARD, BOARD, o.sliceMs !== undefined ? o.sliceMs : 50, overrun),
+    transport: BOARD,
+    resolver: BOARD,
+    storage: BOARD,
     log,
-    random: random,
+    randomInt: random,
     chipId: serial !== undefined ? serial.split("-").join("").substring(0, 12) : "espruino",
     freeHeap: freeHeap,
     memory: memory,

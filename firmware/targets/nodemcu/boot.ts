@@ -44,7 +44,7 @@ export function boot(this: void, app: string, o?: BootOptions): void {
     },
     clearLater: (key, ms) => {
       const t = tm.create();
-      t.alarm(ms, tm.ALARM_SINGLE, () => storage.remove(key));
+      t.alarm(ms, tm.ALARM_SINGLE, () => storage.dropRecord(key));
     },
   }, o !== undefined ? o : {}, () => {
     // the app's module in LFS (node.LFS.get), else as a file

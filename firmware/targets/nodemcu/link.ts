@@ -52,7 +52,7 @@ export function nodemcuLink(o: NodemcuWifiOptions): Link | undefined {
     const status = wifi.sta.status;
     if (status !== undefined) {
       const STA_GOTIP = 5;
-      return { up: () => status() === STA_GOTIP, watch: (fn) => { watcher = fn; } };
+      return { isUp: () => status() === STA_GOTIP, watchLink: (fn) => { watcher = fn; } };
     }
   } else if (wifi.sta.on !== undefined) {
     wifi.sta.on("got_ip", () => set(true));
@@ -67,5 +67,5 @@ export function nodemcuLink(o: NodemcuWifiOptions): Link | undefined {
   } else {
     return undefined;
   }
-  return { up: () => up, watch: (fn) => { watcher = fn; } };
+  return { isUp: () => up, watchLink: (fn) => { watcher = fn; } };
 }

@@ -48,7 +48,7 @@ export function nodemcuClock(start?: number): Clock {
   let ms = start !== undefined ? start : idiv(last, 1000);
   let rest = 0;
   return {
-    now: () => {
+    clockNow: () => {
       const t = us();
       let d = t - last;
       if (d < 0) d = d + 2147483647 + 1;
@@ -98,11 +98,11 @@ export function nodemcuTimer(tick: (this: void) => void): Timer {
   };
   arm(TIMER_PIECE_MS);
   return {
-    start: (ms, f) => {
+    armTimer: (ms, f) => {
       fn = f;
       arm(ms);
     },
-    stop: () => {
+    disarmTimer: () => {
       if (fn === undefined) return;
       fn = undefined;
       arm(TIMER_PIECE_MS);
@@ -118,7 +118,7 @@ function isAddress(host: string): boolean {
 /** `net.dns.resolve` on the board; an IP address is answered as itself, without a query. */
 export function nodemcuResolver(): Resolver {
   return {
-    resolve: (host, done) => {
+    lookUp: (host, done) => {
       if (isAddress(host)) {
         later(() => done(host, ""));
         return;
@@ -141,7 +141,7 @@ const LEVELS = ["E", "W", "I", "D"];
 /** Log lines to `print` (the serial console), at `level` and below. */
 export function nodemcuLog(level: number): LogSink {
   return {
-    write: (l, line) => {
+    writeLog: (l, line) => {
       if (l <= level) print("petrel " + LEVELS[l] + " " + line);
     },
   };
@@ -202,8 +202,8 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
   const clock = nodemcuClock(opts.clockStart);
   const log = opts.log !== undefined ? opts.log : nodemcuLog(opts.logLevel !== undefined ? opts.logLevel : LOG_INFO);
   const slice = opts.sliceMs !== undefined ? opts.sliceMs : 100;
-  const sched = new Scheduler(clock, nodemcuTimer(() => { clock.now(); }), slice, (task, ms) => {
-    log.write(1, "scheduler: task " + task + " ran " + tostring(ms) + " ms (budget " + tostring(slice) + " ms)");
+  const sched = new Scheduler(clock, nodemcuTimer(() => { clock.clockNow(); }), slice, (task, ms) => {
+    log.writeLog(1, "scheduler: task " + task + " ran " + tostring(ms) + " ms (budget " + tostring(slice) + " ms)");
   });
   return {
     clock,
@@ -212,7 +212,7 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     resolver: opts.resolver !== undefined ? opts.resolver : nodemcuResolver(),
     storage: opts.storage !== undefined ? opts.storage : nodemcuStorage({ dir: opts.storageDir }),
     log,
-    random,
+    randomInt: random,
     chipId: opts.chipId !== undefined ? opts.chipId : chipId(),
     freeHeap,
     // fengari has no collectgarbage: "unknown" there, never an error

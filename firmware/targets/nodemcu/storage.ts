@@ -101,7 +101,7 @@ export function nodemcuStorage(o?: NodemcuStorageOptions): Storage {
   const fsOrNone = pickFs();
   if (fsOrNone === undefined) {
     // No file system: every write fails, loudly, through the codes the session reports.
-    return { write: () => STORAGE_FAILED, read: () => undefined, remove: () => undefined, list: () => [] };
+    return { putRecord: () => STORAGE_FAILED, getRecord: () => undefined, dropRecord: () => undefined, listRecords: () => [] };
   }
   const fs = fsOrNone;
   const fexists = (_G["file"] as FileModule).exists;
@@ -197,5 +197,5 @@ export function nodemcuStorage(o?: NodemcuStorageOptions): Storage {
   const keys = list("");
   for (let i = 0; i < keys.length; i++) pcall(() => settle(dir + keys[i]));
 
-  return { write, read, remove, list };
+  return { putRecord: write, getRecord: read, dropRecord: remove, listRecords: list };
 }

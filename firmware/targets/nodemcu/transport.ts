@@ -234,5 +234,5 @@ export function nodemcuTransport(tlsOptions?: NodemcuTlsOptions): Transport {
     return true;
   };
 
-  return { open, write, close };
+  return { openStream: open, sendWire: write, hangUp: close };
 }

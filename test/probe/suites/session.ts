@@ -18,15 +18,15 @@ const START = 2147480647;
 function probeStorage(): Storage {
   const recs: { [key: string]: Wire | undefined } = {};
   return {
-    write: (key: string, data: Wire) => {
+    putRecord: (key: string, data: Wire) => {
       recs[key] = data;
       return 0;
     },
-    read: (key: string) => recs[key],
-    remove: (key: string) => {
+    getRecord: (key: string) => recs[key],
+    dropRecord: (key: string) => {
       recs[key] = undefined;
     },
-    list: (prefix: string) => {
+    listRecords: (prefix: string) => {
       const out: string[] = [];
       for (const key in recs) {
         if (recs[key] !== undefined && key.substring(0, prefix.length) === prefix) out[out.length] = key;
@@ -49,24 +49,24 @@ class Board {
       clock: this.vc.clock,
       sched: sched,
       storage: storage,
-      log: { write: () => {} },
-      random: (n: number) => n - 1,
+      log: { writeLog: () => {} },
+      randomInt: (n: number) => n - 1,
       chipId: "probe",
       resolver: {
-        resolve: (host: string, done: (this: void, a: string, e: string) => void) => {
+        lookUp: (host: string, done: (this: void, a: string, e: string) => void) => {
           this.later(() => done(host, ""));
         },
       },
       transport: {
-        open: (host: string, p: number, _tls: boolean, ev: TransportEvents) => {
+        openStream: (host: string, p: number, _tls: boolean, ev: TransportEvents) => {
           this.log[this.log.length] = "open " + host + ":" + p + " t=" + elapsed(START, this.vc.t);
           this.ev = ev;
         },
-        write: (w: Wire) => {
+        sendWire: (w: Wire) => {
           this.log[this.log.length] = "w " + outWire(w);
           return true;
         },
-        close: () => {
+        hangUp: () => {
           this.log[this.log.length] = "close";
           const ev = this.ev;
           this.ev = undefined;
