@@ -135,8 +135,8 @@ describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary ov
       await until("the app's status", () => /node petrel-\w+: not connected/.test(out), 10000);
       child.stdin.write("repl\n");
       await until("the line handed back", () => out.includes("the serial line is the REPL's now"), 10000);
-      child.stdin.write('print("loaded " + typeof petrelApp.node.client.publish + " jsvars " + process.memory().usage)\n');
-      await until("the app's client, at the REPL", () => out.includes("loaded function"), 10000);
+      child.stdin.write('print("loaded " + typeof petrelApp + " jsvars " + process.memory().usage)\n');
+      await until("the app, at the REPL", () => out.includes("loaded object"), 10000);
       console.log(`[espruino-real] the sensor node running from Storage: ${/jsvars (\d+)/.exec(out)?.[1]} JsVars in use`);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- binary output ---\n${out.slice(-2000)}`);

@@ -50,7 +50,25 @@ export const ESPRUINO_OPTIONS = {
  */
 async function foldFeatures(code) {
   return (await esbuild.transform(code, { minifySyntax: true, minifyWhitespace: true, target: ESPRUINO_OPTIONS.target,
-    charset: "utf8", legalComments: "none", format: "esm", logLevel: "silent" })).code;
+    charset: "utf8", legalComments: "none", format: "esm", treeShaking: true, logLevel: "silent" })).code;
+}
+
+/**
+ * A lazy bundle's export list cut to the names some bundle of the node reads (`.name`: resident
+ * code reaches a lazy module only as `lazy("…").name`). The rest are exported for the Node build
+ * and the tests; on the board each kept export is a function object for as long as the module
+ * is loaded, and a function nothing else names is dead code the next fold removes. Returns the
+ * code with the shorter list.
+ */
+function keepUsedExports(code, file, codes) {
+  const m = /export\s*\{([^}]*)\};?\s*$/.exec(code);
+  if (m === null) throw new Error(`${file}: no export list to cut`);
+  const used = m[1].split(",").map((e) => e.trim()).filter((e) => e.length > 0).filter((e) => {
+    const [, name] = /^(?:\S+\s+as\s+)?(\S+)$/.exec(e);
+    const read = new RegExp(`\\.${name.replace(/\$/g, "\\$")}\\b`);
+    return codes.some((c) => read.test(c));
+  });
+  return code.slice(0, m.index) + `export{${used.join(",")}};\n`;
 }
 
 /** firmware/features.ts with the chosen features on and the rest off. */
@@ -120,10 +138,16 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   if (pulled.length > 0) throw new Error(`the Espruino app bundle imports ${pulled.join(", ")}: lazy modules are reached through lazy() (firmware/app/lazy.ts), never imported`);
   fs.mkdirSync(outDir, { recursive: true });
   const bundles = [{ name: "app", code: await foldFeatures(app.outputFiles[0].text), returnOutside: false }];
+  const lazies = [];
   for (const [name, entry] of Object.entries(ESPRUINO_LAZY)) {
     const r = await esbuild.build({ ...ESPRUINO_OPTIONS, entryPoints: [path.join(root, entry)], format: "esm", write: false,
       plugins: [...plugins, sharedPortPlugin], mangleProps: mangleRegex, mangleCache: app.mangleCache });
-    bundles.push({ name: `app.${name}`, code: exportsAsReturn(await foldFeatures(r.outputFiles[0].text), entry), returnOutside: true });
+    lazies.push({ name, entry, code: r.outputFiles[0].text });
+  }
+  const codes = [bundles[0].code, ...lazies.map((l) => l.code)];
+  for (const l of lazies) {
+    const code = await foldFeatures(keepUsedExports(l.code, l.entry, codes));
+    bundles.push({ name: `app.${l.name}`, code: exportsAsReturn(code, l.entry), returnOutside: true });
   }
   // one function per class for most methods (tools/espruino-merge.mjs), over all the bundles at once
   const short = app.mangleCache;

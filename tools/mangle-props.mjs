@@ -12,13 +12,12 @@ import * as path from "node:path";
 import ts from "typescript";
 
 /**
- * Kept whole: the app as the REPL reaches it (petrelApp.node.client.publish(…)), and the profile
- * keys the host simulator sets (defaults). The packer writes the other profile keys (maxPacket, …)
- * under their shortened names (tools/boards.mjs).
+ * Kept whole: the profile keys the host simulator sets (defaults) or a profile carries. The packer
+ * writes the other profile keys (maxPacket, …) under their shortened names (tools/boards.mjs).
+ * The app's objects are not an API at the board's REPL (the `petrel` module is): their names are
+ * shortened too, and its methods merged.
  */
-const KEEP = ["node", "client", "settings", "console", "platform", "publish", "subscribe", "unsubscribe", "start", "end", "connected",
-  "outbox", "count", "stats", "values", "get", "sent", "dropped", "lastError",
-  "defaults", "chip", "features"];
+const KEEP = ["defaults", "chip", "features"];
 
 function isAmbient(node) {
   for (let n = node; n !== undefined; n = n.parent) {

@@ -97,7 +97,7 @@ export class Decoder {
 
   /** The topic of the current PUBLISH as the runtime's text. Allocates the string. */
   topic(): string {
-    return port.bytes.text(this.data, this.topicStart, this.topicEnd);
+    return port.bytes.textFrom(this.data, this.topicStart, this.topicEnd);
   }
 
   /** SUBACK: the number of return codes, and code `k` (0, 1, 2 granted QoS; 128 failure). */

@@ -88,7 +88,7 @@ function fieldLength(s: string, binary: boolean): number {
   if (n < 0) return -CodecError.InvalidUtf8;
   if (n > MAX_STRING) return -CodecError.StringTooLong;
   if (binary || n === 0) return n;
-  const bad = checkUtf8(port.bytes.bytes(port.bytes.wireOf(s)), 0, n);
+  const bad = checkUtf8(port.bytes.bytesOf(port.bytes.wireOf(s)), 0, n);
   return bad === 0 ? n : -bad;
 }
 

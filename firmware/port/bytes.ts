@@ -69,11 +69,11 @@ export interface BytesPort {
    */
   textLength(this: void, s: string): number;
   /** The text whose UTF-8 bytes are b[start..end). Allocates the string. */
-  text(this: void, b: Bytes, start: number, end: number): string;
+  textFrom(this: void, b: Bytes, start: number, end: number): string;
   /** b[start..end) as a Wire. Allocates. */
-  wire(this: void, b: Bytes, start: number, end: number): Wire;
+  wireFrom(this: void, b: Bytes, start: number, end: number): Wire;
   /** A Wire as Bytes to read (Node and Lua: itself; Espruino: a copy). */
-  bytes(this: void, w: Wire): Bytes;
+  bytesOf(this: void, w: Wire): Bytes;
   wireLength(this: void, w: Wire): number;
   /** A Wire's bytes as text, and a text's UTF-8 bytes as a Wire (Espruino and Lua: the same string). */
   textOf(this: void, w: Wire): string;

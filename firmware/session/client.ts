@@ -793,7 +793,7 @@ export class Client {
         this.report(fail("message-too-large", `a ${d.payloadLength}-byte message${where} is larger than maxPacket (${this.settings.maxPacket}) and was skipped; fix: raise maxPacket, or publish smaller messages`));
       } else {
         const topic = d.topic();
-        const payload = port.bytes.wire(d.data, d.payloadStart, d.payloadEnd);
+        const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.payloadEnd);
         this.stats.delivered = this.stats.delivered + 1;
         for (let k = 0; k < this.subs.count; k++) {
           const h = this.subs.handlers[k];

@@ -58,7 +58,7 @@ function numberedKeys(storage: Storage, prefix: string): number[] {
  * not a whole QoS 1/2 PUBLISH.
  */
 export function storedPublishInfo(w: Wire): number {
-  const buf = port.bytes.bytes(w);
+  const buf = port.bytes.bytesOf(w);
   const len = buf.length;
   if (len < 7) return -1;
   const b0 = buf[0];

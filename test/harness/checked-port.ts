@@ -97,13 +97,13 @@ const bytes: BytesPort = {
   ...base,
   out: (cap) => new CheckedOut(cap),
   gather: (cap) => new CheckedGather(cap),
-  text: (b, start, end) => {
+  textFrom: (b, start, end) => {
     range(b, start, end, "text");
-    return base.text(b, start, end);
+    return base.textFrom(b, start, end);
   },
-  wire: (b, start, end) => {
+  wireFrom: (b, start, end) => {
     range(b, start, end, "wire");
-    return base.wire(b, start, end);
+    return base.wireFrom(b, start, end);
   },
 };
 

@@ -60,12 +60,12 @@ export function argBytes(tok: string): Bytes {
     }
     k = k + 1;
   }
-  return port.bytes.bytes(o.toWire());
+  return port.bytes.bytesOf(o.toWire());
 }
 
 /** A text argument as the runtime's own string type. */
 export function argText(tok: string): string {
-  return port.bytes.text(argBytes(tok), 0, argSize(tok));
+  return port.bytes.textFrom(argBytes(tok), 0, argSize(tok));
 }
 
 function hexByte(b: number): string {
@@ -91,7 +91,7 @@ export function outBytes(buf: Bytes, start: number, end: number): string {
 
 /** Result: a Wire's bytes as hex. */
 export function outWire(w: Wire): string {
-  return outBytes(port.bytes.bytes(w), 0, port.bytes.wireLength(w));
+  return outBytes(port.bytes.bytesOf(w), 0, port.bytes.wireLength(w));
 }
 
 /** Result: an integer, printed the same way on every runtime (Lua 5.3 would print 3.0 for a float). */

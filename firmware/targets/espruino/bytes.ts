@@ -13,7 +13,7 @@ declare const E: { toString(a: Uint8Array): string; toUint8Array(s: string | str
  * Uint8Arrays once, at the socket adapter, and packets are built as strings by native appends.
  *
  * Every function here costs RAM on the board (a few variable slots each, code in flash or not):
- * operations that are the same on Espruino share one function (text and wire, textOf and wireOf).
+ * the operations are one class's methods, which the board build merges into one function.
  */
 const EMPTY = new Uint8Array(0);
 
@@ -63,18 +63,42 @@ class Builder implements Out, Gather {
   }
 }
 
-const same = <T>(x: T): T => x;
-const builder = (): Builder => new Builder();
+/**
+ * The port's operations as the methods of one object: the board build merges a class's methods
+ * into one function (tools/espruino-merge.mjs), where an object literal of functions would keep
+ * one function per operation (a few variable slots each, for good).
+ */
+class EspruinoBytes implements BytesPort {
+  out(_cap: number): Out {
+    return new Builder();
+  }
+  gather(_cap: number): Gather {
+    return new Builder();
+  }
+  textLength(s: string): number {
+    return s.length;
+  }
+  textFrom(b: Bytes, start: number, end: number): string {
+    return slice(b, start, end);
+  }
+  wireFrom(b: Bytes, start: number, end: number): Wire {
+    return slice(b, start, end) as unknown as Wire;
+  }
+  bytesOf(w: Wire): Bytes {
+    return ((w as unknown as string).length > 0 ? E.toUint8Array(w as unknown as string) : EMPTY) as unknown as Bytes;
+  }
+  wireLength(w: Wire): number {
+    return (w as unknown as string).length;
+  }
+  textOf(w: Wire): string {
+    return w as unknown as string;
+  }
+  wireOf(s: string): Wire {
+    return s as unknown as Wire;
+  }
+  dup(w: Wire): Wire {
+    return (String.fromCharCode((w as unknown as string).charCodeAt(0) | 8) + (w as unknown as string).substring(1)) as unknown as Wire;
+  }
+}
 
-export const espruinoBytes: BytesPort = {
-  out: builder,
-  gather: builder,
-  textLength: (s) => s.length,
-  text: slice,
-  wire: slice as unknown as (b: Bytes, start: number, end: number) => Wire,
-  bytes: (w) => (((w as unknown as string).length > 0 ? E.toUint8Array(w as unknown as string) : EMPTY) as unknown as Bytes),
-  wireLength: (w) => (w as unknown as string).length,
-  textOf: same as unknown as (w: Wire) => string,
-  wireOf: same as unknown as (s: string) => Wire,
-  dup: (w) => (String.fromCharCode((w as unknown as string).charCodeAt(0) | 8) + (w as unknown as string).substring(1)) as unknown as Wire,
-};
+export const espruinoBytes: BytesPort = new EspruinoBytes();

@@ -28,7 +28,7 @@ register("bytes.out", (a) => {
 /** Bytes → text → Wire → bytes: the text survives unchanged (nothing is encoded twice). */
 register("bytes.roundTrip", (a) => {
   const src = argBytes(a[0]);
-  const s = port.bytes.text(src, 0, argSize(a[0]));
+  const s = port.bytes.textFrom(src, 0, argSize(a[0]));
   const w = port.bytes.wireOf(s);
   const back = port.bytes.textOf(w);
   return outInt(port.bytes.wireLength(w)) + " " + outWire(w) + " " + (s === argText(a[0]) && back === s ? "same" : "different");
@@ -40,13 +40,13 @@ register("bytes.read", (a) => {
   const at = argInt(a[1]);
   const from = argInt(a[2]);
   const to = argInt(a[3]);
-  return outInt(b.length) + " " + outInt(b[at]) + " " + outWire(port.bytes.wire(b, from, to));
+  return outInt(b.length) + " " + outInt(b[at]) + " " + outWire(port.bytes.wireFrom(b, from, to));
 });
 
 /** A range [from, to) of UTF-8 bytes read as text, then back to a Wire. */
 register("bytes.text", (a) => {
   const b = argBytes(a[0]);
-  return outWire(port.bytes.wireOf(port.bytes.text(b, argInt(a[1]), argInt(a[2]))));
+  return outWire(port.bytes.wireOf(port.bytes.textFrom(b, argInt(a[1]), argInt(a[2]))));
 });
 
 /** A gatherer fed the hex argument in pieces of `piece` bytes: what it gathered. */
@@ -62,7 +62,7 @@ register("bytes.gather", (a) => {
 
 /** A stored PUBLISH with its DUP flag set (the Wire given is left as it was). */
 register("bytes.dup", (a) => {
-  const w = port.bytes.wire(argBytes(a[0]), 0, argSize(a[0]));
+  const w = port.bytes.wireFrom(argBytes(a[0]), 0, argSize(a[0]));
   const d = port.bytes.dup(w);
   return outWire(d) + " " + outWire(w);
 });

@@ -126,7 +126,7 @@ export function decodeStream(d: Decoder, buf: Bytes, n: number, split: number): 
   let start = 0;
   while (start < n || (n === 0 && start === 0)) {
     const end = split > 0 && start + split < n ? start + split : n;
-    const chunk = port.bytes.bytes(port.bytes.wire(buf, start, end));
+    const chunk = port.bytes.bytesOf(port.bytes.wireFrom(buf, start, end));
     const size = end - start;
     let at = 0;
     while (at < size) {
@@ -159,7 +159,7 @@ register("codec.roundtrip", (a) => {
   const w = port.bytes.out(70000);
   const end = encodePublish(w, 70000, argText(a[0]), argPayload(a[1]), argInt(a[2]), flag(a[3]), flag(a[4]), argInt(a[5]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(70000), port.bytes.bytes(w.toWire()), end, 3);
+  return decodeStream(new Decoder(70000), port.bytes.bytesOf(w.toWire()), end, 3);
 });
 
 // codec.roundtripAck type id
@@ -167,7 +167,7 @@ register("codec.roundtripAck", (a) => {
   const w = port.bytes.out(8);
   const end = encodeShort(w, 8, argInt(a[0]), argInt(a[1]));
   if (end < 0) return "!" + codecErrorName(end);
-  return decodeStream(new Decoder(16), port.bytes.bytes(w.toWire()), end, 1);
+  return decodeStream(new Decoder(16), port.bytes.bytesOf(w.toWire()), end, 1);
 });
 
 register("topic.match", (a) => (topicMatches(argText(a[0]), argText(a[1])) ? "1" : "0"));
@@ -257,7 +257,7 @@ register("codec.fuzz", (a) => {
     while (start < n) {
       const end = start + 1 + rng.below(n - start);
       for (let k = start; k < end; k++) w.byte(work[k]);
-      const chunk = port.bytes.bytes(w.toWire());
+      const chunk = port.bytes.bytesOf(w.toWire());
       let at = 0;
       while (at < end - start) {
         at = d.feedChunk(chunk, at);
@@ -295,14 +295,14 @@ export function steadySetup(payload: Payload): Steady {
   const tx = port.bytes.out(cap);
   const topic = "sensors/kitchen/temperature";
   const end = encodePublish(tx, cap, topic, payload, 1, false, false, 7);
-  const packet = port.bytes.bytes(tx.toWire());
-  const chunk = (a: number, b: number): Bytes => port.bytes.bytes(port.bytes.wire(packet, a, b));
+  const packet = port.bytes.bytesOf(tx.toWire());
+  const chunk = (a: number, b: number): Bytes => port.bytes.bytesOf(port.bytes.wireFrom(packet, a, b));
   const whole = chunk(0, end);
   const firstSize = port.ints.idiv(end, 2);
   const first = chunk(0, firstSize);
   const second = chunk(firstSize, end);
   encodeShort(tx, cap, PacketType.Puback, 7);
-  const ack = port.bytes.bytes(tx.toWire());
+  const ack = port.bytes.bytesOf(tx.toWire());
   return { tx, cap, topic, payload, dec: new Decoder(cap), whole, first, second, firstSize, ack, packets: 0 };
 }
 
