@@ -115,7 +115,7 @@ describe("the sensor node against mosquitto", () => {
     expect(await ask("reboot")).toBe("rebooting");
     expect(n.reboots()).toBe(1);
     const st = await ask("status");
-    expect(st).toMatch(/^node node-b: connected, up \d+ s, 0 reconnects, 2 readings sent, 0 dropped, outbox 0\nlast error: none\nunsaved settings: brokers, client\.id, qos, interval \(save keeps them\)$/);
+    expect(st).toMatch(/^node node-b: connected, up \d+ s, 0 reconnects, 2 readings sent, 0 dropped, outbox 0\nlast error: none\nunsaved settings: brokers, client\.id, qos, interval \(save keeps them\)\nfeatures: qos2 failover sleep$/);
   });
 
   it("pub TOPIC QOS TEXT at the console publishes now, then tells the broker's acknowledgement (QoS 1 and 2); a bad QoS gets the usage", async () => {
