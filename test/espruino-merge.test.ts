@@ -97,7 +97,7 @@ describe("the Espruino method merge", () => {
   });
 
   it("in the built sensor node, every call of a merged function passes its number first", () => {
-    for (const f of ["app.js", "app.config.js", "app.commands.js"]) {
+    for (const f of ["app.js", "app.config.js", "app.commands.js", "app.held.js"]) {
       const code = fs.readFileSync(path.join(DIST, "espruino", f), "latin1");
       const ast = acorn.parse(code, { ecmaVersion: 2020, sourceType: "script", allowReturnOutsideFunction: true });
       let calls = 0;
@@ -117,7 +117,8 @@ describe("the Espruino method merge", () => {
           else if (v !== null && typeof v === "object" && typeof (v as { type?: unknown }).type === "string") walk(v as acorn.Node);
         }
       })(ast);
-      expect(calls, `${f}: merged calls`).toBeGreaterThan(10);
+      // (app.held.js, the console's held command, is a small module: a few merged calls)
+      expect(calls, `${f}: merged calls`).toBeGreaterThan(f === "app.held.js" ? 3 : 10);
       expect(bad, `${f}: calls without their number`).toEqual([]);
     }
   });

@@ -34,9 +34,34 @@ const reboot = [
   publish("t", "new", 1, 3),
 ].join(";");
 
+// A broker that closes the connection on every QoS 2 PUBLISH (NATS Server 2.9). Reconnect delays
+// (jitter at its largest): 2, 4, 8 s, then 8 s (reconnectMaxMs), not 1 s after every CONNACK.
+const refusedError = (payload: string, n: number) => `done ${payload} publish-refused: the broker closed the connection 3 times in a ` +
+  "row right after the QoS 2 PUBLISH to n/q2, acknowledging nothing (NATS refuses QoS 2; an ACL may forbid a topic); " +
+  `held ${n}: out of the outbox, the rest goes on; fix: let the broker take it, then held retry ${n} (API: retryHeld), or held drop ${n} (dropHeld)`;
+const reconnect = (t: number, ...then: string[]) => [`open h:1883 t=${t}`, connect(0), "connect sp=1", ...then];
+const refused = [
+  "open h:1883 t=0", connect(0), "connect sp=0",
+  publish("n/q2", "x", 2, 1), publish("n/q2", "z", 2, 2), publish("n/q1", "y", 1, 3), "offline closed",
+  // after the first short-lived connection the suspect goes alone
+  ...reconnect(2000, publish("n/q2", "x", 2, 1, true), "offline closed"),
+  ...reconnect(6000, publish("n/q2", "x", 2, 1, true), "offline closed", refusedError("x", 1)),
+  ...reconnect(14000, publish("n/q2", "z", 2, 2, true), publish("n/q1", "y", 1, 3, true), "offline closed"),
+  ...reconnect(22000, publish("n/q2", "z", 2, 2, true), "offline closed"),
+  ...reconnect(30000, publish("n/q2", "z", 2, 2, true), "offline closed", refusedError("z", 2)),
+  ...reconnect(38000, publish("n/q1", "y", 1, 3, true)),
+  "done y ok",
+  "outbox 0 held 2: n/q2 q2 11 bytes, n/q2",
+  "after a reboot: outbox 0 held 2",
+  publish("n/q2", "x", 2, 4), "retry ok, held 1, outbox 1",
+  ack("pubrel", 4), "done x again ok",
+  "drop ok, held 0, again not-held",
+].join(";");
+
 const cases: Case[] = [
   { name: "QoS 1/2 out, drop and resume with DUP and PUBREL, QoS 2 in once, keepalive and dead link", op: "session.scenario", args: [arg.int(1)], expect: flow },
   { name: "a reboot resumes the outbox from storage with DUP and fresh ids after it", op: "session.scenario", args: [arg.int(2)], expect: reboot },
+  { name: "a message the broker refuses by closing the connection: backoff grows, held after 3, the rest flows; retry and drop", op: "session.scenario", args: [arg.int(3)], expect: refused },
 ];
 
 crossTarget("session", cases);

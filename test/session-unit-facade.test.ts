@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { State } from "../firmware/session/client";
 import { connackError, explainClose } from "../firmware/session/errors";
 import { connect, type MqttClient } from "../firmware/session/mqtt";
-import { ScriptedBoard } from "./harness/scripted";
+import { FakeBroker, ScriptedBoard, STABLE_MS } from "./harness/scripted";
 
 const ok = (e: unknown) => expect(e).toBeUndefined();
 
@@ -98,6 +98,37 @@ describe("MQTT.js-shaped facade", () => {
     expect(c.emit("offline", undefined, undefined, undefined)).toBe(true); // the facade() listener remains
     expect(seen).toEqual([]);
     expect(c.emit("unknown", undefined, undefined, undefined)).toBe(false);
+  });
+
+  it("a message the broker refuses by closing the connection: publish-refused to its callback, else 'error'; held(), retryHeld(), dropHeld()", () => {
+    const b = new ScriptedBoard();
+    const { c, log } = facade(b, { reconnectMinMs: 1000 });
+    const nats = new FakeBroker(b, (l) => l.startsWith("publish q2"));
+    nats.run(0);
+    const cbs: string[] = [];
+    c.publish("q2/a", "with a callback", { qos: 2 }, (e) => cbs.push(`a ${e?.code}`));
+    nats.run(10000);
+    c.publish("q2/b", "without", { qos: 2 });
+    c.publish("q1/c", "behind", { qos: 1 }, (e) => cbs.push(`c ${e === undefined ? "ok" : e.code}`));
+    // the backoff goes on growing until a connection works: 8, 16, 32 s, then 60 s
+    nats.run(120000);
+    expect(nats.gaps()).toEqual([2000, 4000, 8000, 16000, 32000, 60000]);
+    expect(cbs).toEqual(["a publish-refused", "c ok"]);
+    expect(log.filter((l) => l.startsWith("error"))).toEqual(["error publish-refused"]);
+    expect(c.held().map((m) => `${m.topic} q${m.qos} ${String(m.payload)}`)).toEqual(["q2/a q2 with a callback", "q2/b q2 without"]);
+    c.dropHeld(1, (e) => cbs.push(`drop ${e === undefined ? "ok" : e.code}`));
+    c.dropHeld(7, (e) => cbs.push(`drop ${e === undefined ? "ok" : e.code}`));
+    c.retryHeld(3, (e) => cbs.push(`retry ${e === undefined ? "ok" : e.code}`));
+    c.dropHeld(9);
+    expect(cbs.slice(2)).toEqual(["drop ok", "drop not-held", "retry not-held"]);
+    expect(log.filter((l) => l.startsWith("error"))).toEqual(["error publish-refused", "error not-held"]);
+    expect(c.held().map((m) => `${m.n} ${m.topic}`)).toEqual(["2 q2/b"]);
+    c.retryHeld(2, (e) => cbs.push(`retry ${e === undefined ? "ok" : e.code}`));
+    expect(c.held()).toEqual([]);
+    expect(c.core.outbox.count).toBe(1); // back in the outbox: refused again, 3 times, then held again
+    nats.run(200000);
+    expect(cbs.slice(5)).toEqual(["retry publish-refused"]);
+    expect(c.held().map((m) => m.topic)).toEqual(["q2/b"]);
   });
 
   it("a wrong option is an error value, nothing started", () => {
@@ -305,6 +336,7 @@ describe("regressions from review", () => {
     });
     c.start();
     b.connect();
+    b.run(STABLE_MS); // a working connection: it outlived stableMs
     b.drop("reset");
     expect(b.take()).toEqual([]);
     expect(zero).toEqual([]);
@@ -354,6 +386,7 @@ describe("regressions from review", () => {
     c.start();
     b.connect(); // on a
     expect(b.storage.keys()).toContain("mqb0");
+    b.run(STABLE_MS); // a working connection: it outlived stableMs
     b.drop("reset");
     b.run(1000);
     b.drop("refused"); // a is down
@@ -365,6 +398,7 @@ describe("regressions from review", () => {
     expect(b.storage.keys()).toContain("mqb1");
     expect(b.storage.keys()).not.toContain("mqb0");
     b.take();
+    b.run(STABLE_MS); // a working connection: it outlived stableMs
     b.drop("reset");
     b.run(1000);
     // a is back and says session present (its own old session): not ours any more

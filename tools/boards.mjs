@@ -143,7 +143,7 @@ export function listBoards(dir = BOARDS_DIR) {
 
 
 /** The app's lazy modules (firmware/app/lazy.ts), packed beside the modules the entries require. */
-export const LUA_LAZY = ["config", "commands"];
+export const LUA_LAZY = ["config", "commands", "held"];
 
 /** NodeMCU's entry module in a board's files: `require("petrel")`. */
 export const LUA_ENTRY = "petrel";

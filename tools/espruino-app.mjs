@@ -24,7 +24,7 @@ import { slimEspruino } from "./espruino-slim.mjs";
 import { mangleableProps } from "./mangle-props.mjs";
 
 export const ESPRUINO_APP = "firmware/targets/espruino/app.ts";
-export const ESPRUINO_LAZY = { config: "firmware/app/config.ts", commands: "firmware/app/commands.ts" };
+export const ESPRUINO_LAZY = { config: "firmware/app/config.ts", commands: "firmware/app/commands.ts", held: "firmware/app/held.ts" };
 /** Modules only the lazy ones may import (the resident bundle reaches them through lazy()). */
 const LAZY_ONLY = [...Object.values(ESPRUINO_LAZY), "firmware/app/diag.ts"];
 /** Every feature (firmware/features.ts). */

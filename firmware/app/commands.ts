@@ -34,6 +34,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say("diag  walks Wi-Fi, DNS, TCP, TLS, MQTT, subscription and ping; names the first broken link");
     say("publish  a reading now");
     say(`pub TOPIC QOS TEXT  publishes TEXT now (QoS 0, 1${FEATURE_QOS2 ? " or 2" : ""}): to try a broker, a subscriber or a rule`);
+    say("held [retry|drop N]  messages the broker refused (it closed the connection on them): lists them, sends N again, or deletes it");
     say("reboot  restarts the board (unsaved settings are lost)");
     say(featuresLine());
   } else if (name === "status") {
@@ -41,6 +42,8 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
       `${node.connects > 0 ? node.connects - 1 : 0} reconnects, ${node.sent} readings sent, ${node.dropped} dropped` +
       `${c !== undefined ? `, outbox ${c.outbox.count}` : ""}`);
     say(`last error: ${node.lastError.length > 0 ? node.lastError : "none"}`);
+    // (the held module only when something is held: it is another lazy module)
+    if (c !== undefined && c.p.storage.listRecords(c.settings.storePrefix + "h").length > 0) say(lazy("held").heldLine(c));
     const memory = node.board.platform.memory;
     if (memory !== undefined) say(`memory: ${memory()}`);
     say(st.unsaved.length > 0 ? `unsaved settings: ${st.unsaved.join(", ")} (save keeps them)` : "settings: all saved");
@@ -79,6 +82,8 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
       });
       say(err === undefined ? `pub: queued (outbox ${c.outbox.count})` : `pub: ${err.code}: ${err.message}`);
     }
+  } else if (name === "held") {
+    lazy("held").heldCommand(node, args, say);
   } else if (name === "reboot") {
     say("rebooting");
     node.board.reboot();

@@ -1,6 +1,7 @@
 import { port } from "../port/port";
 import type * as Commands from "./commands";
 import type * as Config from "./config";
+import type * as Held from "./held";
 
 /**
  * The app's lazy modules: code the running node needs only now and then (changing settings, a
@@ -14,6 +15,7 @@ import type * as Config from "./config";
 export interface LazyModules {
   config: typeof Config;
   commands: typeof Commands;
+  held: typeof Held;
 }
 
 /** Sets how lazy modules are loaded (each target's app entry, once). */

@@ -89,7 +89,7 @@ export interface OfflineQueue {
 
 /**
  * The connection's times, apart from the client's other fields: a Lua table's fields take a
- * power of two of slots, and the client stays within 32 this way.
+ * power of two of slots, and the client stays within 32 this way (and this table within 8).
  */
 interface LinkTimes {
   deadline: number;
@@ -98,6 +98,14 @@ interface LinkTimes {
   lastRecv: number;
   pingOut: boolean;
   pingAt: number;
+  /** The broker has acknowledged an outbox message on this connection (it is not short-lived: see stableMs). */
+  acked: boolean;
+  /**
+   * The message the broker may be refusing: its packet id x 16 + the short-lived connections in a
+   * row that ended with it the oldest unacknowledged PUBLISH (0: none). It goes alone until
+   * acknowledged; at refusedAfter it is held.
+   */
+  suspect: number;
 }
 
 /** The client's subscriptions, restored when the broker has no session for it. */
@@ -140,7 +148,8 @@ export class Client {
   /** Filters the client subscribes to (restored after a session loss): filter, QoS, handler. */
   readonly subs: Subscriptions = { filters: [], qos: [], handlers: [], count: 0 };
 
-  private readonly p: Platform;
+  /** The platform the client runs on (its storage holds the outbox and the held messages). */
+  readonly p: Platform;
   private readonly ev: ClientEvents;
   /** The packet writer every packet is encoded into, then sent as one Wire. */
   private readonly tx: Out;
@@ -160,7 +169,7 @@ export class Client {
   private reason = "";
   private reported = false;
   /** The connection's clock: its deadline (CONNACK, PINGRESP), when it came up, the last packet each way, the ping out. */
-  private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: false, pingAt: 0 };
+  private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: false, pingAt: 0, acked: false, suspect: 0 };
   private blocked = false;
   /** The packet of the outbox record `txSeq` as just encoded, so it is sent without reading it back (0: none). */
   private txSeq = 0;
@@ -387,6 +396,8 @@ export class Client {
     }
     if (this.state !== State.Connected) return;
     let inflight = 0;
+    // a message the broker may be refusing goes alone, so that its evidence is its own (stableMs)
+    const lone = port.ints.idiv(this.t.suspect, 16);
     for (let k = 0; k < o.count; k++) {
       const ph = o.phases[k];
       if (ph === Phase.Sent || ph === Phase.Released) {
@@ -416,6 +427,7 @@ export class Client {
         inflight = inflight + 1;
         if (this.state !== State.Connected) return;
       }
+      if (o.ids[k] === lone && o.phases[k] === Phase.Sent) break;
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
@@ -584,22 +596,45 @@ export class Client {
     }
     const wasUp = this.up;
     const reason = this.reason !== "" || this.ending ? this.reason : transportReason;
+    const t = this.t;
+    const o = this.outbox;
+    // Short-lived (stableMs): closed soon after CONNACK with nothing of the outbox acknowledged.
+    const short = wasUp && !t.acked && elapsed(t.connectedAt, this.p.clock.clockNow()) < s.stableMs;
     // Not connected any more before any callback runs: a publish or subscribe from onOffline /
     // onClose must wait for the next connection, not go to the dead one.
     this.state = State.Waiting;
-    this.t.deadline = this.p.clock.clockNow();
+    t.deadline = this.p.clock.clockNow();
     this.up = false;
-    this.t.pingOut = false;
+    t.pingOut = false;
     this.blocked = false;
     this.lastReason = reason;
-    for (let k = 0; k < this.outbox.count; k++) {
-      const ph = this.outbox.phases[k];
-      if (ph === Phase.Sent) this.outbox.phases[k] = Phase.Queued;
-      else if (ph === Phase.Released) this.outbox.phases[k] = Phase.ReleaseQueued;
+    // `id`: the oldest PUBLISH sent and not acknowledged on this connection
+    let id = 0;
+    for (let k = 0; k < o.count; k++) {
+      const ph = o.phases[k];
+      if (ph === Phase.Sent) {
+        if (id === 0) id = o.ids[k];
+        o.phases[k] = Phase.Queued;
+      } else if (ph === Phase.Released) o.phases[k] = Phase.ReleaseQueued;
+    }
+    // The evidence against a message the broker refuses by closing the connection: a short-lived
+    // connection closed by the broker or the network (not by this client) while that message was
+    // the oldest PUBLISH sent and not acknowledged, refusedAfter times in a row.
+    let refused = 0;
+    if (short && id > 0 && this.reason === "" && !this.ending) {
+      let n = port.ints.idiv(t.suspect, 16) === id ? port.ints.imod(t.suspect, 16) + 1 : 1;
+      if (n > 15) n = 15;
+      t.suspect = id * 16 + n;
+      if (n === s.refusedAfter) refused = id;
+    } else if (wasUp) {
+      t.suspect = 0;
     }
     this.reqs.unsend();
     if (reason !== "") this.p.log.writeLog(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
+    // (found again by its id: onOffline may have changed the outbox)
+    const at = refused > 0 ? o.slotOf(refused) : -1;
+    if (at >= 0) this.hold(at);
     if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
     // end() from inside a callback has finished it, or end() then start() is already dialling
@@ -611,12 +646,14 @@ export class Client {
     let delay = s.reconnectMinMs;
     if (FEATURE_FAILOVER && reason === "primary-retry") {
       this.broker = 0;
+      this.round = 0;
       this.retryingPrimary = true;
       delay = 0;
-    } else if (wasUp) {
+    } else if (wasUp && !short) {
       this.broker = 0;
       this.round = 0;
     } else {
+      // a failed attempt, or a short-lived connection (stableMs): the backoff goes on growing
       this.broker = FEATURE_FAILOVER ? this.broker + 1 : 1;
       if (s.brokers[this.broker] === undefined || !FEATURE_FAILOVER) {
         this.broker = 0;
@@ -632,6 +669,50 @@ export class Client {
     }
     this.t.deadline = after(this.p.clock.clockNow(), delay);
     this.p.sched.wake(this.task);
+  }
+
+  /**
+   * Moves outbox message k, which the broker refuses (see closed()), to the first free held slot
+   * `<prefix>h<n>` (held.ts lists, retries and drops them); its callback, else onError, hears
+   * publish-refused with the evidence. With no slot free (heldMessages) it stays in the outbox,
+   * and onError says so.
+   */
+  private hold(k: number): void {
+    const s = this.settings;
+    const o = this.outbox;
+    const st = this.p.storage;
+    const w = o.wireAt(k);
+    // (an unreadable record: the next pump reports it lost)
+    if (w === undefined) return;
+    const qos = o.qoss[k];
+    let n = 1;
+    while (n <= s.heldMessages && st.getRecord(s.storePrefix + "h" + n) !== undefined) n = n + 1;
+    const kept = n <= s.heldMessages && st.putRecord(s.storePrefix + "h" + n, w) === 0;
+    // the connection is gone: its decoder reads the stored PUBLISH for the topic
+    const d = this.dec;
+    d.reset();
+    d.feedChunk(port.bytes.bytesOf(w), 0);
+    const topic = d.status === Status.Packet ? d.topic() : "?";
+    d.reset();
+    this.t.suspect = 0;
+    let done: Done | undefined = undefined;
+    if (kept) {
+      if (this.txSeq === o.seqs[k]) {
+        this.txSeq = 0;
+        this.txWire = undefined;
+      }
+      done = o.takeAt(k);
+    }
+    const e = fail("publish-refused", `the broker closed the connection ${s.refusedAfter} times in a row right after the QoS ${qos} PUBLISH to ` +
+      `${topic}, acknowledging nothing (NATS refuses QoS 2; an ACL may forbid a topic); ` + (kept
+      ? `held ${n}: out of the outbox, the rest goes on; fix: let the broker take it, then held retry ${n} (API: retryHeld), or held drop ${n} (dropHeld)`
+      : "it stays in the outbox, and the rest waits: no held slot free (heldMessages) or storage failed; fix: held retry N or held drop N (API: retryHeld, dropHeld)"));
+    if (done === undefined) this.report(e);
+    else {
+      this.lastError = e;
+      this.p.log.writeLog(LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
+      done(e);
+    }
   }
 
   /** The reconnect delay for the current round: reconnectMinMs doubled per failed round, capped. */
@@ -814,6 +895,7 @@ export class Client {
           this.txSeq = 0;
           this.txWire = undefined;
         }
+        this.t.acked = true;
         const done = o.takeAt(k);
         if (done !== undefined) done(undefined);
         this.pump(false);
@@ -858,7 +940,8 @@ export class Client {
     const now = this.p.clock.clockNow();
     this.state = State.Connected;
     this.up = true;
-    this.round = 0;
+    // (the backoff starts over when this connection proves stable: see closed())
+    this.t.acked = false;
     this.t.connectedAt = now;
     this.t.lastRecv = now;
     this.sessionPresent = d.sessionPresent;

@@ -2,6 +2,7 @@ import type { Payload } from "../codec/encode";
 import type { Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { Client, State, type ClientEvents, type MessageHandler } from "./client";
+import { dropHeld, listHeld, retryHeld, type HeldMessage } from "./held";
 import type { ClientOptions } from "./options";
 import type { Platform } from "./platform";
 
@@ -169,6 +170,28 @@ export class MqttClient {
       }
     }
     this.core.end();
+    return this;
+  }
+
+  /**
+   * The messages the broker refused (`publish-refused`: it closed the connection right after
+   * each of them, refusedAfter times in a row), held out of the outbox in storage, oldest first.
+   */
+  held(): HeldMessage[] {
+    return listHeld(this.core);
+  }
+
+  /** Sends held message n (1-based, as held() lists them) again: back into the outbox, at its end. */
+  retryHeld(n: number, cb?: Callback): this {
+    const e = retryHeld(this.core, n, cb);
+    return e !== undefined ? this.fail(e, cb) : this;
+  }
+
+  /** Deletes held message n (1-based, as held() lists them). */
+  dropHeld(n: number, cb?: Callback): this {
+    const e = dropHeld(this.core, n);
+    if (e !== undefined) return this.fail(e, cb);
+    if (cb !== undefined) cb(undefined);
     return this;
   }
 

@@ -54,9 +54,28 @@ export interface ClientOptions {
   reconnectMinMs?: number;
   /** [60000] Largest reconnect delay. Each delay is jittered down to half its value. */
   reconnectMaxMs?: number;
+  /**
+   * [5000] A connection that ends sooner than this after its CONNACK, closed by the broker or the
+   * network with nothing of the outbox acknowledged on it, is short-lived: it counts as a failed
+   * attempt (the reconnect delay keeps growing instead of starting over), and toward `refusedAfter`.
+   * 0: every CONNACK starts the backoff over.
+   */
+  stableMs?: number;
+  /**
+   * [3] Short-lived connections in a row (see stableMs) whose oldest unacknowledged PUBLISH was the
+   * same message: then that message is taken out of the outbox and held (`publish-refused`), and
+   * the rest of the outbox flows. 1..15; 0: never (a refused message is sent again forever).
+   */
+  refusedAfter?: number;
+  /**
+   * [4] Slots for refused messages held in storage (records `<prefix>h1` to `h<n>`: listHeld,
+   * retryHeld, dropHeld in session/held.ts). With every slot taken, a refused message stays in
+   * the outbox (and what is behind it waits), and onError says so.
+   */
+  heldMessages?: number;
   /** [300] Seconds on a fallback broker before trying the first again; 0 = stay. */
   primaryRetry?: number;
-  /** ["mq"] Prefix of the storage records (outbox, incoming QoS 2 ids). */
+  /** ["mq"] Prefix of the storage records (outbox, held messages, incoming QoS 2 ids). */
   storePrefix?: string;
   /**
    * [0 = off] Bytes of free heap below which publish and subscribe are refused with `low-memory`
@@ -85,6 +104,9 @@ export interface Settings {
   pingTimeoutMs: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
+  stableMs: number;
+  refusedAfter: number;
+  heldMessages: number;
   primaryRetryMs: number;
   storePrefix: string;
   minFreeHeap: number;
@@ -153,6 +175,9 @@ export function settle(o: ClientOptions, chipId: string): Settings | PetrelError
     pingTimeoutMs: num("pingTimeoutMs", o.pingTimeoutMs, keepalive > 0 && keepalive < 10 ? keepalive * 1000 : 10000, 100, 600000, errs),
     reconnectMinMs: num("reconnectMinMs", o.reconnectMinMs, 1000, 10, 3600000, errs),
     reconnectMaxMs: num("reconnectMaxMs", o.reconnectMaxMs, 60000, 10, 86400000, errs),
+    stableMs: num("stableMs", o.stableMs, 5000, 0, 3600000, errs),
+    refusedAfter: num("refusedAfter", o.refusedAfter, 3, 0, 15, errs),
+    heldMessages: num("heldMessages", o.heldMessages, 4, 0, 64, errs),
     primaryRetryMs: num("primaryRetry", o.primaryRetry, 300, 0, 86400, errs) * 1000,
     storePrefix: o.storePrefix !== undefined ? o.storePrefix : "mq",
     minFreeHeap: num("minFreeHeap", o.minFreeHeap, 0, 0, 1073741824, errs),

@@ -9,7 +9,7 @@ import { DIST, ROOT } from "./runtimes";
 
 /**
  * An Espruino board profile as `make flash` leaves the board: its packed Storage files (`app`,
- * `app.config`, `app.commands`, `.bootcde`) in the flash of a board-sized 32-bit interpreter
+ * `app.config`, `app.commands`, `app.held`, `.bootcde`) in the flash of a board-sized 32-bit interpreter
  * (../shared/runtimes: espruino-esp8266, 1,600 slots; espruino-esp32, 3,400), booted with no
  * arguments so that it runs `.bootcde` from `espruino.flash` in its directory, the console on its
  * stdin/stdout. A power cut is SIGKILL (the interpreter handles SIGTERM); the flash file stays.

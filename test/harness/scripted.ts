@@ -9,7 +9,7 @@ import type { Bytes, Wire } from "../../firmware/port/bytes";
 import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 import type { TransportEvents } from "../../firmware/port/transport";
 import { Scheduler } from "../../firmware/sched/scheduler";
-import { CLOCK_MAX } from "../../firmware/sched/time";
+import { CLOCK_MAX, elapsed } from "../../firmware/sched/time";
 import { Client, type ClientEvents } from "../../firmware/session/client";
 import type { ClientOptions } from "../../firmware/session/options";
 import type { Platform } from "../../firmware/session/platform";
@@ -55,6 +55,13 @@ export function faultyStorage(): Storage & { failWrites: number; keys(): string[
   return s;
 }
 export { STORAGE_FAILED, STORAGE_FULL };
+
+/**
+ * The default stableMs: a connection that lived this long after its CONNACK was a working one
+ * (its end starts the backoff over); one that ends sooner with nothing acknowledged is
+ * short-lived (a failed attempt, and evidence against the message last sent).
+ */
+export const STABLE_MS = 5000;
 
 export class ScriptedBoard {
   readonly vc: VirtualClock;
@@ -221,5 +228,77 @@ export class ScriptedBoard {
   takeEvents(): string[] {
     const out = this.events.splice(0, this.events.length);
     return out;
+  }
+}
+
+/**
+ * A scripted broker on a ScriptedBoard: it answers what the client wrote, packet by packet, as a
+ * broker would (CONNACK, with session present after the first connection; SUBACK, PUBACK,
+ * PUBREC, PUBCOMP, PINGRESP), except that a packet `refuse` picks makes it close the connection
+ * at once, and whatever the client wrote after it is lost; one `ignore` picks goes unanswered.
+ * A fault a real broker shows only for its own reasons (NATS Server 2.9 closes on every QoS 2
+ * PUBLISH), here on demand.
+ */
+export class FakeBroker {
+  /** When each connection was dialled, in ms after the broker was made (virtual time). */
+  readonly dials: number[] = [];
+  /** Connections this broker closed. */
+  closes = 0;
+  private seen = 0;
+  private readonly t0: number;
+  private dead = false;
+
+  constructor(readonly b: ScriptedBoard, readonly refuse: (line: string) => boolean, readonly ignore: (line: string) => boolean = () => false) {
+    this.t0 = b.vc.t;
+  }
+
+  /** Answers everything the client has written so far (and what it writes meanwhile). */
+  serve(): void {
+    const b = this.b;
+    for (let guard = 0; guard < 1000 && this.seen < b.wire.length; guard++) {
+      const line = b.wire[this.seen++];
+      const w = line.split(" ");
+      if (line.startsWith("open")) {
+        this.dead = false;
+        this.dials.push(elapsed(this.t0, b.vc.t));
+        b.accept();
+      } else if (this.dead || line === "close" || line === "disconnect" || this.ignore(line)) {
+        // lost with the connection, or the client's own close
+      } else if (this.refuse(line)) {
+        this.dead = true;
+        this.closes++;
+        b.drop("closed");
+      } else if (w[0] === "connect") {
+        b.send({ cmd: "connack", sessionPresent: this.dials.length > 1, returnCode: 0 });
+      } else if (w[0] === "subscribe") {
+        b.send({ cmd: "suback", messageId: Number(w[1].slice(3)), granted: w[2].split(",").map((f) => Number(f.slice(f.lastIndexOf(":") + 1))) });
+      } else if (w[0] === "publish" && w[1] !== "q0") {
+        b.send({ cmd: w[1] === "q1" ? "puback" : "pubrec", messageId: Number(w[4].slice(3)) });
+      } else if (w[0] === "pubrel") {
+        b.send({ cmd: "pubcomp", messageId: Number(w[1]) });
+      } else if (w[0] === "pingreq") {
+        b.send({ cmd: "pingresp" });
+      }
+    }
+  }
+
+  /** Moves virtual time on by `ms` in steps of `step`, answering as it goes. */
+  run(ms: number, step = 10): void {
+    this.b.run();
+    this.serve();
+    for (let t = 0; t < ms; t += step) {
+      this.b.run(step);
+      this.serve();
+    }
+  }
+
+  /** Virtual time since the broker was made (ms). */
+  now(): number {
+    return elapsed(this.t0, this.b.vc.t);
+  }
+
+  /** The gaps between dials (ms). */
+  gaps(): number[] {
+    return this.dials.slice(1).map((d, i) => d - this.dials[i]);
   }
 }

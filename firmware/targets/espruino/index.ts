@@ -2,7 +2,7 @@ import { installPort, port } from "../../port/port";
 import { Decoder, MAX_REMAINING_LENGTH, MAX_STRING, checkFilterShape, checkTopicShape,
   checkUtf8, codecError, codecErrorMessage, codecErrorName, encodeConnect, encodeFilters, encodePublish, encodeShort,
   payloadSize, remainingLengthSize, topicMatches, writeRemainingLength } from "../../codec/index";
-import { Client, MqttClient, connackError, connect, explainClose } from "../../session/index";
+import { Client, MqttClient, connackError, connect, dropHeld, explainClose, listHeld, retryHeld } from "../../session/index";
 import { IDLE, Scheduler } from "../../sched/scheduler";
 import { espruinoPort } from "./port";
 import { espruinoPlatform, espruinoStorage } from "./platform";
@@ -24,6 +24,6 @@ global["Petrel"] = {
   port, Decoder, encodeConnect, encodeFilters, encodePublish, encodeShort,
   payloadSize, remainingLengthSize, writeRemainingLength, codecError, codecErrorMessage, codecErrorName,
   checkFilterShape, checkTopicShape, topicMatches, checkUtf8, MAX_REMAINING_LENGTH, MAX_STRING,
-  Client, MqttClient, connect, connackError, explainClose, Scheduler, IDLE, espruinoPlatform,
+  Client, MqttClient, connect, connackError, explainClose, listHeld, retryHeld, dropHeld, Scheduler, IDLE, espruinoPlatform,
   espruinoStorage, elapsed,
 };

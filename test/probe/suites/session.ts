@@ -4,6 +4,7 @@ import type { TransportEvents } from "../../../firmware/port/transport";
 import { Scheduler } from "../../../firmware/sched/scheduler";
 import { elapsed } from "../../../firmware/sched/time";
 import { Client } from "../../../firmware/session/client";
+import { dropHeld, listHeld, retryHeld } from "../../../firmware/session/held";
 import type { Platform } from "../../../firmware/session/platform";
 import { argBytes, argInt, outWire, register } from "../probe";
 import { VirtualClock } from "../virtual-clock";
@@ -119,10 +120,11 @@ class Board {
     this.log[this.log.length] = s;
   }
 
-  client(storageKeepalive: number): Client {
+  /** A client with the probe's options; `stableMs` and `maxMs` as given (stableMs, reconnectMaxMs). */
+  client(storageKeepalive: number, stableMs: number, maxMs: number): Client {
     const c = Client.create(this.platform, {
       brokers: [{ host: "h", port: 1883 }], clientId: "b1", keepalive: storageKeepalive, pingTimeoutMs: 2000,
-      reconnectMinMs: 1000, reconnectMaxMs: 4000,
+      reconnectMinMs: 1000, reconnectMaxMs: maxMs, stableMs: stableMs,
     }, {
       onConnect: (sp: boolean) => this.note("connect sp=" + (sp ? "1" : "0")),
       onMessage: (topic: string, payload: Wire, qos: number) => this.note("message " + topic + " " + outWire(payload) + " q" + qos),
@@ -140,7 +142,8 @@ function transcript(b: Board): string {
 /** QoS 1/2 out, a drop, resume with DUP and PUBREL, QoS 2 in with a duplicate, keepalive, dead link. */
 function flow(): string {
   const b = new Board(probeStorage());
-  const c = b.client(10);
+  // stableMs 0: this one is about resuming (the connection it drops counts as a working one)
+  const c = b.client(10, 0, 4000);
   c.start();
   b.run(0);
   b.accept();
@@ -167,11 +170,11 @@ function flow(): string {
 function reboot(): string {
   const storage = probeStorage();
   const first = new Board(storage);
-  const c1 = first.client(0);
+  const c1 = first.client(0, 5000, 4000);
   c1.publish("t", "kept", 1, false, undefined);
   c1.publish("t", "two", 2, false, undefined);
   const b = new Board(storage);
-  const c2 = b.client(0);
+  const c2 = b.client(0, 5000, 4000);
   b.note("outbox " + c2.outbox.count);
   c2.start();
   b.run(0);
@@ -181,9 +184,51 @@ function reboot(): string {
   return transcript(b);
 }
 
+/**
+ * A broker that closes the connection on every QoS 2 PUBLISH (NATS Server 2.9): the backoff grows
+ * across the short-lived connections; the refused message goes alone after the first and is held
+ * after the third (publish-refused to its callback); so is the next QoS 2 message; the QoS 1
+ * message behind them is delivered. The held records survive a reboot; one is sent again
+ * (retryHeld), the other deleted (dropHeld).
+ */
+function refused(): string {
+  const storage = probeStorage();
+  const b = new Board(storage);
+  const c = b.client(0, 5000, 8000);
+  const done = (name: string) => (e: { code: string; message: string } | undefined) => b.note("done " + name + " " + (e !== undefined ? e.code + ": " + e.message : "ok"));
+  c.start();
+  b.run(0);
+  b.accept();
+  b.recv("20020000");
+  c.publish("n/q2", "x", 2, false, done("x"));
+  c.publish("n/q2", "z", 2, false, done("z"));
+  c.publish("n/q1", "y", 1, false, done("y"));
+  // the broker closes the connection on the QoS 2 PUBLISH, 6 times, after each CONNACK
+  for (let i = 0; i < 6; i++) {
+    b.drop("closed");
+    b.run(i === 0 ? 2000 : i === 1 ? 4000 : 8000);
+    b.accept();
+    b.recv("20020100");
+  }
+  b.recv("40020003");
+  const held = listHeld(c);
+  b.note("outbox " + c.outbox.count + " held " + held.length + ": " + held[0].topic + " q" + held[0].qos + " " + held[0].size + " bytes, " + held[1].topic);
+  const again = new Board(storage).client(0, 5000, 8000);
+  b.note("after a reboot: outbox " + again.outbox.count + " held " + listHeld(again).length);
+  const e = retryHeld(c, 1, done("x again"));
+  b.note("retry " + (e !== undefined ? e.code : "ok") + ", held " + listHeld(c).length + ", outbox " + c.outbox.count);
+  b.recv("50020004");
+  b.recv("70020004");
+  const d = dropHeld(c, 2);
+  const d2 = dropHeld(c, 2);
+  b.note("drop " + (d !== undefined ? d.code : "ok") + ", held " + listHeld(c).length + ", again " + (d2 !== undefined ? d2.code : "ok"));
+  return transcript(b);
+}
+
 register("session.scenario", (args) => {
   const n = argInt(args[0]);
   if (n === 1) return flow();
   if (n === 2) return reboot();
+  if (n === 3) return refused();
   return "!no-scenario";
 });
