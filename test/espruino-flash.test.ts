@@ -41,7 +41,7 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 }
 
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
-const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.config, app\\.commands, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
+const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.config, app\\.commands, app\\.held, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
 // One after the other: both pack the same board into dist/boards/esp32-espruino (removed and written again).
 describe("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
@@ -60,6 +60,7 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     expect(stored("app").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.js")))).toBe(true);
     expect(stored("app.config").equals(fs.readFileSync(path.join(DIST, "espruino/app.config.js")))).toBe(true);
     expect(stored("app.commands").equals(fs.readFileSync(path.join(DIST, "espruino/app.commands.js")))).toBe(true);
+    expect(stored("app.held").equals(fs.readFileSync(path.join(DIST, "espruino/app.held.js")))).toBe(true);
     expect(stored(".bootcde").equals(fs.readFileSync(path.join(DIST, "espruino/boot.js")))).toBe(true);
     // power on again: a new interpreter over the same flash; a lazy module loads from Storage as the app's loader does
     const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), { print: () => {}, storageDir: flash });
@@ -99,7 +100,7 @@ function realMissing(): string | null {
 const realWhy = realMissing();
 
 describe.skipIf(realWhy !== null)(`make flash to a real Espruino Linux binary over its telnet console${realWhy ? ` (skipped: ${realWhy})` : ""}`, () => {
-  it("writes and verifies the four files; at the next power-on the boot guard starts the sensor node from Storage, its console answers, and repl hands the line back", async () => {
+  it("writes and verifies the five files; at the next power-on the boot guard starts the sensor node from Storage, its console answers, and repl hands the line back", async () => {
     const exe = process.env.ESPRUINO as string;
     const dir = tmp("petrel-esp-real-flash-");
     // The binary's stdin is a FIFO held open and never written. At end of file (/dev/null) its
