@@ -6,7 +6,7 @@ import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import type { CommandContext } from "./commands";
 import { lazy } from "./lazy";
-import { SensorNode, type Sensor } from "./node";
+import { commandFailed, SensorNode, type Sensor } from "./node";
 import { Settings, typingSecret } from "./settings";
 
 /**
@@ -97,7 +97,7 @@ function appLine(app: Running): (this: void, line: string, say: (this: void, lin
     try {
       lazy("commands").runLine(app, line, say, false);
     } catch (e) {
-      say(`error: the command failed: ${String(e)}`);
+      say(commandFailed(e));
     }
   };
 }

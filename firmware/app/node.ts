@@ -330,8 +330,19 @@ export class SensorNode {
   remote(line: string): void {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    else lazy("commands").runLine({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
+    else {
+      try {
+        lazy("commands").runLine({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
+      } catch (e) {
+        replies.push(commandFailed(e));
+      }
+    }
     const err = (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
     if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }
+}
+
+/** A console command's failure as its answer (a string: the loader's own refusal, already the reason and the fix). */
+export function commandFailed(e: unknown): string {
+  return typeof e === "string" ? `error: ${e}` : `error: the command failed: ${String(e)}`;
 }

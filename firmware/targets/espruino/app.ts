@@ -21,8 +21,28 @@ declare const E: { getTemperature?(): number; reboot?(): void };
 declare const process: { memory?(gc: boolean): { free: number }; env?: { BOARD?: string } } | undefined;
 declare const Function: new (param: string, body: string) => (this: void, port: unknown) => unknown;
 
+/**
+ * Free variable slots a lazy module needs to load and run its command, measured on the
+ * board-sized interpreters (test/board-memory.test.ts): `status` with the commands module, `set`
+ * with the commands and config modules both loaded. Running out of slots part-way stops the
+ * interpreter's command without a word, or the interpreter itself; refusing first keeps the node
+ * running and says why.
+ */
+function need(name: string): number {
+  return name === "config" ? 300 : name === "held" ? 150 : 90;
+}
+
 installPort(espruinoPort);
 setLoader((name) => {
+  if (typeof process !== "undefined" && process !== undefined && process.memory !== undefined) {
+    const n = need(name);
+    let free = process.memory(false).free;
+    if (free < n) free = process.memory(true).free;
+    if (free < n) {
+      throw `not enough memory for this command: ${free} variable slots free, it needs about ${n}; nothing was run. ` +
+        "Fix: free some (your own code's variables; or a smaller outboxMessages, offlineQueue or maxPacket in the board's profile, then flash again), or use a board with more RAM";
+    }
+  }
   const code = (global["require"] as (n: string) => { read(n: string): string | undefined })("Storage").read(`app.${name}`);
   return new Function("P", code as string)(port);
 });

@@ -1,0 +1,54 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, describe, expect } from "vitest";
+import { espruinoBoard, espruinoBoardMissing, packEspruinoBoard, runtimesDir } from "./harness/board-espruino";
+import { needs } from "./harness/needs";
+
+// A console command on a board with too little memory left for it: the loader of the lazy modules
+// (firmware/targets/espruino/app.ts) refuses it with the figures and a fix, and the node and its
+// console go on. Without that refusal the interpreter runs out of variables part-way through the
+// command: the console goes silent, or the interpreter stops (measured on the 1,600-slot build).
+//
+// The esp8266-espruino pack on the 1,600-slot interpreter, with more and more ballast taken before
+// boot until `set` is refused (today it is at none): bounded to four boots, so the case keeps
+// proving the refusal when the node gets smaller.
+
+const RUNTIME = "espruino-esp8266";
+const BALLASTS = [0, 150, 300, 450];
+const REFUSED = /^error: not enough memory for this command: \d+ variable slots free, it needs about \d+; nothing was run\. Fix: .+/;
+
+describe("a console command the board has no memory for (esp8266-espruino on the 1,600-slot interpreter)", () => {
+  let dist: string | undefined;
+  afterAll(() => {
+    if (dist !== undefined) fs.rmSync(dist, { recursive: true, force: true });
+  });
+
+  needs(espruinoBoardMissing(RUNTIME), "is refused with the slots free and needed and a fix, and the console answers the next command", async () => {
+    const pk = await packEspruinoBoard("esp8266-espruino");
+    dist = pk.dist;
+    const seen: string[] = [];
+    let refusal: string | undefined;
+    for (const ballast of BALLASTS) {
+      const b = espruinoBoard("esp8266-espruino", path.join(runtimesDir(), RUNTIME), { storage: pk.storage, ballast });
+      try {
+        await b.boot();
+        const set = await b.type("set brokers 192.0.2.7:1883");
+        refusal = set.find((l) => REFUSED.test(l));
+        seen.push(`ballast ${ballast}: ${set.join(" | ")}`);
+        if (refusal === undefined) {
+          // it had the room: the setting took
+          expect(set.join("\n")).toContain("brokers = 192.0.2.7:1883");
+          continue;
+        }
+        // refused: the console goes on
+        const after = await b.type("status");
+        expect(after.join("\n"), seen.join("\n")).toMatch(/node petrel-\w+: not connected/);
+        console.log(`[${RUNTIME}] ballast ${ballast} (${b.ballastSlots} slots): ${refusal}`);
+        break;
+      } finally {
+        await b.dispose();
+      }
+    }
+    expect(refusal, `no refusal with up to ${BALLASTS[BALLASTS.length - 1]} slots of ballast:\n${seen.join("\n")}`).toBeDefined();
+  }, 240_000);
+});
