@@ -6,7 +6,7 @@ import type { Platform } from "../session/platform";
 import { elapsed } from "../sched/time";
 import type { CommandContext } from "./commands";
 import { lazy } from "./lazy";
-import { commandFailed, SensorNode, type Sensor } from "./node";
+import { runCommand, SensorNode, type Sensor } from "./node";
 import { Settings, typingSecret } from "./settings";
 
 /**
@@ -94,11 +94,7 @@ function appLog(app: Running): LogSink {
 /** A console line: the commands module runs it. */
 function appLine(app: Running): (this: void, line: string, say: (this: void, line: string) => void) => void {
   return (line, say) => {
-    try {
-      lazy("commands").runLine(app, line, say, false);
-    } catch (e) {
-      say(commandFailed(e));
-    }
+    runCommand(app, line, say, false);
   };
 }
 

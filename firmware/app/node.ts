@@ -7,6 +7,7 @@ import { IDLE, type Task } from "../sched/scheduler";
 import { elapsed } from "../sched/time";
 import type { Settings } from "./settings";
 import { lazy } from "./lazy";
+import type { CommandContext } from "./commands";
 
 /**
  * The sensor node, one source for every target: it samples the board's sensors every `interval`
@@ -330,19 +331,21 @@ export class SensorNode {
   remote(line: string): void {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    else {
-      try {
-        lazy("commands").runLine({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
-      } catch (e) {
-        replies.push(commandFailed(e));
-      }
-    }
+    else runCommand({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
     const err = (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
     if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }
 }
 
-/** A console command's failure as its answer (a string: the loader's own refusal, already the reason and the fix). */
-export function commandFailed(e: unknown): string {
-  return typeof e === "string" ? `error: ${e}` : `error: the command failed: ${String(e)}`;
+/**
+ * Runs a command line (app/commands.ts), at the console or from the command topic (`remote`). A
+ * failure is its answer; a string thrown is the loader's own refusal (too little memory to load
+ * the module), already the reason and the fix.
+ */
+export function runCommand(ctx: CommandContext, line: string, say: (this: void, line: string) => void, remote: boolean): void {
+  try {
+    lazy("commands").runLine(ctx, line, say, remote);
+  } catch (e) {
+    say(typeof e === "string" ? `error: ${e}` : `error: the command failed: ${String(e)}`);
+  }
 }
