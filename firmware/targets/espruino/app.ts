@@ -34,8 +34,10 @@ function need(name: string): number {
 }
 
 installPort(espruinoPort);
+/** Set once the app has started: at boot the modules load unchecked (a refusal there would leave the app half made). */
+let booted = false;
 setLoader((name) => {
-  if (typeof process !== "undefined" && process !== undefined && process.memory !== undefined) {
+  if (booted && typeof process !== "undefined" && process !== undefined && process.memory !== undefined) {
     const n = need(name);
     let free = process.memory(false).free;
     if (free < n) free = process.memory(true).free;
@@ -89,3 +91,4 @@ global["petrelConsole"] = () => {
   app.console.start();
 };
 global["petrelApp"] = app;
+booted = true;
