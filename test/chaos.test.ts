@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { downlinkVerdict, verdict, type Published } from "../host-sim/chaos/checker";
-import { runChaos, storedMessage } from "../host-sim/chaos/lab";
+import { FAULTS, faultKinds, runChaos, storedMessage } from "../host-sim/chaos/lab";
 import { encodePublish } from "../firmware/codec/encode";
 import { port } from "../firmware/port/port";
 
@@ -23,6 +23,31 @@ function removeReport(report: string): void {
 }
 
 const seed = Number(process.env.CHAOS_SEED ?? String(Math.floor(Math.random() * 1000000)));
+
+describe("the fault kinds (one entry each)", () => {
+  it("the deck holds every kind, the broker kills and the failover only with their options", () => {
+    const base = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse", "partition", "power-cut", "storage-full", "overrun", "wifi-drop", "restart"];
+    expect(faultKinds({})).toEqual(base);
+    expect(faultKinds({ brokerKills: true })).toEqual([...base, "kill", "wipe"]);
+    expect(faultKinds({ failover: true })).toEqual([...base, "failover"]);
+    expect(faultKinds({ brokerKills: true, failover: true })).toEqual(Object.keys(FAULTS));
+  });
+
+  it.each([
+    ["partition", { hold: 9000, ms: 0 }, "long partition (nothing either way)", 9000],
+    ["reset", { hold: 700, ms: 0 }, "reset", 0],
+    ["failover", { hold: 700, ms: 0 }, "failover: broker down 2200 ms, the second one takes the boards", 2200],
+    ["kill", { hold: 700, ms: 0 }, "broker kill -9", 300],
+    ["overrun", { hold: 700, ms: 450, board: { id: "b2" } }, "b2: a sensor task overrunning its slice (450 ms)", 550],
+    ["power-cut", { hold: 700, ms: 0, board: { id: "b1" } }, "power cut of b1, cut off before it", 1000],
+    ["wifi-drop", { hold: 1200, ms: 0, board: { id: "b3" } }, "b3: Wi-Fi drop and rejoin", 1200],
+  ])("%s: its name and how long it lasts", (kind, shot, name, lasts) => {
+    const f = FAULTS[kind];
+    expect(f.name(shot as never)).toBe(name);
+    expect(f.lasts(shot as never)).toBe(lasts);
+    expect(FAULTS.partition.long).toBe(true);
+  });
+});
 
 describe("the checker (synthetic arrivals)", () => {
   it("counts apart what the broker lost with its state: a message it had acknowledged, a QoS 2 repeat across the loss", () => {

@@ -499,292 +499,391 @@ const BROKER_EXTRA = ["max_queued_messages 0"];
  */
 const BROKER = { maxInflight: CHECKER_INFLIGHT, extra: BROKER_EXTRA, autosaveSeconds: 1 };
 
-/** Every kind of fault the schedule draws from (broker kinds only with their options). */
-const NETWORK = ["reset", "blackhole", "uplink-loss", "split", "delay", "jitter", "bandwidth", "hold", "refuse", "partition"];
-const BOARD = ["power-cut", "storage-full", "overrun", "wifi-drop"];
+/** The lab's own counts of the faults it injected (the result's fields of the same names). */
+interface Counts {
+  restarts: number;
+  kills: number;
+  wipes: number;
+  failovers: number;
+  powerCuts: number;
+  storageFull: number;
+  overruns: number;
+  wifiDrops: number;
+}
 
-export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
-  const say = o.progress ?? (() => {});
-  const rand = seeded(o.seed);
-  let broker: Broker = await startBroker(BROKER);
-  const second = o.failover === true ? await startBroker(BROKER) : undefined;
-  const proxies: FaultProxy[] = [];
-  const received: Arrival[] = [];
-  const t0 = Date.now();
-  const now = () => Date.now() - t0;
-  const sub = subscriber(broker.port, received, now, "A");
-  const subB = second !== undefined ? subscriber(second.port, received, now, "B") : undefined;
-  const stateLost: number[] = [];
+/** One fault as drawn: how long it holds (ms), and what its kind drew after that (a board, a length). */
+interface Shot {
+  hold: number;
+  board?: ChaosBoard | RuntimeBoard;
+  ms: number;
+}
+
+/**
+ * A kind of fault: its name, how it starts and ends, how long it lasts. The schedule draws a kind,
+ * then its hold (8-15 s for a long one, 0.5-3 s for the others), then `aim` (which board, any
+ * length of its own); runs `start`, waits `lasts`, runs `end`; records the fault (name, from, to),
+ * counts it, and times the boards' recovery from its end.
+ */
+interface FaultKind {
+  /** In the deck only with this option on. */
+  option?: "brokerKills" | "failover";
+  /** A long fault: held 8-15 s (many keepalives), not 0.5-3 s. */
+  long?: boolean;
+  /** A blip (a reset): reported as 200 ms from its start, the recovery timed from its start. */
+  blip?: boolean;
+  /** The count it adds to. */
+  counter?: keyof Counts;
+  /** Draws what it hits, after its hold. */
+  aim?(lab: Lab, s: Shot): void;
+  /** Its name in the report and the progress lines. */
+  name(s: Shot): string;
+  /** ms from its start to its end. */
+  lasts(s: Shot): number;
+  start(lab: Lab, s: Shot): unknown;
+  end(lab: Lab, s: Shot): unknown;
+}
+
+/**
+ * A fault of the network: both brokers' proxies alike, `on` at its start, `off` at its end. A
+ * half-open connection never comes back (bytes dropped mid-stream cannot be resumed): a black hole
+ * resets the connections it held when it ends, as their kernel would; a slow link (delay, jitter)
+ * ends by dropping, with acknowledgements still on their way (so a broker sends a QoS 2 message
+ * again whose PUBREC it never got: the duplicate check's case).
+ */
+function network(name: string, on: (p: FaultProxy) => unknown, off: (p: FaultProxy) => unknown, long = false): FaultKind {
+  return { name: () => name, long, lasts: (s) => s.hold, start: (lab) => lab.all(on), end: (lab) => lab.all(off) };
+}
+
+/** A broker fault: the first broker down (`stop`: SIGTERM, or kill -9), then back on its port and directory. */
+function brokerDown(name: (s: Shot) => string, how: "stop" | "kill", counter: keyof Counts, option?: FaultKind["option"]): FaultKind {
+  const lost = how === "kill";
+  return {
+    option, counter, name, lasts: (s) => (counter === "failovers" ? s.hold + 1500 : 300),
+    start: async (lab) => {
+      await (how === "stop" ? lab.broker.stop() : lab.broker.kill());
+      if (counter === "wipes") lab.wipes.push(lab.now());
+      if (lost) {
+        lab.stateLost.push(lab.now());
+        lab.sub.pause();
+      }
+      if (counter === "wipes") {
+        // its saved state gone; the boards wait (connections refused) until the checker has
+        // its subscription again, or what they resend would reach a broker with no subscriber
+        fs.rmSync(path.join(lab.broker.dir, "mosquitto.db"), { force: true });
+        await lab.proxies[0].refuse(true, "unlisten");
+      }
+    },
+    end: async (lab) => {
+      lab.broker = await startBroker({ ...BROKER, port: lab.broker.port, dir: lab.broker.dir });
+      if (lost) lab.sub.resume();
+      if (counter === "wipes") {
+        const mark = lab.broker.log().length;
+        await until("the checker subscribed again", () => lab.broker.log().slice(mark).includes("chaos-checker"), 10000);
+        await sleep(300);
+        await lab.proxies[0].refuse(false, "unlisten");
+      }
+    },
+  };
+}
+
+/** A fault of one board in the lab's own process: `set(board, true)` at its start, false at its end. */
+function boardFault(what: string, counter: keyof Counts, set: (b: ChaosBoard, on: boolean) => void): FaultKind {
+  return {
+    counter, aim: (lab, s) => (s.board = lab.pick()), name: (s) => `${s.board!.id}: ${what}`, lasts: (s) => s.hold,
+    start: (_lab, s) => set(s.board as ChaosBoard, true), end: (_lab, s) => set(s.board as ChaosBoard, false),
+  };
+}
+
+/** Every kind of fault, by the name the schedule (and `first`) uses. */
+export const FAULTS: Record<string, FaultKind> = {
+  "reset": { blip: true, name: () => "reset", lasts: () => 0, start: (lab) => lab.all((p) => p.reset()), end: () => {} },
+  "blackhole": network("blackhole", (p) => p.blackhole(true), (p) => (p.blackhole(false), p.reset())),
+  "uplink-loss": network("uplink lost (board to broker dropped, acknowledgements too)", (p) => p.blackhole(true, "toBroker"), (p) => (p.blackhole(false), p.reset())),
+  "split": network("bytes split one at a time", (p) => p.split(1), (p) => p.split(0)),
+  "delay": network("delay 200 ms, then the link drops", (p) => p.delay(200), (p) => (p.reset(), p.delay(0))),
+  "jitter": network("jitter 0-300 ms, then the link drops", (p) => p.jitter(300), (p) => (p.reset(), p.jitter(0))),
+  "bandwidth": network("bandwidth 400 B/s", (p) => p.bandwidth(400), (p) => p.bandwidth(0)),
+  "hold": network("hold, then release", (p) => p.hold(true), (p) => p.hold(false)),
+  "refuse": network("refuse", (p) => p.refuse(true, "unlisten"), (p) => p.refuse(false, "unlisten")),
+  "partition": network("long partition (nothing either way)", (p) => p.blackhole(true), (p) => (p.blackhole(false), p.reset()), true),
+  // cut off first (its outbox fills), then the power goes: the reboot must resume from flash.
+  // Any board: one in this process, or one on another runtime (its process killed).
+  "power-cut": {
+    counter: "powerCuts",
+    aim: (lab, s) => {
+      const which = Math.floor(lab.rand() * (lab.boards.length + lab.others.length));
+      s.board = which < lab.boards.length ? lab.boards[which] : lab.others[which - lab.boards.length];
+    },
+    name: (s) => `power cut of ${s.board!.id}, cut off before it`,
+    lasts: () => 1000,
+    start: async (lab) => {
+      await lab.all((p) => p.refuse(true, "reset"));
+      await lab.all((p) => p.reset());
+    },
+    end: async (lab, s) => {
+      const b = s.board!;
+      if (b instanceof ChaosBoard) b.powerCut(lab.o.brokenOutbox === true);
+      else await b.powerCut();
+      await lab.all((p) => p.refuse(false, "reset"));
+    },
+  },
+  "storage-full": boardFault("flash full", "storageFull", (b, on) => (b.full = on)),
+  "overrun": {
+    counter: "overruns",
+    aim: (lab, s) => {
+      s.board = lab.pick();
+      s.ms = 300 + Math.floor(lab.rand() * 500);
+    },
+    name: (s) => `${s.board!.id}: a sensor task overrunning its slice (${s.ms} ms)`,
+    lasts: (s) => s.ms + 100,
+    start: (_lab, s) => (s.board as ChaosBoard).overrun(s.ms),
+    end: () => {},
+  },
+  "wifi-drop": boardFault("Wi-Fi drop and rejoin", "wifiDrops", (b, on) => b.link.set(!on)),
+  "restart": brokerDown(() => "broker restart (SIGTERM, persistence)", "stop", "restarts"),
+  "kill": brokerDown(() => "broker kill -9", "kill", "kills", "brokerKills"),
+  "wipe": brokerDown(() => "broker restart without persistence", "kill", "wipes", "brokerKills"),
+  "failover": brokerDown((s) => `failover: broker down ${s.hold + 1500} ms, the second one takes the boards`, "stop", "failovers", "failover"),
+};
+
+/** The kinds a run's deck holds: every kind, the broker kills and the failover only with their options. */
+export function faultKinds(o: Pick<ChaosOptions, "brokerKills" | "failover">): string[] {
+  return Object.keys(FAULTS).filter((k) => {
+    const opt = FAULTS[k].option;
+    return opt === undefined || o[opt] === true;
+  });
+}
+
+/** A run's state: its brokers, checkers, proxies and boards, and what it has seen so far. */
+class Lab {
+  readonly rand: () => number;
+  broker!: Broker;
+  second: Broker | undefined;
+  readonly proxies: FaultProxy[] = [];
+  readonly received: Arrival[] = [];
+  private readonly t0 = Date.now();
+  sub!: ReturnType<typeof subscriber>;
+  subB: ReturnType<typeof subscriber> | undefined;
+  /** When a broker lost its state (kill -9, a restart without persistence). */
+  readonly stateLost: number[] = [];
   /** When the first broker restarted without persistence (its subscriptions gone). */
-  const wipes: number[] = [];
-  const recoveries: number[] = [];
-  const n = { kills: 0, wipes: 0, restarts: 0, failovers: 0, powerCuts: 0, storageFull: 0, overruns: 0, wifiDrops: 0 };
-  const faults: Fault[] = [];
-  const boards: ChaosBoard[] = [];
-  const others: RuntimeBoard[] = [];
-  let tick: NodeJS.Timeout | undefined;
+  readonly wipes: number[] = [];
+  /** Per fault, ms from its end until every board was connected again. */
+  readonly recoveries: number[] = [];
+  readonly counts: Counts = { restarts: 0, kills: 0, wipes: 0, failovers: 0, powerCuts: 0, storageFull: 0, overruns: 0, wifiDrops: 0 };
+  readonly faults: Fault[] = [];
+  readonly boards: ChaosBoard[] = [];
+  readonly others: RuntimeBoard[] = [];
+  commander: mqtt.MqttClient | undefined;
+  readonly samples: Sample[] = [];
   /** Set when the arrivals were still coming as the collection's bound ran out. */
-  let collectionCut: string | undefined;
-  let commander: mqtt.MqttClient | undefined;
-  const samples: Sample[] = [];
-  let sampled = 0;
-  const sampler = setInterval(() => {
-    samples.push({ t: now(), arrived: received.length - sampled, queued: boards.reduce((k, b) => k + b.client.core.outbox.count, 0),
-      connected: boards.filter((b) => b.client.connected).length });
-    sampled = received.length;
-  }, 500);
-  const progress = o.progress === undefined ? undefined : setInterval(() => {
-    say(`chaos: ${Math.floor(now() / 1000)} s of ${o.seconds} s, ${received.length} messages checked, ${faults.length} faults injected`);
-  }, 10000);
-  /** A network fault hits every path a board has (both brokers' proxies). */
-  const all = (fn: (p: FaultProxy) => unknown) => Promise.all(proxies.map(fn));
-  try {
-    // the subscribers' sessions exist before anything is published
-    await until("the checker's subscription", () => broker.log().includes("chaos-checker"), 5000);
-    if (second !== undefined) await until("the second checker's subscription", () => second.log().includes("chaos-checker"), 5000);
-    await sleep(300);
-    // the jitter's own generator: the schedule does not depend on how much traffic there was
-    const jitterRandom = seeded(o.seed ^ 0x5eed);
-    proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: broker.port }, random: jitterRandom }));
-    if (second !== undefined) proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: second.port }, random: jitterRandom }));
-    const paths = proxies.map((p) => ({ host: "127.0.0.1", port: p.port }));
-    for (let k = 1; k <= o.boards; k++) {
-      const b = new ChaosBoard(`b${k}`, paths, o.brokenDuplicates === true);
-      b.now = now;
-      boards.push(b);
-    }
-    await until("every board connected", () => boards.every((b) => b.client.connected), 10000);
-    for (const target of o.runtimes ?? []) {
-      const id = `${target}-1`;
-      others.push(new RuntimeBoard(id, target, {
-        brokers: paths.map((x) => `${x.host}:${x.port}`).join(","), "client.id": id, interval: "86400", keepalive: "10", log: "info", prefix: "chaos-app",
-      }));
-      others[others.length - 1].now = now;
-    }
-    for (const r of others) {
-      if (!(await r.settle(40))) throw new Error(`chaos: the ${r.target} board did not connect within 20 s`);
-    }
-    // the commander: numbered QoS 2 commands to every board, from a client that is not Petrel
-    // (MQTT.js, a persistent session straight to the first broker, so its own resends after a
-    // broker restart are recognised there as repeats)
-    commander = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "chaos-commander", clean: false, reconnectPeriod: 200, keepalive: 5 });
-    const cmd = commander;
-    // when the broker took each command: its PUBREC, matched to the command by packet id
-    const byId = new Map(boards.map((b) => [b.id, b]));
-    const inFlight = new Map<number, { b: ChaosBoard; n: number }>();
-    cmd.on("packetsend", (p) => {
-      if (p.cmd !== "publish" || p.qos !== 2 || p.messageId === undefined) return;
-      const b = byId.get(p.topic.replace(/^chaos\/([^/]+)\/in$/, "$1"));
-      if (b !== undefined) inFlight.set(p.messageId, { b, n: Number(String(p.payload)) });
-    });
-    cmd.on("packetreceive", (p) => {
-      if (p.cmd !== "pubrec" || p.messageId === undefined) return;
-      const c = inFlight.get(p.messageId);
-      if (c !== undefined && c.b.commandTaken[c.n] === undefined) c.b.commandTaken[c.n] = now();
-    });
-    await until("the commander connected", () => cmd.connected, 5000);
-    const rate = o.rate ?? 4;
-    let ticks = 0;
-    tick = setInterval(() => {
-      ticks++;
-      for (const r of others) r.publish(now());
-      for (const b of boards) {
-        b.publish(now());
-        // commands at half the rate of the readings
-        if (ticks % 2 === 0) cmd.publish(`chaos/${b.id}/in`, String(b.commands++), { qos: 2 });
-      }
-    }, Math.round(1000 / rate));
-    /** After a fault: how long until every board is connected again (polled, bounded). */
-    const recovered = (end: number) => {
-      const poll = setInterval(() => {
-        if (boards.every((b) => b.client.connected)) {
-          recoveries.push(now() - end);
-          clearInterval(poll);
-        } else if (now() - end > 60000) clearInterval(poll);
-      }, 20);
-    };
-    const pick = () => boards[Math.floor(rand() * boards.length)];
+  collectionCut: string | undefined;
+  readonly timers: NodeJS.Timeout[] = [];
 
-    // The schedule: a fault every 1-2.5 s, each for 0.5-3 s, drawn from a seeded deck that holds
-    // every kind once (so each kind comes up once per round, in a seeded order); the first is
-    // always a power cut, so every run has one.
-    const kinds = [...NETWORK, ...BOARD, "restart"];
-    if (o.brokerKills === true) kinds.push("kill", "wipe");
-    if (o.failover === true) kinds.push("failover");
-    let deck: string[] = (o.first ?? ["power-cut"]).slice();
-    for (const k of deck) if (!kinds.includes(k)) throw new Error(`chaos: no fault kind "${k}" (kinds: ${kinds.join(", ")})`);
-    while (now() < o.seconds * 1000) {
-      await sleep(1000 + Math.floor(rand() * 1500));
-      if (deck.length === 0) {
-        deck = kinds.slice();
-        for (let i = deck.length - 1; i > 0; i--) {
-          const j = Math.floor(rand() * (i + 1));
-          [deck[i], deck[j]] = [deck[j], deck[i]];
-        }
-      }
-      const kind = deck.shift() as string;
-      const from = now();
-      // a long partition outlasts the keepalive many times over: 8-15 s, the others 0.5-3 s
-      const hold = kind === "partition" ? 8000 + Math.floor(rand() * 7000) : 500 + Math.floor(rand() * 2500);
-      if (kind === "restart" || kind === "kill" || kind === "wipe" || kind === "failover") {
-        const name = kind === "restart" ? "broker restart (SIGTERM, persistence)" : kind === "kill" ? "broker kill -9"
-          : kind === "wipe" ? "broker restart without persistence" : `failover: broker down ${hold + 1500} ms, the second one takes the boards`;
-        say(`chaos: ${from} ms ${name}`);
-        if (kind === "restart" || kind === "failover") await broker.stop();
-        else await broker.kill();
-        if (kind === "wipe") wipes.push(now());
-        if (kind === "kill" || kind === "wipe") {
-          stateLost.push(now());
-          sub.pause();
-        }
-        if (kind === "wipe") {
-          // its saved state gone; the boards wait (connections refused) until the checker has
-          // its subscription again, or what they resend would reach a broker with no subscriber
-          fs.rmSync(path.join(broker.dir, "mosquitto.db"), { force: true });
-          await proxies[0].refuse(true, "unlisten");
-        }
-        await sleep(kind === "failover" ? hold + 1500 : 300);
-        broker = await startBroker({ ...BROKER, port: broker.port, dir: broker.dir });
-        if (kind === "kill" || kind === "wipe") sub.resume();
-        if (kind === "wipe") {
-          const mark = broker.log().length;
-          await until("the checker subscribed again", () => broker.log().slice(mark).includes("chaos-checker"), 10000);
-          await sleep(300);
-          await proxies[0].refuse(false, "unlisten");
-          n.wipes++;
-        } else if (kind === "kill") n.kills++;
-        else if (kind === "failover") n.failovers++;
-        else n.restarts++;
-        faults.push({ name, from, to: now() });
-        recovered(now());
-        continue;
-      }
-      if (kind === "power-cut") {
-        // cut off first (its outbox fills), then the power goes: the reboot must resume from
-        // flash. Any board: one in this process, or one on another runtime (its process killed).
-        const which = Math.floor(rand() * (boards.length + others.length));
-        const b = which < boards.length ? boards[which] : others[which - boards.length];
-        say(`chaos: ${from} ms power cut of ${b.id} (cut off 1 s first)`);
-        await all((p) => p.refuse(true, "reset"));
-        await all((p) => p.reset());
-        await sleep(1000);
-        if (b instanceof ChaosBoard) b.powerCut(o.brokenOutbox === true);
-        else await b.powerCut();
-        await all((p) => p.refuse(false, "reset"));
-        n.powerCuts++;
-        faults.push({ name: `power cut of ${b.id}, cut off before it`, from, to: now() });
-        recovered(now());
-        continue;
-      }
-      if (kind === "overrun") {
-        const b = pick();
-        const ms = 300 + Math.floor(rand() * 500);
-        say(`chaos: ${from} ms ${b.id}'s sensor task overruns its slice by ${ms} ms`);
-        b.overrun(ms);
-        await sleep(ms + 100);
-        n.overruns++;
-        faults.push({ name: `${b.id}: a sensor task overrunning its slice (${ms} ms)`, from, to: now() });
-        recovered(now());
-        continue;
-      }
-      if (kind === "storage-full" || kind === "wifi-drop") {
-        const b = pick();
-        const what = kind === "storage-full" ? `${b.id}: flash full` : `${b.id}: Wi-Fi drop and rejoin`;
-        say(`chaos: ${from} ms ${what} for ${hold} ms`);
-        if (kind === "storage-full") b.full = true;
-        else b.link.set(false);
-        await sleep(hold);
-        if (kind === "storage-full") {
-          b.full = false;
-          n.storageFull++;
-        } else {
-          b.link.set(true);
-          n.wifiDrops++;
-        }
-        faults.push({ name: what, from, to: now() });
-        recovered(now());
-        continue;
-      }
-      const name = kind === "delay" ? "delay 200 ms, then the link drops" : kind === "jitter" ? "jitter 0-300 ms, then the link drops" : kind === "bandwidth" ? "bandwidth 400 B/s"
-        : kind === "split" ? "bytes split one at a time" : kind === "hold" ? "hold, then release"
-        : kind === "uplink-loss" ? "uplink lost (board to broker dropped, acknowledgements too)"
-        : kind === "partition" ? "long partition (nothing either way)" : kind;
-      say(`chaos: ${from} ms ${name}${kind === "reset" ? "" : ` for ${hold} ms`}`);
-      if (kind === "reset") {
-        await all((p) => p.reset());
-        faults.push({ name: "reset", from, to: from + 200 });
-        recovered(from);
-        continue;
-      }
-      await all((p) => kind === "blackhole" || kind === "partition" ? p.blackhole(true) : kind === "uplink-loss" ? p.blackhole(true, "toBroker") : kind === "split" ? p.split(1) : kind === "delay" ? p.delay(200)
-        : kind === "jitter" ? p.jitter(300) : kind === "bandwidth" ? p.bandwidth(400) : kind === "hold" ? p.hold(true) : p.refuse(true, "unlisten"));
-      await sleep(hold);
-      // A half-open TCP connection never comes back (bytes dropped mid-stream cannot be
-      // resumed): the connections it held are reset when it ends, as their kernel would. A slow
-      // link (delay, jitter) ends by dropping, with acknowledgements still on their way (so a
-      // broker sends a QoS 2 message again whose PUBREC it never got: the duplicate check's case).
-      await all((p) => kind === "blackhole" || kind === "uplink-loss" || kind === "partition" ? (p.blackhole(false), p.reset()) : kind === "split" ? p.split(0) : kind === "delay" ? (p.reset(), p.delay(0))
-        : kind === "jitter" ? (p.reset(), p.jitter(0)) : kind === "bandwidth" ? p.bandwidth(0) : kind === "hold" ? p.hold(false) : p.refuse(false, "unlisten"));
-      faults.push({ name, from, to: now() });
-      recovered(now());
-    }
-    clearInterval(tick);
-    tick = undefined;
-    say(`chaos: ${now()} ms schedule over; draining`);
-    // the commander's last commands settle too (bounded; what stays unacknowledged by its broker
-    // is the sender's leg, counted with the downlink's undelivered)
-    const commanderIdle = () => Object.keys((cmd as unknown as { outgoing: object }).outgoing).length === 0;
-    await until("every board drained (connected to the first broker, outbox empty)", () => boards.every((b) => b.drained()), 60000).catch((e) => {
-      throw new Error(`${(e as Error).message}: ${boards.map((b) => `${b.id} ${b.client.connected ? `connected to broker ${b.client.core.broker + 1}` : "offline"} outbox ${b.client.core.outbox.count} attempts ${b.client.core.stats.attempts} last ${b.client.core.lastReason}`).join("; ")}`);
-    });
-    await until("the commander's queue to empty", commanderIdle, 10000).catch(() => {});
-    for (const r of others) {
-      if (!(await r.settle(60))) throw new Error(`chaos: the ${r.target} board did not drain within 30 s (its last status: connected with an empty outbox expected)`);
-    }
-    // the subscribers' count settles: nothing new for 3 s (a broker still working through a
-    // backlog to its checker pauses between bursts), at most 600 s; a collection cut short while
-    // messages still arrive says so beside each message it calls lost
-    let last = -1;
-    let quietSince = Date.now();
-    const drainFrom = Date.now();
-    const recent: [number, number][] = [];
-    const quiet = await until("the subscribers to go quiet", () => {
-      recent.push([Date.now(), received.length]);
-      if (recent.length > 200) recent.shift();
-      if (received.length !== last) {
-        last = received.length;
-        quietSince = Date.now();
-      }
-      return Date.now() - quietSince >= 3000;
-    }, 600000).then(() => true, () => false);
-    if (!quiet) {
-      const [[t1, n1], [t2, n2]] = [recent[0], recent[recent.length - 1]];
-      const rate = Math.round(((n2 - n1) * 1000) / Math.max(1, t2 - t1));
-      collectionCut = `not seen when collection stopped after ${Math.round((Date.now() - drainFrom) / 1000)} s of waiting, with the checkers still receiving ${rate} a second: a broker's backlog to its checker, not proven lost`;
-      say(`chaos: ${collectionCut}`);
-    }
-    await sleep(1000);
-  } finally {
-    clearInterval(sampler);
-    if (progress !== undefined) clearInterval(progress);
-    if (tick !== undefined) clearInterval(tick);
-    for (const b of boards) {
-      b.client.core.end();
-    }
-    commander?.end(true);
-    for (const r of others) r.stop();
-    sub.stop();
-    subB?.stop();
-    for (const p of proxies) await p.close();
-    // the brokers' logs go beside the report (a violation's story is in them)
-    const logs: [Broker | undefined, string][] = [[broker, "a"], [second, "b"]];
-    if (o.report !== undefined) {
-      fs.mkdirSync(path.dirname(o.report), { recursive: true });
-      for (const [b, name] of logs) if (b !== undefined) fs.writeFileSync(o.report.replace(/\.html$/, "") + `-broker-${name}.log`, b.log());
-    }
-    await broker.close();
-    await second?.close();
+  constructor(readonly o: ChaosOptions) {
+    this.rand = seeded(o.seed);
   }
+
+  readonly now = (): number => Date.now() - this.t0;
+  say(line: string): void {
+    this.o.progress?.(line);
+  }
+  /** A network fault hits every path a board has (both brokers' proxies). */
+  all(fn: (p: FaultProxy) => unknown): Promise<unknown> {
+    return Promise.all(this.proxies.map(fn));
+  }
+  /** A board of the lab's own process, at random. */
+  pick(): ChaosBoard {
+    return this.boards[Math.floor(this.rand() * this.boards.length)];
+  }
+  /** After a fault: how long until every board is connected again (polled, bounded). */
+  recovered(end: number): void {
+    const poll = setInterval(() => {
+      if (this.boards.every((b) => b.client.connected)) {
+        this.recoveries.push(this.now() - end);
+        clearInterval(poll);
+      } else if (this.now() - end > 60000) clearInterval(poll);
+    }, 20);
+  }
+}
+
+/** Brokers and their checkers, the proxies, the boards (all connected), the commander and the samplers. */
+async function setUp(lab: Lab): Promise<void> {
+  const o = lab.o;
+  lab.broker = await startBroker(BROKER);
+  lab.second = o.failover === true ? await startBroker(BROKER) : undefined;
+  lab.sub = subscriber(lab.broker.port, lab.received, lab.now, "A");
+  lab.subB = lab.second !== undefined ? subscriber(lab.second.port, lab.received, lab.now, "B") : undefined;
+  let sampled = 0;
+  lab.timers.push(setInterval(() => {
+    lab.samples.push({ t: lab.now(), arrived: lab.received.length - sampled, queued: lab.boards.reduce((k, b) => k + b.client.core.outbox.count, 0),
+      connected: lab.boards.filter((b) => b.client.connected).length });
+    sampled = lab.received.length;
+  }, 500));
+  if (o.progress !== undefined) {
+    lab.timers.push(setInterval(() => {
+      lab.say(`chaos: ${Math.floor(lab.now() / 1000)} s of ${o.seconds} s, ${lab.received.length} messages checked, ${lab.faults.length} faults injected`);
+    }, 10000));
+  }
+  // the subscribers' sessions exist before anything is published
+  const second = lab.second;
+  await until("the checker's subscription", () => lab.broker.log().includes("chaos-checker"), 5000);
+  if (second !== undefined) await until("the second checker's subscription", () => second.log().includes("chaos-checker"), 5000);
+  await sleep(300);
+  // the jitter's own generator: the schedule does not depend on how much traffic there was
+  const jitterRandom = seeded(o.seed ^ 0x5eed);
+  lab.proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: lab.broker.port }, random: jitterRandom }));
+  if (second !== undefined) lab.proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: second.port }, random: jitterRandom }));
+  const paths = lab.proxies.map((p) => ({ host: "127.0.0.1", port: p.port }));
+  for (let k = 1; k <= o.boards; k++) {
+    const b = new ChaosBoard(`b${k}`, paths, o.brokenDuplicates === true);
+    b.now = lab.now;
+    lab.boards.push(b);
+  }
+  await until("every board connected", () => lab.boards.every((b) => b.client.connected), 10000);
+  for (const target of o.runtimes ?? []) {
+    const id = `${target}-1`;
+    const r = new RuntimeBoard(id, target, {
+      brokers: paths.map((x) => `${x.host}:${x.port}`).join(","), "client.id": id, interval: "86400", keepalive: "10", log: "info", prefix: "chaos-app",
+    });
+    r.now = lab.now;
+    lab.others.push(r);
+  }
+  for (const r of lab.others) {
+    if (!(await r.settle(40))) throw new Error(`chaos: the ${r.target} board did not connect within 20 s`);
+  }
+  // the commander: numbered QoS 2 commands to every board, from a client that is not Petrel
+  // (MQTT.js, a persistent session straight to the first broker, so its own resends after a
+  // broker restart are recognised there as repeats)
+  const cmd = mqtt.connect({ host: "127.0.0.1", port: lab.broker.port, protocolVersion: 4, clientId: "chaos-commander", clean: false, reconnectPeriod: 200, keepalive: 5 });
+  lab.commander = cmd;
+  // when the broker took each command: its PUBREC, matched to the command by packet id
+  const byId = new Map(lab.boards.map((b) => [b.id, b]));
+  const inFlight = new Map<number, { b: ChaosBoard; n: number }>();
+  cmd.on("packetsend", (p) => {
+    if (p.cmd !== "publish" || p.qos !== 2 || p.messageId === undefined) return;
+    const b = byId.get(p.topic.replace(/^chaos\/([^/]+)\/in$/, "$1"));
+    if (b !== undefined) inFlight.set(p.messageId, { b, n: Number(String(p.payload)) });
+  });
+  cmd.on("packetreceive", (p) => {
+    if (p.cmd !== "pubrec" || p.messageId === undefined) return;
+    const c = inFlight.get(p.messageId);
+    if (c !== undefined && c.b.commandTaken[c.n] === undefined) c.b.commandTaken[c.n] = lab.now();
+  });
+  await until("the commander connected", () => cmd.connected, 5000);
+}
+
+/** The traffic: every board's numbered readings at `rate` a second, the commands at half that. */
+function startTraffic(lab: Lab): NodeJS.Timeout {
+  const cmd = lab.commander!;
+  let ticks = 0;
+  return setInterval(() => {
+    ticks++;
+    for (const r of lab.others) r.publish(lab.now());
+    for (const b of lab.boards) {
+      b.publish(lab.now());
+      if (ticks % 2 === 0) cmd.publish(`chaos/${b.id}/in`, String(b.commands++), { qos: 2 });
+    }
+  }, Math.round(1000 / (lab.o.rate ?? 4)));
+}
+
+/**
+ * The schedule: a fault every 1-2.5 s, drawn from a seeded deck that holds every kind once (so
+ * each kind comes up once per round, in a seeded order), after the `first` ones (by default a
+ * power cut, so every run has one).
+ */
+async function schedule(lab: Lab): Promise<void> {
+  const kinds = faultKinds(lab.o);
+  let deck: string[] = (lab.o.first ?? ["power-cut"]).slice();
+  for (const k of deck) if (!kinds.includes(k)) throw new Error(`chaos: no fault kind "${k}" (kinds: ${kinds.join(", ")})`);
+  while (lab.now() < lab.o.seconds * 1000) {
+    await sleep(1000 + Math.floor(lab.rand() * 1500));
+    if (deck.length === 0) {
+      deck = kinds.slice();
+      for (let i = deck.length - 1; i > 0; i--) {
+        const j = Math.floor(lab.rand() * (i + 1));
+        [deck[i], deck[j]] = [deck[j], deck[i]];
+      }
+    }
+    const f = FAULTS[deck.shift() as string];
+    const from = lab.now();
+    const shot: Shot = { hold: f.long === true ? 8000 + Math.floor(lab.rand() * 7000) : 500 + Math.floor(lab.rand() * 2500), ms: 0 };
+    f.aim?.(lab, shot);
+    const name = f.name(shot);
+    const lasts = f.lasts(shot);
+    lab.say(`chaos: ${from} ms ${name}${f.blip === true ? "" : ` for ${lasts} ms`}`);
+    await f.start(lab, shot);
+    if (lasts > 0) await sleep(lasts);
+    await f.end(lab, shot);
+    if (f.counter !== undefined) lab.counts[f.counter]++;
+    lab.faults.push({ name, from, to: f.blip === true ? from + 200 : lab.now() });
+    lab.recovered(f.blip === true ? from : lab.now());
+  }
+}
+
+/**
+ * After the schedule: every board back on the first broker with an empty outbox, the commander's
+ * last commands settled (bounded; what stays unacknowledged by its broker is the sender's leg),
+ * then the checkers' count settled: nothing new for 3 s (a broker still working through a backlog
+ * to its checker pauses between bursts), at most 600 s. A collection cut short while messages
+ * still arrive says so beside each message it calls lost.
+ */
+async function drain(lab: Lab): Promise<void> {
+  const { boards, received } = lab;
+  lab.say(`chaos: ${lab.now()} ms schedule over; draining`);
+  const commanderIdle = () => Object.keys((lab.commander as unknown as { outgoing: object }).outgoing).length === 0;
+  await until("every board drained (connected to the first broker, outbox empty)", () => boards.every((b) => b.drained()), 60000).catch((e) => {
+    throw new Error(`${(e as Error).message}: ${boards.map((b) => `${b.id} ${b.client.connected ? `connected to broker ${b.client.core.broker + 1}` : "offline"} outbox ${b.client.core.outbox.count} attempts ${b.client.core.stats.attempts} last ${b.client.core.lastReason}`).join("; ")}`);
+  });
+  await until("the commander's queue to empty", commanderIdle, 10000).catch(() => {});
+  for (const r of lab.others) {
+    if (!(await r.settle(60))) throw new Error(`chaos: the ${r.target} board did not drain within 30 s (its last status: connected with an empty outbox expected)`);
+  }
+  let last = -1;
+  let quietSince = Date.now();
+  const drainFrom = Date.now();
+  const recent: [number, number][] = [];
+  const quiet = await until("the subscribers to go quiet", () => {
+    recent.push([Date.now(), received.length]);
+    if (recent.length > 200) recent.shift();
+    if (received.length !== last) {
+      last = received.length;
+      quietSince = Date.now();
+    }
+    return Date.now() - quietSince >= 3000;
+  }, 600000).then(() => true, () => false);
+  if (!quiet) {
+    const [[t1, n1], [t2, n2]] = [recent[0], recent[recent.length - 1]];
+    const rate = Math.round(((n2 - n1) * 1000) / Math.max(1, t2 - t1));
+    lab.collectionCut = `not seen when collection stopped after ${Math.round((Date.now() - drainFrom) / 1000)} s of waiting, with the checkers still receiving ${rate} a second: a broker's backlog to its checker, not proven lost`;
+    lab.say(`chaos: ${lab.collectionCut}`);
+  }
+  await sleep(1000);
+}
+
+/** Everything the run started, stopped; the brokers' logs beside the report (a violation's story is in them). */
+async function tearDown(lab: Lab): Promise<void> {
+  for (const t of lab.timers) clearInterval(t);
+  for (const b of lab.boards) b.client.core.end();
+  lab.commander?.end(true);
+  for (const r of lab.others) r.stop();
+  lab.sub?.stop();
+  lab.subB?.stop();
+  for (const p of lab.proxies) await p.close();
+  const report = lab.o.report;
+  if (report !== undefined) {
+    fs.mkdirSync(path.dirname(report), { recursive: true });
+    for (const [b, name] of [[lab.broker, "a"], [lab.second, "b"]] as [Broker | undefined, string][]) {
+      if (b !== undefined) fs.writeFileSync(report.replace(/\.html$/, "") + `-broker-${name}.log`, b.log());
+    }
+  }
+  await lab.broker?.close();
+  await lab.second?.close();
+}
+
+/** The verdict on what the boards published and the checkers received, and the run's figures. */
+function result(lab: Lab): ChaosResult {
+  const { boards, others, counts } = lab;
   const published: Published[] = [];
   for (const b of boards) for (let q = 0; q <= 2; q++) published.push({ device: b.id, qos: q, count: b.seq[q], at: b.at[q], ackAt: b.ackAt[q] });
   // A board on another runtime tells each acknowledgement at its console (`pub: acknowledged:`,
@@ -803,31 +902,47 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const runtimes: Record<string, string> = {};
   for (const b of boards) runtimes[b.id] = "node";
   for (const r of others) runtimes[r.id] = r.target;
-  const sorted = recoveries.slice().sort((a, b) => a - b);
-  const pick = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-  const v = verdict(published, received, faults, stateLost, collectionCut);
-  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered, taken: b.commandTaken, subscribedAt: b.subscribedAt })), faults, stateLost, wipes);
+  const sorted = lab.recoveries.slice().sort((a, b) => a - b);
+  const at = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  const v = verdict(published, lab.received, lab.faults, lab.stateLost, lab.collectionCut);
+  const down = downlinkVerdict(boards.map((b) => ({ device: b.id, sent: b.commands, delivered: b.delivered, taken: b.commandTaken, subscribedAt: b.subscribedAt })), lab.faults, lab.stateLost, lab.wipes);
   v.downlink = down.totals;
   v.violations.push(...down.violations);
   v.ok = v.violations.length === 0;
-  const result: ChaosResult = {
-    seed: o.seed, verdict: v, faults, consoleAcks,
-    refused: boards.reduce((k, b) => k + b.refused, 0) + others.reduce((k, r) => k + r.refused, 0), runtimes, powerCuts: n.powerCuts, brokerRestarts: n.restarts, brokerKills: n.kills,
-    brokerWipes: n.wipes, failovers: n.failovers, storageFull: n.storageFull, overruns: n.overruns,
-    overrunsReported: boards.reduce((k, b) => k + b.overrunsReported(), 0), wifiDrops: n.wifiDrops,
+  return {
+    seed: lab.o.seed, verdict: v, faults: lab.faults, consoleAcks,
+    refused: boards.reduce((k, b) => k + b.refused, 0) + others.reduce((k, r) => k + r.refused, 0), runtimes, powerCuts: counts.powerCuts,
+    brokerRestarts: counts.restarts, brokerKills: counts.kills, brokerWipes: counts.wipes, failovers: counts.failovers, storageFull: counts.storageFull,
+    overruns: counts.overruns, overrunsReported: boards.reduce((k, b) => k + b.overrunsReported(), 0), wifiDrops: counts.wifiDrops,
     duplicatesCaught: boards.reduce((k, b) => k + b.duplicatesCaught(), 0),
-    recovery: { p50: pick(0.5), p99: pick(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1], samples: sorted.length },
+    recovery: { p50: at(0.5), p99: at(0.99), max: sorted.length === 0 ? 0 : sorted[sorted.length - 1], samples: sorted.length },
   };
-  if (o.report !== undefined) {
-    fs.mkdirSync(path.dirname(o.report), { recursive: true });
-    fs.writeFileSync(o.report, renderReport(result, samples, { boards: o.boards, seconds: o.seconds, recoveries, latencies: v.latencies }));
-    fs.writeFileSync(o.report.replace(/\.html$/, "") + "-timeline.svg", timelineSvg(result, samples, o.boards));
-    // every arrival, when asked (CHAOS_ARRIVALS=1: large for long runs)
-    if (process.env.CHAOS_ARRIVALS === "1") fs.writeFileSync(o.report.replace(/\.html$/, "") + "-arrivals.txt", received.map((a) => `${a.t} ${a.broker ?? ""} ${a.mid ?? ""} ${a.line}`).join("\n") + "\n");
-    // every violation (the report lists the first 200)
-    fs.writeFileSync(o.report.replace(/\.html$/, "") + "-violations.txt", v.violations.join("\n") + (v.violations.length > 0 ? "\n" : ""));
-    result.report = o.report;
-  }
-  return result;
 }
 
+/** The HTML report, its timeline, every violation (and with CHAOS_ARRIVALS=1 every arrival) beside it. */
+function writeReport(lab: Lab, r: ChaosResult, report: string): void {
+  fs.mkdirSync(path.dirname(report), { recursive: true });
+  const base = report.replace(/\.html$/, "");
+  fs.writeFileSync(report, renderReport(r, lab.samples, { boards: lab.o.boards, seconds: lab.o.seconds, recoveries: lab.recoveries, latencies: r.verdict.latencies }));
+  fs.writeFileSync(base + "-timeline.svg", timelineSvg(r, lab.samples, lab.o.boards));
+  if (process.env.CHAOS_ARRIVALS === "1") fs.writeFileSync(base + "-arrivals.txt", lab.received.map((a) => `${a.t} ${a.broker ?? ""} ${a.mid ?? ""} ${a.line}`).join("\n") + "\n");
+  fs.writeFileSync(base + "-violations.txt", r.verdict.violations.join("\n") + (r.verdict.violations.length > 0 ? "\n" : ""));
+  r.report = report;
+}
+
+/** A chaos run: set up, traffic through the fault schedule, drain, tear down, the verdict (and its report). */
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const lab = new Lab(o);
+  try {
+    await setUp(lab);
+    lab.timers.push(startTraffic(lab));
+    await schedule(lab);
+    clearInterval(lab.timers.pop());
+    await drain(lab);
+  } finally {
+    await tearDown(lab);
+  }
+  const r = result(lab);
+  if (o.report !== undefined) writeReport(lab, r, o.report);
+  return r;
+}
