@@ -58,7 +58,7 @@ function opener(lib, port) {
   }
   if (lib === "petrel-app") return appOpener(port);
   const { connect } = require(path.join(dist, "host-sim/node/client.js"));
-  const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  const { memoryStorage } = require(path.join(dist, "firmware/targets/node/storage.js"));
   const sizes = lib === "petrel-board" ? BOARD_SIZES : {};
   return (id, local) =>
     connect({
@@ -76,8 +76,8 @@ function opener(lib, port) {
  */
 function appOpener(port) {
   const { startApp } = require(path.join(dist, "firmware/app/main.js"));
-  const { nodePlatform } = require(path.join(dist, "host-sim/node/platform.js"));
-  const { memoryStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  const { nodePlatform } = require(path.join(dist, "firmware/targets/node/platform.js"));
+  const { memoryStorage } = require(path.join(dist, "firmware/targets/node/storage.js"));
   const serial = { take() {}, release() {}, write() {} };
   return (id, local) => {
     let due = 0;

@@ -73,7 +73,7 @@ function library(cfg) {
     };
   }
   const { connect } = require(path.join(dist, "host-sim/node/client.js"));
-  const { memoryStorage, fileStorage } = require(path.join(dist, "host-sim/node/storage.js"));
+  const { memoryStorage, fileStorage } = require(path.join(dist, "firmware/targets/node/storage.js"));
   const file = cfg.lib === "petrel-file";
   return {
     open: (id) =>

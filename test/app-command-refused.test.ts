@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { setLoader } from "../firmware/app/lazy";
 import { runCommand, SensorNode } from "../firmware/app/node";
 import { port } from "../firmware/port/port";
-import { memoryStorage } from "../host-sim/node/storage";
+import { memoryStorage } from "../firmware/targets/node/storage";
 import { settingsWith } from "./harness/app";
 import { ScriptedBoard } from "./harness/scripted";
 

@@ -9,8 +9,8 @@ import { SensorNode } from "../firmware/app/node";
 import { runLine } from "../firmware/app/commands";
 import { settingsWith } from "./harness/app";
 import { freePort, startBroker, type Broker } from "../host-sim/mosquitto";
-import { nodePlatform, simulatedLink } from "../host-sim/node/platform";
-import { memoryStorage } from "../host-sim/node/storage";
+import { nodePlatform, simulatedLink } from "../firmware/targets/node/platform";
+import { memoryStorage } from "../firmware/targets/node/storage";
 import { until } from "./harness/wait";
 
 // `diag` against each broken link it claims to detect, each made real: a Wi-Fi drop (the

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runLine } from "../firmware/app/commands";
 import { SensorNode } from "../firmware/app/node";
-import { memoryStorage } from "../host-sim/node/storage";
+import { memoryStorage } from "../firmware/targets/node/storage";
 import { settingsWith } from "./harness/app";
 import { FakeBroker, ScriptedBoard } from "./harness/scripted";
 

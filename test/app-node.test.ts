@@ -6,8 +6,8 @@ import { brokersOf } from "../firmware/app/config";
 import { SensorNode, jsonString } from "../firmware/app/node";
 import { settingsWith } from "./harness/app";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
-import { nodePlatform } from "../host-sim/node/platform";
-import { memoryStorage } from "../host-sim/node/storage";
+import { nodePlatform } from "../firmware/targets/node/platform";
+import { memoryStorage } from "../firmware/targets/node/storage";
 import { until } from "./harness/wait";
 import { watch as watchAt } from "./harness/watch";
 

@@ -6,8 +6,8 @@ import { KIND_SECRET, MASK, SETTINGS_KEY, keyAt, loadSettings, setting, unsaved 
 import { SensorNode } from "../firmware/app/node";
 import { Settings, isSecret, typingSecret } from "../firmware/app/settings";
 import { LineConsole, type Serial } from "../firmware/console/line";
-import { nodePlatform } from "../host-sim/node/platform";
-import { memoryStorage } from "../host-sim/node/storage";
+import { nodePlatform } from "../firmware/targets/node/platform";
+import { memoryStorage } from "../firmware/targets/node/storage";
 
 // The node's settings and their console commands (shared code, on the host). The canaries are
 // secrets that must never appear in anything the console prints.

@@ -5,8 +5,8 @@ import { saveSettings } from "../firmware/app/config";
 import { settingsWith } from "./harness/app";
 import type { Storage } from "../firmware/port/storage";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
-import { nodePlatform } from "../host-sim/node/platform";
-import { memoryStorage } from "../host-sim/node/storage";
+import { nodePlatform } from "../firmware/targets/node/platform";
+import { memoryStorage } from "../firmware/targets/node/storage";
 import { until } from "./harness/wait";
 import { watch } from "./harness/watch";
 

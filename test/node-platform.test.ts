@@ -6,9 +6,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Wire } from "../firmware/port/bytes";
 import { STORAGE_FULL } from "../firmware/port/storage";
 import { freePort } from "../host-sim/mosquitto";
-import { tableResolver } from "../host-sim/node/resolver";
-import { fileStorage } from "../host-sim/node/storage";
-import { nodeTransport } from "../host-sim/node/transport";
+import { tableResolver } from "../firmware/targets/node/resolver";
+import { fileStorage } from "../firmware/targets/node/storage";
+import { nodeTransport } from "../firmware/targets/node/transport";
 
 // The Node platform's contracts, on loopback only.
 

@@ -13,7 +13,7 @@ import type { MqttClient, SubscribeOptions, PublishOptions } from "../firmware/s
 import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosquitto";
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
-import { nodeTransport } from "../host-sim/node/transport";
+import { nodeTransport } from "../firmware/targets/node/transport";
 import { makeCerts, type Certs } from "../host-sim/tls-certs";
 import { until } from "./harness/wait";
 

@@ -9,7 +9,7 @@ import { Status } from "../firmware/codec/constants";
 import { Decoder } from "../firmware/codec/decoder";
 import { encodeConnect } from "../firmware/codec/encode";
 import { startBroker, type Broker } from "../host-sim/mosquitto";
-import { nodeTransport, type TlsSettings } from "../host-sim/node/transport";
+import { nodeTransport, type TlsSettings } from "../firmware/targets/node/transport";
 import { makeCerts, type Certs } from "../host-sim/tls-certs";
 import { describeEvent } from "./probe/suites/codec";
 

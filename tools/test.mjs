@@ -57,7 +57,7 @@ if (coverageTests.length === 0) {
     ...coverageTests.map((f) => `test/${f}`), "--reporter=dot", "--silent=passed-only",
     "--coverage.enabled", "--coverage.provider=v8",
     "--coverage.include=firmware/sched/**", "--coverage.include=firmware/session/**", "--coverage.include=firmware/console/**", "--coverage.exclude=dist/**",
-    "--coverage.exclude=firmware/session/index.ts", "--coverage.exclude=firmware/session/platform.ts",
+    "--coverage.exclude=firmware/session/index.ts", "--coverage.exclude=firmware/port/platform.ts",
     `--coverage.thresholds.branches=${COVERAGE_BRANCHES}`,
     "--coverage.reporter=text-summary", "--coverage.reporter=text", "--coverage.reporter=json-summary",
     `--coverage.reportsDirectory=${path.relative(root, coverageDir)}`], { PETREL_SKIP_BUILD: "1" });

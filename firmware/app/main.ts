@@ -2,7 +2,7 @@ import { LineConsole, type Serial } from "../console/line";
 import { port } from "../port/port";
 import type { LogSink } from "../port/log";
 import type { Storage } from "../port/storage";
-import type { Platform } from "../session/platform";
+import type { Platform } from "../port/platform";
 import { elapsed } from "../sched/time";
 import type { CommandContext } from "./commands";
 import { lazy } from "./lazy";

@@ -1,6 +1,6 @@
 import { FEATURE_SLEEP } from "../features";
 import { port } from "../port/port";
-import type { Platform } from "../session/platform";
+import type { Platform } from "../port/platform";
 import { Client, type ClientEvents } from "../session/client";
 import type { RequestDone } from "../session/requests";
 import { IDLE, type Task } from "../sched/scheduler";

@@ -13,7 +13,7 @@ import { FEATURE_FAILOVER, FEATURE_QOS2 } from "../features";
 import { codecFail, connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
 import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
-import type { Platform } from "./platform";
+import type { Platform } from "../port/platform";
 import { Requests, type RequestDone } from "./requests";
 
 /** Where the client is. */

@@ -3,4 +3,4 @@ export { connackError, explainClose } from "./errors";
 export { dropHeld, listHeld, retryHeld, type HeldMessage } from "./held";
 export { MqttClient, connect, type MessageInfo, type PublishOptions, type SubscribeOptions } from "./mqtt";
 export type { BrokerAddress, ClientOptions, WillMessage } from "./options";
-export type { Platform } from "./platform";
+export type { Platform } from "../port/platform";

@@ -4,7 +4,7 @@ import type { PetrelError } from "../port/log";
 import { Client, State, type ClientEvents, type MessageHandler } from "./client";
 import { dropHeld, listHeld, retryHeld, type HeldMessage } from "./held";
 import type { ClientOptions } from "./options";
-import type { Platform } from "./platform";
+import type { Platform } from "../port/platform";
 
 export interface PublishOptions {
   qos?: number;

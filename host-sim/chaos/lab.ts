@@ -31,13 +31,13 @@ import { STORAGE_FULL, type Storage } from "../../firmware/port/storage";
 import type { Transport, TransportEvents } from "../../firmware/port/transport";
 import { IDLE } from "../../firmware/sched/scheduler";
 import { connect, type MqttClient } from "../../firmware/session/mqtt";
-import type { Platform } from "../../firmware/session/platform";
+import type { Platform } from "../../firmware/port/platform";
 import { appCommand, type AppTarget } from "../app-boards";
 import { startFaultProxy, type FaultProxy } from "../fault-proxy";
 import { startBroker, type Broker } from "../mosquitto";
-import { nodePlatform, simulatedLink } from "../node/platform";
-import { memoryStorage } from "../node/storage";
-import { nodeTransport } from "../node/transport";
+import { nodePlatform, simulatedLink } from "../../firmware/targets/node/platform";
+import { memoryStorage } from "../../firmware/targets/node/storage";
+import { nodeTransport } from "../../firmware/targets/node/transport";
 import { downlinkVerdict, verdict, type Arrival, type Fault, type Published, type Verdict } from "./checker";
 import { renderReport, timelineSvg, type Sample } from "./report";
 

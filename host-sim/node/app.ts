@@ -9,8 +9,8 @@ import "../../firmware/targets/node/app";
 import type { Serial } from "../../firmware/console/line";
 import { startApp, type App } from "../../firmware/app/main";
 import { LOG_DEBUG } from "../../firmware/port/log";
-import { nodePlatform } from "./platform";
-import { fileStorage } from "./storage";
+import { nodePlatform } from "../../firmware/targets/node/platform";
+import { fileStorage } from "../../firmware/targets/node/storage";
 
 export interface NodeAppOptions {
   /** The board's flash (settings, outbox): a directory. */

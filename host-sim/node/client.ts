@@ -5,7 +5,7 @@
  */
 import { connect as connectOn, type MqttClient } from "../../firmware/session/mqtt";
 import type { ClientOptions } from "../../firmware/session/options";
-import { nodePlatform, type NodePlatformOptions } from "./platform";
+import { nodePlatform, type NodePlatformOptions } from "../../firmware/targets/node/platform";
 
 export type NodeClientOptions = ClientOptions & NodePlatformOptions;
 

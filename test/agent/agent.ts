@@ -3,7 +3,7 @@ import type { Wire } from "../../firmware/port/bytes";
 import type { PetrelError } from "../../firmware/port/log";
 import { MqttClient, connect } from "../../firmware/session/mqtt";
 import type { BrokerAddress, ClientOptions } from "../../firmware/session/options";
-import type { Platform } from "../../firmware/session/platform";
+import type { Platform } from "../../firmware/port/platform";
 
 /**
  * The board agent: the built client driven by text lines, the same program on every runtime of

@@ -3,7 +3,7 @@ import * as readline from "node:readline";
 import type { Wire } from "../../firmware/port/bytes";
 import { installPort } from "../../firmware/port/port";
 import { nodePort } from "../../firmware/targets/node/port";
-import { nodePlatform, simulatedLink } from "../../host-sim/node/platform";
+import { nodePlatform, simulatedLink } from "../../firmware/targets/node/platform";
 import { startAgent } from "./agent";
 
 // The board agent on Node: its flash is the directory PETREL_FLASH, its console stdin/stdout.

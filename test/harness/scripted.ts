@@ -12,9 +12,9 @@ import { Scheduler } from "../../firmware/sched/scheduler";
 import { CLOCK_MAX, elapsed } from "../../firmware/sched/time";
 import { Client, type ClientEvents } from "../../firmware/session/client";
 import type { ClientOptions } from "../../firmware/session/options";
-import type { Platform } from "../../firmware/session/platform";
+import type { Platform } from "../../firmware/port/platform";
 import { encodeServerPacket, parseClientPacket, type ServerPacket } from "../../host-sim/mqtt/broker-codec";
-import { memoryStorage } from "../../host-sim/node/storage";
+import { memoryStorage } from "../../firmware/targets/node/storage";
 import { VirtualClock } from "../probe/virtual-clock";
 
 /** One line per packet the client wrote, e.g. "publish q1 d0 r0 id=3 a/b hi", "pubrel 3". */

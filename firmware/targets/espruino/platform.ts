@@ -6,7 +6,7 @@ import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
 import { find } from "../../port/text";
 import type { Resolver, Transport, TransportEvents } from "../../port/transport";
 import { Scheduler } from "../../sched/scheduler";
-import type { Platform } from "../../session/platform";
+import type { Platform } from "../../port/platform";
 
 /**
  * The Platform on Espruino (ESP32, ESP8266): thin adapters over `net`/`tls`, `Storage`, `Wifi`,

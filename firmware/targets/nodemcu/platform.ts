@@ -4,7 +4,7 @@ import type { Storage } from "../../port/storage";
 import type { Resolver, Transport } from "../../port/transport";
 import { Scheduler } from "../../sched/scheduler";
 import { after } from "../../sched/time";
-import type { Platform } from "../../session/platform";
+import type { Platform } from "../../port/platform";
 import { later } from "./later";
 import { nodemcuLink, type NodemcuWifiOptions } from "./link";
 import { idiv } from "./luaint";

@@ -5,7 +5,7 @@ import { Scheduler } from "../../../firmware/sched/scheduler";
 import { elapsed } from "../../../firmware/sched/time";
 import { Client } from "../../../firmware/session/client";
 import { dropHeld, listHeld, retryHeld } from "../../../firmware/session/held";
-import type { Platform } from "../../../firmware/session/platform";
+import type { Platform } from "../../../firmware/port/platform";
 import { argBytes, argInt, outWire, register } from "../probe";
 import { VirtualClock } from "../virtual-clock";
 

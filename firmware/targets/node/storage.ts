@@ -6,8 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Wire } from "../../firmware/port/bytes";
-import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../firmware/port/storage";
+import type { Wire } from "../../port/bytes";
+import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../port/storage";
 
 const VALID = /^[A-Za-z0-9._-]{1,24}$/;
 

@@ -3,7 +3,7 @@
  * machine. `localhost` is 127.0.0.1 unless the table says otherwise; a literal address is itself.
  */
 import * as net from "node:net";
-import type { Resolver } from "../../firmware/port/transport";
+import type { Resolver } from "../../port/transport";
 
 export function tableResolver(table: Record<string, string> = {}): Resolver {
   return {

@@ -1,8 +1,8 @@
-import type { Clock } from "../port/clock";
-import type { Link } from "../port/link";
-import type { LogSink } from "../port/log";
-import type { Storage } from "../port/storage";
-import type { Resolver, Transport } from "../port/transport";
+import type { Clock } from "./clock";
+import type { Link } from "./link";
+import type { LogSink } from "./log";
+import type { Storage } from "./storage";
+import type { Resolver, Transport } from "./transport";
 import type { Scheduler } from "../sched/scheduler";
 
 /**

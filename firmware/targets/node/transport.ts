@@ -4,8 +4,8 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { Wire } from "../../firmware/port/bytes";
-import type { Transport, TransportEvents } from "../../firmware/port/transport";
+import type { Wire } from "../../port/bytes";
+import type { Transport, TransportEvents } from "../../port/transport";
 
 export interface TlsSettings {
   ca?: string | Buffer;

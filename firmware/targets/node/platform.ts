@@ -1,18 +1,18 @@
 /**
- * The Platform (firmware/session/platform.ts) on Node: the host simulator's board. Sockets,
+ * The Platform (firmware/port/platform.ts) on Node: the host simulator's board. Sockets,
  * a table resolver (no DNS off the machine), file or RAM storage, a wrapped 31-bit clock that
  * can start anywhere (near its wrap, to prove the arithmetic), one timer, and the scheduler.
  */
 import * as os from "node:os";
-import "../../firmware/targets/node/index";
-import type { Clock, Timer } from "../../firmware/port/clock";
-import type { Link } from "../../firmware/port/link";
-import { LOG_DEBUG, type LogSink } from "../../firmware/port/log";
-import type { Storage } from "../../firmware/port/storage";
-import type { Resolver, Transport } from "../../firmware/port/transport";
-import { Scheduler } from "../../firmware/sched/scheduler";
-import { CLOCK_MAX } from "../../firmware/sched/time";
-import type { Platform } from "../../firmware/session/platform";
+import "./index";
+import type { Clock, Timer } from "../../port/clock";
+import type { Link } from "../../port/link";
+import { LOG_DEBUG, type LogSink } from "../../port/log";
+import type { Storage } from "../../port/storage";
+import type { Resolver, Transport } from "../../port/transport";
+import { Scheduler } from "../../sched/scheduler";
+import { CLOCK_MAX } from "../../sched/time";
+import type { Platform } from "../../port/platform";
 import { tableResolver } from "./resolver";
 import { fileStorage, memoryStorage } from "./storage";
 import { nodeTransport, type TlsSettings } from "./transport";
