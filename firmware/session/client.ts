@@ -13,6 +13,7 @@ import { FEATURE_FAILOVER, FEATURE_QOS2 } from "../features";
 import { codecFail, connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
 import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
+import { Ended, nextAttempt } from "./policy";
 import type { Platform } from "../port/platform";
 import { Requests, type RequestDone } from "./requests";
 
@@ -643,24 +644,12 @@ export class Client {
       this.closed("", true);
       return;
     }
-    let delay = s.reconnectMinMs;
-    if (FEATURE_FAILOVER && reason === "primary-retry") {
-      this.broker = 0;
-      this.round = 0;
-      this.retryingPrimary = true;
-      delay = 0;
-    } else if (wasUp && !short) {
-      this.broker = 0;
-      this.round = 0;
-    } else {
-      // a failed attempt, or a short-lived connection (stableMs): the backoff goes on growing
-      this.broker = FEATURE_FAILOVER ? this.broker + 1 : 1;
-      if (s.brokers[this.broker] === undefined || !FEATURE_FAILOVER) {
-        this.broker = 0;
-        this.round = this.round + 1;
-        delay = this.backoff();
-      }
-    }
+    const how = FEATURE_FAILOVER && reason === "primary-retry" ? Ended.PrimaryRetry : wasUp && !short ? Ended.Broke : Ended.Failed;
+    if (how === Ended.PrimaryRetry) this.retryingPrimary = true;
+    const next = nextAttempt(how, this.broker, this.round, s.brokers.length, s.reconnectMinMs, s.reconnectMaxMs);
+    this.broker = next[0];
+    this.round = next[1];
+    let delay = next[2];
     if (delay > 0) {
       // "equal jitter": between half of the delay and all of it, so boards that lost the same
       // broker spread out
@@ -713,14 +702,6 @@ export class Client {
       this.p.log.writeLog(LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
       done(e);
     }
-  }
-
-  /** The reconnect delay for the current round: reconnectMinMs doubled per failed round, capped. */
-  backoff(): number {
-    const s = this.settings;
-    let d = s.reconnectMinMs;
-    for (let r = 0; r < this.round && d < s.reconnectMaxMs; r++) d = d * 2;
-    return d < s.reconnectMaxMs ? d : s.reconnectMaxMs;
   }
 
   /**

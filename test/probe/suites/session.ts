@@ -5,6 +5,7 @@ import { Scheduler } from "../../../firmware/sched/scheduler";
 import { elapsed } from "../../../firmware/sched/time";
 import { Client } from "../../../firmware/session/client";
 import { dropHeld, listHeld, retryHeld } from "../../../firmware/session/held";
+import { nextAttempt } from "../../../firmware/session/policy";
 import type { Platform } from "../../../firmware/port/platform";
 import { argBytes, argInt, outWire, register } from "../probe";
 import { VirtualClock } from "../virtual-clock";
@@ -232,3 +233,6 @@ register("session.scenario", (args) => {
   if (n === 3) return refused();
   return "!no-scenario";
 });
+
+// The reconnect policy, a pure function: [next broker, round, delay] for how a connection ended.
+register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[2]), argInt(a[3]), argInt(a[4]), argInt(a[5])).join(","));
