@@ -406,7 +406,7 @@ export class Client {
       } else {
         if (inflight >= s.maxInflight || this.blocked) break;
         if (ph === Phase.ReleaseQueued) {
-          o.phases[k] = Phase.Released;
+          o.markReleaseSent(k);
           this.control(PacketType.Pubrel, o.ids[k]);
         } else {
           let w = this.txSeq === o.seqs[k] ? this.txWire : o.wireAt(k);
@@ -420,9 +420,7 @@ export class Client {
             k = k - 1; // message k was removed: the next one is at k now
             continue;
           }
-          if (o.dups[k] !== 0) w = port.bytes.dup(w);
-          o.phases[k] = Phase.Sent;
-          o.dups[k] = 1;
+          if (o.markSent(k) !== 0) w = port.bytes.dup(w);
           this.send(w);
         }
         inflight = inflight + 1;
@@ -610,14 +608,7 @@ export class Client {
     this.blocked = false;
     this.lastReason = reason;
     // `id`: the oldest PUBLISH sent and not acknowledged on this connection
-    let id = 0;
-    for (let k = 0; k < o.count; k++) {
-      const ph = o.phases[k];
-      if (ph === Phase.Sent) {
-        if (id === 0) id = o.ids[k];
-        o.phases[k] = Phase.Queued;
-      } else if (ph === Phase.Released) o.phases[k] = Phase.ReleaseQueued;
-    }
+    const id = o.rewind();
     // The evidence against a message the broker refuses by closing the connection: a short-lived
     // connection closed by the broker or the network (not by this client) while that message was
     // the oldest PUBLISH sent and not acknowledged, refusedAfter times in a row.

@@ -94,17 +94,19 @@ export function storedPublishInfo(w: Wire): number {
 export class Outbox {
   count = 0;
   bytes = 0;
-  readonly seqs: number[] = [];
-  readonly ids: number[] = [];
-  readonly qoss: number[] = [];
-  readonly sizes: number[] = [];
-  readonly phases: number[] = [];
+  // The index, read-only outside this file (the phase changes are the outbox's own methods: a
+  // test refuses a write to the outbox's state anywhere else). Written here through a cast (no code: a type only).
+  readonly seqs: readonly number[] = [];
+  readonly ids: readonly number[] = [];
+  readonly qoss: readonly number[] = [];
+  readonly sizes: readonly number[] = [];
+  readonly phases: readonly number[] = [];
   /**
    * 1 when the PUBLISH was (or may have been) sent before: resend with DUP set; else 0. A number,
    * not a boolean: on Espruino an array's small number takes one variable slot, a boolean three.
    */
-  readonly dups: number[] = [];
-  readonly dones: (Done | undefined)[] = [];
+  readonly dups: readonly number[] = [];
+  readonly dones: readonly (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
   /** Records found at load that are larger than the packet size (maxPacket was lowered): kept, not sent. */
@@ -145,7 +147,7 @@ export class Outbox {
         this.removed = this.removed + 1;
       } else {
         this.put(seq, port.ints.imod(info, 65536), port.ints.idiv(info, 65536), len, undefined);
-        this.dups[this.count - 1] = 1;
+        (this.dups as number[])[this.count - 1] = 1;
         this.nextSeq = seq + 1;
       }
     }
@@ -153,7 +155,7 @@ export class Outbox {
     for (let i = 0; i < released.length; i++) {
       let k = this.count - 1;
       while (k >= 0 && this.seqs[k] !== released[i]) k = k - 1;
-      if (k >= 0 && this.qoss[k] === 2) this.phases[k] = Phase.ReleaseQueued;
+      if (k >= 0 && this.qoss[k] === 2) (this.phases as number[])[k] = Phase.ReleaseQueued;
       else st.dropRecord(this.rkey + released[i]); // its message was completed before the cut
     }
     return this.count;
@@ -161,13 +163,13 @@ export class Outbox {
 
   private put(seq: number, id: number, qos: number, len: number, done: Done | undefined): void {
     const k = this.count;
-    this.seqs[k] = seq;
-    this.ids[k] = id;
-    this.qoss[k] = qos;
-    this.sizes[k] = len;
-    this.phases[k] = Phase.Queued;
-    this.dups[k] = 0;
-    this.dones[k] = done;
+    (this.seqs as number[])[k] = seq;
+    (this.ids as number[])[k] = id;
+    (this.qoss as number[])[k] = qos;
+    (this.sizes as number[])[k] = len;
+    (this.phases as number[])[k] = Phase.Queued;
+    (this.dups as number[])[k] = 0;
+    (this.dones as (Done | undefined)[])[k] = done;
     this.count = k + 1;
     this.bytes = this.bytes + len;
   }
@@ -190,7 +192,7 @@ export class Outbox {
 
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
   releaseAt(k: number): number {
-    this.phases[k] = Phase.Released;
+    (this.phases as number[])[k] = Phase.Released;
     return this.storage.putRecord(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
 
@@ -201,7 +203,40 @@ export class Outbox {
    */
   restart(k: number): void {
     if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + this.seqs[k]);
-    this.phases[k] = Phase.Queued;
+    (this.phases as number[])[k] = Phase.Queued;
+  }
+
+  /**
+   * QoS 1/2 message k goes out as PUBLISH now (phase Sent). Returns 1 when it was (or may have
+   * been) sent before: that resend carries DUP (MQTT-3.3.1-1); else 0.
+   */
+  markSent(k: number): number {
+    const d = this.dups[k];
+    (this.phases as number[])[k] = Phase.Sent;
+    (this.dups as number[])[k] = 1;
+    return d;
+  }
+
+  /** QoS 2 message k, past PUBREC, goes out as PUBREL now (phase Released). */
+  markReleaseSent(k: number): void {
+    (this.phases as number[])[k] = Phase.Released;
+  }
+
+  /**
+   * The connection ended: what was sent and not acknowledged on it is to be sent again (PUBLISH
+   * to Queued, PUBREL to ReleaseQueued). Returns the packet id of the oldest PUBLISH that was
+   * sent and not acknowledged, or 0.
+   */
+  rewind(): number {
+    let id = 0;
+    for (let k = 0; k < this.count; k++) {
+      const ph = this.phases[k];
+      if (ph === Phase.Sent) {
+        if (id === 0) id = this.ids[k];
+        (this.phases as number[])[k] = Phase.Queued;
+      } else if (ph === Phase.Released) (this.phases as number[])[k] = Phase.ReleaseQueued;
+    }
+    return id;
   }
 
   /** Index of the message with packet id `id`, or -1. */
@@ -219,15 +254,15 @@ export class Outbox {
     this.bytes = this.bytes - this.sizes[k];
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
-      this.seqs[j] = this.seqs[j + 1];
-      this.ids[j] = this.ids[j + 1];
-      this.qoss[j] = this.qoss[j + 1];
-      this.sizes[j] = this.sizes[j + 1];
-      this.phases[j] = this.phases[j + 1];
-      this.dups[j] = this.dups[j + 1];
-      this.dones[j] = this.dones[j + 1];
+      (this.seqs as number[])[j] = this.seqs[j + 1];
+      (this.ids as number[])[j] = this.ids[j + 1];
+      (this.qoss as number[])[j] = this.qoss[j + 1];
+      (this.sizes as number[])[j] = this.sizes[j + 1];
+      (this.phases as number[])[j] = this.phases[j + 1];
+      (this.dups as number[])[j] = this.dups[j + 1];
+      (this.dones as (Done | undefined)[])[j] = this.dones[j + 1];
     }
-    this.dones[last] = undefined;
+    (this.dones as (Done | undefined)[])[last] = undefined;
     this.count = last;
     return done;
   }
