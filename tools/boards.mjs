@@ -22,6 +22,7 @@ const listOf = (values) => ({ kind: "list", values });
 
 import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
 import { buildLfsImage } from "./lfs.mjs";
+import { inlineLuaConstants } from "./lua-consts.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -182,6 +183,9 @@ function packLua(src, out, p, lfs) {
     let code = mod !== "firmware.features" ? fs.readFileSync(fileOf(mod), "latin1") : "local ____exports = {}\n" +
       ALL_FEATURES.map((f) => `____exports.FEATURE_${f.toUpperCase()} = ${p.features.includes(f)}\n`).join("") +
       `____exports.FEATURES = {${p.features.map((f) => JSON.stringify(f)).join(", ")}}\nreturn ____exports\n`;
+    // the profile's features as literals where a module imports them (tools/lua-consts.mjs)
+    code = inlineLuaConstants(code, (m, n) => (m === "firmware.features" && /^FEATURE_[A-Z0-9]+$/.test(n) ?
+      String(p.features.includes(n.slice("FEATURE_".length).toLowerCase())) : undefined), true).code;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       todo.push(dep);
       return `require("${flatModuleName(dep)}")`;

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { ALL_FEATURES, ESPRUINO_OPTIONS, buildEspruinoApp } from "./espruino-app.mjs";
 import { slimEspruino } from "./espruino-slim.mjs";
+import { inlineLuaDir } from "./lua-consts.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -59,6 +60,13 @@ await step("nodemcu lua build (firmware, and firmware + probe)", () => {
   fs.rmSync(path.join(dist, "nodemcu-probe"), { recursive: true, force: true });
   run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
   run(bin("tstl"), ["-p", "tsconfig.lua-probe.json"]);
+});
+
+// a module's top-level constants as literals: no upvalue per constant (tools/lua-consts.mjs)
+await step("nodemcu lua: inline constants", () => {
+  const n = inlineLuaDir(fs, path.join(dist, "nodemcu"));
+  inlineLuaDir(fs, path.join(dist, "nodemcu-probe"));
+  console.log(`  ${n} constant(s) inlined`);
 });
 
 /**

@@ -42,9 +42,11 @@ export function boot(this: void, app: string, o?: BootOptions): void {
     safe: (clear) => {
       _G["petrelBootOk"] = clear;
     },
+    // the timer holds the key only: a storage of its own when it fires (settling the records
+    // again is harmless), so the guard's storage and its functions go as the app starts
     clearLater: (key, ms) => {
       const t = tm.create();
-      t.alarm(ms, tm.ALARM_SINGLE, () => storage.dropRecord(key));
+      t.alarm(ms, tm.ALARM_SINGLE, () => nodemcuStorage({}).dropRecord(key));
     },
   }, o !== undefined ? o : {}, () => {
     // the app's module in LFS (node.LFS.get), else as a file
