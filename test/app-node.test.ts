@@ -122,12 +122,14 @@ describe("the sensor node against mosquitto", () => {
     const got = await watch("test/pub/#");
     const n = start("node-c", { interval: "3600", qos: "0" });
     await until("connected", () => n.node.connected, 5000);
+    // the retained status (QoS 1) acknowledged first, so the outbox counts below are the pubs'
+    await until("the status acknowledged", () => n.node.client!.outbox.count === 0, 5000);
     const run = (line: string) => {
       const out: string[] = [];
       runLine({ node: n.node, settings: n.node.settings, tls: false }, line, (l) => out.push(l), false);
       return out;
     };
-    expect(run("pub test/pub/one 1 hello there")).toEqual([expect.stringMatching(/^pub: queued \(outbox [01]\)$/)]);
+    expect(run("pub test/pub/one 1 hello there")).toEqual(["pub: queued (outbox 1)"]);
     expect(run("pub test/pub/two 2 twice")).toEqual([expect.stringMatching(/^pub: queued \(outbox [012]\)$/)]);
     expect(run("pub test/pub/zero 0 fire and forget")).toEqual(["pub: queued (outbox " + n.node.client!.outbox.count + ")"]);
     expect(run("pub test/pub/x 3 no")).toEqual(["pub: usage: pub TOPIC QOS TEXT, QoS 0, 1 or 2 (e.g. pub test/hello 1 hi)"]);

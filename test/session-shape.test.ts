@@ -73,3 +73,42 @@ describe("the outbox owns its state", () => {
     }
   });
 });
+
+/** The instance fields of class `name` in `file` (declared, and constructor parameter properties), with their types. */
+function fieldsOf(program: ts.Program, file: string, name: string): { name: string; type: string }[] {
+  const checker = program.getTypeChecker();
+  const sf = program.getSourceFiles().find((f) => path.resolve(f.fileName) === file)!;
+  const cls = sf.statements.find((n): n is ts.ClassDeclaration => ts.isClassDeclaration(n) && n.name?.text === name)!;
+  const out: { name: string; type: string }[] = [];
+  for (const m of cls.members) {
+    const isStatic = ts.canHaveModifiers(m) && (ts.getModifiers(m) ?? []).some((x) => x.kind === ts.SyntaxKind.StaticKeyword);
+    if (ts.isPropertyDeclaration(m) && !isStatic) out.push({ name: m.name.getText(sf), type: checker.typeToString(checker.getTypeAtLocation(m)) });
+    if (ts.isConstructorDeclaration(m)) {
+      for (const prm of m.parameters) {
+        if (ts.canHaveModifiers(prm) && (ts.getModifiers(prm) ?? []).length > 0) out.push({ name: prm.name.getText(sf), type: checker.typeToString(checker.getTypeAtLocation(prm)) });
+      }
+    }
+  }
+  return out;
+}
+
+describe("the client's shape", () => {
+  const CLIENT = path.join(ROOT, "firmware/session/client.ts");
+  const program = ts.createProgram([CLIENT], { noEmit: true, target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, strict: true });
+  const fields = fieldsOf(program, CLIENT, "Client");
+
+  it("has no boolean fields: its state is State and Mode, typed", () => {
+    expect(fields.filter((f) => f.type === "boolean" || f.type === "true" || f.type === "false").map((f) => f.name)).toEqual([]);
+    expect(fields.find((f) => f.name === "state")?.type).toBe("State");
+    expect(fields.find((f) => f.name === "mode")?.type).toBe("Mode");
+  });
+
+  it("keeps the field count its comment states (at most 31: under a Lua table's 32 slots)", () => {
+    const src = fs.readFileSync(CLIENT, "utf8");
+    const stated = /what else it keeps are numbers, strings and objects, never a boolean flag: (\d+) fields/.exec(src);
+    expect(stated).not.toBeNull();
+    expect(fields.length, fields.map((f) => f.name).join(", ")).toBe(Number(stated![1]));
+    expect(fields.length).toBeLessThanOrEqual(31);
+  });
+});
+

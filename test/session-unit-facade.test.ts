@@ -165,7 +165,7 @@ describe("session corners", () => {
     b.run(2999);
     expect(c.state).toBe(State.Resolving);
     b.run(1);
-    expect(c.state).toBe(State.Waiting);
+    expect(c.state).toBe(State.Backoff);
     expect(c.lastReason).toBe("timeout");
   });
 

@@ -57,7 +57,7 @@ describe("connect", () => {
     expect(b.take()).toEqual([]);
     expect(c.stats.attempts).toBe(0);
     expect(c.lastReason).toBe("no-network");
-    expect(c.state).toBe(State.Waiting);
+    expect(c.state).toBe(State.LinkWait);
     b.setLink(true);
     expect(b.connect()).toEqual(["open a:1883", "connect petrel-c0ffee clean=0 ka=0"]);
     expect(c.stats.attempts).toBe(1);
@@ -154,7 +154,7 @@ describe("connect", () => {
     expect(c.lastError?.message).toMatch(/fix: check the username and password/);
     b.run();
     expect(b.takeEvents()).toEqual(["error bad-credentials", "close bad-credentials"]);
-    expect(c.state).toBe(State.Waiting);
+    expect(c.state).toBe(State.Backoff);
     for (const rc of [1, 2, 3, 5, 9]) {
       b.run(8000);
       b.accept();
@@ -201,7 +201,7 @@ describe("connect", () => {
     b.run(2000); // connect timeout → close asked, never reported
     expect(c.state).toBe(State.Closing);
     b.run(2000);
-    expect(c.state).toBe(State.Waiting);
+    expect(c.state).toBe(State.Backoff);
   });
 });
 
@@ -737,7 +737,7 @@ describe("protocol violations", () => {
       expect(c.lastError?.message).toMatch(re);
       expect(b.take()).toContain("close");
       b.run();
-      expect(c.state).toBe(State.Waiting);
+      expect(c.state).toBe(State.Backoff);
       expect(c.lastReason).toBe(code);
     });
 
@@ -1205,7 +1205,7 @@ describe("end", () => {
     c.start();
     b.run();
     b.drop("refused");
-    expect(c.state).toBe(State.Waiting);
+    expect(c.state).toBe(State.Backoff);
     c.end();
     expect(c.state).toBe(State.Stopped);
     b.run(100000);

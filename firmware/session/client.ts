@@ -28,9 +28,18 @@ export const enum State {
   Handshake = 3,
   Connected = 4,
   /** Waiting out a reconnect delay. */
-  Waiting = 5,
+  Backoff = 5,
   /** Asked the transport to close, waiting for it to say it has. */
   Closing = 6,
+  /** Waiting for the network link to come up: no dialling meanwhile. */
+  LinkWait = 7,
+}
+
+/** What the program asked of the client: nothing yet (or ended), to run, or to end (the close under way). */
+export const enum Mode {
+  Stopped = 0,
+  Running = 1,
+  Ending = 2,
 }
 
 /** A message handler: topic, payload (Buffer on Node, string on Espruino and NodeMCU), QoS, retain, dup. */
@@ -97,10 +106,11 @@ interface LinkTimes {
   connectedAt: number;
   lastSent: number;
   lastRecv: number;
-  pingOut: boolean;
+  /** 1 while a PINGREQ waits for its PINGRESP, else 0. */
+  pingOut: number;
   pingAt: number;
-  /** The broker has acknowledged an outbox message on this connection (it is not short-lived: see stableMs). */
-  acked: boolean;
+  /** 1 once the broker has acknowledged an outbox message on this connection (it is not short-lived: see stableMs), else 0. */
+  acked: number;
   /**
    * The message the broker may be refusing: its packet id x 16 + the short-lived connections in a
    * row that ended with it the oldest unacknowledged PUBLISH (0: none). It goes alone until
@@ -129,13 +139,16 @@ export const LINK_POLL_MS = 5000;
  * Few, larger methods on purpose: on Espruino every function costs RAM (about five variable
  * slots, more with parameters) even with its code in flash, so the work is split by event
  * (publish, a timer, a packet, a close), not into many small helpers.
+ *
+ * Its state is `state` (where the connection is) and `mode` (what the program asked for), typed;
+ * what else it keeps are numbers, strings and objects, never a boolean flag: 30 fields, held by
+ * test/session-shape.test.ts (a Lua table's fields take a power of two of slots: under 32).
  */
 export class Client {
   readonly settings: Settings;
-  state: number = State.Stopped;
+  state: State = State.Stopped;
   /** The broker (index into settings.brokers) of the current or next attempt. */
   broker = 0;
-  sessionPresent = false;
   /** Why the last connection ended. */
   lastReason = "";
   /** The last error reported (for diag). */
@@ -161,24 +174,25 @@ export class Client {
   private gen = 0;
   /** Failed rounds over the broker list since the last success. */
   private round = 0;
-  private started = false;
-  /** Waiting for the network link to come up (no dialling meanwhile). */
-  private linkWait = false;
-  private ending = false;
-  private up = false;
+  private mode: Mode = Mode.Stopped;
+  /** 1 once this connection's CONNACK accepted it (until closed() has reported its end), else 0. */
+  private up = 0;
   /** The close reason chosen by this client (reported instead of the transport's). */
   private reason = "";
-  private reported = false;
+  /** 1 once an error of this attempt has been reported (so its close is not reported again), else 0. */
+  private reported = 0;
   /** The connection's clock: its deadline (CONNACK, PINGRESP), when it came up, the last packet each way, the ping out. */
-  private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: false, pingAt: 0, acked: false, suspect: 0 };
-  private blocked = false;
+  private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: 0, pingAt: 0, acked: 0, suspect: 0 };
+  /** 1 while the transport's buffer is full (write returned false) until it drains, else 0. */
+  private blocked = 0;
   /** The packet of the outbox record `txSeq` as just encoded, so it is sent without reading it back (0: none). */
   private txSeq = 0;
   private txWire: Wire | undefined = undefined;
   private nextId = 1;
   /** How long to stay on a fallback broker before trying the first again (grows while it stays down). */
   private primaryEvery = 0;
-  private retryingPrimary = false;
+  /** 1 while dialling the first broker again from a fallback (primaryRetry), else 0. */
+  private retryingPrimary = 0;
   /**
    * Index of the broker whose session the outbox phases and incoming QoS 2 ids belong to (a
    * marker record `<prefix>b<index>` keeps it across reboots), -1 when not known yet.
@@ -202,12 +216,12 @@ export class Client {
     p.sched.cancel(this.task);
     if (p.link !== undefined) {
       p.link.watchLink((up) => {
-        if (!self.started) return;
+        if (self.mode !== Mode.Running) return;
         if (up) {
           // Only a client waiting for the link dials now (step() sees the link up and dials): one
           // in an ordinary backoff keeps it, so a flapping link cannot make it hammer a broker.
-          if (self.state === State.Waiting && self.linkWait) p.sched.wake(self.task);
-        } else if (self.state !== State.Waiting && self.state !== State.Stopped) {
+          if (self.state === State.LinkWait) p.sched.wake(self.task);
+        } else if (self.state !== State.Backoff && self.state !== State.LinkWait && self.state !== State.Stopped) {
           self.drop("no-network");
         }
       });
@@ -248,18 +262,15 @@ export class Client {
 
   /** Starts connecting (to the first broker). */
   start(): void {
-    if (this.started) return;
-    this.started = true;
+    if (this.mode === Mode.Running) return;
+    const ending = this.mode === Mode.Ending;
+    this.mode = Mode.Running;
     if (this.state === State.Closing) {
       // end() is still closing: that end is complete as far as the program is concerned, and
       // the close under way leads to a reconnect instead of a stop.
-      if (this.ending) {
-        this.ending = false;
-        if (this.ev.onEnd !== undefined) this.ev.onEnd();
-      }
+      if (ending && this.ev.onEnd !== undefined) this.ev.onEnd();
       return;
     }
-    this.ending = false;
     this.broker = 0;
     this.round = 0;
     this.attempt();
@@ -270,9 +281,8 @@ export class Client {
    * not yet acknowledged stay in the outbox (storage) for the next start.
    */
   end(): void {
-    if (!this.started) return;
-    this.started = false;
-    this.ending = true;
+    if (this.mode !== Mode.Running) return;
+    this.mode = Mode.Ending;
     const st = this.state;
     if (st === State.Connected) this.control(PacketType.Disconnect, 0);
     if (st === State.Connected || st === State.Opening || st === State.Handshake) this.drop("");
@@ -404,7 +414,7 @@ export class Client {
       if (ph === Phase.Sent || ph === Phase.Released) {
         inflight = inflight + 1;
       } else {
-        if (inflight >= s.maxInflight || this.blocked) break;
+        if (inflight >= s.maxInflight || this.blocked !== 0) break;
         if (ph === Phase.ReleaseQueued) {
           o.markReleaseSent(k);
           this.control(PacketType.Pubrel, o.ids[k]);
@@ -510,16 +520,14 @@ export class Client {
     this.p.sched.wake(this.task);
     if (l !== undefined && !l.isUp()) {
       // No dialling until the link returns: the backoff is not spent on a network that is not there.
-      this.state = State.Waiting;
-      this.linkWait = true;
+      this.state = State.LinkWait;
       this.lastReason = "no-network";
       this.p.log.writeLog(LOG_INFO, `mqtt: ${explainClose("no-network")}`);
       return;
     }
-    this.linkWait = false;
     this.state = State.Resolving;
     this.reason = "";
-    this.reported = false;
+    this.reported = 0;
     this.t.deadline = after(this.p.clock.clockNow(), s.connectTimeoutMs);
     this.stats.attempts = this.stats.attempts + 1;
     if (this.stats.attempts > 1 && this.ev.onReconnect !== undefined) this.ev.onReconnect();
@@ -537,7 +545,7 @@ export class Client {
           if (g !== this.gen || this.state !== State.Opening) return;
           this.state = State.Handshake;
           this.dec.reset();
-          this.blocked = false;
+          this.blocked = 0;
           const n = encodeConnect(this.tx, this.settings.maxPacket, this.settings);
           this.t.lastRecv = this.p.clock.clockNow();
           if (n > 0) this.send(this.tx.toWire());
@@ -547,7 +555,7 @@ export class Client {
         },
         onWritable: () => {
           if (g !== this.gen) return;
-          this.blocked = false;
+          this.blocked = 0;
           this.pump(false);
         },
         onClose: (r: string) => {
@@ -562,7 +570,8 @@ export class Client {
 
   /** Closes the current connection for `reason` ("" = asked by the program); closed() follows. */
   private drop(reason: string): void {
-    if (this.state === State.Closing || this.state === State.Stopped || this.state === State.Waiting) return;
+    const st = this.state;
+    if (st === State.Closing || st === State.Stopped || st === State.Backoff || st === State.LinkWait) return;
     this.reason = reason;
     if (this.state === State.Resolving) {
       this.gen = this.gen + 1;
@@ -587,25 +596,25 @@ export class Client {
     const s = this.settings;
     if (stop === true) {
       this.state = State.Stopped;
-      this.linkWait = false;
-      this.ending = false;
+      this.mode = Mode.Stopped;
       this.p.sched.cancel(this.task);
       if (this.ev.onEnd !== undefined) this.ev.onEnd();
       return;
     }
-    const wasUp = this.up;
-    const reason = this.reason !== "" || this.ending ? this.reason : transportReason;
+    const wasUp = this.up === 1;
+    const ending = this.mode === Mode.Ending;
+    const reason = this.reason !== "" || ending ? this.reason : transportReason;
     const t = this.t;
     const o = this.outbox;
     // Short-lived (stableMs): closed soon after CONNACK with nothing of the outbox acknowledged.
-    const short = wasUp && !t.acked && elapsed(t.connectedAt, this.p.clock.clockNow()) < s.stableMs;
+    const short = wasUp && t.acked === 0 && elapsed(t.connectedAt, this.p.clock.clockNow()) < s.stableMs;
     // Not connected any more before any callback runs: a publish or subscribe from onOffline /
     // onClose must wait for the next connection, not go to the dead one.
-    this.state = State.Waiting;
+    this.state = State.Backoff;
     t.deadline = this.p.clock.clockNow();
-    this.up = false;
-    t.pingOut = false;
-    this.blocked = false;
+    this.up = 0;
+    t.pingOut = 0;
+    this.blocked = 0;
     this.lastReason = reason;
     // `id`: the oldest PUBLISH sent and not acknowledged on this connection
     const id = o.rewind();
@@ -613,7 +622,7 @@ export class Client {
     // connection closed by the broker or the network (not by this client) while that message was
     // the oldest PUBLISH sent and not acknowledged, refusedAfter times in a row.
     let refused = 0;
-    if (short && id > 0 && this.reason === "" && !this.ending) {
+    if (short && id > 0 && this.reason === "" && !ending) {
       let n = port.ints.idiv(t.suspect, 16) === id ? port.ints.imod(t.suspect, 16) + 1 : 1;
       if (n > 15) n = 15;
       t.suspect = id * 16 + n;
@@ -627,16 +636,16 @@ export class Client {
     // (found again by its id: onOffline may have changed the outbox)
     const at = refused > 0 ? o.slotOf(refused) : -1;
     if (at >= 0) this.hold(at);
-    if (!wasUp && !this.reported && reason !== "") this.report(fail(reason, explainClose(reason)));
+    if (!wasUp && this.reported === 0 && reason !== "") this.report(fail(reason, explainClose(reason)));
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
     // end() from inside a callback has finished it, or end() then start() is already dialling
-    if (this.state !== State.Waiting) return;
-    if (this.ending || !this.started) {
+    if (this.state !== State.Backoff) return;
+    if (this.mode !== Mode.Running) {
       this.closed("", true);
       return;
     }
     const how = FEATURE_FAILOVER && reason === "primary-retry" ? Ended.PrimaryRetry : wasUp && !short ? Ended.Broke : Ended.Failed;
-    if (how === Ended.PrimaryRetry) this.retryingPrimary = true;
+    if (how === Ended.PrimaryRetry) this.retryingPrimary = 1;
     const next = nextAttempt(how, this.broker, this.round, s.brokers.length, s.reconnectMinMs, s.reconnectMaxMs);
     this.broker = next[0];
     this.round = next[1];
@@ -701,7 +710,7 @@ export class Client {
    */
   private report(e: PetrelError | undefined, drop?: string, detail?: string): void {
     const err = e !== undefined ? e : fail(drop as string, `${explainClose(drop as string)}: ${detail as string}`);
-    this.reported = true;
+    this.reported = 1;
     this.lastError = err;
     this.p.log.writeLog(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
     if (this.ev.onError !== undefined) this.ev.onError(err);
@@ -715,9 +724,9 @@ export class Client {
   private tick(now: number): number {
     const st = this.state;
     const s = this.settings;
-    if (st === State.Waiting) {
+    if (st === State.Backoff || st === State.LinkWait) {
       const l = this.p.link;
-      if (this.linkWait) {
+      if (st === State.LinkWait) {
         // The link's event is the fast path; this poll makes a lost event cost seconds, not the
         // session (an app may take over the firmware's one Wi-Fi callback slot).
         if (l !== undefined && !l.isUp()) return LINK_POLL_MS;
@@ -728,7 +737,7 @@ export class Client {
         return remaining(this.t.deadline, now);
       }
       this.attempt();
-      return this.state === State.Waiting ? LINK_POLL_MS : this.tick(this.p.clock.clockNow());
+      return this.state === State.LinkWait ? LINK_POLL_MS : this.tick(this.p.clock.clockNow());
     }
     if (st === State.Resolving || st === State.Opening || st === State.Handshake || st === State.Closing) {
       if (!due(this.t.deadline, now)) return remaining(this.t.deadline, now);
@@ -755,7 +764,7 @@ export class Client {
       next = left;
     }
     if (s.keepalive === 0) return next;
-    if (this.t.pingOut) {
+    if (this.t.pingOut === 1) {
       const left = s.pingTimeoutMs - elapsed(this.t.pingAt, now);
       if (left <= 0) {
         this.drop("ping-timeout");
@@ -768,7 +777,7 @@ export class Client {
     const recvLeft = ka - elapsed(this.t.lastRecv, now);
     const left = sentLeft < recvLeft ? sentLeft : recvLeft;
     if (left <= 0) {
-      this.t.pingOut = true;
+      this.t.pingOut = 1;
       this.t.pingAt = now;
       this.stats.pings = this.stats.pings + 1;
       this.control(PacketType.Pingreq, 0);
@@ -782,7 +791,7 @@ export class Client {
 
   private send(w: Wire): void {
     this.t.lastSent = this.p.clock.clockNow();
-    if (!this.p.transport.sendWire(w)) this.blocked = true;
+    if (!this.p.transport.sendWire(w)) this.blocked = 1;
   }
 
   /** PUBACK, PUBREC, PUBREL, PUBCOMP (for `id`), PINGREQ or DISCONNECT. */
@@ -867,7 +876,7 @@ export class Client {
           this.txSeq = 0;
           this.txWire = undefined;
         }
-        this.t.acked = true;
+        this.t.acked = 1;
         const done = o.takeAt(k);
         if (done !== undefined) done(undefined);
         this.pump(false);
@@ -891,12 +900,12 @@ export class Client {
     } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
       this.requestAcked(d);
     } else if (t === PacketType.Pingresp) {
-      if (this.t.pingOut) {
+      if (this.t.pingOut === 1) {
         this.stats.pingMs = elapsed(this.t.pingAt, this.p.clock.clockNow());
         // the task slept until the ping's deadline: it counts the next PINGREQ from now instead
         this.p.sched.wake(this.task);
       }
-      this.t.pingOut = false;
+      this.t.pingOut = 0;
     } else {
       this.report(undefined, "protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");
     }
@@ -911,24 +920,23 @@ export class Client {
     const s = this.settings;
     const now = this.p.clock.clockNow();
     this.state = State.Connected;
-    this.up = true;
+    this.up = 1;
     // (the backoff starts over when this connection proves stable: see closed())
-    this.t.acked = false;
+    this.t.acked = 0;
     this.t.connectedAt = now;
     this.t.lastRecv = now;
-    this.sessionPresent = d.sessionPresent;
     this.stats.connects = this.stats.connects + 1;
     // On the first broker the primary retry period starts over; back on a fallback because the
     // first is still down, it doubles (up to 16 times primaryRetry, at most 12 hours), so a long
     // outage of the first broker does not cut the working connection every few minutes.
     if (this.broker === 0) this.primaryEvery = s.primaryRetryMs;
-    else if (this.retryingPrimary) {
+    else if (this.retryingPrimary === 1) {
       let cap = s.primaryRetryMs * 16;
       if (cap > 43200000) cap = 43200000;
       if (cap < s.primaryRetryMs) cap = s.primaryRetryMs;
       this.primaryEvery = this.primaryEvery * 2 < cap ? this.primaryEvery * 2 : cap;
     }
-    this.retryingPrimary = false;
+    this.retryingPrimary = 0;
     const b = s.brokers[this.broker];
     this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
     // A broker other than the one our state was built with (failover between brokers that do
