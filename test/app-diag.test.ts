@@ -38,7 +38,7 @@ function node(set: Record<string, string>, link?: ReturnType<typeof simulatedLin
   const st = settingsWith(memoryStorage(), false, { interval: "60", ...set });
   const n = new SensorNode({ platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l), sensors: [] }, st);
   nodes.push(n);
-  expect(n.start()).toBeNull();
+  expect(n.launch()).toBeNull();
   const diag = () => {
     const out: string[] = [];
     runLine({ node: n, settings: n.settings, tls: false }, "diag", (l) => out.push(l), false);

@@ -50,7 +50,7 @@ function start(id: string, set: Record<string, string>) {
     sensors: [{ name: "temp", read: () => (temp += 0.5) }, { name: "absent", read: () => undefined }],
   }, st);
   nodes.push(node);
-  expect(node.start()).toBeNull();
+  expect(node.launch()).toBeNull();
   return { node, st, logs, reboots: () => reboots };
 }
 

@@ -33,7 +33,7 @@ function wake(flash: Storage, reading: number, logs: string[]): Promise<{ ms: nu
       sensors: [{ name: "n", read: () => reading }], awakeMs: 1500,
       sleep: (ms) => resolve({ ms, node }),
     }, st);
-    expect(node.start()).toBeNull();
+    expect(node.launch()).toBeNull();
   });
 }
 

@@ -144,7 +144,7 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   app.afterReset = afterReset(app);
   app.console = new LineConsole(board.serial, appLine(app), board.back, typingSecret);
   app.console.start();
-  const problem = node.start();
+  const problem = node.launch();
   if (problem !== null) log.writeLog(0, `${problem}; fix the setting at the console (show, set, save, reboot)`);
   return app;
 }

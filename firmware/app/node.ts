@@ -77,7 +77,7 @@ export function jsonString(s: string): string {
 }
 
 /*
- * The node's callbacks are made by the functions below, not inside start(): a closure keeps the
+ * The node's callbacks are made by the functions below, not inside launch(): a closure keeps the
  * whole scope it was made in for as long as it lives (on Espruino every local of that call, the
  * client options among them), and these live as long as the node. Here each keeps only the node.
  */
@@ -201,8 +201,12 @@ export class SensorNode {
     return `{${body}}`;
   }
 
-  /** Connects and starts sampling; returns null, or why the settings cannot make a client. */
-  start(): string | null {
+  /**
+   * Connects and starts sampling; returns null, or why the settings cannot make a client. (Not
+   * `start`, the console's and the client's name: on Espruino the build makes classes whose
+   * method names differ one class, a dozen variable slots less each: tools/espruino-merge.mjs.)
+   */
+  launch(): string | null {
     const st = this.settings;
     const p = this.board.platform;
     const b = this.board;
