@@ -40,10 +40,11 @@ export class LineConsole {
   private line = "";
   /** The line as echoed (secrets as "*"), for redrawing it under a log line. */
   private shown = "";
-  private running = false;
-  private tooLong = false;
-  private lastCr = false;
-  private active = false;
+  /** These are 0/1, not booleans: on Espruino a boolean value takes a variable slot of its own, a small number none. */
+  private running = 0;
+  private tooLong = 0;
+  private lastCr = 0;
+  private active = 0;
 
   /**
    * `back`: what the user types at the REPL to take the console again, for the `repl` message.
@@ -59,11 +60,11 @@ export class LineConsole {
     const chars = (s: string) => {
       this.feed(s);
     };
-    if (this.active) return;
-    this.active = true;
+    if (this.active === 1) return;
+    this.active = 1;
     this.line = "";
     this.shown = "";
-    this.tooLong = false;
+    this.tooLong = 0;
     this.serial.take(chars);
     this.say("console: type help for the commands, repl to hand the line back to the REPL");
     this.serial.write(PROMPT);
@@ -71,14 +72,14 @@ export class LineConsole {
 
   /** Whether the console holds the line. */
   holds(): boolean {
-    return this.active;
+    return this.active === 1;
   }
 
   /** Characters typed so far (a node about to sleep stays awake while someone types). */
   keys = 0;
   /** Lines go here instead of running as commands, until it returns true (pasted text). */
   private collector: ((this: void, line: string) => boolean) | undefined = undefined;
-  private collectSecret = false;
+  private collectSecret = 0;
 
   /**
    * The lines typed next go to `fn`, not to the commands, until it returns true (a PEM being
@@ -86,24 +87,24 @@ export class LineConsole {
    */
   collect(fn: (this: void, line: string) => boolean, secret: boolean): void {
     this.collector = fn;
-    this.collectSecret = secret;
+    this.collectSecret = secret ? 1 : 0;
   }
 
   /** Characters typed (from the adapter). */
   feed(s: string): void {
     this.keys += s.length;
-    for (let i = 0; i < s.length && this.active; i++) {
+    for (let i = 0; i < s.length && this.active === 1; i++) {
       // character codes: no control characters in the built source (a raw Ctrl-C in a bundle
       // typed at a REPL would interrupt it)
       const k = s.charCodeAt(i);
-      const cr = this.lastCr;
-      this.lastCr = k === CR;
+      const cr = this.lastCr === 1;
+      this.lastCr = k === CR ? 1 : 0;
       if (k === CR || k === LF) {
         if (k === LF && cr) continue; // CR LF is one Enter
         this.serial.write("\r\n");
         this.enter();
       } else if (k === BS || k === DEL) {
-        if (this.line.length > 0 && !this.tooLong) {
+        if (this.line.length > 0 && this.tooLong === 0) {
           this.line = this.line.substring(0, this.line.length - 1);
           this.shown = this.shown.substring(0, this.shown.length - 1);
           this.serial.write("\b \b");
@@ -112,14 +113,14 @@ export class LineConsole {
         this.collector = undefined;
         this.line = "";
         this.shown = "";
-        this.tooLong = false;
+        this.tooLong = 0;
         this.serial.write("^C\r\n" + PROMPT);
       } else if (k >= 32) {
         if (this.line.length >= LINE_MAX) {
-          this.tooLong = true;
+          this.tooLong = 1;
         } else {
           const c = s.charAt(i);
-          const masked = this.collector !== undefined ? this.collectSecret : this.hide !== undefined && this.hide(this.line);
+          const masked = this.collector !== undefined ? this.collectSecret === 1 : this.hide !== undefined && this.hide(this.line);
           this.line += c;
           this.shown += masked ? "*" : c;
           this.serial.write(masked ? "*" : c);
@@ -138,7 +139,7 @@ export class LineConsole {
    * under it. Without the console, it is simply written.
    */
   print(line: string): void {
-    if (!this.active || this.running) {
+    if (this.active === 0 || this.running === 1) {
       this.say(line);
       return;
     }
@@ -149,11 +150,11 @@ export class LineConsole {
 
   private enter(): void {
     const line = this.line;
-    const tooLong = this.tooLong;
+    const tooLong = this.tooLong === 1;
     this.line = "";
     this.shown = "";
-    this.tooLong = false;
-    this.running = true;
+    this.tooLong = 0;
+    this.running = 1;
     const collector = this.collector;
     if (tooLong) {
       this.collector = undefined;
@@ -163,15 +164,15 @@ export class LineConsole {
     } else {
       this.run(words(line), line);
     }
-    this.running = false;
-    if (this.active) this.serial.write(PROMPT);
+    this.running = 0;
+    if (this.active === 1) this.serial.write(PROMPT);
   }
 
   private run(args: string[], line: string): void {
     if (args.length === 0) return;
     if (args[0] === "repl") {
       this.say(`console: the serial line is the REPL's now; ${this.back} (or a reset) brings the console back`);
-      this.active = false;
+      this.active = 0;
       this.serial.release();
       return;
     }

@@ -43,7 +43,8 @@ export class Scheduler {
    */
   private readonly mode: number[] = [];
   private count = 0;
-  private running = false;
+  /** 0/1, not a boolean: on Espruino a boolean value takes a variable slot of its own, a small number none. */
+  private running = 0;
   private readonly onTimer: (this: void) => void;
 
   constructor(private readonly clock: Clock, private readonly timer: Timer, private readonly sliceMs: number,
@@ -90,7 +91,7 @@ export class Scheduler {
 
   /** One pass: every task that is due runs one slice. Called by the timer. */
   pass(): void {
-    this.running = true;
+    this.running = 1;
     this.passes = this.passes + 1;
     const start = this.clock.clockNow();
     for (let k = 0; k < this.count; k++) {
@@ -112,13 +113,13 @@ export class Scheduler {
         }
       }
     }
-    this.running = false;
+    this.running = 0;
     this.arm();
   }
 
   /** Arms the one timer for the earliest deadline (not while a pass runs: it re-arms at its end). */
   private arm(): void {
-    if (this.running) return;
+    if (this.running === 1) return;
     const next = this.nextIn();
     if (next === IDLE) this.timer.disarmTimer();
     else this.timer.armTimer(next, this.onTimer);
