@@ -141,7 +141,7 @@ export const LINK_POLL_MS = 5000;
  * (publish, a timer, a packet, a close), not into many small helpers.
  *
  * Its state is `state` (where the connection is) and `mode` (what the program asked for), typed;
- * what else it keeps are numbers, strings and objects, never a boolean flag: 30 fields, held by
+ * what else it keeps are numbers, strings and objects, never a boolean flag: 28 fields, held by
  * test/session-shape.test.ts (a Lua table's fields take a power of two of slots: under 32).
  */
 export class Client {
@@ -185,9 +185,6 @@ export class Client {
   private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: 0, pingAt: 0, acked: 0, suspect: 0 };
   /** 1 while the transport's buffer is full (write returned false) until it drains, else 0. */
   private blocked = 0;
-  /** The packet of the outbox record `txSeq` as just encoded, so it is sent without reading it back (0: none). */
-  private txSeq = 0;
-  private txWire: Wire | undefined = undefined;
   private nextId = 1;
   /** How long to stay on a fallback broker before trying the first again (grows while it stays down). */
   private primaryEvery = 0;
@@ -360,8 +357,6 @@ export class Client {
         ? fail("storage-full", "storage is full, so the message cannot be kept; fix: free flash (fewer or smaller outbox messages), or lower outboxBytes below the free space")
         : fail("storage-failed", "writing the message to storage failed; fix: check the flash (the board's storage may be worn or full)");
     }
-    this.txSeq = this.outbox.nextSeq - 1;
-    this.txWire = w;
     this.stats.published = this.stats.published + 1;
     this.pump(false);
     return undefined;
@@ -419,9 +414,7 @@ export class Client {
           o.markReleaseSent(k);
           this.control(PacketType.Pubrel, o.ids[k]);
         } else {
-          let w = this.txSeq === o.seqs[k] ? this.txWire : o.wireAt(k);
-          this.txWire = undefined;
-          this.txSeq = 0;
+          let w = o.wireAt(k);
           if (w === undefined) {
             const done = o.takeAt(k);
             const e = fail("storage-failed", "an outbox message could not be read back from storage and is lost; fix: check the flash");
@@ -685,13 +678,7 @@ export class Client {
     d.reset();
     this.t.suspect = 0;
     let done: Done | undefined = undefined;
-    if (kept) {
-      if (this.txSeq === o.seqs[k]) {
-        this.txSeq = 0;
-        this.txWire = undefined;
-      }
-      done = o.takeAt(k);
-    }
+    if (kept) done = o.takeAt(k);
     const e = fail("publish-refused", `the broker closed the connection ${s.refusedAfter} times in a row right after the QoS ${qos} PUBLISH to ` +
       `${topic}, acknowledging nothing (NATS refuses QoS 2; an ACL may forbid a topic); ` + (kept
       ? `held ${n}: out of the outbox, the rest goes on; fix: let the broker take it, then held retry ${n} (API: retryHeld), or held drop ${n} (dropHeld)`
@@ -872,10 +859,6 @@ export class Client {
       } else if (t === PacketType.Puback && o.qoss[k] !== 1) {
         this.report(undefined, "protocol-error", `PUBACK for QoS 2 message ${id} (MQTT-4.3.3)`);
       } else {
-        if (this.txSeq === o.seqs[k]) {
-          this.txSeq = 0;
-          this.txWire = undefined;
-        }
         this.t.acked = 1;
         const done = o.takeAt(k);
         if (done !== undefined) done(undefined);

@@ -113,6 +113,11 @@ export class Outbox {
   tooLarge = 0;
   /** Records found at load that were not a stored PUBLISH (torn or foreign): removed. */
   removed = 0;
+  /**
+   * The packet of the newest message (record nextSeq - 1) as admit() stored it, so that its first
+   * send does not read it back from storage; undefined once read (wireAt) or taken.
+   */
+  private fresh: Wire | undefined = undefined;
   private readonly okey: string;
   private readonly rkey: string;
 
@@ -133,6 +138,7 @@ export class Outbox {
     this.count = 0;
     this.bytes = 0;
     this.tooLarge = 0;
+    this.fresh = undefined;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
       const w = st.getRecord(this.okey + seq);
@@ -181,11 +187,17 @@ export class Outbox {
     if (r !== 0) return r;
     this.nextSeq = seq + 1;
     this.put(seq, id, qos, port.bytes.wireLength(w), done);
+    this.fresh = w;
     return 0;
   }
 
   /** Message k's packet as stored (DUP clear), or undefined when the record is gone or changed. */
   wireAt(k: number): Wire | undefined {
+    const f = this.fresh;
+    if (f !== undefined && this.seqs[k] === this.nextSeq - 1) {
+      this.fresh = undefined;
+      return f;
+    }
     const w = this.storage.getRecord(this.okey + this.seqs[k]);
     return w !== undefined && port.bytes.wireLength(w) === this.sizes[k] ? w : undefined;
   }
@@ -249,6 +261,7 @@ export class Outbox {
   takeAt(k: number): Done | undefined {
     const done = this.dones[k];
     const seq = this.seqs[k];
+    if (seq === this.nextSeq - 1) this.fresh = undefined;
     this.storage.dropRecord(this.okey + seq);
     if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + seq);
     this.bytes = this.bytes - this.sizes[k];
