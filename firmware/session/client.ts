@@ -16,6 +16,10 @@ import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
 import { Ended, nextAttempt } from "./policy";
 import type { Platform } from "../port/platform";
 import { Requests, type RequestDone } from "./requests";
+// one name for the module (client.lua's main chunk is near NodeMCU's 50 locals)
+import * as queues from "./queues";
+import type { MessageHandler, OfflineQueue, Subscriptions } from "./queues";
+export type { MessageHandler } from "./queues";
 
 /** Where the client is. */
 export const enum State {
@@ -41,9 +45,6 @@ export const enum Mode {
   Running = 1,
   Ending = 2,
 }
-
-/** A message handler: topic, payload (Buffer on Node, string on Espruino and NodeMCU), QoS, retain, dup. */
-export type MessageHandler = (this: void, topic: string, payload: Wire, qos: number, retain: boolean, dup: boolean) => void;
 
 /** The lean event core: one optional function per event, no emitter. */
 export interface ClientEvents {
@@ -86,17 +87,6 @@ export interface ClientStats {
   pingMs: number;
 }
 
-/** QoS 0 messages kept while offline: a ring of topic, payload, retain, callback. */
-export interface OfflineQueue {
-  topics: string[];
-  payloads: Payload[];
-  /** 1: retain, else 0 (a number: one slot on Espruino, a boolean three). */
-  retain: number[];
-  dones: (Done | undefined)[];
-  head: number;
-  count: number;
-}
-
 /**
  * The connection's times, apart from the client's other fields: a Lua table's fields take a
  * power of two of slots, and the client stays within 32 this way (and this table within 8).
@@ -117,14 +107,6 @@ interface LinkTimes {
    * acknowledged; at refusedAfter it is held.
    */
   suspect: number;
-}
-
-/** The client's subscriptions, restored when the broker has no session for it. */
-export interface Subscriptions {
-  filters: string[];
-  qos: number[];
-  handlers: (MessageHandler | undefined)[];
-  count: number;
 }
 
 /** How often a client waiting for its network link checks it, in case the link's event is lost. */
@@ -330,20 +312,11 @@ export class Client {
       this.stats.published = this.stats.published + 1;
       if (this.q0.count === cap) {
         // the oldest makes room (and hears why)
-        const old = this.q0.dones[this.q0.head];
-        this.q0.dones[this.q0.head] = undefined;
-        this.q0.head = this.q0.head + 1 === cap ? 0 : this.q0.head + 1;
-        this.q0.count = this.q0.count - 1;
+        const old = queues.shiftOffline(this.q0, cap);
         this.stats.dropped = this.stats.dropped + 1;
         if (old !== undefined) old(fail("dropped", `the QoS 0 message waited offline behind ${cap} newer ones and was dropped; fix: publish at QoS 1 what must arrive, or raise offlineQueue`));
       }
-      let k = this.q0.head + this.q0.count;
-      if (k >= cap) k = k - cap;
-      this.q0.topics[k] = topic;
-      this.q0.payloads[k] = payload;
-      this.q0.retain[k] = retain ? 1 : 0;
-      this.q0.dones[k] = done;
-      this.q0.count = this.q0.count + 1;
+      queues.pushOffline(this.q0, cap, topic, payload, retain, done);
       return undefined;
     }
     if (this.outbox.bytes + n > s.outboxBytes) {
@@ -433,13 +406,8 @@ export class Client {
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
-      const done = this.q0.dones[k];
       const n = encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
-      this.q0.topics[k] = "";
-      this.q0.payloads[k] = "";
-      this.q0.dones[k] = undefined;
-      this.q0.head = k + 1 === s.offlineQueue ? 0 : k + 1;
-      this.q0.count = this.q0.count - 1;
+      const done = queues.shiftOffline(this.q0, s.offlineQueue);
       if (n > 0) this.send(this.tx.toWire());
       if (done !== undefined) done(undefined);
     }
@@ -472,34 +440,13 @@ export class Client {
     const e = this.reqs.track(filters, qos, count, done, this.tx, this.settings.maxPacket);
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) {
-      if (qos !== undefined) {
-        let k = 0;
-        while (k < this.subs.count && this.subs.filters[k] !== filters[i]) k = k + 1;
-        if (k === this.subs.count) this.subs.count = k + 1;
-        this.subs.filters[k] = filters[i];
-        this.subs.qos[k] = qos[i];
-        this.subs.handlers[k] = handler;
-      } else {
-        this.forget(filters[i]);
-      }
+      if (qos !== undefined) queues.keepFilter(this.subs, filters[i], qos[i], handler);
+      else queues.dropFilter(this.subs, filters[i]);
     }
     this.pump(true);
     return undefined;
   }
 
-  private forget(filter: string): void {
-    for (let k = 0; k < this.subs.count; k++) {
-      if (this.subs.filters[k] === filter) {
-        const last = this.subs.count - 1;
-        this.subs.filters[k] = this.subs.filters[last];
-        this.subs.qos[k] = this.subs.qos[last];
-        this.subs.handlers[k] = this.subs.handlers[last];
-        this.subs.handlers[last] = undefined;
-        this.subs.count = last;
-        return;
-      }
-    }
-  }
 
   // ---------------------------------------------------------------------------------------------
   // Connection lifecycle
@@ -978,7 +925,7 @@ export class Client {
         const code = d.subackCode(i);
         granted[i] = code;
         if (code === 128) {
-          this.forget(filters[i]);
+          queues.dropFilter(this.subs, filters[i]);
           refused = refused === "" ? filters[i] : refused + ", " + filters[i];
         }
       }
