@@ -7,7 +7,9 @@ import { Client } from "../../../firmware/session/client";
 import { dropHeld, listHeld, retryHeld } from "../../../firmware/session/held";
 import { nextAttempt } from "../../../firmware/session/policy";
 import type { Platform } from "../../../firmware/port/platform";
-import { argBytes, argInt, outWire, register } from "../probe";
+import { argBytes, argInt, argText, outWire, register } from "../probe";
+import { find } from "../../../firmware/port/text";
+import type { ClientOptions } from "../../../firmware/session/options";
 import { VirtualClock } from "../virtual-clock";
 
 // The session on every runtime: a scripted board (transport, resolver, RAM storage) on a
@@ -119,6 +121,22 @@ class Board {
 
   note(s: string): void {
     this.log[this.log.length] = s;
+  }
+
+  /** A client with the given options, its events noted. */
+  scripted(o: ClientOptions): Client | undefined {
+    const c = Client.create(this.platform, o, {
+      onConnect: (sp: boolean) => this.note("connect sp=" + (sp ? "1" : "0")),
+      onMessage: (topic: string, payload: Wire, qos: number) => this.note("message " + topic + " " + outWire(payload) + " q" + qos),
+      onOffline: (reason: string) => this.note("offline " + reason),
+      onError: (e) => this.note("error " + e.code),
+      onEnd: () => this.note("end"),
+    });
+    if ("code" in c) {
+      this.note("bad options " + c.code);
+      return undefined;
+    }
+    return c;
   }
 
   /** A client with the probe's options; `stableMs` and `maxMs` as given (stableMs, reconnectMaxMs). */
@@ -236,3 +254,119 @@ register("session.scenario", (args) => {
 
 // The reconnect policy, a pure function: [next broker, round, delay] for how a connection ended.
 register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[2]), argInt(a[3]), argInt(a[4]), argInt(a[5])).join(","));
+
+// ---------------------------------------------------------------------------------------------
+// Scripted scenarios: a session test written as data (test/fixtures/session-scripts.ts), run the
+// same way on every runtime. A script is commands separated by ";", words by " ":
+//   opt KEY VALUE    a client option before `new` (numbers; brokers as host:port,host:port; clean 0/1)
+//   link 0|1         the board has a network link, down or up (a change after `new` is reported)
+//   new              the client, on the board's flash (again: a reboot, the same flash)
+//   start | end      the client's start() / end()
+//   run MS           the virtual clock moves MS ms (queued events run before and after)
+//   accept           the transport's open succeeds
+//   drop REASON      the transport closes (a refused or broken connection)
+//   recv HEX         the broker sends these bytes, as one chunk
+//   pub NAME TOPIC QOS PAYLOAD   publish (retain off); NAME's callback is noted "done NAME ok|code"
+//   sub FILTER QOS   subscribe (its SUBACK noted "suback N,…")
+//   unsub FILTER     unsubscribe
+//   state            notes "state S broker B outbox N"
+// The transcript: what the client wrote ("w HEX"), dials ("open host:port t=MS"), closes, and
+// the events noted, joined by ";".
+
+/** Words of `line` split at single spaces (the last word takes the rest when `rest` is its index). */
+function words(line: string, rest: number): string[] {
+  const out: string[] = [];
+  let from = 0;
+  while (from <= line.length) {
+    const sp = out.length === rest ? -1 : find(line, " ", from);
+    const end = sp < 0 ? line.length : sp;
+    out[out.length] = line.substring(from, end);
+    from = end + 1;
+  }
+  return out;
+}
+
+function decimal(s: string): number {
+  return argInt("i:" + s);
+}
+
+/** `opt brokers a:1883,b:1884` */
+function brokersOf(v: string): { host: string; port: number }[] {
+  const out: { host: string; port: number }[] = [];
+  let from = 0;
+  while (from < v.length) {
+    let comma = find(v, ",", from);
+    if (comma < 0) comma = v.length;
+    const colon = find(v, ":", from);
+    out[out.length] = { host: v.substring(from, colon), port: decimal(v.substring(colon + 1, comma)) };
+    from = comma + 1;
+  }
+  return out;
+}
+
+function script(text: string): string {
+  const storage = probeStorage();
+  let b = new Board(storage);
+  const o: ClientOptions = { brokers: [{ host: "h", port: 1883 }], clientId: "b1" };
+  let linkUp = -1;
+  const watch: { fn: ((this: void, up: boolean) => void) | undefined } = { fn: undefined };
+  let c: Client | undefined = undefined;
+  const done = (name: string) => (e: { code: string } | undefined) => b.note("done " + name + " " + (e !== undefined ? e.code : "ok"));
+  let from = 0;
+  while (from < text.length) {
+    let semi = find(text, ";", from);
+    if (semi < 0) semi = text.length;
+    const line = text.substring(from, semi);
+    from = semi + 1;
+    const w = words(line, line.substring(0, 4) === "pub " ? 4 : 99);
+    const cmd = w[0];
+    if (cmd === "opt") {
+      const k = w[1];
+      const v = w[2];
+      if (k === "brokers") o.brokers = brokersOf(v);
+      else if (k === "clean") o.clean = v === "1";
+      else (o as unknown as { [k: string]: number })[k] = decimal(v);
+    } else if (cmd === "link") {
+      const was = linkUp;
+      linkUp = decimal(w[1]);
+      const f = watch.fn;
+      if (was >= 0 && was !== linkUp && f !== undefined) {
+        const up = linkUp === 1;
+        b.later(() => f(up));
+        b.flush();
+      }
+    } else if (cmd === "new") {
+      if (c !== undefined) b = new Board(storage);
+      if (linkUp >= 0) {
+        b.platform.link = {
+          isUp: () => linkUp === 1,
+          watchLink: (f) => {
+            watch.fn = f;
+          },
+        };
+      }
+      c = b.scripted(o);
+    } else if (c === undefined) {
+      return "!no client: new first (" + cmd + ")";
+    } else if (cmd === "start") c.start();
+    else if (cmd === "end") c.end();
+    else if (cmd === "run") b.run(decimal(w[1]));
+    else if (cmd === "accept") b.accept();
+    else if (cmd === "drop") b.drop(w[1]);
+    else if (cmd === "recv") b.recv(w[1]);
+    else if (cmd === "pub") {
+      const e = c.publish(w[2], w[4], decimal(w[3]), false, done(w[1]));
+      if (e !== undefined) b.note("refused " + w[1] + " " + e.code);
+    } else if (cmd === "sub") {
+      const e = c.subscribe([w[1]], [decimal(w[2])], 1, undefined, (_e, g) => b.note("suback " + (g !== undefined ? g.join(",") : "none")));
+      if (e !== undefined) b.note("refused sub " + e.code);
+    } else if (cmd === "unsub") {
+      const e = c.unsubscribe([w[1]], 1, () => b.note("unsuback"));
+      if (e !== undefined) b.note("refused unsub " + e.code);
+    } else if (cmd === "state") b.note("state " + c.state + " broker " + c.broker + " outbox " + c.outbox.count);
+    else return "!unknown command: " + cmd;
+  }
+  return transcript(b);
+}
+
+register("session.script", (args) => script(argText(args[0])));
