@@ -7,6 +7,7 @@ import { IDLE, type Task } from "../sched/scheduler";
 import { elapsed } from "../sched/time";
 import type { Settings } from "./settings";
 import { lazy } from "./lazy";
+import { words } from "../console/line";
 import type { CommandContext } from "./commands";
 
 /**
@@ -348,7 +349,15 @@ export class SensorNode {
  */
 export function runCommand(ctx: CommandContext, line: string, say: (this: void, line: string) => void, remote: boolean): void {
   try {
-    lazy("commands").runLine(ctx, line, say, remote);
+    // The settings commands go straight to their module: on a small board the commands module's
+    // slots would be taken beside it (esp8266-espruino has room for one of them, not both).
+    const args = words(line);
+    const name = args.length > 0 ? args[0] : "";
+    if (name === "set" || name === "get" || name === "show" || name === "unset" || name === "save" || name === "factory-reset" || name === "pem") {
+      if (!lazy("config").settingsCommand(ctx, args, line, say, remote)) say(`error: unknown command "${name}"; type help for the list`);
+    } else {
+      lazy("commands").runLine(ctx, line, say, remote);
+    }
   } catch (e) {
     say(typeof e === "string" ? `error: ${e}` : `error: the command failed: ${String(e)}`);
   }

@@ -24,8 +24,9 @@ declare const Function: new (param: string, body: string) => (this: void, port: 
 /**
  * Free variable slots a lazy module needs to load and run its command, measured on the
  * board-sized interpreters (December 2026, the esp8266-espruino pack): loading the commands
- * module takes about 90 slots and `status` some 30 more; `set` (the config module loaded beside
- * it) failed with fewer than about 240 free when its turn came. Running out of slots part-way
+ * module takes about 90 slots and `status` some 30 more; `set` (the config module, loaded alone
+ * for the settings commands) failed with fewer than about 240 free, and with 144-197 free and
+ * this check lowered the console went silent. Running out of slots part-way
  * stops the command without a word, or the interpreter itself; refusing first keeps the node
  * running and says why (test/espruino-low-memory.test.ts).
  */
