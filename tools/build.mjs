@@ -14,6 +14,7 @@ import * as esbuild from "esbuild";
 import { ALL_FEATURES, ESPRUINO_OPTIONS, buildEspruinoApp } from "./espruino-app.mjs";
 import { slimEspruino } from "./espruino-slim.mjs";
 import { inlineLuaDir } from "./lua-consts.mjs";
+import { localLuaExportsDir } from "./lua-exports.mjs";
 import { lazyLuaDir } from "./lua-methods.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -68,6 +69,13 @@ await step("nodemcu lua: inline constants", () => {
   const n = inlineLuaDir(fs, path.join(dist, "nodemcu"));
   inlineLuaDir(fs, path.join(dist, "nodemcu-probe"));
   console.log(`  ${n} constant(s) inlined`);
+});
+
+// a module's own uses of its exports as locals and literals: its export table can go (tools/lua-exports.mjs)
+await step("nodemcu lua: exports used as locals", () => {
+  const r = localLuaExportsDir(fs, path.join(dist, "nodemcu"));
+  localLuaExportsDir(fs, path.join(dist, "nodemcu-probe"));
+  console.log(`  ${r.functions} function(s) and ${r.literals} literal(s)`);
 });
 
 /**
