@@ -14,6 +14,8 @@ import * as esbuild from "esbuild";
 import { ALL_FEATURES, ESPRUINO_OPTIONS, buildEspruinoApp } from "./espruino-app.mjs";
 import { slimEspruino } from "./espruino-slim.mjs";
 import { inlineLuaDir } from "./lua-consts.mjs";
+import { localLuaExportsDir } from "./lua-exports.mjs";
+import { lazyLuaDir } from "./lua-methods.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -69,10 +71,33 @@ await step("nodemcu lua: inline constants", () => {
   console.log(`  ${n} constant(s) inlined`);
 });
 
+// a module's own uses of its exports as locals and literals: its export table can go (tools/lua-exports.mjs)
+await step("nodemcu lua: exports used as locals", () => {
+  const r = localLuaExportsDir(fs, path.join(dist, "nodemcu"));
+  localLuaExportsDir(fs, path.join(dist, "nodemcu-probe"));
+  console.log(`  ${r.functions} function(s) and ${r.literals} literal(s)`);
+});
+
 /**
- * Strips the indentation of the built Lua (a quarter of its bytes): less to upload and to keep
- * in SPIFFS. Line numbers stay as they were. Refused for a file with a long string or comment
- * (`[[`, `[=[`), whose lines must stay as they are.
+ * Classes whose methods stay resident: the codec's per-packet path (the decoder and the byte
+ * port's packet writer), where a lazy method's closure per call would be garbage per packet
+ * (test/codec-alloc.test.ts bounds it).
+ */
+const RESIDENT_CLASSES = ["Decoder", "Pieces"];
+
+// class methods made when asked for, not held by the prototypes (tools/lua-methods.mjs)
+await step("nodemcu lua: lazy methods", () => {
+  const r = lazyLuaDir(fs, path.join(dist, "nodemcu"), RESIDENT_CLASSES);
+  lazyLuaDir(fs, path.join(dist, "nodemcu-probe"), RESIDENT_CLASSES);
+  console.log(`  ${r.methods} method(s) of ${r.classes} class(es) made lazy`);
+  for (const s of r.skipped) console.log(`  left as it is: ${s}`);
+});
+
+/**
+ * Strips the indentation of the built Lua (a quarter of its bytes) and its comment lines (the
+ * TypeScript's doc comments, about 27 KB): less to upload and to keep in SPIFFS. A comment line
+ * is left empty, so line numbers stay as they were. Refused for a file with a long string or
+ * comment (`[[`, `[=[`) or a string continued over a line end, whose lines must stay as they are.
  */
 function stripLuaIndent(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -81,12 +106,13 @@ function stripLuaIndent(dir) {
     else if (e.name.endsWith(".lua")) {
       const src = fs.readFileSync(f, "latin1");
       if (/\[=*\[/.test(src)) throw new Error(`${f}: has a long string or comment; indentation not stripped`);
-      fs.writeFileSync(f, src.replace(/^[ \t]+/gm, ""), "latin1");
+      if (/\\\n/.test(src)) throw new Error(`${f}: has a string continued over a line end; indentation not stripped`);
+      fs.writeFileSync(f, src.replace(/^[ \t]+/gm, "").replace(/^--.*$/gm, ""), "latin1");
     }
   }
 }
 
-await step("nodemcu lua: strip indentation", () => {
+await step("nodemcu lua: strip indentation and comment lines", () => {
   stripLuaIndent(path.join(dist, "nodemcu"));
   stripLuaIndent(path.join(dist, "nodemcu-probe"));
 });

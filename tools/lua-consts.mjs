@@ -20,7 +20,7 @@ const REQUIRE = /^local (____[A-Za-z0-9_]+) = require\("([^"]+)"\)$/gm;
 const IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
 
 /** The code of `src` with strings and comments blanked (same length), so names are found only in code. */
-function codeOnly(src) {
+export function codeOnly(src) {
   let out = "";
   let i = 0;
   while (i < src.length) {
@@ -44,7 +44,7 @@ function codeOnly(src) {
 }
 
 /** Each place `name` occurs as a whole identifier in `code`. */
-function occurrences(code, name) {
+export function occurrences(code, name) {
   const at = [];
   let i = code.indexOf(name);
   while (i >= 0) {

@@ -101,7 +101,8 @@ function forgetModules(): void {
   const loaded = (_G["package"] as { loaded: { [k: string]: unknown } }).loaded;
   for (const k in loaded) {
     const m = loaded[k] as { port?: unknown };
-    const ours = k.substring(0, 2) === "p_" || k.substring(0, 9) === "firmware." || k === "lualib_bundle" || k === "petrel_boot";
+    const ours = k.substring(0, 2) === "p_" || k.substring(0, 9) === "firmware." || k === "lualib_bundle" || k === "petrel_boot" ||
+      k === "petrel_console";
     if (ours && !(typeof m === "object" && m.port === port)) loaded[k] = undefined;
   }
 }
