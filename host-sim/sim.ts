@@ -9,7 +9,8 @@
  * dist/sim-board): what is saved survives a restart. A reboot typed at a console powers that board
  * on again; a deep sleep, after the sleep.
  *
- *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D)
+ *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D;
+ *                                  a second Ctrl-C while it stops forces it)
  *   DEVICES=5 make sim             five boards (ids petrel-sim1 … petrel-sim5), a live one-line
  *                                  summary here, each console on its own pseudo-terminal
  *   DEVICES=10000 make sim         a fleet (up to 50,000): the first SIM_PTYS boards (default
@@ -19,6 +20,12 @@
  *   SIM_COUNT=3 make sim           ends once every board had three readings acknowledged
  *   SIM_INTERVAL=1 make sim        the boards' default interval, seconds (default 5)
  *   BROKER=test.example:1883 make sim
+ *
+ * Ctrl-C, Ctrl-D, SIGINT, SIGTERM and SIGHUP (a closed terminal) stop the boards (DISCONNECT),
+ * then close the broker this process started, its temporary directory and the pseudo-terminals;
+ * a second one while that runs, or 3 s without it finishing, kills them instead. A board whose
+ * flash has a saved `brokers` (or `interval`) other than the simulator's default keeps using it,
+ * as a board would: that is reported at start with how to go back.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -91,6 +98,26 @@ async function main(): Promise<void> {
   const store = path.resolve(process.env.SIM_STORE ?? "dist/sim-board");
   let broker: Broker | undefined;
   let brokerAt: string;
+  // until the boards run, a signal removes what was made so far (the broker, consoles) and ends
+  const early: Pty[] = [];
+  let stop: (code: number, why: string) => void = (code, why) => {
+    say(why);
+    for (const p of early) p.close();
+    if (broker !== undefined) {
+      void broker.kill();
+      fs.rmSync(broker.dir, { recursive: true, force: true });
+    }
+    process.exit(code);
+  };
+  process.on("SIGINT", () => stop(0, "sim: stopping"));
+  process.on("SIGTERM", () => stop(0, "sim: stopping (SIGTERM)"));
+  process.on("SIGHUP", () => stop(0, "sim: stopping (the terminal hung up)"));
+  // a closed terminal: reads fail (EIO) or end; stop as for a hang-up
+  if (process.stdin.isTTY) {
+    process.stdin.on("error", () => stop(0, "sim: stopping (the terminal is gone)"));
+    process.stdin.on("end", () => stop(0, "sim: stopping (the terminal is gone)"));
+  }
+  process.stdout.on("error", () => {});
   if (process.env.BROKER) {
     brokerAt = process.env.BROKER;
     say(`sim: using the broker at ${brokerAt}`);
@@ -146,15 +173,26 @@ async function main(): Promise<void> {
       if (sink !== undefined) sink(s);
       else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
     });
+    if (pty !== undefined) early.push(pty);
     const b: Board = { k, id: "", flash, pty, app: undefined, sentBefore: 0, reconnectsBefore: 0 };
     boards.push(b);
-    const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start()) : undefined;
+    const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start(), true) : undefined;
     boot(b, boardSerial(pty, (fn) => (sink = fn), terminal));
   }
   const host = brokerAt.replace(/:\d+$/, "");
   const port = brokerAt.replace(/^.*:/, "");
   say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topics.status.replace(/status$/, "#") : "petrel/#"}' -v`);
   for (const b of boards) if (b.pty !== undefined) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
+  // a saved setting wins over the simulator's default, as on a board: say so, and how to go back
+  for (const key of ["brokers", "interval"]) {
+    const differ = boards.filter((b) => b.app !== undefined && b.app.settings.get(key) !== defaults[key as keyof typeof defaults]);
+    if (differ.length === 0) continue;
+    const saved = (differ[0].app as App).settings.get(key);
+    const what = key === "brokers" ? `the broker${broker !== undefined ? " this simulator started" : " given by BROKER="} (${brokerAt})` : `the default interval (${defaults.interval} s)`;
+    say(one
+      ? `sim: note: the board's flash has ${key} = ${saved} saved, so it uses that, not ${what}; to go back type: unset ${key}, then save, then reboot (or factory-reset)`
+      : `sim: note: ${differ.length} board(s) have ${key} saved in their flash (${(differ[0].app as App).node.clientId}: ${saved}) and use it, not ${what}; to go back: unset ${key}, save, reboot at their consoles, or remove ${store}`);
+  }
 
   const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
   let lastSent = 0;
@@ -169,8 +207,21 @@ async function main(): Promise<void> {
     return line;
   };
   const startedAt = Date.now();
+  /** Ends at once: the boards' consoles, the broker (killed) and its directory, then the process. */
+  const force = (code: number) => {
+    for (const b of boards) b.pty?.close();
+    if (broker !== undefined) {
+      void broker.kill();
+      fs.rmSync(broker.dir, { recursive: true, force: true });
+    }
+    process.exit(code);
+  };
   const finish = (code: number, why: string) => {
-    if (finishing) return;
+    if (finishing) {
+      say("sim: stopping at once");
+      force(code);
+      return;
+    }
     finishing = true;
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     if (!one) {
@@ -196,7 +247,8 @@ async function main(): Promise<void> {
       if (b.app !== undefined) b.app.node.end(done);
       else done();
     }
-    setTimeout(() => process.exit(code), 3000).unref();
+    // boards that cannot say goodbye (no broker, a stuck socket) do not hold it up for long
+    setTimeout(() => force(code), 3000).unref();
   };
 
   // DEVICES: a live one-line summary (redrawn in place on a terminal, a line every 5 s otherwise)
@@ -215,6 +267,8 @@ async function main(): Promise<void> {
       });
       say("sim: Ctrl-C ends it; each board's console is on its pseudo-terminal above");
     }
+  } else {
+    say("sim: Ctrl-C (or Ctrl-D) ends it; type help for the console's commands");
   }
 
   if (count > 0) {
@@ -225,8 +279,7 @@ async function main(): Promise<void> {
       }
     }, 50);
   }
-  process.on("SIGINT", () => finish(0, "sim: stopping"));
-  process.on("SIGTERM", () => finish(0, "sim: stopping"));
+  stop = finish;
 }
 
 main().catch((e) => {
