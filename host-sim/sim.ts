@@ -182,7 +182,15 @@ async function main(): Promise<void> {
   const host = brokerAt.replace(/:\d+$/, "");
   const port = brokerAt.replace(/^.*:/, "");
   say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topics.status.replace(/status$/, "#") : "petrel/#"}' -v`);
-  for (const b of boards) if (b.pty !== undefined) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
+  const withPty = boards.filter((b) => b.pty !== undefined);
+  if (one && withPty.length === 1) say(`sim: ${withPty[0].id}'s console is also on ${(withPty[0].pty as Pty).path}: make console PORT=${(withPty[0].pty as Pty).path}`);
+  else if (withPty.length > 0) {
+    // a fleet's consoles in one line: board K's is ttyK
+    const first = withPty[0], last = withPty[withPty.length - 1];
+    const span = withPty.length === 1 ? first.id : `${first.id} … ${last.id}`;
+    const ttys = withPty.length === 1 ? (first.pty as Pty).path : `${(first.pty as Pty).path} … ${path.basename((last.pty as Pty).path)}`;
+    say(`sim: the consoles of ${span} are on ${ttys} (board K's is ttyK): make console PORT=${(first.pty as Pty).path}`);
+  }
   // a saved setting wins over the simulator's default, as on a board: say so, and how to go back
   for (const key of ["brokers", "interval"]) {
     const differ = boards.filter((b) => b.app !== undefined && b.app.settings.get(key) !== defaults[key as keyof typeof defaults]);
