@@ -59,8 +59,9 @@ interface Board {
   /** Its console's pseudo-terminal; none past SIM_PTYS. */
   pty: Pty | undefined;
   app: App | undefined;
-  /** Readings sent by earlier boots of this board (the app counts from its own start). */
-  sentBefore: number;
+  /** Readings queued and acknowledged by earlier boots of this board (the app counts from its own start). */
+  queuedBefore: number;
+  ackedBefore: number;
   reconnectsBefore: number;
 }
 
@@ -143,7 +144,8 @@ async function main(): Promise<void> {
       hosts: { localhost: "127.0.0.1" }, localAddress: spread ? `127.0.0.${2 + (b.k % 50)}` : undefined,
       reboot: () => {
         const app = b.app as App;
-        b.sentBefore += app.node.sent;
+        b.queuedBefore += app.node.queued;
+        b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} reboots`);
         app.node.halt();
@@ -153,7 +155,8 @@ async function main(): Promise<void> {
       },
       sleep: (ms) => {
         const app = b.app as App;
-        b.sentBefore += app.node.sent;
+        b.queuedBefore += app.node.queued;
+        b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
         app.node.halt();
@@ -174,7 +177,7 @@ async function main(): Promise<void> {
       else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
     });
     if (pty !== undefined) early.push(pty);
-    const b: Board = { k, id: "", flash, pty, app: undefined, sentBefore: 0, reconnectsBefore: 0 };
+    const b: Board = { k, id: "", flash, pty, app: undefined, queuedBefore: 0, ackedBefore: 0, reconnectsBefore: 0 };
     boards.push(b);
     const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start(), true) : undefined;
     boot(b, boardSerial(pty, (fn) => (sink = fn), terminal));
@@ -202,16 +205,18 @@ async function main(): Promise<void> {
       : `sim: note: ${differ.length} board(s) have ${key} saved in their flash (${(differ[0].app as App).node.clientId}: ${saved}) and use it, not ${what}; to go back: unset ${key}, save, reboot at their consoles, or remove ${store}`);
   }
 
-  const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
-  let lastSent = 0;
+  // readings the client took, and those the broker acknowledged (QoS 1/2) or that went out (QoS 0)
+  const queuedOf = (b: Board) => b.queuedBefore + (b.app?.node.queued ?? 0);
+  const ackedOf = (b: Board) => b.ackedBefore + (b.app?.node.acked ?? 0);
+  let lastAcked = 0;
   /** connected, readings per second over the last `seconds`, reconnects, outbox messages queued. */
   const summary = (seconds: number) => {
-    const total = boards.reduce((n, b) => n + sent(b), 0);
+    const total = boards.reduce((n, b) => n + ackedOf(b), 0);
     const connected = boards.filter((b) => b.app?.node.connected === true).length;
     const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app !== undefined ? reconnectsOf(b.app.node) : 0), 0);
     const queue = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastSent) / seconds).toFixed(1)} msgs/s, ${reconnects} reconnects, queue ${queue}`;
-    lastSent = total;
+    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastAcked) / seconds).toFixed(1)} readings/s acknowledged, ${reconnects} reconnects, outboxes ${queue}`;
+    lastAcked = total;
     return line;
   };
   const startedAt = Date.now();
@@ -233,7 +238,7 @@ async function main(): Promise<void> {
     finishing = true;
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     if (!one) {
-      lastSent = 0;
+      lastAcked = 0;
       say(`${summary(Math.max(1, (Date.now() - startedAt) / 1000))} (over the whole run)`);
     }
     say(why);
@@ -243,11 +248,11 @@ async function main(): Promise<void> {
     if (!each) {
       const dropped = boards.reduce((n, b) => n + (b.app?.node.dropped ?? 0), 0);
       const queued = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-      say(`sim: ending ${boards.length} boards: ${boards.reduce((n, b) => n + sent(b), 0)} readings sent, ${dropped} dropped, outbox ${queued}`);
+      say(`sim: ending ${boards.length} boards: readings: ${boards.reduce((n, b) => n + queuedOf(b), 0)} queued, ${boards.reduce((n, b) => n + ackedOf(b), 0)} acknowledged, ${dropped} dropped, ${queued} in the outboxes`);
     }
     for (const b of boards) {
       const c = b.app?.node.client;
-      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.outbox.count ?? 0}`);
+      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: readings: ${queuedOf(b)} queued, ${ackedOf(b)} acknowledged, ${b.app?.node.dropped ?? 0} dropped, ${c?.outbox.count ?? 0} in the outbox`);
       b.pty?.close();
       const done = () => {
         if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
@@ -281,9 +286,9 @@ async function main(): Promise<void> {
 
   if (count > 0) {
     const poll = setInterval(() => {
-      if (boards.every((b) => sent(b) >= count && b.app?.node.client?.outbox.count === 0)) {
+      if (boards.every((b) => ackedOf(b) >= count && b.app?.node.client?.outbox.count === 0)) {
         clearInterval(poll);
-        finish(0, `sim: ${count} readings sent and acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
+        finish(0, `sim: ${count} readings acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
       }
     }, 50);
   }
