@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { problems } from "../tools/check-args.mjs";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { cliCause } from "../tools/flash.mjs";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { STAMP_FILE, inputsHash, isCurrent } from "../tools/build-stamp.mjs";
 
 // make's arguments are checked before any build (tools/check-args.mjs, run by the Makefile's
@@ -50,6 +52,15 @@ describe("argument checks", () => {
     const r2 = spawnSync(process.execPath, [path.resolve("tools/check-args.mjs"), "--board", "esp9000-foo", "--need-board"], { encoding: "utf8", timeout: 30000 });
     expect(r2.status).toBe(2);
     expect(r2.stderr).toContain('make: no board "esp9000-foo": BOARD takes one of esp32-espruino, esp32-nodemcu, esp8266-espruino, esp8266-nodemcu');
+  });
+});
+
+describe("make flash's errors", () => {
+  it("lead with the cause the espruino CLI names, with the fix", () => {
+    const noPort = 'Espruino Command-line Tool 0.1.67\n-----------------------------------\n\nConnecting to \'/dev/ttyUSB0\'\nERROR: Port "/dev/ttyUSB0" not found\n';
+    expect(cliCause(noPort)).toBe('Port "/dev/ttyUSB0" not found: nothing was written; fix: check PORT (ls /dev/ttyUSB* /dev/ttyACM*) and the cable');
+    expect(cliCause("Error: Error: EACCES: permission denied, open '/dev/ttyUSB0'\n")).toMatch(/^EACCES: permission denied, open '\/dev\/ttyUSB0': nothing was written; fix: add yourself to the dialout group/);
+    expect(cliCause("Connected\nsomething else went wrong\n")).toBeUndefined();
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tickStep, timelineSvg } from "../host-sim/chaos/report";
-import type { ChaosResult } from "../host-sim/chaos/lab";
+import { progressLine, type ChaosResult } from "../host-sim/chaos/lab";
 
 // The chaos report's timeline, drawn from a made-up run: fault bands numbered and coloured by
 // kind with a legend, and a time axis with round ticks whatever the run's length.
@@ -34,5 +34,12 @@ describe("the chaos report's timeline", () => {
     expect(labels).toEqual(["0 s", "5 s", "10 s", "15 s", "20 s", "25 s", "30 s"]);
     // the colours travel with the standalone file
     expect(svg).toContain(".fault[data-kind=board]{");
+  });
+});
+
+describe("the chaos lab's progress", () => {
+  it("counts the schedule's seconds, then says it is draining", () => {
+    expect(progressLine(20_400, 30, false, 900, 11)).toBe("chaos: 20 s of 30 s, 900 messages checked, 11 faults injected");
+    expect(progressLine(40_100, 30, true, 1400, 16)).toBe("chaos: draining (faults over after 30 s), 40 s in, 1400 messages checked, 16 faults injected");
   });
 });

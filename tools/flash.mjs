@@ -26,6 +26,17 @@ const expected = (file) => {
   return `${b.length}/${zlib.crc32(b)}`;
 };
 
+/**
+ * The cause of a failed espruino CLI run when its output names one, with the fix, to lead the
+ * error (the CLI's own words follow it); undefined when it names none.
+ */
+export function cliCause(out) {
+  const cause = /Port "[^"]*" not found/.exec(out)?.[0] ?? /(EACCES|Permission denied)[^\n]*/.exec(out)?.[0] ?? /Unable to connect[^\n]*/i.exec(out)?.[0];
+  if (cause === undefined) return undefined;
+  const fix = /EACCES|Permission/.test(cause) ? "add yourself to the dialout group (or run as root)" : "check PORT (ls /dev/ttyUSB* /dev/ttyACM*) and the cable";
+  return `${cause.trim()}: nothing was written; fix: ${fix}`;
+}
+
 /** Writes the Espruino pack with the espruino CLI; throws with its output when it fails. */
 function flashEspruino(p, packed, port, baud) {
   const cli = path.join(root, "node_modules/espruino/bin/espruino-cli.js");
@@ -39,11 +50,8 @@ function flashEspruino(p, packed, port, baud) {
   const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
   const m = new RegExp(`flashed${" (\\S+)".repeat(Object.keys(files).length)}`).exec(out);
   if (r.status !== 0 || m === null) {
-    // the cause first when the CLI's output names it (its own words follow)
-    const cause = /Port "[^"]*" not found/.exec(out)?.[0] ?? /(EACCES|Permission denied)[^\n]*/.exec(out)?.[0] ?? /Unable to connect[^\n]*/i.exec(out)?.[0];
-    if (cause !== undefined) {
-      throw new Error(`${p.name}: ${cause}: nothing was written; fix: ${/EACCES|Permission/.test(cause) ? "add yourself to the dialout group (or run as root)" : "check PORT (ls /dev/ttyUSB* /dev/ttyACM*) and the cable"}; the espruino CLI's output:\n${out.slice(-1500)}`);
-    }
+    const cause = cliCause(out);
+    if (cause !== undefined) throw new Error(`${p.name}: ${cause}; the espruino CLI's output:\n${out.slice(-1500)}`);
     throw new Error(`${p.name}: the espruino CLI did not confirm the upload to ${port}; fix: check the port (and the baud rate), reset the board, and see its output:\n${out.slice(-1500)}`);
   }
   const names = Object.keys(files);

@@ -594,6 +594,13 @@ function boardFault(what: string, counter: keyof Counts, set: (b: ChaosBoard, on
   };
 }
 
+/** The progress line every 10 s; past the schedule the lab is draining, not "40 s of 30 s". */
+export function progressLine(nowMs: number, seconds: number, draining: boolean, checked: number, faults: number): string {
+  const s = Math.floor(nowMs / 1000);
+  const when = draining ? `draining (faults over after ${seconds} s), ${s} s in` : `${s} s of ${seconds} s`;
+  return `chaos: ${when}, ${checked} messages checked, ${faults} faults injected`;
+}
+
 /** What a fault hits, by its counter: a broker, a board, else the network. */
 function kindOf(f: FaultKind): "network" | "board" | "broker" {
   const c = f.counter;
@@ -731,10 +738,7 @@ async function setUp(lab: Lab): Promise<void> {
   }, 500));
   if (o.progress !== undefined) {
     lab.timers.push(setInterval(() => {
-      const s = Math.floor(lab.now() / 1000);
-      // past the schedule the lab waits for the boards and the checkers: say so, not "40 s of 30 s"
-      const when = lab.draining ? `draining (faults over after ${o.seconds} s), ${s} s in` : `${s} s of ${o.seconds} s`;
-      lab.say(`chaos: ${when}, ${lab.received.length} messages checked, ${lab.faults.length} faults injected`);
+      lab.say(progressLine(lab.now(), o.seconds, lab.draining, lab.received.length, lab.faults.length));
     }, 10000));
   }
   // the subscribers' sessions exist before anything is published
