@@ -1,7 +1,7 @@
 # Petrel: one TypeScript source for Espruino, NodeMCU Lua and Node.
 # Every target installs what it needs first (tools/install-deps.sh).
 
-.PHONY: all deps build guard test bench clean sim boards console flash chaos
+.PHONY: all deps build guard test bench clean sim boards console flash chaos check-board check-flash
 
 # make BOARD=<name>: that board's artifact in dist/boards/<name>/, checked against its byte budget.
 BOARD ?=
@@ -9,19 +9,26 @@ BOARD ?=
 ifeq ($(BOARD),)
 all: build
 else
-all: build
+all: check-board build
 	@node tools/boards.mjs $(BOARD)
 endif
+
+# Argument mistakes are reported before any build (tools/check-args.mjs).
+check-board:
+	@node tools/check-args.mjs --board "$(BOARD)" --need-board
+check-flash:
+	@node tools/check-args.mjs --board "$(BOARD)" --port "$(PORT)" --need-board --need-port
 
 # The board's serial console (Ctrl-] ends it).
 PORT ?=
 BAUD ?= 115200
 console: deps
+	@node tools/check-args.mjs --port "$(PORT)" --need-port
 	@node tools/console.mjs --port "$(PORT)" --baud $(BAUD)
 
 # make flash BOARD=<name> PORT=/dev/ttyUSB0: builds and packs the board, then writes it to the
 # board (NodeMCU: the verified REPL uploader; Espruino: see tools/flash.mjs).
-flash: build
+flash: check-flash build
 	@node tools/flash.mjs --board "$(BOARD)" --port "$(PORT)" --baud $(BAUD)
 
 # Validates every profile in boards/.

@@ -2,10 +2,10 @@
  * `make sim TARGET=espruino|lua51|lua53|fengari`: the sensor node built for that runtime, as a
  * board process (host-sim/app-boards.ts), against a mosquitto this starts (or BROKER=host:port),
  * its serial console on this terminal. A reboot powers the board on again over the same flash;
- * a deep sleep powers it on after the sleep. Ctrl-C or Ctrl-D ends it.
+ * a deep sleep powers it on after the sleep. Ctrl-C or Ctrl-D ends it (a second Ctrl-C forces it).
  *
  * The stand-ins read their console a line at a time (as a UART with line-oriented input), so
- * this terminal edits the line (Backspace, Ctrl-C) and echoes it, secrets as "*", and sends it
+ * this terminal edits the line (Backspace) and echoes it, secrets as "*", and sends it
  * at Enter; the board's own echo of that line is not shown again. The console is also a
  * pseudo-terminal, <flash>/tty: `make console PORT=…` or serialport talk to it as to a USB board
  * (lines go to the board at Enter, and it echoes them).
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     }
   });
   say(`sim: its console is also on ${pty.path}: make console PORT=${pty.path}`);
+  say("sim: Ctrl-C (or Ctrl-D) ends it; type help for the console's commands");
   let ending = false;
   /** The line sent last: the board's echo of it is dropped (this terminal showed it already). */
   let sentEcho: string | undefined;
@@ -102,7 +103,15 @@ async function main(): Promise<void> {
   let line = "";
   let shown = "";
   const finish = (code: number, why: string) => {
-    if (ending) return;
+    if (ending) {
+      // a second Ctrl-C (or signal) while the broker closes: kill it, remove its directory, go
+      say("sim: stopping at once");
+      if (broker !== undefined) {
+        void broker.kill();
+        fs.rmSync(broker.dir, { recursive: true, force: true });
+      }
+      process.exit(code);
+    }
     ending = true;
     say(why);
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
@@ -116,9 +125,7 @@ async function main(): Promise<void> {
       const k = ch.charCodeAt(0);
       if (k === 4) return finish(0, "sim: stopping");
       if (k === 3 && process.stdin.isTTY) {
-        line = "";
-        shown = "";
-        process.stdout.write("^C\r\npetrel> ");
+        return finish(0, "sim: stopping");
       } else if (k === 13 || k === 10) {
         process.stdout.write("\r\n");
         sentEcho = shown;
@@ -141,7 +148,10 @@ async function main(): Promise<void> {
   });
   process.stdin.on("end", () => finish(0, "sim: the terminal closed"));
   process.on("SIGINT", () => finish(0, "sim: stopping"));
-  process.on("SIGTERM", () => finish(0, "sim: stopping"));
+  process.on("SIGTERM", () => finish(0, "sim: stopping (SIGTERM)"));
+  process.on("SIGHUP", () => finish(0, "sim: stopping (the terminal hung up)"));
+  process.stdin.on("error", () => finish(0, "sim: the terminal closed"));
+  process.stdout.on("error", () => {});
   power();
 }
 

@@ -9,7 +9,8 @@
  * dist/sim-board): what is saved survives a restart. A reboot typed at a console powers that board
  * on again; a deep sleep, after the sleep.
  *
- *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D)
+ *   make sim                       one board, its console on this terminal, until Ctrl-C (or Ctrl-D;
+ *                                  a second Ctrl-C while it stops forces it)
  *   DEVICES=5 make sim             five boards (ids petrel-sim1 … petrel-sim5), a live one-line
  *                                  summary here, each console on its own pseudo-terminal
  *   DEVICES=10000 make sim         a fleet (up to 50,000): the first SIM_PTYS boards (default
@@ -19,6 +20,12 @@
  *   SIM_COUNT=3 make sim           ends once every board had three readings acknowledged
  *   SIM_INTERVAL=1 make sim        the boards' default interval, seconds (default 5)
  *   BROKER=test.example:1883 make sim
+ *
+ * Ctrl-C, Ctrl-D, SIGINT, SIGTERM and SIGHUP (a closed terminal) stop the boards (DISCONNECT),
+ * then close the broker this process started, its temporary directory and the pseudo-terminals;
+ * a second one while that runs, or 3 s without it finishing, kills them instead. A board whose
+ * flash has a saved `brokers` (or `interval`) other than the simulator's default keeps using it,
+ * as a board would: that is reported at start with how to go back.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -52,8 +59,9 @@ interface Board {
   /** Its console's pseudo-terminal; none past SIM_PTYS. */
   pty: Pty | undefined;
   app: App | undefined;
-  /** Readings sent by earlier boots of this board (the app counts from its own start). */
-  sentBefore: number;
+  /** Readings queued and acknowledged by earlier boots of this board (the app counts from its own start). */
+  queuedBefore: number;
+  ackedBefore: number;
   reconnectsBefore: number;
 }
 
@@ -91,6 +99,26 @@ async function main(): Promise<void> {
   const store = path.resolve(process.env.SIM_STORE ?? "dist/sim-board");
   let broker: Broker | undefined;
   let brokerAt: string;
+  // until the boards run, a signal removes what was made so far (the broker, consoles) and ends
+  const early: Pty[] = [];
+  let stop: (code: number, why: string) => void = (code, why) => {
+    say(why);
+    for (const p of early) p.close();
+    if (broker !== undefined) {
+      void broker.kill();
+      fs.rmSync(broker.dir, { recursive: true, force: true });
+    }
+    process.exit(code);
+  };
+  process.on("SIGINT", () => stop(0, "sim: stopping"));
+  process.on("SIGTERM", () => stop(0, "sim: stopping (SIGTERM)"));
+  process.on("SIGHUP", () => stop(0, "sim: stopping (the terminal hung up)"));
+  // a closed terminal: reads fail (EIO) or end; stop as for a hang-up
+  if (process.stdin.isTTY) {
+    process.stdin.on("error", () => stop(0, "sim: stopping (the terminal is gone)"));
+    process.stdin.on("end", () => stop(0, "sim: stopping (the terminal is gone)"));
+  }
+  process.stdout.on("error", () => {});
   if (process.env.BROKER) {
     brokerAt = process.env.BROKER;
     say(`sim: using the broker at ${brokerAt}`);
@@ -116,7 +144,8 @@ async function main(): Promise<void> {
       hosts: { localhost: "127.0.0.1" }, localAddress: spread ? `127.0.0.${2 + (b.k % 50)}` : undefined,
       reboot: () => {
         const app = b.app as App;
-        b.sentBefore += app.node.sent;
+        b.queuedBefore += app.node.queued;
+        b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} reboots`);
         app.node.halt();
@@ -126,7 +155,8 @@ async function main(): Promise<void> {
       },
       sleep: (ms) => {
         const app = b.app as App;
-        b.sentBefore += app.node.sent;
+        b.queuedBefore += app.node.queued;
+        b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
         app.node.halt();
@@ -146,35 +176,69 @@ async function main(): Promise<void> {
       if (sink !== undefined) sink(s);
       else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
     });
-    const b: Board = { k, id: "", flash, pty, app: undefined, sentBefore: 0, reconnectsBefore: 0 };
+    if (pty !== undefined) early.push(pty);
+    const b: Board = { k, id: "", flash, pty, app: undefined, queuedBefore: 0, ackedBefore: 0, reconnectsBefore: 0 };
     boards.push(b);
-    const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start()) : undefined;
+    const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start(), true) : undefined;
     boot(b, boardSerial(pty, (fn) => (sink = fn), terminal));
   }
   const host = brokerAt.replace(/:\d+$/, "");
   const port = brokerAt.replace(/^.*:/, "");
   say(`sim: watch it with: mosquitto_sub -h ${host} -p ${port} -t '${one ? (boards[0].app as App).node.topics.status.replace(/status$/, "#") : "petrel/#"}' -v`);
-  for (const b of boards) if (b.pty !== undefined) say(`sim: ${b.id}'s console is also on ${b.pty.path}: make console PORT=${b.pty.path}`);
+  const withPty = boards.filter((b) => b.pty !== undefined);
+  if (one && withPty.length === 1) say(`sim: ${withPty[0].id}'s console is also on ${(withPty[0].pty as Pty).path}: make console PORT=${(withPty[0].pty as Pty).path}`);
+  else if (withPty.length > 0) {
+    // a fleet's consoles in one line: board K's is ttyK
+    const first = withPty[0], last = withPty[withPty.length - 1];
+    const span = withPty.length === 1 ? first.id : `${first.id} … ${last.id}`;
+    const ttys = withPty.length === 1 ? (first.pty as Pty).path : `${(first.pty as Pty).path} … ${path.basename((last.pty as Pty).path)}`;
+    say(`sim: the consoles of ${span} are on ${ttys} (board K's is ttyK): make console PORT=${(first.pty as Pty).path}`);
+  }
+  // a saved setting wins over the simulator's default, as on a board: say so, and how to go back
+  for (const key of ["brokers", "interval"]) {
+    const differ = boards.filter((b) => b.app !== undefined && b.app.settings.get(key) !== defaults[key as keyof typeof defaults]);
+    if (differ.length === 0) continue;
+    const saved = (differ[0].app as App).settings.get(key);
+    const what = key === "brokers" ? `the broker${broker !== undefined ? " this simulator started" : " given by BROKER="} (${brokerAt})` : `the default interval (${defaults.interval} s)`;
+    say(one
+      ? `sim: note: the board's flash has ${key} = ${saved} saved, so it uses that, not ${what}; to go back type: unset ${key}, then save, then reboot (or factory-reset)`
+      : `sim: note: ${differ.length} board(s) have ${key} saved in their flash (${(differ[0].app as App).node.clientId}: ${saved}) and use it, not ${what}; to go back: unset ${key}, save, reboot at their consoles, or remove ${store}`);
+  }
 
-  const sent = (b: Board) => b.sentBefore + (b.app?.node.sent ?? 0);
-  let lastSent = 0;
+  // readings the client took, and those the broker acknowledged (QoS 1/2) or that went out (QoS 0)
+  const queuedOf = (b: Board) => b.queuedBefore + (b.app?.node.queued ?? 0);
+  const ackedOf = (b: Board) => b.ackedBefore + (b.app?.node.acked ?? 0);
+  let lastAcked = 0;
   /** connected, readings per second over the last `seconds`, reconnects, outbox messages queued. */
   const summary = (seconds: number) => {
-    const total = boards.reduce((n, b) => n + sent(b), 0);
+    const total = boards.reduce((n, b) => n + ackedOf(b), 0);
     const connected = boards.filter((b) => b.app?.node.connected === true).length;
     const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app !== undefined ? reconnectsOf(b.app.node) : 0), 0);
     const queue = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastSent) / seconds).toFixed(1)} msgs/s, ${reconnects} reconnects, queue ${queue}`;
-    lastSent = total;
+    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastAcked) / seconds).toFixed(1)} readings/s acknowledged, ${reconnects} reconnects, outboxes ${queue}`;
+    lastAcked = total;
     return line;
   };
   const startedAt = Date.now();
+  /** Ends at once: the boards' consoles, the broker (killed) and its directory, then the process. */
+  const force = (code: number) => {
+    for (const b of boards) b.pty?.close();
+    if (broker !== undefined) {
+      void broker.kill();
+      fs.rmSync(broker.dir, { recursive: true, force: true });
+    }
+    process.exit(code);
+  };
   const finish = (code: number, why: string) => {
-    if (finishing) return;
+    if (finishing) {
+      say("sim: stopping at once");
+      force(code);
+      return;
+    }
     finishing = true;
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     if (!one) {
-      lastSent = 0;
+      lastAcked = 0;
       say(`${summary(Math.max(1, (Date.now() - startedAt) / 1000))} (over the whole run)`);
     }
     say(why);
@@ -184,11 +248,11 @@ async function main(): Promise<void> {
     if (!each) {
       const dropped = boards.reduce((n, b) => n + (b.app?.node.dropped ?? 0), 0);
       const queued = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-      say(`sim: ending ${boards.length} boards: ${boards.reduce((n, b) => n + sent(b), 0)} readings sent, ${dropped} dropped, outbox ${queued}`);
+      say(`sim: ending ${boards.length} boards: readings: ${boards.reduce((n, b) => n + queuedOf(b), 0)} queued, ${boards.reduce((n, b) => n + ackedOf(b), 0)} acknowledged, ${dropped} dropped, ${queued} in the outboxes`);
     }
     for (const b of boards) {
       const c = b.app?.node.client;
-      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: ${sent(b)} readings sent, ${b.app?.node.dropped ?? 0} dropped, outbox ${c?.outbox.count ?? 0}`);
+      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: readings: ${queuedOf(b)} queued, ${ackedOf(b)} acknowledged, ${b.app?.node.dropped ?? 0} dropped, ${c?.outbox.count ?? 0} in the outbox`);
       b.pty?.close();
       const done = () => {
         if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));
@@ -196,7 +260,8 @@ async function main(): Promise<void> {
       if (b.app !== undefined) b.app.node.end(done);
       else done();
     }
-    setTimeout(() => process.exit(code), 3000).unref();
+    // boards that cannot say goodbye (no broker, a stuck socket) do not hold it up for long
+    setTimeout(() => force(code), 3000).unref();
   };
 
   // DEVICES: a live one-line summary (redrawn in place on a terminal, a line every 5 s otherwise)
@@ -215,18 +280,19 @@ async function main(): Promise<void> {
       });
       say("sim: Ctrl-C ends it; each board's console is on its pseudo-terminal above");
     }
+  } else {
+    say("sim: Ctrl-C (or Ctrl-D) ends it; type help for the console's commands");
   }
 
   if (count > 0) {
     const poll = setInterval(() => {
-      if (boards.every((b) => sent(b) >= count && b.app?.node.client?.outbox.count === 0)) {
+      if (boards.every((b) => ackedOf(b) >= count && b.app?.node.client?.outbox.count === 0)) {
         clearInterval(poll);
-        finish(0, `sim: ${count} readings sent and acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
+        finish(0, `sim: ${count} readings acknowledged${one ? "" : ` by each of ${boards.length} boards`}`);
       }
     }, 50);
   }
-  process.on("SIGINT", () => finish(0, "sim: stopping"));
-  process.on("SIGTERM", () => finish(0, "sim: stopping"));
+  stop = finish;
 }
 
 main().catch((e) => {

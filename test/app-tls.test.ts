@@ -30,7 +30,7 @@ it("pem ca, cert and key pasted at the console: after a reboot the board connect
   boards.push(b);
 
   // no CA yet: the broker's certificate is not trusted, and diag says so
-  await b.waitFor("node: tls-untrusted");
+  await b.waitFor("mqtt: tls-untrusted");
   const before = await b.reply("diag");
   expect(before).toContain("diag: first broken link: tls");
   expect(before.find((l) => l.startsWith("diag: tls"))).toMatch(/FAILED: the broker's certificate is not signed by the configured CA/);

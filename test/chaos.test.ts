@@ -39,7 +39,7 @@ describe("the fault kinds (one entry each)", () => {
     ["failover", { hold: 700, ms: 0 }, "failover: broker down 2200 ms, the second one takes the boards", 2200],
     ["kill", { hold: 700, ms: 0 }, "broker kill -9", 300],
     ["overrun", { hold: 700, ms: 450, board: { id: "b2" } }, "b2: a sensor task overrunning its slice (450 ms)", 550],
-    ["power-cut", { hold: 700, ms: 0, board: { id: "b1" } }, "power cut of b1, cut off before it", 1000],
+    ["power-cut", { hold: 700, ms: 0, board: { id: "b1" } }, "every board's network cut, then a power cut of b1", 1000],
     ["wifi-drop", { hold: 1200, ms: 0, board: { id: "b3" } }, "b3: Wi-Fi drop and rejoin", 1200],
   ])("%s: its name and how long it lasts", (kind, shot, name, lasts) => {
     const f = FAULTS[kind];
@@ -192,6 +192,8 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     expect(brokerLog).toContain("mosquitto version");
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect((svg.match(/class="fault"/g) ?? []).length).toBe(r.faults.length);
+    // the bands coloured by kind (a power cut is the first fault: a board's) and numbered
+    expect(svg).toContain('class="fault" data-kind="board"><title>1. every board\'s network cut, then a power cut of');
     expect(html).toContain('<span class="verdict pass">PASS</span>');
     expect(html).toContain(`CHAOS_SEED=${seed}`);
     expect(html).toContain('aria-label="timeline"');
@@ -209,7 +211,7 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     removeReport(report);
     expect(html).toContain('<span class="verdict failv">FAIL</span>');
     expect(html).toMatch(/<li>b\d QoS [12]: message \d+ lost/);
-    expect(r.verdict.violations.some((v) => /QoS [12]: message \d+ lost \(accepted at \d+ ms, during power cut of b\d, cut off before it\)/.test(v)), r.verdict.violations.join("\n")).toBe(true);
+    expect(r.verdict.violations.some((v) => /QoS [12]: message \d+ lost \(accepted at \d+ ms, during every board's network cut, then a power cut of b\d\)/.test(v)), r.verdict.violations.join("\n")).toBe(true);
   }, 90000);
 
   it("a client with its QoS 2 duplicate check removed gets FAIL, naming the command its program got twice and the fault", async () => {

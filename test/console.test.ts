@@ -173,7 +173,9 @@ describe("the serial console (shared code, on the host)", () => {
 describe("the serial console on the Espruino stand-in (dist/espruino/console.js)", () => {
   it("moves the REPL to LoopbackA while it holds Serial1; repl moves it home; petrelConsole() takes it again", () => {
     const printed: string[] = [];
-    const ctx = runBundle(path.join(DIST, "espruino/console-test.js"), { print: (l) => printed.push(l), storageDir: fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-")) });
+    const storageDir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-"));
+    dirs.push(storageDir);
+    const ctx = runBundle(path.join(DIST, "espruino/console-test.js"), { print: (l) => printed.push(l), storageDir });
     try {
       runScript(ctx, `var c = PetrelConsole.serialConsole([{ name: "ping", help: "WORD  answers", run: function (a, say) { say("pong " + a[0]); } }]); c.start();`);
       expect(runScript(ctx, "E.getConsole()")).toBe("LoopbackA");

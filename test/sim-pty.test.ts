@@ -108,12 +108,16 @@ it("DEVICES=3: three boards with distinct ids, each console on its own pty, a su
   broker ??= await startBroker();
   const seen = await watch(broker.port, "petrel/+/telemetry");
   const s = sim({ SIM_STORE: store, SIM_INTERVAL: "1", SIM_COUNT: "2", DEVICES: "3", BROKER: `127.0.0.1:${broker.port}` });
-  for (let k = 1; k <= 3; k++) expect(await ptyOf(s, `petrel-sim${k}`)).toBe(path.join(store, `tty${k}`));
+  // the consoles in one line
+  await until("the consoles' line", () => s.out.includes("sim: the consoles of"), 15000);
+  expect(s.out).toContain(`sim: the consoles of petrel-sim1 … petrel-sim3 are on ${path.join(store, "tty1")} … tty3 (board K's is ttyK): make console PORT=${path.join(store, "tty1")}`);
+  expect(s.out).not.toContain("console is also on");
+  for (let k = 1; k <= 3; k++) expect(fs.existsSync(path.join(store, `tty${k}`))).toBe(true);
   await until("the simulator to end", () => s.code !== undefined, 30000);
   seen.stop();
   expect(s.code, s.out).toBe(0);
-  expect(s.out).toContain("sim: 2 readings sent and acknowledged by each of 3 boards");
-  expect(s.out).toMatch(/sim: \d\/3 connected, \d+\.\d msgs\/s, \d+ reconnects, queue \d+ \(over the whole run\)/);
+  expect(s.out).toContain("sim: 2 readings acknowledged by each of 3 boards");
+  expect(s.out).toMatch(/sim: \d\/3 connected, \d+\.\d readings\/s acknowledged, \d+ reconnects, outboxes \d+ \(over the whole run\)/);
   const ids = new Set(seen.lines.map((l) => l.split("/")[1]));
   expect([...ids].sort()).toEqual(["petrel-sim1", "petrel-sim2", "petrel-sim3"]);
   for (let k = 1; k <= 3; k++) expect(fs.existsSync(path.join(store, `dev${k}`))).toBe(true);
@@ -130,10 +134,9 @@ it("DEVICES past SIM_PTYS: the first boards have a console pty, the rest none an
   seen.stop();
   expect(s.code, s.out).toBe(0);
   expect(s.out).toContain("sim: boards 3-4 have no console pseudo-terminal (SIM_PTYS=2, at most 500); their console output is dropped");
-  expect(s.out).toContain(`sim: petrel-sim2's console is also on ${path.join(store, "tty2")}`);
-  expect(s.out).not.toContain("petrel-sim3's console is also on");
+  expect(s.out).toContain(`sim: the consoles of petrel-sim1 … petrel-sim2 are on ${path.join(store, "tty1")} … tty2 (board K's is ttyK)`);
   expect(fs.existsSync(path.join(store, "tty3"))).toBe(false);
-  expect(s.out).toContain("sim: 2 readings sent and acknowledged by each of 4 boards");
+  expect(s.out).toContain("sim: 2 readings acknowledged by each of 4 boards");
   expect([...new Set(seen.lines.map((l) => l.split("/")[1]))].sort()).toEqual(["petrel-sim1", "petrel-sim2", "petrel-sim3", "petrel-sim4"]);
   // each board k connects from 127.0.0.(2 + k % 50)
   const sources = new Set([...broker.log().slice(mark).matchAll(/New connection from (127\.0\.0\.\d+):\d+/g)].map((m) => m[1]));

@@ -16,6 +16,7 @@ import { slimEspruino } from "./espruino-slim.mjs";
 import { inlineLuaDir } from "./lua-consts.mjs";
 import { localLuaExportsDir } from "./lua-exports.mjs";
 import { lazyLuaDir } from "./lua-methods.mjs";
+import { STAMP_FILE, inputsHash, isCurrent } from "./build-stamp.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -46,6 +47,16 @@ async function step(name, fn) {
 }
 
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: "pipe", encoding: "utf8" });
+
+// Nothing changed since the last build that finished: dist/ is current and the build is skipped
+// (tools/build-stamp.mjs says what counts as an input). PETREL_FORCE_BUILD=1 builds anyway.
+const inputs = inputsHash(root);
+if (process.env.PETREL_FORCE_BUILD !== "1" && isCurrent(root, dist, inputs)) {
+  console.log("build: nothing changed since the last build; dist/ is current (PETREL_FORCE_BUILD=1 builds anyway)");
+  process.exit(0);
+}
+const STAMP = path.join(dist, STAMP_FILE);
+fs.rmSync(STAMP, { force: true });
 
 await step("typecheck (node, espruino)", () => {
   run(bin("tsc"), ["-p", "tsconfig.json"]);
@@ -144,3 +155,6 @@ await step("dialect guard (sources and built output)", () => {
   const out = run(process.execPath, [path.join(root, "tools/guard/cli.mjs")]);
   process.stdout.write(out.split("\n").map((l) => (l ? `  ${l}` : l)).join("\n"));
 });
+
+// every step passed: the next build with the same inputs is skipped
+fs.writeFileSync(STAMP, inputs);

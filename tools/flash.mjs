@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { loadProfile, packBoard } from "./boards.mjs";
 import { spawnSync } from "node:child_process";
 import { initLast, upload, uploadLfs } from "./nodemcu-upload.mjs";
+import { problems } from "./check-args.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -24,6 +25,17 @@ const expected = (file) => {
   const b = fs.readFileSync(file);
   return `${b.length}/${zlib.crc32(b)}`;
 };
+
+/**
+ * The cause of a failed espruino CLI run when its output names one, with the fix, to lead the
+ * error (the CLI's own words follow it); undefined when it names none.
+ */
+export function cliCause(out) {
+  const cause = /Port "[^"]*" not found/.exec(out)?.[0] ?? /(EACCES|Permission denied)[^\n]*/.exec(out)?.[0] ?? /Unable to connect[^\n]*/i.exec(out)?.[0];
+  if (cause === undefined) return undefined;
+  const fix = /EACCES|Permission/.test(cause) ? "add yourself to the dialout group (or run as root)" : "check PORT (ls /dev/ttyUSB* /dev/ttyACM*) and the cable";
+  return `${cause.trim()}: nothing was written; fix: ${fix}`;
+}
 
 /** Writes the Espruino pack with the espruino CLI; throws with its output when it fails. */
 function flashEspruino(p, packed, port, baud) {
@@ -38,6 +50,8 @@ function flashEspruino(p, packed, port, baud) {
   const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
   const m = new RegExp(`flashed${" (\\S+)".repeat(Object.keys(files).length)}`).exec(out);
   if (r.status !== 0 || m === null) {
+    const cause = cliCause(out);
+    if (cause !== undefined) throw new Error(`${p.name}: ${cause}; the espruino CLI's output:\n${out.slice(-1500)}`);
     throw new Error(`${p.name}: the espruino CLI did not confirm the upload to ${port}; fix: check the port (and the baud rate), reset the board, and see its output:\n${out.slice(-1500)}`);
   }
   const names = Object.keys(files);
@@ -92,6 +106,9 @@ export async function flashBoard(p, port, opts = {}) {
 
 async function main() {
   if (!board || !port) throw new Error("usage: make flash BOARD=<name> PORT=/dev/ttyUSB0 [BAUD=115200]");
+  // a wrong board or a port that is not there, before anything is packed
+  const wrong = problems({ board, port });
+  if (wrong.length > 0) throw new Error(wrong.join("; "));
   console.log(await flashBoard(loadProfile(board), port, { baud }));
 }
 

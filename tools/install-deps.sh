@@ -16,8 +16,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     command -v sudo >/dev/null || { echo "deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
     SUDO=sudo
   fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Another package manager (unattended upgrades on a fresh machine) may hold apt's locks: wait
+  # for them, up to 10 minutes, instead of failing. DPkg::Lock::Timeout covers dpkg's lock;
+  # apt-get update's lock on the package lists is waited for here, retrying only on a lock error.
+  apt() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  for try in $(seq 60); do
+    if err=$(apt update -qq 2>&1 >/dev/null); then break; fi
+    if ! grep -qi "lock" <<<"$err" || [ "$try" = 60 ]; then echo "$err" >&2; exit 1; fi
+    [ "$try" = 1 ] && echo "deps: another package manager holds apt's lock; waiting for it (at most 10 minutes)"
+    sleep 10
+  done
+  apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The broker is started by the tests with their own configs; the system service is not needed.
   if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
 fi

@@ -4,12 +4,20 @@
 // cross-target suite, the branch coverage per file, and a closing "N passed, N failed" line.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const report = path.join(root, "dist/test-report");
 const times = [];
+
+// The tests' temporary files go to a directory of their own (TMPDIR for every test process), so
+// what they leave behind is told apart from other programs' files in /tmp: it must be empty at
+// the end. Open to all (sticky, like /tmp): mosquitto started as root drops to its own user and
+// writes its persistence under it.
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-test-"));
+fs.chmodSync(tmp, 0o1777);
 
 function stage(name, cmd, args, env = {}) {
   const t0 = Date.now();
@@ -27,6 +35,7 @@ function printTimes() {
 }
 
 if (stage("build + dialect guard", process.execPath, [path.join(root, "tools/build.mjs")]) !== 0) {
+  fs.rmSync(tmp, { recursive: true, force: true });
   printTimes();
   console.log("tests: 0 passed, 1 failed (the build or the dialect guard failed)");
   process.exit(1);
@@ -37,7 +46,7 @@ fs.mkdirSync(report, { recursive: true });
 const vitestJson = path.join(report, "vitest.json");
 const extra = process.argv.slice(2);
 const status = stage("tests (vitest)", path.join(root, "node_modules/.bin/vitest"),
-  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...extra], { PETREL_SKIP_BUILD: "1" });
+  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...extra], { PETREL_SKIP_BUILD: "1", TMPDIR: tmp });
 
 // Branch coverage of firmware/sched, firmware/session and firmware/console, measured on the TypeScript sources, so
 // only tests that import them in-process count: the cross-target suites run the built probes
@@ -60,7 +69,7 @@ if (coverageTests.length === 0) {
     "--coverage.exclude=firmware/session/index.ts", "--coverage.exclude=firmware/port/platform.ts",
     `--coverage.thresholds.branches=${COVERAGE_BRANCHES}`,
     "--coverage.reporter=text-summary", "--coverage.reporter=text", "--coverage.reporter=json-summary",
-    `--coverage.reportsDirectory=${path.relative(root, coverageDir)}`], { PETREL_SKIP_BUILD: "1" });
+    `--coverage.reportsDirectory=${path.relative(root, coverageDir)}`], { PETREL_SKIP_BUILD: "1", TMPDIR: tmp });
 }
 const coverageNote = fs.existsSync(path.join(root, "firmware/session")) && !coverageTests.some((f) => f.startsWith("session"))
   ? "firmware/session has no test/session-unit*.test.ts" : "";
@@ -143,5 +152,15 @@ if (coverageStatus !== 0 || coverageNote) {
   failed = failed + 1;
   coverage = `${coverage} FAILED`;
 }
-console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped; ${coverage}`);
+// What the tests left in their temporary directory counts as one failure, named.
+const left = fs.readdirSync(tmp);
+let leftNote = "";
+if (left.length > 0) {
+  failed = failed + 1;
+  leftNote = `; ${left.length} temporary file(s) left by the tests FAILED`;
+  console.log(`\ntemporary files the tests left in ${tmp} (removed now):`);
+  for (const f of left.sort()) console.log(`  ${f}`);
+}
+fs.rmSync(tmp, { recursive: true, force: true });
+console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped; ${coverage}${leftNote}`);
 process.exit(status !== 0 || failed > 0 ? 1 : 0);

@@ -30,7 +30,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
   if (name === "help") {
     say("help  lists the commands");
     lazy("config").settingsHelp(remote, node.board.tls, say);
-    say("status  connection, uptime, readings sent and dropped, unsaved settings");
+    say("status  connection, uptime, readings queued, acknowledged and dropped, unsaved settings");
     say("diag  walks Wi-Fi, DNS, TCP, TLS, MQTT, subscription and ping; names the first broken link");
     say("publish  a reading now");
     say(`pub TOPIC QOS TEXT  publishes TEXT now (QoS 0, 1${FEATURE_QOS2 ? " or 2" : ""}): to try a broker, a subscriber or a rule`);
@@ -39,7 +39,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say(featuresLine());
   } else if (name === "status") {
     say(`node ${node.clientId}: ${node.connected ? "connected" : "not connected"}, up ${node.uptime()} s, ` +
-      `${node.connects > 0 ? node.connects - 1 : 0} reconnects, ${node.sent} readings sent, ${node.dropped} dropped` +
+      `${node.connects > 0 ? node.connects - 1 : 0} reconnects, readings: ${node.queued} queued, ${node.acked} ${st.int("qos") > 0 ? "acknowledged" : "sent"}, ${node.dropped} dropped` +
       `${c !== undefined ? `, outbox ${c.outbox.count}` : ""}`);
     say(`last error: ${node.lastError.length > 0 ? node.lastError : "none"}`);
     // (the held module only when something is held: it is another lazy module)

@@ -3,6 +3,7 @@ import { port } from "../port/port";
 import type { Platform } from "../port/platform";
 import { Client, type ClientEvents } from "../session/client";
 import type { RequestDone } from "../session/requests";
+import type { Done } from "../session/outbox";
 import { IDLE, type Task } from "../sched/scheduler";
 import { elapsed } from "../sched/time";
 import type { Settings } from "./settings";
@@ -95,9 +96,9 @@ function nodeEvents(self: SensorNode): ClientEvents {
       self.board.log(`node: connected as ${self.clientId}`);
       (self.client as Client).publish(self.topics.status, self.statusJson("online"), 1, true, undefined);
     },
+    // (the client has logged it: status and the retained status show the last one)
     onError: (e) => {
       self.lastError = `${e.code}: ${e.message}`;
-      self.board.log(`node: ${self.lastError}`);
     },
     onClose: (reason) => {
       const f = self.facts;
@@ -136,7 +137,13 @@ function nodeSubscribed(self: SensorNode): RequestDone {
 
 /** The node's scheduler tasks: "sample" (one reading) and "sleep". */
 function nodeTask(self: SensorNode, name: string): Task {
-  return { name: name, step: name === "sample" ? () => self.sample() : () => self.sleepStep() };
+  if (name !== "sample") return { name: name, step: () => self.sleepStep() };
+  // one callback for every reading (no closure per publish, no field on the node): it counts the
+  // readings the broker acknowledged (QoS 1, 2), or that went out on the network (QoS 0)
+  const done: Done = (err) => {
+    if (err === undefined) self.acked++;
+  };
+  return { name: name, step: () => self.sample(done) };
 }
 
 /**
@@ -159,8 +166,13 @@ export class SensorNode {
   /** Connections made (each CONNACK accepted). */
   connects = 0;
   lastError = "";
-  /** Readings published, and dropped because the client refused them (queue full, low memory). */
-  sent = 0;
+  /**
+   * Readings queued (the client took them), acknowledged by the broker (QoS 1/2) or written to the
+   * network (QoS 0), and dropped because the client refused them (queue full, low memory). Queued
+   * and not yet acknowledged ones are in the outbox (or, at QoS 0 offline, its RAM queue).
+   */
+  queued = 0;
+  acked = 0;
   dropped = 0;
   /** The node's topics, fixed when it starts (as its subscription and will are). */
   readonly topics = { telemetry: "", status: "", cmd: "", reply: "" };
@@ -280,7 +292,7 @@ export class SensorNode {
     if (sl.phase === 0 && sl.typedAt >= 0 && elapsed(sl.typedAt, now) < TYPING_MS) return TYPING_MS - elapsed(sl.typedAt, now);
     const awake = this.board.awakeMs !== undefined ? this.board.awakeMs : 15000;
     if (sl.phase === 0) {
-      if (!(this.connected && this.sent > 0 && c.outbox.count === 0) && elapsed(sl.from, now) < awake) return 100;
+      if (!(this.connected && this.queued > 0 && c.outbox.count === 0) && elapsed(sl.from, now) < awake) return 100;
       sl.phase = 2;
       if (this.connected) {
         sl.phase = 1;
@@ -308,14 +320,14 @@ export class SensorNode {
   }
 
   /** One reading, published; the next in `interval` seconds (a sleeping node takes one per wake). */
-  sample(): number {
+  sample(done: Done): number {
     const c = this.client as Client;
     const sleeping = this.sleeps();
     let qos = this.settings.int("qos");
     if (sleeping && qos === 0) qos = 1; // a reading that must survive the sleep needs an acknowledgement
-    const err = c.publish(this.topics.telemetry, this.readings(), qos, false, undefined);
+    const err = c.publish(this.topics.telemetry, this.readings(), qos, false, done);
     if (err === undefined) {
-      this.sent++;
+      this.queued++;
     } else {
       this.dropped++;
       this.board.log(`node: reading dropped: ${err.code}: ${err.message}`);

@@ -571,7 +571,8 @@ export class Client {
       t.suspect = 0;
     }
     this.reqs.unsend();
-    if (reason !== "") this.p.log.writeLog(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
+    // one line per attempt that never came up: its report (below, or already given); a connection that ends, here
+    if (reason !== "" && wasUp) this.p.log.writeLog(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
     // (found again by its id: onOffline may have changed the outbox)
     const at = refused > 0 ? o.slotOf(refused) : -1;

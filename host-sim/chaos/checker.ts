@@ -41,6 +41,8 @@ export interface Fault {
   name: string;
   from: number;
   to: number;
+  /** What it hit, for the report's colours: the network (the default), a board, a broker. */
+  kind?: "network" | "board" | "broker";
 }
 
 export interface Verdict {

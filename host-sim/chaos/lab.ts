@@ -594,6 +594,20 @@ function boardFault(what: string, counter: keyof Counts, set: (b: ChaosBoard, on
   };
 }
 
+/** The progress line every 10 s; past the schedule the lab is draining, not "40 s of 30 s". */
+export function progressLine(nowMs: number, seconds: number, draining: boolean, checked: number, faults: number): string {
+  const s = Math.floor(nowMs / 1000);
+  const when = draining ? `draining (faults over after ${seconds} s), ${s} s in` : `${s} s of ${seconds} s`;
+  return `chaos: ${when}, ${checked} messages checked, ${faults} faults injected`;
+}
+
+/** What a fault hits, by its counter: a broker, a board, else the network. */
+function kindOf(f: FaultKind): "network" | "board" | "broker" {
+  const c = f.counter;
+  if (c === "restarts" || c === "kills" || c === "wipes" || c === "failovers") return "broker";
+  return c === undefined ? "network" : "board";
+}
+
 /** Every kind of fault, by the name the schedule (and `first`) uses. */
 export const FAULTS: Record<string, FaultKind> = {
   "reset": { blip: true, name: () => "reset", lasts: () => 0, start: (lab) => lab.all((p) => p.reset()), end: () => {} },
@@ -614,7 +628,7 @@ export const FAULTS: Record<string, FaultKind> = {
       const which = Math.floor(lab.rand() * (lab.boards.length + lab.others.length));
       s.board = which < lab.boards.length ? lab.boards[which] : lab.others[which - lab.boards.length];
     },
-    name: (s) => `power cut of ${s.board!.id}, cut off before it`,
+    name: (s) => `every board's network cut, then a power cut of ${s.board!.id}`,
     lasts: () => 1000,
     start: async (lab) => {
       await lab.all((p) => p.refuse(true, "reset"));
@@ -678,6 +692,8 @@ class Lab {
   readonly samples: Sample[] = [];
   /** Set when the arrivals were still coming as the collection's bound ran out. */
   collectionCut: string | undefined;
+  /** The schedule is over: the lab waits for the boards to drain and the checkers to settle. */
+  draining = false;
   readonly timers: NodeJS.Timeout[] = [];
 
   constructor(readonly o: ChaosOptions) {
@@ -722,7 +738,7 @@ async function setUp(lab: Lab): Promise<void> {
   }, 500));
   if (o.progress !== undefined) {
     lab.timers.push(setInterval(() => {
-      lab.say(`chaos: ${Math.floor(lab.now() / 1000)} s of ${o.seconds} s, ${lab.received.length} messages checked, ${lab.faults.length} faults injected`);
+      lab.say(progressLine(lab.now(), o.seconds, lab.draining, lab.received.length, lab.faults.length));
     }, 10000));
   }
   // the subscribers' sessions exist before anything is published
@@ -816,7 +832,7 @@ async function schedule(lab: Lab): Promise<void> {
     if (lasts > 0) await sleep(lasts);
     await f.end(lab, shot);
     if (f.counter !== undefined) lab.counts[f.counter]++;
-    lab.faults.push({ name, from, to: f.blip === true ? from + 200 : lab.now() });
+    lab.faults.push({ name, from, to: f.blip === true ? from + 200 : lab.now(), kind: kindOf(f) });
     lab.recovered(f.blip === true ? from : lab.now());
   }
 }
@@ -830,6 +846,7 @@ async function schedule(lab: Lab): Promise<void> {
  */
 async function drain(lab: Lab): Promise<void> {
   const { boards, received } = lab;
+  lab.draining = true;
   lab.say(`chaos: ${lab.now()} ms schedule over; draining`);
   const commanderIdle = () => Object.keys((lab.commander as unknown as { outgoing: object }).outgoing).length === 0;
   await until("every board drained (connected to the first broker, outbox empty)", () => boards.every((b) => b.drained()), 60000).catch((e) => {

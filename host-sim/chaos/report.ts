@@ -18,6 +18,17 @@ export interface Sample {
   connected: number;
 }
 
+/** The fault kinds' colours in the timeline (network, board, broker). */
+const KIND_STYLE = ".fault{fill:#f2b8b8;opacity:.55}.fault[data-kind=board]{fill:#c9b3f0}.fault[data-kind=broker]{fill:#9fd3e6}" +
+  ".k.network{background:#f2b8b8}.k.board{background:#c9b3f0}.k.broker{background:#9fd3e6}.tick{stroke:#bbb}.fn{font-size:9px;fill:#333}";
+
+/** Seconds between the time axis' ticks: the smallest of a few round steps giving at most 12. */
+export function tickStep(endMs: number): number {
+  const s = endMs / 1000;
+  for (const step of [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]) if (s / step <= 12) return step;
+  return 3600 * Math.ceil(s / 3600 / 12);
+}
+
 function timeline(r: ChaosResult, samples: Sample[], boards: number): string {
   const W = 900;
   const H = 220;
@@ -26,15 +37,24 @@ function timeline(r: ChaosResult, samples: Sample[], boards: number): string {
   const maxA = Math.max(1, ...samples.map((s) => s.arrived));
   const maxQ = Math.max(1, ...samples.map((s) => s.queued));
   const line = (vals: number[], max: number) => samples.map((s, i) => `${x(s.t).toFixed(1)},${(H - (vals[i] / max) * (H - 20)).toFixed(1)}`).join(" ");
-  const spans = r.faults.map((f) => `<rect x="${x(f.from).toFixed(1)}" y="0" width="${Math.max(2, x(f.to) - x(f.from)).toFixed(1)}" height="${H}" class="fault"><title>${esc(f.name)} (${f.from}-${f.to} ms)</title></rect>`).join("");
+  // each band numbered as in the list of faults below, coloured by its kind
+  const spans = r.faults.map((f, i) => `<rect x="${x(f.from).toFixed(1)}" y="0" width="${Math.max(2, x(f.to) - x(f.from)).toFixed(1)}" height="${H}" class="fault" data-kind="${f.kind ?? "network"}"><title>${i + 1}. ${esc(f.name)} (${f.from}-${f.to} ms)</title></rect>` +
+    `<text x="${(x(f.from) + 1).toFixed(1)}" y="9" class="fn">${i + 1}</text>`).join("");
+  const step = tickStep(end);
+  const ticks: string[] = [];
+  for (let s = 0; s * 1000 <= end; s += step) {
+    const at = x(s * 1000);
+    const label = step >= 60 && s % 60 === 0 ? `${s / 60} min` : `${s} s`;
+    ticks.push(`<line x1="${at.toFixed(1)}" y1="${H}" x2="${at.toFixed(1)}" y2="${H + 4}" class="tick"/><text x="${Math.min(W - 30, at).toFixed(1)}" y="${H + 15}">${label}</text>`);
+  }
   return `<svg viewBox="0 0 ${W} ${H + 20}" width="100%" role="img" aria-label="timeline">
 ${spans}
 <polyline points="${line(samples.map((s) => s.arrived), maxA)}" class="arrived"/>
 <polyline points="${line(samples.map((s) => s.queued), maxQ)}" class="queued"/>
 <polyline points="${line(samples.map((s) => s.connected), boards)}" class="connected"/>
-<text x="0" y="${H + 15}">0 s</text><text x="${W - 40}" y="${H + 15}">${(end / 1000).toFixed(0)} s</text>
+${ticks.join("")}
 </svg>
-<p class="legend"><span class="k arrived"></span> arrivals per 0.5 s (max ${maxA}) <span class="k queued"></span> queued in outboxes (max ${maxQ}) <span class="k connected"></span> boards connected (of ${boards}) <span class="k fault"></span> a fault</p>`;
+<p class="legend"><span class="k arrived"></span> arrivals per 0.5 s (max ${maxA}) <span class="k queued"></span> queued in outboxes (max ${maxQ}) <span class="k connected"></span> boards connected (of ${boards}); faults, numbered as listed below: <span class="k network"></span> network <span class="k board"></span> board <span class="k broker"></span> broker</p>`;
 }
 
 function histogram(values: number[], bins: number[], label: string): string {
@@ -47,7 +67,7 @@ function histogram(values: number[], bins: number[], label: string): string {
   return `<svg viewBox="0 0 640 145" width="640" role="img" aria-label="${label}">${bars}</svg>`;
 }
 
-const SVG_STYLE = ".fault{fill:#f2b8b8;opacity:.55}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}" +
+const SVG_STYLE = KIND_STYLE + ".arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}" +
   ".connected{fill:none;stroke:#2b9b4b;stroke-width:1.5;stroke-dasharray:4 3}text{font:11px sans-serif;fill:#555}";
 
 /** The timeline alone as a standalone SVG file (styles inside), for the README. */
@@ -88,7 +108,7 @@ export function renderReport(r: ChaosResult, samples: Sample[], opts: { boards: 
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:960px;color:#222}
 .verdict{font-size:28px;font-weight:bold;padding:.3em .6em;display:inline-block;border-radius:6px}
 .pass{background:#d8f5d8;color:#145214}.failv{background:#fbdada;color:#7a1010}
-.fault{fill:#f2b8b8;opacity:.55}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}
+${KIND_STYLE}.arrived{fill:none;stroke:#2a6fdb;stroke-width:1.5}.queued{fill:none;stroke:#d98a00;stroke-width:1.5}
 .connected{fill:none;stroke:#2b9b4b;stroke-width:1.5;stroke-dasharray:4 3}.bar{fill:#2a6fdb}
 .k{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px}.k.arrived{background:#2a6fdb}.k.queued{background:#d98a00}.k.connected{background:#2b9b4b}.k.fault{background:#f2b8b8}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.bad{background:#fbdada}

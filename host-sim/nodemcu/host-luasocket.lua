@@ -31,17 +31,22 @@ end
 
 H.now = socket.gettime
 
-local caFiles = {}
---- luasec takes the CA from a file: one temporary file per PEM text.
-local function caFile(pem)
-  if caFiles[pem] == nil then
+local caContexts = {}
+--- A client context verifying against `pem`, one per PEM text. luasec takes a CA from a file
+--- only: it is written to a temporary file, read into the context, and removed at once.
+local function caContext(params, pem)
+  if caContexts[pem] == nil then
     local name = os.tmpname()
     local h = assert(io.open(name, "w"))
     h:write(pem)
     h:close()
-    caFiles[pem] = name
+    params.cafile = name
+    local ctx, err = ssl.newcontext(params)
+    os.remove(name)
+    if ctx == nil then return nil, err end
+    caContexts[pem] = ctx
   end
-  return caFiles[pem]
+  return caContexts[pem]
 end
 
 function H.connect(ip, port, ca)
@@ -117,13 +122,15 @@ end
 startTls = function(id, c)
   if not okSsl then error("stand-in: tls needs luasec (Debian package lua-sec)") end
   local params = { mode = "client", protocol = "any", options = { "all", "no_sslv2", "no_sslv3" } }
+  local cfg, err = params, nil
   if c.ca == true then
     params.verify = "none"
   else
     params.verify = "peer"
-    params.cafile = caFile(c.ca)
+    cfg, err = caContext(params, c.ca)
   end
-  local wrapped, err = ssl.wrap(c.tcp, params)
+  local wrapped
+  if cfg ~= nil then wrapped, err = ssl.wrap(c.tcp, cfg) end
   if wrapped == nil then
     c.tlsError = err
     lost(id, "fail")
