@@ -9,6 +9,7 @@ import { nextAttempt } from "../../../firmware/session/policy";
 import type { Platform } from "../../../firmware/port/platform";
 import { argBytes, argInt, argText, outWire, register } from "../probe";
 import { find } from "../../../firmware/port/text";
+import { afterWord, words } from "../../../firmware/console/line";
 import type { ClientOptions } from "../../../firmware/session/options";
 import { VirtualClock } from "../virtual-clock";
 
@@ -273,19 +274,6 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 // The transcript: what the client wrote ("w HEX"), dials ("open host:port t=MS"), closes, and
 // the events noted, joined by ";".
 
-/** Words of `line` split at single spaces (the last word takes the rest when `rest` is its index). */
-function words(line: string, rest: number): string[] {
-  const out: string[] = [];
-  let from = 0;
-  while (from <= line.length) {
-    const sp = out.length === rest ? -1 : find(line, " ", from);
-    const end = sp < 0 ? line.length : sp;
-    out[out.length] = line.substring(from, end);
-    from = end + 1;
-  }
-  return out;
-}
-
 function decimal(s: string): number {
   return argInt("i:" + s);
 }
@@ -318,7 +306,7 @@ function script(text: string): string {
     if (semi < 0) semi = text.length;
     const line = text.substring(from, semi);
     from = semi + 1;
-    const w = words(line, line.substring(0, 4) === "pub " ? 4 : 99);
+    const w = words(line);
     const cmd = w[0];
     if (cmd === "opt") {
       const k = w[1];
@@ -355,7 +343,8 @@ function script(text: string): string {
     else if (cmd === "drop") b.drop(w[1]);
     else if (cmd === "recv") b.recv(w[1]);
     else if (cmd === "pub") {
-      const e = c.publish(w[2], w[4], decimal(w[3]), false, done(w[1]));
+      // the payload: the rest of the line after the fourth word
+      const e = c.publish(w[2], afterWord(afterWord(afterWord(afterWord(line)))), decimal(w[3]), false, done(w[1]));
       if (e !== undefined) b.note("refused " + w[1] + " " + e.code);
     } else if (cmd === "sub") {
       const e = c.subscribe([w[1]], [decimal(w[2])], 1, undefined, (_e, g) => b.note("suback " + (g !== undefined ? g.join(",") : "none")));
