@@ -28,13 +28,13 @@ describe("a command that cannot run", () => {
     setLoader(() => {
       throw "not enough memory for this command: 87 variable slots free, it needs about 300; nothing was run. Fix: free some";
     });
-    runCommand({ node: n, settings: st, tls: false }, "set interval 30", say, false);
+    runCommand({ node: n, settings: st }, "set interval 30", say, false);
     setLoader(() => {
       throw new Error("boom");
     });
-    runCommand({ node: n, settings: st, tls: false }, "status", say, true);
+    runCommand({ node: n, settings: st }, "status", say, true);
     setLoader(loader as (this: void, name: string) => unknown);
-    runCommand({ node: n, settings: st, tls: false }, "set interval 30", say, false);
+    runCommand({ node: n, settings: st }, "set interval 30", say, false);
     expect(out).toEqual([
       "error: not enough memory for this command: 87 variable slots free, it needs about 300; nothing was run. Fix: free some",
       "error: the command failed: Error: boom",

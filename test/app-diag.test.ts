@@ -41,7 +41,7 @@ function node(set: Record<string, string>, link?: ReturnType<typeof simulatedLin
   expect(n.launch()).toBeNull();
   const diag = () => {
     const out: string[] = [];
-    runLine({ node: n, settings: n.settings, tls: false }, "diag", (l) => out.push(l), false);
+    runLine({ node: n, settings: n.settings }, "diag", (l) => out.push(l), false);
     return out;
   };
   return { n, logs, diag };

@@ -20,7 +20,7 @@ describe("held messages at the console", () => {
     expect(node.launch()).toBeNull();
     const run = (line: string) => {
       const out: string[] = [];
-      runLine({ node, settings: st, tls: false }, line, (l) => out.push(l), false);
+      runLine({ node, settings: st }, line, (l) => out.push(l), false);
       return out;
     };
     broker.run(0);

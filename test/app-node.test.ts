@@ -128,7 +128,7 @@ describe("the sensor node against mosquitto", () => {
     await until("the status acknowledged", () => n.node.client!.outbox.count === 0, 5000);
     const run = (line: string) => {
       const out: string[] = [];
-      runLine({ node: n.node, settings: n.node.settings, tls: false }, line, (l) => out.push(l), false);
+      runLine({ node: n.node, settings: n.node.settings }, line, (l) => out.push(l), false);
       return out;
     };
     expect(run("pub test/pub/one 1 hello there")).toEqual(["pub: queued (outbox 1)"]);

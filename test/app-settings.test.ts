@@ -31,7 +31,7 @@ function node(opts: { tls?: boolean; storage?: ReturnType<typeof memoryStorage> 
   const serial: Serial = { take: (fn) => (chars = fn), release: () => (chars = undefined), write: (s) => (out += s) };
   let resets = 0;
   const sensor = new SensorNode({ platform: nodePlatform({ chipId: "t" }), tls: opts.tls ?? true, version: "t", sensors: [], reboot: () => {}, log: () => {} }, st);
-  const ctx: CommandContext = { node: sensor, settings: st, tls: opts.tls ?? true, afterReset: () => resets++ };
+  const ctx: CommandContext = { node: sensor, settings: st, afterReset: () => resets++ };
   const c = new LineConsole(serial, (line, say) => runLine(ctx, line, say, false), "back()", typingSecret);
   c.start();
   const type = (line: string) => {

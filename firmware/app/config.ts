@@ -359,9 +359,8 @@ export function clientOptions(st: Settings, clientId: string): ClientOptions {
 
 /** What the settings commands need of the app: its settings, and the console for pasting a PEM. */
 export interface SettingsContext {
+  /** (Whether the board's firmware has TLS: settings.boardTls, its profile's.) */
   settings: Settings;
-  /** Whether the board's firmware has TLS (its profile). */
-  tls: boolean;
   console?: LineConsole;
   /** factory-reset asked for its confirmation: the next `factory-reset yes` does it. */
   confirmReset?: boolean;
@@ -447,7 +446,7 @@ function pem(ctx: SettingsContext, args: string[], say: (this: void, line: strin
   const storage = ctx.settings.storage;
   const name = args.length > 1 ? args[1] : "";
   const con = ctx.console;
-  if (!ctx.tls) {
+  if (!ctx.settings.boardTls) {
     say("error: this board's firmware has no TLS, so it keeps no certificates");
   } else if (args.length === 1) {
     let line = "pem:";

@@ -126,7 +126,7 @@ export function startApp(board: AppBoard, defaults?: { [key: string]: string }):
   const ssid = st.get("wifi.ssid");
   const tls = board.tls ? cfg.readPems(st) : {};
   cfg = undefined as unknown as typeof cfg; // let the module go: the running node does not need it
-  const app = { settings: st, tls: board.tls, serial: board.serial, bootAt: 0 } as Running;
+  const app = { settings: st, serial: board.serial, bootAt: 0 } as Running;
   const log = appLog(app);
   app.log = log;
   const platform = board.platform(ssid.length > 0 ? { ssid, password: st.get("wifi.pass") } : undefined, log, tls);

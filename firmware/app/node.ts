@@ -348,7 +348,7 @@ export class SensorNode {
   remote(line: string): void {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    else runCommand({ node: this, settings: this.settings, tls: this.board.tls }, line, (l) => replies.push(l), true);
+    else runCommand({ node: this, settings: this.settings }, line, (l) => replies.push(l), true);
     const err = (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
     if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }

@@ -8,12 +8,15 @@ const enum Phase {
   Header = 0,
   Length = 1,
   Body = 2,
-  /** An oversize PUBLISH: reading its variable header byte by byte. */
-  OversizeHeader = 3,
   /** An oversize PUBLISH: skipping its payload. */
-  OversizeSkip = 4,
+  OversizeSkip = 3,
   /** After an error: nothing more is read until reset(). */
-  Dead = 5,
+  Dead = 4,
+  /**
+   * An oversize PUBLISH: reading its variable header byte by byte, in steps OversizeHeader + 0..6
+   * (topic length 0-1, topic 2, topic read 3, packet id 4-5, header read 6).
+   */
+  OversizeHeader = 5,
 }
 
 const PLUS = 43;
@@ -28,13 +31,18 @@ const HASH = 35;
  *     while (at < size) {
  *       at = d.feedChunk(chunk, at);
  *       if (d.status === Status.Packet) handle(d);   // fields below, valid until the next push
- *       else if (d.status === Status.Oversize) ack and report d.packetId, d.qos, d.payloadLength
+ *       else if (d.status === Status.Oversize) ack and report d.packetId, d.qos(), d.payloadLength
  *       else if (d.status === Status.Error) close the connection: d.error says why
  *     }
  *
  * A packet wholly inside one chunk is read in place; one that arrives in pieces is gathered
  * (port/bytes.ts: into one receive buffer of `capacity` bytes, allocated up front, on Node and
- * Espruino; joined once on Lua). Fields are plain numbers on this object, reused for every packet.
+ * Espruino; joined once on Lua). Fields are plain numbers on this object, reused for every packet,
+ * and no more than 16 of them: a Lua table with 17 to 32 fields takes twice the heap (320 bytes
+ * more on a 32-bit build). What follows from them is read from them: the body ends at
+ * bodyStart + remaining; a PUBLISH's DUP, QoS and RETAIN are its `flags` (8, qos() and 1); a
+ * CONNACK's acknowledge flags (session present) and return code are data[bodyStart] and
+ * data[bodyStart + 1].
  * A PUBLISH larger than the buffer is not an error: its payload is skipped as it arrives and
  * `Status.Oversize` reports it, so the session can acknowledge it and say so. Malformed input
  * never throws: `Status.Error` and a CodecError.
@@ -51,36 +59,23 @@ export class Decoder {
   flags = 0;
   remaining = 0;
 
-  /** The packet body is data[bodyStart..bodyEnd): the gathered bytes or the chunk itself. */
+  /** The packet body is data[bodyStart..bodyStart + remaining): the gathered bytes or the chunk itself. */
   data: Bytes;
   bodyStart = 0;
-  bodyEnd = 0;
 
   /** PUBLISH fields (packetId also for PUBACK..PUBCOMP, SUBACK, UNSUBACK). */
-  qos = 0;
-  dup = false;
-  retain = false;
   packetId = 0;
+  /** The topic is data[topicStart..topicEnd); empty for an oversize PUBLISH whose topic was longer than the buffer. */
   topicStart = 0;
   topicEnd = 0;
+  /** The payload is data[payloadStart..bodyStart + remaining). */
   payloadStart = 0;
-  payloadEnd = 0;
   /** Payload length of the PUBLISH (for an oversize one, the length that was skipped). */
   payloadLength = 0;
-  /** False when an oversize PUBLISH's topic was itself longer than the buffer. */
-  topicKnown = true;
-
-  /** CONNACK fields. */
-  sessionPresent = false;
-  returnCode = 0;
 
   private phase: number = Phase.Header;
-  private multiplier = 1;
-  private lengthBytes = 0;
+  /** Bytes read of the current part: remaining-length bytes, then body bytes. */
   private have = 0;
-  /** Oversize PUBLISH: variable-header step and the topic length read so far. */
-  private step = 0;
-  private topicLen = 0;
 
   constructor(capacity: number) {
     this.capacity = capacity;
@@ -95,6 +90,11 @@ export class Decoder {
     this.error = 0;
   }
 
+  /** The QoS of the current PUBLISH (its flags' bits 2-1). */
+  qos(): number {
+    return port.ints.idiv(this.flags, 2) % 4;
+  }
+
   /** The topic of the current PUBLISH as the runtime's text. Allocates the string. */
   topic(): string {
     return port.bytes.textFrom(this.data, this.topicStart, this.topicEnd);
@@ -102,7 +102,7 @@ export class Decoder {
 
   /** SUBACK: the number of return codes, and code `k` (0, 1, 2 granted QoS; 128 failure). */
   subackCount(): number {
-    return this.bodyEnd - this.bodyStart - 2;
+    return this.remaining - 2;
   }
 
   subackCode(k: number): number {
@@ -123,7 +123,7 @@ export class Decoder {
         this.status = Status.Oversize;
         return i;
       }
-      if (phase === Phase.OversizeHeader) {
+      if (phase >= Phase.OversizeHeader) {
         i = this.oversizeHeader(chunk, i, n);
         if (this.phase !== Phase.OversizeSkip) return i;
         continue;
@@ -135,18 +135,17 @@ export class Decoder {
         this.type = port.ints.idiv(b, 16);
         this.flags = b % 16;
         this.remaining = 0;
-        this.multiplier = 1;
-        this.lengthBytes = 0;
+        this.have = 0;
         this.phase = Phase.Length;
       } else if (phase === Phase.Length) {
         const b = chunk[i];
         i = i + 1;
-        this.remaining = this.remaining + (b % 128) * this.multiplier;
-        this.lengthBytes = this.lengthBytes + 1;
+        const at = this.have;
+        this.remaining = this.remaining + (b % 128) * (at === 0 ? 1 : at === 1 ? 128 : at === 2 ? 16384 : 2097152);
+        this.have = at + 1;
         if (b >= 128) {
           // §2.2.3: at most four length bytes.
-          if (this.lengthBytes === 4) return this.fail(CodecError.BadRemainingLength, i);
-          this.multiplier = this.multiplier * 128;
+          if (at === 3) return this.fail(CodecError.BadRemainingLength, i);
         } else {
           const bad = this.checkHeader();
           if (bad !== 0) return this.fail(bad, i);
@@ -154,9 +153,9 @@ export class Decoder {
             // A PUBLISH larger than the buffer (checkHeader refused every other type).
             this.phase = Phase.OversizeHeader;
             this.have = 0;
-            this.step = 0;
-            this.topicLen = 0;
-            this.topicKnown = true;
+            // topicEnd counts the topic length as it is read (the topic goes to data[0..))
+            this.topicStart = 0;
+            this.topicEnd = 0;
           } else if (n - i >= this.remaining) {
             // The whole body is in this chunk (or there is none): read it in place.
             this.finish(chunk, i, i + this.remaining);
@@ -202,12 +201,10 @@ export class Decoder {
     const r = this.remaining;
     if (t === 0 || t === 15) return CodecError.ReservedType;
     if (t === PacketType.Publish) {
-      this.dup = f >= 8;
-      this.qos = port.ints.idiv(f, 2) % 4;
-      this.retain = f % 2 === 1;
+      const qos = this.qos();
       // MQTT-3.3.1-4: QoS 3 is malformed.
-      if (this.qos === 3) return CodecError.InvalidQos;
-      return r < (this.qos > 0 ? 4 : 2) ? CodecError.Truncated : 0;
+      if (qos === 3) return CodecError.InvalidQos;
+      return r < (qos > 0 ? 4 : 2) ? CodecError.Truncated : 0;
     }
     if (t === PacketType.Connect || t === PacketType.Subscribe || t === PacketType.Unsubscribe ||
       t === PacketType.Pingreq || t === PacketType.Disconnect) {
@@ -230,7 +227,6 @@ export class Decoder {
     this.phase = Phase.Header;
     this.data = data;
     this.bodyStart = start;
-    this.bodyEnd = end;
     const t = this.type;
     let bad = 0;
     if (t === PacketType.Publish) {
@@ -239,10 +235,8 @@ export class Decoder {
       const ackFlags = data[start];
       // MQTT-3.2.2-1: bits 7-1 of the acknowledge flags are reserved.
       if (ackFlags > 1) bad = CodecError.BadConnackFlags;
-      this.sessionPresent = ackFlags === 1;
-      this.returnCode = data[start + 1];
       // §3.2.2.3: return codes 6-255 are reserved.
-      if (this.returnCode > 5) bad = CodecError.BadReturnCode;
+      if (data[start + 1] > 5) bad = CodecError.BadReturnCode;
     } else if (t !== PacketType.Pingresp) {
       this.packetId = data[start] * 256 + data[start + 1];
       if (this.packetId === 0) bad = CodecError.ZeroPacketId;
@@ -263,11 +257,10 @@ export class Decoder {
 
   private publishFields(data: Bytes, start: number, end: number): number {
     const topicLen = data[start] * 256 + data[start + 1];
-    const idLen = this.qos > 0 ? 2 : 0;
+    const idLen = this.qos() > 0 ? 2 : 0;
     if (2 + topicLen + idLen > end - start) return CodecError.Truncated;
     this.topicStart = start + 2;
     this.topicEnd = start + 2 + topicLen;
-    this.topicKnown = true;
     const bad = this.checkTopicBytes(data, this.topicStart, this.topicEnd);
     if (bad !== 0) return bad;
     this.packetId = 0;
@@ -276,7 +269,6 @@ export class Decoder {
       if (this.packetId === 0) return CodecError.ZeroPacketId;
     }
     this.payloadStart = this.topicEnd + idLen;
-    this.payloadEnd = end;
     this.payloadLength = end - this.payloadStart;
     return 0;
   }
@@ -298,57 +290,61 @@ export class Decoder {
    * topic (kept when it fits), packet id; then the payload is skipped.
    */
   private oversizeHeader(chunk: Bytes, i: number, n: number): number {
-    const idLen = this.qos > 0 ? 2 : 0;
-    while (this.phase === Phase.OversizeHeader) {
-      const step = this.step;
+    const idLen = this.qos() > 0 ? 2 : 0;
+    // the topic is kept when it fits in the buffer
+    let known = this.topicEnd <= this.capacity;
+    while (this.phase >= Phase.OversizeHeader) {
+      const step = this.phase - Phase.OversizeHeader;
       if (step === 3) {
         // The topic is read (or skipped when longer than the buffer).
+        const len = this.topicEnd;
+        if (len === 0) return this.fail(CodecError.EmptyTopic, i);
         this.data = this.rx.gathered();
-        this.topicStart = 0;
-        this.topicEnd = this.topicKnown ? this.topicLen : 0;
-        if (this.topicLen === 0) return this.fail(CodecError.EmptyTopic, i);
-        if (this.topicKnown) {
-          const bad = this.checkTopicBytes(this.data, 0, this.topicLen);
+        this.payloadLength = this.remaining - 2 - len - idLen;
+        if (known) {
+          const bad = this.checkTopicBytes(this.data, 0, len);
           if (bad !== 0) return this.fail(bad, i);
+        } else {
+          this.topicEnd = 0;
         }
         this.packetId = 0;
-        this.step = idLen > 0 ? 4 : 6;
+        this.phase = Phase.OversizeHeader + (idLen > 0 ? 4 : 6);
       } else if (step === 6) {
         // The variable header is read: skip the payload.
         this.payloadStart = 0;
-        this.payloadEnd = 0;
-        this.payloadLength = this.remaining - 2 - this.topicLen - idLen;
         this.phase = Phase.OversizeSkip;
       } else if (i >= n) {
         return i;
       } else if (step === 0 || step === 1) {
         // topic length, two bytes
-        this.topicLen = this.topicLen * 256 + chunk[i];
+        const len = this.topicEnd * 256 + chunk[i];
+        this.topicEnd = len;
         i = i + 1;
         this.have = this.have + 1;
-        this.step = step + 1;
-        if (this.step === 2) {
-          if (2 + this.topicLen + idLen > this.remaining) return this.fail(CodecError.Truncated, i);
-          this.topicKnown = this.topicLen <= this.capacity;
+        if (step === 0) {
+          this.phase = Phase.OversizeHeader + 1;
+        } else {
+          if (2 + len + idLen > this.remaining) return this.fail(CodecError.Truncated, i);
+          known = len <= this.capacity;
           this.rx.discard();
-          this.step = this.topicLen > 0 ? 2 : 3;
+          this.phase = Phase.OversizeHeader + (len > 0 ? 2 : 3);
         }
       } else if (step === 2) {
         // topic bytes, kept when they fit in the buffer
         const got = this.have - 2;
-        const want = this.topicLen - got;
+        const want = this.topicEnd - got;
         const take = n - i < want ? n - i : want;
-        if (this.topicKnown) this.rx.copy(chunk, i, i + take);
+        if (known) this.rx.copy(chunk, i, i + take);
         i = i + take;
         this.have = this.have + take;
-        if (take === want) this.step = 3;
+        if (take === want) this.phase = Phase.OversizeHeader + 3;
       } else {
         // steps 4 and 5: packet id, two bytes
         this.packetId = this.packetId * 256 + chunk[i];
         i = i + 1;
         this.have = this.have + 1;
-        this.step = step + 1;
-        if (this.step === 6 && this.packetId === 0) return this.fail(CodecError.ZeroPacketId, i);
+        this.phase = this.phase + 1;
+        if (step === 5 && this.packetId === 0) return this.fail(CodecError.ZeroPacketId, i);
       }
     }
     return i;

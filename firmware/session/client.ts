@@ -763,7 +763,7 @@ export class Client {
     }
     const r = this.received;
     if (t === PacketType.Publish) {
-      const qos = d.qos;
+      const qos = d.qos();
       // (a build without QoS 2 keeps no ids: an incoming QoS 2 message is at least once there)
       const again = FEATURE_QOS2 && qos === 2 && r !== undefined && r.hasId(id);
       if (again && !oversize) {
@@ -786,17 +786,20 @@ export class Client {
       }
       if (oversize) {
         this.stats.oversize = this.stats.oversize + 1;
-        const where = d.topicKnown ? ` on ${d.topic()}` : "";
+        const where = d.topicEnd > d.topicStart ? ` on ${d.topic()}` : "";
         this.report(fail("message-too-large", `a ${d.payloadLength}-byte message${where} is larger than maxPacket (${this.settings.maxPacket}) and was skipped; fix: raise maxPacket, or publish smaller messages`));
       } else {
         const topic = d.topic();
-        const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.payloadEnd);
+        const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.bodyStart + d.remaining);
+        // the fixed header's flags: DUP 8, RETAIN 1
+        const retain = d.flags % 2 === 1;
+        const dup = d.flags >= 8;
         this.stats.delivered = this.stats.delivered + 1;
         for (let k = 0; k < this.subs.count; k++) {
           const h = this.subs.handlers[k];
-          if (h !== undefined && topicMatches(this.subs.filters[k], topic)) h(topic, payload, qos, d.retain, d.dup);
+          if (h !== undefined && topicMatches(this.subs.filters[k], topic)) h(topic, payload, qos, retain, dup);
         }
-        if (this.ev.onMessage !== undefined) this.ev.onMessage(topic, payload, qos, d.retain, d.dup);
+        if (this.ev.onMessage !== undefined) this.ev.onMessage(topic, payload, qos, retain, dup);
       }
       if (this.state !== State.Connected || qos === 0) return;
       this.control(qos === 1 ? PacketType.Puback : PacketType.Pubrec, id);
@@ -843,8 +846,11 @@ export class Client {
   }
 
   private connack(d: Decoder): void {
-    if (d.returnCode !== 0) {
-      const e = connackError(d.returnCode);
+    // §3.2.2: the acknowledge flags (bit 0: session present), then the return code
+    const present = d.data[d.bodyStart] === 1;
+    const code = d.data[d.bodyStart + 1];
+    if (code !== 0) {
+      const e = connackError(code);
       this.report(e, e.code);
       return;
     }
@@ -869,7 +875,7 @@ export class Client {
     }
     this.retryingPrimary = 0;
     const b = s.brokers[this.broker];
-    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${d.sessionPresent ? "resumed" : "new"}, outbox ${this.outbox.count})`);
+    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count})`);
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
@@ -879,15 +885,15 @@ export class Client {
     const r = this.received;
     if (FEATURE_QOS2 && r !== undefined) {
       r.current = this.broker;
-      if (!d.sessionPresent) r.dropAll();
+      if (!present) r.dropAll();
     }
-    if (!d.sessionPresent || foreign) {
+    if (!present || foreign) {
       // Outgoing QoS 2 past PUBREC start again from PUBLISH (the README says why: at-least-once
       // across a lost session).
       for (let k = 0; k < this.outbox.count; k++) this.outbox.restart(k);
     }
     // The broker lost the session: subscribe again to every filter (before any pending request).
-    if (!d.sessionPresent) this.reqs.restore(this.subs.filters, this.subs.qos, this.subs.count, this.tx, s.maxPacket);
+    if (!present) this.reqs.restore(this.subs.filters, this.subs.qos, this.subs.count, this.tx, s.maxPacket);
     if (this.sessionBroker !== this.broker) {
       const pre = s.storePrefix + "b";
       if (this.sessionBroker >= 0) this.p.storage.dropRecord(pre + this.sessionBroker);
@@ -895,7 +901,7 @@ export class Client {
       this.p.storage.putRecord(pre + this.broker, port.bytes.wireOf(""));
     }
     this.p.sched.wake(this.task);
-    if (this.ev.onConnect !== undefined) this.ev.onConnect(d.sessionPresent);
+    if (this.ev.onConnect !== undefined) this.ev.onConnect(present);
     this.pump(true);
   }
 

@@ -21,8 +21,7 @@ export class Requests {
   /** Packet id while sent on this connection, else 0. */
   readonly ids: number[] = [];
   readonly dones: (RequestDone | undefined)[] = [];
-  /** The program's requests (restored subscriptions are the client's own and do not count). */
-  private own = 0;
+  /** Whether each is the program's (restored subscriptions are the client's own and do not count). */
   private readonly owned: boolean[] = [];
 
   constructor(private readonly max: number) {}
@@ -33,8 +32,11 @@ export class Requests {
    */
   track(filters: string[], qos: number[] | undefined, count: number, done: RequestDone | undefined,
     scratch: Out, cap: number): PetrelError | undefined {
-    if (this.own >= this.max) {
-      return fail("too-many-requests", `${this.own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
+    let own = 0;
+    // counted, not kept: a ninth field would double the table's hash part on Lua (160 bytes)
+    for (let k = 0; k < this.count; k++) if (this.owned[k]) own = own + 1;
+    if (own >= this.max) {
+      return fail("too-many-requests", `${own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
     }
     const n = encodeFilters(scratch, cap, 1, filters, qos, count);
     scratch.discard();
@@ -49,7 +51,6 @@ export class Requests {
       if (qos !== undefined) q[i] = qos[i];
     }
     this.insert(this.count, f, qos !== undefined ? q : undefined, count, done, true);
-    this.own = this.own + 1;
     return undefined;
   }
 
@@ -135,7 +136,6 @@ export class Requests {
   /** Removes request k and returns its callback. */
   untrack(k: number): RequestDone | undefined {
     const done = this.dones[k];
-    if (this.owned[k]) this.own = this.own - 1;
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
       this.filters[j] = this.filters[j + 1];
@@ -145,6 +145,9 @@ export class Requests {
       this.dones[j] = this.dones[j + 1];
       this.owned[j] = this.owned[j + 1];
     }
+    // the last slot lets go of what it held
+    this.filters[last] = undefined as unknown as string[];
+    this.qos[last] = undefined;
     this.dones[last] = undefined;
     this.count = last;
     return done;

@@ -38,6 +38,8 @@ interface AdcModule { read(this: void, ch: number): number }
 interface WifiModule { sta?: { getrssi?(this: void): number | undefined } }
 
 const profile = (_G["PETREL_BOARD"] !== undefined ? _G["PETREL_BOARD"] : {}) as Profile;
+// read once: the global would keep the table (and its keys) in the heap for good
+_G["PETREL_BOARD"] = undefined;
 const VERSION = "0.1.0";
 
 function adc(): number | undefined {
