@@ -26,7 +26,7 @@ var d = new Petrel.Decoder(128);
 d.feedChunk(b, 0);
 print("api " + Object.keys(Petrel).sort().join(","));
 print("packet " + n + " " + [].slice.call(b, 0, n).join(","));
-print("decoded " + d.status + " " + d.packetId + " " + (d.topic() === "s/°C") + " " + d.payloadLength);
+print("decoded " + d.status + " " + d.packetId + " " + (d.topicText() === "s/°C") + " " + d.payloadLength);
 `;
 const EXPECTED_PACKET = "packet 15 50,13,0,5,115,47,194,176,67,0,7,50,49,46,53";
 

@@ -217,7 +217,7 @@ describe("decoder fuzz", () => {
               expect(d.bodyStart + d.remaining).toBeLessThanOrEqual((d.data as unknown as Uint8Array).length);
               if (d.type === PacketType.Publish) {
                 expect(d.bodyStart <= d.topicStart && d.topicStart < d.topicEnd && d.topicEnd <= d.payloadStart && d.payloadStart + d.payloadLength === d.bodyStart + d.remaining).toBe(true);
-                d.topic();
+                d.topicText();
               }
             } else if (d.status === Status.Oversize) {
               count("oversize");

@@ -180,7 +180,7 @@ function tapped(wire: WireEvent[]): Transport {
             at = dec.feedChunk(chunk, at);
             if (dec.status === Status.Packet) {
               const payload = dec.type === PacketType.Publish ? Buffer.from(dec.data as unknown as Uint8Array).subarray(dec.payloadStart, dec.bodyStart + dec.remaining).toString() : "";
-              wire.push({ dir: "in", type: dec.type, id: dec.packetId, qos: dec.qos(), dup: dec.flags >= 8, payload, sessionPresent: dec.type === PacketType.Connack && dec.data[dec.bodyStart] === 1 });
+              wire.push({ dir: "in", type: dec.type, id: dec.packetId, qos: dec.publishQos(), dup: dec.headerFlags >= 8, payload, sessionPresent: dec.type === PacketType.Connack && dec.data[dec.bodyStart] === 1 });
             } else if (dec.status === Status.Error) break;
           }
           ev.onData(chunk);

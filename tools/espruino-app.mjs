@@ -19,6 +19,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as esbuild from "esbuild";
 import { renameTopLevel } from "./espruino-globals.mjs";
+import { inlineEspruinoConstants } from "./espruino-consts.mjs";
 import { mergeFunctions, mergeMethods } from "./espruino-merge.mjs";
 import { slimEspruino } from "./espruino-slim.mjs";
 import { mangleableProps } from "./mangle-props.mjs";
@@ -153,12 +154,13 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   const short = app.mangleCache;
   const names = new Set(Object.values(short).filter((v) => typeof v === "string"));
   const merged = mergeMethods(bundles, names, HOT_METHODS.map((m) => short[m]).filter((m) => typeof m === "string"));
-  // then each bundle's top-level functions in groups (the resident one's after their $p names),
-  // and parameters as locals (tools/espruino-slim.mjs)
+  // then each bundle's top-level functions in groups (the resident one's after their $p names and
+  // its constants inlined: tools/espruino-consts.mjs), and parameters as locals (tools/espruino-slim.mjs)
   const files = {};
   bundles.forEach((b, i) => {
     files[b.name] = path.join(outDir, `${b.name}.js`);
-    const code = b.name === "app" ? (typeof prefix === "function" ? prefix(short) : prefix) + slimEspruino(mergeFunctions(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code
+    const code = b.name === "app" ? (typeof prefix === "function" ? prefix(short) : prefix) +
+      slimEspruino(mergeFunctions(inlineEspruinoConstants(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code).code
       : slimEspruino(mergeFunctions(merged.codes[i], 3000, true).code, { returnOutside: true }).code;
     fs.writeFileSync(files[b.name], code, "latin1");
   });

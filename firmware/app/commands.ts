@@ -41,7 +41,8 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say(`node ${node.clientId}: ${node.connected ? "connected" : "not connected"}, up ${node.uptime()} s, ` +
       `${node.connects > 0 ? node.connects - 1 : 0} reconnects, readings: ${node.queued} queued, ${node.acked} ${st.int("qos") > 0 ? "acknowledged" : "sent"}, ${node.dropped} dropped` +
       `${c !== undefined ? `, outbox ${c.outbox.count}` : ""}`);
-    say(`last error: ${node.lastError.length > 0 ? node.lastError : "none"}`);
+    const le = node.lastError;
+    say(`last error: ${le !== undefined ? `${le.code}: ${le.message}` : "none"}`);
     // (the held module only when something is held: it is another lazy module)
     if (c !== undefined && c.p.storage.listRecords(c.settings.storePrefix + "h").length > 0) say(lazy("held").heldLine(c));
     const memory = node.board.platform.memory;

@@ -1,6 +1,8 @@
 import { FEATURE_SLEEP } from "../features";
 import { port } from "../port/port";
 import type { Platform } from "../port/platform";
+import type { PetrelError } from "../port/log";
+import { fail } from "../session/errors";
 import { Client, type ClientEvents } from "../session/client";
 import type { RequestDone } from "../session/requests";
 import type { Done } from "../session/outbox";
@@ -98,7 +100,8 @@ function nodeEvents(self: SensorNode): ClientEvents {
     },
     // (the client has logged it: status and the retained status show the last one)
     onError: (e) => {
-      self.lastError = `${e.code}: ${e.message}`;
+      // the client's own error value, not a copy of its text (a long string: slots on Espruino)
+      self.lastError = e;
     },
     onClose: (reason) => {
       const f = self.facts;
@@ -129,8 +132,9 @@ function nodeSubscribed(self: SensorNode): RequestDone {
     // SUBACK 0x80: refused (the callback has it as granted 128, as MQTT.js does)
     f.subscription = err !== undefined || granted === undefined || granted[0] === 128 ? "refused" : `granted QoS ${granted[0]}`;
     if (f.subscription === "refused") {
-      self.lastError = `subscribe-refused: the broker refused ${self.topics.cmd}: remote commands cannot arrive; diag says more`;
-      self.board.log(`node: ${self.lastError}`);
+      const e = fail("subscribe-refused", `the broker refused ${self.topics.cmd}: remote commands cannot arrive; diag says more`);
+      self.lastError = e;
+      self.board.log(`node: ${e.code}: ${e.message}`);
     }
   };
 }
@@ -165,7 +169,7 @@ export class SensorNode {
   connected = false;
   /** Connections made (each CONNACK accepted). */
   connects = 0;
-  lastError = "";
+  lastError: PetrelError | undefined = undefined;
   /**
    * Readings queued (the client took them), acknowledged by the broker (QoS 1/2) or written to the
    * network (QoS 0), and dropped because the client refused them (queue full, low memory). Queued
@@ -200,7 +204,7 @@ export class SensorNode {
   statusJson(state: string): string {
     const heap = this.board.platform.freeHeap !== undefined ? this.board.platform.freeHeap() : -1;
     return `{"state":${jsonString(state)},"version":${jsonString(this.board.version)},"uptime":${this.uptime()},` +
-      `"heap":${heap},"reconnects":${this.connects > 0 ? this.connects - 1 : 0},"lastError":${jsonString(this.lastError)}}`;
+      `"heap":${heap},"reconnects":${this.connects > 0 ? this.connects - 1 : 0},"lastError":${jsonString(this.lastError !== undefined ? `${this.lastError.code}: ${this.lastError.message}` : "")}}`;
   }
 
   /** The readings as a JSON object; a reading that is not a finite number is left out (JSON has no NaN). */

@@ -31,7 +31,7 @@ const HASH = 35;
  *     while (at < size) {
  *       at = d.feedChunk(chunk, at);
  *       if (d.status === Status.Packet) handle(d);   // fields below, valid until the next push
- *       else if (d.status === Status.Oversize) ack and report d.packetId, d.qos(), d.payloadLength
+ *       else if (d.status === Status.Oversize) ack and report d.packetId, d.publishQos(), d.payloadLength
  *       else if (d.status === Status.Error) close the connection: d.error says why
  *     }
  *
@@ -40,7 +40,7 @@ const HASH = 35;
  * Espruino; joined once on Lua). Fields are plain numbers on this object, reused for every packet,
  * and no more than 16 of them: a Lua table with 17 to 32 fields takes twice the heap (320 bytes
  * more on a 32-bit build). What follows from them is read from them: the body ends at
- * bodyStart + remaining; a PUBLISH's DUP, QoS and RETAIN are its `flags` (8, qos() and 1); a
+ * bodyStart + remaining; a PUBLISH's DUP, QoS and RETAIN are its `headerFlags` (8, publishQos() and 1); a
  * CONNACK's acknowledge flags (session present) and return code are data[bodyStart] and
  * data[bodyStart + 1].
  * A PUBLISH larger than the buffer is not an error: its payload is skipped as it arrives and
@@ -56,7 +56,7 @@ export class Decoder {
 
   /** Fixed header of the current packet. */
   type = 0;
-  flags = 0;
+  headerFlags = 0;
   remaining = 0;
 
   /** The packet body is data[bodyStart..bodyStart + remaining): the gathered bytes or the chunk itself. */
@@ -91,12 +91,12 @@ export class Decoder {
   }
 
   /** The QoS of the current PUBLISH (its flags' bits 2-1). */
-  qos(): number {
-    return port.ints.idiv(this.flags, 2) % 4;
+  publishQos(): number {
+    return port.ints.idiv(this.headerFlags, 2) % 4;
   }
 
   /** The topic of the current PUBLISH as the runtime's text. Allocates the string. */
-  topic(): string {
+  topicText(): string {
     return port.bytes.textFrom(this.data, this.topicStart, this.topicEnd);
   }
 
@@ -133,7 +133,7 @@ export class Decoder {
         const b = chunk[i];
         i = i + 1;
         this.type = port.ints.idiv(b, 16);
-        this.flags = b % 16;
+        this.headerFlags = b % 16;
         this.remaining = 0;
         this.have = 0;
         this.phase = Phase.Length;
@@ -197,11 +197,11 @@ export class Decoder {
   /** Type, flags and length checks that need no body (§2.2.1, §2.2.2, §3.x.1). 0 or an error. */
   private checkHeader(): number {
     const t = this.type;
-    const f = this.flags;
+    const f = this.headerFlags;
     const r = this.remaining;
     if (t === 0 || t === 15) return CodecError.ReservedType;
     if (t === PacketType.Publish) {
-      const qos = this.qos();
+      const qos = this.publishQos();
       // MQTT-3.3.1-4: QoS 3 is malformed.
       if (qos === 3) return CodecError.InvalidQos;
       return r < (qos > 0 ? 4 : 2) ? CodecError.Truncated : 0;
@@ -257,7 +257,7 @@ export class Decoder {
 
   private publishFields(data: Bytes, start: number, end: number): number {
     const topicLen = data[start] * 256 + data[start + 1];
-    const idLen = this.qos() > 0 ? 2 : 0;
+    const idLen = this.publishQos() > 0 ? 2 : 0;
     if (2 + topicLen + idLen > end - start) return CodecError.Truncated;
     this.topicStart = start + 2;
     this.topicEnd = start + 2 + topicLen;
@@ -290,7 +290,7 @@ export class Decoder {
    * topic (kept when it fits), packet id; then the payload is skipped.
    */
   private oversizeHeader(chunk: Bytes, i: number, n: number): number {
-    const idLen = this.qos() > 0 ? 2 : 0;
+    const idLen = this.publishQos() > 0 ? 2 : 0;
     // the topic is kept when it fits in the buffer
     let known = this.topicEnd <= this.capacity;
     while (this.phase >= Phase.OversizeHeader) {

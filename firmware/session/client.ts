@@ -622,7 +622,7 @@ export class Client {
     const d = this.dec;
     d.reset();
     d.feedChunk(port.bytes.bytesOf(w), 0);
-    const topic = d.status === Status.Packet ? d.topic() : "?";
+    const topic = d.status === Status.Packet ? d.topicText() : "?";
     d.reset();
     this.t.suspect = 0;
     let done: Done | undefined = undefined;
@@ -763,7 +763,7 @@ export class Client {
     }
     const r = this.received;
     if (t === PacketType.Publish) {
-      const qos = d.qos();
+      const qos = d.publishQos();
       // (a build without QoS 2 keeps no ids: an incoming QoS 2 message is at least once there)
       const again = FEATURE_QOS2 && qos === 2 && r !== undefined && r.hasId(id);
       if (again && !oversize) {
@@ -786,14 +786,14 @@ export class Client {
       }
       if (oversize) {
         this.stats.oversize = this.stats.oversize + 1;
-        const where = d.topicEnd > d.topicStart ? ` on ${d.topic()}` : "";
+        const where = d.topicEnd > d.topicStart ? ` on ${d.topicText()}` : "";
         this.report(fail("message-too-large", `a ${d.payloadLength}-byte message${where} is larger than maxPacket (${this.settings.maxPacket}) and was skipped; fix: raise maxPacket, or publish smaller messages`));
       } else {
-        const topic = d.topic();
+        const topic = d.topicText();
         const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.bodyStart + d.remaining);
         // the fixed header's flags: DUP 8, RETAIN 1
-        const retain = d.flags % 2 === 1;
-        const dup = d.flags >= 8;
+        const retain = d.headerFlags % 2 === 1;
+        const dup = d.headerFlags >= 8;
         this.stats.delivered = this.stats.delivered + 1;
         for (let k = 0; k < this.subs.count; k++) {
           const h = this.subs.handlers[k];

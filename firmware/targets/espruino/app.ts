@@ -62,7 +62,7 @@ function deepSleep(): ((ms: number) => void) | undefined {
 
 /** The board profile's part the app takes (tools/boards.mjs writes it under the bundle's shortened names). */
 interface Profile { tls?: boolean; maxPacket?: number; maxInflight?: number; outboxMessages?: number; offlineQueue?: number; minFreeHeap?: number; defaults?: { [key: string]: string } }
-const profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
+let profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {}) as Profile;
 const VERSION = "0.1.0";
 
 const storage = espruinoStorage();
@@ -92,4 +92,7 @@ global["petrelConsole"] = () => {
   app.console.start();
 };
 global["petrelApp"] = app;
+// read once: kept, the profile and its global would hold a dozen slots for good
+profile = undefined as unknown as Profile;
+delete global["PETREL_BOARD"];
 booted = true;

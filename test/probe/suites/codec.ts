@@ -101,13 +101,13 @@ register("codec.rl", (a) => {
 export function describeEvent(d: Decoder): string {
   if (d.status === Status.Error) return "error " + codecErrorName(d.error);
   if (d.status === Status.Oversize) {
-    return "oversize q=" + d.qos() + " id=" + d.packetId + " t=" + (d.topicEnd > d.topicStart ? outBytes(d.data, d.topicStart, d.topicEnd) : "?") +
+    return "oversize q=" + d.publishQos() + " id=" + d.packetId + " t=" + (d.topicEnd > d.topicStart ? outBytes(d.data, d.topicStart, d.topicEnd) : "?") +
       " len=" + d.payloadLength;
   }
   const t = d.type;
   if (t === PacketType.Connack) return "connack sp=" + d.data[d.bodyStart] + " rc=" + d.data[d.bodyStart + 1];
   if (t === PacketType.Publish) {
-    return "publish q=" + d.qos() + " d=" + (d.flags >= 8 ? 1 : 0) + " r=" + (d.flags % 2) + " id=" + d.packetId +
+    return "publish q=" + d.publishQos() + " d=" + (d.headerFlags >= 8 ? 1 : 0) + " r=" + (d.headerFlags % 2) + " id=" + d.packetId +
       " t=" + outBytes(d.data, d.topicStart, d.topicEnd) + " p=" + outBytes(d.data, d.payloadStart, d.bodyStart + d.remaining);
   }
   if (t === PacketType.Suback) {
