@@ -3,7 +3,7 @@ import { port } from "../port/port";
 import { find } from "../port/text";
 import { FEATURE_FAILOVER, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
 import type { BrokerAddress, ClientOptions } from "../session/options";
-import { isSecret, type Settings } from "./settings";
+import { isSecret, schemaDefault, type Settings } from "./settings";
 
 /**
  * The node's settings schema and everything that changes settings: validation that explains a
@@ -81,21 +81,21 @@ function live(key: string): boolean {
 
 /** A setting's schema entry, or undefined for an unknown key. */
 export function setting(key: string): Setting | undefined {
-  let d: Setting | undefined = { key, kind: KIND_TEXT, def: "", help: "", min: 1, max: 64 };
+  let d: Setting | undefined = { key, kind: KIND_TEXT, def: schemaDefault(key), help: "", min: 1, max: 64 };
   switch (key) {
     case "wifi.ssid": d.help = "the Wi-Fi network's name"; d.max = 32; break;
     case "wifi.pass": d.kind = KIND_SECRET; d.help = "the Wi-Fi password (WPA2: 8 to 63 characters; empty for an open network)"; d.min = 8; d.max = 63; break;
-    case "brokers": d.kind = KIND_BROKERS; d.def = "127.0.0.1:1883"; d.help = `brokers in order of preference, [tls:]host:port separated by commas (at most ${FEATURE_FAILOVER ? 4 : 1})`; d.max = FEATURE_FAILOVER ? 4 : 1; break;
-    case "tls": d.kind = KIND_SWITCH; d.def = "off"; d.help = "TLS to every broker (on/off); only where the board has TLS"; break;
+    case "brokers": d.kind = KIND_BROKERS; d.help = `brokers in order of preference, [tls:]host:port separated by commas (at most ${FEATURE_FAILOVER ? 4 : 1})`; d.max = FEATURE_FAILOVER ? 4 : 1; break;
+    case "tls": d.kind = KIND_SWITCH; d.help = "TLS to every broker (on/off); only where the board has TLS"; break;
     case "client.id": d.kind = KIND_CLIENT_ID; d.help = "the MQTT client id (1 to 23 letters, digits, - or _; empty: made from the chip id)"; d.max = 23; break;
     case "mqtt.user": d.help = "the MQTT user name"; break;
     case "mqtt.pass": d.kind = KIND_SECRET; d.help = "the MQTT password"; break;
-    case "keepalive": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between keepalive pings"; d.min = 10; d.max = 3600; break;
-    case "qos": d.kind = KIND_INT; d.def = "1"; d.help = `QoS of telemetry (0, 1${FEATURE_QOS2 ? " or 2" : ""})`; d.min = 0; d.max = FEATURE_QOS2 ? 2 : 1; break;
-    case "prefix": d.kind = KIND_PREFIX; d.def = "petrel"; d.help = "topic prefix: topics are <prefix>/<client id>/..."; break;
-    case "interval": d.kind = KIND_INT; d.def = "60"; d.help = "seconds between sensor readings"; d.max = 86400; break;
-    case "sleep": d.kind = KIND_SWITCH; d.def = "off"; d.help = "deep sleep between readings (on/off), for battery sensors"; break;
-    case "log": d.kind = KIND_CHOICE; d.def = "info"; d.help = `log level (${LOG_LEVELS})`; break;
+    case "keepalive": d.kind = KIND_INT; d.help = "seconds between keepalive pings"; d.min = 10; d.max = 3600; break;
+    case "qos": d.kind = KIND_INT; d.help = `QoS of telemetry (0, 1${FEATURE_QOS2 ? " or 2" : ""})`; d.min = 0; d.max = FEATURE_QOS2 ? 2 : 1; break;
+    case "prefix": d.kind = KIND_PREFIX; d.help = "topic prefix: topics are <prefix>/<client id>/..."; break;
+    case "interval": d.kind = KIND_INT; d.help = "seconds between sensor readings"; d.max = 86400; break;
+    case "sleep": d.kind = KIND_SWITCH; d.help = "deep sleep between readings (on/off), for battery sensors"; break;
+    case "log": d.kind = KIND_CHOICE; d.help = `log level (${LOG_LEVELS})`; break;
     default: d = undefined;
   }
   return d;
@@ -110,6 +110,25 @@ function leftOut(feature: string): string {
 function defaultOf(st: Settings, d: Setting): string {
   const v = st.defaults[d.key];
   return v !== undefined ? v : d.def;
+}
+
+/**
+ * Keeps `v` as the key's value in effect: an entry only when it is not the default `def`. An
+ * entry back at its default goes by a new object without it (`delete` would take a lualib
+ * helper on Lua, and an undefined entry keeps its name on Espruino).
+ */
+function keep(st: Settings, key: string, v: string, def: string): void {
+  if (v !== def) {
+    st.values[key] = v;
+    return;
+  }
+  if (st.values[key] === undefined) return;
+  const next: { [key: string]: string | undefined } = {};
+  for (const k in st.values) {
+    const x = st.values[k];
+    if (k !== key && x !== undefined) next[k] = x;
+  }
+  st.values = next;
 }
 
 /** Where `ch` last occurs in `v`, or -1 (TSTL has no lastIndexOf). */
@@ -261,8 +280,9 @@ function sync(st: Settings, load: boolean): string | null {
   for (let i = 0; keyAt(i) !== ""; i++) {
     const key = keyAt(i);
     const v = rec[key];
-    const saved = v !== undefined ? v : defaultOf(st, setting(key) as Setting);
-    if (load) st.values[key] = saved;
+    const def = defaultOf(st, setting(key) as Setting);
+    const saved = v !== undefined ? v : def;
+    if (load) keep(st, key, saved, def);
     else if (st.get(key) !== saved) st.unsaved.push(key);
   }
   if (bad[0] === "!") return `settings: the saved record is over ${SETTINGS_MAX} bytes and was not read; the defaults apply. Fix: factory-reset, then set and save again`;
@@ -300,7 +320,7 @@ export function setSetting(st: Settings, key: string, value: string | undefined,
   }
   if (asDefault === true) st.defaults[key] = out[0];
   else {
-    st.values[key] = out[0];
+    keep(st, key, out[0], defaultOf(st, d));
     sync(st, false);
   }
   return null;

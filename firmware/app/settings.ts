@@ -5,11 +5,15 @@ import type { Storage } from "../port/storage";
  * ("on"/"off" for switches). What changes them (the schema, validation that explains a
  * rejection, reading and saving the record, secrets masked in every output) is the lazy module
  * config.ts, loaded when a command or the start-up needs it: on a board it is code in flash that
- * costs RAM only while it runs, where the running node keeps just these values.
+ * costs RAM only while it runs, where the running node keeps just the values that are not the
+ * defaults (the defaults are code: schemaDefault).
  */
 export class Settings {
-  /** Every setting's value in effect (config.ts fills in the defaults when it loads the record). */
-  readonly values: { [key: string]: string | undefined } = {};
+  /**
+   * The values in effect that differ from the default (config.ts keeps it): a setting at its
+   * default has no entry, which on a board is a name and a value fewer in RAM for each.
+   */
+  values: { [key: string]: string | undefined } = {};
   /** The board's own defaults where they differ from the schema's (the simulator's broker). */
   readonly defaults: { [key: string]: string | undefined } = {};
   /** The keys whose value in effect differs from the saved one (config.ts keeps it). */
@@ -20,7 +24,9 @@ export class Settings {
   /** The value in effect ("" for a setting with none). */
   get(key: string): string {
     const v = this.values[key];
-    return v !== undefined ? v : "";
+    if (v !== undefined) return v;
+    const d = this.defaults[key];
+    return d !== undefined ? d : schemaDefault(key);
   }
 
   /** A whole-number setting's value (-1 when it is not digits: never, once validated). */
@@ -39,6 +45,19 @@ export class Settings {
   on(key: string): boolean {
     return this.get(key) === "on";
   }
+}
+
+/**
+ * A setting's default in the schema ("" for none); config.ts's schema takes its defaults from
+ * here. A board profile's or the simulator's own default (Settings.defaults) comes first.
+ */
+export function schemaDefault(key: string): string {
+  if (key === "brokers") return "127.0.0.1:1883";
+  if (key === "tls" || key === "sleep") return "off";
+  if (key === "keepalive" || key === "interval") return "60";
+  if (key === "qos") return "1";
+  if (key === "prefix") return "petrel";
+  return key === "log" ? "info" : "";
 }
 
 /**
