@@ -138,11 +138,13 @@ function nodeSubscribed(self: SensorNode): RequestDone {
 /** The node's scheduler tasks: "sample" (one reading) and "sleep". */
 function nodeTask(self: SensorNode, name: string): Task {
   if (name !== "sample") return { name: name, step: () => self.sleepStep() };
-  // one callback for every reading (no closure per publish, no field on the node): it counts the
-  // readings the broker acknowledged (QoS 1, 2), or that went out on the network (QoS 0)
+  // one callback for every reading (no closure per publish): it counts the readings the broker
+  // acknowledged (QoS 1, 2), or that went out on the network (QoS 0). The node keeps it too: it
+  // marks the readings among the outbox's messages (readingsSent in app/commands.ts).
   const done: Done = (err) => {
     if (err === undefined) self.acked++;
   };
+  self.reading = done;
   return { name: name, step: () => self.sample(done) };
 }
 
@@ -169,11 +171,19 @@ export class SensorNode {
   /**
    * Readings queued (the client took them), acknowledged by the broker (QoS 1/2) or written to the
    * network (QoS 0), and dropped because the client refused them (queue full, low memory). Queued
-   * and not yet acknowledged ones are in the outbox (or, at QoS 0 offline, its RAM queue).
+   * and not yet acknowledged ones are in the outbox (or, at QoS 0 offline, its RAM queue). The
+   * readings sent (written to the network at least once) are not counted here but found when
+   * asked: these acknowledged, plus the outbox's readings already sent (readingsSent in
+   * app/commands.ts), so the client needs no counter and no event for a first send.
    */
   queued = 0;
   acked = 0;
   dropped = 0;
+  /**
+   * The callback every reading is published with (nodeTask): it tells the node's readings from the
+   * other messages in the outbox. Undefined until the node starts.
+   */
+  reading: Done | undefined = undefined;
   /** The node's topics, fixed when it starts (as its subscription and will are). */
   readonly topics = { telemetry: "", status: "", cmd: "", reply: "" };
   /** What diag reads (app/diag.ts): when the last connection came up, why the last attempt failed, the subscription, flapping. */
