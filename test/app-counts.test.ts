@@ -105,3 +105,51 @@ describe("readings queued, sent and acknowledged, kept apart", () => {
     expect(d).toEqual({ queued: d.queued, sent: d.queued, acked: d.queued, dropped: 0, outbox: 0 });
   });
 });
+
+// The node's fields that hold a value: in Lua each is a slot of the node's table, and a table's
+// slots come in powers of two, so a 17th doubles it (320 bytes on a 32-bit board). The `reading`
+// field above brings a running node to 15; a node ending (its `ended` callback) to 16; a sleeping
+// node keeps that callback in its sleep state, having `sl` already.
+describe("the node's table stays within 16 fields", () => {
+  const held = (n: SensorNode) => Object.keys(n).filter((k) => (n as unknown as Record<string, unknown>)[k] !== undefined);
+
+  it("awake and ending", () => {
+    const { b, n } = node("1");
+    new FakeBroker(b, () => false).run(2000);
+    expect(n.connected).toBe(true);
+    expect(held(n)).toHaveLength(15);
+    n.end(() => {});
+    expect(held(n)).toHaveLength(16);
+  });
+
+  it("sleeping, awake and ending: the end callback waits in the sleep state", () => {
+    const b = new ScriptedBoard();
+    const st = settingsWith(memoryStorage(), false, { brokers: "a:1883", "client.id": "counts-2", qos: "1", interval: "60", sleep: "on" });
+    let slept = -1;
+    const n = new SensorNode({
+      platform: b.platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: () => {},
+      sensors: [{ name: "t", read: () => 21 }], sleep: (ms) => (slept = ms),
+    }, st);
+    // what the node holds right after its own end() (before the client has ended)
+    const end = n.end.bind(n);
+    let atEnd: string[] = [];
+    let waiting = false;
+    n.end = (done) => {
+      end(done);
+      atEnd = held(n).filter((k) => k !== "end"); // (this wrapper, an own field of the test's making)
+      waiting = n.sl?.ended !== undefined;
+    };
+    expect(n.launch()).toBeNull();
+    const broker = new FakeBroker(b, () => false);
+    broker.run(10);
+    expect(n.connected).toBe(true);
+    expect(held(n).filter((k) => k !== "end")).toHaveLength(16);
+    // the reading acknowledged, the asleep status, DISCONNECT, then deep sleep
+    broker.run(3000);
+    expect(slept).toBe(60000);
+    expect(atEnd).toHaveLength(16);
+    expect(atEnd).not.toContain("ended");
+    expect(waiting).toBe(true);
+    expect(n.sl?.ended).toBeUndefined();
+  });
+});

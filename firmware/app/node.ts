@@ -84,6 +84,11 @@ export function jsonString(s: string): string {
  * client options among them), and these live as long as the node. Here each keeps only the node.
  */
 
+/** Where the callback of end() waits: the node, or a sleeping node's SleepState. */
+interface Ending {
+  ended?: (this: void) => void;
+}
+
 /** The client's events for the node. */
 function nodeEvents(self: SensorNode): ClientEvents {
   return {
@@ -115,8 +120,10 @@ function nodeEvents(self: SensorNode): ClientEvents {
       if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload));
     },
     onEnd: () => {
-      const fn = self.ended;
-      self.ended = undefined;
+      // (a sleeping node keeps it in its sleep state: see end())
+      const h: Ending = self.sl !== undefined ? self.sl : self;
+      const fn = h.ended;
+      h.ended = undefined;
       if (fn !== undefined) fn();
     },
   };
@@ -150,8 +157,9 @@ function nodeTask(self: SensorNode, name: string): Task {
 
 /**
  * A sleeping node's state, in a table of its own that only such a node has (a Lua table's fields
- * take a power of two of slots: the node stays within 16 this way). phase: 0 awake, waiting for
- * the reading's ack; 1 waiting for the asleep status's; 2 ending; 3 done.
+ * take a power of two of slots: the node stays within 16 this way, its end callback too: see
+ * end()). phase: 0 awake, waiting for the reading's ack; 1 waiting for the asleep status's; 2
+ * ending; 3 done.
  */
 interface SleepState {
   phase: number;
@@ -159,6 +167,8 @@ interface SleepState {
   keysSeen: number;
   typedAt: number;
   task: number;
+  /** Called once when the client has ended (end()), for a sleeping node. */
+  ended?: (this: void) => void;
 }
 
 export class SensorNode {
@@ -193,9 +203,9 @@ export class SensorNode {
   /** The node's client id, fixed when it starts (client.id, or petrel-<chip id>). */
   clientId = "";
   /** Deep sleep, when the node sleeps between readings (its own table: see SleepState). */
-  private sl: SleepState | undefined = undefined;
+  sl: SleepState | undefined = undefined;
   private readonly bornAt: number;
-  /** Called once when the client has ended (end()). */
+  /** Called once when the client has ended (end()), for a node that does not sleep (else in its SleepState). */
   ended: ((this: void) => void) | undefined = undefined;
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
@@ -277,7 +287,10 @@ export class SensorNode {
       done();
       return;
     }
-    this.ended = done;
+    // a sleeping node's table has 16 fields already (sl among them): a 17th would double it
+    // (320 bytes on a 32-bit board), so its callback waits in its sleep state
+    const h: Ending = this.sl !== undefined ? this.sl : this;
+    h.ended = done;
     c.end();
   }
 
