@@ -29,6 +29,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { readingsSent } from "../firmware/app/commands";
 import type { App } from "../firmware/app/main";
 import type { Serial } from "../firmware/console/line";
 import { startBroker, type Broker } from "./mosquitto";
@@ -59,8 +60,9 @@ interface Board {
   /** Its console's pseudo-terminal; none past SIM_PTYS. */
   pty: Pty | undefined;
   app: App | undefined;
-  /** Readings queued and acknowledged by earlier boots of this board (the app counts from its own start). */
+  /** Readings queued, sent and acknowledged by earlier boots of this board (the app counts from its own start). */
   queuedBefore: number;
+  sentBefore: number;
   ackedBefore: number;
   reconnectsBefore: number;
 }
@@ -145,6 +147,7 @@ async function main(): Promise<void> {
       reboot: () => {
         const app = b.app as App;
         b.queuedBefore += app.node.queued;
+        b.sentBefore += readingsSent(app.node);
         b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} reboots`);
@@ -156,6 +159,7 @@ async function main(): Promise<void> {
       sleep: (ms) => {
         const app = b.app as App;
         b.queuedBefore += app.node.queued;
+        b.sentBefore += readingsSent(app.node);
         b.ackedBefore += app.node.acked;
         b.reconnectsBefore += reconnectsOf(app.node);
         say(`sim: ${b.id} is in deep sleep for ${ms / 1000} s`);
@@ -177,7 +181,7 @@ async function main(): Promise<void> {
       else if (/[\r\n]/.test(s)) (boards[k - 1].app as App).console.start(); // Enter takes the console back
     });
     if (pty !== undefined) early.push(pty);
-    const b: Board = { k, id: "", flash, pty, app: undefined, queuedBefore: 0, ackedBefore: 0, reconnectsBefore: 0 };
+    const b: Board = { k, id: "", flash, pty, app: undefined, queuedBefore: 0, sentBefore: 0, ackedBefore: 0, reconnectsBefore: 0 };
     boards.push(b);
     const terminal = one ? terminalSerial(process.stdin, process.stdout, () => (b.app as App).console.start(), true) : undefined;
     boot(b, boardSerial(pty, (fn) => (sink = fn), terminal));
@@ -205,17 +209,23 @@ async function main(): Promise<void> {
       : `sim: note: ${differ.length} board(s) have ${key} saved in their flash (${(differ[0].app as App).node.clientId}: ${saved}) and use it, not ${what}; to go back: unset ${key}, save, reboot at their consoles, or remove ${store}`);
   }
 
-  // readings the client took, and those the broker acknowledged (QoS 1/2) or that went out (QoS 0)
+  // readings the client took, those that went out on the network (QoS 1/2: the first PUBLISH
+  // written, acknowledged or not), and those the broker acknowledged (QoS 1/2) or that went out (QoS 0)
   const queuedOf = (b: Board) => b.queuedBefore + (b.app?.node.queued ?? 0);
+  const sentOf = (b: Board) => b.sentBefore + (b.app !== undefined ? readingsSent(b.app.node) : 0);
   const ackedOf = (b: Board) => b.ackedBefore + (b.app?.node.acked ?? 0);
+  let lastSent = 0;
   let lastAcked = 0;
-  /** connected, readings per second over the last `seconds`, reconnects, outbox messages queued. */
+  /** connected, readings sent and acknowledged per second over the last `seconds`, reconnects, outbox messages queued. */
   const summary = (seconds: number) => {
+    const sent = boards.reduce((n, b) => n + sentOf(b), 0);
     const total = boards.reduce((n, b) => n + ackedOf(b), 0);
     const connected = boards.filter((b) => b.app?.node.connected === true).length;
     const reconnects = boards.reduce((n, b) => n + b.reconnectsBefore + (b.app !== undefined ? reconnectsOf(b.app.node) : 0), 0);
     const queue = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-    const line = `sim: ${connected}/${boards.length} connected, ${((total - lastAcked) / seconds).toFixed(1)} readings/s acknowledged, ${reconnects} reconnects, outboxes ${queue}`;
+    const line = `sim: ${connected}/${boards.length} connected, ${((sent - lastSent) / seconds).toFixed(1)} readings/s sent, ` +
+      `${((total - lastAcked) / seconds).toFixed(1)} acknowledged, ${reconnects} reconnects, outboxes ${queue}`;
+    lastSent = sent;
     lastAcked = total;
     return line;
   };
@@ -238,6 +248,7 @@ async function main(): Promise<void> {
     finishing = true;
     if (process.stdin.isTTY) process.stdin.setRawMode(false);
     if (!one) {
+      lastSent = 0;
       lastAcked = 0;
       say(`${summary(Math.max(1, (Date.now() - startedAt) / 1000))} (over the whole run)`);
     }
@@ -248,11 +259,12 @@ async function main(): Promise<void> {
     if (!each) {
       const dropped = boards.reduce((n, b) => n + (b.app?.node.dropped ?? 0), 0);
       const queued = boards.reduce((n, b) => n + (b.app?.node.client?.outbox.count ?? 0), 0);
-      say(`sim: ending ${boards.length} boards: readings: ${boards.reduce((n, b) => n + queuedOf(b), 0)} queued, ${boards.reduce((n, b) => n + ackedOf(b), 0)} acknowledged, ${dropped} dropped, ${queued} in the outboxes`);
+      say(`sim: ending ${boards.length} boards: readings: ${boards.reduce((n, b) => n + queuedOf(b), 0)} queued, ` +
+        `${boards.reduce((n, b) => n + sentOf(b), 0)} sent, ${boards.reduce((n, b) => n + ackedOf(b), 0)} acknowledged, ${dropped} dropped, ${queued} in the outboxes`);
     }
     for (const b of boards) {
       const c = b.app?.node.client;
-      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: readings: ${queuedOf(b)} queued, ${ackedOf(b)} acknowledged, ${b.app?.node.dropped ?? 0} dropped, ${c?.outbox.count ?? 0} in the outbox`);
+      if (each) say(`sim: ${one ? "" : `${b.id} `}ending: readings: ${queuedOf(b)} queued, ${sentOf(b)} sent, ${ackedOf(b)} acknowledged, ${b.app?.node.dropped ?? 0} dropped, ${c?.outbox.count ?? 0} in the outbox`);
       b.pty?.close();
       const done = () => {
         if (--open === 0) void (broker?.close() ?? Promise.resolve()).then(() => process.exit(code));

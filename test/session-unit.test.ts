@@ -3,6 +3,7 @@ import { Client, LINK_POLL_MS, State } from "../firmware/session/client";
 import { Phase } from "../firmware/session/outbox";
 import { dropHeld, listHeld, retryHeld } from "../firmware/session/held";
 import { FakeBroker, ScriptedBoard, STABLE_MS, STORAGE_FAILED, STORAGE_FULL } from "./harness/scripted";
+import { LOG_DEBUG, LOG_INFO, LOG_WARN } from "../firmware/port/log";
 
 // The session, packet by packet, on a scripted transport and a virtual clock that starts 4 s
 // before its 31-bit wrap, so every timer below crosses the wrap.
@@ -202,6 +203,143 @@ describe("connect", () => {
     expect(c.state).toBe(State.Closing);
     b.run(2000);
     expect(c.state).toBe(State.Backoff);
+  });
+});
+
+describe("failed attempts in the log: a warning when the failure changes, an info line while it repeats", () => {
+  /** A board whose log lines are kept as "warn mqtt: …" / "info mqtt: …" (debug left out). */
+  function logged(): { b: ScriptedBoard; lines: string[] } {
+    const b = new ScriptedBoard();
+    const lines: string[] = [];
+    b.platform.log = { writeLog: (level, line) => {
+      if (level < LOG_DEBUG) lines.push(`${level === LOG_WARN ? "warn" : level === LOG_INFO ? "info" : `level${level}`} ${line}`);
+    } };
+    return { b, lines };
+  }
+  /** The next attempt dials (the backoff, 8 s at most here, runs out), then fails with the transport's `reason`. */
+  function failWith(b: ScriptedBoard, reason: string): void {
+    b.run(8000);
+    expect(b.take()).toEqual(["open a:1883"]);
+    b.drop(reason);
+  }
+  /** The next attempt dials and the broker refuses it with CONNACK `rc`. */
+  function refusedWith(b: ScriptedBoard, rc: number): void {
+    b.run(8000);
+    b.accept();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: rc });
+    b.run();
+    b.take();
+  }
+  const count = (lines: string[], re: RegExp) => lines.filter((l) => re.test(l)).length;
+
+  it("three refused attempts: one warning, then two info lines that say it is the same failure again; onError hears all three", () => {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    b.drop("refused");
+    failWith(b, "refused");
+    failWith(b, "refused");
+    expect(c.stats.attempts).toBe(3);
+    expect(lines).toEqual([
+      "warn mqtt: refused: the broker's address refused the connection; fix: check the host and port, and that the broker is running",
+      "info mqtt: refused again (attempt 2)",
+      "info mqtt: refused again (attempt 3)",
+    ]);
+    expect(b.takeEvents().filter((e) => e.startsWith("error"))).toEqual(["error refused", "error refused", "error refused"]);
+    expect(c.lastError?.code).toBe("refused");
+  });
+
+  it("a failure with another reason warns again, and its own repeats are info lines", () => {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run();
+    b.take();
+    b.drop("refused");
+    failWith(b, "refused");
+    failWith(b, "unreachable");
+    failWith(b, "unreachable");
+    failWith(b, "refused");
+    expect(lines.map((l) => l.replace(/: the .*$/, ""))).toEqual([
+      "warn mqtt: refused",
+      "info mqtt: refused again (attempt 2)",
+      "warn mqtt: unreachable",
+      "info mqtt: unreachable again (attempt 4)",
+      "warn mqtt: refused",
+    ]);
+    expect(c.lastError?.code).toBe("refused");
+  });
+
+  it("a CONNACK refusal that repeats is one warning, then info lines; a connection resets it, so the next failure warns", () => {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run(); // the first attempt dials at once; refusedWith's wait only lets it be
+    refusedWith(b, 5);
+    refusedWith(b, 5);
+    refusedWith(b, 5);
+    expect(count(lines, /^warn mqtt: not-authorized: /)).toBe(1);
+    expect(count(lines, /^info mqtt: not-authorized again \(attempt \d\)$/)).toBe(2);
+    // the broker takes it: connected, then the connection breaks
+    b.run(8000);
+    b.accept();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 });
+    expect(c.state).toBe(State.Connected);
+    b.drop("reset");
+    // the same refusal as before the connection: a warning again, then info
+    refusedWith(b, 5);
+    refusedWith(b, 5);
+    expect(count(lines, /^warn mqtt: not-authorized: /)).toBe(2);
+    expect(count(lines, /^info mqtt: not-authorized again/)).toBe(3);
+    expect(lines.filter((l) => !l.includes("not-authorized"))).toEqual([
+      "info mqtt: connected to a:1883 (session new, outbox 0)",
+      "info mqtt: connection ended: the connection was reset; the client reconnects (if it keeps happening: check the broker's log, its max_connections and the Wi-Fi signal)",
+    ]);
+    expect(b.takeEvents().filter((e) => e.startsWith("error"))).toHaveLength(5);
+  });
+
+  it("a connection that is accepted and breaks at once, then refused attempts: the first refusal after it warns", () => {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run();
+    b.take();
+    b.drop("refused");
+    failWith(b, "refused");
+    b.run(8000);
+    b.accept();
+    b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 });
+    b.take();
+    b.drop("refused"); // (a transport's code for a connection that was up: the same code as the attempts')
+    failWith(b, "refused");
+    failWith(b, "refused");
+    expect(lines.filter((l) => l.includes("refused")).map((l) => l.replace(/: the .*$/, ""))).toEqual([
+      "warn mqtt: refused",
+      "info mqtt: refused again (attempt 2)",
+      "info mqtt: connection ended",
+      "warn mqtt: refused",
+      "info mqtt: refused again (attempt 5)",
+    ]);
+    expect(c.stats.attempts).toBe(5);
+  });
+
+  it("end() and start() again: the first failure of the new start warns", () => {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run();
+    b.take();
+    b.drop("refused");
+    failWith(b, "refused");
+    c.end();
+    b.run();
+    c.start();
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    b.drop("refused");
+    expect(lines.map((l) => l.replace(/: the .*$/, ""))).toEqual(["warn mqtt: refused", "info mqtt: refused again (attempt 2)", "warn mqtt: refused"]);
   });
 });
 

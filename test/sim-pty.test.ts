@@ -117,7 +117,7 @@ it("DEVICES=3: three boards with distinct ids, each console on its own pty, a su
   seen.stop();
   expect(s.code, s.out).toBe(0);
   expect(s.out).toContain("sim: 2 readings acknowledged by each of 3 boards");
-  expect(s.out).toMatch(/sim: \d\/3 connected, \d+\.\d readings\/s acknowledged, \d+ reconnects, outboxes \d+ \(over the whole run\)/);
+  expect(s.out).toMatch(/sim: \d\/3 connected, \d+\.\d readings\/s sent, \d+\.\d acknowledged, \d+ reconnects, outboxes \d+ \(over the whole run\)/);
   const ids = new Set(seen.lines.map((l) => l.split("/")[1]));
   expect([...ids].sort()).toEqual(["petrel-sim1", "petrel-sim2", "petrel-sim3"]);
   for (let k = 1; k <= 3; k++) expect(fs.existsSync(path.join(store, `dev${k}`))).toBe(true);

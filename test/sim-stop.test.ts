@@ -104,7 +104,7 @@ for (const [signal, says] of [
     run.child.kill(signal);
     await expectNothingLeft(run, at);
     expect(run.out()).toContain(says);
-    expect(run.out()).toMatch(/sim: ending: readings: \d+ queued, \d+ acknowledged, \d+ dropped, \d+ in the outbox/);
+    expect(run.out()).toMatch(/sim: ending: readings: \d+ queued, \d+ sent, \d+ acknowledged, \d+ dropped, \d+ in the outbox/);
   }, 60000);
 }
 

@@ -26,16 +26,19 @@ it("make sim's node connects, publishes readings until SIM_COUNT are acknowledge
     expect(out).toContain(`  brokers = 127.0.0.1:${port}`);
     expect(out).toContain("  interval = 1");
     expect(out).toContain('error: interval must be a whole number from 1 to 86400 (got "0"); nothing was changed');
-    expect(out).toMatch(/node petrel-sim1: (not )?connected, up \d+ s, 0 reconnects, readings: \d+ queued, \d+ acknowledged, 0 dropped, outbox \d+/);
+    expect(out).toMatch(/node petrel-sim1: (not )?connected, up \d+ s, 0 reconnects, readings: \d+ queued, \d+ sent, \d+ acknowledged, 0 dropped, outbox \d+/);
     expect(out).toContain("sim: 2 readings acknowledged");
-    expect(out).toMatch(/sim: ending: readings: (\d+) queued, (\d+) acknowledged, 0 dropped, 0 in the outbox/);
+    const end = /sim: ending: readings: (\d+) queued, (\d+) sent, (\d+) acknowledged, 0 dropped, 0 in the outbox/.exec(out);
+    expect(end, out).not.toBeNull();
+    // everything acknowledged: as many sent, as many queued
+    expect(new Set(end!.slice(1).map(Number)).size, end![0]).toBe(1);
     expect(r.status).toBe(0);
   } finally {
     fs.rmSync(store, { recursive: true, force: true });
   }
 });
 
-it("with no broker to take them, readings are queued, none acknowledged, all in the outbox: status and the end line say so", async () => {
+it("with no broker to take them, readings are queued, none sent or acknowledged, all in the outbox: status and the end line say so", async () => {
   const store = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-sim-"));
   // port 1 on loopback: refused at once; the readings wait in the outbox
   const child = spawn(process.execPath, [path.resolve("dist/node/host-sim/sim.js")], {
@@ -47,28 +50,33 @@ it("with no broker to take them, readings are queued, none acknowledged, all in 
   child.stdout.on("data", (d: Buffer) => (out += d.toString().replace(/\r/g, "")));
   child.on("exit", (c) => (code = c));
   try {
-    const status = /readings: (\d+) queued, (\d+) acknowledged, 0 dropped, outbox (\d+)/g;
+    const status = /readings: (\d+) queued, (\d+) sent, (\d+) acknowledged, 0 dropped, outbox (\d+)/g;
     const seen = () => [...out.matchAll(status)].map((m) => m.slice(1).map(Number));
     // one log line per failed attempt (below): the lines logged about the refusals
-    const logged = () => out.split("\n").filter((l) => /^(petrel> )?\[ *\d+\.\d{3}\] /.test(l) && l.includes("refused the connection"));
+    const logged = () => out.split("\n").filter((l) => /^(petrel> )?\[ *\d+\.\d{3}\] /.test(l) && / mqtt: refused[ :]/.test(l));
     // ask until two readings are queued and two attempts have failed (bounded)
     for (let i = 0; i < 200 && !(seen().some(([q]) => q >= 2) && logged().length >= 2); i++) {
       child.stdin.write("status\n");
       await new Promise((r) => setTimeout(r, 100));
     }
-    const [queued, acked, outbox] = seen().find(([q]) => q >= 2) ?? [];
+    const [queued, sent, acked, outbox] = seen().find(([q]) => q >= 2) ?? [];
     expect(queued, out).toBeGreaterThanOrEqual(2);
+    expect(sent).toBe(0);
     expect(acked).toBe(0);
     expect(outbox).toBe(queued);
     child.kill("SIGTERM");
     await until("the simulator to end", () => code !== undefined, 10000);
-    const end = /sim: ending: readings: (\d+) queued, (\d+) acknowledged, 0 dropped, (\d+) in the outbox/.exec(out);
+    const end = /sim: ending: readings: (\d+) queued, (\d+) sent, (\d+) acknowledged, 0 dropped, (\d+) in the outbox/.exec(out);
     expect(end, out).not.toBeNull();
     expect(Number(end![2])).toBe(0);
-    expect(Number(end![3])).toBe(Number(end![1]));
-    // one log line per failed attempt: the client's warning, not also "connection ended" and the node's echo
-    expect(logged().length, out).toBeGreaterThanOrEqual(2);
-    for (const l of logged()) expect(l).toMatch(/^(petrel> )?\[ *\d+\.\d{3}\] warn  mqtt: refused: /);
+    expect(Number(end![3])).toBe(0);
+    expect(Number(end![4])).toBe(Number(end![1]));
+    // one log line per failed attempt, not also "connection ended" and the node's echo: the
+    // client's warning for the first, then a short info line for each repeat of the same failure
+    const lines = logged();
+    expect(lines.length, out).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatch(/^(petrel> )?\[ *\d+\.\d{3}\] warn  mqtt: refused: the broker's address refused the connection; fix: /);
+    for (const l of lines.slice(1)) expect(l).toMatch(/^(petrel> )?\[ *\d+\.\d{3}\] info  mqtt: refused again \(attempt \d+\)$/);
     expect(out).not.toContain("connection ended");
     expect(out).not.toContain("node: refused");
   } finally {

@@ -86,6 +86,11 @@ export function jsonString(s: string): string {
  * client options among them), and these live as long as the node. Here each keeps only the node.
  */
 
+/** Where the callback of end() waits: the node, or a sleeping node's SleepState. */
+interface Ending {
+  ended?: (this: void) => void;
+}
+
 /** The client's events for the node. */
 function nodeEvents(self: SensorNode): ClientEvents {
   return {
@@ -118,8 +123,10 @@ function nodeEvents(self: SensorNode): ClientEvents {
       if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload));
     },
     onEnd: () => {
-      const fn = self.ended;
-      self.ended = undefined;
+      // (a sleeping node keeps it in its sleep state: see end())
+      const h: Ending = self.sl !== undefined ? self.sl : self;
+      const fn = h.ended;
+      h.ended = undefined;
       if (fn !== undefined) fn();
     },
   };
@@ -142,18 +149,21 @@ function nodeSubscribed(self: SensorNode): RequestDone {
 /** The node's scheduler tasks: "sample" (one reading) and "sleep". */
 function nodeTask(self: SensorNode, name: string): Task {
   if (name !== "sample") return { name: name, step: () => self.sleepStep() };
-  // one callback for every reading (no closure per publish, no field on the node): it counts the
-  // readings the broker acknowledged (QoS 1, 2), or that went out on the network (QoS 0)
+  // one callback for every reading (no closure per publish): it counts the readings the broker
+  // acknowledged (QoS 1, 2), or that went out on the network (QoS 0). The node keeps it too: it
+  // marks the readings among the outbox's messages (readingsSent in app/commands.ts).
   const done: Done = (err) => {
     if (err === undefined) self.acked++;
   };
+  self.reading = done;
   return { name: name, step: () => self.sample(done) };
 }
 
 /**
  * A sleeping node's state, in a table of its own that only such a node has (a Lua table's fields
- * take a power of two of slots: the node stays within 16 this way). phase: 0 awake, waiting for
- * the reading's ack; 1 waiting for the asleep status's; 2 ending; 3 done.
+ * take a power of two of slots: the node stays within 16 this way, its end callback too: see
+ * end()). phase: 0 awake, waiting for the reading's ack; 1 waiting for the asleep status's; 2
+ * ending; 3 done.
  */
 interface SleepState {
   phase: number;
@@ -161,6 +171,8 @@ interface SleepState {
   keysSeen: number;
   typedAt: number;
   task: number;
+  /** Called once when the client has ended (end()), for a sleeping node. */
+  ended?: (this: void) => void;
 }
 
 export class SensorNode {
@@ -173,11 +185,19 @@ export class SensorNode {
   /**
    * Readings queued (the client took them), acknowledged by the broker (QoS 1/2) or written to the
    * network (QoS 0), and dropped because the client refused them (queue full, low memory). Queued
-   * and not yet acknowledged ones are in the outbox (or, at QoS 0 offline, its RAM queue).
+   * and not yet acknowledged ones are in the outbox (or, at QoS 0 offline, its RAM queue). The
+   * readings sent (written to the network at least once) are not counted here but found when
+   * asked: these acknowledged, plus the outbox's readings already sent (readingsSent in
+   * app/commands.ts), so the client needs no counter and no event for a first send.
    */
   queued = 0;
   acked = 0;
   dropped = 0;
+  /**
+   * The callback every reading is published with (nodeTask): it tells the node's readings from the
+   * other messages in the outbox. Undefined until the node starts.
+   */
+  reading: Done | undefined = undefined;
   /** The node's topics, fixed when it starts (as its subscription and will are). */
   readonly topics = { telemetry: "", status: "", cmd: "", reply: "" };
   /** What diag reads (app/diag.ts): when the last connection came up, why the last attempt failed, the subscription, flapping. */
@@ -187,9 +207,9 @@ export class SensorNode {
   /** The node's client id, fixed when it starts (client.id, or petrel-<chip id>). */
   clientId = "";
   /** Deep sleep, when the node sleeps between readings (its own table: see SleepState). */
-  private sl: SleepState | undefined = undefined;
+  sl: SleepState | undefined = undefined;
   private readonly bornAt: number;
-  /** Called once when the client has ended (end()). */
+  /** Called once when the client has ended (end()), for a node that does not sleep (else in its SleepState). */
   ended: ((this: void) => void) | undefined = undefined;
 
   constructor(readonly board: NodeBoard, readonly settings: Settings) {
@@ -271,7 +291,10 @@ export class SensorNode {
       done();
       return;
     }
-    this.ended = done;
+    // a sleeping node's table has 16 fields already (sl among them): a 17th would double it
+    // (320 bytes on a 32-bit board), so its callback waits in its sleep state
+    const h: Ending = this.sl !== undefined ? this.sl : this;
+    h.ended = done;
     c.end();
   }
 

@@ -161,7 +161,12 @@ export class Client {
   private up = 0;
   /** The close reason chosen by this client (reported instead of the transport's). */
   private reason = "";
-  /** 1 once an error of this attempt has been reported (so its close is not reported again), else 0. */
+  /**
+   * 1 once an error of this attempt has been reported (so its close is not reported again); 2 when
+   * none has yet and the attempt before failed, its error in lastError: the same failure again is
+   * an info line, not another warning (report()); else 0 (at start(), and from each CONNACK and
+   * each connection's end until an attempt fails).
+   */
   private reported = 0;
   /** The connection's clock: its deadline (CONNACK, PINGRESP), when it came up, the last packet each way, the ping out. */
   private readonly t: LinkTimes = { deadline: 0, connectedAt: 0, lastSent: 0, lastRecv: 0, pingOut: 0, pingAt: 0, acked: 0, suspect: 0 };
@@ -252,6 +257,7 @@ export class Client {
     }
     this.broker = 0;
     this.round = 0;
+    this.reported = 0;
     this.attempt();
   }
 
@@ -467,7 +473,7 @@ export class Client {
     }
     this.state = State.Resolving;
     this.reason = "";
-    this.reported = 0;
+    if (this.reported !== 0) this.reported = 2;
     this.t.deadline = after(this.p.clock.clockNow(), s.connectTimeoutMs);
     this.stats.attempts = this.stats.attempts + 1;
     if (this.stats.attempts > 1 && this.ev.onReconnect !== undefined) this.ev.onReconnect();
@@ -577,7 +583,9 @@ export class Client {
     // (found again by its id: onOffline may have changed the outbox)
     const at = refused > 0 ? o.slotOf(refused) : -1;
     if (at >= 0) this.hold(at);
-    if (!wasUp && this.reported === 0 && reason !== "") this.report(fail(reason, explainClose(reason)));
+    if (!wasUp && this.reported !== 1 && reason !== "") this.report(fail(reason, explainClose(reason)));
+    // a connection ended: the next failed attempt warns, whatever the one before it said
+    if (wasUp) this.reported = 0;
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
     // end() from inside a callback has finished it, or end() then start() is already dialling
     if (this.state !== State.Backoff) return;
@@ -642,12 +650,18 @@ export class Client {
   /**
    * Reports an error (log and onError); with `drop`, also closes the connection for that reason.
    * `detail` (with a drop): the broker broke the protocol, and this is how (after the reason's explanation).
+   * A failed attempt is one log line: a warning when it starts a run of failures (at start, after
+   * a connection, or with another code than the attempt before), else a short info line that it
+   * is the same failure again. onError hears every one.
    */
   private report(e: PetrelError | undefined, drop?: string, detail?: string): void {
     const err = e !== undefined ? e : fail(drop as string, `${explainClose(drop as string)}: ${detail as string}`);
+    const prev = this.lastError;
+    const again = this.reported === 2 && prev !== undefined && prev.code === err.code;
     this.reported = 1;
     this.lastError = err;
-    this.p.log.writeLog(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
+    if (again) this.p.log.writeLog(LOG_INFO, `mqtt: ${err.code} again (attempt ${this.stats.attempts})`);
+    else this.p.log.writeLog(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
     if (this.ev.onError !== undefined) this.ev.onError(err);
     if (drop !== undefined) this.drop(drop);
   }
@@ -858,6 +872,7 @@ export class Client {
     const now = this.p.clock.clockNow();
     this.state = State.Connected;
     this.up = 1;
+    this.reported = 0;
     // (the backoff starts over when this connection proves stable: see closed())
     this.t.acked = 0;
     this.t.connectedAt = now;

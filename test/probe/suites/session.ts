@@ -44,6 +44,8 @@ function probeStorage(): Storage {
 class Board {
   readonly vc = new VirtualClock(START);
   readonly log: string[] = [];
+  /** 1: the client's log lines (error, warn, info; not debug) go into the transcript too ("warn mqtt: …"). */
+  logging = 0;
   readonly platform: Platform;
   private queue: (() => void)[] = [];
   private ev: TransportEvents | undefined = undefined;
@@ -54,7 +56,7 @@ class Board {
       clock: this.vc.clock,
       sched: sched,
       storage: storage,
-      log: { writeLog: () => {} },
+      log: { writeLog: (level: number, line: string) => this.logLine(level, line) },
       randomInt: (n: number) => n - 1,
       chipId: "probe",
       resolver: {
@@ -122,6 +124,10 @@ class Board {
 
   note(s: string): void {
     this.log[this.log.length] = s;
+  }
+
+  logLine(level: number, line: string): void {
+    if (this.logging === 1 && level <= 2) this.note((level === 0 ? "error " : level === 1 ? "warn " : "info ") + line);
   }
 
   /** A client with the given options, its events noted. */
@@ -323,8 +329,14 @@ function script(text: string): string {
         b.later(() => f(up));
         b.flush();
       }
+    } else if (cmd === "logs") {
+      b.logging = 1;
     } else if (cmd === "new") {
-      if (c !== undefined) b = new Board(storage);
+      if (c !== undefined) {
+        const logging = b.logging;
+        b = new Board(storage);
+        b.logging = logging;
+      }
       if (linkUp >= 0) {
         b.platform.link = {
           isUp: () => linkUp === 1,
