@@ -107,9 +107,9 @@ describe("readings queued, sent and acknowledged, kept apart", () => {
 });
 
 // The node's fields that hold a value: in Lua each is a slot of the node's table, and a table's
-// slots come in powers of two, so a 17th doubles it (320 bytes on a 32-bit board). The `reading`
-// field above brings a running node to 15; a node ending (its `ended` callback) to 16; a sleeping
-// node keeps that callback in its sleep state, having `sl` already.
+// slots come in powers of two, so a 17th doubles it (320 bytes on a 32-bit board). A running
+// node holds 14 or 15 (lastError once there is one), one more while ending (its `ended`
+// callback); a sleeping node keeps that callback in its sleep state, having `sl` already.
 describe("the node's table stays within 16 fields", () => {
   const held = (n: SensorNode) => Object.keys(n).filter((k) => (n as unknown as Record<string, unknown>)[k] !== undefined);
 
@@ -117,9 +117,11 @@ describe("the node's table stays within 16 fields", () => {
     const { b, n } = node("1");
     new FakeBroker(b, () => false).run(2000);
     expect(n.connected).toBe(true);
-    expect(held(n)).toHaveLength(15);
+    const running = held(n).length;
+    expect(running).toBeLessThanOrEqual(15);
     n.end(() => {});
-    expect(held(n)).toHaveLength(16);
+    expect(held(n)).toHaveLength(running + 1);
+    expect(held(n).length).toBeLessThanOrEqual(16);
   });
 
   it("sleeping, awake and ending: the end callback waits in the sleep state", () => {
@@ -143,11 +145,12 @@ describe("the node's table stays within 16 fields", () => {
     const broker = new FakeBroker(b, () => false);
     broker.run(10);
     expect(n.connected).toBe(true);
-    expect(held(n).filter((k) => k !== "end")).toHaveLength(16);
+    const awake = held(n).filter((k) => k !== "end").length;
+    expect(awake).toBeLessThanOrEqual(16);
     // the reading acknowledged, the asleep status, DISCONNECT, then deep sleep
     broker.run(3000);
     expect(slept).toBe(60000);
-    expect(atEnd).toHaveLength(16);
+    expect(atEnd.length).toBeLessThanOrEqual(16);
     expect(atEnd).not.toContain("ended");
     expect(waiting).toBe(true);
     expect(n.sl?.ended).toBeUndefined();
