@@ -8,7 +8,7 @@ import { problems } from "../tools/check-args.mjs";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { cliCause } from "../tools/flash.mjs";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
-import { STAMP_FILE, inputsHash, isCurrent } from "../tools/build-stamp.mjs";
+import { STAMP_FILE, inputsHash, isCurrent, stageCurrent, stageHash } from "../tools/build-stamp.mjs";
 
 // make's arguments are checked before any build (tools/check-args.mjs, run by the Makefile's
 // check-board and check-flash), and a build whose inputs did not change is skipped
@@ -135,5 +135,50 @@ describe("the build's stamp", () => {
     expect(isCurrent(root, dist)).toBe(true);
     fs.rmSync(path.join(root, "dist/nodemcu"), { recursive: true });
     expect(isCurrent(root, dist)).toBe(false);
+  });
+
+  it("is kept per target: a change rebuilds only the targets that read it", () => {
+    const root = tmp();
+    for (const d of ["firmware/app", "host-sim", "test/probe", "test/fixtures/espruino", "tools", "dist/node/host-sim", "dist/espruino", "dist/nodemcu", "dist/nodemcu-probe"]) {
+      fs.mkdirSync(path.join(root, d), { recursive: true });
+    }
+    const write = (f: string, text: string) => fs.writeFileSync(path.join(root, f), text);
+    write("firmware/app/node.ts", "export const a = 1;\n");
+    write("host-sim/sim.ts", "export const b = 1;\n");
+    write("test/probe/entry.ts", "export const c = 1;\n");
+    write("test/sim.test.ts", "");
+    for (const f of ["dist/node/host-sim/sim.js", "dist/espruino/petrel.js", "dist/espruino/app.js"]) write(f, "");
+    const dist = path.join(root, "dist");
+    const stages = ["node", "lua", "espruino"];
+    const current = () => stages.filter((st) => stageCurrent(root, dist, st));
+    expect(current()).toEqual([]); // never built
+    const stampAll = () => { for (const st of stages) write(`dist/.stamp-${st}`, stageHash(root, st)); };
+    stampAll();
+    expect(current()).toEqual(stages);
+    // a test that is no target's source: every target kept (the type check and the guard still run)
+    write("test/sim.test.ts", "// changed\n");
+    expect(current()).toEqual(stages);
+    // the simulator: only the Node build
+    write("host-sim/sim.ts", "export const b = 2;\n");
+    expect(current()).toEqual(["lua", "espruino"]);
+    stampAll();
+    // the probe: every target that runs it
+    write("test/probe/entry.ts", "export const c = 2;\n");
+    expect(current()).toEqual([]);
+    stampAll();
+    // an Espruino test fixture: the Espruino bundles only
+    write("test/fixtures/espruino/console.ts", "");
+    expect(current()).toEqual(["node", "lua"]);
+    stampAll();
+    // the firmware, or a tool: every target
+    write("firmware/app/node.ts", "export const a = 2;\n");
+    expect(current()).toEqual([]);
+    stampAll();
+    write("tools/x.mjs", "");
+    expect(current()).toEqual([]);
+    stampAll();
+    // a target's output removed by hand: that target
+    fs.rmSync(path.join(root, "dist/nodemcu-probe"), { recursive: true });
+    expect(current()).toEqual(["node", "espruino"]);
   });
 });

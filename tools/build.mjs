@@ -16,7 +16,7 @@ import { slimEspruino } from "./espruino-slim.mjs";
 import { inlineLuaDir } from "./lua-consts.mjs";
 import { localLuaExportsDir } from "./lua-exports.mjs";
 import { lazyLuaDir } from "./lua-methods.mjs";
-import { STAMP_FILE, inputsHash, isCurrent } from "./build-stamp.mjs";
+import { STAMP_FILE, inputsHash, isCurrent, stageCurrent, stageHash } from "./build-stamp.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules/.bin", name);
@@ -57,99 +57,129 @@ if (process.env.PETREL_FORCE_BUILD !== "1" && isCurrent(root, dist, inputs)) {
 }
 const STAMP = path.join(dist, STAMP_FILE);
 fs.rmSync(STAMP, { force: true });
+const force = process.env.PETREL_FORCE_BUILD === "1";
+
+/**
+ * Whether a target's stage must run (its inputs changed since it last finished, or its outputs
+ * are gone): its stamp is removed until it finishes again (finished()). Otherwise it says so.
+ */
+const stale = {};
+function mustBuild(stage) {
+  const hash = stageHash(root, stage);
+  if (!force && stageCurrent(root, dist, stage, hash)) {
+    console.log(`build: ${stage} target unchanged since its last build; kept (PETREL_FORCE_BUILD=1 builds it anyway)`);
+    return false;
+  }
+  stale[stage] = hash;
+  fs.rmSync(path.join(dist, `.stamp-${stage}`), { force: true });
+  return true;
+}
+function finished(stage) {
+  fs.mkdirSync(dist, { recursive: true });
+  fs.writeFileSync(path.join(dist, `.stamp-${stage}`), stale[stage]);
+}
 
 await step("typecheck (node, espruino)", () => {
   run(bin("tsc"), ["-p", "tsconfig.json"]);
   run(bin("tsc"), ["-p", "tsconfig.espruino.json"]);
 });
 
-await step("node build", () => {
-  fs.rmSync(path.join(dist, "node"), { recursive: true, force: true });
-  run(bin("tsc"), ["-p", "tsconfig.node-build.json"]);
-});
-
-await step("nodemcu lua build (firmware, and firmware + probe)", () => {
-  fs.rmSync(path.join(dist, "nodemcu"), { recursive: true, force: true });
-  fs.rmSync(path.join(dist, "nodemcu-probe"), { recursive: true, force: true });
-  run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
-  run(bin("tstl"), ["-p", "tsconfig.lua-probe.json"]);
-});
-
-// a module's top-level constants as literals: no upvalue per constant (tools/lua-consts.mjs)
-await step("nodemcu lua: inline constants", () => {
-  const n = inlineLuaDir(fs, path.join(dist, "nodemcu"));
-  inlineLuaDir(fs, path.join(dist, "nodemcu-probe"));
-  console.log(`  ${n} constant(s) inlined`);
-});
-
-// a module's own uses of its exports as locals and literals: its export table can go (tools/lua-exports.mjs)
-await step("nodemcu lua: exports used as locals", () => {
-  const r = localLuaExportsDir(fs, path.join(dist, "nodemcu"));
-  localLuaExportsDir(fs, path.join(dist, "nodemcu-probe"));
-  console.log(`  ${r.functions} function(s) and ${r.literals} literal(s)`);
-});
-
-/**
- * Classes whose methods stay resident: the codec's per-packet path (the decoder and the byte
- * port's packet writer), where a lazy method's closure per call would be garbage per packet
- * (test/codec-alloc.test.ts bounds it).
- */
-const RESIDENT_CLASSES = ["Decoder", "Pieces"];
-
-// class methods made when asked for, not held by the prototypes (tools/lua-methods.mjs)
-await step("nodemcu lua: lazy methods", () => {
-  const r = lazyLuaDir(fs, path.join(dist, "nodemcu"), RESIDENT_CLASSES);
-  lazyLuaDir(fs, path.join(dist, "nodemcu-probe"), RESIDENT_CLASSES);
-  console.log(`  ${r.methods} method(s) of ${r.classes} class(es) made lazy`);
-  for (const s of r.skipped) console.log(`  left as it is: ${s}`);
-});
-
-/**
- * Strips the indentation of the built Lua (a quarter of its bytes) and its comment lines (the
- * TypeScript's doc comments, about 27 KB): less to upload and to keep in SPIFFS. A comment line
- * is left empty, so line numbers stay as they were. Refused for a file with a long string or
- * comment (`[[`, `[=[`) or a string continued over a line end, whose lines must stay as they are.
- */
-function stripLuaIndent(dir) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const f = path.join(dir, e.name);
-    if (e.isDirectory()) stripLuaIndent(f);
-    else if (e.name.endsWith(".lua")) {
-      const src = fs.readFileSync(f, "latin1");
-      if (/\[=*\[/.test(src)) throw new Error(`${f}: has a long string or comment; indentation not stripped`);
-      if (/\\\n/.test(src)) throw new Error(`${f}: has a string continued over a line end; indentation not stripped`);
-      fs.writeFileSync(f, src.replace(/^[ \t]+/gm, "").replace(/^--.*$/gm, ""), "latin1");
-    }
-  }
+if (mustBuild("node")) {
+  await step("node build", () => {
+    fs.rmSync(path.join(dist, "node"), { recursive: true, force: true });
+    run(bin("tsc"), ["-p", "tsconfig.node-build.json"]);
+  });
+  finished("node");
 }
 
-await step("nodemcu lua: strip indentation and comment lines", () => {
-  stripLuaIndent(path.join(dist, "nodemcu"));
-  stripLuaIndent(path.join(dist, "nodemcu-probe"));
-});
+if (mustBuild("lua")) {
+  await step("nodemcu lua build (firmware, and firmware + probe)", () => {
+    fs.rmSync(path.join(dist, "nodemcu"), { recursive: true, force: true });
+    fs.rmSync(path.join(dist, "nodemcu-probe"), { recursive: true, force: true });
+    run(bin("tstl"), ["-p", "tsconfig.lua.json"]);
+    run(bin("tstl"), ["-p", "tsconfig.lua-probe.json"]);
+  });
+
+  // a module's top-level constants as literals: no upvalue per constant (tools/lua-consts.mjs)
+  await step("nodemcu lua: inline constants", () => {
+    const n = inlineLuaDir(fs, path.join(dist, "nodemcu"));
+    inlineLuaDir(fs, path.join(dist, "nodemcu-probe"));
+    console.log(`  ${n} constant(s) inlined`);
+  });
+
+  // a module's own uses of its exports as locals and literals: its export table can go (tools/lua-exports.mjs)
+  await step("nodemcu lua: exports used as locals", () => {
+    const r = localLuaExportsDir(fs, path.join(dist, "nodemcu"));
+    localLuaExportsDir(fs, path.join(dist, "nodemcu-probe"));
+    console.log(`  ${r.functions} function(s) and ${r.literals} literal(s)`);
+  });
+
+  /**
+   * Classes whose methods stay resident: the codec's per-packet path (the decoder and the byte
+   * port's packet writer), where a lazy method's closure per call would be garbage per packet
+   * (test/codec-alloc.test.ts bounds it).
+   */
+  const RESIDENT_CLASSES = ["Decoder", "Pieces"];
+
+  // class methods made when asked for, not held by the prototypes (tools/lua-methods.mjs)
+  await step("nodemcu lua: lazy methods", () => {
+    const r = lazyLuaDir(fs, path.join(dist, "nodemcu"), RESIDENT_CLASSES);
+    lazyLuaDir(fs, path.join(dist, "nodemcu-probe"), RESIDENT_CLASSES);
+    console.log(`  ${r.methods} method(s) of ${r.classes} class(es) made lazy`);
+    for (const s of r.skipped) console.log(`  left as it is: ${s}`);
+  });
+
+  /**
+   * Strips the indentation of the built Lua (a quarter of its bytes) and its comment lines (the
+   * TypeScript's doc comments, about 27 KB): less to upload and to keep in SPIFFS. A comment line
+   * is left empty, so line numbers stay as they were. Refused for a file with a long string or
+   * comment (`[[`, `[=[`) or a string continued over a line end, whose lines must stay as they are.
+   */
+  function stripLuaIndent(dir) {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) stripLuaIndent(f);
+      else if (e.name.endsWith(".lua")) {
+        const src = fs.readFileSync(f, "latin1");
+        if (/\[=*\[/.test(src)) throw new Error(`${f}: has a long string or comment; indentation not stripped`);
+        if (/\\\n/.test(src)) throw new Error(`${f}: has a string continued over a line end; indentation not stripped`);
+        fs.writeFileSync(f, src.replace(/^[ \t]+/gm, "").replace(/^--.*$/gm, ""), "latin1");
+      }
+    }
+  }
+
+  await step("nodemcu lua: strip indentation and comment lines", () => {
+    stripLuaIndent(path.join(dist, "nodemcu"));
+    stripLuaIndent(path.join(dist, "nodemcu-probe"));
+  });
+  finished("lua");
+}
 
 /** Bundles that are also Storage modules: the global each copies to `exports` under require(). */
 const EXPORTS = { "petrel.js": "Petrel" };
 
-await step("espruino bundles", async () => {
-  const out = path.join(dist, "espruino");
-  fs.rmSync(out, { recursive: true, force: true });
-  for (const [entry, file] of ESPRUINO_BUNDLES) {
-    esbuild.buildSync({
-      ...ESPRUINO_OPTIONS,
-      entryPoints: [path.join(root, entry)],
-      outfile: path.join(out, file),
-      format: "iife",
-      // The library runs as an Espruino module (exports) or as a plain script (global Petrel).
-      ...(EXPORTS[file] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[file]});` } } : {}),
-    });
-    // parameters as locals, arrows as functions: fewer variable slots (tools/espruino-slim.mjs)
-    const built = path.join(out, file);
-    fs.writeFileSync(built, slimEspruino(fs.readFileSync(built, "latin1")).code, "latin1");
-  }
-  // the sensor node with every feature (tests; a board's own build is tools/boards.mjs)
-  await buildEspruinoApp(root, out, ALL_FEATURES);
-});
+if (mustBuild("espruino")) {
+  await step("espruino bundles", async () => {
+    const out = path.join(dist, "espruino");
+    fs.rmSync(out, { recursive: true, force: true });
+    for (const [entry, file] of ESPRUINO_BUNDLES) {
+      esbuild.buildSync({
+        ...ESPRUINO_OPTIONS,
+        entryPoints: [path.join(root, entry)],
+        outfile: path.join(out, file),
+        format: "iife",
+        // The library runs as an Espruino module (exports) or as a plain script (global Petrel).
+        ...(EXPORTS[file] !== undefined ? { footer: { js: `if(typeof exports!=="undefined")Object.assign(exports,${EXPORTS[file]});` } } : {}),
+      });
+      // parameters as locals, arrows as functions: fewer variable slots (tools/espruino-slim.mjs)
+      const built = path.join(out, file);
+      fs.writeFileSync(built, slimEspruino(fs.readFileSync(built, "latin1")).code, "latin1");
+    }
+    // the sensor node with every feature (tests; a board's own build is tools/boards.mjs)
+    await buildEspruinoApp(root, out, ALL_FEATURES);
+  });
+  finished("espruino");
+}
 
 await step("dialect guard (sources and built output)", () => {
   const out = run(process.execPath, [path.join(root, "tools/guard/cli.mjs")]);
