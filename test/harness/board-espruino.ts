@@ -19,7 +19,7 @@ import { DIST, ROOT } from "./runtimes";
  * fs.readFileSync gives the file's bytes as a string.
  *
  * Typing: the interpreter's stdin thread races its event queue on long or bursty input, so one
- * short line is written at a time and its answer waited for.
+ * short line is written at a time, a few characters per write, and its answer waited for.
  */
 
 export const PROMPT = "petrel> ";
@@ -27,6 +27,9 @@ export const PROMPT = "petrel> ";
 const BOOT_MS = 30_000;
 /** What a line typed at the console may take to be answered, unless the caller says. */
 const TYPE_MS = 10_000;
+/** Typing: characters per write, and the pause between writes (ms). */
+const TYPE_CHUNK = 8;
+const TYPE_GAP_MS = 5;
 /** Largest difference between the ballast asked for and what it measures, in slots. */
 const BALLAST_SLACK = 2;
 
@@ -259,7 +262,14 @@ export class EspruinoBoard implements BoardUnderTest {
     const child = this.child;
     if (child === undefined || this.exited !== undefined) throw new Error(`${this.board}: type(${line}): the board is off (${this.trouble() ?? "not booted"})`);
     const from = this.raw.length;
-    child.stdin?.write(line + "\n");
+    // a few characters at a time, as a serial line brings them: the emulated interpreter's stdin
+    // thread races its event queue, and a whole line in one write was seen to arrive garbled
+    // (characters lost, others from the console's own redraw mixed in) on a loaded machine
+    const text = line + "\n";
+    for (let i = 0; i < text.length; i += TYPE_CHUNK) {
+      child.stdin?.write(text.substring(i, i + TYPE_CHUNK));
+      if (i + TYPE_CHUNK < text.length) await new Promise((r) => setTimeout(r, TYPE_GAP_MS));
+    }
     // the echo of the line ends it; a log line redrawn meanwhile repeats what was typed so far
     let echoEnd = -1;
     const after = (): string => this.raw.substring(echoEnd);
