@@ -104,6 +104,26 @@ describe("readings queued, sent and acknowledged, kept apart", () => {
     expect(d.queued).toBeGreaterThan(c.queued);
     expect(d).toEqual({ queued: d.queued, sent: d.queued, acked: d.queued, dropped: 0, outbox: 0 });
   });
+
+  it("QoS 2: a reading past PUBREC and waiting for PUBCOMP counts as sent, not acknowledged; its PUBCOMP acknowledges it", () => {
+    // a window of 2, and a broker that takes the readings' PUBREL without completing them
+    const { b, n, counts } = node("2", 2);
+    let silent = true;
+    const broker = new FakeBroker(b, () => false, (l) => silent && l.startsWith("pubrel"));
+    broker.run(3500);
+    expect(n.connected).toBe(true);
+    const c = counts();
+    expect(c.queued).toBeGreaterThanOrEqual(3);
+    expect(c).toEqual({ queued: c.queued, sent: 2, acked: 0, dropped: 0, outbox: c.queued });
+    // the connection breaks; on the next, PUBREL goes again and the broker completes every one
+    silent = false;
+    b.drop("reset");
+    broker.run(10000);
+    expect(n.connected).toBe(true);
+    const d = counts();
+    expect(d.queued).toBeGreaterThan(c.queued);
+    expect(d).toEqual({ queued: d.queued, sent: d.queued, acked: d.queued, dropped: 0, outbox: 0 });
+  });
 });
 
 // The node's fields that hold a value: in Lua each is a slot of the node's table, and a table's
