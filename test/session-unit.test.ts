@@ -222,6 +222,16 @@ describe("failed attempts in the log: a warning when the failure changes, an inf
     expect(b.take()).toEqual(["open a:1883"]);
     b.drop(reason);
   }
+  /** A started client whose first attempt (it dials at once) the transport refused. */
+  function refusedAtStart(): { b: ScriptedBoard; lines: string[]; c: ReturnType<ScriptedBoard["client"]> } {
+    const { b, lines } = logged();
+    const c = b.client();
+    c.start();
+    b.run();
+    expect(b.take()).toEqual(["open a:1883"]);
+    b.drop("refused");
+    return { b, lines, c };
+  }
   /** The next attempt dials and the broker refuses it with CONNACK `rc`. */
   function refusedWith(b: ScriptedBoard, rc: number): void {
     b.run(8000);
@@ -233,12 +243,7 @@ describe("failed attempts in the log: a warning when the failure changes, an inf
   const count = (lines: string[], re: RegExp) => lines.filter((l) => re.test(l)).length;
 
   it("three refused attempts: one warning, then two info lines that say it is the same failure again; onError hears all three", () => {
-    const { b, lines } = logged();
-    const c = b.client();
-    c.start();
-    b.run();
-    expect(b.take()).toEqual(["open a:1883"]);
-    b.drop("refused");
+    const { b, lines, c } = refusedAtStart();
     failWith(b, "refused");
     failWith(b, "refused");
     expect(c.stats.attempts).toBe(3);
@@ -252,12 +257,7 @@ describe("failed attempts in the log: a warning when the failure changes, an inf
   });
 
   it("a failure with another reason warns again, and its own repeats are info lines", () => {
-    const { b, lines } = logged();
-    const c = b.client();
-    c.start();
-    b.run();
-    b.take();
-    b.drop("refused");
+    const { b, lines, c } = refusedAtStart();
     failWith(b, "refused");
     failWith(b, "unreachable");
     failWith(b, "unreachable");
@@ -301,12 +301,7 @@ describe("failed attempts in the log: a warning when the failure changes, an inf
   });
 
   it("a connection that is accepted and breaks at once, then refused attempts: the first refusal after it warns", () => {
-    const { b, lines } = logged();
-    const c = b.client();
-    c.start();
-    b.run();
-    b.take();
-    b.drop("refused");
+    const { b, lines, c } = refusedAtStart();
     failWith(b, "refused");
     b.run(8000);
     b.accept();
@@ -326,12 +321,7 @@ describe("failed attempts in the log: a warning when the failure changes, an inf
   });
 
   it("end() and start() again: the first failure of the new start warns", () => {
-    const { b, lines } = logged();
-    const c = b.client();
-    c.start();
-    b.run();
-    b.take();
-    b.drop("refused");
+    const { b, lines, c } = refusedAtStart();
     failWith(b, "refused");
     c.end();
     b.run();
