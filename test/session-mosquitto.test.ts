@@ -521,7 +521,7 @@ describe("Petrel session against mosquitto 2.0.11", () => {
     });
     for (let i = 0; i < 40; i++) send(i);
     const o = pub.c.core.outbox;
-    const phases = () => o.phases.slice(0, o.count);
+    const phases = () => Array.from({ length: o.count }, (_, k) => o.phaseAt(k));
     await until("a message between PUBREC and PUBCOMP and one waiting for its first acknowledgement", () => phases().includes(2) && phases().includes(1), 10000);
     const atKill = phases();
     const wireAtKill = wire.length;

@@ -224,7 +224,7 @@ describe("outbox records that are not a stored PUBLISH", () => {
     put("mqo", [0x32]); // no number: left alone
     const c = b.client();
     expect(c.outbox.count).toBe(1);
-    expect(c.outbox.ids[0]).toBe(1);
+    expect(c.outbox.idAt(0)).toBe(1);
     expect(c.outbox.removed).toBe(8);
     expect(b.storage.keys()).toEqual(["mqo", "mqo1", "mqo1234567890"]);
   });

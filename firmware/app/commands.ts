@@ -108,7 +108,7 @@ export function readingsSent(node: SensorNode): number {
   // (a node with a client has its reading callback: launch() sets both)
   if (c === undefined) return n;
   const o = c.outbox;
-  for (let k = 0; k < o.count; k++) if (o.dones[k] === node.reading && o.dups[k] === 1) n = n + 1;
+  for (let k = 0; k < o.count; k++) if (o.dones[k] === node.reading && o.dupAt(k) === 1) n = n + 1;
   return n;
 }
 

@@ -230,7 +230,7 @@ export class Client {
       p.log.writeLog(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
     }
     if (loaded > 0) {
-      c.nextId = c.outbox.ids[loaded - 1] === 65535 ? 1 : c.outbox.ids[loaded - 1] + 1;
+      c.nextId = c.outbox.idAt(loaded - 1) === 65535 ? 1 : c.outbox.idAt(loaded - 1) + 1;
       p.log.writeLog(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
     if (c.outbox.removed > 0) p.log.writeLog(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
@@ -384,14 +384,14 @@ export class Client {
     // a message the broker may be refusing goes alone, so that its evidence is its own (stableMs)
     const lone = port.ints.idiv(this.t.suspect, 16);
     for (let k = 0; k < o.count; k++) {
-      const ph = o.phases[k];
+      const ph = o.phaseAt(k);
       if (ph === Phase.Sent || ph === Phase.Released) {
         inflight = inflight + 1;
       } else {
         if (inflight >= s.maxInflight || this.blocked !== 0) break;
         if (ph === Phase.ReleaseQueued) {
           o.markReleaseSent(k);
-          this.control(PacketType.Pubrel, o.ids[k]);
+          this.control(PacketType.Pubrel, o.idAt(k));
         } else {
           let w = o.wireAt(k);
           if (w === undefined) {
@@ -408,7 +408,7 @@ export class Client {
         inflight = inflight + 1;
         if (this.state !== State.Connected) return;
       }
-      if (o.ids[k] === lone && o.phases[k] === Phase.Sent) break;
+      if (o.idAt(k) === lone && o.phaseAt(k) === Phase.Sent) break;
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
@@ -622,7 +622,7 @@ export class Client {
     const w = o.wireAt(k);
     // (an unreadable record: the next pump reports it lost)
     if (w === undefined) return;
-    const qos = o.qoss[k];
+    const qos = o.qosAt(k);
     let n = 1;
     while (n <= s.heldMessages && st.getRecord(s.storePrefix + "h" + n) !== undefined) n = n + 1;
     const kept = n <= s.heldMessages && st.putRecord(s.storePrefix + "h" + n, w) === 0;
@@ -819,9 +819,9 @@ export class Client {
       this.control(qos === 1 ? PacketType.Puback : PacketType.Pubrec, id);
     } else if (t === PacketType.Puback || t === PacketType.Pubcomp) {
       const k = o.slotOf(id);
-      if (k < 0 || o.phases[k] !== (t === PacketType.Puback ? Phase.Sent : Phase.Released)) {
+      if (k < 0 || o.phaseAt(k) !== (t === PacketType.Puback ? Phase.Sent : Phase.Released)) {
         this.stats.ignored = this.stats.ignored + 1;
-      } else if (t === PacketType.Puback && o.qoss[k] !== 1) {
+      } else if (t === PacketType.Puback && o.qosAt(k) !== 1) {
         this.report(undefined, "protocol-error", `PUBACK for QoS 2 message ${id} (MQTT-4.3.3)`);
       } else {
         this.t.acked = 1;
@@ -831,11 +831,11 @@ export class Client {
       }
     } else if (FEATURE_QOS2 && t === PacketType.Pubrec) {
       const k = o.slotOf(id);
-      if (k >= 0 && o.qoss[k] !== 2) {
+      if (k >= 0 && o.qosAt(k) !== 2) {
         this.report(undefined, "protocol-error", `PUBREC for QoS 1 message ${id} (MQTT-4.3.2)`);
         return;
       }
-      if (k >= 0 && o.phases[k] === Phase.Sent) {
+      if (k >= 0 && o.phaseAt(k) === Phase.Sent) {
         if (o.releaseAt(k) !== 0) this.p.log.writeLog(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
       } else if (k < 0) {
         // Not ours (completed before a restart, or lost): PUBREL lets the broker free the id.

@@ -87,25 +87,26 @@ export function storedPublishInfo(w: Wire): number {
  * acknowledged it. Each message is one storage record `<prefix>o<seq>` holding the PUBLISH packet
  * exactly as first sent (DUP clear), written before publish() returns; a QoS 2 message past
  * PUBREC also has an empty `<prefix>r<seq>` record, so a restart sends PUBREL, not PUBLISH. RAM
- * holds only an index (sequence, packet id, QoS, size, phase) in arrays that grow to the limit
- * once and are reused. Records are written whole and are independent, so a power cut leaves
+ * holds only an index (sequence, size, and packet id, QoS, phase and DUP mark as one number) in
+ * arrays that grow and shrink with the messages. Records are written whole and are independent, so a power cut leaves
  * each one old or new (the storage contract), never a torn outbox.
  */
 export class Outbox {
   count = 0;
   bytes = 0;
   // The index, read-only outside this file (the phase changes are the outbox's own methods: a
-  // test refuses a write to the outbox's state anywhere else). Written here through a cast (no code: a type only).
+  // test refuses a write to the outbox's state anywhere else). Written here through a cast (no
+  // code: a type only). Three numbers and a callback per message: on Espruino each element is a
+  // variable slot, on Lua a table entry, so the packet id, QoS, phase and DUP mark share one
+  // number (metas, read with idAt, qosAt, phaseAt, dupAt). The arrays shrink as messages leave,
+  // so an outage that filled the outbox does not keep its slots once it has drained.
   readonly seqs: readonly number[] = [];
-  readonly ids: readonly number[] = [];
-  readonly qoss: readonly number[] = [];
   readonly sizes: readonly number[] = [];
-  readonly phases: readonly number[] = [];
   /**
-   * 1 when the PUBLISH was (or may have been) sent before: resend with DUP set; else 0. A number,
-   * not a boolean: on Espruino an array's small number takes one variable slot, a boolean three.
+   * id + 65536 * (qos + 4 * phase + 16 * dup): dup is 1 when the PUBLISH was (or may have been)
+   * sent before, so a resend carries DUP. At most 2^21: an integer on every target.
    */
-  readonly dups: readonly number[] = [];
+  readonly metas: readonly number[] = [];
   readonly dones: readonly (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
@@ -126,6 +127,32 @@ export class Outbox {
     this.rkey = prefix + "r";
   }
 
+  /** Message k's packet id. */
+  idAt(k: number): number {
+    return port.ints.imod(this.metas[k], 65536);
+  }
+
+  /** Message k's QoS (1 or 2). */
+  qosAt(k: number): number {
+    return port.ints.imod(port.ints.idiv(this.metas[k], 65536), 4);
+  }
+
+  /** Message k's Phase. */
+  phaseAt(k: number): number {
+    return port.ints.imod(port.ints.idiv(this.metas[k], 262144), 4);
+  }
+
+  /** 1 when message k was (or may have been) sent before: its next PUBLISH carries DUP; else 0. */
+  dupAt(k: number): number {
+    return port.ints.idiv(this.metas[k], 1048576);
+  }
+
+  /** Message k moves to phase `ph`, its DUP mark set when `dup` is 1 (kept when 0). */
+  private move(k: number, ph: number, dup: number): void {
+    const d = dup > this.dupAt(k) ? 1048576 : 0;
+    (this.metas as number[])[k] = this.metas[k] + 262144 * (ph - this.phaseAt(k)) + d;
+  }
+
   /**
    * Reads the records left by an earlier run into the index (start-up) and returns how many.
    * Records that are not a stored PUBLISH are removed (counted in `removed`); records larger than
@@ -135,10 +162,10 @@ export class Outbox {
     const st = this.storage;
     const seqs = numberedKeys(st, this.okey);
     this.removed = 0;
-    this.count = 0;
     this.bytes = 0;
     this.tooLarge = 0;
     this.fresh = undefined;
+    while (this.count > 0) this.cut();
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
       const w = st.getRecord(this.okey + seq);
@@ -152,8 +179,8 @@ export class Outbox {
         st.dropRecord(this.okey + seq);
         this.removed = this.removed + 1;
       } else {
-        this.put(seq, port.ints.imod(info, 65536), port.ints.idiv(info, 65536), len, undefined);
-        (this.dups as number[])[this.count - 1] = 1;
+        // stored by an earlier run, so it may have been sent: DUP on its resend
+        this.put(seq, info + 1048576, len, undefined);
         this.nextSeq = seq + 1;
       }
     }
@@ -161,23 +188,31 @@ export class Outbox {
     for (let i = 0; i < released.length; i++) {
       let k = this.count - 1;
       while (k >= 0 && this.seqs[k] !== released[i]) k = k - 1;
-      if (k >= 0 && this.qoss[k] === 2) (this.phases as number[])[k] = Phase.ReleaseQueued;
+      if (k >= 0 && this.qosAt(k) === 2) this.move(k, Phase.ReleaseQueued, 0);
       else st.dropRecord(this.rkey + released[i]); // its message was completed before the cut
     }
     return this.count;
   }
 
-  private put(seq: number, id: number, qos: number, len: number, done: Done | undefined): void {
+  /** Appends a message (phase Queued) whose meta without the phase is `meta`. */
+  private put(seq: number, meta: number, len: number, done: Done | undefined): void {
     const k = this.count;
     (this.seqs as number[])[k] = seq;
-    (this.ids as number[])[k] = id;
-    (this.qoss as number[])[k] = qos;
     (this.sizes as number[])[k] = len;
-    (this.phases as number[])[k] = Phase.Queued;
-    (this.dups as number[])[k] = 0;
+    (this.metas as number[])[k] = meta;
     (this.dones as (Done | undefined)[])[k] = done;
     this.count = k + 1;
     this.bytes = this.bytes + len;
+  }
+
+  /** Drops the last element of each array (its message already moved or gone). */
+  private cut(): void {
+    (this.seqs as number[]).pop();
+    (this.sizes as number[]).pop();
+    (this.metas as number[]).pop();
+    // (not pop: a Lua table's length is not defined across nil entries, which callbacks may be)
+    (this.dones as (Done | undefined)[])[this.count - 1] = undefined;
+    this.count = this.count - 1;
   }
 
   /** Stores a packet as a new message at the end; 0, or the storage error code. */
@@ -186,7 +221,7 @@ export class Outbox {
     const r = this.storage.putRecord(this.okey + seq, w);
     if (r !== 0) return r;
     this.nextSeq = seq + 1;
-    this.put(seq, id, qos, port.bytes.wireLength(w), done);
+    this.put(seq, id + 65536 * qos, port.bytes.wireLength(w), done);
     this.fresh = w;
     return 0;
   }
@@ -204,7 +239,7 @@ export class Outbox {
 
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
   releaseAt(k: number): number {
-    (this.phases as number[])[k] = Phase.Released;
+    this.move(k, Phase.Released, 0);
     return this.storage.putRecord(this.rkey + this.seqs[k], port.bytes.wireOf(""));
   }
 
@@ -214,8 +249,8 @@ export class Outbox {
    * hint, MQTT-3.3.1-3, so setting it is always safe).
    */
   restart(k: number): void {
-    if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + this.seqs[k]);
-    (this.phases as number[])[k] = Phase.Queued;
+    if (this.phaseAt(k) >= Phase.Released) this.storage.dropRecord(this.rkey + this.seqs[k]);
+    this.move(k, Phase.Queued, 0);
   }
 
   /**
@@ -223,15 +258,14 @@ export class Outbox {
    * been) sent before: that resend carries DUP (MQTT-3.3.1-1); else 0.
    */
   markSent(k: number): number {
-    const d = this.dups[k];
-    (this.phases as number[])[k] = Phase.Sent;
-    (this.dups as number[])[k] = 1;
+    const d = this.dupAt(k);
+    this.move(k, Phase.Sent, 1);
     return d;
   }
 
   /** QoS 2 message k, past PUBREC, goes out as PUBREL now (phase Released). */
   markReleaseSent(k: number): void {
-    (this.phases as number[])[k] = Phase.Released;
+    this.move(k, Phase.Released, 0);
   }
 
   /**
@@ -242,18 +276,18 @@ export class Outbox {
   rewind(): number {
     let id = 0;
     for (let k = 0; k < this.count; k++) {
-      const ph = this.phases[k];
+      const ph = this.phaseAt(k);
       if (ph === Phase.Sent) {
-        if (id === 0) id = this.ids[k];
-        (this.phases as number[])[k] = Phase.Queued;
-      } else if (ph === Phase.Released) (this.phases as number[])[k] = Phase.ReleaseQueued;
+        if (id === 0) id = this.idAt(k);
+        this.move(k, Phase.Queued, 0);
+      } else if (ph === Phase.Released) this.move(k, Phase.ReleaseQueued, 0);
     }
     return id;
   }
 
   /** Index of the message with packet id `id`, or -1. */
   slotOf(id: number): number {
-    for (let k = 0; k < this.count; k++) if (this.ids[k] === id) return k;
+    for (let k = 0; k < this.count; k++) if (this.idAt(k) === id) return k;
     return -1;
   }
 
@@ -263,20 +297,16 @@ export class Outbox {
     const seq = this.seqs[k];
     if (seq === this.nextSeq - 1) this.fresh = undefined;
     this.storage.dropRecord(this.okey + seq);
-    if (this.phases[k] >= Phase.Released) this.storage.dropRecord(this.rkey + seq);
+    if (this.phaseAt(k) >= Phase.Released) this.storage.dropRecord(this.rkey + seq);
     this.bytes = this.bytes - this.sizes[k];
     const last = this.count - 1;
     for (let j = k; j < last; j++) {
       (this.seqs as number[])[j] = this.seqs[j + 1];
-      (this.ids as number[])[j] = this.ids[j + 1];
-      (this.qoss as number[])[j] = this.qoss[j + 1];
       (this.sizes as number[])[j] = this.sizes[j + 1];
-      (this.phases as number[])[j] = this.phases[j + 1];
-      (this.dups as number[])[j] = this.dups[j + 1];
+      (this.metas as number[])[j] = this.metas[j + 1];
       (this.dones as (Done | undefined)[])[j] = this.dones[j + 1];
     }
-    (this.dones as (Done | undefined)[])[last] = undefined;
-    this.count = last;
+    this.cut();
     return done;
   }
 }
