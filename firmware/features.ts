@@ -13,5 +13,8 @@ export const FEATURE_FAILOVER = true;
 /** The sensor node's deep sleep between readings (sleep on). */
 export const FEATURE_SLEEP = true;
 
+/** MQTT 5.0 (protocol level 5): properties, reason codes, flow control. Without it, 3.1.1 only. */
+export const FEATURE_MQTT5 = true;
+
 /** Every feature's name, as profiles list them. */
-export const FEATURES = ["qos2", "failover", "sleep"];
+export const FEATURES = ["qos2", "failover", "sleep", "mqtt5"];

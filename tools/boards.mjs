@@ -163,6 +163,19 @@ export function flatModuleName(mod) {
 }
 
 /**
+ * Modules that only a feature uses: a NodeMCU board whose profile leaves the feature out gets an
+ * empty module in their place (on Espruino the bundler leaves them out by itself).
+ */
+export const FEATURE_MODULES = {
+  mqtt5: ["firmware.codec.mqtt5"],
+};
+
+/** Whether module `mod` belongs only to a feature profile `p` leaves out. */
+function leftOut(p, mod) {
+  return Object.keys(FEATURE_MODULES).some((f) => !p.features.includes(f) && FEATURE_MODULES[f].includes(mod));
+}
+
+/**
  * The NodeMCU modules the entry needs, under flat names (SPIFFS has no directories and takes 31
  * characters: `firmware/targets/nodemcu/transport.lua` would not fit), with their `require`s
  * rewritten to match. Modules the entry never requires (type-only ones) are left out.
@@ -187,6 +200,9 @@ function packLua(src, out, p, lfs) {
     code = inlineLuaConstants(code, (m, n) => (m === "firmware.features" && /^FEATURE_[A-Z0-9]+$/.test(n) ?
       String(p.features.includes(n.slice("FEATURE_".length).toLowerCase())) : undefined), true).code;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
+      // a module only a feature the profile leaves out uses is not packed: an empty table in its
+      // place (its users test the feature's constant first, so nothing of it is ever called)
+      if (leftOut(p, dep)) return "{}";
       todo.push(dep);
       return `require("${flatModuleName(dep)}")`;
     }).replace(/"firmware\.app\."/g, '"p_app_"');

@@ -14,6 +14,8 @@ export const enum PacketType {
   Pingreq = 12,
   Pingresp = 13,
   Disconnect = 14,
+  /** MQTT 5.0 only (§3.15); type 15 is reserved at 3.1.1. */
+  Auth = 15,
 }
 
 /**
@@ -44,6 +46,13 @@ export const enum CodecError {
   PasswordWithoutUsername = 21,
   InvalidKeepalive = 22,
   NoFilters = 23,
+  // MQTT 5.0 (§2.2.2, §2.4): properties and reason codes
+  UnknownProperty = 24,
+  PropertyNotAllowed = 25,
+  DuplicateProperty = 26,
+  BadPropertyValue = 27,
+  BadPropertyLength = 28,
+  BadReasonCode = 29,
 }
 
 /** The largest remaining length MQTT can express (§2.2.3). */

@@ -1,6 +1,8 @@
 import type { Bytes, Gather } from "../port/bytes";
+import { FEATURE_MQTT5 } from "../features";
 import { port } from "../port/port";
 import { CodecError, PacketType, Status } from "./constants";
+import { finish5, header5 } from "./mqtt5";
 import { checkUtf8 } from "./utf8";
 
 /** Reading phases. */
@@ -109,8 +111,11 @@ export class Decoder {
     return this.data[this.bodyStart + 2 + k];
   }
 
-  /** Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset. */
-  feedChunk(chunk: Bytes, from: number): number {
+  /**
+   * Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset.
+   * `v5`: the connection speaks MQTT 5.0 (reason codes and properties: codec/decode5.ts).
+   */
+  feedChunk(chunk: Bytes, from: number, v5?: boolean): number {
     const n = chunk.length;
     if (this.phase === Phase.Dead) return n;
     this.status = Status.NeedMore;
@@ -147,7 +152,7 @@ export class Decoder {
           // §2.2.3: at most four length bytes.
           if (at === 3) return this.fail(CodecError.BadRemainingLength, i);
         } else {
-          const bad = this.checkHeader();
+          const bad = FEATURE_MQTT5 && v5 === true ? header5(this.type, this.headerFlags, this.remaining, this.capacity) : this.checkHeader();
           if (bad !== 0) return this.fail(bad, i);
           if (this.remaining > this.capacity) {
             // A PUBLISH larger than the buffer (checkHeader refused every other type).
@@ -158,7 +163,7 @@ export class Decoder {
             this.topicEnd = 0;
           } else if (n - i >= this.remaining) {
             // The whole body is in this chunk (or there is none): read it in place.
-            this.finish(chunk, i, i + this.remaining);
+            this.finish(chunk, i, i + this.remaining, v5);
             return i + this.remaining;
           } else {
             this.phase = Phase.Body;
@@ -173,7 +178,7 @@ export class Decoder {
         this.have = this.have + take;
         i = i + take;
         if (this.have === this.remaining) {
-          this.finish(this.rx.gathered(), 0, this.remaining);
+          this.finish(this.rx.gathered(), 0, this.remaining, v5);
           return i;
         }
       } else if (phase === Phase.OversizeSkip) {
@@ -223,13 +228,15 @@ export class Decoder {
   }
 
   /** A complete body is data[start..end): decode its fields; sets status Packet or Error. */
-  private finish(data: Bytes, start: number, end: number): void {
+  private finish(data: Bytes, start: number, end: number, v5: boolean | undefined): void {
     this.phase = Phase.Header;
     this.data = data;
     this.bodyStart = start;
     const t = this.type;
     let bad = 0;
-    if (t === PacketType.Publish) {
+    if (FEATURE_MQTT5 && v5 === true) {
+      bad = finish5(this, data, start, end);
+    } else if (t === PacketType.Publish) {
       bad = this.publishFields(data, start, end);
     } else if (t === PacketType.Connack) {
       const ackFlags = data[start];

@@ -58,7 +58,7 @@ export function writeRemainingLength(o: Out, n: number): void {
 }
 
 /** The fixed header, once the packet is known to fit; returns the packet's whole length. */
-function header(o: Out, byte1: number, remaining: number): number {
+export function header(o: Out, byte1: number, remaining: number): number {
   o.discard();
   o.byte(byte1);
   writeRemainingLength(o, remaining);
@@ -69,12 +69,12 @@ function header(o: Out, byte1: number, remaining: number): number {
  * 0 when a packet of `remaining` bytes after its fixed header, of which `written` are written
  * here, fits in `cap`; else -CodecError.
  */
-function room(cap: number, remaining: number, written: number): number {
+export function room(cap: number, remaining: number, written: number): number {
   if (remaining > MAX_REMAINING_LENGTH) return -CodecError.PacketTooLarge;
   return 1 + remainingLengthSize(remaining) + written > cap ? -CodecError.BufferTooShort : 0;
 }
 
-function u16(o: Out, v: number): void {
+export function u16(o: Out, v: number): void {
   o.byte(port.ints.idiv(v, 256));
   o.byte(v % 256);
 }
@@ -83,7 +83,7 @@ function u16(o: Out, v: number): void {
  * The byte length of a string field, or -CodecError: a text with no UTF-8 form, longer than
  * 65,535 bytes, or (unless `binary`, as a password) not well-formed UTF-8 or holding U+0000 (§1.5.3).
  */
-function fieldLength(s: string, binary: boolean): number {
+export function fieldLength(s: string, binary: boolean): number {
   const n = port.bytes.textLength(s);
   if (n < 0) return -CodecError.InvalidUtf8;
   if (n > MAX_STRING) return -CodecError.StringTooLong;
@@ -93,21 +93,21 @@ function fieldLength(s: string, binary: boolean): number {
 }
 
 /** A length-prefixed string field of `len` bytes (measured by fieldLength). */
-function field(o: Out, s: string, len: number): void {
+export function field(o: Out, s: string, len: number): void {
   u16(o, len);
   o.putText(s);
 }
 
-function writePayload(o: Out, p: Payload): void {
+export function writePayload(o: Out, p: Payload): void {
   if (typeof p === "string") o.putText(p);
   else o.copy(p, 0, p.length);
 }
 
-function validId(id: number): boolean {
+export function validId(id: number): boolean {
   return id >= 1 && id <= 65535 && id % 1 === 0;
 }
 
-function validQos(q: number): boolean {
+export function validQos(q: number): boolean {
   return q === 0 || q === 1 || q === 2;
 }
 

@@ -1,4 +1,6 @@
+import { FEATURE_MQTT5 } from "../features";
 import { CodecError } from "./constants";
+import { codecError5 } from "./mqtt5";
 
 /**
  * A codec error's stable name and what it means, with the fix where there is one, as one line
@@ -33,7 +35,8 @@ export function codecError(code: number): string {
     case CodecError.PasswordWithoutUsername: return "password-without-username: a password needs a user name (MQTT-3.1.2-22)";
     case CodecError.InvalidKeepalive: return "invalid-keepalive: keepalive must be 0..65535 seconds";
     case CodecError.NoFilters: return "no-filters: SUBSCRIBE and UNSUBSCRIBE need at least one filter (MQTT-3.8.3-3)";
-    default: return "unknown: unknown codec error";
+    // MQTT 5.0's codes, in the module only boards with mqtt5 carry
+    default: return FEATURE_MQTT5 ? codecError5(code < 0 ? -code : code) : "unknown: unknown codec error";
   }
 }
 
@@ -53,4 +56,4 @@ export function codecErrorMessage(code: number): string {
  * The last CodecError. Move it when adding a code: test/codec-node.test.ts then checks that every
  * code up to it has a name and a message, and that the table ends there.
  */
-export const LAST_CODEC_ERROR: number = CodecError.NoFilters;
+export const LAST_CODEC_ERROR: number = FEATURE_MQTT5 ? CodecError.BadReasonCode : CodecError.NoFilters;

@@ -9,6 +9,12 @@ export interface Case {
   op: string;
   args: string[];
   expect: string;
+  /**
+   * Puts what the runtime printed in the form `expect` is written in before the comparison (for
+   * output whose bytes may rightly differ from the reference's, as properties' order: each side
+   * is read back by the same independent decoder). Runs on the test's side, never in the probe.
+   */
+  normalize?: (got: string) => string;
 }
 
 /** Argument makers for the probe's line protocol. */
@@ -60,8 +66,12 @@ export function crossTarget(suite: string, cases: Case[], opts: { expectFailure?
         const sp = line.indexOf(" ");
         results.set(Number(line.slice(0, sp)), line.slice(sp + 1));
       }
-      const wrong = cases.flatMap((c, k) => (results.get(k) === c.expect ? [] :
-        [`  ${c.name}\n    ${c.op} ${c.args.join(" ").slice(0, 200)}\n    expected ${c.expect.slice(0, 200)}\n    got      ${String(results.get(k)).slice(0, 200)}`]));
+      const seen = (c: Case, k: number) => {
+        const got = results.get(k);
+        return got !== undefined && c.normalize !== undefined ? c.normalize(got) : got;
+      };
+      const wrong = cases.flatMap((c, k) => (seen(c, k) === c.expect ? [] :
+        [`  ${c.name}\n    ${c.op} ${c.args.join(" ").slice(0, 200)}\n    expected ${c.expect.slice(0, 200)}\n    got      ${String(seen(c, k)).slice(0, 200)}`]));
       ran[rtName] = `${cases.length - wrong.length}/${cases.length} passed`;
       console.log(`[matrix] ${suite} on ${rtName}: ${cases.length} cases run, ${cases.length - wrong.length} passed`);
       if (wrong.length > 0) {

@@ -4,6 +4,7 @@ import { runProbe } from "./probe";
 import "./suites/ints";
 import "./suites/bytes";
 import "./suites/codec";
+import "./suites/codec5";
 import "./suites/time";
 import "./suites/sched";
 import "./suites/session";
