@@ -297,10 +297,6 @@ function propField(p: Props5, id: number): number | string | undefined {
   return undefined;
 }
 
-function isInt(v: number, lo: number, hi: number): boolean {
-  return v >= lo && v <= hi && v % 1 === 0;
-}
-
 /** Bytes property `id` with value `v` takes after its identifier, or -CodecError. */
 function sendSize(id: number, v: number | string): number {
   const type = port.ints.idiv(propInfo(id), 2048);
@@ -310,10 +306,15 @@ function sendSize(id: number, v: number | string): number {
     return n < 0 ? n : 2 + n;
   }
   if (typeof v !== "number") return -CodecError.BadPropertyValue;
-  if (type === PropType.Byte) return isInt(v, 0, 1) ? 1 : -CodecError.BadPropertyValue;
-  if (type === PropType.U16) return isInt(v, id === Prop.TopicAliasMaximum ? 0 : 1, 65535) ? 2 : -CodecError.BadPropertyValue;
-  if (type === PropType.U32) return v === -1 || isInt(v, id === Prop.MaximumPacketSize ? 1 : 0, 2147483647) ? 4 : -CodecError.BadPropertyValue;
-  if (type === PropType.Varint) return isInt(v, 1, 268435455) ? (v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4) : -CodecError.BadPropertyValue;
+  // integers only, each type's range (0 not allowed where the spec gives it no meaning)
+  if (v % 1 !== 0) return -CodecError.BadPropertyValue;
+  const lo = type === PropType.Varint || (type === PropType.U16 && id !== Prop.TopicAliasMaximum) || id === Prop.MaximumPacketSize ? 1 : 0;
+  const hi = type === PropType.Byte ? 1 : type === PropType.U16 ? 65535 : type === PropType.U32 ? 2147483647 : 268435455;
+  if (!(v >= lo && v <= hi) && !(type === PropType.U32 && v === -1)) return -CodecError.BadPropertyValue;
+  if (type === PropType.Byte) return 1;
+  if (type === PropType.U16) return 2;
+  if (type === PropType.U32) return 4;
+  if (type === PropType.Varint) return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
   return -CodecError.BadPropertyValue;
 }
 
