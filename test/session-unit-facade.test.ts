@@ -185,16 +185,6 @@ describe("session corners", () => {
     expect(b.take()).toEqual(["disconnect", "close"]);
   });
 
-  it("a stored message longer than 127 bytes (two-byte remaining length) is resumed", () => {
-    const b = new ScriptedBoard();
-    const c = b.client();
-    const long = "x".repeat(200);
-    expect(c.publish("t", long, 1, false, undefined)).toBeUndefined();
-    const again = b.client();
-    expect(again.outbox.count).toBe(1);
-    expect(again.outbox.sizes[0]).toBe(c.outbox.sizes[0]);
-  });
-
   it("acknowledging the first of several requests keeps the rest in order", () => {
     const b = new ScriptedBoard();
     const c = b.client();
@@ -207,28 +197,6 @@ describe("session corners", () => {
   });
 });
 
-describe("outbox records that are not a stored PUBLISH", () => {
-  it("are removed at start-up, whatever is wrong with them, and counted", () => {
-    const b = new ScriptedBoard();
-    const put = (key: string, bytes: number[]) => b.storage.putRecord(key, Buffer.from(bytes) as never);
-    put("mqo1", [0x32, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // good: QoS 1, "t", id 1, "a"
-    put("mqo2", [0x30, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 0: never stored
-    put("mqo3", [0x36, 0x06, 0, 1, 0x74, 0, 1, 0x61]); // QoS 3
-    put("mqo4", [0x40, 0x02, 0, 1, 0, 0, 0]); // PUBACK
-    put("mqo5", [0x32, 0x09, 0, 1, 0x74, 0, 1, 0x61]); // length disagrees with the record
-    put("mqo6", [0x32, 0x06, 0, 1, 0x74, 0, 0, 0x61]); // packet id 0
-    put("mqo7", [0x32, 0x06, 0, 9, 0x74, 0, 1, 0x61]); // topic runs past the end
-    put("mqo8", [0x32, 0x80, 0x80, 0x80, 0x80, 0x01, 0]); // five-byte remaining length
-    put("mqo9", [0x32]); // too short
-    put("mqo1234567890", [0x32]); // not a record number: left alone
-    put("mqo", [0x32]); // no number: left alone
-    const c = b.client();
-    expect(c.outbox.count).toBe(1);
-    expect(c.outbox.idAt(0)).toBe(1);
-    expect(c.outbox.removed).toBe(8);
-    expect(b.storage.keys()).toEqual(["mqo", "mqo1", "mqo1234567890"]);
-  });
-});
 
 describe("re-entrancy and storage trouble", () => {
   it("end() from inside a message handler stops at once: the QoS 1 PUBACK is not sent (the broker resends)", () => {
@@ -272,24 +240,6 @@ describe("re-entrancy and storage trouble", () => {
     expect(c.outbox.count).toBe(2);
   });
 
-  it("an incoming QoS 2 id or a release marker that storage refuses is reported, and the session goes on", () => {
-    const b = new ScriptedBoard();
-    const c = b.client();
-    c.start();
-    b.connect();
-    expect(c.publish("t", "q2", 2, false, undefined)).toBeUndefined();
-    b.take();
-    b.storage.failWrites = 2;
-    b.send({ cmd: "publish", topic: "x", payload: "in", qos: 2, retain: false, dup: false, messageId: 8 });
-    expect(c.lastError?.code).toBe("storage-failed");
-    expect(c.received!.hasId(8)).toBe(true);
-    b.send({ cmd: "pubrec", messageId: 1 });
-    b.storage.failWrites = 0;
-    expect(b.take()).toEqual(["pubrec 8", "pubrel 1"]);
-    b.send({ cmd: "pubcomp", messageId: 1 });
-    expect(c.outbox.count).toBe(0);
-  });
-
   it("SUBACK answering an UNSUBSCRIBE is a violation; several refused filters are named together", () => {
     const b = new ScriptedBoard();
     const c = b.client();
@@ -301,15 +251,6 @@ describe("re-entrancy and storage trouble", () => {
     expect(c.unsubscribe(["b"], 1, undefined)).toBeUndefined();
     b.send({ cmd: "suback", messageId: 2, granted: [0] });
     expect(c.lastError?.message).toMatch(/SUBACK answers a request of the other kind/);
-  });
-
-  it("the offline queue is a ring: it wraps and keeps the newest", () => {
-    const b = new ScriptedBoard();
-    const c = b.client({ offlineQueue: 2 });
-    for (let i = 1; i <= 7; i++) expect(c.publish("t", `${i}`, 0, false, undefined)).toBeUndefined();
-    expect(c.stats.dropped).toBe(5);
-    c.start();
-    expect(b.connect().filter((l) => l.startsWith("publish"))).toEqual(["publish q0 d0 r0 t 6", "publish q0 d0 r0 t 7"]);
   });
 
   it("an oversize PUBLISH whose topic did not fit is reported without it; a TLS broker is dialled as such", () => {
@@ -451,31 +392,6 @@ describe("regressions from review", () => {
     b.send({ cmd: "connack", sessionPresent: false, returnCode: 0 });
     expect(c.lastError).toBeUndefined();
     expect(b.takeEvents()).toEqual([]);
-  });
-
-  it("an outbox record larger than maxPacket (lowered since) is kept, not deleted", () => {
-    const b = new ScriptedBoard();
-    const big = b.client({ maxPacket: 512 });
-    ok(big.publish("t", "x".repeat(300), 1, false, undefined));
-    ok(big.publish("t", "small", 1, false, undefined));
-    const c = b.client({ maxPacket: 128 });
-    expect(c.outbox.count).toBe(1);
-    expect(c.outbox.tooLarge).toBe(1);
-    expect(b.records()).toEqual(["mqo1", "mqo2"]);
-    ok(c.publish("t", "new", 1, false, undefined));
-    expect(b.records()).toEqual(["mqo1", "mqo2", "mqo3"]);
-  });
-
-  it("QoS 0: done runs when written, or with why the message was dropped", () => {
-    const b = new ScriptedBoard();
-    const c = b.client({ offlineQueue: 1 });
-    const got: string[] = [];
-    ok(c.publish("t", "old", 0, false, (e) => got.push(`old ${e?.code ?? "sent"}`)));
-    ok(c.publish("t", "new", 0, false, (e) => got.push(`new ${e?.code ?? "sent"}`)));
-    expect(got).toEqual(["old dropped"]);
-    c.start();
-    b.connect();
-    expect(got).toEqual(["old dropped", "new sent"]);
   });
 
   it("restored subscriptions do not count against maxRequests", () => {
