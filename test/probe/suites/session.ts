@@ -355,7 +355,7 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 //   logs | events    note the client's log lines / onReconnect and onClose too
 //   pub NAME TOPIC QOS PAYLOAD   publish (retain off; pubret: on; TOPIC "-": empty); NAME's callback is noted
 //                    "done NAME ok|code"; a refusal "refused NAME code" (why: its message)
-//   sub FILTERS QOSES [-|h|h-]   subscribe (FILTERS "-": none) (its SUBACK noted "suback N,…"; -: no callback; h: a
+//   sub FILTERS QOSES [-|h|h-]   subscribe (FILTERS "-": none) (its SUBACK noted "suback FILTERS N,…"; -: no callback; h: a
 //                    handler for these filters, noted "handler FILTERS TOPIC")
 //   unsub FILTERS [-]            unsubscribe ("unsuback" or "unsuback CODE")
 //   hook EVENT CMD|CMD…          the next time the client reports EVENT (connect, message,
@@ -574,7 +574,7 @@ function exec(r: Run, line: string): string {
       const name = w[1];
       const handler = how === "h" || how === "h-" ? (topic: string) => r.b.note("handler " + name + " " + topic) : undefined;
       const done = how === "-" || how === "h-" ? undefined : (e: { code: string } | undefined, g: number[] | undefined) => {
-        r.b.note("suback " + (e !== undefined ? e.code : g !== undefined ? g.join(",") : "none"));
+        r.b.note("suback " + name + " " + (e !== undefined ? e.code : g !== undefined ? g.join(",") : "none"));
       };
       const e = c.subscribe(filters, qos, filters.length, handler, done);
       if (e !== undefined) {
