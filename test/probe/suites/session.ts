@@ -336,7 +336,7 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 // Scripted scenarios: a session test written as data (test/fixtures/session-scripts.ts), run the
 // same way on every runtime. A script is commands separated by ";", words by " "; a list (filters,
 // QoS values, brokers) is separated by ",". NAME "-" means no callback.
-//   opt KEY VALUE    a client option before `new`: numbers; brokers as host:port,host:port;
+//   opt KEY VALUE    a client option before `new`: numbers (1.5 too); brokers as host:port,host:port ("-": none);
 //                    clean 0/1; tls 1 (every broker); clientId, username, password, storePrefix
 //                    as text ("-": empty, "*": the default); opt will TOPIC QOS RETAIN PAYLOAD
 //   link 0|1         the board has a network link, down or up (a change after `new` is reported)
@@ -363,7 +363,7 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 //   fail full|failed|0           storage writes fail with that code, or work again
 //   forget KEY | put KEY HEX     a record of the flash lost / written
 //   records [PREFIX] the flash's record keys, sorted (without PREFIX: all but the owner mqb…)
-//   held | retry N NAME | drophold N   the held messages (listHeld, retryHeld, dropHeld)
+//   held | retry N NAME | drophold N   the held messages (listHeld; retryHeld, dropHeld: "ok" or "CODE: MESSAGE")
 //   state | reason | error | stat NAME | outbox | ids | phases | index | received | hasid N | current N
 //   q0 | subs        notes of the client's state (see note() below)
 // The transcript: what the client wrote ("w HEX"), dials ("open host:port t=MS"), closes, and
@@ -434,12 +434,12 @@ function option(r: Run, w: string[], line: string): void {
   const v = w[2];
   const o = r.o;
   if (k === "brokers") {
-    // host:port,host:port
-    const list = listOf(v, ",");
+    // host:port,host:port ("-": none; a host without ":" has no port)
+    const list = v === "-" ? [] : listOf(v, ",");
     o.brokers = [];
     for (let i = 0; i < list.length; i++) {
       const hp = listOf(list[i], ":");
-      o.brokers[i] = { host: hp[0], port: decimal(hp[1]) };
+      o.brokers[i] = hp.length > 1 ? { host: hp[0], port: decimal(hp[1]) } : ({ host: hp[0] } as unknown as { host: string; port: number });
     }
   }
   else if (k === "clean") o.clean = v === "1";
@@ -449,7 +449,17 @@ function option(r: Run, w: string[], line: string): void {
     o.will = { topic: v, qos: decimal(w[3]), retain: w[4] === "1", payload: afterWord(afterWord(afterWord(afterWord(afterWord(line))))) };
   } else if (k === "clientId" || k === "username" || k === "password" || k === "storePrefix") {
     (o as unknown as { [k: string]: string | undefined })[k] = v === "-" ? "" : v === "*" ? undefined : v;
-  } else (o as unknown as { [k: string]: number })[k] = decimal(v);
+  } else {
+    // a whole number, or one with a fraction ("1.5": an option's check must refuse it)
+    const dot = find(v, ".", 0);
+    let n = decimal(dot < 0 ? v : v.substring(0, dot));
+    if (dot >= 0) {
+      let scale = 1;
+      for (let i = dot + 1; i < v.length; i++) scale = scale * 10;
+      n = n + decimal(v.substring(dot + 1)) / scale; // dialect-allow float-math: a fraction on purpose, a few digits
+    }
+    (o as unknown as { [k: string]: number })[k] = n;
+  }
 }
 
 /** The notes of the client's state. */
@@ -602,10 +612,10 @@ function exec(r: Run, line: string): string {
       b.note("held " + held.length + ": " + parts.join(", "));
     } else if (cmd === "retry") {
       const e = retryHeld(c, decimal(w[1]), doneOf(r, w[2]));
-      b.note("retry " + w[1] + " " + (e !== undefined ? e.code : "ok"));
+      b.note("retry " + w[1] + " " + (e !== undefined ? e.code + ": " + e.message : "ok"));
     } else if (cmd === "drophold") {
       const e = dropHeld(c, decimal(w[1]));
-      b.note("drophold " + w[1] + " " + (e !== undefined ? e.code : "ok"));
+      b.note("drophold " + w[1] + " " + (e !== undefined ? e.code + ": " + e.message : "ok"));
     } else if (cmd === "state" || cmd === "reason" || cmd === "error" || cmd === "stat" || cmd === "q0" || cmd === "subs" || cmd === "outbox" ||
       cmd === "ids" || cmd === "phases" || cmd === "index" || cmd === "received" || cmd === "hasid" || cmd === "current") b.note(note(r, c, cmd, w));
     else return "!unknown command: " + cmd;
