@@ -12,6 +12,7 @@ import { STORAGE_FAILED, STORAGE_FULL, type Storage } from "../../../firmware/po
 import { find } from "../../../firmware/port/text";
 import { afterWord, words } from "../../../firmware/console/line";
 import type { ClientOptions } from "../../../firmware/session/options";
+import { connect, type MqttClient } from "../../../firmware/session/mqtt";
 import { VirtualClock } from "../virtual-clock";
 
 // The session on every runtime: a scripted board (transport, resolver, RAM storage) on a
@@ -75,11 +76,6 @@ interface Knobs {
   fire: (this: void, ev: string) => void;
 }
 
-/** Knobs of an ordinary board: jitter at its largest, everything working, no log lines. */
-function plainKnobs(): Knobs {
-  return { log: [], logging: 0, jitter: 1, writable: 1, reportsClose: 1, dns: 1, unknown: "", events: 0, heap: -1, fire: (_ev: string) => {} };
-}
-
 class Board {
   readonly vc = new VirtualClock(START);
   readonly log: string[];
@@ -121,6 +117,24 @@ class Board {
         },
       },
     };
+  }
+
+  /** Knobs of an ordinary board: jitter at its largest, everything working, no log lines. */
+  static knobs(): Knobs {
+    return { log: [], logging: 0, jitter: 1, writable: 1, reportsClose: 1, dns: 1, unknown: "", events: 0, heap: -1, fire: (_ev: string) => {} };
+  }
+
+  /** The items of a list separated by `sep` ("a,b" → ["a", "b"]). */
+  static list(v: string, sep: string): string[] {
+    const out: string[] = [];
+    let from = 0;
+    while (from <= v.length) {
+      let at = find(v, sep, from);
+      if (at < 0) at = v.length;
+      out[out.length] = v.substring(from, at);
+      from = at + 1;
+    }
+    return out;
   }
 
   rand(n: number): number {
@@ -237,7 +251,7 @@ class Board {
 
 /** QoS 1/2 out, a drop, resume with DUP and PUBREL, QoS 2 in with a duplicate, keepalive, dead link. */
 function flow(): string {
-  const b = new Board(probeStorage({ fail: 0 }), plainKnobs());
+  const b = new Board(probeStorage({ fail: 0 }), Board.knobs());
   // stableMs 0: this one is about resuming (the connection it drops counts as a working one)
   const c = b.client(10, 0, 4000);
   c.start();
@@ -265,11 +279,11 @@ function flow(): string {
 /** A reboot: what one client stored, the next one (same flash) resumes. */
 function reboot(): string {
   const storage = probeStorage({ fail: 0 });
-  const first = new Board(storage, plainKnobs());
+  const first = new Board(storage, Board.knobs());
   const c1 = first.client(0, 5000, 4000);
   c1.publish("t", "kept", 1, false, undefined);
   c1.publish("t", "two", 2, false, undefined);
-  const b = new Board(storage, plainKnobs());
+  const b = new Board(storage, Board.knobs());
   const c2 = b.client(0, 5000, 4000);
   b.note("outbox " + c2.outbox.count);
   c2.start();
@@ -289,7 +303,7 @@ function reboot(): string {
  */
 function refused(): string {
   const storage = probeStorage({ fail: 0 });
-  const b = new Board(storage, plainKnobs());
+  const b = new Board(storage, Board.knobs());
   const c = b.client(0, 5000, 8000);
   const done = (name: string) => (e: { code: string; message: string } | undefined) => b.note("done " + name + " " + (e !== undefined ? e.code + ": " + e.message : "ok"));
   c.start();
@@ -309,7 +323,7 @@ function refused(): string {
   b.recv("40020003");
   const held = listHeld(c);
   b.note("outbox " + c.outbox.count + " held " + held.length + ": " + held[0].topic + " q" + held[0].qos + " " + held[0].size + " bytes, " + held[1].topic);
-  const again = new Board(storage, plainKnobs()).client(0, 5000, 8000);
+  const again = new Board(storage, Board.knobs()).client(0, 5000, 8000);
   b.note("after a reboot: outbox " + again.outbox.count + " held " + listHeld(again).length);
   const e = retryHeld(c, 1, done("x again"));
   b.note("retry " + (e !== undefined ? e.code : "ok") + ", held " + listHeld(c).length + ", outbox " + c.outbox.count);
@@ -373,19 +387,6 @@ function decimal(s: string): number {
   return argInt("i:" + s);
 }
 
-/** The items of a list separated by `sep` ("a,b" → ["a", "b"]). */
-function listOf(v: string, sep: string): string[] {
-  const out: string[] = [];
-  let from = 0;
-  while (from <= v.length) {
-    let at = find(v, sep, from);
-    if (at < 0) at = v.length;
-    out[out.length] = v.substring(from, at);
-    from = at + 1;
-  }
-  return out;
-}
-
 /** A script's state: its flash, its board (a new one at each reboot), its client, the hooks. */
 interface Run {
   fault: StorageFault;
@@ -401,6 +402,10 @@ interface Run {
   hookLines: string[];
   /** The message of the last refusal (publish, subscribe, unsubscribe). */
   why: string;
+  /** The MQTT.js-shaped client (`facade`), its listeners noting its events. */
+  f: MqttClient | undefined;
+  /** A listener `fextra` added (removed by `fremove`). */
+  extra: ((this: void) => void) | undefined;
 }
 
 /** A done callback that notes "done NAME ok|code" (and fires the done hooks); none for "-". */
@@ -416,7 +421,7 @@ function doneOf(r: Run, name: string): ((this: void, e: { code: string } | undef
 function fire(r: Run, ev: string): void {
   for (let i = 0; i < r.hookEvents.length; i++) {
     if (r.hookEvents[i] === ev) {
-      const cmds = listOf(r.hookLines[i], "|");
+      const cmds = Board.list(r.hookLines[i], "|");
       r.hookEvents.splice(i, 1);
       r.hookLines.splice(i, 1);
       for (let j = 0; j < cmds.length; j++) {
@@ -435,10 +440,10 @@ function option(r: Run, w: string[], line: string): void {
   const o = r.o;
   if (k === "brokers") {
     // host:port,host:port ("-": none; a host without ":" has no port)
-    const list = v === "-" ? [] : listOf(v, ",");
+    const list = v === "-" ? [] : Board.list(v, ",");
     o.brokers = [];
     for (let i = 0; i < list.length; i++) {
-      const hp = listOf(list[i], ":");
+      const hp = Board.list(list[i], ":");
       o.brokers[i] = hp.length > 1 ? { host: hp[0], port: decimal(hp[1]) } : ({ host: hp[0] } as unknown as { host: string; port: number });
     }
   }
@@ -497,6 +502,100 @@ function note(r: Run, c: Client, cmd: string, w: string[]): string {
   return "current " + rc.current;
 }
 
+/**
+ * The MQTT.js-shaped client (firmware/session/mqtt.ts): `facade` makes it (connect(): it starts
+ * at once) and notes its events ("f" and the event); the other commands call it with the
+ * argument shapes an MQTT.js program uses. NAME's callback is noted "fdone NAME ok|code" ("-":
+ * none; a subscribe's adds the granted QoS).
+ *   fpub NAME TOPIC FORM PAYLOAD   FORM "-": (topic, message); "cb": (…, cb); "qQrR": (…, {qos, retain}, cb)
+ *   fsub NAME SHAPE [FILTER [QOS]] map: ({"b/+": 1, "a/#": 2, c: {qos: 1}, d: {}}, {qos: 0}, cb);
+ *       list: ([{topic: "x", qos: 2}, "y", {topic: "z"}], {qos: 1}); one: (FILTER, {qos: QOS}, cb);
+ *       two: ([FILTER's comma-separated filters], cb); handler: (FILTER, {handler}); plain: (FILTER, cb)
+ *   funsub NAME FILTER|[F,…] ("-": the empty filter)   fend NAME   freconnect   fstate
+ *   fextra | fremove | femit EVENT   a second offline listener, removed; emit's answer
+ *   fheld | fretry NAME N | fdrop NAME N | fcore   the held messages; the core's outbox count
+ */
+function facade(r: Run, cmd: string, w: string[], line: string): string {
+  const b = r.b;
+  if (cmd === "facade") {
+    const c = connect(b.platform, r.o);
+    if ("code" in c) {
+      b.note("bad options " + c.code + ": " + c.message);
+      return "";
+    }
+    r.f = c;
+    c.on("connect", (ack: { sessionPresent: boolean }) => r.b.note("fconnect " + (ack.sessionPresent ? "1" : "0")));
+    c.on("message", (t: string, p: Wire, info: { topic: string; qos: number; retain: boolean }) => {
+      r.b.note("fmessage " + t + " " + outWire(p) + " q" + info.qos + " r" + (info.retain ? "1" : "0") + (info.topic === t ? " same" : " other"));
+    });
+    c.on("offline", () => r.b.note("foffline"));
+    c.on("reconnect", () => r.b.note("freconnect"));
+    c.on("close", (reason: string) => r.b.note("fclose " + reason));
+    c.on("error", (e: { code: string }) => r.b.note("ferror " + e.code));
+    c.on("end", () => r.b.note("fend"));
+    return "";
+  }
+  const c = r.f;
+  if (c === undefined) return "!no facade: facade first (" + cmd + ")";
+  const name = w.length > 1 ? w[1] : "-";
+  const done = name === "-" ? undefined : (e: { code: string } | undefined) => r.b.note("fdone " + name + " " + (e !== undefined ? e.code : "ok"));
+  const subDone = name === "-" ? undefined : (e: { code: string } | undefined, g: number[] | undefined) => {
+    r.b.note("fdone " + name + " " + (e !== undefined ? e.code : "ok") + (g !== undefined ? " " + g.join(",") : ""));
+  };
+  if (cmd === "fpub") {
+    const form = w[3];
+    const payload = afterWord(afterWord(afterWord(afterWord(line))));
+    const topic = w[2] === "-" ? "" : w[2];
+    if (form === "-") c.publish(topic, payload);
+    else if (form === "cb") c.publish(topic, payload, done);
+    else c.publish(topic, payload, { qos: decimal(form.substring(1, 2)), retain: form.substring(3, 4) === "1" }, done);
+  } else if (cmd === "fsub") {
+    const shape = w[2];
+    const filter = w.length > 3 ? (w[3] === "-" ? "" : w[3]) : "";
+    if (shape === "map") {
+      const map: { [f: string]: number | { qos?: number } } = {};
+      map["b/+"] = 1;
+      map["a/#"] = 2;
+      map["c"] = { qos: 1 };
+      map["d"] = {};
+      c.subscribe(map, { qos: 0 }, subDone);
+    } else if (shape === "list") c.subscribe([{ topic: "x", qos: 2 }, "y", { topic: "z" }], { qos: 1 });
+    else if (shape === "one") c.subscribe(filter, { qos: decimal(w[4]) }, subDone);
+    else if (shape === "two") c.subscribe(Board.list(filter, ","), subDone);
+    else if (shape === "handler") c.subscribe(filter, { handler: (t: string) => r.b.note("fhandler " + t) });
+    else if (subDone !== undefined) c.subscribe(filter, subDone);
+    else c.subscribe(filter);
+  } else if (cmd === "funsub") {
+    const arg = w[2];
+    const filters = arg.substring(0, 1) === "[" ? Board.list(arg.substring(1, arg.length - 1), ",") : undefined;
+    const one = arg === "-" ? "" : arg;
+    if (filters !== undefined) c.unsubscribe(filters, done);
+    else c.unsubscribe(one, done);
+  } else if (cmd === "fend") c.end(name === "-" ? undefined : () => r.b.note("fended " + name));
+  else if (cmd === "freconnect") c.reconnect();
+  else if (cmd === "fstate") b.note("fstate connected " + (c.connected ? "1" : "0") + " reconnecting " + (c.reconnecting ? "1" : "0"));
+  else if (cmd === "fextra") {
+    const extra = () => r.b.note("extra offline");
+    r.extra = extra;
+    c.on("offline", extra);
+  } else if (cmd === "fremove") {
+    c.removeListener("offline", r.extra);
+    c.removeListener("nothing", r.extra);
+  } else if (cmd === "femit") b.note("femit " + w[1] + " " + (c.emit(w[1], undefined, undefined, undefined) ? "true" : "false"));
+  else if (cmd === "fheld") {
+    const held = c.held();
+    const parts: string[] = [];
+    for (let i = 0; i < held.length; i++) parts[i] = held[i].n + " " + held[i].topic + " q" + held[i].qos + " " + outWire(held[i].payload);
+    b.note("fheld " + held.length + ": " + parts.join(", "));
+  } else if (cmd === "fretry") c.retryHeld(decimal(w[2]), w[1] === "-" ? undefined : (e: { code: string } | undefined) => {
+    r.b.note("fdone " + w[1] + " " + (e !== undefined ? e.code : "ok"));
+  });
+  else if (cmd === "fdrop") c.dropHeld(decimal(w[2]), done);
+  else if (cmd === "fcore") b.note("fcore outbox " + c.core.outbox.count);
+  else return "!unknown command: " + cmd;
+  return "";
+}
+
 /** One command of a script: "" or what went wrong. */
 function exec(r: Run, line: string): string {
   const w = words(line);
@@ -543,7 +642,8 @@ function exec(r: Run, line: string): string {
   } else if (cmd === "hook") {
     r.hookEvents[r.hookEvents.length] = w[1];
     r.hookLines[r.hookLines.length] = afterWord(afterWord(line));
-  } else if (cmd === "new") {
+  } else if (cmd.substring(0, 1) === "f" && cmd !== "fail" && cmd !== "forget") return facade(r, cmd, w, line);
+  else if (cmd === "new") {
     if (r.c !== undefined) r.b = new Board(r.storage, r.k);
     const k = r.k;
     if (k.heap >= 0) r.b.platform.freeHeap = (_floor?: number) => k.heap;
@@ -558,16 +658,16 @@ function exec(r: Run, line: string): string {
       };
     }
     r.c = r.b.scripted(r.o);
-  } else {
+  } else if (cmd === "run") b.run(decimal(w[1]));
+  else if (cmd === "accept") b.accept();
+  else if (cmd === "drop") b.drop(w[1]);
+  else if (cmd === "drain") b.drain();
+  else if (cmd === "recv") b.recv(w[1]);
+  else {
     const c = r.c;
     if (c === undefined) return "!no client: new first (" + cmd + ")";
     if (cmd === "start") c.start();
     else if (cmd === "end") c.end();
-    else if (cmd === "run") b.run(decimal(w[1]));
-    else if (cmd === "accept") b.accept();
-    else if (cmd === "drop") b.drop(w[1]);
-    else if (cmd === "drain") b.drain();
-    else if (cmd === "recv") b.recv(w[1]);
     else if (cmd === "pub" || cmd === "pubret") {
       // the payload: the rest of the line after the fourth word
       const e = c.publish(w[2] === "-" ? "" : w[2], afterWord(afterWord(afterWord(afterWord(line)))), decimal(w[3]), cmd === "pubret", doneOf(r, w[1]));
@@ -576,8 +676,8 @@ function exec(r: Run, line: string): string {
         r.why = e.message;
       }
     } else if (cmd === "sub") {
-      const filters = w[1] === "-" ? [] : listOf(w[1], ",");
-      const qs = w[1] === "-" ? [] : listOf(w[2], ",");
+      const filters = w[1] === "-" ? [] : Board.list(w[1], ",");
+      const qs = w[1] === "-" ? [] : Board.list(w[2], ",");
       const qos: number[] = [];
       for (let i = 0; i < qs.length; i++) qos[i] = decimal(qs[i]);
       const how = w.length > 3 ? w[3] : "";
@@ -592,7 +692,7 @@ function exec(r: Run, line: string): string {
         r.why = e.message;
       }
     } else if (cmd === "unsub") {
-      const filters = listOf(w[1], ",");
+      const filters = Board.list(w[1], ",");
       const done = w.length > 2 && w[2] === "-" ? undefined : (e: { code: string } | undefined) => {
         r.b.note("unsuback" + (e !== undefined ? " " + e.code : ""));
       };
@@ -626,13 +726,13 @@ function exec(r: Run, line: string): string {
 function script(text: string): string {
   const fault: StorageFault = { fail: 0 };
   const storage = probeStorage(fault);
-  const k = plainKnobs();
+  const k = Board.knobs();
   const r: Run = {
     fault: fault, storage: storage, k: k, b: new Board(storage, k), c: undefined, o: { brokers: [{ host: "h", port: 1883 }], clientId: "b1" },
-    linkUp: -1, watch: { fn: undefined }, hookEvents: [], hookLines: [], why: "",
+    linkUp: -1, watch: { fn: undefined }, hookEvents: [], hookLines: [], why: "", f: undefined, extra: undefined,
   };
   k.fire = (ev: string) => fire(r, ev);
-  const lines = listOf(text, ";");
+  const lines = Board.list(text, ";");
   for (let i = 0; i < lines.length; i++) {
     const e = exec(r, lines[i]);
     if (e !== "") return e;
