@@ -350,9 +350,10 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 // Scripted scenarios: a session test written as data (test/fixtures/session-scripts.ts), run the
 // same way on every runtime. A script is commands separated by ";", words by " "; a list (filters,
 // QoS values, brokers) is separated by ",". NAME "-" means no callback.
-//   opt KEY VALUE    a client option before `new`: numbers (1.5 too); brokers as host:port,host:port ("-": none);
-//                    clean 0/1; tls 1 (every broker); clientId, username, password, storePrefix
-//                    as text ("-": empty, "*": the default); opt will TOPIC QOS RETAIN PAYLOAD
+//   opt KEY VALUE    a client option before `new`: numbers (1.5 too); brokers as host:port,…
+//                    ("-": none; a host without a port); clean 0/1; tls 1 (every broker);
+//                    clientId, username, password, storePrefix as text ("-": empty, "*": the
+//                    default); opt will TOPIC QOS RETAIN PAYLOAD
 //   link 0|1         the board has a network link, down or up (a change after `new` is reported)
 //   linkquiet 0|1    the link changes and nobody is told (an event lost)
 //   new              the client, on the board's flash (again: a reboot, a new board, the same flash)
@@ -367,19 +368,20 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 //   jitter 0|1       randomInt(n) is 0, or n - 1 (the default)
 //   heap N           the board reports N bytes of free heap (before `new`)
 //   logs | events    note the client's log lines / onReconnect and onClose too
-//   pub NAME TOPIC QOS PAYLOAD   publish (retain off; pubret: on; TOPIC "-": empty); NAME's callback is noted
-//                    "done NAME ok|code"; a refusal "refused NAME code" (why: its message)
-//   sub FILTERS QOSES [-|h|h-]   subscribe (FILTERS "-": none) (its SUBACK noted "suback FILTERS N,…"; -: no callback; h: a
-//                    handler for these filters, noted "handler FILTERS TOPIC")
+//   pub NAME TOPIC QOS PAYLOAD   publish (retain off; pubret: on; TOPIC "-": empty); NAME's
+//                    callback is noted "done NAME ok|code"; a refusal "refused NAME code" (why: its message)
+//   sub FILTERS QOSES [-|h|h-]   subscribe (FILTERS "-": none); its SUBACK noted "suback FILTERS
+//                    N,…"; -: no callback; h: a handler, noted "handler FILTERS TOPIC"
 //   unsub FILTERS [-]            unsubscribe ("unsuback" or "unsuback CODE")
 //   hook EVENT CMD|CMD…          the next time the client reports EVENT (connect, message,
 //                    offline, close, done), run these commands from inside its callback
-//   fail full|failed|0           storage writes fail with that code, or work again
+//   fail full|failed|N           storage writes fail with that code (0: they work again)
 //   forget KEY | put KEY HEX     a record of the flash lost / written
 //   records [PREFIX] the flash's record keys, sorted (without PREFIX: all but the owner mqb…)
 //   held | retry N NAME | drophold N   the held messages (listHeld; retryHeld, dropHeld: "ok" or "CODE: MESSAGE")
 //   state | reason | error | stat NAME | outbox | ids | phases | index | received | hasid N | current N
 //   q0 | subs        notes of the client's state (see note() below)
+//   facade | f…      the MQTT.js-shaped client instead (see facade() below)
 // The transcript: what the client wrote ("w HEX"), dials ("open host:port t=MS"), closes, and
 // the events noted, joined by ";".
 
