@@ -235,12 +235,18 @@ export class Client {
     }
     if (c.outbox.removed > 0) p.log.writeLog(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
     if (c.received !== undefined) c.received.load();
+    // The owner marker: one record. Should there be more, the lowest broker number is kept and the
+    // rest removed, whatever order the storage lists them in (NodeMCU's file.list() has none).
     const owner = p.storage.listRecords(s.storePrefix + "b");
+    let keep = -1;
     for (let i = 0; i < owner.length; i++) {
       const k = parseDecimal(owner[i], s.storePrefix.length + 1);
-      if (k >= 0 && c.sessionBroker < 0) c.sessionBroker = k;
-      else p.storage.dropRecord(owner[i]);
+      if (k >= 0 && (keep < 0 || k < c.sessionBroker)) {
+        keep = i;
+        c.sessionBroker = k;
+      }
     }
+    for (let i = 0; i < owner.length; i++) if (i !== keep) p.storage.dropRecord(owner[i]);
     return c;
   }
 
