@@ -63,6 +63,8 @@ function command(rt: RuntimeName, flash: string, agentPort: number, boardEnv: Re
       return { exe: "lua5.3", args: [AGENT_LUA], env: lua };
     case "fengari":
       return { exe: process.execPath, args: [path.join(DIST, "node/host-sim/nodemcu/fengari-board.js"), AGENT_LUA], env: lua };
+    default:
+      throw new Error(`${rt} has no sockets: it runs the probe's socket-free suites only`);
   }
 }
 

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { DIST, ESPRUINO_REAL_TIMEOUT_MS, OPTIONAL_IN_CI, RUNTIMES, runtimes, type RuntimeName } from "./runtimes";
+import { DIST, ESPRUINO_REAL_TIMEOUT_MS, MATRIX_RUNTIMES, OPTIONAL_IN_CI, runtimes, type RuntimeName } from "./runtimes";
 
 /** One cross-target case: an op of the probe, its arguments, and the exact expected result. */
 export interface Case {
@@ -45,7 +45,7 @@ export function crossTarget(suite: string, cases: Case[], opts: { expectFailure?
   const input = cases.map((c, k) => `${k} ${c.op} ${c.args.join(" ")}`).join("\n");
   const ran: Record<string, string> = {};
 
-  for (const rtName of RUNTIMES) {
+  for (const rtName of MATRIX_RUNTIMES) {
     const rt = runtimes[rtName as RuntimeName];
     const missing = rt.missing();
     if (missing !== null) {

@@ -3,13 +3,21 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runBundle } from "../../host-sim/espruino/standin";
+// @ts-expect-error: a plain .mjs module of the tools, without type declarations
+import { LUAC_CROSS_HELP, runtimesDir } from "../../tools/lfs.mjs";
 
 /**
  * The runtime matrix (../shared/platforms.md): every runtime runs the *built* probe, the same
  * program compiled from the same sources, on the same case lines.
  */
 export const RUNTIMES = ["node", "espruino", "espruino-real", "lua51", "lua53", "fengari"] as const;
-export type RuntimeName = (typeof RUNTIMES)[number];
+/**
+ * The cross-target matrix (test/harness/matrix.ts): the runtimes above, and NodeMCU's own Lua:
+ * its luac.cross from ../shared/runtimes (32-bit, as the boards), which runs the probe from its
+ * modules' source. It has no sockets, so the mosquitto scenarios (board-matrix) leave it out.
+ */
+export const MATRIX_RUNTIMES = [...RUNTIMES, "luac51", "luac53"] as const;
+export type RuntimeName = (typeof MATRIX_RUNTIMES)[number];
 
 /** Only this runtime may be absent under CI=true (it needs a locally built Espruino binary). */
 export const OPTIONAL_IN_CI: RuntimeName[] = ["espruino-real"];
@@ -157,6 +165,37 @@ const nodeRuntime: Runtime = {
   },
 };
 
+/**
+ * NodeMCU's luac.cross (`-e script`), 32-bit: the firmware's Lua with its built-in `bit`. Its 5.1
+ * crashes on io.read(), so the driver reads io.stdin; its 5.3 exits 0 after an error, so success
+ * is the probe's closing line (probeLines).
+ */
+function luacCross(name: RuntimeName, file: string): Runtime {
+  const exe = () => path.join(runtimesDir() as string, file);
+  return {
+    name,
+    missing: () => (fs.existsSync(exe()) ? null : `${exe()} is missing: ${LUAC_CROSS_HELP as string}; set PETREL_RUNTIMES to the folder that holds it`),
+    run(input) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-luac-"));
+      try {
+        const driver = path.join(dir, "probe.lua");
+        fs.writeFileSync(driver, [
+          `package.path = ${JSON.stringify(LUA_DIST + "/?.lua")} .. ";" .. package.path`,
+          `local input = io.stdin:read("*a")`,
+          `print("probe-start")`,
+          `require(${JSON.stringify(LUA_PROBE)}).run(input)`,
+        ].join("\n"));
+        const r = spawnSync(exe(), ["-e", driver], { input, encoding: "latin1", maxBuffer: 1 << 28 });
+        if (r.status !== 0) throw new Error(`${name} failed (exit ${r.status}):\n${r.stderr}\n${r.stdout.slice(-2000)}`);
+        if (r.stderr.trim() !== "") throw new Error(`${name} reported:\n${r.stderr.slice(-2000)}`);
+        return probeLines(r.stdout, name);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
 /** Lua 5.1 without any bit library: exercises the arithmetic fallback (not a matrix runtime). */
 export const lua51NoBit: Runtime = luaProcess("lua51", "lua5.1", { bit: false, noDebug: true });
 
@@ -167,4 +206,6 @@ export const runtimes: Record<RuntimeName, Runtime> = {
   lua51: luaProcess("lua51", "lua5.1", { bit: true, noDebug: true }),
   lua53: luaProcess("lua53", "lua5.3", { bit: false, noDebug: false }),
   fengari: fengariRuntime,
+  luac51: luacCross("luac51", "luac-cross-51-32"),
+  luac53: luacCross("luac53", "luac-cross-53-32"),
 };
