@@ -6,6 +6,14 @@ import type { Storage } from "../port/storage";
 /** Called when a QoS 1/2 message is acknowledged (PUBACK / PUBCOMP), or with why it never will be. */
 export type Done = (this: void, err: PetrelError | undefined) => void;
 
+/**
+ * The outbox's storage records: `<storePrefix>o<seq>` holds a message's PUBLISH packet exactly as
+ * first sent, `<storePrefix>r<seq>` (empty) marks a QoS 2 message past PUBREC. A contract, for
+ * tools that watch the flash (the chaos lab): the record names and their contents.
+ */
+export const OUTBOX_RECORD = "o";
+export const RELEASE_RECORD = "r";
+
 /** Where an outbox message is on the current connection. */
 export const enum Phase {
   /** PUBLISH not sent on this connection yet. */
@@ -123,8 +131,8 @@ export class Outbox {
   private readonly rkey: string;
 
   constructor(private readonly storage: Storage, prefix: string) {
-    this.okey = prefix + "o";
-    this.rkey = prefix + "r";
+    this.okey = prefix + OUTBOX_RECORD;
+    this.rkey = prefix + RELEASE_RECORD;
   }
 
   /** Message k's packet id. */

@@ -28,6 +28,10 @@ import * as path from "node:path";
 import { seeded } from "../seeded";
 import "../../firmware/targets/node/index";
 import { STORAGE_FULL, type Storage } from "../../firmware/port/storage";
+import type { Bytes } from "../../firmware/port/bytes";
+import { PacketType, Status } from "../../firmware/codec/constants";
+import { Decoder } from "../../firmware/codec/decoder";
+import { OUTBOX_RECORD } from "../../firmware/session/outbox";
 import type { Transport, TransportEvents } from "../../firmware/port/transport";
 import { IDLE } from "../../firmware/sched/scheduler";
 import { connect, type MqttClient } from "../../firmware/session/mqtt";
@@ -135,16 +139,18 @@ function killable(inner: Transport, onPacket?: (port: number, first: number) => 
 
 /**
  * The board's flash, and its fault: full (every write refused). It also tells the lab when an
- * outbox record (a stored PUBLISH, `mqo<n>`) is removed, which is when the broker acknowledged it:
- * a message loaded after a reboot has no callback of the program's any more, and the checker
- * needs its acknowledgement time to tell the broker's losses from the client's.
+ * outbox record (a stored PUBLISH: the outbox's record contract, OUTBOX_RECORD) is removed, which
+ * is when the broker acknowledged it: a message loaded after a reboot has no callback of the
+ * program's any more, and the checker needs its acknowledgement time to tell the broker's losses
+ * from the client's. The client keeps its records under the default prefix ("mq").
  */
+const OUTBOX_KEY = new RegExp(`^mq${OUTBOX_RECORD}\\d+$`);
 function faultyStorage(b: ChaosBoard): Storage {
   return {
     putRecord: (k, d) => (b.full ? STORAGE_FULL : b.flash.putRecord(k, d)),
     getRecord: (k) => b.flash.getRecord(k),
     dropRecord: (k) => {
-      if (/^mqo\d+$/.test(k)) {
+      if (OUTBOX_KEY.test(k)) {
         const w = b.flash.getRecord(k);
         if (w !== undefined) b.removed(w as unknown as Buffer);
       }
@@ -154,16 +160,16 @@ function faultyStorage(b: ChaosBoard): Storage {
   };
 }
 
-/** The topic's QoS digit and the payload's number in a stored PUBLISH packet ("chaos/<id>/q<qos>", "<seq>"). */
+/**
+ * The topic's QoS digit and the payload's number in a stored PUBLISH packet ("chaos/<id>/q<qos>",
+ * "<seq>"), read with the codec's own decoder.
+ */
 export function storedMessage(p: Uint8Array): { qos: number; seq: number } | undefined {
-  let i = 1;
-  while (i < p.length && (p[i] & 0x80) !== 0) i++;
-  i++;
-  if (i + 2 > p.length) return undefined;
-  const tlen = p[i] * 256 + p[i + 1];
-  const topic = Buffer.from(p.subarray(i + 2, i + 2 + tlen)).toString("latin1");
-  const qos = (p[0] >> 1) & 3;
-  const payload = Buffer.from(p.subarray(i + 2 + tlen + (qos > 0 ? 2 : 0))).toString("latin1");
+  const d = new Decoder(p.length + 1);
+  d.feedChunk(p as unknown as Bytes, 0);
+  if (d.status !== Status.Packet || d.type !== PacketType.Publish) return undefined;
+  const topic = d.topicText();
+  const payload = Buffer.from(p.subarray(d.payloadStart, d.payloadStart + d.payloadLength)).toString("latin1");
   const m = /\/q([12])$/.exec(topic);
   return m === null || !/^\d+$/.test(payload) ? undefined : { qos: Number(m[1]), seq: Number(payload) };
 }
