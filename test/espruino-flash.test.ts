@@ -58,10 +58,11 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     expect(r.stdout).toMatch(OK("esp32-espruino"));
     const stored = (name: string) => fs.readFileSync(path.join(flash, Buffer.from(name, "latin1").toString("hex")));
     expect(stored("app").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.js")))).toBe(true);
-    expect(stored("app.config").equals(fs.readFileSync(path.join(DIST, "espruino/app.config.js")))).toBe(true);
-    expect(stored("app.commands").equals(fs.readFileSync(path.join(DIST, "espruino/app.commands.js")))).toBe(true);
-    expect(stored("app.held").equals(fs.readFileSync(path.join(DIST, "espruino/app.held.js")))).toBe(true);
+    expect(stored("app.config").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.config.js")))).toBe(true);
+    expect(stored("app.commands").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.commands.js")))).toBe(true);
+    expect(stored("app.held").equals(fs.readFileSync(path.join(DIST, "boards/esp32-espruino/app.held.js")))).toBe(true);
     expect(stored(".bootcde").equals(fs.readFileSync(path.join(DIST, "espruino/boot.js")))).toBe(true);
+    // (the board's own build: its profile's features, not every feature as dist/espruino's)
     // power on again: a new interpreter over the same flash; a lazy module loads from Storage as the app's loader does
     const ctx = runBundle(path.join(DIST, "espruino/petrel.js"), { print: () => {}, storageDir: flash });
     try {
