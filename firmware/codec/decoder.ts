@@ -113,7 +113,7 @@ export class Decoder {
 
   /**
    * Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset.
-   * `v5`: the connection speaks MQTT 5.0 (reason codes and properties: codec/decode5.ts).
+   * `v5`: the connection speaks MQTT 5.0 (reason codes and properties: codec/mqtt5.ts).
    */
   feedChunk(chunk: Bytes, from: number, v5?: boolean): number {
     const n = chunk.length;
@@ -280,8 +280,8 @@ export class Decoder {
     return 0;
   }
 
-  /** A received topic name: not empty, well-formed UTF-8 without U+0000, no wildcards. */
-  private checkTopicBytes(data: Bytes, start: number, end: number): number {
+  /** A received topic name: not empty, well-formed UTF-8 without U+0000, no wildcards (5.0's decoder too). */
+  checkTopicBytes(data: Bytes, start: number, end: number): number {
     if (end === start) return CodecError.EmptyTopic;
     const bad = checkUtf8(data, start, end);
     if (bad !== 0) return bad;

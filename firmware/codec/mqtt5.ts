@@ -454,11 +454,12 @@ function reasonOk(t: number, code: number): boolean {
 
 /**
  * Where the property block of the packet in data[start..end) of type `t` begins (at its length
- * field), or -1 when the packet has none (an acknowledgement, DISCONNECT or AUTH cut short,
- * which means no properties).
+ * field), or -1 when the packet has none (PINGRESP; an acknowledgement, DISCONNECT or AUTH cut
+ * short, which means no properties). A PUBLISH's topic and packet id are read first.
  */
 function propsField(d: Decoder, t: number, start: number, end: number): number {
-  if (t === PacketType.Publish) return d.payloadStart;
+  if (t === PacketType.Publish) return d.topicEnd + (d.publishQos() > 0 ? 2 : 0);
+  if (t === PacketType.Pingresp) return -1;
   if (t === PacketType.Connack) return start + 2;
   if (t === PacketType.Suback || t === PacketType.Unsuback) return start + 2;
   if (t === PacketType.Disconnect || t === PacketType.Auth) return end - start >= 2 ? start + 1 : -1;
@@ -478,17 +479,16 @@ export function finish5(d: Decoder, data: Bytes, start: number, end: number): nu
     if (2 + topicLen + idLen + 1 > end - start) return CodecError.Truncated;
     d.topicStart = start + 2;
     d.topicEnd = start + 2 + topicLen;
+    // (an empty topic is checked with the properties: it needs a Topic Alias)
     if (topicLen > 0) {
-      const bad = checkUtf8(data, d.topicStart, d.topicEnd);
+      const bad = d.checkTopicBytes(data, d.topicStart, d.topicEnd);
       if (bad !== 0) return bad;
-      for (let k = d.topicStart; k < d.topicEnd; k++) if (data[k] === 43 || data[k] === 35) return CodecError.WildcardInTopic;
     }
     d.packetId = 0;
     if (idLen > 0) {
       d.packetId = u16At(data, d.topicEnd);
       if (d.packetId === 0) return CodecError.ZeroPacketId;
     }
-    d.payloadStart = d.topicEnd + idLen;
   } else if (t === PacketType.Connack) {
     // MQTT-3.2.2-1: bits 7-1 of the acknowledge flags are reserved
     if (data[start] > 1) return CodecError.BadConnackFlags;
@@ -500,7 +500,6 @@ export function finish5(d: Decoder, data: Bytes, start: number, end: number): nu
     if (d.packetId === 0) return CodecError.ZeroPacketId;
     if (t !== PacketType.Suback && t !== PacketType.Unsuback && end - start >= 3 && !reasonOk(t, data[start + 2])) return CodecError.BadReasonCode;
   }
-  if (t === PacketType.Pingresp) return 0;
   const at = propsField(d, t, start, end);
   if (at < 0) return 0;
   const len = varintAt(data, at, end);
@@ -548,22 +547,16 @@ export function reasonOf(d: Decoder): number {
 export function propsOf(d: Decoder): number {
   const end = d.bodyStart + d.remaining;
   const at = propsField(d, d.type, d.bodyStart, end);
-  if (d.type === PacketType.Publish) {
-    // the payload starts after them: walk back over nothing, read the length at its field
-    const field = d.topicEnd + (d.publishQos() > 0 ? 2 : 0);
-    return field + remainingLengthSize(varintAt(d.data, field, end));
-  }
-  if (at < 0 || d.type === PacketType.Pingresp) return end;
-  return at + remainingLengthSize(varintAt(d.data, at, end));
+  return at < 0 ? end : at + remainingLengthSize(varintAt(d.data, at, end));
 }
 
 /** Where the properties of the packet the decoder holds end (see propsOf). */
 export function propsEndOf(d: Decoder): number {
   const end = d.bodyStart + d.remaining;
-  if (d.type === PacketType.Publish) return d.payloadStart;
   const at = propsField(d, d.type, d.bodyStart, end);
-  if (at < 0 || d.type === PacketType.Pingresp) return end;
-  return at + remainingLengthSize(varintAt(d.data, at, end)) + varintAt(d.data, at, end);
+  if (at < 0) return end;
+  const len = varintAt(d.data, at, end);
+  return at + remainingLengthSize(len) + len;
 }
 
 

@@ -3,7 +3,7 @@ import { port } from "../../../firmware/port/port";
 import { PacketType, Status } from "../../../firmware/codec/constants";
 import { Decoder } from "../../../firmware/codec/decoder";
 import { codecErrorName } from "../../../firmware/codec/errors";
-import { encodeAck5, encodeConnect5, encodeFilters5, encodePublish5, encodeReason5, findProp, Prop, propsEndOf, propsOf, reasonOf, textAt,
+import { afterValue, encodeAck5, encodeConnect5, encodeFilters5, encodePublish5, encodeReason5, findProp, Prop, propsEndOf, propsOf, reasonOf, textAt,
   u16At, u32At, varintAt } from "../../../firmware/codec/mqtt5";
 import { argBytes, argInt, argSize, outBytes, outWire, register } from "../probe";
 
@@ -34,9 +34,7 @@ function found(d: Decoder): string {
   at = findProp(data, from, end, Prop.UserProperty);
   for (let guard = 0; at >= 0 && guard < 100; guard++) {
     users = users + 1;
-    // past the name and the value
-    const next = at + 2 + u16At(data, at);
-    at = findProp(data, next + 2 + u16At(data, next), end, Prop.UserProperty);
+    at = findProp(data, afterValue(data, at, end, Prop.UserProperty), end, Prop.UserProperty);
   }
   return users > 0 ? s + " up=" + users : s;
 }
