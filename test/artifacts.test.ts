@@ -104,11 +104,20 @@ describe("shipped artifacts", () => {
 // without the feature's module (119,500: the decoder's and errors' 5.0 hooks and the encoders'
 // shared helpers, about 300 bytes); espruinoApp is the sensor node built without mqtt5, and
 // espruinoBundle is the library less what the same bundle weighs without the feature.
-const BUDGETS = { espruinoBundle: 57_000, nodemcuLua: 119_500, nodemcuApp: 51_000, espruinoApp: 60_500, espruinoLazy: 30_000,
-  nodemcuMqtt5: 21_000, espruinoMqtt5: 5_500 };
+// The session at 5.0 (session/session5.ts, with codec/mqtt5.ts in the mqtt5 feature's budgets):
+// espruinoBundle 57,000 → 57,600 and espruinoApp 60,500 → 61,100 for what stays when the feature
+// is folded out (the client's level() and tell(), SUBACK codes read from one place, the outbox's
+// rewriteAt, about 550 bytes); nodemcuLua 119,500 → 125,000: Lua has no fold, so the client's
+// 5.0 branches (their texts are in session5) ride in every NodeMCU build, about 5.4 KB;
+// nodemcuMqtt5 21,000 → 36,500 and espruinoMqtt5 5,500 → 21,000: the session's 5.0 (every
+// reason code as an error with its fix, about 6 KB of text) and, now that the session uses
+// them, the 5.0 encoders the Espruino app left out before.
+const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 51_000, espruinoApp: 61_100, espruinoLazy: 30_000,
+  nodemcuMqtt5: 36_500, espruinoMqtt5: 21_000 };
 
 /** The mqtt5 feature's NodeMCU module (a board without the feature does not pack it). */
-const isMqtt5 = (f: string) => f === path.join(DIST, "nodemcu/firmware/codec/mqtt5.lua");
+const MQTT5_MODULES = ["codec/mqtt5.lua", "session/session5.lua"].map((m) => path.join(DIST, "nodemcu/firmware", m));
+const isMqtt5 = (f: string) => MQTT5_MODULES.includes(f);
 
 /** The sensor-node app's NodeMCU files: firmware/app and its entry (the board's module `app`). */
 const isNodemcuApp = (f: string) => f.startsWith(path.join(DIST, "nodemcu/firmware/app") + path.sep) ||
@@ -159,9 +168,9 @@ describe("artifact byte budgets (CI gate)", () => {
     expect(n).toBeLessThanOrEqual(BUDGETS.nodemcuApp);
   });
 
-  it(`the NodeMCU mqtt5 module is at most ${BUDGETS.nodemcuMqtt5} bytes`, () => {
-    const n = fs.statSync(path.join(DIST, "nodemcu/firmware/codec/mqtt5.lua")).size;
-    console.log(`[artifacts] dist/nodemcu mqtt5.lua ${n} bytes (budget ${BUDGETS.nodemcuMqtt5})`);
+  it(`the NodeMCU mqtt5 modules (codec and session) are at most ${BUDGETS.nodemcuMqtt5} bytes`, () => {
+    const n = MQTT5_MODULES.reduce((s, f) => s + fs.statSync(f).size, 0);
+    console.log(`[artifacts] dist/nodemcu mqtt5.lua and session5.lua ${n} bytes (budget ${BUDGETS.nodemcuMqtt5})`);
     expect(n).toBeLessThanOrEqual(BUDGETS.nodemcuMqtt5);
   });
 

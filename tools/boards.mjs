@@ -167,7 +167,7 @@ export function flatModuleName(mod) {
  * empty module in their place (on Espruino the bundler leaves them out by itself).
  */
 export const FEATURE_MODULES = {
-  mqtt5: ["firmware.codec.mqtt5"],
+  mqtt5: ["firmware.codec.mqtt5", "firmware.session.session5"],
 };
 
 /** Whether module `mod` belongs only to a feature profile `p` leaves out. */

@@ -102,15 +102,6 @@ export class Decoder {
     return port.bytes.textFrom(this.data, this.topicStart, this.topicEnd);
   }
 
-  /** SUBACK: the number of return codes, and code `k` (0, 1, 2 granted QoS; 128 failure). */
-  subackCount(): number {
-    return this.remaining - 2;
-  }
-
-  subackCode(k: number): number {
-    return this.data[this.bodyStart + 2 + k];
-  }
-
   /**
    * Consumes chunk bytes from `from`; stops after a packet or an error. Returns the new offset.
    * `v5`: the connection speaks MQTT 5.0 (reason codes and properties: codec/mqtt5.ts).

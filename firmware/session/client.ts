@@ -9,7 +9,7 @@ import { STORAGE_FULL } from "../port/storage";
 import type { TransportEvents } from "../port/transport";
 import { IDLE } from "../sched/scheduler";
 import { after, due, elapsed, remaining } from "../sched/time";
-import { FEATURE_FAILOVER, FEATURE_QOS2 } from "../features";
+import { FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2 } from "../features";
 import { codecFail, connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
 import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
@@ -18,6 +18,9 @@ import type { Platform } from "../port/platform";
 import { Requests, type RequestDone } from "./requests";
 // one name for the module (client.lua's main chunk is near NodeMCU's 50 locals)
 import * as queues from "./queues";
+// MQTT 5.0's session work (left out of a build without the mqtt5 feature)
+import * as s5 from "./session5";
+import type { Session5 } from "./session5";
 import type { MessageHandler, OfflineQueue, Subscriptions } from "./queues";
 export type { MessageHandler } from "./queues";
 
@@ -123,7 +126,7 @@ export const LINK_POLL_MS = 5000;
  * (publish, a timer, a packet, a close), not into many small helpers.
  *
  * Its state is `state` (where the connection is) and `mode` (what the program asked for), typed;
- * what else it keeps are numbers, strings and objects, never a boolean flag: 28 fields, held by
+ * what else it keeps are numbers, strings and objects, never a boolean flag: 29 fields (v5 set only at protocol 5), held by
  * test/session-shape.test.ts (a Lua table's fields take a power of two of slots: under 32).
  */
 export class Client {
@@ -182,7 +185,11 @@ export class Client {
    * marker record `<prefix>b<index>` keeps it across reboots), -1 when not known yet.
    */
   private sessionBroker = -1;
-
+  /**
+   * At protocol 5 (a build with mqtt5): the 5.0 settings and what the broker's last CONNACK said
+   * (session5.ts); not set at all at 3.1.1, so a 3.1.1 client keeps no field for it.
+   */
+  declare readonly v5: Session5 | undefined;
 
   private constructor(p: Platform, s: Settings, ev: ClientEvents) {
     this.p = p;
@@ -220,9 +227,17 @@ export class Client {
   static create(p: Platform, o: ClientOptions, ev: ClientEvents): Client | PetrelError {
     const s = settle(o, p.chipId);
     if ("code" in s) return s;
+    let v5: Session5 | undefined = undefined;
+    if (FEATURE_MQTT5) {
+      const r = s5.settle5(o, s.clean);
+      if (r !== undefined && "code" in r) return r;
+      v5 = r;
+    } else if (o.protocolVersion !== undefined && o.protocolVersion !== 4) {
+      return fail("bad-option", "this build leaves MQTT 5.0 out (its board profile's features); fix: set protocolVersion 4");
+    }
     // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
     const c = new this(p, s, ev);
-    const n = encodeConnect(c.tx, s.maxPacket, s);
+    const n = FEATURE_MQTT5 && v5 !== undefined ? s5.connect5(c.tx, s, v5) : encodeConnect(c.tx, s.maxPacket, s);
     c.tx.discard();
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecFail(n).message} (client id, user name, will); fix: correct that option`);
     const loaded = c.outbox.load(s.maxPacket);
@@ -234,6 +249,16 @@ export class Client {
       p.log.writeLog(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
     if (c.outbox.removed > 0) p.log.writeLog(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
+    if (FEATURE_MQTT5) {
+      // the level the outbox's records were written at (a record says 5.0); at 3.1.1 they go back to it now
+      const at5 = p.storage.getRecord(s.storePrefix + "v") !== undefined ? 1 : 0;
+      const c5 = v5 !== undefined ? v5 : at5 === 1 ? (s5.settle5({ brokers: s.brokers, protocolVersion: 5 }, true) as Session5) : undefined;
+      if (c5 !== undefined) {
+        c5.stored = at5;
+        if (v5 === undefined) s5.alignOutbox(c5, c.outbox, p.storage, s.storePrefix, c.tx, 4);
+      }
+      if (v5 !== undefined) (c as { v5: Session5 | undefined }).v5 = v5;
+    }
     if (c.received !== undefined) c.received.load();
     // The owner marker: one record. Should there be more, the lowest broker number is kept and the
     // rest removed, whatever order the storage lists them in (NodeMCU's file.list() has none).
@@ -304,12 +329,24 @@ export class Client {
     if (full) {
       return fail("outbox-full", `the outbox holds ${this.outbox.count} messages, its limit; fix: wait for the broker to acknowledge (is it connected?), or raise outboxMessages`);
     }
+    const lv = this.level();
+    const c5 = this.v5;
+    // the outbox's records at this level before one more is added
+    if (FEATURE_MQTT5 && c5 !== undefined && qos > 0) s5.alignOutbox(c5, this.outbox, this.p.storage, s.storePrefix, this.tx, lv);
     const id = qos > 0 ? this.allocId() : 0;
-    const n = encodePublish(this.tx, s.maxPacket, topic, payload, qos, retain, false, id);
+    const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, topic, payload, qos, retain, id) : encodePublish(this.tx, s.maxPacket, topic, payload, qos, retain, false, id);
     if (n < 0) {
       if (-n !== 1) return codecFail(n);
       const size = payloadSize(payload) + port.bytes.textLength(topic) + 9;
       return fail("message-too-large", `the message needs about ${size} bytes, more than maxPacket (${s.maxPacket}); fix: raise maxPacket or send less`);
+    }
+    if (FEATURE_MQTT5 && c5 !== undefined) {
+      // what the broker said it cannot take (its last CONNACK) is refused here, not sent
+      const e = s5.publishLimits(c5, qos, retain, n);
+      if (e !== undefined) {
+        this.tx.discard();
+        return e;
+      }
     }
     if (qos === 0) {
       if (this.state === State.Connected) {
@@ -358,6 +395,29 @@ export class Client {
     return fail("low-memory", `free heap is ${n} bytes, under the ${floor}-byte floor (minFreeHeap), so nothing was kept; fix: publish less often or smaller, lower maxPacket or outboxMessages, or free memory elsewhere`);
   }
 
+  /**
+   * The protocol level of the connection (5 or 4), or of the next one while offline: 4 without
+   * 5.0, or when this broker answered 5.0 in 3.1.1.
+   */
+  private level(): number {
+    const c5 = this.v5;
+    if (FEATURE_MQTT5 && c5 !== undefined) {
+      if (this.state === State.Connected || this.state === State.Handshake) return c5.level;
+      return s5.isOld(c5, this.broker, false) ? 4 : 5;
+    }
+    return 4;
+  }
+
+  /** A message's error to its callback (and the log), or without one to onError. */
+  private tell(e: PetrelError, done: Done | undefined): void {
+    if (done === undefined) this.report(e);
+    else {
+      this.lastError = e;
+      this.p.log.writeLog(LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
+      done(e);
+    }
+  }
+
   /** A packet id not used by any message in flight or request waiting (MQTT-2.3.1-2). */
   private allocId(): number {
     for (let tries = 0; tries < 65535; tries++) {
@@ -381,12 +441,16 @@ export class Client {
     const self = this;
     for (;;) {
       if (this.state !== State.Connected || !all) break;
-      const n = this.reqs.encodeNext(this.tx, s.maxPacket, () => self.allocId());
+      const n = this.reqs.encodeNext(this.tx, s.maxPacket, () => self.allocId(), this.level() === 5);
       if (n <= 0) break;
       this.send(this.tx.toWire());
     }
     if (this.state !== State.Connected) return;
     let inflight = 0;
+    let win = s.maxInflight;
+    const c5 = this.v5;
+    // at 5.0 the broker's Receive Maximum bounds the window too
+    if (FEATURE_MQTT5 && c5 !== undefined && c5.level === 5 && c5.recvMax < win) win = c5.recvMax;
     // a message the broker may be refusing goes alone, so that its evidence is its own (stableMs)
     const lone = port.ints.idiv(this.t.suspect, 16);
     for (let k = 0; k < o.count; k++) {
@@ -394,7 +458,7 @@ export class Client {
       if (ph === Phase.Sent || ph === Phase.Released) {
         inflight = inflight + 1;
       } else {
-        if (inflight >= s.maxInflight || this.blocked !== 0) break;
+        if (inflight >= win || this.blocked !== 0) break;
         if (ph === Phase.ReleaseQueued) {
           o.markReleaseSent(k);
           this.control(PacketType.Pubrel, o.idAt(k));
@@ -418,7 +482,8 @@ export class Client {
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
-      const n = encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
+      const n = FEATURE_MQTT5 && this.level() === 5 ? s5.publish5(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, 0)
+        : encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
       const done = queues.shiftOffline(this.q0, s.offlineQueue);
       if (n > 0) this.send(this.tx.toWire());
       if (done !== undefined) done(undefined);
@@ -448,8 +513,11 @@ export class Client {
     if (qos !== undefined) {
       const low = this.memoryLow();
       if (low !== undefined) return low;
+      const c5 = this.v5;
+      const no = FEATURE_MQTT5 && c5 !== undefined ? s5.filterLimits(c5, filters, count) : undefined;
+      if (no !== undefined) return no;
     }
-    const e = this.reqs.track(filters, qos, count, done, this.tx, this.settings.maxPacket);
+    const e = this.reqs.track(filters, qos, count, done, this.tx, this.settings.maxPacket, this.level() === 5);
     if (e !== undefined) return e;
     for (let i = 0; i < count; i++) {
       if (qos !== undefined) queues.keepFilter(this.subs, filters[i], qos[i], handler);
@@ -495,10 +563,12 @@ export class Client {
       const events: TransportEvents = {
         onOpen: () => {
           if (g !== this.gen || this.state !== State.Opening) return;
+          const c5 = this.v5;
+          if (FEATURE_MQTT5 && c5 !== undefined) c5.level = this.level();
           this.state = State.Handshake;
           this.dec.reset();
           this.blocked = 0;
-          const n = encodeConnect(this.tx, this.settings.maxPacket, this.settings);
+          const n = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5 ? s5.connect5(this.tx, this.settings, c5) : encodeConnect(this.tx, this.settings.maxPacket, this.settings);
           this.t.lastRecv = this.p.clock.clockNow();
           if (n > 0) this.send(this.tx.toWire());
         },
@@ -635,7 +705,7 @@ export class Client {
     // the connection is gone: its decoder reads the stored PUBLISH for the topic
     const d = this.dec;
     d.reset();
-    d.feedChunk(port.bytes.bytesOf(w), 0);
+    d.feedChunk(port.bytes.bytesOf(w), 0, FEATURE_MQTT5 && this.v5 !== undefined && this.v5.stored === 1);
     const topic = d.status === Status.Packet ? d.topicText() : "?";
     d.reset();
     this.t.suspect = 0;
@@ -645,12 +715,7 @@ export class Client {
       `${topic}, acknowledging nothing (NATS refuses QoS 2; an ACL may forbid a topic); ` + (kept
       ? `held ${n}: out of the outbox, the rest goes on; fix: let the broker take it, then held retry ${n} (API: retryHeld), or held drop ${n} (dropHeld)`
       : "it stays in the outbox, and the rest waits: no held slot free (heldMessages) or storage failed; fix: held retry N or held drop N (API: retryHeld, dropHeld)"));
-    if (done === undefined) this.report(e);
-    else {
-      this.lastError = e;
-      this.p.log.writeLog(LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
-      done(e);
-    }
+    this.tell(e, done);
   }
 
   /**
@@ -718,7 +783,10 @@ export class Client {
       }
       next = left;
     }
-    if (s.keepalive === 0) return next;
+    const c5 = this.v5;
+    // at 5.0 the broker's Server Keep Alive replaces ours
+    const kas = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5 && c5.keepalive >= 0 ? c5.keepalive : s.keepalive;
+    if (kas === 0) return next;
     if (this.t.pingOut === 1) {
       const left = s.pingTimeoutMs - elapsed(this.t.pingAt, now);
       if (left <= 0) {
@@ -727,7 +795,7 @@ export class Client {
       }
       return next === IDLE || left < next ? left : next;
     }
-    const ka = s.keepalive * 1000;
+    const ka = kas * 1000;
     const sentLeft = ka - elapsed(this.t.lastSent, now);
     const recvLeft = ka - elapsed(this.t.lastRecv, now);
     const left = sentLeft < recvLeft ? sentLeft : recvLeft;
@@ -759,10 +827,17 @@ export class Client {
     const d = this.dec;
     const size = c.length;
     this.t.lastRecv = this.p.clock.clockNow();
+    const c5 = this.v5;
+    const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
     let at = 0;
     while (at < size && (this.state === State.Connected || this.state === State.Handshake)) {
-      at = d.feedChunk(c, at);
+      at = d.feedChunk(c, at, v5);
       const st = d.status;
+      if (FEATURE_MQTT5 && v5 && st === Status.Error && this.state === State.Handshake && d.type === PacketType.Connack && d.remaining === 2) {
+        // a 3.1.1 CONNACK (2 bytes) to a 5.0 CONNECT: a broker that speaks 3.1.1 only
+        this.report(s5.fallback(c5 as Session5, this.broker, this.settings.brokers[this.broker]), "protocol-fallback");
+        return;
+      }
       if (st === Status.Error) {
         this.report(undefined, "malformed-packet", codecFail(d.error).code + ": " + codecFail(d.error).message);
         return;
@@ -782,8 +857,14 @@ export class Client {
       return;
     }
     const r = this.received;
+    const c5 = this.v5;
+    const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
     if (t === PacketType.Publish) {
       const qos = d.publishQos();
+      if (FEATURE_MQTT5 && v5 && !oversize && s5.topicAliasOf(d) !== 0) {
+        this.report(undefined, "protocol-error", s5.violation(1, 0));
+        return;
+      }
       // (a build without QoS 2 keeps no ids: an incoming QoS 2 message is at least once there)
       const again = FEATURE_QOS2 && qos === 2 && r !== undefined && r.hasId(id);
       if (again && !oversize) {
@@ -793,6 +874,11 @@ export class Client {
         return;
       }
       if (FEATURE_QOS2 && qos === 2 && !again && r !== undefined) {
+        if (FEATURE_MQTT5 && v5 && r.count >= this.settings.receiveWindow) {
+          // at 5.0 receiveWindow is our Receive Maximum, and the broker must keep to it
+          this.report(undefined, "protocol-error", s5.violation(2, this.settings.receiveWindow));
+          return;
+        }
         if (r.count >= this.settings.receiveWindow) {
           // MQTT 3.1.1 has no receive maximum and mosquitto does not bound unreleased QoS 2 to
           // its window: forget the oldest id rather than refuse the stream. Its protection matters
@@ -832,13 +918,26 @@ export class Client {
       } else {
         this.t.acked = 1;
         const done = o.takeAt(k);
-        if (done !== undefined) done(undefined);
+        // at 5.0 a PUBACK may say the broker did not take the message (a reason code 0x80 or more)
+        const e = FEATURE_MQTT5 && v5 && t === PacketType.Puback ? s5.ackError(c5 as Session5, d) : undefined;
+        if (e !== undefined) this.tell(e, done);
+        else if (done !== undefined) done(undefined);
         this.pump(false);
       }
     } else if (FEATURE_QOS2 && t === PacketType.Pubrec) {
       const k = o.slotOf(id);
       if (k >= 0 && o.qosAt(k) !== 2) {
         this.report(undefined, "protocol-error", `PUBREC for QoS 1 message ${id} (MQTT-4.3.2)`);
+        return;
+      }
+      const e = FEATURE_MQTT5 && v5 ? s5.ackError(c5 as Session5, d) : undefined;
+      if (e !== undefined) {
+        // a PUBREC that refuses the message ends its flow: no PUBREL (MQTT 5 §4.3.3)
+        if (k >= 0 && o.phaseAt(k) === Phase.Sent) {
+          this.t.acked = 1;
+          this.tell(e, o.takeAt(k));
+          this.pump(false);
+        } else this.stats.ignored = this.stats.ignored + 1;
         return;
       }
       if (k >= 0 && o.phaseAt(k) === Phase.Sent) {
@@ -860,6 +959,11 @@ export class Client {
         this.p.sched.wake(this.task);
       }
       this.t.pingOut = 0;
+    } else if (FEATURE_MQTT5 && v5 && t === PacketType.Disconnect) {
+      const e = s5.disconnectError(c5 as Session5, d);
+      this.report(e, e.code);
+    } else if (FEATURE_MQTT5 && v5 && t === PacketType.Auth) {
+      this.report(undefined, "protocol-error", s5.violation(3, 0));
     } else {
       this.report(undefined, "protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");
     }
@@ -868,9 +972,11 @@ export class Client {
   private connack(d: Decoder): void {
     // §3.2.2: the acknowledge flags (bit 0: session present), then the return code
     const present = d.data[d.bodyStart] === 1;
-    const code = d.data[d.bodyStart + 1];
+    const c5 = this.v5;
+    const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
+    const code = FEATURE_MQTT5 && v5 ? s5.connack5(c5 as Session5, d) : d.data[d.bodyStart + 1];
     if (code !== 0) {
-      const e = connackError(code);
+      const e = FEATURE_MQTT5 && v5 ? s5.reasonError(code, PacketType.Connack, (c5 as Session5).said) : connackError(code);
       this.report(e, e.code);
       return;
     }
@@ -896,7 +1002,8 @@ export class Client {
     }
     this.retryingPrimary = 0;
     const b = s.brokers[this.broker];
-    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count})`);
+    const proto = FEATURE_MQTT5 && c5 !== undefined ? (v5 ? ", MQTT 5.0" : ", MQTT 3.1.1") : "";
+    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count}${proto})`);
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
@@ -921,6 +1028,8 @@ export class Client {
       this.sessionBroker = this.broker;
       this.p.storage.putRecord(pre + this.broker, port.bytes.wireOf(""));
     }
+    // the outbox's records at this connection's level (a broker that refused 5.0 gets 3.1.1)
+    if (FEATURE_MQTT5 && c5 !== undefined) s5.alignOutbox(c5, this.outbox, this.p.storage, s.storePrefix, this.tx, c5.level);
     this.p.sched.wake(this.task);
     if (this.ev.onConnect !== undefined) this.ev.onConnect(present);
     this.pump(true);
@@ -940,27 +1049,34 @@ export class Client {
       return;
     }
     const count = r.sizes[k];
-    if (isSub && d.subackCount() !== count) {
-      this.report(undefined, "protocol-error", `SUBACK has ${d.subackCount()} return codes for ${count} filters (MQTT-3.8.4-5)`);
+    const c5 = this.v5;
+    const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
+    // the codes: after the packet id at 3.1.1 (UNSUBACK has none), after the properties at 5.0
+    const first = FEATURE_MQTT5 && v5 ? s5.codesAt(d) : d.bodyStart + 2;
+    const have = d.bodyStart + d.remaining - first;
+    if ((isSub || v5) && have !== count) {
+      this.report(undefined, "protocol-error", `${isSub ? "SUBACK" : "UNSUBACK"} has ${have} ${v5 ? "reason" : "return"} codes for ${count} filters (MQTT-3.8.4-5)`);
       return;
     }
     const filters = r.filters[k];
     let granted: number[] | undefined = undefined;
     let refused = "";
-    if (isSub) {
-      granted = [];
+    let why = 0;
+    if (isSub || v5) {
+      if (isSub) granted = [];
       for (let i = 0; i < count; i++) {
-        const code = d.subackCode(i);
-        granted[i] = code;
-        if (code === 128) {
-          queues.dropFilter(this.subs, filters[i]);
+        const code = d.data[first + i];
+        if (granted !== undefined) granted[i] = code;
+        if (code >= 128) {
+          if (isSub) queues.dropFilter(this.subs, filters[i]);
           refused = refused === "" ? filters[i] : refused + ", " + filters[i];
+          why = code;
         }
       }
     }
     const done = r.untrack(k);
     if (refused !== "") {
-      const e = fail("subscribe-refused", `the broker refused the subscription to ${refused} (SUBACK 0x80); fix: check the broker's ACL for this client and the filter`);
+      const e = FEATURE_MQTT5 && v5 ? s5.refusedFilters(refused, why, d.type) : fail("subscribe-refused", `the broker refused the subscription to ${refused} (SUBACK 0x80); fix: check the broker's ACL for this client and the filter`);
       if (done === undefined) this.report(e);
       else this.p.log.writeLog(LOG_WARN, `mqtt: ${e.message}`);
     }

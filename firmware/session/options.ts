@@ -82,6 +82,16 @@ export interface ClientOptions {
    * (nothing is kept), so a busy board degrades instead of crashing. Needs platform.freeHeap.
    */
   minFreeHeap?: number;
+  /**
+   * [4] The protocol: 4 is MQTT 3.1.1, 5 is MQTT 5.0 (a build with the `mqtt5` feature). At 5, a
+   * broker that answers in 3.1.1 gets 3.1.1 from the next attempt on (said once in the log).
+   */
+  protocolVersion?: number;
+  /**
+   * [clean ? 0 : never] At 5.0, seconds the broker keeps the session after a connection ends;
+   * -1: never expires (as a 3.1.1 session that is not clean).
+   */
+  sessionExpiry?: number;
 }
 
 /** Options with every default filled in, validated. */
@@ -147,7 +157,7 @@ export function settle(o: ClientOptions, chipId: string): Settings | PetrelError
   if (clientId === "" && !clean) {
     return fail("bad-option", "an empty client id needs clean session on (MQTT-3.1.3-7); fix: set a clientId, or clean: true");
   }
-  if (o.password !== undefined && o.username === undefined) {
+  if (o.password !== undefined && o.username === undefined && o.protocolVersion !== 5) {
     return fail("bad-option", "a password without a user name is not allowed in MQTT 3.1.1 (MQTT-3.1.2-22); fix: set username too");
   }
   if (o.will !== undefined && (o.will.qos !== undefined && o.will.qos !== 0 && o.will.qos !== 1 && o.will.qos !== 2)) {

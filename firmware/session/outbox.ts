@@ -245,6 +245,18 @@ export class Outbox {
     return w !== undefined && port.bytes.wireLength(w) === this.sizes[k] ? w : undefined;
   }
 
+  /** Message k's record written again as `w` (the same message in another form); 0, or the storage error. */
+  rewriteAt(k: number, w: Wire): number {
+    const seq = this.seqs[k];
+    if (seq === this.nextSeq - 1) this.fresh = undefined;
+    const r = this.storage.putRecord(this.okey + seq, w);
+    if (r !== 0) return r;
+    const len = port.bytes.wireLength(w);
+    this.bytes = this.bytes + len - this.sizes[k];
+    (this.sizes as number[])[k] = len;
+    return 0;
+  }
+
   /** QoS 2 message k is past PUBREC; 0, or the storage error (the phase moves on regardless). */
   releaseAt(k: number): number {
     this.move(k, Phase.Released, 0);

@@ -1,4 +1,6 @@
 import { encodeFilters } from "../codec/encode";
+import { encodeFilters5 } from "../codec/mqtt5";
+import { FEATURE_MQTT5 } from "../features";
 import type { Out } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { codecFail, fail } from "./errors";
@@ -31,14 +33,15 @@ export class Requests {
    * filters. Returns an error value when nothing was queued.
    */
   track(filters: string[], qos: number[] | undefined, count: number, done: RequestDone | undefined,
-    scratch: Out, cap: number): PetrelError | undefined {
+    scratch: Out, cap: number, v5: boolean): PetrelError | undefined {
     let own = 0;
     // counted, not kept: a ninth field would double the table's hash part on Lua (160 bytes)
     for (let k = 0; k < this.count; k++) if (this.owned[k]) own = own + 1;
     if (own >= this.max) {
       return fail("too-many-requests", `${own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
     }
-    const n = encodeFilters(scratch, cap, 1, filters, qos, count);
+    // at 5.0 a QoS value may carry the subscription options too (No Local 4, Retain As Published 8, Retain Handling 16 x 0-2)
+    const n = FEATURE_MQTT5 && v5 ? encodeFilters5(scratch, cap, 1, filters, qos, count, undefined) : encodeFilters(scratch, cap, 1, filters, qos, count);
     scratch.discard();
     if (n < 0) {
       if (-n === 1) return fail("message-too-large", `the request does not fit in maxPacket (${cap} bytes); fix: split it, or raise maxPacket`);
@@ -83,12 +86,16 @@ export class Requests {
    * Encodes the first unsent request into `o` with a packet id from `alloc`; its length, 0 when
    * nothing waits. (Every request was validated when added, so encoding cannot fail.)
    */
-  encodeNext(o: Out, cap: number, alloc: (this: void) => number): number {
+  encodeNext(o: Out, cap: number, alloc: (this: void) => number, v5: boolean): number {
     for (let k = 0; k < this.count; k++) {
       if (this.ids[k] === 0) {
         const id = alloc();
         this.ids[k] = id;
-        return encodeFilters(o, cap, id, this.filters[k], this.qos[k], this.sizes[k]);
+        const q = this.qos[k];
+        if (FEATURE_MQTT5 && v5) return encodeFilters5(o, cap, id, this.filters[k], q, this.sizes[k], undefined);
+        // at 3.1.1 (a broker that refused 5.0) the subscription options have no place: the QoS alone
+        if (FEATURE_MQTT5 && q !== undefined) for (let i = 0; i < this.sizes[k]; i++) q[i] = q[i] % 4;
+        return encodeFilters(o, cap, id, this.filters[k], q, this.sizes[k]);
       }
     }
     return 0;

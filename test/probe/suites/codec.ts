@@ -112,7 +112,8 @@ export function describeEvent(d: Decoder): string {
   }
   if (t === PacketType.Suback) {
     let codes = "";
-    for (let k = 0; k < d.subackCount(); k++) codes = codes + (k > 0 ? "," : "") + d.subackCode(k);
+    // (the return codes follow the packet id)
+    for (let k = 0; k < d.remaining - 2; k++) codes = codes + (k > 0 ? "," : "") + d.data[d.bodyStart + 2 + k];
     return "suback id=" + d.packetId + " c=" + codes;
   }
   if (t === PacketType.Pingresp) return "pingresp";

@@ -1,0 +1,341 @@
+import { PacketType } from "../codec/constants";
+import type { Decoder } from "../codec/decoder";
+import { header, remainingLengthSize, type Payload } from "../codec/encode";
+import { encodeConnect5, encodePublish5, findProp, Prop, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt } from "../codec/mqtt5";
+import type { Bytes, Out, Wire } from "../port/bytes";
+import type { PetrelError } from "../port/log";
+import { port } from "../port/port";
+import type { Storage } from "../port/storage";
+import { find } from "../port/text";
+import { fail } from "./errors";
+import type { BrokerAddress, ClientOptions, Settings } from "./options";
+import type { Outbox } from "./outbox";
+
+// The session at MQTT 5.0 (protocol level 5): what the client keeps of a 5.0 connection and the
+// work that is 5.0's alone (CONNECT's properties, what CONNACK says, reason codes as errors, the
+// outbox's packets between the two levels). One module behind the `mqtt5` feature: a board
+// without it carries none of this, and client.ts calls here only at level 5.
+
+/**
+ * What a 5.0 client keeps: its own settings for 5.0, and what the broker's last CONNACK said
+ * (its limits hold for that connection; the client refuses locally what the broker said it
+ * cannot take, and keeps the last values while offline).
+ */
+export interface Session5 {
+  /** Session Expiry Interval sent in CONNECT, seconds (-1: never expires). */
+  expiry: number;
+  /** Brokers (bit `2^index`) that answered a 5.0 CONNECT in 3.1.1: the client speaks 3.1.1 to them. */
+  old: number;
+  /** The protocol level of the current or last connection: 5, or 4 after a fallback. */
+  level: number;
+  /** 1 when the outbox's records are 5.0 PUBLISH packets (a record `<prefix>v` says so across reboots), else 0. */
+  stored: number;
+  /** The broker's Receive Maximum: QoS 1/2 PUBLISH packets it takes unacknowledged (65535 when not said). */
+  recvMax: number;
+  /** The broker's Maximum Packet Size (0: no limit said). */
+  maxPacket: number;
+  /** The broker's Maximum QoS (2 when not said). */
+  maxQos: number;
+  /** 1 when the broker takes retained messages, 0 when it said it does not. */
+  retain: number;
+  /** 1 when it takes wildcard filters, 0 when not. */
+  wildcard: number;
+  /** 1 when it takes shared subscriptions ($share/…), 0 when not. */
+  shared: number;
+  /** The broker's Server Keep Alive (seconds) for this connection, or -1 when it kept ours. */
+  keepalive: number;
+  /** The client id the broker assigned (we sent an empty one): sent on the next connect. */
+  assigned: string | undefined;
+  /** The last reason code the broker gave that was not success (CONNACK, DISCONNECT, an acknowledgement), 0 none. */
+  reason: number;
+  /** Its reason string, "" when it gave none. */
+  said: string;
+}
+
+/** Checks the 5.0 options; undefined at protocol 4 (the client keeps nothing of 5.0 then). */
+export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelError | undefined {
+  const v = o.protocolVersion;
+  if (v === undefined || v === 4) return undefined;
+  if (v !== 5) return fail("bad-option", "protocolVersion must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0); fix: set it to one of them");
+  let expiry = clean ? 0 : -1;
+  const e = o.sessionExpiry;
+  if (e !== undefined) {
+    // dialect-allow float-math: an integer test, not arithmetic
+    if (typeof e !== "number" || Math.floor(e) !== e || e < -1 || e > 2147483647) {
+      return fail("bad-option", "sessionExpiry must be a whole number of seconds from 0 to 2147483647, or -1 for never; fix: set it within that range");
+    }
+    expiry = e;
+  }
+  return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
+    assigned: undefined, reason: 0, said: "" };
+}
+
+/**
+ * CONNECT at 5.0 from the settings: Clean Start is the clean flag, Session Expiry from it (or
+ * the option), our Receive Maximum (receiveWindow: QoS 2 ids kept until PUBREL) and Maximum
+ * Packet Size (maxPacket); no Topic Alias Maximum (0: the broker sends topics in full). An
+ * empty client id is replaced by the one the broker assigned last time.
+ */
+export function connect5(o: Out, s: Settings, c5: Session5): number {
+  const id = s.clientId === "" && c5.assigned !== undefined ? c5.assigned : s.clientId;
+  return encodeConnect5(o, s.maxPacket, {
+    clientId: id, clean: s.clean, keepalive: s.keepalive, username: s.username, password: s.password, will: s.will,
+    props: {
+      sessionExpiry: c5.expiry !== 0 ? c5.expiry : undefined,
+      receiveMaximum: s.receiveWindow < 65535 ? s.receiveWindow : undefined,
+      maximumPacketSize: s.maxPacket,
+    },
+  });
+}
+
+/** PUBLISH at 5.0 without properties (as encodePublish at 3.1.1). */
+export function publish5(o: Out, cap: number, topic: string, payload: Payload, qos: number, retain: boolean, id: number): number {
+  return encodePublish5(o, cap, topic, payload, qos, retain, false, id, undefined);
+}
+
+/** The number value of property `id` in data[from..end) (checked by the decoder), or `dflt` when absent. */
+function num(data: Bytes, from: number, end: number, id: number, dflt: number): number {
+  const at = findProp(data, from, end, id);
+  if (at < 0) return dflt;
+  if (id === Prop.ReceiveMaximum || id === Prop.ServerKeepAlive || id === Prop.TopicAliasMaximum) return u16At(data, at);
+  if (id === Prop.MaximumPacketSize || id === Prop.SessionExpiry) return u32At(data, at);
+  return data[at];
+}
+
+/**
+ * A CONNACK at 5.0: keeps what it says of the broker's limits in `c5` and returns its reason
+ * code (0 accepted; 0x80 and above refused).
+ */
+export function connack5(c5: Session5, d: Decoder): number {
+  const data = d.data;
+  const from = propsOf(d);
+  const end = propsEndOf(d);
+  const code = data[d.bodyStart + 1];
+  c5.level = 5;
+  noteReason(c5, d, code, from, end);
+  if (code >= 0x80) return code;
+  c5.recvMax = num(data, from, end, Prop.ReceiveMaximum, 65535);
+  const max = num(data, from, end, Prop.MaximumPacketSize, 0);
+  // (above 2^31 - 1 is read as -1: no limit a board's packet could reach)
+  c5.maxPacket = max > 0 ? max : 0;
+  c5.maxQos = num(data, from, end, Prop.MaximumQos, 2);
+  c5.retain = num(data, from, end, Prop.RetainAvailable, 1);
+  c5.wildcard = num(data, from, end, Prop.WildcardAvailable, 1);
+  c5.shared = num(data, from, end, Prop.SharedAvailable, 1);
+  c5.keepalive = num(data, from, end, Prop.ServerKeepAlive, -1);
+  const at = findProp(data, from, end, Prop.AssignedClientId);
+  if (at >= 0) c5.assigned = textAt(data, at);
+  return 0;
+}
+
+/** Keeps a packet's reason code and reason string (when it is not success) for diag. */
+export function noteReason(c5: Session5, d: Decoder, code: number, from: number, end: number): void {
+  if (code < 0x80) return;
+  c5.reason = code;
+  const at = findProp(d.data, from, end, Prop.ReasonString);
+  c5.said = at >= 0 ? textAt(d.data, at) : "";
+}
+
+/**
+ * Whether broker `broker` answered a 5.0 CONNECT in 3.1.1 (so it gets 3.1.1); with `mark`, it
+ * now has.
+ */
+export function isOld(c5: Session5, broker: number, mark: boolean): boolean {
+  let m = 1;
+  for (let i = 0; i < broker && i < 30; i++) m = m * 2;
+  const was = port.ints.idiv(c5.old, m) % 2 === 1;
+  if (mark && !was) c5.old = c5.old + m;
+  return was;
+}
+
+/**
+ * The error a PUBACK or PUBREC at 5.0 carries (a reason code of 0x80 or more: the broker did
+ * not take the message), or undefined when it took it.
+ */
+export function ackError(c5: Session5, d: Decoder): PetrelError | undefined {
+  const code = reasonOf(d);
+  if (code < 0x80) return undefined;
+  noteReason(c5, d, code, propsOf(d), propsEndOf(d));
+  return reasonError(code, d.type, c5.said);
+}
+
+/**
+ * What the broker did that 5.0 forbids, as the detail of a protocol error: 1 a Topic Alias
+ * (we allow none), 2 more QoS 2 messages awaiting PUBREL than our Receive Maximum `n`, 3 AUTH
+ * unasked.
+ */
+export function violation(what: number, n: number): string {
+  if (what === 1) return "the broker sent a Topic Alias, and this client allows none (its CONNECT has no Topic Alias Maximum; MQTT-3.3.2-10)";
+  if (what === 2) return `the broker sent more QoS 2 messages awaiting PUBREL than this client's Receive Maximum (${n}; MQTT-3.3.4-9)`;
+  return "the broker sent AUTH, and this client asked for no enhanced authentication (MQTT-4.12.0-6)";
+}
+
+/** A broker answered our 5.0 CONNECT in 3.1.1 (a 2-byte CONNACK): it gets 3.1.1 from now on. The error that says so. */
+export function fallback(c5: Session5, broker: number, b: BrokerAddress): PetrelError {
+  isOld(c5, broker, true);
+  return fail("protocol-fallback", `the broker at ${b.host}:${b.port} answered MQTT 5.0 in 3.1.1 (it speaks 3.1.1 only); the client speaks 3.1.1 to it from the next attempt`);
+}
+
+/** SUBACK or UNSUBACK (type `t`) at 5.0 refused `filters` (the last with reason `code`). */
+export function refusedFilters(filters: string, code: number, t: number): PetrelError {
+  const sub = t === PacketType.Suback;
+  return fail(sub ? "subscribe-refused" : "unsubscribe-refused", `the broker refused ${sub ? "the subscription to" : "to unsubscribe from"} ${filters}: ` + reasonError(code, t, "").message);
+}
+
+/** Why the broker's DISCONNECT closed the connection, as an error value. */
+export function disconnectError(c5: Session5, d: Decoder): PetrelError {
+  const code = reasonOf(d);
+  noteReason(c5, d, code, propsOf(d), propsEndOf(d));
+  if (code < 0x80) return fail("server-disconnect", "the broker closed the connection (reason code 0x00 in DISCONNECT: normal disconnection); the client reconnects");
+  return reasonError(code, PacketType.Disconnect, c5.said);
+}
+
+/** The Topic Alias of the PUBLISH the decoder holds, or 0 (we send Topic Alias Maximum 0: the broker may send none). */
+export function topicAliasOf(d: Decoder): number {
+  const at = findProp(d.data, propsOf(d), propsEndOf(d), Prop.TopicAlias);
+  return at < 0 ? 0 : u16At(d.data, at);
+}
+
+/**
+ * A SUBACK's or UNSUBACK's reason codes at 5.0 lie after its properties: where the first is.
+ * (The count is the body's end less that.)
+ */
+export function codesAt(d: Decoder): number {
+  return propsEndOf(d);
+}
+
+/** The two-digit hexadecimal form of a reason code ("0x87"). */
+function hex(code: number): string {
+  const digits = "0123456789abcdef";
+  const hi = port.ints.idiv(code, 16);
+  return "0x" + digits.substring(hi, hi + 1) + digits.substring(code % 16, code % 16 + 1);
+}
+
+/**
+ * A reason code (MQTT 5.0 §2.4) in a packet of type `t` as an error value: a code a program can
+ * test (the 3.1.1 one where the two levels share a meaning: bad-credentials, not-authorized) and a
+ * message with the code, the broker's reason string when it gave one, and the fix.
+ */
+export function reasonError(code: number, t: number, said: string): PetrelError {
+  let name: string;
+  let text: string;
+  switch (code) {
+    case 0x81: name = "malformed-packet"; text = "the broker found a packet from this client malformed; fix: check the client's version and report it"; break;
+    case 0x82: name = "protocol-error"; text = "the broker says this client broke the protocol; fix: check the client's version and report it"; break;
+    case 0x83: name = "implementation-specific"; text = "the broker refused it for a reason of its own; fix: see its reason string and its log"; break;
+    case 0x84: name = "connack-protocol"; text = "the broker does not take this protocol version; fix: set protocolVersion 4 (MQTT 3.1.1)"; break;
+    case 0x85: name = "connack-identifier-rejected"; text = "the broker rejected the client id; fix: use 1-23 letters and digits, or an id its policy allows, unique per board"; break;
+    case 0x86: name = "bad-credentials"; text = "the broker refused the user name or password; fix: check the username and password settings"; break;
+    case 0x87: name = "not-authorized"; text = "the broker says this client is not authorized for it; fix: check the credentials and the broker's ACL for this client"; break;
+    case 0x88: name = "connack-server-unavailable"; text = "the broker's MQTT service is unavailable; fix: wait (the client retries with backoff) or check the broker"; break;
+    case 0x89: name = "server-busy"; text = "the broker is busy; fix: wait (the client retries with backoff)"; break;
+    case 0x8a: name = "banned"; text = "the broker has banned this client; fix: ask its administrator"; break;
+    case 0x8b: name = "server-shutting-down"; text = "the broker is shutting down; the client reconnects (to the next broker of its list, if any)"; break;
+    case 0x8c: name = "bad-auth-method"; text = "the broker does not take this authentication method; fix: check the authentication settings"; break;
+    case 0x8d: name = "keepalive-timeout"; text = "the broker heard nothing within 1.5 keepalives; fix: check the link, or lower keepalive"; break;
+    case 0x8e: name = "session-taken-over"; text = "another connection with this client id took the session; fix: give each board its own client id"; break;
+    case 0x8f: name = "topic-filter-invalid"; text = "the broker does not take this topic filter; fix: check the filter against the broker's rules"; break;
+    case 0x90: name = "topic-name-invalid"; text = "the broker does not take this topic name; fix: check the topic against the broker's rules"; break;
+    case 0x91: name = "packet-id-in-use"; text = "the broker says the packet id is in use; the session goes on"; break;
+    case 0x93: name = "receive-maximum-exceeded"; text = "the broker says this client sent more QoS 1/2 messages than its Receive Maximum; fix: report it (the client keeps to it)"; break;
+    case 0x94: name = "topic-alias-invalid"; text = "the broker refused a topic alias; fix: report it"; break;
+    case 0x95: name = "packet-too-large"; text = "the broker says a packet was larger than its Maximum Packet Size; fix: send smaller messages"; break;
+    case 0x96: name = "message-rate-too-high"; text = "the broker says this client publishes too fast; fix: publish less often"; break;
+    case 0x97: name = "quota-exceeded"; text = "the broker says this client is over its quota; fix: publish less, or raise the quota"; break;
+    case 0x98: name = "administrative-action"; text = "the broker's administrator closed the connection; the client reconnects"; break;
+    case 0x99: name = "payload-format-invalid"; text = "the broker says the payload does not match its format indicator; fix: send UTF-8 when it says so"; break;
+    case 0x9a: name = "retain-not-supported"; text = "the broker does not take retained messages; fix: publish without retain"; break;
+    case 0x9b: name = "qos-not-supported"; text = "the broker does not take this QoS; fix: publish at the QoS it takes"; break;
+    case 0x9c: name = "use-another-server"; text = "the broker asks the client to use another server; fix: add that server to the broker list"; break;
+    case 0x9d: name = "server-moved"; text = "the broker has moved; fix: point the broker list at its new address"; break;
+    case 0x9e: name = "shared-subscriptions-not-supported"; text = "the broker does not take shared subscriptions; fix: subscribe without $share/"; break;
+    case 0x9f: name = "connection-rate-exceeded"; text = "the broker says this client connects too often; fix: raise reconnectMinMs"; break;
+    case 0xa0: name = "maximum-connect-time"; text = "the broker's limit on connection time was reached; the client reconnects"; break;
+    case 0xa1: name = "subscription-ids-not-supported"; text = "the broker does not take subscription identifiers; fix: subscribe without one"; break;
+    case 0xa2: name = "wildcards-not-supported"; text = "the broker does not take wildcard filters; fix: subscribe to whole topics"; break;
+    default: name = "unspecified-error"; text = "the broker refused it without saying why; fix: see its reason string and its log"; break;
+  }
+  const packet = t === PacketType.Connack ? "CONNACK" : t === PacketType.Disconnect ? "DISCONNECT" : t === PacketType.Suback ? "SUBACK" :
+    t === PacketType.Unsuback ? "UNSUBACK" : t === PacketType.Pubrec ? "PUBREC" : "PUBACK";
+  return fail(name, `${text} (reason code ${hex(code)} in ${packet}${said !== "" ? ": \"" + said + "\"" : ""})`);
+}
+
+/**
+ * What the broker said it cannot take, checked before a message is accepted: its Maximum QoS,
+ * Retain Available and Maximum Packet Size (from its last CONNACK). An error value, or undefined.
+ */
+export function publishLimits(c5: Session5, qos: number, retain: boolean, size: number): PetrelError | undefined {
+  if (c5.level !== 5) return undefined;
+  if (qos > c5.maxQos) {
+    return fail("qos-not-supported", `the broker takes QoS ${c5.maxQos} at most (Maximum QoS in its CONNACK); fix: publish at QoS ${c5.maxQos}`);
+  }
+  if (retain && c5.retain === 0) return fail("retain-not-supported", "the broker does not take retained messages (Retain Available 0 in its CONNACK); fix: publish without retain");
+  if (c5.maxPacket > 0 && size > c5.maxPacket) {
+    return fail("message-too-large", `the message takes ${size} bytes, more than the broker's Maximum Packet Size (${c5.maxPacket}); fix: send less`);
+  }
+  return undefined;
+}
+
+/** What the broker said it cannot take in a SUBSCRIBE: wildcards, shared subscriptions. An error value, or undefined. */
+export function filterLimits(c5: Session5, filters: string[], count: number): PetrelError | undefined {
+  if (c5.level !== 5) return undefined;
+  for (let i = 0; i < count; i++) {
+    const f = filters[i];
+    if (c5.shared === 0 && f.substring(0, 7) === "$share/") {
+      return fail("shared-subscriptions-not-supported", `the broker does not take shared subscriptions (${f}; Shared Subscription Available 0 in its CONNACK); fix: subscribe without $share/`);
+    }
+    if (c5.wildcard === 0 && (find(f, "+", 0) >= 0 || find(f, "#", 0) >= 0)) {
+      return fail("wildcards-not-supported", `the broker does not take wildcard filters (${f}; Wildcard Subscription Available 0 in its CONNACK); fix: subscribe to whole topics`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A stored PUBLISH packet at the other protocol level: at 5.0 an empty property block goes after
+ * the packet id; back at 3.1.1 the block is left out (its properties have no 3.1.1 form). Written
+ * into `o` (which is left empty), or undefined when the packet is not a whole PUBLISH.
+ */
+export function convertPublish(o: Out, w: Wire, toV5: boolean): Wire | undefined {
+  const b = port.bytes.bytesOf(w);
+  const len = b.length;
+  const rem = varintAt(b, 1, len);
+  if (rem < 0) return undefined;
+  const p = 1 + remainingLengthSize(rem);
+  // topic and packet id (every stored message is QoS 1 or 2)
+  const idEnd = p + 2 + b[p] * 256 + b[p + 1] + 2;
+  if (p + rem !== len || idEnd > len) return undefined;
+  let from = idEnd;
+  if (!toV5) {
+    const props = varintAt(b, idEnd, len);
+    if (props < 0) return undefined;
+    from = idEnd + remainingLengthSize(props) + props;
+    if (from > len) return undefined;
+  }
+  header(o, b[0], idEnd - p + (toV5 ? 1 : 0) + len - from);
+  o.copy(b, p, idEnd);
+  if (toV5) o.byte(0);
+  o.copy(b, from, len);
+  return o.toWire();
+}
+
+/**
+ * Brings the outbox's records to protocol level `level` (5 or 4) before a message is added or
+ * sent at that level: each record is written again in the other form (a rare event: the
+ * protocol setting changed, or a broker refused 5.0 with messages queued). 0, or the number of
+ * records that could not be converted (they stay as they were).
+ */
+export function alignOutbox(c5: Session5, outbox: Outbox, st: Storage, prefix: string, o: Out, level: number): number {
+  const want = level === 5 ? 1 : 0;
+  if (c5.stored === want) return 0;
+  let bad = 0;
+  for (let k = 0; k < outbox.count; k++) {
+    const w = outbox.wireAt(k);
+    const v = w !== undefined ? convertPublish(o, w, want === 1) : undefined;
+    if (v === undefined || outbox.rewriteAt(k, v) !== 0) bad = bad + 1;
+  }
+  c5.stored = want;
+  if (want === 1) st.putRecord(prefix + "v", port.bytes.wireOf(""));
+  else st.dropRecord(prefix + "v");
+  return bad;
+}
