@@ -1,0 +1,143 @@
+import mqtt from "mqtt";
+import { afterEach, describe, expect, it } from "vitest";
+import type { PetrelError } from "../firmware/port/log";
+import type { MqttClient } from "../firmware/session/mqtt";
+import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosquitto";
+import { connect, type NodeClientOptions } from "../host-sim/node/client";
+import { until } from "./harness/wait";
+
+// The session at MQTT 5.0 (protocolVersion 5) against a real mosquitto 2.0, which speaks 5.0,
+// with MQTT.js at protocol 5 as the independent peer that checks what the broker delivers. Each
+// broker has its own config and an ephemeral loopback port; every wait is bounded; nothing
+// asserts on elapsed time.
+
+const HOST = "127.0.0.1";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function broker(opts: BrokerOptions = {}): Promise<Broker> {
+  const b = await startBroker(opts);
+  cleanups.push(() => b.close());
+  return b;
+}
+
+let ids = 0;
+interface Petrel {
+  c: MqttClient;
+  errors: PetrelError[];
+}
+/** A Petrel client at 5.0 on Node (fast reconnects), ended after the test. */
+function petrel(b: Broker, o: Partial<NodeClientOptions> = {}): Petrel {
+  ids++;
+  const c = connect({
+    brokers: [{ host: HOST, port: b.port }], clientId: `petrel-v5-${process.pid}-${ids}`, clean: true, keepalive: 30,
+    reconnectMinMs: 50, reconnectMaxMs: 500, protocolVersion: 5, ...o,
+  });
+  const p: Petrel = { c, errors: [] };
+  c.on("error", (e) => p.errors.push(e));
+  cleanups.push(() => new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 5000);
+    c.end(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  }));
+  return p;
+}
+
+/** MQTT.js at protocol 5, subscribed to `filter` at QoS 2: every payload it receives, in order. */
+async function checker(b: Broker, filter: string): Promise<string[]> {
+  const got: string[] = [];
+  const m = mqtt.connect(`mqtt://${HOST}:${b.port}`, { protocolVersion: 5, clientId: `checker-${process.pid}-${++ids}`, clean: true, reconnectPeriod: 0 });
+  cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
+  m.on("message", (_t, payload) => got.push(payload.toString()));
+  await new Promise<void>((resolve, reject) => {
+    m.once("connect", () => m.subscribe(filter, { qos: 2 }, (err) => (err ? reject(err) : resolve())));
+    m.once("error", reject);
+  });
+  return got;
+}
+
+function publish(p: Petrel, topic: string, payload: string, qos: 0 | 1 | 2, retain = false): Promise<PetrelError | undefined> {
+  return new Promise((resolve) => p.c.publish(topic, payload, { qos, retain }, (err) => resolve(err ?? undefined)));
+}
+
+describe("Petrel at MQTT 5.0 against mosquitto 2.0", () => {
+  it("1,000 QoS 2 messages with the client's window at 100 and mosquitto's max_inflight_messages 20: the broker's Receive Maximum holds the client to 20, every message arrives once", async () => {
+    // max_inflight_messages 20 is mosquitto's own default, stated in the config (host-sim/mosquitto.ts)
+    const b = await broker({ maxInflight: 20 });
+    const topic = `petrel/v5/window/${process.pid}`;
+    const got = await checker(b, topic);
+    const p = petrel(b, { maxInflight: 100, outboxMessages: 1000, outboxBytes: 200_000 });
+    await until("CONNACK", () => p.c.connected, 5000);
+    const core = p.c.core;
+    expect(core.v5?.level).toBe(5);
+    expect(core.v5?.recvMax).toBe(20);
+    let done = 0;
+    const failed: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const e = core.publish(topic, `m${i}`, 2, false, (err) => {
+        done++;
+        if (err) failed.push(`${i}: ${err.code}`);
+      });
+      expect(e).toBeUndefined();
+    }
+    // every publish ran before any acknowledgement could arrive: what went out is what the window allowed
+    let inflight = 0;
+    for (let k = 0; k < core.outbox.count; k++) if (core.outbox.phaseAt(k) !== 0) inflight++;
+    expect(inflight).toBe(20);
+    await until("1,000 PUBCOMPs", () => done === 1000, 60_000);
+    await until("1,000 messages at the checker", () => got.length >= 1000, 30_000);
+    expect(failed).toEqual([]);
+    expect(new Set(got).size).toBe(1000);
+    expect(got.length).toBe(1000);
+    expect(p.errors).toEqual([]);
+  }, 120_000);
+
+  it("what the broker's CONNACK says is kept: Server Keep Alive (max_keepalive), Maximum QoS 1, Retain Available 0 refuse locally with the fix", async () => {
+    const b = await broker({ extra: ["max_keepalive 10", "max_qos 1", "retain_available false"] });
+    const p = petrel(b, { keepalive: 60 });
+    await until("CONNACK", () => p.c.connected, 5000);
+    const v5 = p.c.core.v5!;
+    expect([v5.keepalive, v5.maxQos, v5.retain]).toEqual([10, 1, 0]);
+    const q2 = await publish(p, "petrel/v5/q", "x", 2);
+    expect(q2?.code).toBe("qos-not-supported");
+    expect(q2?.message).toMatch(/QoS 1 at most .*fix: publish at QoS 1/);
+    const ret = await publish(p, "petrel/v5/r", "x", 1, true);
+    expect(ret?.code).toBe("retain-not-supported");
+    expect(await publish(p, "petrel/v5/q", "x", 1)).toBeUndefined();
+  }, 30_000);
+
+  it("a wrong password at 5.0: CONNACK's reason code becomes an error that names it and the fix", async () => {
+    const b = await broker({ users: { alice: "right" } });
+    const p = petrel(b, { username: "alice", password: "wrong" });
+    await until("the refusal", () => p.errors.length > 0, 5000);
+    const e = p.errors[0];
+    console.log(`[observed] mosquitto at 5.0 on a wrong password: ${e.code}: ${e.message}`);
+    expect(e.code).toBe("not-authorized");
+    expect(e.message).toMatch(/reason code 0x87 in CONNACK/);
+    expect(e.message).toMatch(/fix: /);
+    expect(p.c.core.v5?.reason).toBe(0x87);
+  }, 30_000);
+
+  it("a publish the ACL forbids: mosquitto answers PUBACK with a reason code at 5.0, and the message's callback hears it (3.1.1 could only drop it silently)", async () => {
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-acl-"));
+    cleanups.push(async () => fs.rmSync(dir, { recursive: true, force: true }));
+    const acl = path.join(dir, "acl");
+    fs.writeFileSync(acl, "user alice\ntopic readwrite petrel/v5/ok/#\n");
+    const b = await broker({ users: { alice: "pw" }, extra: [`acl_file ${acl}`] });
+    const p = petrel(b, { username: "alice", password: "pw" });
+    await until("CONNACK", () => p.c.connected, 5000);
+    expect(await publish(p, "petrel/v5/ok/a", "fine", 1)).toBeUndefined();
+    const e = await publish(p, "petrel/v5/denied", "no", 1);
+    console.log(`[observed] mosquitto at 5.0 on a publish its ACL denies: ${e ? `${e.code}: ${e.message}` : "PUBACK 0 (success)"}`);
+    expect(e?.code).toBe("not-authorized");
+    expect(p.c.core.outbox.count).toBe(0);
+  }, 30_000);
+});
