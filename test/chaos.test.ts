@@ -154,15 +154,16 @@ describe("the checker (synthetic arrivals)", () => {
 });
 
 describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats it)`, () => {
-  it("3 boards here and one on each other runtime, through every kind of fault: nothing lost or repeated on the client's leg, order kept", async () => {
+  it("3 boards here at MQTT 5.0 and one on each other runtime at 3.1.1, through every kind of fault: nothing lost or repeated on the client's leg, order kept", async () => {
     const report = path.join(os.tmpdir(), `petrel-chaos-${process.pid}-${seed}.html`);
     const runtimes = ["espruino", "lua51", "lua53", "fengari"] as const;
-    const r = await runChaos({ boards: 3, seconds: 32, seed, brokerKills: true, failover: true, runtimes: [...runtimes], report,
+    const r = await runChaos({ boards: 3, seconds: 32, seed, brokerKills: true, failover: true, runtimes: [...runtimes], report, protocolVersion: 5,
       first: ["power-cut", "kill", "wipe", "failover", "storage-full", "overrun", "wifi-drop", "uplink-loss"] });
     console.log(`[chaos] seed ${seed}: ${r.faults.map((f) => f.name).join(", ")}; QoS 0 lost ${r.verdict.qos0Lost}; ` +
       `broker-side ${r.verdict.brokerSide.lost} lost, ${r.verdict.brokerSide.duplicates} QoS 2 repeats; recovery p50 ${r.recovery.p50} ms, p99 ${r.recovery.p99} ms; ` +
       `duplicates caught ${r.duplicatesCaught}; runtimes ${Object.values(r.runtimes).join(", ")}`);
     expect(r.verdict.violations, `seed ${seed}`).toEqual([]);
+    expect(Object.values(r.runtimes).filter((t) => t === "node (MQTT 5.0)")).toHaveLength(3);
     expect(r.powerCuts).toBeGreaterThanOrEqual(1);
     expect(r.brokerKills).toBeGreaterThanOrEqual(1);
     expect(r.brokerWipes).toBeGreaterThanOrEqual(1);

@@ -4,7 +4,8 @@
  * their outbox at a power cut, or =dups: boards that never forget a completed message; the verdict
  * must be FAIL), CHAOS_KILLS (1, the default: broker kill -9 and restarts without persistence among
  * the faults; what the broker itself loses is counted apart; 0 leaves them out), CHAOS_FAILOVER (1,
- * the default: a second broker and failovers to it; 0 leaves them out).
+ * the default: a second broker and failovers to it; 0 leaves them out). CHAOS_PROTOCOL (4, the
+ * default, or 5: MQTT 5.0 for the boards in this process; the other runtimes' sensor nodes stay at 3.1.1).
  * CHAOS_RATE (4): messages per board per QoS per second. CHAOS_RUNTIMES (espruino,lua51,lua53,fengari by default; "none"): a board on each, besides the
  * CHAOS_BOARDS in this process. CHAOS_REPORT: where the HTML report goes (default
  * dist/chaos/report-<seed>.html; the brokers' logs go beside it).
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
   }
   console.log(`chaos: boards on other runtimes: ${runtimes.length > 0 ? runtimes.join(", ") : "none"}`);
   const r = await runChaos({ boards, seconds, seed, rate, brokenOutbox: broken === "1", brokenDuplicates: broken === "dups",
-    brokerKills: process.env.CHAOS_KILLS !== "0", failover: process.env.CHAOS_FAILOVER !== "0", runtimes: runtimes as AppTarget[], progress: (l) => console.log(l),
+    brokerKills: process.env.CHAOS_KILLS !== "0", protocolVersion: Number(process.env.CHAOS_PROTOCOL ?? "4"), failover: process.env.CHAOS_FAILOVER !== "0", runtimes: runtimes as AppTarget[], progress: (l) => console.log(l),
     report: path.resolve(process.env.CHAOS_REPORT ?? `dist/chaos/report-${seed}.html`) });
   for (const row of r.verdict.rows) {
     console.log(`  ${row.device} QoS ${row.qos}: sent ${row.sent}, received ${row.received}, duplicates ${row.duplicates}, lost ${row.lost}`);

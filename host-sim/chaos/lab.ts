@@ -66,6 +66,8 @@ export interface ChaosOptions {
    * kills the process and starts it again on the same flash.
    */
   runtimes?: AppTarget[];
+  /** The protocol of the boards in this process: 4 (MQTT 3.1.1, the default) or 5 (MQTT 5.0). */
+  protocolVersion?: number;
   /** Progress lines (the command line prints them). */
   progress?: (line: string) => void;
   /** Where to write the HTML report (none when absent). */
@@ -93,7 +95,7 @@ export interface ChaosResult {
   duplicatesCaught: number;
   /** Per fault, ms from its end until every board was connected again (p50, p99, max). */
   recovery: { p50: number; p99: number; max: number; samples: number };
-  /** Each board's runtime ("node" for the boards in the lab's own process). */
+  /** Each board's runtime ("node" for the boards in the lab's own process, "node (MQTT 5.0)" at 5.0). */
   runtimes: Record<string, string>;
   /**
    * The boards on other runtimes' QoS 1/2 messages: acknowledgements their consoles told, and
@@ -164,9 +166,10 @@ function faultyStorage(b: ChaosBoard): Storage {
  * The topic's QoS digit and the payload's number in a stored PUBLISH packet ("chaos/<id>/q<qos>",
  * "<seq>"), read with the codec's own decoder.
  */
-export function storedMessage(p: Uint8Array): { qos: number; seq: number } | undefined {
+export function storedMessage(p: Uint8Array, v5 = false): { qos: number; seq: number } | undefined {
   const d = new Decoder(p.length + 1);
-  d.feedChunk(p as unknown as Bytes, 0);
+  // (a 5.0 client's records are 5.0 PUBLISH packets, marked by the record "<prefix>v")
+  d.feedChunk(p as unknown as Bytes, 0, v5);
   if (d.status !== Status.Packet || d.type !== PacketType.Publish) return undefined;
   const topic = d.topicText();
   const payload = Buffer.from(p.subarray(d.payloadStart, d.payloadStart + d.payloadLength)).toString("latin1");
@@ -202,7 +205,8 @@ class ChaosBoard {
   readonly subscribedAt: number[] = [];
   now: () => number = () => 0;
 
-  constructor(readonly id: string, private readonly brokers: { host: string; port: number }[], private readonly noDuplicateCheck: boolean) {
+  constructor(readonly id: string, private readonly brokers: { host: string; port: number }[], private readonly noDuplicateCheck: boolean,
+    private readonly protocol: number) {
     this.boot();
   }
 
@@ -219,6 +223,7 @@ class ChaosBoard {
       // back to the first broker 5 s after a failover (300 s by default): the commands queued
       // for it there are delivered within the run
       primaryRetry: 5,
+      protocolVersion: this.protocol,
     });
     if ("code" in c) throw new Error(`${c.code}: ${c.message}`);
     this.client = c;
@@ -234,7 +239,7 @@ class ChaosBoard {
 
   /** An outbox record went: its message was acknowledged (the first time counts). */
   removed(packet: Uint8Array): void {
-    const m = storedMessage(packet);
+    const m = storedMessage(packet, this.flash.getRecord("mqv") !== undefined);
     if (m !== undefined && this.ackAt[m.qos][m.seq] === undefined) this.ackAt[m.qos][m.seq] = this.now();
   }
 
@@ -758,7 +763,7 @@ async function setUp(lab: Lab): Promise<void> {
   if (second !== undefined) lab.proxies.push(await startFaultProxy({ target: { host: "127.0.0.1", port: second.port }, random: jitterRandom }));
   const paths = lab.proxies.map((p) => ({ host: "127.0.0.1", port: p.port }));
   for (let k = 1; k <= o.boards; k++) {
-    const b = new ChaosBoard(`b${k}`, paths, o.brokenDuplicates === true);
+    const b = new ChaosBoard(`b${k}`, paths, o.brokenDuplicates === true, o.protocolVersion ?? 4);
     b.now = lab.now;
     lab.boards.push(b);
   }
@@ -923,7 +928,8 @@ function result(lab: Lab): ChaosResult {
     }
   }
   const runtimes: Record<string, string> = {};
-  for (const b of boards) runtimes[b.id] = "node";
+  // (with the protocol its last connection spoke, as the client's CONNACK handling set it)
+  for (const b of boards) runtimes[b.id] = b.client.core.v5 !== undefined ? `node (MQTT ${b.client.core.v5.level === 5 ? "5.0" : "3.1.1"})` : "node";
   for (const r of others) runtimes[r.id] = r.target;
   const sorted = lab.recoveries.slice().sort((a, b) => a - b);
   const at = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
