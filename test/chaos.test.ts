@@ -176,7 +176,7 @@ describe(`the chaos lab, short profile (seed ${seed}; CHAOS_SEED=${seed} repeats
     expect(r.faults.some((f) => f.name.startsWith("uplink lost"))).toBe(true);
     expect(r.recovery.samples).toBe(r.faults.length);
     // every runtime of the matrix had a board (the real Espruino binary has its own tests)
-    expect(new Set(Object.values(r.runtimes))).toEqual(new Set(["node", ...runtimes]));
+    expect(new Set(Object.values(r.runtimes))).toEqual(new Set(["node (MQTT 5.0)", ...runtimes]));
     for (const row of r.verdict.rows.filter((x) => x.qos > 0)) expect(row.sent, `${row.device} QoS ${row.qos}`).toBeGreaterThan(20);
     // the downlink: every command the boards got, once
     expect(r.verdict.downlink!.duplicates).toBe(0);
