@@ -42,7 +42,7 @@ export const enum PropKind {
 }
 
 /** Value types. */
-const enum PropType {
+export const enum PropType {
   Byte = 1,
   U16 = 2,
   U32 = 3,
@@ -84,7 +84,7 @@ export const enum Prop {
 }
 
 /** A property's type * 2048 + the packets it may be in (PropKind bits), or -1 for an unknown identifier. */
-function propInfo(id: number): number {
+export function propInfo(id: number): number {
   // type * 2048 + PropKind bits, as literals (a switch costs several times the code on Lua)
   if (id === Prop.PayloadFormat) return 2060; // Byte: Publish, Will
   if (id === Prop.MessageExpiry) return 6156; // U32: Publish, Will

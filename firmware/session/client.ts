@@ -252,12 +252,10 @@ export class Client {
     if (FEATURE_MQTT5) {
       // the level the outbox's records were written at (a record says 5.0); at 3.1.1 they go back to it now
       const at5 = p.storage.getRecord(s.storePrefix + "v") !== undefined ? 1 : 0;
-      const c5 = v5 !== undefined ? v5 : at5 === 1 ? (s5.settle5({ brokers: s.brokers, protocolVersion: 5 }, true) as Session5) : undefined;
-      if (c5 !== undefined) {
-        c5.stored = at5;
-        if (v5 === undefined) s5.alignOutbox(c5, c.outbox, p.storage, s.storePrefix, c.tx, 4);
-      }
-      if (v5 !== undefined) (c as { v5: Session5 | undefined }).v5 = v5;
+      if (v5 !== undefined) {
+        v5.stored = at5;
+        (c as { v5: Session5 | undefined }).v5 = v5;
+      } else if (at5 === 1) s5.alignOutbox(at5, c.outbox, p.storage, s.storePrefix, c.tx, 4);
     }
     if (c.received !== undefined) c.received.load();
     // The owner marker: one record. Should there be more, the lowest broker number is kept and the
@@ -332,7 +330,7 @@ export class Client {
     const lv = this.level();
     const c5 = this.v5;
     // the outbox's records at this level before one more is added
-    if (FEATURE_MQTT5 && c5 !== undefined && qos > 0) s5.alignOutbox(c5, this.outbox, this.p.storage, s.storePrefix, this.tx, lv);
+    if (FEATURE_MQTT5 && c5 !== undefined && qos > 0) c5.stored = s5.alignOutbox(c5.stored, this.outbox, this.p.storage, s.storePrefix, this.tx, lv);
     const id = qos > 0 ? this.allocId() : 0;
     const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, topic, payload, qos, retain, id) : encodePublish(this.tx, s.maxPacket, topic, payload, qos, retain, false, id);
     if (n < 0) {
@@ -437,11 +435,12 @@ export class Client {
   private pump(all: boolean): void {
     const s = this.settings;
     const o = this.outbox;
+    const lv = this.level();
     // `self` in the arrow: the minifier may put it where Espruino skips code (tools/guard)
     const self = this;
     for (;;) {
       if (this.state !== State.Connected || !all) break;
-      const n = this.reqs.encodeNext(this.tx, s.maxPacket, () => self.allocId(), this.level() === 5);
+      const n = this.reqs.encodeNext(this.tx, s.maxPacket, () => self.allocId(), lv === 5);
       if (n <= 0) break;
       this.send(this.tx.toWire());
     }
@@ -482,7 +481,7 @@ export class Client {
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
-      const n = FEATURE_MQTT5 && this.level() === 5 ? s5.publish5(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, 0)
+      const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, 0)
         : encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
       const done = queues.shiftOffline(this.q0, s.offlineQueue);
       if (n > 0) this.send(this.tx.toWire());
@@ -1029,7 +1028,7 @@ export class Client {
       this.p.storage.putRecord(pre + this.broker, port.bytes.wireOf(""));
     }
     // the outbox's records at this connection's level (a broker that refused 5.0 gets 3.1.1)
-    if (FEATURE_MQTT5 && c5 !== undefined) s5.alignOutbox(c5, this.outbox, this.p.storage, s.storePrefix, this.tx, c5.level);
+    if (FEATURE_MQTT5 && c5 !== undefined) c5.stored = s5.alignOutbox(c5.stored, this.outbox, this.p.storage, s.storePrefix, this.tx, c5.level);
     this.p.sched.wake(this.task);
     if (this.ev.onConnect !== undefined) this.ev.onConnect(present);
     this.pump(true);

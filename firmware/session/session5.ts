@@ -1,7 +1,7 @@
 import { PacketType } from "../codec/constants";
 import type { Decoder } from "../codec/decoder";
 import { header, remainingLengthSize, type Payload } from "../codec/encode";
-import { encodeConnect5, encodePublish5, findProp, Prop, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt } from "../codec/mqtt5";
+import { encodeConnect5, encodePublish5, findProp, Prop, PropType, propInfo, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt } from "../codec/mqtt5";
 import type { Bytes, Out, Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { port } from "../port/port";
@@ -97,9 +97,9 @@ export function publish5(o: Out, cap: number, topic: string, payload: Payload, q
 function num(data: Bytes, from: number, end: number, id: number, dflt: number): number {
   const at = findProp(data, from, end, id);
   if (at < 0) return dflt;
-  if (id === Prop.ReceiveMaximum || id === Prop.ServerKeepAlive || id === Prop.TopicAliasMaximum) return u16At(data, at);
-  if (id === Prop.MaximumPacketSize || id === Prop.SessionExpiry) return u32At(data, at);
-  return data[at];
+  // the value's type, as the codec's property table has it
+  const type = port.ints.idiv(propInfo(id), 2048);
+  return type === PropType.U16 ? u16At(data, at) : type === PropType.U32 ? u32At(data, at) : data[at];
 }
 
 /**
@@ -320,22 +320,21 @@ export function convertPublish(o: Out, w: Wire, toV5: boolean): Wire | undefined
 }
 
 /**
- * Brings the outbox's records to protocol level `level` (5 or 4) before a message is added or
- * sent at that level: each record is written again in the other form (a rare event: the
- * protocol setting changed, or a broker refused 5.0 with messages queued). 0, or the number of
- * records that could not be converted (they stay as they were).
+ * Brings the outbox's records, now at level `stored` (1: 5.0, 0: 3.1.1), to protocol level
+ * `level` (5 or 4) before a message is added or sent at that level: each record is written again
+ * in the other form (a rare event: the protocol setting changed, or a broker refused 5.0 with
+ * messages queued). Returns the records' level flag now. A record that cannot be converted (not
+ * a whole PUBLISH, or its write failed) stays as it was, and is sent in its old form.
  */
-export function alignOutbox(c5: Session5, outbox: Outbox, st: Storage, prefix: string, o: Out, level: number): number {
+export function alignOutbox(stored: number, outbox: Outbox, st: Storage, prefix: string, o: Out, level: number): number {
   const want = level === 5 ? 1 : 0;
-  if (c5.stored === want) return 0;
-  let bad = 0;
+  if (stored === want) return want;
   for (let k = 0; k < outbox.count; k++) {
     const w = outbox.wireAt(k);
     const v = w !== undefined ? convertPublish(o, w, want === 1) : undefined;
-    if (v === undefined || outbox.rewriteAt(k, v) !== 0) bad = bad + 1;
+    if (v !== undefined) outbox.rewriteAt(k, v);
   }
-  c5.stored = want;
   if (want === 1) st.putRecord(prefix + "v", port.bytes.wireOf(""));
   else st.dropRecord(prefix + "v");
-  return bad;
+  return want;
 }
