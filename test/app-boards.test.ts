@@ -84,9 +84,11 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       expect(status).toContain("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)");
       expect(status.indexOf("unsaved settings: mqtt.user, mqtt.pass, interval (save keeps them)")).toBe(status.length - 2);
       // the host and these stand-ins carry every feature a profile may leave out
-      expect(status[status.length - 1]).toBe("features: qos2 failover sleep");
-      expect(help).toContain("features: qos2 failover sleep");
-      if (status.length === 5) expect(status[2]).toMatch(/^memory: (\d+ bytes of Lua heap in use|Lua heap unknown|\d+ of \d+ variable slots in use|not measured here)/);
+      expect(status[status.length - 1]).toBe("features: qos2 failover sleep mqtt5");
+      expect(help).toContain("features: qos2 failover sleep mqtt5");
+      // every runtime's node speaks MQTT 5.0 to mosquitto (its build has the mqtt5 feature)
+      expect(status[2]).toBe("protocol: MQTT 5.0");
+      if (status.length === 6) expect(status[3]).toMatch(/^memory: (\d+ bytes of Lua heap in use|Lua heap unknown|\d+ of \d+ variable slots in use|not measured here)/);
       expect(await b.reply("save")).toEqual(["saved (3 changes)"]);
       expect(await b.reply("get mqtt.pass")).toEqual([expect.stringMatching(/^mqtt\.pass = \(set, hidden\)/)]);
       const diag = await b.reply("diag");
@@ -101,7 +103,7 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       await b.waitFor(`node: connected as ${id}`);
       expect(await b.reply("get interval")).toEqual([expect.stringMatching(/^interval = 1 /)]);
       expect(await b.reply("get qos")).toEqual([expect.stringMatching(/^qos = 1 /)]);
-      expect((await b.reply("status")).slice(-2)).toEqual(["settings: all saved", "features: qos2 failover sleep"]);
+      expect((await b.reply("status")).slice(-2)).toEqual(["settings: all saved", "features: qos2 failover sleep mqtt5"]);
 
       // telemetry every second at QoS 1, the retained status, a remote command answered
       await until("two readings after the reboot", () => seen.slice(mark).filter((l) => l.startsWith(`petrel/${id}/telemetry `)).length >= 2, 15000);

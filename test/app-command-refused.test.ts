@@ -18,7 +18,7 @@ describe("a command that cannot run", () => {
   const node = () => {
     const b = new ScriptedBoard();
     const st = settingsWith(memoryStorage(), false, { brokers: "a:1883", "client.id": "refused-1", interval: "3600" });
-    return { node: new SensorNode({ platform: b.platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: () => {}, sensors: [] }, st), st };
+    return { node: new SensorNode({ platform: b.platform, protocolVersion: 4, tls: false, version: "0.1.0-test", reboot: () => {}, log: () => {}, sensors: [] }, st), st };
   };
 
   it("a loader's refusal (a string) is the answer as it is; any other failure is named as one; the next command runs", () => {

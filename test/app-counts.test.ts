@@ -11,12 +11,13 @@ import { FakeBroker, ScriptedBoard } from "./harness/scripted";
 // queued >= sent >= acknowledged.
 
 /** A node on a scripted board, one reading a second at `qos`. */
-function node(qos: string, maxInflight?: number) {
+function node(qos: string, maxInflight?: number, protocolVersion = 4) {
   const b = new ScriptedBoard();
   const logs: string[] = [];
   const st = settingsWith(memoryStorage(), false, { brokers: "a:1883", "client.id": "counts-1", qos, interval: "1" });
   const n = new SensorNode({
-    platform: b.platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l),
+    // (the scripted broker speaks 3.1.1)
+    platform: b.platform, protocolVersion, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l),
     sensors: [{ name: "t", read: () => 21 }], maxInflight,
   }, st);
   expect(n.launch()).toBeNull();
@@ -42,6 +43,22 @@ function noBroker(b: ScriptedBoard, ms: number): void {
     if (b.take().some((l) => l.startsWith("open"))) b.drop("refused");
   }
 }
+
+describe("a node built with MQTT 5.0 and a broker that speaks 3.1.1 only", () => {
+  it("falls back to 3.1.1 after one attempt; status and diag say which protocol it speaks and why; the queued reading goes at 3.1.1", () => {
+    const { b, run } = node("1", undefined, 5);
+    expect(run("status")).toContain("protocol: MQTT 5.0");
+    const broker = new FakeBroker(b, () => false);
+    // the scripted broker speaks 3.1.1: a 5.0 CONNECT gets CONNACK 1 and the close, as from mosquitto 1.x, RabbitMQ or NATS
+    broker.run(3000);
+    expect(b.wire.filter((l) => l.startsWith("connect"))).toEqual(["connect level=5", "connect counts-1 clean=0 ka=60 will=petrel/counts-1/status"]);
+    const status = run("status");
+    expect(status[0]).toMatch(/^node counts-1: connected/);
+    expect(status).toContain("protocol: MQTT 3.1.1 (the broker answered MQTT 5.0 in 3.1.1; it gets 3.1.1 until a reboot)");
+    expect(run("diag")).toContain("diag: protocol  MQTT 3.1.1 (the broker answered MQTT 5.0 in 3.1.1; it gets 3.1.1 until a reboot)");
+    expect(b.wire.some((l) => /^publish q1 d0 r0 id=\d+ petrel\/counts-1\/telemetry /.test(l))).toBe(true);
+  });
+});
 
 describe("readings queued, sent and acknowledged, kept apart", () => {
   it("help names the counts status gives", () => {
@@ -149,7 +166,7 @@ describe("the node's table stays within 16 fields", () => {
     const st = settingsWith(memoryStorage(), false, { brokers: "a:1883", "client.id": "counts-2", qos: "1", interval: "60", sleep: "on" });
     let slept = -1;
     const n = new SensorNode({
-      platform: b.platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: () => {},
+      platform: b.platform, protocolVersion: 4, tls: false, version: "0.1.0-test", reboot: () => {}, log: () => {},
       sensors: [{ name: "t", read: () => 21 }], sleep: (ms) => (slept = ms),
     }, st);
     // what the node holds right after its own end() (before the client has ended)

@@ -16,7 +16,7 @@ describe("held messages at the console", () => {
     const broker = new FakeBroker(b, (l) => refuse && l.startsWith("publish q2"));
     const logs: string[] = [];
     const st = settingsWith(memoryStorage(), false, { brokers: "a:1883", "client.id": "held-1", qos: "1", interval: "3600" });
-    const node = new SensorNode({ platform: b.platform, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l), sensors: [] }, st);
+    const node = new SensorNode({ platform: b.platform, protocolVersion: 4, tls: false, version: "0.1.0-test", reboot: () => {}, log: (l) => logs.push(l), sensors: [] }, st);
     expect(node.launch()).toBeNull();
     const run = (line: string) => {
       const out: string[] = [];

@@ -117,7 +117,7 @@ describe("the sensor node against mosquitto", () => {
     // queued and sent are counted apart (QoS 0 here: a reading counts as sent once written to the network)
     await until("both readings sent", () => n.node.acked >= 2, 5000);
     const st = await ask("status");
-    expect(st).toMatch(/^node node-b: connected, up \d+ s, 0 reconnects, readings: 2 queued, 2 sent, 0 dropped, outbox 0\nlast error: none\nunsaved settings: brokers, client\.id, qos, interval \(save keeps them\)\nfeatures: qos2 failover sleep$/);
+    expect(st).toMatch(/^node node-b: connected, up \d+ s, 0 reconnects, readings: 2 queued, 2 sent, 0 dropped, outbox 0\nlast error: none\nprotocol: MQTT 5\.0\nunsaved settings: brokers, client\.id, qos, interval \(save keeps them\)\nfeatures: qos2 failover sleep mqtt5$/);
   });
 
   it("pub TOPIC QOS TEXT at the console publishes now, then tells the broker's acknowledgement (QoS 1 and 2); a bad QoS gets the usage", async () => {

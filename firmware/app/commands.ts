@@ -2,8 +2,8 @@ import { afterWord, words } from "../console/line";
 import type { SettingsContext } from "./config";
 import { lazy } from "./lazy";
 import { find } from "../port/text";
-import { diagnose } from "./diag";
-import { FEATURE_FAILOVER, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
+import { diagnose, type DiagFacts } from "./diag";
+import { FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
 import type { SensorNode } from "./node";
 
 /**
@@ -44,6 +44,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
       `${c !== undefined ? `, outbox ${c.outbox.count}` : ""}`);
     const le = node.lastError;
     say(`last error: ${le !== undefined ? `${le.code}: ${le.message}` : "none"}`);
+    if (FEATURE_MQTT5 && c !== undefined && c.v5 !== undefined) say(`protocol: ${protocolOf(c.v5.level)}`);
     // (the held module only when something is held: it is another lazy module)
     if (c !== undefined && c.p.storage.listRecords(c.settings.storePrefix + "h").length > 0) say(lazy("held").heldLine(c));
     const memory = node.board.platform.memory;
@@ -52,7 +53,7 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
     say(featuresLine());
   } else if (name === "diag") {
     const link = node.board.platform.link;
-    for (const l of diagnose({
+    const facts: DiagFacts = {
       link: link === undefined ? "none" : link.isUp() ? "up" : "down",
       connected: node.connected,
       failed: node.facts.failed,
@@ -65,7 +66,14 @@ export function runLine(ctx: CommandContext, line: string, say: (this: void, lin
       pingMs: c !== undefined ? c.stats.pingMs : -1,
       keepalive: st.int("keepalive"),
       shortDrops: node.facts.shortDrops,
-    })) say(l);
+    };
+    const v5 = c !== undefined ? c.v5 : undefined;
+    if (FEATURE_MQTT5 && v5 !== undefined) {
+      facts.protocol = protocolOf(v5.level);
+      // (a reason code the broker gave: the client's last error names it, with the broker's words)
+      if (v5.reason !== 0 && c !== undefined && c.lastError !== undefined) facts.said = c.lastError;
+    }
+    for (const l of diagnose(facts)) say(l);
   } else if (name === "publish") {
     if (node.task >= 0) node.board.platform.sched.wake(node.task);
     say("publishing a reading now");
@@ -112,13 +120,18 @@ export function readingsSent(node: SensorNode): number {
   return n;
 }
 
+/** The protocol a 5.0 client speaks: 5.0, or 3.1.1 to a broker that answered 5.0 in 3.1.1. */
+function protocolOf(level: number): string {
+  return level === 5 ? "MQTT 5.0" : "MQTT 3.1.1 (the broker answered MQTT 5.0 in 3.1.1; it gets 3.1.1 until a reboot)";
+}
+
 /**
  * What this board's build carries of the features a profile may leave out (boards/<name>.json,
  * `features`): `status` and `help` end with it.
  */
 function featuresLine(): string {
   const name = (on: boolean, n: string) => (on ? ` ${n}` : "");
-  const has = `${name(FEATURE_QOS2, "qos2")}${name(FEATURE_FAILOVER, "failover")}${name(FEATURE_SLEEP, "sleep")}`;
-  const out = `${name(!FEATURE_QOS2, "qos2")}${name(!FEATURE_FAILOVER, "failover")}${name(!FEATURE_SLEEP, "sleep")}`;
+  const has = `${name(FEATURE_QOS2, "qos2")}${name(FEATURE_FAILOVER, "failover")}${name(FEATURE_SLEEP, "sleep")}${name(FEATURE_MQTT5, "mqtt5")}`;
+  const out = `${name(!FEATURE_QOS2, "qos2")}${name(!FEATURE_FAILOVER, "failover")}${name(!FEATURE_SLEEP, "sleep")}${name(!FEATURE_MQTT5, "mqtt5")}`;
   return `features:${has.length > 0 ? has : " the floor only"}${out.length > 0 ? `; left out of this board's build:${out}` : ""}`;
 }

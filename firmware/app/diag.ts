@@ -29,6 +29,13 @@ export interface DiagFacts {
   keepalive: number;
   /** Connections in a row that the broker closed soon after accepting them. */
   shortDrops: number;
+  /** A build with MQTT 5.0: the protocol of the last connection ("MQTT 5.0", or 3.1.1 after a fallback). */
+  protocol?: string;
+  /**
+   * At 5.0: the client's last error when the broker gave it as a reason code (its code, the
+   * packet, the broker's reason string and the fix), to explain that failure in the broker's words.
+   */
+  said?: { code: string; message: string };
 }
 
 /** This many broker-closed short connections in a row point to a duplicate client id. */
@@ -65,7 +72,8 @@ export function diagnose(f: DiagFacts): string[] {
     fix = "the board is not on Wi-Fi (not associated, or no address); fix: check wifi.ssid and wifi.pass (set, save, reboot), and that the access point is in range";
   } else if (!f.connected && f.failed !== "") {
     broken = stageOf(f.failed);
-    fix = explain(f.failed);
+    const said = f.said;
+    fix = said !== undefined && said.code === f.failed ? `the broker refused: ${said.message}` : explain(f.failed);
     if (broken === 1 || broken === 2) fix += ` (brokers = ${f.brokers})`;
   }
   for (let i = 0; i < NAMES.length; i++) {
@@ -89,6 +97,7 @@ export function diagnose(f: DiagFacts): string[] {
     if (f.pingMs >= 0) out.push(`diag: ping  ${f.pingMs} ms round trip (last PINGRESP)`);
     else out.push(`diag: ping  none yet (${f.keepalive > 0 ? `the first after ${f.keepalive} s without traffic` : "keepalive 0: no pings"})`);
   }
+  if (f.protocol !== undefined) out.push(`diag: protocol  ${f.protocol}`);
   if (f.shortDrops >= FLAP_COUNT) {
     if (broken < 0) broken = 6;
     out.push(`diag: client id  FAILED: the broker closed the last ${f.shortDrops} connections soon after accepting them: ` +

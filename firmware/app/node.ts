@@ -1,4 +1,4 @@
-import { FEATURE_SLEEP } from "../features";
+import { FEATURE_MQTT5, FEATURE_SLEEP } from "../features";
 import { port } from "../port/port";
 import type { Platform } from "../port/platform";
 import type { PetrelError } from "../port/log";
@@ -56,6 +56,11 @@ export interface NodeBoard {
   outboxMessages?: number;
   offlineQueue?: number;
   minFreeHeap?: number;
+  /**
+   * [5 where the build has MQTT 5.0, else 4] The protocol; a host may hold a node to 4 (tests
+   * whose scripted broker speaks 3.1.1). Boards leave it out: their build decides.
+   */
+  protocolVersion?: number;
 }
 
 export const REMOTE_LINE_MAX = 200;
@@ -136,8 +141,8 @@ function nodeEvents(self: SensorNode): ClientEvents {
 function nodeSubscribed(self: SensorNode): RequestDone {
   return (err, granted) => {
     const f = self.facts;
-    // SUBACK 0x80: refused (the callback has it as granted 128, as MQTT.js does)
-    f.subscription = err !== undefined || granted === undefined || granted[0] === 128 ? "refused" : `granted QoS ${granted[0]}`;
+    // SUBACK 0x80 (at 5.0 any reason code from 0x80): refused (the callback has it as the granted QoS, as MQTT.js does)
+    f.subscription = err !== undefined || granted === undefined || granted[0] >= 128 ? "refused" : `granted QoS ${granted[0]}`;
     if (f.subscription === "refused") {
       const e = fail("subscribe-refused", `the broker refused ${self.topics.cmd}: remote commands cannot arrive; diag says more`);
       self.lastError = e;
@@ -263,6 +268,9 @@ export class SensorNode {
     o.outboxMessages = b.outboxMessages;
     o.offlineQueue = b.offlineQueue;
     o.minFreeHeap = b.minFreeHeap;
+    // a board whose build has MQTT 5.0 speaks it (its profile's protocol 5), and a broker that
+    // answers in 3.1.1 gets 3.1.1 from the next attempt
+    if (FEATURE_MQTT5) o.protocolVersion = b.protocolVersion !== undefined ? b.protocolVersion : 5;
     const c = Client.create(p, o, nodeEvents(this));
     // a PetrelError (no instanceof: its Lua helper is large)
     if ("code" in c) return `node: the settings do not make a client: ${c.message}`;

@@ -5,7 +5,8 @@
  * must be FAIL), CHAOS_KILLS (1, the default: broker kill -9 and restarts without persistence among
  * the faults; what the broker itself loses is counted apart; 0 leaves them out), CHAOS_FAILOVER (1,
  * the default: a second broker and failovers to it; 0 leaves them out). CHAOS_PROTOCOL (4, the
- * default, or 5: MQTT 5.0 for the boards in this process; the other runtimes' sensor nodes stay at 3.1.1).
+ * default, or 5: MQTT 5.0 for the boards in this process; the other runtimes' sensor nodes speak 5.0 whatever it says: their
+ * host builds carry every feature, and the sensor node speaks 5.0 where its build has it).
  * CHAOS_RATE (4): messages per board per QoS per second. CHAOS_RUNTIMES (espruino,lua51,lua53,fengari by default; "none"): a board on each, besides the
  * CHAOS_BOARDS in this process. CHAOS_REPORT: where the HTML report goes (default
  * dist/chaos/report-<seed>.html; the brokers' logs go beside it).

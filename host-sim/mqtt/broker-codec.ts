@@ -113,6 +113,9 @@ export function parseClientPacket(b: Buffer): Parsed {
       if (name.next + 4 > end) return { error: "truncated CONNECT" };
       const level = b[name.next];
       const cf = b[name.next + 1];
+      // a level this 3.1.1 broker does not speak (5.0's CONNECT has properties): what a 3.1.1
+      // broker reads of it before it answers CONNACK 1 (§3.1.2.2)
+      if (level !== 4) return done({ cmd: "connect", protocolName: name.value, protocolLevel: level, clientId: "", clean: (cf & 2) !== 0, keepalive: b.readUInt16BE(name.next + 2) });
       if (cf & 1) return { error: "CONNECT reserved flag set" };
       const keepalive = b.readUInt16BE(name.next + 2);
       const id = readString(b, name.next + 4, end);

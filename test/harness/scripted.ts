@@ -26,6 +26,7 @@ export function describeClientPacket(b: Buffer): string {
   const p = r.packet;
   switch (p.cmd) {
     case "connect":
+      if (p.protocolLevel !== 4) return `connect level=${p.protocolLevel}`;
       return `connect ${p.clientId} clean=${p.clean ? 1 : 0} ka=${p.keepalive}${p.username !== undefined ? " user=" + p.username : ""}${p.will ? " will=" + p.will.topic : ""}`;
     case "publish":
       return `publish q${p.qos} d${p.dup ? 1 : 0} r${p.retain ? 1 : 0}${p.qos > 0 ? " id=" + p.messageId : ""} ${p.topic} ${p.payload.toString()}`;
@@ -267,6 +268,12 @@ export class FakeBroker {
       } else if (this.refuse(line)) {
         this.dead = true;
         this.closes++;
+        b.drop("closed");
+      } else if (w[0] === "connect" && w[1].startsWith("level=")) {
+        // a 3.1.1 broker: another protocol level gets CONNACK 1 (unacceptable protocol version) and the close (§3.1.2.2)
+        this.dead = true;
+        this.closes++;
+        b.send({ cmd: "connack", sessionPresent: false, returnCode: 1 });
         b.drop("closed");
       } else if (w[0] === "connect") {
         b.send({ cmd: "connack", sessionPresent: this.dials.length > 1, returnCode: 0 });
