@@ -112,7 +112,9 @@ describe("shipped artifacts", () => {
 // nodemcuMqtt5 21,000 → 36,500 and espruinoMqtt5 5,500 → 21,000: the session's 5.0 (every
 // reason code as an error with its fix, about 6 KB of text) and, now that the session uses
 // them, the 5.0 encoders the Espruino app left out before.
-const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 51_000, espruinoApp: 61_100, espruinoLazy: 30_000,
+// nodemcuApp 51,000 → 52,000: the sensor node at 5.0 (status's and diag's protocol lines, a
+// refusal explained in the broker's words), about 1 KB that Lua keeps on 3.1.1 boards too.
+const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 52_000, espruinoApp: 61_100, espruinoLazy: 30_000,
   nodemcuMqtt5: 36_500, espruinoMqtt5: 21_000 };
 
 /** The mqtt5 feature's NodeMCU module (a board without the feature does not pack it). */
