@@ -37,6 +37,8 @@ export const SCHEMA = obj({
   // the tests fail above, lowered as memory is saved (null until the board first boots)
   memory: obj({ unit: oneOf("bytes", "jsvars"), total: int(100, 100000000), goal: int(100, 100000000), budget: orNull(int(100, 100000000)), source: str }),
   features: listOf(ALL_FEATURES),
+  // the protocol the sensor node speaks: 5 (MQTT 5.0) needs the mqtt5 feature, and a build with it speaks 5
+  protocol: oneOf(4, 5),
   maxPacket: int(64, 268435455),
   maxInboundPacket: int(64, 268435455),
   maxInflight: int(1, 65535),
@@ -117,6 +119,9 @@ export function validateProfile(p, fileName) {
   if (p.memory.budget !== null && p.memory.budget > p.memory.total) out.push(`memory.budget ${p.memory.budget} is more than memory.total ${p.memory.total}`);
   if ((p.lfs !== null) !== (p.firmware === "nodemcu")) out.push(`lfs is ${JSON.stringify(p.lfs)}: NodeMCU boards give their LFS region ({ bytes, source }), Espruino boards null`);
   if (p.bytecode && p.firmware !== "nodemcu") out.push(`bytecode is true: only NodeMCU boards compile Lua to bytecode`);
+  if ((p.protocol === 5) !== p.features.includes("mqtt5")) {
+    out.push(`protocol is ${p.protocol}: a board speaks MQTT 5.0 (protocol 5) exactly when its features have mqtt5 (features: ${p.features.join(", ")})`);
+  }
   if (p.maxInboundPacket > p.maxPacket) out.push(`maxInboundPacket ${p.maxInboundPacket} is more than maxPacket ${p.maxPacket}: the receive buffer is maxPacket bytes`);
   return out;
 }
