@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterAll, expect } from "vitest";
+import { afterAll, describe, expect } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile } from "../tools/boards.mjs";
 import { ESPRUINO_BOARD_RUNTIMES, espruinoBoard, espruinoBoardMissing, packEspruinoBoard, runtimesDir } from "./harness/board-espruino";
@@ -151,7 +151,8 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
   // bounds: boots, a broker restart and reconnects take seconds each; a command a fraction of one
   const timeout = 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500;
 
-  for (const ballast of [0, headroom]) {
+  // one board's two runs at a time (a suite of their own): side by side, then the next board
+  describe(board, () => { for (const ballast of [0, headroom]) {
     const column = ballast > 0 ? `${board} +${ballast}` : board;
     const reconnects = ballast > 0 && !FULL ? Math.ceil(RECONNECTS / 2) : RECONNECTS;
     const publishes = ballast > 0 && !FULL ? Math.ceil(PUBLISHES / 2) : PUBLISHES;
@@ -182,8 +183,10 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
         await b.dispose();
       }
       verdict(run, board, ballast === 0);
-    }, timeout);
-  }
+      // a board's two runs side by side: each has its own emulator, broker and proxy, and what they
+      // measure is variable slots, which the other run's load does not move (only the wall time)
+    }, timeout, true);
+  } });
 }
 
 // The NodeMCU boards: the same scenario on each board's LFS image, booted on the 32-bit 5.3
