@@ -70,7 +70,7 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     } finally {
       disposeContext(ctx);
     }
-  }, 120000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute
+  }, 300000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute (80 s here), more beside other emulators
 
   it("a character changed on the line (the length still right) is caught by the CRC-32 read-back, named, and the command fails", async () => {
     const flash = tmp("petrel-esp-flash-");
@@ -83,7 +83,7 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     }
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/flash: esp32-espruino: (petrel|app|\.bootcde) reads back from the board as \d+\/\d+ \(length\/CRC-32\), not \d+\/\d+; fix: .*flash again/);
-  }, 120000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute
+  }, 300000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute (80 s here), more beside other emulators
 });
 
 /**

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
 import { loadProfile, packBoard } from "../../tools/boards.mjs";
-import type { BoardUnderTest } from "./board-scenario";
+import { PATIENCE, type BoardUnderTest } from "./board-scenario";
 import { DIST, ROOT } from "./runtimes";
 
 /**
@@ -244,7 +244,7 @@ export class EspruinoBoard implements BoardUnderTest {
         await this.settle();
         throw new Error(`${this.board}: ${found()} (waiting for ${what})`);
       }
-      if (waited >= ms) throw new Error(`${this.board}: gave up after ${ms} ms waiting for ${what}; last output: ${lines(this.raw + "\n").slice(-6).join(" | ")}`);
+      if (waited >= ms * PATIENCE) throw new Error(`${this.board}: gave up after ${ms * PATIENCE} ms waiting for ${what}; last output: ${lines(this.raw + "\n").slice(-6).join(" | ")}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }

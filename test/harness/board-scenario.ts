@@ -103,10 +103,16 @@ const VITAL = new Set<string>(["boot", "set broker, save", "power cycle", "conne
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `cond` every `every` ms until it holds; throws naming `what` after `ms`. */
+/**
+ * How many times its stated bound a wait may take: the bounds are what a step takes on an idle
+ * machine, and these runs share two cores with emulators beside them (a CI machine may be slower).
+ */
+export const PATIENCE = 3;
+
+/** Polls `cond` every `every` ms until it holds; throws naming `what` after PATIENCE × `ms`. */
 async function until(what: string, cond: () => boolean | Promise<boolean>, ms: number, every = 20): Promise<void> {
   for (let waited = 0; !(await cond()); waited += every) {
-    if (waited >= ms) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
+    if (waited >= ms * PATIENCE) throw new Error(`gave up after ${ms * PATIENCE} ms waiting for ${what}`);
     await sleep(every);
   }
 }
