@@ -114,8 +114,12 @@ describe("shipped artifacts", () => {
 // them, the 5.0 encoders the Espruino app left out before.
 // nodemcuApp 51,000 → 52,000: the sensor node at 5.0 (status's and diag's protocol lines, a
 // refusal explained in the broker's words), about 1 KB that Lua keeps on 3.1.1 boards too.
-const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 52_000, espruinoApp: 61_100, espruinoLazy: 30_000,
-  nodemcuMqtt5: 36_500, espruinoMqtt5: 21_000 };
+// nodemcuApp 52,000 → 52,500, nodemcuMqtt5 36,500 → 38,500, espruinoMqtt5 21,000 → 22,000: topic
+// aliases and the will delay (the client's alias table and the rewrite of a PUBLISH at send time,
+// the will.delay setting). These measure dist/nodemcu, which has every feature; a board's pack
+// folds away the branches of the features its profile leaves out (tools/lua-fold.mjs).
+const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 52_500, espruinoApp: 61_100, espruinoLazy: 30_000,
+  nodemcuMqtt5: 38_500, espruinoMqtt5: 22_000 };
 
 /** The mqtt5 feature's NodeMCU module (a board without the feature does not pack it). */
 const MQTT5_MODULES = ["codec/mqtt5.lua", "session/session5.lua"].map((m) => path.join(DIST, "nodemcu/firmware", m));

@@ -148,8 +148,10 @@ for (const [board, runtime] of Object.entries(ESPRUINO_BOARD_RUNTIMES)) {
     if (!packs.has(board)) packs.set(board, packEspruinoBoard(board));
     return packs.get(board) as Promise<{ storage: Record<string, string>; dist: string }>;
   };
-  // bounds: boots, a broker restart and reconnects take seconds each; a command a fraction of one
-  const timeout = 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500;
+  // bounds: boots, a broker restart and reconnects take seconds each; a command a fraction of one.
+  // Twice what a run takes beside the other test files here (esp32-espruino's: 320 s of 375 s
+  // once), for a slower machine
+  const timeout = 480_000 + RECONNECTS * 12_000 + PUBLISHES * 3_000;
 
   // one board's two runs at a time (a suite of their own): side by side, then the next board
   describe(board, () => { for (const ballast of [0, headroom]) {

@@ -160,9 +160,9 @@ describe("make flash BOARD=<nodemcu board>: lfs.img through a pseudo-terminal, l
   for (const board of BOARDS) {
     needs(replMissing ?? runtimeMissing(luacFor(board)), `${board}: the image verified, reloaded (the board restarts and lists the image's modules), removed with stale module files; init.lua last; the board boots from LFS`, async () => {
       const p = loadProfile(board);
-      // the board's firmware has the profile's Lua and a 256 KB region: the image's size against
-      // the profile's region is the build's check (above), lifted here to flash what is built
-      const b = await replBoard({ REPL_LUA: p.lua, REPL_LFS_BYTES: "262144" });
+      // the board's firmware has the profile's Lua and LFS region (the image's size against the
+      // region is also the build's check, above)
+      const b = await replBoard({ REPL_LUA: p.lua, REPL_LFS_BYTES: String(p.lfs.bytes) });
       fs.writeFileSync(path.join(b.flash, "init.lua"), "print('the previous init.lua')\n");
       fs.writeFileSync(path.join(b.flash, "p_codec_index.lc"), "stale bytecode of a module now in LFS");
       fs.writeFileSync(path.join(b.flash, "notes.txt"), "the user's own file");

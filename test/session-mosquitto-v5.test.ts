@@ -2,6 +2,7 @@ import mqtt from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PetrelError } from "../firmware/port/log";
 import type { MqttClient } from "../firmware/session/mqtt";
+import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosquitto";
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
 import { until } from "./harness/wait";
@@ -48,12 +49,15 @@ function petrel(b: Broker, o: Partial<NodeClientOptions> = {}): Petrel {
   return p;
 }
 
-/** MQTT.js at protocol 5, subscribed to `filter` at QoS 2: every payload it receives, in order. */
-async function checker(b: Broker, filter: string): Promise<string[]> {
+/**
+ * MQTT.js at protocol 5, subscribed to `filter` at QoS 2: every payload it receives, in order
+ * (with `topics`, as "topic payload").
+ */
+async function checker(b: Broker, filter: string, topics = false): Promise<string[]> {
   const got: string[] = [];
   const m = mqtt.connect(`mqtt://${HOST}:${b.port}`, { protocolVersion: 5, clientId: `checker-${process.pid}-${++ids}`, clean: true, reconnectPeriod: 0 });
   cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
-  m.on("message", (_t, payload) => got.push(payload.toString()));
+  m.on("message", (t, payload) => got.push(topics ? `${t} ${payload.toString()}` : payload.toString()));
   await new Promise<void>((resolve, reject) => {
     m.once("connect", () => m.subscribe(filter, { qos: 2 }, (err) => (err ? reject(err) : resolve())));
     m.once("error", reject);
@@ -139,5 +143,47 @@ describe("Petrel at MQTT 5.0 against mosquitto 2.0", () => {
     console.log(`[observed] mosquitto at 5.0 on a publish its ACL denies: ${e ? `${e.code}: ${e.message}` : "PUBACK 0 (success)"}`);
     expect(e?.code).toBe("not-authorized");
     expect(p.c.core.outbox.count).toBe(0);
+  }, 30_000);
+
+  /** Bytes a client at 5.0 with `aliases` topic aliases sends through a proxy publishing `n` QoS 1 messages to each topic in turn. */
+  async function sent(b: Broker, aliases: number, topics: string[], n: number): Promise<{ bytes: number; got: string[] }> {
+    const got = await checker(b, "petrel/v5/alias/#", true);
+    const proxy: FaultProxy = await startFaultProxy({ target: { host: HOST, port: b.port } });
+    cleanups.push(() => proxy.close());
+    const p = petrel(b, { brokers: [{ host: HOST, port: proxy.port }], topicAliases: aliases });
+    await until("CONNACK", () => p.c.connected, 5000);
+    const before = proxy.bytes.toBroker;
+    for (let i = 0; i < n; i++) {
+      for (const t of topics) expect(await publish(p, t, `m${i}`, 1)).toBeUndefined();
+    }
+    await until(`${n * topics.length} messages at the checker`, () => got.length >= n * topics.length, 10_000);
+    expect(p.errors).toEqual([]);
+    return { bytes: proxy.bytes.toBroker - before, got: [...got] };
+  }
+
+  it("topic aliases: a topic's first PUBLISH sets up its alias, the next ones go without the topic's bytes; MQTT.js gets every message on its topic", async () => {
+    const b = await broker();
+    const topic = "petrel/v5/alias/petrel-00000000adde/telemetry";
+    const plain = await sent(b, 0, [topic], 20);
+    const aliased = await sent(b, 4, [topic], 20);
+    const want = Array.from({ length: 20 }, (_, i) => `${topic} m${i}`);
+    expect(plain.got).toEqual(want);
+    expect(aliased.got).toEqual(want);
+    // each PUBLISH after the first leaves out the topic (its length) and adds the alias (3 bytes);
+    // the first carries both
+    const saved = plain.bytes - aliased.bytes;
+    console.log(`[observed] 20 QoS 1 messages to a ${topic.length}-byte topic: ${plain.bytes} bytes to the broker at 5.0 without an alias, ${aliased.bytes} with one`);
+    expect(saved).toBe(19 * topic.length - 20 * 3);
+  }, 30_000);
+
+  it("topic aliases: never beyond the broker's Topic Alias Maximum (max_topic_alias 1): one topic aliased, the others sent in full, all delivered on their topics", async () => {
+    const b = await broker({ extra: ["max_topic_alias 1"] });
+    const topics = ["petrel/v5/alias/a", "petrel/v5/alias/bb", "petrel/v5/alias/ccc"];
+    const plain = await sent(b, 0, topics, 5);
+    const aliased = await sent(b, 8, topics, 5);
+    const want = Array.from({ length: 5 }, (_, i) => topics.map((t) => `${t} m${i}`)).flat();
+    expect(aliased.got).toEqual(want);
+    // only the first topic is aliased: its 4 later messages save its length less 3 each; its first costs 3
+    expect(plain.bytes - aliased.bytes).toBe(4 * (topics[0].length - 3) - 3);
   }, 30_000);
 });

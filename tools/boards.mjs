@@ -23,6 +23,7 @@ const listOf = (values) => ({ kind: "list", values });
 import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
 import { buildLfsImage } from "./lfs.mjs";
 import { inlineLuaConstants } from "./lua-consts.mjs";
+import { foldLuaFeatures } from "./lua-fold.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -46,7 +47,7 @@ export const SCHEMA = obj({
   offlineQueue: int(0, 10000),
   minFreeHeap: int(0, 100000000),
   tls: bool,
-  lfs: orNull(obj({ bytes: int(4096, 262144), goal: int(4096, 262144), source: str })),
+  lfs: orNull(obj({ bytes: int(4096, 1048576), goal: int(4096, 1048576), source: str })),
   bytecode: bool,
   console: obj({ uart: int(0, 3), baud: oneOf(9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600) }),
   pins: obj({ led: int(0, 39), button: int(0, 39) }),
@@ -204,6 +205,9 @@ function packLua(src, out, p, lfs) {
     // the profile's features as literals where a module imports them (tools/lua-consts.mjs)
     code = inlineLuaConstants(code, (m, n) => (m === "firmware.features" && /^FEATURE_[A-Z0-9]+$/.test(n) ?
       String(p.features.includes(n.slice("FEATURE_".length).toLowerCase())) : undefined), true).code;
+    // the branches of the features the profile leaves out, folded away (tools/lua-fold.mjs)
+    const off = ALL_FEATURES.filter((f) => !p.features.includes(f)).map((f) => `FEATURE_${f.toUpperCase()}`);
+    if (off.length > 0) code = foldLuaFeatures(code, off).code;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       // a module only a feature the profile leaves out uses is not packed: an empty table in its
       // place (its users test the feature's constant first, so nothing of it is ever called)

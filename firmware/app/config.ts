@@ -1,7 +1,7 @@
 import { afterWord, type LineConsole } from "../console/line";
 import { port } from "../port/port";
 import { find } from "../port/text";
-import { FEATURE_FAILOVER, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
+import { FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2, FEATURE_SLEEP } from "../features";
 import type { BrokerAddress, ClientOptions } from "../session/options";
 import { isSecret, schemaDefault, type Settings } from "./settings";
 
@@ -66,6 +66,7 @@ export function keyAt(i: number): string {
     case 10: return "interval";
     case 11: return "sleep";
     case 12: return "log";
+    case 13: return FEATURE_MQTT5 ? "will.delay" : "";
     default: return "";
   }
 }
@@ -82,6 +83,14 @@ function live(key: string): boolean {
 /** A setting's schema entry, or undefined for an unknown key. */
 export function setting(key: string): Setting | undefined {
   let d: Setting | undefined = { key, kind: KIND_TEXT, def: schemaDefault(key), help: "", min: 1, max: 64 };
+  // (MQTT 5.0's Will Delay Interval: only a build with mqtt5 has the setting)
+  if (FEATURE_MQTT5 && key === "will.delay") {
+    d.kind = KIND_INT;
+    d.help = "seconds the broker waits before publishing the offline status (MQTT 5.0's will delay): a reboot within them publishes none";
+    d.min = 0;
+    d.max = 3600;
+    return d;
+  }
   switch (key) {
     case "wifi.ssid": d.help = "the Wi-Fi network's name"; d.max = 32; break;
     case "wifi.pass": d.kind = KIND_SECRET; d.help = "the Wi-Fi password (WPA2: 8 to 63 characters; empty for an open network)"; d.min = 8; d.max = 63; break;

@@ -270,7 +270,14 @@ export class SensorNode {
     o.minFreeHeap = b.minFreeHeap;
     // a board whose build has MQTT 5.0 speaks it (its profile's protocol 5), and a broker that
     // answers in 3.1.1 gets 3.1.1 from the next attempt
-    if (FEATURE_MQTT5) o.protocolVersion = b.protocolVersion !== undefined ? b.protocolVersion : 5;
+    if (FEATURE_MQTT5) {
+      o.protocolVersion = b.protocolVersion !== undefined ? b.protocolVersion : 5;
+      // at 5.0: an alias for each topic the node publishes to (telemetry, status, reply), so a
+      // reading goes without its topic's bytes; and the will's delay, so that a reboot quicker
+      // than it does not flap the status to offline (the session outlives it: clean false)
+      o.topicAliases = 3;
+      o.willDelay = st.int("will.delay");
+    }
     const c = Client.create(p, o, nodeEvents(this));
     // a PetrelError (no instanceof: its Lua helper is large)
     if ("code" in c) return `node: the settings do not make a client: ${c.message}`;

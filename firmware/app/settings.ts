@@ -57,6 +57,7 @@ export function schemaDefault(key: string): string {
   if (key === "keepalive" || key === "interval") return "60";
   if (key === "qos") return "1";
   if (key === "prefix") return "petrel";
+  if (key === "will.delay") return "10";
   return key === "log" ? "info" : "";
 }
 

@@ -563,7 +563,10 @@ export class Client {
         onOpen: () => {
           if (g !== this.gen || this.state !== State.Opening) return;
           const c5 = this.v5;
-          if (FEATURE_MQTT5 && c5 !== undefined) c5.level = this.level();
+          if (FEATURE_MQTT5 && c5 !== undefined) {
+            c5.level = this.level();
+            c5.aliasMax = 0;
+          }
           this.state = State.Handshake;
           this.dec.reset();
           this.blocked = 0;
@@ -812,6 +815,11 @@ export class Client {
   // Wire
 
   private send(w: Wire): void {
+    const c5 = this.v5;
+    // at 5.0 a PUBLISH goes with its topic's alias where this connection has one (or room for one)
+    if (FEATURE_MQTT5 && c5 !== undefined && c5.aliasMax > 0) {
+      w = s5.aliased(this.tx, this.settings.maxPacket, w, c5);
+    }
     this.t.lastSent = this.p.clock.clockNow();
     if (!this.p.transport.sendWire(w)) this.blocked = 1;
   }

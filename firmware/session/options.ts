@@ -92,6 +92,18 @@ export interface ClientOptions {
    * -1: never expires (as a 3.1.1 session that is not clean).
    */
   sessionExpiry?: number;
+  /**
+   * [0] At 5.0, topic aliases this client sets up per connection (at most the broker's Topic
+   * Alias Maximum): each of the first topics published gets one, and later messages to it go
+   * with the alias instead of the topic's bytes. One per topic published often.
+   */
+  topicAliases?: number;
+  /**
+   * [0] At 5.0, seconds the broker waits before publishing the will (Will Delay Interval): a
+   * connection back within them publishes none. Needs a session that outlasts it (clean false,
+   * or sessionExpiry at least this).
+   */
+  willDelay?: number;
 }
 
 /** Options with every default filled in, validated. */

@@ -1,6 +1,6 @@
 import { PacketType } from "../codec/constants";
 import type { Decoder } from "../codec/decoder";
-import { header, remainingLengthSize, type Payload } from "../codec/encode";
+import { header, remainingLengthSize, writeRemainingLength, type Payload } from "../codec/encode";
 import { encodeConnect5, encodePublish5, findProp, Prop, PropType, propInfo, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt } from "../codec/mqtt5";
 import type { Bytes, Out, Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
@@ -50,6 +50,21 @@ export interface Session5 {
   reason: number;
   /** Its reason string, "" when it gave none. */
   said: string;
+  /** Topic aliases this client may set up per connection (the topicAliases option). */
+  ours: number;
+  /** This connection's: the smaller of `ours` and the broker's Topic Alias Maximum (0 until CONNACK, and at 3.1.1). */
+  aliasMax: number;
+  /** The topics aliased on this connection: alias k + 1 is aliases[k]. */
+  aliases: string[];
+  /** Will Delay Interval sent with the will, seconds (0: none). */
+  willDelay: number;
+}
+
+/** A whole number option from `lo` to `hi` (its default `dflt` when absent), or -1 when it is not one. */
+function whole(v: number | undefined, lo: number, hi: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  // dialect-allow float-math: an integer test, not arithmetic
+  return typeof v === "number" && Math.floor(v) === v && v >= lo && v <= hi ? v : -2;
 }
 
 /** Checks the 5.0 options; undefined at protocol 4 (the client keeps nothing of 5.0 then). */
@@ -57,17 +72,17 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   const v = o.protocolVersion;
   if (v === undefined || v === 4) return undefined;
   if (v !== 5) return fail("bad-option", "protocolVersion must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0); fix: set it to one of them");
-  let expiry = clean ? 0 : -1;
-  const e = o.sessionExpiry;
-  if (e !== undefined) {
-    // dialect-allow float-math: an integer test, not arithmetic
-    if (typeof e !== "number" || Math.floor(e) !== e || e < -1 || e > 2147483647) {
-      return fail("bad-option", "sessionExpiry must be a whole number of seconds from 0 to 2147483647, or -1 for never; fix: set it within that range");
-    }
-    expiry = e;
+  const expiry = whole(o.sessionExpiry, -1, 2147483647, clean ? 0 : -1);
+  if (expiry < -1) return fail("bad-option", "sessionExpiry must be a whole number of seconds from 0 to 2147483647, or -1 for never; fix: set it within that range");
+  const ours = whole(o.topicAliases, 0, 255, 0);
+  const delay = whole(o.willDelay, 0, 2147483647, 0);
+  if (ours < 0 || delay < 0) return fail("bad-option", "topicAliases (0 to 255) and willDelay (seconds) must be whole numbers; fix: set them within range");
+  // the will goes when the session ends, delay or not (§3.1.3.2.2): the session must outlast it
+  if (delay > 0 && (o.will === undefined || (expiry >= 0 && expiry < delay))) {
+    return fail("bad-option", "willDelay needs a will and a session that outlasts it; fix: set will, clean false and sessionExpiry at least willDelay");
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
-    assigned: undefined, reason: 0, said: "" };
+    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay };
 }
 
 /**
@@ -85,7 +100,53 @@ export function connect5(o: Out, s: Settings, c5: Session5): number {
       receiveMaximum: s.receiveWindow < 65535 ? s.receiveWindow : undefined,
       maximumPacketSize: s.maxPacket,
     },
+    willProps: c5.willDelay > 0 ? { willDelay: c5.willDelay } : undefined,
   });
+}
+
+/**
+ * A PUBLISH at 5.0 as it goes on this connection, given its stored form `w` (topic in full):
+ * when its topic has an alias here, the topic left empty and the alias added to its
+ * properties; when the table has room, the alias set up (topic and alias both, §3.3.2.3.4).
+ * Written into `o` (empty, of `cap` bytes); `w` itself when no alias applies. The stored form
+ * keeps the topic, as aliases last one connection.
+ */
+export function aliased(o: Out, cap: number, w: Wire, c5: Session5): Wire {
+  const b = port.bytes.bytesOf(w);
+  const len = b.length;
+  // (PUBLISH only: type 3 in the first byte's high nibble)
+  if (b[0] < 48 || b[0] >= 64) return w;
+  const rem = varintAt(b, 1, len);
+  const p = 1 + remainingLengthSize(rem);
+  if (rem < 0 || p + rem !== len) return w;
+  const tl = b[p] * 256 + b[p + 1];
+  if (tl === 0) return w;
+  const topic = textAt(b, p);
+  const t = c5.aliases;
+  let k = 0;
+  while (k < t.length && t[k] !== topic) k++;
+  const known = k < t.length;
+  if (!known && t.length >= c5.aliasMax) return w;
+  // the packet id (QoS 1 and 2), then the property block
+  const idEnd = p + 2 + tl + (b[0] % 8 >= 2 ? 2 : 0);
+  const props = varintAt(b, idEnd, len);
+  if (props < 0) return w;
+  const after = idEnd + remainingLengthSize(props);
+  const size = rem - (known ? tl : 0) - remainingLengthSize(props) + remainingLengthSize(props + 3) + 3;
+  const total = 1 + remainingLengthSize(size) + size;
+  if (total > cap || (c5.maxPacket > 0 && total > c5.maxPacket)) return w;
+  if (!known) t.push(topic);
+  header(o, b[0], size);
+  o.byte(known ? 0 : b[p]);
+  o.byte(known ? 0 : b[p + 1]);
+  if (!known) o.copy(b, p + 2, p + 2 + tl);
+  o.copy(b, p + 2 + tl, idEnd);
+  writeRemainingLength(o, props + 3);
+  o.byte(Prop.TopicAlias);
+  o.byte(0);
+  o.byte(k + 1);
+  o.copy(b, after, len);
+  return o.toWire();
 }
 
 /** PUBLISH at 5.0 without properties (as encodePublish at 3.1.1). */
@@ -107,6 +168,8 @@ function num(data: Bytes, from: number, end: number, id: number, dflt: number): 
  * code (0 accepted; 0x80 and above refused).
  */
 export function connack5(c5: Session5, d: Decoder): number {
+  c5.aliasMax = 0;
+  c5.aliases = [];
   const data = d.data;
   const from = propsOf(d);
   const end = propsEndOf(d);
@@ -123,6 +186,8 @@ export function connack5(c5: Session5, d: Decoder): number {
   c5.wildcard = num(data, from, end, Prop.WildcardAvailable, 1);
   c5.shared = num(data, from, end, Prop.SharedAvailable, 1);
   c5.keepalive = num(data, from, end, Prop.ServerKeepAlive, -1);
+  const tam = num(data, from, end, Prop.TopicAliasMaximum, 0);
+  c5.aliasMax = tam < c5.ours ? tam : c5.ours;
   const at = findProp(data, from, end, Prop.AssignedClientId);
   if (at >= 0) c5.assigned = textAt(data, at);
   return 0;

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+// @ts-expect-error: a build tool in plain JavaScript
+import { foldLuaFeatures } from "../tools/lua-fold.mjs";
+
+// The board build's fold of the branches of features a profile leaves out (tools/lua-fold.mjs):
+// exact output on the shapes TSTL writes, and what must not be folded.
+
+const fold = (src: string, off = ["FEATURE_MQTT5"]): { code: string; folds: number } => foldLuaFeatures(src, off);
+
+describe("lua-fold: the branches of features a board leaves out", () => {
+  it("if F then ... end goes; if F and x then ... else ... end keeps the else as a do block", () => {
+    expect(fold("a()\nif FEATURE_MQTT5 then\nb()\nend\nc()\n")).toEqual({ code: "a()\n\nc()\n", folds: 1 });
+    expect(fold("if FEATURE_MQTT5 and x > 1 then\nb()\nelse\nc()\nend\n").code).toBe("do\nc()\nend\n");
+    expect(fold("if false and v5 then\nb()\nend\nz()\n").code).toBe("\nz()\n");
+  });
+
+  it("the if clause gives way to the next elseif; a false elseif clause is taken out", () => {
+    expect(fold("if FEATURE_MQTT5 and v then\na()\nelseif y then\nb()\nelse\nc()\nend\n").code).toBe("if y then\nb()\nelse\nc()\nend\n");
+    expect(fold("if y then\na()\nelseif FEATURE_MQTT5 and v then\nb()\nelseif z then\nc()\nend\n").code).toBe("if y then\na()\nelseif z then\nc()\nend\n");
+    expect(fold("if y then\na()\nelseif FEATURE_MQTT5 then\nb()\nelse\nc()\nend\n").code).toBe("if y then\na()\nelse\nc()\nend\n");
+  });
+
+  it("nested blocks, functions and loops inside a folded branch go with it; those outside stay", () => {
+    const src = "if FEATURE_MQTT5 and c5 ~= nil then\nfor i = 1, 3 do\nif i then\nf(function() return 1 end)\nend\nend\nelse\nwhile x do\ng()\nend\nend\nh()\n";
+    expect(fold(src).code).toBe("do\nwhile x do\ng()\nend\nend\nh()\n");
+  });
+
+  it("not folded: a condition with `or` outside brackets, a feature that is on, a field of that name, not F, and keywords inside strings and comments", () => {
+    const kept = [
+      "if FEATURE_MQTT5 and x or y then\na()\nend\n",
+      "if FEATURE_QOS2 and x then\na()\nend\n",
+      "if t.FEATURE_MQTT5 then\na()\nend\n",
+      "if not FEATURE_MQTT5 then\na()\nend\n",
+      "local n = FEATURE_MQTT5 and a or b\n",
+    ];
+    for (const k of kept) expect(fold(k), k).toEqual({ code: k, folds: 0 });
+    expect(fold("if FEATURE_MQTT5 and (x or y) then\na(\"end\")\n-- end\n--[[ if then end ]]\nend\nb()\n").code).toBe("\nb()\n");
+  });
+
+  it("several features at once, and a fold that makes the next one", () => {
+    const src = "if FEATURE_MQTT5 then\na()\nelseif FEATURE_QOS2 and q then\nb()\nelse\nc()\nend\n";
+    expect(fold(src, ["FEATURE_MQTT5", "FEATURE_QOS2"])).toEqual({ code: "do\nc()\nend\n", folds: 2 });
+  });
+});

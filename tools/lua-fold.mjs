@@ -1,0 +1,162 @@
+// Folds away, in a board's Lua, the branches of features its profile leaves out. Lua compiles
+// `if false and x then ... end` into bytecode all the same (it folds constants, not dead blocks),
+// so without this every NodeMCU board would carry the code of every feature in its LFS image.
+// esbuild does the same for the Espruino bundles by itself.
+//
+// A branch goes when its condition is `F` or starts `F and`, F being `false` or the name of a
+// feature constant that is off for the board (its local in each module is the features
+// module's value, which the board's build writes): such a condition is false and has no other
+// effect. The `if` clause becomes the next `elseif` (now `if`), or a `do` block of the `else`,
+// or nothing; an `elseif` clause is taken out. The Lua compiler (luac.cross) then checks the
+// result as it builds the image.
+
+const KEYWORDS = new Set(["if", "then", "elseif", "else", "end", "function", "do", "repeat", "until", "and", "or", "not"]);
+const OPENERS = new Set(["if", "function", "do", "repeat"]);
+const NUMBER = /^(0[xX][0-9a-fA-F.]+([pP][+-]?\d+)?|\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)/;
+
+/** Lua tokens that matter here: keywords and names (with their offsets); strings and comments skipped. */
+export function luaTokens(src) {
+  const out = [];
+  let i = 0;
+  const n = src.length;
+  const longEnd = (at) => {
+    // a long bracket [==[ at `at`: the offset after its closing ]==], or -1 when it is not one
+    const m = /^\[(=*)\[/.exec(src.slice(at, at + 64));
+    if (m === null) return -1;
+    const close = src.indexOf(`]${m[1]}]`, at + m[0].length);
+    if (close < 0) throw new Error(`lua-fold: an unclosed long bracket at offset ${at}`);
+    return close + m[1].length + 2;
+  };
+  while (i < n) {
+    const c = src[i];
+    if (c === " " || c === "\t" || c === "\n" || c === "\r") {
+      i++;
+    } else if (c === "-" && src[i + 1] === "-") {
+      const e = src[i + 2] === "[" ? longEnd(i + 2) : -1;
+      if (e >= 0) i = e;
+      else {
+        const nl = src.indexOf("\n", i);
+        i = nl < 0 ? n : nl;
+      }
+    } else if (c === "\"" || c === "'") {
+      let j = i + 1;
+      while (j < n && src[j] !== c) j += src[j] === "\\" ? 2 : 1;
+      if (j >= n) throw new Error(`lua-fold: an unclosed string at offset ${i}`);
+      i = j + 1;
+    } else if (c === "[" && (src[i + 1] === "[" || src[i + 1] === "=")) {
+      const e = longEnd(i);
+      i = e >= 0 ? e : i + 1;
+    } else if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1;
+      while (j < n && /[A-Za-z0-9_]/.test(src[j])) j++;
+      const word = src.slice(i, j);
+      // a field (t.end cannot be, but t.name can be a feature's name): not the local
+      const field = i > 0 && (src[i - 1] === "." || src[i - 1] === ":") && src[i - 2] !== ".";
+      out.push({ v: word, kw: KEYWORDS.has(word), field, start: i, end: j });
+      i = j;
+    } else if ("(){}[]".includes(c)) {
+      out.push({ v: c, kw: false, field: false, start: i, end: i + 1 });
+      i++;
+    } else {
+      const m = /[0-9.]/.test(c) ? NUMBER.exec(src.slice(i, i + 64)) : null;
+      i += m !== null && m[0].length > 0 ? m[0].length : 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * The clauses of the `if` at token `k`: the tokens of its `then`, each `elseif`/`else`, and its
+ * `end` (their indices), or null when the block does not close.
+ */
+function clauses(tokens, k) {
+  const at = [];
+  let depth = 0;
+  for (let j = k; j < tokens.length; j++) {
+    const t = tokens[j];
+    if (!t.kw) continue;
+    if (OPENERS.has(t.v)) depth++;
+    else if (t.v === "end" || t.v === "until") {
+      depth--;
+      if (depth === 0) {
+        at.push(j);
+        return at;
+      }
+    } else if (depth === 1 && (t.v === "then" || t.v === "elseif" || t.v === "else")) at.push(j);
+  }
+  return null;
+}
+
+/**
+ * Whether the condition starting at token `k` is false: `F` or `F and ...` with F off, and no
+ * `or` outside brackets before its `then` (`F and x or y` is y).
+ */
+function falseAt(tokens, k, off) {
+  const t = tokens[k];
+  if (t === undefined || t.field || !(t.v === "false" || off.has(t.v))) return false;
+  const next = tokens[k + 1];
+  if (next === undefined || !(next.v === "then" || next.v === "and")) return false;
+  let depth = 0;
+  for (let j = k + 1; j < tokens.length; j++) {
+    const v = tokens[j].v;
+    if (v === "(" || v === "{" || v === "[" || v === "function") depth++;
+    else if (v === ")" || v === "}" || v === "]" || (v === "end" && depth > 0)) depth--;
+    else if (depth === 0 && v === "or") return false;
+    else if (depth === 0 && v === "then") return true;
+  }
+  return false;
+}
+
+/** One fold in `src`, or null when there is none left. */
+function foldOnce(src, off) {
+  const tokens = luaTokens(src);
+  for (let k = 0; k < tokens.length; k++) {
+    const t = tokens[k];
+    if (!(t.v === "if" || t.v === "elseif") || !falseAt(tokens, k + 1, off)) continue;
+    // the clause list of the whole if statement
+    let head = k;
+    if (t.v === "elseif") {
+      // find the `if` this elseif belongs to: the nearest if whose clauses include k
+      for (let h = k - 1; h >= 0; h--) {
+        if (tokens[h].v !== "if") continue;
+        const c = clauses(tokens, h);
+        if (c !== null && c.includes(k)) {
+          head = h;
+          break;
+        }
+      }
+      if (head === k) throw new Error(`lua-fold: an elseif at offset ${t.start} without its if`);
+    }
+    const c = clauses(tokens, head);
+    if (c === null) throw new Error(`lua-fold: the if at offset ${tokens[head].start} does not close`);
+    // the boundary after this clause's body: the first elseif/else/end after its `then`
+    const thenAt = c.find((j) => j > k && tokens[j].v === "then");
+    const next = c.find((j) => j > thenAt && tokens[j].v !== "then");
+    const nt = tokens[next];
+    if (t.v === "elseif") {
+      // the clause goes: from this elseif to the next boundary
+      return src.slice(0, t.start) + src.slice(nt.start);
+    }
+    if (nt.v === "elseif") return src.slice(0, t.start) + "if" + src.slice(nt.end);
+    if (nt.v === "else") return src.slice(0, t.start) + "do" + src.slice(nt.end);
+    return src.slice(0, t.start) + src.slice(nt.end);
+  }
+  return null;
+}
+
+/**
+ * `src` with the branches of the features in `offNames` (FEATURE_* names, off for the board)
+ * folded away; `folds` counts them.
+ */
+export function foldLuaFeatures(src, offNames) {
+  const off = new Set(offNames);
+  let out = src;
+  let folds = 0;
+  for (;;) {
+    const next = foldOnce(out, off);
+    if (next === null) return { code: out, folds };
+    out = next;
+    folds++;
+    if (folds > 10000) throw new Error("lua-fold: no end to the folds");
+  }
+}
