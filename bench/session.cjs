@@ -38,7 +38,13 @@ const LIBS = {
   petrel: "Petrel (memoryStorage)",
   mqttjs: "MQTT.js",
   "petrel-file": "Petrel (fileStorage)",
+  petrel5: "Petrel at MQTT 5.0",
+  mqttjs5: "MQTT.js at MQTT 5.0",
 };
+/** The telemetry a sensor node sends, for the bytes-on-the-wire lines. */
+const TELEMETRY_TOPIC = "petrel/petrel-00000000adde/telemetry";
+const TELEMETRY = "{\"temp\":21.5,\"jsvars\":1205}";
+const WIRE_N = 100;
 
 const now = () => performance.now();
 
@@ -66,10 +72,13 @@ function library(cfg) {
       },
     };
   }
-  if (cfg.lib === "mqttjs") {
+  // "…5": the library at MQTT 5.0; cfg.alias: with topic aliases (MQTT.js: autoAssignTopicAlias)
+  const v = cfg.lib.endsWith("5") ? 5 : 4;
+  if (cfg.lib.startsWith("mqttjs")) {
     const mqtt = require("mqtt");
     return {
-      open: (id) => mqtt.connect({ host: cfg.host, port: cfg.port, protocol: "mqtt", protocolVersion: 4, clientId: id, clean: true, keepalive: 60, reconnectPeriod: 0 }),
+      open: (id) => mqtt.connect({ host: cfg.host, port: cfg.port, protocol: "mqtt", protocolVersion: v, clientId: id, clean: true, keepalive: 60, reconnectPeriod: 0,
+        ...(cfg.alias ? { autoAssignTopicAlias: true } : {}) }),
     };
   }
   const { connect } = require(path.join(dist, "host-sim/node/client.js"));
@@ -83,6 +92,8 @@ function library(cfg) {
         clean: true,
         keepalive: 60,
         maxInflight: WINDOW,
+        protocolVersion: v,
+        ...(cfg.alias ? { topicAliases: 4 } : {}),
         // As MQTT.js (65,535). mosquitto 2.0.11 does not hold QoS 2 deliveries to a subscriber
         // to max_inflight_messages: one that falls behind gets hundreds or thousands unreleased
         // (PUBREC sent, no PUBREL yet), and Petrel's default (32) would end the connection.
@@ -296,6 +307,38 @@ function runChild(cfg) {
   });
 }
 
+/**
+ * Bytes each library sends the broker per telemetry message (QoS 1), at 3.1.1, at 5.0 and at 5.0
+ * with topic aliases, counted by the fault proxy between client and broker.
+ */
+async function wireBytes(startBroker, brokerLines) {
+  const { startFaultProxy } = require(path.join(dist, "host-sim/fault-proxy.js"));
+  const broker = await startBroker({ maxInflight: WINDOW, extra: brokerLines });
+  const out = { petrel: {}, mqttjs: {} };
+  try {
+    for (const lib of ["petrel", "mqttjs"]) {
+      for (const key of ["v4", "v5", "alias"]) {
+        const proxy = await startFaultProxy({ target: { host: broker.host, port: broker.port } });
+        try {
+          const c = await ready(library({ lib: key === "v4" ? lib : `${lib}5`, alias: key === "alias", host: "127.0.0.1", port: proxy.port })
+            .open(`wire-${lib}-${key}-${process.pid}`));
+          const before = proxy.bytes.toBroker;
+          for (let i = 0; i < WIRE_N; i++) {
+            await new Promise((resolve, reject) => c.publish(TELEMETRY_TOPIC, TELEMETRY, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+          }
+          out[lib][key] = (proxy.bytes.toBroker - before) / WIRE_N;
+          await end(c);
+        } finally {
+          await proxy.close();
+        }
+      }
+    }
+  } finally {
+    await broker.close();
+  }
+  return out;
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -320,7 +363,7 @@ async function main() {
   console.log(`  broker: one for every case; max_inflight_messages ${WINDOW}, max_queued_messages ${queue}, persistence off, no per-packet log,`);
   console.log(`    set_tcp_nodelay false (its default: Nagle's algorithm on the broker's side); a second broker with set_tcp_nodelay true`);
   console.log(`    for one more round-trip line (${RTT_NODELAY} round trips). Petrel's sockets set TCP_NODELAY; MQTT.js leaves Node's default (Nagle on).`);
-  console.log(`  clients: MQTT 3.1.1, clean session, keepalive 60 s. Petrel: maxInflight ${WINDOW}, other options at their defaults.`);
+  console.log(`  clients: MQTT 3.1.1 (the second table: both at MQTT 5.0), clean session, keepalive 60 s. Petrel: maxInflight ${WINDOW}, other options at their defaults.`);
   console.log(`    MQTT.js ${require("mqtt/package.json").version}: its defaults (it has no in-flight limit for MQTT 3.1.1; the driver keeps the window)`);
   console.log(`  storage: Petrel memoryStorage(), like MQTT.js's default in-memory store; the extra column is fileStorage(tmp dir)`);
   console.log(`  throughput: one publisher and one subscriber of the same library at the same QoS, own connections, ${PAYLOAD_BYTES}-byte payload;`);
@@ -356,6 +399,8 @@ async function main() {
     await broker2.close();
     fs.rmSync(storeDir, { recursive: true, force: true });
   }
+
+  const wire = await wireBytes(startBroker, brokerLines);
 
   const fig = {};
   for (const lib of Object.keys(LIBS)) {
@@ -396,6 +441,21 @@ async function main() {
   for (const [name, key, f, better] of rows) {
     const ratio = M[key] > 0 ? `${(P[key] / M[key]).toFixed(2)}x` : "-";
     line([name, f(P[key]), f(M[key]), ratio, better, f(F[key])]);
+  }
+  // the same at MQTT 5.0, both libraries at protocol 5
+  console.log("");
+  line(["at MQTT 5.0", "Petrel", "MQTT.js", "ratio", "better", ""]);
+  for (const [name, key, f, better] of rows) {
+    const p5 = fig.petrel5;
+    const m5 = fig.mqttjs5;
+    const ratio = m5[key] > 0 ? `${(p5[key] / m5[key]).toFixed(2)}x` : "-";
+    line([name, f(p5[key]), f(m5[key]), ratio, better, ""]);
+  }
+  console.log("");
+  console.log(`bytes on the wire per telemetry message (client to broker, QoS 1, ${WIRE_N} messages to ${TELEMETRY_TOPIC}, payload ${TELEMETRY.length} bytes; CONNECT not counted):`);
+  line(["", "Petrel", "MQTT.js", "ratio", "better", ""]);
+  for (const [name, key] of [["MQTT 3.1.1", "v4"], ["MQTT 5.0", "v5"], ["MQTT 5.0, topic alias", "alias"]]) {
+    line([name, one(wire.petrel[key]), one(wire.mqttjs[key]), `${(wire.petrel[key] / wire.mqttjs[key]).toFixed(2)}x`, "lower", ""]);
   }
   console.log(`ratio = Petrel / MQTT.js; "better" is the direction that wins (throughput: higher; CPU, time, memory: lower).`);
   console.log(`client CPU = user + system time of the process running publisher and subscriber, per message delivered.`);

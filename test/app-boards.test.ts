@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import mqtt from "mqtt";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -39,6 +40,30 @@ function missing(t: AppTarget): string | null {
   return t === "node" ? null : boardMissing(t);
 }
 
+/**
+ * A request at MQTT 5.0 from MQTT.js: `line` to `topic` with a Response Topic and Correlation
+ * Data; the answer's payload and correlation data (hex), bounded.
+ */
+async function request5(topic: string, line: string, inbox: string, correlation: Buffer): Promise<{ payload: string; correlation: string }> {
+  const m = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 5, clientId: `requester-${process.pid}-${topic.length}`, clean: true, reconnectPeriod: 0 });
+  try {
+    return await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no answer on ${inbox} within 10 s`)), 10000);
+      m.on("error", reject);
+      m.on("message", (_t, payload, packet) => {
+        clearTimeout(t);
+        resolve({ payload: payload.toString(), correlation: packet.properties?.correlationData?.toString("hex") ?? "none" });
+      });
+      m.once("connect", () => m.subscribe(inbox, { qos: 1 }, (err) => {
+        if (err) reject(err);
+        else m.publish(topic, line, { qos: 1, properties: { responseTopic: inbox, correlationData: correlation } });
+      }));
+    });
+  } finally {
+    await new Promise<void>((resolve) => m.end(true, {}, () => resolve()));
+  }
+}
+
 function command(id: string, line: string): void {
   const r = spawnSync("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(broker.port), "-t", `petrel/${id}/cmd`, "-q", "1", "-m", line]);
   expect(r.status).toBe(0);
@@ -46,7 +71,7 @@ function command(id: string, line: string): void {
 
 describe("the sensor node on every runtime", () => {
   for (const target of APP_TARGETS) {
-    needs(missing(target), `[${target}] console settings saved over a reboot, telemetry at QoS 1, retained status, commands, diag, will after its delay (none on a quick reboot); no canary anywhere`, async () => {
+    needs(missing(target), `[${target}] console settings saved over a reboot, telemetry at QoS 1, retained status, commands, diag, a 5.0 request answered on its Response Topic with its Correlation Data, will after its delay (none on a quick reboot); no canary anywhere`, async () => {
       const id = `app-${target}`;
       const flash = fs.mkdtempSync(path.join(os.tmpdir(), `petrel-app-${target}-`));
       dirs.push(flash);
@@ -111,6 +136,11 @@ async function scenario(b: AppBoard, id: string, seen: string[]): Promise<void> 
       expect(typeof reading).toBe("object");
       command(id, "get interval");
       await until("the reply", () => seen.some((l) => l.startsWith(`petrel/${id}/reply interval = 1`)), 10000);
+      // at 5.0 a request names where its answer goes (Response Topic) and what comes back with it
+      // (Correlation Data, bytes that are not UTF-8 here, returned exactly)
+      const answer = await request5(`petrel/${id}/cmd`, "get interval", `requester/${id}/inbox`, Buffer.from([0xde, 0xad, 0xbe, 0xef, 0xff]));
+      expect(answer.payload).toMatch(/^interval = 1 /);
+      expect(answer.correlation).toBe("deadbeefff");
       command(id, `set mqtt.pass x${CANARY}`);
       await until("the refusal", () => seen.some((l) => l.includes("is a secret: it is set at the serial console only")), 10000);
       const retained = spawnSync("mosquitto_sub", ["-h", "127.0.0.1", "-p", String(broker.port), "-t", `petrel/${id}/status`, "-C", "1", "-W", "5"], { encoding: "utf8" });

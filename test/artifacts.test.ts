@@ -118,8 +118,14 @@ describe("shipped artifacts", () => {
 // aliases and the will delay (the client's alias table and the rewrite of a PUBLISH at send time,
 // the will.delay setting). These measure dist/nodemcu, which has every feature; a board's pack
 // folds away the branches of the features its profile leaves out (tools/lua-fold.mjs).
-const BUDGETS = { espruinoBundle: 57_600, nodemcuLua: 125_000, nodemcuApp: 52_500, espruinoApp: 61_100, espruinoLazy: 30_000,
-  nodemcuMqtt5: 38_500, espruinoMqtt5: 22_000 };
+// espruinoBundle 57,600 → 57,700, nodemcuLua 125,000 → 127,000, nodemcuApp 52,500 → 53,000,
+// espruinoApp 61,100 → 61,200, nodemcuMqtt5 38,500 → 40,500, espruinoMqtt5 22,000 → 23,000: a
+// message's 5.0 properties handed to the program and a publish's sent (the handler's sixth
+// argument, publish's props, binary values as a Wire), and the node's answer on a request's
+// Response Topic with its Correlation Data. nodemcuLua counts the client's 5.0 branches, which a
+// 3.1.1 board's pack folds away.
+const BUDGETS = { espruinoBundle: 57_700, nodemcuLua: 127_000, nodemcuApp: 53_000, espruinoApp: 61_200, espruinoLazy: 30_000,
+  nodemcuMqtt5: 40_500, espruinoMqtt5: 23_000 };
 
 /** The mqtt5 feature's NodeMCU module (a board without the feature does not pack it). */
 const MQTT5_MODULES = ["codec/mqtt5.lua", "session/session5.lua"].map((m) => path.join(DIST, "nodemcu/firmware", m));

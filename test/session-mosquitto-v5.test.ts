@@ -2,6 +2,7 @@ import mqtt from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PetrelError } from "../firmware/port/log";
 import type { MqttClient } from "../firmware/session/mqtt";
+import type { MessageProps } from "../firmware/session/session5";
 import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosquitto";
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
@@ -185,5 +186,37 @@ describe("Petrel at MQTT 5.0 against mosquitto 2.0", () => {
     expect(aliased.got).toEqual(want);
     // only the first topic is aliased: its 4 later messages save its length less 3 each; its first costs 3
     expect(plain.bytes - aliased.bytes).toBe(4 * (topics[0].length - 3) - 3);
+  }, 30_000);
+
+  it("a message's properties reach the program (user properties in order, content type, payload format, message expiry, response topic, correlation data), and a publish's properties reach MQTT.js", async () => {
+    const b = await broker();
+    const p = petrel(b);
+    await until("CONNACK", () => p.c.connected, 5000);
+    const topic = `petrel/v5/props/${process.pid}`;
+    const got: { payload: string; props: unknown }[] = [];
+    p.c.on("message", (_t, payload, packet) => got.push({ payload: payload.toString(), props: packet.properties }));
+    await new Promise<void>((resolve, reject) => p.c.subscribe(topic, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+    const m = mqtt.connect(`mqtt://${HOST}:${b.port}`, { protocolVersion: 5, clientId: `props-${process.pid}`, clean: true, reconnectPeriod: 0 });
+    cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
+    const back: { topic: string; props: mqtt.IPublishPacket["properties"] }[] = [];
+    m.on("message", (t, _payload, packet) => back.push({ topic: t, props: packet.properties }));
+    await new Promise<void>((resolve) => m.once("connect", () => m.subscribe(`${topic}/back`, { qos: 1 }, () => resolve())));
+    m.publish(topic, "hello", { qos: 1, properties: { userProperties: { a: "1", b: "2" }, contentType: "text/plain", payloadFormatIndicator: true,
+      messageExpiryInterval: 300, responseTopic: `${topic}/back`, correlationData: Buffer.from([1, 2, 0xff]) } });
+    await until("the message at Petrel", () => got.length > 0, 5000);
+    const props = got[0].props as MessageProps & { userProperties: string[]; responseTopic: string; messageExpiry: number };
+    expect(props.userProperties).toEqual(["a", "1", "b", "2"]);
+    expect([props.contentType, props.payloadFormat, props.responseTopic]).toEqual(["text/plain", 1, `${topic}/back`]);
+    // what the message had left at the broker: at most what it was sent with
+    expect(props.messageExpiry).toBeGreaterThan(0);
+    expect(props.messageExpiry).toBeLessThanOrEqual(300);
+    expect(Buffer.from(props.correlationData as Buffer).toString("hex")).toBe("0102ff");
+    // the answer the request asks for, with the request's correlation data and a user property
+    expect(await new Promise((resolve) => p.c.publish(props.responseTopic, "answer", { qos: 1, properties: { correlationData: props.correlationData,
+      userProperties: ["from", "petrel"], contentType: "text/plain" } }, (e) => resolve(e)))).toBeUndefined();
+    await until("the answer at MQTT.js", () => back.length > 0, 5000);
+    expect(back[0].props?.correlationData?.toString("hex")).toBe("0102ff");
+    expect(back[0].props?.userProperties).toEqual({ from: "petrel" });
+    expect(back[0].props?.contentType).toBe("text/plain");
   }, 30_000);
 });

@@ -6,6 +6,7 @@ import { fail } from "../session/errors";
 import { Client, type ClientEvents } from "../session/client";
 import type { RequestDone } from "../session/requests";
 import type { Done } from "../session/outbox";
+import type { MessageProps } from "../session/session5";
 import { IDLE, type Task } from "../sched/scheduler";
 import { elapsed } from "../sched/time";
 import type { Settings } from "./settings";
@@ -124,8 +125,8 @@ function nodeEvents(self: SensorNode): ClientEvents {
       const short = elapsed(f.upAt, self.board.platform.clock.clockNow()) < FLAP_MS && (reason === "closed" || reason === "reset");
       f.shortDrops = short ? f.shortDrops + 1 : 0;
     },
-    onMessage: (topic, payload) => {
-      if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload));
+    onMessage: (topic, payload, _qos, _retain, _dup, props) => {
+      if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload), props);
     },
     onEnd: () => {
       // (a sleeping node keeps it in its sleep state: see end())
@@ -386,12 +387,17 @@ export class SensorNode {
     if (this.sl !== undefined) this.sl.task = -1;
   }
 
-  /** A command line from the command topic, answered on the reply topic (app/commands.ts). */
-  remote(line: string): void {
+  /**
+   * A command line from the command topic, answered on the reply topic (app/commands.ts); at 5.0
+   * on the request's Response Topic when it names one, with its Correlation Data.
+   */
+  remote(line: string, props?: MessageProps): void {
     const replies: string[] = [];
     if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
     else runCommand({ node: this, settings: this.settings }, line, (l) => replies.push(l), true);
-    const err = (this.client as Client).publish(this.topics.reply, replies.join("\n"), 1, false, undefined);
+    const to = FEATURE_MQTT5 && props !== undefined && props.responseTopic !== undefined ? props.responseTopic : this.topics.reply;
+    const cd = FEATURE_MQTT5 && props !== undefined && props.correlationData !== undefined ? { correlationData: props.correlationData } : undefined;
+    const err = (this.client as Client).publish(to, replies.join("\n"), 1, false, undefined, cd);
     if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }
 }

@@ -1,4 +1,4 @@
-import type { Bytes, Out } from "../port/bytes";
+import type { Bytes, Out, Wire } from "../port/bytes";
 import { port } from "../port/port";
 import { CodecError, MAX_STRING, PacketType } from "./constants";
 import type { Decoder } from "./decoder";
@@ -251,14 +251,15 @@ export function afterValue(data: Bytes, at: number, end: number, id: number): nu
 /**
  * What a client sends as properties: each field is one property, left out when undefined.
  * Binary values (correlation data, authentication data) are the runtime's text, sent byte for
- * byte. Four-byte values are 0..2^31 - 1, or -1 for 0xFFFFFFFF.
+ * byte, or a Wire (its bytes exactly, on Node too). Four-byte values are 0..2^31 - 1, or -1 for
+ * 0xFFFFFFFF.
  */
 export interface Props5 {
   payloadFormat?: number;
   messageExpiry?: number;
   contentType?: string;
   responseTopic?: string;
-  correlationData?: string;
+  correlationData?: string | Wire;
   subscriptionId?: number;
   sessionExpiry?: number;
   authMethod?: string;
@@ -276,7 +277,7 @@ export interface Props5 {
 }
 
 /** The field of `p` that carries property `id`, or undefined (User Property is apart). */
-function propField(p: Props5, id: number): number | string | undefined {
+function propField(p: Props5, id: number): number | string | Wire | undefined {
   if (id === Prop.PayloadFormat) return p.payloadFormat;
   if (id === Prop.MessageExpiry) return p.messageExpiry;
   if (id === Prop.ContentType) return p.contentType;
@@ -298,8 +299,13 @@ function propField(p: Props5, id: number): number | string | undefined {
 }
 
 /** Bytes property `id` with value `v` takes after its identifier, or -CodecError. */
-function sendSize(id: number, v: number | string): number {
+function sendSize(id: number, v: number | string | Wire): number {
   const type = port.ints.idiv(propInfo(id), 2048);
+  // binary data as a Wire (a Buffer on Node; a string, so the branch below, elsewhere)
+  if (typeof v === "object") {
+    const n = port.bytes.wireLength(v as Wire);
+    return type !== PropType.Binary ? -CodecError.BadPropertyValue : n > MAX_STRING ? -CodecError.StringTooLong : 2 + n;
+  }
   if (typeof v === "string") {
     if (type !== PropType.Text && type !== PropType.Binary) return -CodecError.BadPropertyValue;
     const n = fieldLength(v, type === PropType.Binary);
@@ -354,6 +360,12 @@ export function putProps(o: Out, p: Props5 | undefined, size: number): void {
     const v = propField(p, id);
     if (v === undefined) continue;
     o.byte(id);
+    if (typeof v === "object") {
+      const n = port.bytes.wireLength(v as Wire);
+      u16(o, n);
+      o.copy(port.bytes.bytesOf(v as Wire), 0, n);
+      continue;
+    }
     if (typeof v === "string") {
       field(o, v, port.bytes.textLength(v));
       continue;

@@ -21,6 +21,7 @@ import * as queues from "./queues";
 // MQTT 5.0's session work (left out of a build without the mqtt5 feature)
 import * as s5 from "./session5";
 import type { Session5 } from "./session5";
+import type { Props5 } from "../codec/mqtt5";
 import type { MessageHandler, OfflineQueue, Subscriptions } from "./queues";
 export type { MessageHandler } from "./queues";
 
@@ -316,7 +317,7 @@ export class Client {
    * queued in RAM while offline (bounded, oldest dropped). Returns undefined when accepted, or an
    * error value (nothing was accepted) naming the problem and the fix.
    */
-  publish(topic: string, payload: Payload, qos: number, retain: boolean, done: Done | undefined): PetrelError | undefined {
+  publish(topic: string, payload: Payload, qos: number, retain: boolean, done: Done | undefined, props?: Props5): PetrelError | undefined {
     const s = this.settings;
     if (qos !== 0 && qos !== 1 && (qos !== 2 || !FEATURE_QOS2)) {
       return fail("invalid-qos", FEATURE_QOS2 ? "QoS must be 0, 1 or 2" : "this build leaves QoS 2 out (its board profile's features); QoS must be 0 or 1");
@@ -332,7 +333,7 @@ export class Client {
     // the outbox's records at this level before one more is added
     if (FEATURE_MQTT5 && c5 !== undefined && qos > 0) c5.stored = s5.alignOutbox(c5.stored, this.outbox, this.p.storage, s.storePrefix, this.tx, lv);
     const id = qos > 0 ? this.allocId() : 0;
-    const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, topic, payload, qos, retain, id) : encodePublish(this.tx, s.maxPacket, topic, payload, qos, retain, false, id);
+    const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, topic, payload, qos, retain, id, props) : encodePublish(this.tx, s.maxPacket, topic, payload, qos, retain, false, id);
     if (n < 0) {
       if (-n !== 1) return codecFail(n);
       const size = payloadSize(payload) + port.bytes.textLength(topic) + 9;
@@ -363,6 +364,8 @@ export class Client {
         this.stats.dropped = this.stats.dropped + 1;
         if (old !== undefined) old(fail("dropped", `the QoS 0 message waited offline behind ${cap} newer ones and was dropped; fix: publish at QoS 1 what must arrive, or raise offlineQueue`));
       }
+      // (at 5.0 its properties wait beside it, at the ring's same place)
+      if (FEATURE_MQTT5 && c5 !== undefined) c5.q0props[(this.q0.head + this.q0.count) % cap] = props;
       queues.pushOffline(this.q0, cap, topic, payload, retain, done);
       return undefined;
     }
@@ -481,8 +484,9 @@ export class Client {
     }
     while (all && this.q0.count > 0 && this.state === State.Connected) {
       const k = this.q0.head;
-      const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, 0)
+      const n = FEATURE_MQTT5 && lv === 5 ? s5.publish5(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, 0, (c5 as Session5).q0props[k])
         : encodePublish(this.tx, s.maxPacket, this.q0.topics[k], this.q0.payloads[k], 0, this.q0.retain[k] !== 0, false, 0);
+      if (FEATURE_MQTT5 && c5 !== undefined) c5.q0props[k] = undefined;
       const done = queues.shiftOffline(this.q0, s.offlineQueue);
       if (n > 0) this.send(this.tx.toWire());
       if (done !== undefined) done(undefined);
@@ -904,15 +908,17 @@ export class Client {
       } else {
         const topic = d.topicText();
         const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.bodyStart + d.remaining);
+        // at 5.0 what the PUBLISH carries beside them (response topic, user properties, ...)
+        const props = FEATURE_MQTT5 && v5 ? s5.messageProps(d) : undefined;
         // the fixed header's flags: DUP 8, RETAIN 1
         const retain = d.headerFlags % 2 === 1;
         const dup = d.headerFlags >= 8;
         this.stats.delivered = this.stats.delivered + 1;
         for (let k = 0; k < this.subs.count; k++) {
           const h = this.subs.handlers[k];
-          if (h !== undefined && topicMatches(this.subs.filters[k], topic)) h(topic, payload, qos, retain, dup);
+          if (h !== undefined && topicMatches(this.subs.filters[k], topic)) h(topic, payload, qos, retain, dup, props);
         }
-        if (this.ev.onMessage !== undefined) this.ev.onMessage(topic, payload, qos, retain, dup);
+        if (this.ev.onMessage !== undefined) this.ev.onMessage(topic, payload, qos, retain, dup, props);
       }
       if (this.state !== State.Connected || qos === 0) return;
       this.control(qos === 1 ? PacketType.Puback : PacketType.Pubrec, id);

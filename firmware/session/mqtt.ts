@@ -1,5 +1,7 @@
 import type { Payload } from "../codec/encode";
+import type { Props5 } from "../codec/mqtt5";
 import type { Wire } from "../port/bytes";
+import type { MessageProps } from "./session5";
 import type { PetrelError } from "../port/log";
 import { Client, State, type ClientEvents, type MessageHandler } from "./client";
 import { dropHeld, listHeld, retryHeld, type HeldMessage } from "./held";
@@ -9,6 +11,8 @@ import type { Platform } from "../port/platform";
 export interface PublishOptions {
   qos?: number;
   retain?: boolean;
+  /** At MQTT 5.0: the PUBLISH's properties (response topic, correlation data, user properties, ...); ignored at 3.1.1. */
+  properties?: Props5;
 }
 
 export interface SubscribeOptions {
@@ -24,6 +28,8 @@ export interface MessageInfo {
   qos: number;
   retain: boolean;
   dup: boolean;
+  /** At MQTT 5.0: what the PUBLISH carried beside them (undefined when nothing). */
+  properties: MessageProps | undefined;
 }
 
 export type Callback = (this: void, err: PetrelError | undefined) => void;
@@ -53,7 +59,7 @@ export class MqttClient {
 
   constructor(core: Client) {
     this.core = core;
-    this.info = { topic: "", payload: "" as unknown as Wire, qos: 0, retain: false, dup: false };
+    this.info = { topic: "", payload: "" as unknown as Wire, qos: 0, retain: false, dup: false, properties: undefined };
   }
 
   on(event: "connect", fn: (this: void, connack: { sessionPresent: boolean }) => void): this;
@@ -101,7 +107,7 @@ export class MqttClient {
     if (typeof opts === "function") done = opts;
     else o = opts;
     const qos = o !== undefined && o.qos !== undefined ? o.qos : 0;
-    const e = this.core.publish(topic, message, qos, o !== undefined && o.retain === true, done);
+    const e = this.core.publish(topic, message, qos, o !== undefined && o.retain === true, done, o !== undefined ? o.properties : undefined);
     return e !== undefined ? this.fail(e, done) : this;
   }
 
@@ -215,8 +221,9 @@ export function connect(platform: Platform, options: ClientOptions): MqttClient 
       me.reconnecting = false;
       me.emit("connect", { sessionPresent: sp }, undefined, undefined);
     },
-    onMessage: (topic, payload, qos, retain, dup) => {
+    onMessage: (topic, payload, qos, retain, dup, props) => {
       const info = me.info;
+      info.properties = props;
       info.topic = topic;
       info.payload = payload;
       info.qos = qos;

@@ -1,9 +1,13 @@
 import type { Payload } from "../codec/encode";
 import type { Wire } from "../port/bytes";
 import type { Done } from "./outbox";
+import type { MessageProps } from "./session5";
 
-/** A message handler: topic, payload (Buffer on Node, string on Espruino and NodeMCU), QoS, retain, dup. */
-export type MessageHandler = (this: void, topic: string, payload: Wire, qos: number, retain: boolean, dup: boolean) => void;
+/**
+ * A message handler: topic, payload (Buffer on Node, string on Espruino and NodeMCU), QoS, retain,
+ * dup; at MQTT 5.0 the PUBLISH's properties (undefined when it has none, and at 3.1.1).
+ */
+export type MessageHandler = (this: void, topic: string, payload: Wire, qos: number, retain: boolean, dup: boolean, props: MessageProps | undefined) => void;
 
 /**
  * QoS 0 messages published while offline, waiting in RAM for a connection: a ring of `count`

@@ -1,7 +1,7 @@
 import { PacketType } from "../codec/constants";
 import type { Decoder } from "../codec/decoder";
 import { header, remainingLengthSize, writeRemainingLength, type Payload } from "../codec/encode";
-import { encodeConnect5, encodePublish5, findProp, Prop, PropType, propInfo, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt } from "../codec/mqtt5";
+import { afterValue, encodeConnect5, encodePublish5, findProp, Prop, PropType, propInfo, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt, type Props5 } from "../codec/mqtt5";
 import type { Bytes, Out, Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { port } from "../port/port";
@@ -58,6 +58,8 @@ export interface Session5 {
   aliases: string[];
   /** Will Delay Interval sent with the will, seconds (0: none). */
   willDelay: number;
+  /** The properties of the QoS 0 messages waiting offline, at their places in the client's ring. */
+  q0props: (Props5 | undefined)[];
 }
 
 /** A whole number option from `lo` to `hi` (its default `dflt` when absent), or -1 when it is not one. */
@@ -82,7 +84,7 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
     return fail("bad-option", "willDelay needs a will and a session that outlasts it; fix: set will, clean false and sessionExpiry at least willDelay");
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
-    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay };
+    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [] };
 }
 
 /**
@@ -149,9 +151,9 @@ export function aliased(o: Out, cap: number, w: Wire, c5: Session5): Wire {
   return o.toWire();
 }
 
-/** PUBLISH at 5.0 without properties (as encodePublish at 3.1.1). */
-export function publish5(o: Out, cap: number, topic: string, payload: Payload, qos: number, retain: boolean, id: number): number {
-  return encodePublish5(o, cap, topic, payload, qos, retain, false, id, undefined);
+/** PUBLISH at 5.0 with the program's properties `props`, if any (as encodePublish at 3.1.1). */
+export function publish5(o: Out, cap: number, topic: string, payload: Payload, qos: number, retain: boolean, id: number, props: Props5 | undefined): number {
+  return encodePublish5(o, cap, topic, payload, qos, retain, false, id, props);
 }
 
 /** The number value of property `id` in data[from..end) (checked by the decoder), or `dflt` when absent. */
@@ -253,6 +255,55 @@ export function disconnectError(c5: Session5, d: Decoder): PetrelError {
   noteReason(c5, d, code, propsOf(d), propsEndOf(d));
   if (code < 0x80) return fail("server-disconnect", "the broker closed the connection (reason code 0x00 in DISCONNECT: normal disconnection); the client reconnects");
   return reasonError(code, PacketType.Disconnect, c5.said);
+}
+
+/**
+ * What a PUBLISH at 5.0 carries beside its topic and payload, handed to the program with the
+ * message (each field undefined when the PUBLISH has no such property).
+ */
+export interface MessageProps {
+  /** Where the sender wants an answer (Response Topic). */
+  responseTopic?: string;
+  /** What the sender wants back with the answer (Correlation Data), its bytes exactly. */
+  correlationData?: Wire;
+  contentType?: string;
+  /** 1: the payload is UTF-8 (the decoder has checked it), 0: bytes. */
+  payloadFormat?: number;
+  /** Seconds the message had left at the broker (Message Expiry Interval). */
+  messageExpiry?: number;
+  /** User Properties in order, flattened: [name1, value1, name2, value2, ...]. */
+  userProperties?: string[];
+  /** The Subscription Identifiers of the subscriptions it matched. */
+  subscriptionIds?: number[];
+}
+
+/** The properties of the PUBLISH the decoder holds, for the program; undefined when it has none. */
+export function messageProps(d: Decoder): MessageProps | undefined {
+  const data = d.data;
+  const end = propsEndOf(d);
+  let at = propsOf(d);
+  if (at >= end) return undefined;
+  const m: MessageProps = {};
+  while (at < end) {
+    const id = data[at];
+    const v = at + 1;
+    if (id === Prop.ResponseTopic) m.responseTopic = textAt(data, v);
+    else if (id === Prop.CorrelationData) m.correlationData = port.bytes.wireFrom(data, v + 2, v + 2 + u16At(data, v));
+    else if (id === Prop.ContentType) m.contentType = textAt(data, v);
+    else if (id === Prop.PayloadFormat) m.payloadFormat = data[v];
+    else if (id === Prop.MessageExpiry) m.messageExpiry = u32At(data, v);
+    else if (id === Prop.SubscriptionId) {
+      if (m.subscriptionIds === undefined) m.subscriptionIds = [];
+      m.subscriptionIds.push(varintAt(data, v, end));
+    } else if (id === Prop.UserProperty) {
+      if (m.userProperties === undefined) m.userProperties = [];
+      m.userProperties.push(textAt(data, v));
+      m.userProperties.push(textAt(data, v + 2 + u16At(data, v)));
+    }
+    // (the block has passed the decoder's checks: every value is whole)
+    at = afterValue(data, v, end, id);
+  }
+  return m;
 }
 
 /** The Topic Alias of the PUBLISH the decoder holds, or 0 (we send Topic Alias Maximum 0: the broker may send none). */
