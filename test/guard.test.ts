@@ -74,6 +74,8 @@ const SOURCE_CASES: Array<[string, string, number]> = [
   ["typed-array", "const b = new Uint8Array(4);", 1],
   ["regex", "const ok = /^a+$/.test(\"aa\");", 1],
   ["bigint", "const n = 10n;", 1],
+  ["non-ascii", "export const s = \"see MQTT 5 \u00a73.3\";", 1],
+  ["non-ascii", "declare const n: number;\nexport const t = `${n} items \u2026`;", 2],
   ["float-math", "declare const a: number;\nconst q = a / 128;", 2],
   ["float-math", "declare const a: number;\nconst q = Math.floor(a);", 2],
   ["throw", "function f(): void { throw \"bad\"; }", 1],

@@ -101,7 +101,7 @@ export function diagnose(f: DiagFacts): string[] {
   if (f.shortDrops >= FLAP_COUNT) {
     if (broken < 0) broken = 6;
     out.push(`diag: client id  FAILED: the broker closed the last ${f.shortDrops} connections soon after accepting them: ` +
-      `another device is probably connecting with the same client id (${f.clientId}); fix: give each board its own client.id (set client.id …, save, reboot)`);
+      `another device is probably connecting with the same client id (${f.clientId}); fix: give each board its own client.id (set client.id NAME, save, reboot)`);
   }
   if (broken < 0) out.push(f.connected ? "diag: every link works" : "diag: no broken link found yet; the client is still connecting (run diag again)");
   else if (broken <= 4) out.push(`diag: first broken link: ${NAMES[broken]}`);

@@ -395,12 +395,12 @@ export function putProps(o: Out, p: Props5 | undefined, size: number): void {
 
 /** The name and explanation of MQTT 5.0's codec errors (errors.ts takes the 3.1.1 ones). */
 export function codecError5(code: number): string {
-  if (code === CodecError.UnknownProperty) return "unknown-property: a property identifier MQTT 5.0 does not define (MQTT 5 §2.2.2.2)";
-  if (code === CodecError.PropertyNotAllowed) return "property-not-allowed: a property this packet type may not carry (MQTT 5 §2.2.2.2)";
-  if (code === CodecError.DuplicateProperty) return "duplicate-property: a property that may appear once appears twice (MQTT 5 §2.2.2.2)";
-  if (code === CodecError.BadPropertyValue) return "bad-property-value: a property's value is out of its range (MQTT 5 §3)";
-  if (code === CodecError.BadPropertyLength) return "bad-property-length: a property length or variable byte integer is malformed or runs past the packet (MQTT 5 §1.5.5)";
-  if (code === CodecError.BadReasonCode) return "bad-reason-code: a reason code this packet type does not define (MQTT 5 §2.4)";
+  if (code === CodecError.UnknownProperty) return "unknown-property: a property identifier MQTT 5.0 does not define (MQTT 5.0 section 2.2.2.2)";
+  if (code === CodecError.PropertyNotAllowed) return "property-not-allowed: a property this packet type may not carry (MQTT 5.0 section 2.2.2.2)";
+  if (code === CodecError.DuplicateProperty) return "duplicate-property: a property that may appear once appears twice (MQTT 5.0 section 2.2.2.2)";
+  if (code === CodecError.BadPropertyValue) return "bad-property-value: a property's value is out of its range (MQTT 5.0 section 3)";
+  if (code === CodecError.BadPropertyLength) return "bad-property-length: a property length or variable byte integer is malformed or runs past the packet (MQTT 5.0 section 1.5.5)";
+  if (code === CodecError.BadReasonCode) return "bad-reason-code: a reason code this packet type does not define (MQTT 5.0 section 2.4)";
   return "unknown: unknown codec error";
 }
 
@@ -526,7 +526,7 @@ export function finish5(d: Decoder, data: Bytes, start: number, end: number): nu
   if (t === PacketType.Publish) {
     d.payloadStart = from + len;
     d.payloadLength = end - d.payloadStart;
-    // an empty topic only with a Topic Alias (MQTT 5 §3.3.2.3.4)
+    // an empty topic only with a Topic Alias (MQTT 5.0 section 3.3.2.3.4)
     if (d.topicEnd === d.topicStart && findProp(data, from, from + len, Prop.TopicAlias) < 0) return CodecError.EmptyTopic;
   } else if (t === PacketType.Suback || t === PacketType.Unsuback) {
     // one reason code per filter after the properties

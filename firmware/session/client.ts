@@ -255,6 +255,11 @@ export class Client {
       const at5 = p.storage.getRecord(s.storePrefix + "v") !== undefined ? 1 : 0;
       if (v5 !== undefined) {
         v5.stored = at5;
+        // a stored message's Message Expiry counts from this boot (a board keeps no time across a reboot)
+        for (let k = 0; at5 === 1 && k < c.outbox.count; k++) {
+          const w = c.outbox.wireAt(k);
+          if (w !== undefined) s5.noteExpiry(v5, c.outbox.idAt(k), w, p.clock.clockNow());
+        }
         (c as { v5: Session5 | undefined }).v5 = v5;
       } else if (at5 === 1) s5.alignOutbox(at5, c.outbox, p.storage, s.storePrefix, c.tx, 4);
     }
@@ -374,6 +379,7 @@ export class Client {
       return fail("outbox-full", `the outbox holds ${this.outbox.bytes} of ${s.outboxBytes} bytes and this message needs ${n}; fix: wait for acknowledgements, or raise outboxBytes`);
     }
     const w = this.tx.toWire();
+    if (FEATURE_MQTT5 && c5 !== undefined && lv === 5) s5.noteExpiry(c5, id, w, this.p.clock.clockNow());
     const r = this.outbox.admit(w, id, qos, done);
     if (r !== 0) {
       return r === STORAGE_FULL
@@ -466,6 +472,16 @@ export class Client {
           this.control(PacketType.Pubrel, o.idAt(k));
         } else {
           let w = o.wireAt(k);
+          // at 5.0 a message whose Message Expiry has passed goes unsent; one whose has not goes with what is left
+          const u = FEATURE_MQTT5 && c5 !== undefined && lv === 5 && w !== undefined ? s5.unexpired(c5, this.tx, w, o.idAt(k), this.p.clock.clockNow()) : w;
+          if (FEATURE_MQTT5 && u === undefined && w !== undefined) {
+            const ttl = (c5 as Session5).ttl[o.idAt(k)] as number;
+            s5.forgetExpiry(c5 as Session5, o.idAt(k));
+            this.tell(s5.expiredError(c5 as Session5, ttl), o.takeAt(k));
+            k = k - 1;
+            continue;
+          }
+          w = u;
           if (w === undefined) {
             const done = o.takeAt(k);
             const e = fail("storage-failed", "an outbox message could not be read back from storage and is lost; fix: check the flash");
@@ -606,6 +622,9 @@ export class Client {
       this.closed(reason);
       return;
     }
+    // at 5.0 a connection this client closes for the broker's fault ends with a DISCONNECT that says why
+    const c5 = this.v5;
+    if (FEATURE_MQTT5 && c5 !== undefined && c5.level === 5 && st === State.Connected && s5.goodbye(c5, this.tx, reason) > 0) this.send(this.tx.toWire());
     this.state = State.Closing;
     // a transport that never reports its close must not hang the client
     this.t.deadline = after(this.p.clock.clockNow(), this.settings.connectTimeoutMs);
@@ -716,6 +735,7 @@ export class Client {
     d.reset();
     this.t.suspect = 0;
     let done: Done | undefined = undefined;
+    if (FEATURE_MQTT5 && kept && this.v5 !== undefined) s5.forgetExpiry(this.v5, o.idAt(k));
     if (kept) done = o.takeAt(k);
     const e = fail("publish-refused", `the broker closed the connection ${s.refusedAfter} times in a row right after the QoS ${qos} PUBLISH to ` +
       `${topic}, acknowledging nothing (NATS refuses QoS 2; an ACL may forbid a topic); ` + (kept
@@ -873,7 +893,7 @@ export class Client {
     if (t === PacketType.Publish) {
       const qos = d.publishQos();
       if (FEATURE_MQTT5 && v5 && !oversize && s5.topicAliasOf(d) !== 0) {
-        this.report(undefined, "protocol-error", s5.violation(1, 0));
+        this.report(undefined, "protocol-error", s5.violation(c5 as Session5, 1, 0));
         return;
       }
       // (a build without QoS 2 keeps no ids: an incoming QoS 2 message is at least once there)
@@ -887,7 +907,7 @@ export class Client {
       if (FEATURE_QOS2 && qos === 2 && !again && r !== undefined) {
         if (FEATURE_MQTT5 && v5 && r.count >= this.settings.receiveWindow) {
           // at 5.0 receiveWindow is our Receive Maximum, and the broker must keep to it
-          this.report(undefined, "protocol-error", s5.violation(2, this.settings.receiveWindow));
+          this.report(undefined, "protocol-error", s5.violation(c5 as Session5, 2, this.settings.receiveWindow));
           return;
         }
         if (r.count >= this.settings.receiveWindow) {
@@ -930,6 +950,7 @@ export class Client {
         this.report(undefined, "protocol-error", `PUBACK for QoS 2 message ${id} (MQTT-4.3.3)`);
       } else {
         this.t.acked = 1;
+        if (FEATURE_MQTT5 && c5 !== undefined) s5.forgetExpiry(c5, id);
         const done = o.takeAt(k);
         // at 5.0 a PUBACK may say the broker did not take the message (a reason code 0x80 or more)
         const e = FEATURE_MQTT5 && v5 && t === PacketType.Puback ? s5.ackError(c5 as Session5, d) : undefined;
@@ -948,6 +969,7 @@ export class Client {
         // a PUBREC that refuses the message ends its flow: no PUBREL (MQTT 5 §4.3.3)
         if (k >= 0 && o.phaseAt(k) === Phase.Sent) {
           this.t.acked = 1;
+          if (FEATURE_MQTT5 && c5 !== undefined) s5.forgetExpiry(c5, id);
           this.tell(e, o.takeAt(k));
           this.pump(false);
         } else this.stats.ignored = this.stats.ignored + 1;
@@ -976,7 +998,7 @@ export class Client {
       const e = s5.disconnectError(c5 as Session5, d);
       this.report(e, e.code);
     } else if (FEATURE_MQTT5 && v5 && t === PacketType.Auth) {
-      this.report(undefined, "protocol-error", s5.violation(3, 0));
+      this.report(undefined, "protocol-error", s5.violation(c5 as Session5, 3, 0));
     } else {
       this.report(undefined, "protocol-error", "a second CONNACK arrived (MQTT-3.2.0-1)");
     }

@@ -1,10 +1,13 @@
 import { PacketType } from "../codec/constants";
 import type { Decoder } from "../codec/decoder";
 import { header, remainingLengthSize, writeRemainingLength, type Payload } from "../codec/encode";
-import { afterValue, encodeConnect5, encodePublish5, findProp, Prop, PropType, propInfo, propsEndOf, propsOf, reasonOf, textAt, u16At, u32At, varintAt, type Props5 } from "../codec/mqtt5";
+import { Prop, PropType, type Props5 } from "../codec/mqtt5";
+// (the rest as one local: NodeMCU loads no function with more than 50)
+import * as m5 from "../codec/mqtt5";
 import type { Bytes, Out, Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { port } from "../port/port";
+import { elapsed } from "../sched/time";
 import type { Storage } from "../port/storage";
 import { find } from "../port/text";
 import { fail } from "./errors";
@@ -60,6 +63,16 @@ export interface Session5 {
   willDelay: number;
   /** The properties of the QoS 0 messages waiting offline, at their places in the client's ring. */
   q0props: (Props5 | undefined)[];
+  /**
+   * Outbox messages with a Message Expiry, by packet id: when this boot first had them (clock
+   * ms: at publish, or at start-up for those in storage) and their expiry (s).
+   */
+  since: (number | undefined)[];
+  ttl: (number | undefined)[];
+  /** Outbox messages dropped unsent because their Message Expiry passed. */
+  expired: number;
+  /** The reason code for this client's DISCONNECT when it closes for a protocol error (0: 0x82, the general one). */
+  bye: number;
 }
 
 /** A whole number option from `lo` to `hi` (its default `dflt` when absent), or -1 when it is not one. */
@@ -84,7 +97,8 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
     return fail("bad-option", "willDelay needs a will and a session that outlasts it; fix: set will, clean false and sessionExpiry at least willDelay");
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
-    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [] };
+    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [],
+    since: [], ttl: [], expired: 0, bye: 0 };
 }
 
 /**
@@ -95,7 +109,7 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
  */
 export function connect5(o: Out, s: Settings, c5: Session5): number {
   const id = s.clientId === "" && c5.assigned !== undefined ? c5.assigned : s.clientId;
-  return encodeConnect5(o, s.maxPacket, {
+  return m5.encodeConnect5(o, s.maxPacket, {
     clientId: id, clean: s.clean, keepalive: s.keepalive, username: s.username, password: s.password, will: s.will,
     props: {
       sessionExpiry: c5.expiry !== 0 ? c5.expiry : undefined,
@@ -118,12 +132,12 @@ export function aliased(o: Out, cap: number, w: Wire, c5: Session5): Wire {
   const len = b.length;
   // (PUBLISH only: type 3 in the first byte's high nibble)
   if (b[0] < 48 || b[0] >= 64) return w;
-  const rem = varintAt(b, 1, len);
+  const rem = m5.varintAt(b, 1, len);
   const p = 1 + remainingLengthSize(rem);
   if (rem < 0 || p + rem !== len) return w;
   const tl = b[p] * 256 + b[p + 1];
   if (tl === 0) return w;
-  const topic = textAt(b, p);
+  const topic = m5.textAt(b, p);
   const t = c5.aliases;
   let k = 0;
   while (k < t.length && t[k] !== topic) k++;
@@ -131,7 +145,7 @@ export function aliased(o: Out, cap: number, w: Wire, c5: Session5): Wire {
   if (!known && t.length >= c5.aliasMax) return w;
   // the packet id (QoS 1 and 2), then the property block
   const idEnd = p + 2 + tl + (b[0] % 8 >= 2 ? 2 : 0);
-  const props = varintAt(b, idEnd, len);
+  const props = m5.varintAt(b, idEnd, len);
   if (props < 0) return w;
   const after = idEnd + remainingLengthSize(props);
   const size = rem - (known ? tl : 0) - remainingLengthSize(props) + remainingLengthSize(props + 3) + 3;
@@ -151,18 +165,79 @@ export function aliased(o: Out, cap: number, w: Wire, c5: Session5): Wire {
   return o.toWire();
 }
 
+/** Where the Message Expiry value of a stored 5.0 PUBLISH (QoS 1 or 2) lies, or -1 when it has none. */
+function expiryAt(b: Bytes): number {
+  const len = b.length;
+  const rem = m5.varintAt(b, 1, len);
+  if (rem < 0) return -1;
+  const p = 1 + remainingLengthSize(rem);
+  const idEnd = p + 4 + b[p] * 256 + b[p + 1];
+  const n = m5.varintAt(b, idEnd, len);
+  if (n < 0) return -1;
+  const from = idEnd + remainingLengthSize(n);
+  return from + n <= len ? m5.findProp(b, from, from + n, Prop.MessageExpiry) : -1;
+}
+
+/**
+ * Notes outbox message `id` (its stored PUBLISH `w`, at 5.0) as of `now`: its Message Expiry, or
+ * none (an id used before by a message with one is cleared).
+ */
+export function noteExpiry(c5: Session5, id: number, w: Wire, now: number): void {
+  const b = port.bytes.bytesOf(w);
+  const at = expiryAt(b);
+  c5.since[id] = at >= 0 ? now : undefined;
+  c5.ttl[id] = at >= 0 ? m5.u32At(b, at) : undefined;
+}
+
+/** Forgets what noteExpiry kept of message `id` (it has left the outbox). */
+export function forgetExpiry(c5: Session5, id: number): void {
+  c5.since[id] = undefined;
+  c5.ttl[id] = undefined;
+}
+
+/**
+ * Outbox message `id` (stored as `w`) as it is about to be sent at `now`: undefined when its
+ * Message Expiry has passed (the client drops it, unsent); else with the expiry it has left
+ * (MQTT 5.0 §3.3.2.3.3: the receiver counts from when it gets it), written into `o`; or `w`
+ * itself when it has no expiry or none has passed yet.
+ */
+export function unexpired(c5: Session5, o: Out, w: Wire, id: number, now: number): Wire | undefined {
+  const ttl = c5.ttl[id];
+  // (-1: 2^31 s or more, which a board's clock cannot count)
+  if (ttl === undefined || ttl < 0) return w;
+  const gone = port.ints.idiv(elapsed(c5.since[id] as number, now), 1000);
+  if (gone >= ttl) return undefined;
+  const b = port.bytes.bytesOf(w);
+  const at = expiryAt(b);
+  if (gone === 0 || at < 0) return w;
+  const left = ttl - gone;
+  o.copy(b, 0, at);
+  o.byte(port.ints.idiv(left, 16777216));
+  o.byte(port.ints.idiv(left, 65536) % 256);
+  o.byte(port.ints.idiv(left, 256) % 256);
+  o.byte(left % 256);
+  o.copy(b, at + 4, b.length);
+  return o.toWire();
+}
+
+/** The error a message dropped for its Message Expiry gets. */
+export function expiredError(c5: Session5, ttl: number): PetrelError {
+  c5.expired = c5.expired + 1;
+  return fail("message-expired", `a queued message's Message Expiry (${ttl} s) passed before it could be sent, so it was dropped unsent (counted in expired); fix: a longer messageExpiry, or none for messages that must arrive late`);
+}
+
 /** PUBLISH at 5.0 with the program's properties `props`, if any (as encodePublish at 3.1.1). */
 export function publish5(o: Out, cap: number, topic: string, payload: Payload, qos: number, retain: boolean, id: number, props: Props5 | undefined): number {
-  return encodePublish5(o, cap, topic, payload, qos, retain, false, id, props);
+  return m5.encodePublish5(o, cap, topic, payload, qos, retain, false, id, props);
 }
 
 /** The number value of property `id` in data[from..end) (checked by the decoder), or `dflt` when absent. */
 function num(data: Bytes, from: number, end: number, id: number, dflt: number): number {
-  const at = findProp(data, from, end, id);
+  const at = m5.findProp(data, from, end, id);
   if (at < 0) return dflt;
   // the value's type, as the codec's property table has it
-  const type = port.ints.idiv(propInfo(id), 2048);
-  return type === PropType.U16 ? u16At(data, at) : type === PropType.U32 ? u32At(data, at) : data[at];
+  const type = port.ints.idiv(m5.propInfo(id), 2048);
+  return type === PropType.U16 ? m5.u16At(data, at) : type === PropType.U32 ? m5.u32At(data, at) : data[at];
 }
 
 /**
@@ -173,8 +248,8 @@ export function connack5(c5: Session5, d: Decoder): number {
   c5.aliasMax = 0;
   c5.aliases = [];
   const data = d.data;
-  const from = propsOf(d);
-  const end = propsEndOf(d);
+  const from = m5.propsOf(d);
+  const end = m5.propsEndOf(d);
   const code = data[d.bodyStart + 1];
   c5.level = 5;
   noteReason(c5, d, code, from, end);
@@ -190,8 +265,8 @@ export function connack5(c5: Session5, d: Decoder): number {
   c5.keepalive = num(data, from, end, Prop.ServerKeepAlive, -1);
   const tam = num(data, from, end, Prop.TopicAliasMaximum, 0);
   c5.aliasMax = tam < c5.ours ? tam : c5.ours;
-  const at = findProp(data, from, end, Prop.AssignedClientId);
-  if (at >= 0) c5.assigned = textAt(data, at);
+  const at = m5.findProp(data, from, end, Prop.AssignedClientId);
+  if (at >= 0) c5.assigned = m5.textAt(data, at);
   return 0;
 }
 
@@ -199,8 +274,8 @@ export function connack5(c5: Session5, d: Decoder): number {
 export function noteReason(c5: Session5, d: Decoder, code: number, from: number, end: number): void {
   if (code < 0x80) return;
   c5.reason = code;
-  const at = findProp(d.data, from, end, Prop.ReasonString);
-  c5.said = at >= 0 ? textAt(d.data, at) : "";
+  const at = m5.findProp(d.data, from, end, Prop.ReasonString);
+  c5.said = at >= 0 ? m5.textAt(d.data, at) : "";
 }
 
 /**
@@ -220,9 +295,9 @@ export function isOld(c5: Session5, broker: number, mark: boolean): boolean {
  * not take the message), or undefined when it took it.
  */
 export function ackError(c5: Session5, d: Decoder): PetrelError | undefined {
-  const code = reasonOf(d);
+  const code = m5.reasonOf(d);
   if (code < 0x80) return undefined;
-  noteReason(c5, d, code, propsOf(d), propsEndOf(d));
+  noteReason(c5, d, code, m5.propsOf(d), m5.propsEndOf(d));
   return reasonError(code, d.type, c5.said);
 }
 
@@ -231,10 +306,23 @@ export function ackError(c5: Session5, d: Decoder): PetrelError | undefined {
  * (we allow none), 2 more QoS 2 messages awaiting PUBREL than our Receive Maximum `n`, 3 AUTH
  * unasked.
  */
-export function violation(what: number, n: number): string {
+export function violation(c5: Session5, what: number, n: number): string {
+  // the reason code of the DISCONNECT the client sends as it closes (goodbye)
+  c5.bye = what === 1 ? 0x94 : what === 2 ? 0x93 : 0x82;
   if (what === 1) return "the broker sent a Topic Alias, and this client allows none (its CONNECT has no Topic Alias Maximum; MQTT-3.3.2-10)";
   if (what === 2) return `the broker sent more QoS 2 messages awaiting PUBREL than this client's Receive Maximum (${n}; MQTT-3.3.4-9)`;
   return "the broker sent AUTH, and this client asked for no enhanced authentication (MQTT-4.12.0-6)";
+}
+
+/**
+ * The DISCONNECT this client sends before it closes a 5.0 connection for `reason` (MQTT 5.0
+ * §4.13.1: a malformed packet 0x81; a protocol error 0x82, or the code violation() chose), written
+ * into `o`; its length, or 0 when the reason is not the broker's fault (nothing to say).
+ */
+export function goodbye(c5: Session5, o: Out, reason: string): number {
+  const code = reason === "malformed-packet" ? 0x81 : reason !== "protocol-error" ? 0 : c5.bye > 0 ? c5.bye : 0x82;
+  c5.bye = 0;
+  return code === 0 ? 0 : m5.encodeReason5(o, 8, PacketType.Disconnect, code, undefined);
 }
 
 /** A broker answered our 5.0 CONNECT in 3.1.1 (a 2-byte CONNACK): it gets 3.1.1 from now on. The error that says so. */
@@ -251,8 +339,8 @@ export function refusedFilters(filters: string, code: number, t: number): Petrel
 
 /** Why the broker's DISCONNECT closed the connection, as an error value. */
 export function disconnectError(c5: Session5, d: Decoder): PetrelError {
-  const code = reasonOf(d);
-  noteReason(c5, d, code, propsOf(d), propsEndOf(d));
+  const code = m5.reasonOf(d);
+  noteReason(c5, d, code, m5.propsOf(d), m5.propsEndOf(d));
   if (code < 0x80) return fail("server-disconnect", "the broker closed the connection (reason code 0x00 in DISCONNECT: normal disconnection); the client reconnects");
   return reasonError(code, PacketType.Disconnect, c5.said);
 }
@@ -280,36 +368,36 @@ export interface MessageProps {
 /** The properties of the PUBLISH the decoder holds, for the program; undefined when it has none. */
 export function messageProps(d: Decoder): MessageProps | undefined {
   const data = d.data;
-  const end = propsEndOf(d);
-  let at = propsOf(d);
+  const end = m5.propsEndOf(d);
+  let at = m5.propsOf(d);
   if (at >= end) return undefined;
   const m: MessageProps = {};
   while (at < end) {
     const id = data[at];
     const v = at + 1;
-    if (id === Prop.ResponseTopic) m.responseTopic = textAt(data, v);
-    else if (id === Prop.CorrelationData) m.correlationData = port.bytes.wireFrom(data, v + 2, v + 2 + u16At(data, v));
-    else if (id === Prop.ContentType) m.contentType = textAt(data, v);
+    if (id === Prop.ResponseTopic) m.responseTopic = m5.textAt(data, v);
+    else if (id === Prop.CorrelationData) m.correlationData = port.bytes.wireFrom(data, v + 2, v + 2 + m5.u16At(data, v));
+    else if (id === Prop.ContentType) m.contentType = m5.textAt(data, v);
     else if (id === Prop.PayloadFormat) m.payloadFormat = data[v];
-    else if (id === Prop.MessageExpiry) m.messageExpiry = u32At(data, v);
+    else if (id === Prop.MessageExpiry) m.messageExpiry = m5.u32At(data, v);
     else if (id === Prop.SubscriptionId) {
       if (m.subscriptionIds === undefined) m.subscriptionIds = [];
-      m.subscriptionIds.push(varintAt(data, v, end));
+      m.subscriptionIds.push(m5.varintAt(data, v, end));
     } else if (id === Prop.UserProperty) {
       if (m.userProperties === undefined) m.userProperties = [];
-      m.userProperties.push(textAt(data, v));
-      m.userProperties.push(textAt(data, v + 2 + u16At(data, v)));
+      m.userProperties.push(m5.textAt(data, v));
+      m.userProperties.push(m5.textAt(data, v + 2 + m5.u16At(data, v)));
     }
     // (the block has passed the decoder's checks: every value is whole)
-    at = afterValue(data, v, end, id);
+    at = m5.afterValue(data, v, end, id);
   }
   return m;
 }
 
 /** The Topic Alias of the PUBLISH the decoder holds, or 0 (we send Topic Alias Maximum 0: the broker may send none). */
 export function topicAliasOf(d: Decoder): number {
-  const at = findProp(d.data, propsOf(d), propsEndOf(d), Prop.TopicAlias);
-  return at < 0 ? 0 : u16At(d.data, at);
+  const at = m5.findProp(d.data, m5.propsOf(d), m5.propsEndOf(d), Prop.TopicAlias);
+  return at < 0 ? 0 : m5.u16At(d.data, at);
 }
 
 /**
@@ -317,7 +405,7 @@ export function topicAliasOf(d: Decoder): number {
  * (The count is the body's end less that.)
  */
 export function codesAt(d: Decoder): number {
-  return propsEndOf(d);
+  return m5.propsEndOf(d);
 }
 
 /** The two-digit hexadecimal form of a reason code ("0x87"). */
@@ -415,7 +503,7 @@ export function filterLimits(c5: Session5, filters: string[], count: number): Pe
 export function convertPublish(o: Out, w: Wire, toV5: boolean): Wire | undefined {
   const b = port.bytes.bytesOf(w);
   const len = b.length;
-  const rem = varintAt(b, 1, len);
+  const rem = m5.varintAt(b, 1, len);
   if (rem < 0) return undefined;
   const p = 1 + remainingLengthSize(rem);
   // topic and packet id (every stored message is QoS 1 or 2)
@@ -423,7 +511,7 @@ export function convertPublish(o: Out, w: Wire, toV5: boolean): Wire | undefined
   if (p + rem !== len || idEnd > len) return undefined;
   let from = idEnd;
   if (!toV5) {
-    const props = varintAt(b, idEnd, len);
+    const props = m5.varintAt(b, idEnd, len);
     if (props < 0) return undefined;
     from = idEnd + remainingLengthSize(props) + props;
     if (from > len) return undefined;

@@ -31,6 +31,7 @@ export const RULES = {
   regex: ["TSTL refuses regex literals", "scan the string with charCodeAt"],
   bigint: ["BigInt exists on no target", "use numbers below 2^31"],
   "float-math": ["`/` and Math.floor/ceil/round/trunc are inexact above 2^24 on NodeMCU's single-precision Lua", "use port.ints.idiv / imod (or `// dialect-allow float-math: <why>` for true fractions)"],
+  "non-ascii": ["a character outside ASCII in a text the firmware keeps: the Espruino minifier may write it as one Latin-1 byte, NodeMCU keeps its UTF-8 bytes, so the board prints different bytes on each", "write it in ASCII (\"section 3.3\" for \"§3.3\", \"...\" for \"…\")"],
   throw: ["firmware never throws: exceptions cost an Error object and a pcall", "return an error code or {code, message}"],
   truthiness: ["0 and \"\" are true in Lua: this test means something else on NodeMCU", "compare explicitly (x !== 0, s !== \"\", v !== undefined)"],
   "host-global": ["this global is not on every target (JSON, Date, console, timers, Promise, require, Buffer, process…)", "take it from the port"],
@@ -57,7 +58,7 @@ export const ESPRUINO = ["default-param", "destructuring", "spread-rest", "exten
   "generator", "promise-finally", "optional-chain", "exponent", "length-assign", "string-search", "computed-key", "label", "tagged-template",
   "missing-global", "missing-builtin", "prototype-lookup", "error-class", "hoisting", "class-self-name", "arrow-this-skipped"];
 export const LUA = ["bitwise", "typed-array", "regex", "label", "bigint", "extends-error", "error-class", "truthiness", "arguments"];
-export const SHARED_ONLY = ["float-math", "throw", "host-global"];
+export const SHARED_ONLY = ["float-math", "throw", "host-global", "non-ascii"];
 
 /** Which rules apply to a source file, by where it lives. */
 export function rulesFor(rel) {

@@ -268,6 +268,14 @@ export function checkSourceFile(program, sf, rules, rel) {
       case ts.SyntaxKind.BigIntLiteral:
         report(node, "bigint");
         break;
+      case ts.SyntaxKind.StringLiteral:
+      case ts.SyntaxKind.NoSubstitutionTemplateLiteral:
+      case ts.SyntaxKind.TemplateHead:
+      case ts.SyntaxKind.TemplateMiddle:
+      case ts.SyntaxKind.TemplateTail:
+        // a text the board prints: Espruino and NodeMCU strings are bytes, and a terminal may not be UTF-8
+        if (/[^\x00-\x7f]/.test(node.text)) report(node, "non-ascii", JSON.stringify(node.text.match(/[^\x00-\x7f]/)[0]));
+        break;
       case ts.SyntaxKind.ThrowStatement:
         report(node, "throw");
         break;

@@ -368,6 +368,7 @@ register("policy.next", (a) => nextAttempt(argInt(a[0]), argInt(a[1]), argInt(a[
 //   jitter 0|1       randomInt(n) is 0, or n - 1 (the default)
 //   heap N           the board reports N bytes of free heap (before `new`)
 //   logs | events    note the client's log lines / onReconnect and onClose too
+//   pubx NAME TOPIC QOS EXPIRY PAYLOAD   publish with a Message Expiry of EXPIRY s (5.0)
 //   pub NAME TOPIC QOS PAYLOAD   publish (retain off; pubret: on; TOPIC "-": empty); NAME's
 //                    callback is noted "done NAME ok|code"; a refusal "refused NAME code" (why: its message)
 //   sub FILTERS QOSES [-|h|h-]   subscribe (FILTERS "-": none); its SUBACK noted "suback FILTERS
@@ -475,6 +476,7 @@ function note(r: Run, c: Client, cmd: string, w: string[]): string {
   if (cmd === "reason") return "reason " + c.lastReason;
   if (cmd === "error") return c.lastError !== undefined ? "lasterror " + c.lastError.code + ": " + c.lastError.message : "lasterror none";
   if (cmd === "stat") return "stat " + w[1] + " " + (c.stats as unknown as { [k: string]: number })[w[1]];
+  if (cmd === "expired") return "expired " + (c.v5 !== undefined ? c.v5.expired : -1);
   if (cmd === "q0") return "q0 " + c.q0.count;
   if (cmd === "subs") return "subs " + c.subs.count;
   if (cmd === "ids" || cmd === "phases") {
@@ -670,9 +672,12 @@ function exec(r: Run, line: string): string {
     if (c === undefined) return "!no client: new first (" + cmd + ")";
     if (cmd === "start") c.start();
     else if (cmd === "end") c.end();
-    else if (cmd === "pub" || cmd === "pubret") {
-      // the payload: the rest of the line after the fourth word
-      const e = c.publish(w[2] === "-" ? "" : w[2], afterWord(afterWord(afterWord(afterWord(line)))), decimal(w[3]), cmd === "pubret", doneOf(r, w[1]));
+    else if (cmd === "pub" || cmd === "pubret" || cmd === "pubx") {
+      // the payload: the rest of the line after the fourth word (pubx: the fifth, after the expiry)
+      const x = cmd === "pubx";
+      const rest = afterWord(afterWord(afterWord(afterWord(line))));
+      const e = c.publish(w[2] === "-" ? "" : w[2], x ? afterWord(rest) : rest, decimal(w[3]), cmd === "pubret", doneOf(r, w[1]),
+        x ? { messageExpiry: decimal(w[4]) } : undefined);
       if (e !== undefined) {
         b.note("refused " + w[1] + " " + e.code);
         r.why = e.message;
@@ -718,7 +723,7 @@ function exec(r: Run, line: string): string {
     } else if (cmd === "drophold") {
       const e = dropHeld(c, decimal(w[1]));
       b.note("drophold " + w[1] + " " + (e !== undefined ? e.code + ": " + e.message : "ok"));
-    } else if (cmd === "state" || cmd === "reason" || cmd === "error" || cmd === "stat" || cmd === "q0" || cmd === "subs" || cmd === "outbox" ||
+    } else if (cmd === "state" || cmd === "reason" || cmd === "error" || cmd === "stat" || cmd === "expired" || cmd === "q0" || cmd === "subs" || cmd === "outbox" ||
       cmd === "ids" || cmd === "phases" || cmd === "index" || cmd === "received" || cmd === "hasid" || cmd === "current") b.note(note(r, c, cmd, w));
     else return "!unknown command: " + cmd;
   }
