@@ -16,8 +16,8 @@ const CANARY_WIFI = "canary-wifi-7Q2x";
 const CANARY_MQTT = "canary-mqtt-9Zk4";
 
 /** Every setting's key, in the schema's order. */
-// (the Node build has every feature: will.delay, MQTT 5.0's, is the 14th)
-const KEYS = Array.from({ length: 14 }, (_, i) => keyAt(i));
+// (the Node build has every feature: will.delay and expiry, MQTT 5.0's, are the 14th and 15th)
+const KEYS = Array.from({ length: 15 }, (_, i) => keyAt(i));
 
 /**
  * A console over a host serial line with the node's commands (the node not started: the settings
@@ -184,9 +184,10 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
 
 describe("settings schema", () => {
   it("the secret settings are exactly those named *.pass (the console masks them as typed without the schema)", () => {
-    expect(KEYS.filter((k) => k !== "")).toHaveLength(14);
+    expect(KEYS.filter((k) => k !== "")).toHaveLength(15);
     expect(keyAt(13)).toBe("will.delay");
-    expect(keyAt(14)).toBe("");
+    expect(keyAt(14)).toBe("expiry");
+    expect(keyAt(15)).toBe("");
     for (const k of KEYS) {
       const d = setting(k);
       expect(d, k).toBeDefined();

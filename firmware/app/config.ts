@@ -67,6 +67,7 @@ export function keyAt(i: number): string {
     case 11: return "sleep";
     case 12: return "log";
     case 13: return FEATURE_MQTT5 ? "will.delay" : "";
+    case 14: return FEATURE_MQTT5 ? "expiry" : "";
     default: return "";
   }
 }
@@ -84,11 +85,12 @@ function live(key: string): boolean {
 export function setting(key: string): Setting | undefined {
   let d: Setting | undefined = { key, kind: KIND_TEXT, def: schemaDefault(key), help: "", min: 1, max: 64 };
   // (MQTT 5.0's Will Delay Interval: only a build with mqtt5 has the setting)
-  if (FEATURE_MQTT5 && key === "will.delay") {
+  if (FEATURE_MQTT5 && (key === "will.delay" || key === "expiry")) {
     d.kind = KIND_INT;
-    d.help = "seconds the broker waits before publishing the offline status (MQTT 5.0's will delay): a reboot within them publishes none";
+    d.help = key === "expiry" ? "seconds a queued reading stays worth sending (MQTT 5.0's message expiry); 0: no limit"
+      : "seconds the broker waits before publishing the offline status (MQTT 5.0's will delay): a reboot within them publishes none";
     d.min = 0;
-    d.max = 3600;
+    d.max = key === "expiry" ? 2147483 : 3600;
     return d;
   }
   switch (key) {

@@ -160,6 +160,8 @@ function nodeTask(self: SensorNode, name: string): Task {
   // marks the readings among the outbox's messages (readingsSent in app/commands.ts).
   const done: Done = (err) => {
     if (err === undefined) self.acked++;
+    // (one the broker refused, or past its expiry: not delivered)
+    else self.dropped++;
   };
   self.reading = done;
   return { name: name, step: () => self.sample(done) };
@@ -368,7 +370,9 @@ export class SensorNode {
     const sleeping = this.sleeps();
     let qos = this.settings.int("qos");
     if (sleeping && qos === 0) qos = 1; // a reading that must survive the sleep needs an acknowledgement
-    const err = c.publish(this.topics.telemetry, this.readings(), qos, false, done);
+    // at 5.0 a reading may say how long it is worth sending (expiry): one queued longer is dropped
+    const ex = FEATURE_MQTT5 ? this.settings.int("expiry") : 0;
+    const err = c.publish(this.topics.telemetry, this.readings(), qos, false, done, FEATURE_MQTT5 && ex > 0 ? { messageExpiry: ex } : undefined);
     if (err === undefined) {
       this.queued++;
     } else {

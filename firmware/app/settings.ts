@@ -58,6 +58,7 @@ export function schemaDefault(key: string): string {
   if (key === "qos") return "1";
   if (key === "prefix") return "petrel";
   if (key === "will.delay") return "10";
+  if (key === "expiry") return "0";
   return key === "log" ? "info" : "";
 }
 
