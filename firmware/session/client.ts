@@ -475,9 +475,7 @@ export class Client {
           // at 5.0 a message whose Message Expiry has passed goes unsent; one whose has not goes with what is left
           const u = FEATURE_MQTT5 && c5 !== undefined && lv === 5 && w !== undefined ? s5.unexpired(c5, this.tx, w, o.idAt(k), this.p.clock.clockNow()) : w;
           if (FEATURE_MQTT5 && u === undefined && w !== undefined) {
-            const ttl = (c5 as Session5).ttl[o.idAt(k)] as number;
-            s5.forgetExpiry(c5 as Session5, o.idAt(k));
-            this.tell(s5.expiredError(c5 as Session5, ttl), o.takeAt(k));
+            this.tell(s5.dropExpired(c5 as Session5, o.idAt(k)), o.takeAt(k));
             k = k - 1;
             continue;
           }

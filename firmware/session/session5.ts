@@ -64,11 +64,11 @@ export interface Session5 {
   /** The properties of the QoS 0 messages waiting offline, at their places in the client's ring. */
   q0props: (Props5 | undefined)[];
   /**
-   * Outbox messages with a Message Expiry, by packet id: when this boot first had them (clock
-   * ms: at publish, or at start-up for those in storage) and their expiry (s).
+   * Outbox messages with a Message Expiry, three numbers each: packet id, when this boot first
+   * had it (clock ms: at publish, or at start-up for one in storage), its expiry (s). Only those
+   * with one, in no order (an entry leaves by the last taking its place: nothing grows).
    */
-  since: (number | undefined)[];
-  ttl: (number | undefined)[];
+  ex: number[];
   /** Outbox messages dropped unsent because their Message Expiry passed. */
   expired: number;
   /** The reason code for this client's DISCONNECT when it closes for a protocol error (0: 0x82, the general one). */
@@ -98,7 +98,7 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
     assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [],
-    since: [], ttl: [], expired: 0, bye: 0 };
+    ex: [], expired: 0, bye: 0 };
 }
 
 /**
@@ -178,34 +178,51 @@ function expiryAt(b: Bytes): number {
   return from + n <= len ? m5.findProp(b, from, from + n, Prop.MessageExpiry) : -1;
 }
 
-/**
- * Notes outbox message `id` (its stored PUBLISH `w`, at 5.0) as of `now`: its Message Expiry, or
- * none (an id used before by a message with one is cleared).
- */
-export function noteExpiry(c5: Session5, id: number, w: Wire, now: number): void {
-  const b = port.bytes.bytesOf(w);
-  const at = expiryAt(b);
-  c5.since[id] = at >= 0 ? now : undefined;
-  c5.ttl[id] = at >= 0 ? m5.u32At(b, at) : undefined;
+/** Where outbox message `id`'s entry in c5.ex starts, or -1 when it has none. */
+function exAt(c5: Session5, id: number): number {
+  const ex = c5.ex;
+  for (let i = 0; i < ex.length; i = i + 3) if (ex[i] === id) return i;
+  return -1;
 }
 
-/** Forgets what noteExpiry kept of message `id` (it has left the outbox). */
+/** Forgets what noteExpiry kept of message `id` (it has left the outbox, or its id is reused). */
 export function forgetExpiry(c5: Session5, id: number): void {
-  c5.since[id] = undefined;
-  c5.ttl[id] = undefined;
+  const ex = c5.ex;
+  const i = exAt(c5, id);
+  if (i < 0) return;
+  const last = ex.length - 3;
+  ex[i] = ex[last];
+  ex[i + 1] = ex[last + 1];
+  ex[i + 2] = ex[last + 2];
+  ex.pop();
+  ex.pop();
+  ex.pop();
+}
+
+/** Notes outbox message `id` (its stored PUBLISH `w`, at 5.0) as of `now`: its Message Expiry, if it has one. */
+export function noteExpiry(c5: Session5, id: number, w: Wire, now: number): void {
+  forgetExpiry(c5, id);
+  const b = port.bytes.bytesOf(w);
+  const at = expiryAt(b);
+  // (-1: 2^31 s or more, which a board's clock cannot count: as none)
+  const ttl = at >= 0 ? m5.u32At(b, at) : -1;
+  if (ttl < 0) return;
+  c5.ex.push(id);
+  c5.ex.push(now);
+  c5.ex.push(ttl);
 }
 
 /**
  * Outbox message `id` (stored as `w`) as it is about to be sent at `now`: undefined when its
- * Message Expiry has passed (the client drops it, unsent); else with the expiry it has left
- * (MQTT 5.0 §3.3.2.3.3: the receiver counts from when it gets it), written into `o`; or `w`
- * itself when it has no expiry or none has passed yet.
+ * Message Expiry has passed (the client drops it, unsent: dropExpired); else with the expiry it
+ * has left (MQTT 5.0 section 3.3.2.3.3: the receiver counts from when it gets it), written into
+ * `o`; or `w` itself when it has no expiry or none has passed yet.
  */
 export function unexpired(c5: Session5, o: Out, w: Wire, id: number, now: number): Wire | undefined {
-  const ttl = c5.ttl[id];
-  // (-1: 2^31 s or more, which a board's clock cannot count)
-  if (ttl === undefined || ttl < 0) return w;
-  const gone = port.ints.idiv(elapsed(c5.since[id] as number, now), 1000);
+  const i = exAt(c5, id);
+  if (i < 0) return w;
+  const ttl = c5.ex[i + 2];
+  const gone = port.ints.idiv(elapsed(c5.ex[i + 1], now), 1000);
   if (gone >= ttl) return undefined;
   const b = port.bytes.bytesOf(w);
   const at = expiryAt(b);
@@ -220,8 +237,11 @@ export function unexpired(c5: Session5, o: Out, w: Wire, id: number, now: number
   return o.toWire();
 }
 
-/** The error a message dropped for its Message Expiry gets. */
-export function expiredError(c5: Session5, ttl: number): PetrelError {
+/** Message `id`, past its Message Expiry, leaves: the error its callback gets (and the count). */
+export function dropExpired(c5: Session5, id: number): PetrelError {
+  const i = exAt(c5, id);
+  const ttl = i >= 0 ? c5.ex[i + 2] : 0;
+  forgetExpiry(c5, id);
   c5.expired = c5.expired + 1;
   return fail("message-expired", `a queued message's Message Expiry (${ttl} s) passed before it could be sent, so it was dropped unsent (counted in expired); fix: a longer messageExpiry, or none for messages that must arrive late`);
 }
