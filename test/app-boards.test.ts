@@ -45,7 +45,7 @@ function missing(t: AppTarget): string | null {
  * Data; the answer's payload and correlation data (hex), bounded.
  */
 async function request5(topic: string, line: string, inbox: string, correlation: Buffer): Promise<{ payload: string; correlation: string }> {
-  const m = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 5, clientId: `requester-${process.pid}-${topic.length}`, clean: true, reconnectPeriod: 0 });
+  const m = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: 5, clientId: `req-${topic.split("/")[1]}-${process.pid}`, clean: true, reconnectPeriod: 0 });
   try {
     return await new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no answer on ${inbox} within 10 s`)), 10000);
@@ -84,7 +84,9 @@ describe("the sensor node on every runtime", () => {
       } catch (e) {
         throw new Error(`${(e as Error).message}\n--- ${target} board output ---\n${b.out.slice(-4000)}`);
       }
-    }, 120000);
+      // the runtimes side by side: each board has its own process, flash and client id, and most of
+      // a run is waiting (the will's 10 s delay among it)
+    }, 120000, true);
   }
 });
 

@@ -320,7 +320,9 @@ export class Client {
    * Publishes a message. QoS 1/2: stored in the outbox before this returns, then sent in order
    * within the in-flight window; `done` runs when the broker acknowledges it. QoS 0: sent now, or
    * queued in RAM while offline (bounded, oldest dropped). Returns undefined when accepted, or an
-   * error value (nothing was accepted) naming the problem and the fix.
+   * error value (nothing was accepted) naming the problem and the fix. `props`: the PUBLISH's
+   * MQTT 5.0 properties (sent at 5.0, left out at 3.1.1); a messageExpiry among them also bounds
+   * how long the message may wait in the outbox.
    */
   publish(topic: string, payload: Payload, qos: number, retain: boolean, done: Done | undefined, props?: Props5): PetrelError | undefined {
     const s = this.settings;
