@@ -221,5 +221,6 @@ for (const board of ["esp8266-nodemcu", "esp32-nodemcu"]) {
       await b.dispose();
     }
     verdict(run, board, true);
-  }, 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500);
+    // the two NodeMCU boards side by side (each its own interpreter, broker and proxy)
+  }, 240_000 + RECONNECTS * 6_000 + PUBLISHES * 1_500, true);
 }

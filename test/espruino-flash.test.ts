@@ -43,9 +43,10 @@ function run(exe: string, args: string[], ms = 240000): Promise<Run> {
 const flashTool = (board: string, port: string) => run(process.execPath, [path.join(ROOT, "tools/flash.mjs"), "--board", board, "--port", port]);
 const OK = (board: string) => new RegExp(`flash ${board}: app, app\\.config, app\\.commands, app\\.held, \\.bootcde, \\d+ bytes written to tcp://127\\.0\\.0\\.1:\\d+ \\(length and CRC-32 read back\\)`);
 
-// One after the other: both pack the same board into dist/boards/esp32-espruino (removed and written again).
+// Side by side: each packs its own board (dist/boards/<board>, removed and written again), each
+// has its own REPL and flash, and most of a run is the CLI's paced writing.
 describe("make flash for an Espruino board, through the espruino CLI to the stand-in's REPL", () => {
-  it("the sensor node lands in Storage as app, its lazy modules as app.<name>, the boot guard as .bootcde; after a reset a lazy module loads", async () => {
+  it.concurrent("the sensor node lands in Storage as app, its lazy modules as app.<name>, the boot guard as .bootcde; after a reset a lazy module loads", async () => {
     const flash = tmp("petrel-esp-flash-");
     const repl = await startRepl({ storageDir: flash, esp32: true });
     let r: Run;
@@ -72,17 +73,17 @@ describe("make flash for an Espruino board, through the espruino CLI to the stan
     }
   }, 300000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute (80 s here), more beside other emulators
 
-  it("a character changed on the line (the length still right) is caught by the CRC-32 read-back, named, and the command fails", async () => {
+  it.concurrent("a character changed on the line (the length still right) is caught by the CRC-32 read-back, named, and the command fails", async () => {
     const flash = tmp("petrel-esp-flash-");
-    const repl = await startRepl({ storageDir: flash, esp32: true, garble: 3 });
+    const repl = await startRepl({ storageDir: flash, esp32: false, garble: 3 });
     let r: Run;
     try {
-      r = await flashTool("esp32-espruino", `tcp://127.0.0.1:${repl.port}`);
+      r = await flashTool("esp8266-espruino", `tcp://127.0.0.1:${repl.port}`);
     } finally {
       await repl.close();
     }
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/flash: esp32-espruino: (petrel|app|\.bootcde) reads back from the board as \d+\/\d+ \(length\/CRC-32\), not \d+\/\d+; fix: .*flash again/);
+    expect(r.stderr).toMatch(/flash: esp8266-espruino: (petrel|app|\.bootcde) reads back from the board as \d+\/\d+ \(length\/CRC-32\), not \d+\/\d+; fix: .*flash again/);
   }, 300000); // the CLI writes about 2 KB a second through the REPL: the Storage files and the boot guard take about a minute (80 s here), more beside other emulators
 });
 
