@@ -16,5 +16,11 @@ export const FEATURE_SLEEP = true;
 /** MQTT 5.0 (protocol level 5): properties, reason codes, flow control. Without it, 3.1.1 only. */
 export const FEATURE_MQTT5 = true;
 
+/**
+ * The texts of MQTT 5.0's reason codes (what each means and its fix) on the chip. Without them an
+ * error names its code and the reason code, and docs/reason-codes.md has the text.
+ */
+export const FEATURE_TEXTS = true;
+
 /** Every feature's name, as profiles list them. */
-export const FEATURES = ["qos2", "failover", "sleep", "mqtt5"];
+export const FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts"];

@@ -83,6 +83,10 @@ describe("board profiles", () => {
     // the file-system layout (every module a file); the LFS image is test/nodemcu-lfs.test.ts's
     const r = await packBoard(p, DIST, { lfs: false });
     expect(r.files).toBeGreaterThan(20);
+    // the sensor node; the library's entry (require "petrel") only when asked for
+    expect(fs.existsSync(path.join(DIST, "boards/esp8266-nodemcu/app.lua"))).toBe(true);
+    expect(fs.existsSync(path.join(DIST, "boards/esp8266-nodemcu/petrel.lua"))).toBe(false);
+    await packBoard(p, DIST, { lfs: false, library: true });
     expect(fs.existsSync(path.join(DIST, "boards/esp8266-nodemcu/petrel.lua"))).toBe(true);
     expect(r.bytes).toBeLessThanOrEqual(p.artifactBytes);
     expect(JSON.parse(fs.readFileSync(path.join(DIST, "boards/esp8266-nodemcu/profile.json"), "utf8")).name).toBe("esp8266-nodemcu");

@@ -236,7 +236,7 @@ describe("the serial console on the NodeMCU stand-in (petrel_console of a packed
   for (const rt of RTS) {
     const name = `${rt.name}: uart taken (no echo from the REPL), repl gives it back to the Lua REPL, petrel_console() takes it again`;
     needs(boardMissing(rt.name), name, async () => {
-      const packed = await packBoard(loadProfile(rt.board), DIST, { lfs: false }); // every module a file, run from the directory
+      const packed = await packBoard(loadProfile(rt.board), DIST, { lfs: false, library: true }); // every module a file, run from the directory
       const flash = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-con-"));
       dirs.push(flash);
       // a terminal's Enter; the stand-in reads stdin by lines, the console's delimiter is "\r"

@@ -207,7 +207,7 @@ describe("NodeMCU build on the NodeMCU stand-in, against mosquitto", () => {
 
     needs(missing, `${tag}: the packed board files (flat SPIFFS names, entry "petrel") run the same publish and subscribe`, async () => {
       const board = lua.esp32 ? "esp32-nodemcu" : "esp8266-nodemcu";
-      const packed = await packBoard(loadProfile(board), DIST, { lfs: false }); // every module a file, run from the directory
+      const packed = await packBoard(loadProfile(board), DIST, { lfs: false, library: true }); // every module a file, run from the directory
       const topic = `petrel/packed/${lua.name}/${process.pid}`;
       const r = await runLua(lua.exe, lua.esp32, "pubsub.lua", tmpDir("packed"), {
         PETREL_LUA_DIST: packed.dir,
@@ -279,7 +279,7 @@ describe("the boot guard (init.lua of a packed board) on the NodeMCU stand-in", 
 
   /** One boot: the fixture on the packed board, in `flash`; `keys` typed on the console at once. */
   async function bootOnce(rt: (typeof RTS)[number], flash: string, env: Record<string, string>, keys?: string): Promise<LuaRun> {
-    const packed = await packBoard(loadProfile(rt.board), DIST, { lfs: false }); // every module a file, run from the directory
+    const packed = await packBoard(loadProfile(rt.board), DIST, { lfs: false, library: true }); // every module a file, run from the directory
     return runLua(rt.exe, rt.esp32, "bootguard.lua", flash, { PETREL_LUA_DIST: packed.dir, PETREL_ENTRY: "petrel", ...env }, 15000, undefined,
       { args: [...rt.args], input: keys });
   }

@@ -180,7 +180,7 @@ describe("make flash for a NodeMCU board without LFS, through a pseudo-terminal"
     const expected = lua.map((f) => (f === "init.lua" ? f : f.replace(/\.lua$/, ".lc"))).sort();
     expect(fs.readdirSync(b.flash).sort()).toEqual(expected);
     expect(onFlash(b.flash, "init.lua").equals(fs.readFileSync(path.join(packed, "init.lua")))).toBe(true);
-    expect(onFlash(b.flash, "petrel.lc").subarray(0, 4).toString("latin1")).toBe("\x1bLua"); // a Lua binary chunk
+    expect(onFlash(b.flash, "app.lc").subarray(0, 4).toString("latin1")).toBe("\x1bLua"); // a Lua binary chunk
     // power on: the stand-in runs init.lua from that flash: the boot guard, then the packed app
     // (bytecode) with its console
     const boot = spawnSync("lua5.1", ["-e", [

@@ -219,4 +219,73 @@ describe("Petrel at MQTT 5.0 against mosquitto 2.0", () => {
     expect(back[0].props?.userProperties).toEqual({ from: "petrel" });
     expect(back[0].props?.contentType).toBe("text/plain");
   }, 30_000);
+  it("on Node the protocol defaults to 5.0: a client given no protocolVersion sends properties MQTT.js receives", async () => {
+    const b = await broker();
+    const topic = `petrel/v5/default/${process.pid}`;
+    const m = mqtt.connect(`mqtt://${HOST}:${b.port}`, { protocolVersion: 5, clientId: `default-${process.pid}`, clean: true, reconnectPeriod: 0 });
+    cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
+    const got: { payload: string; props: mqtt.IPublishPacket["properties"] }[] = [];
+    m.on("message", (_t, payload, packet) => got.push({ payload: payload.toString(), props: packet.properties }));
+    await new Promise<void>((resolve) => m.once("connect", () => m.subscribe(topic, { qos: 1 }, () => resolve())));
+    const p = petrel(b, { protocolVersion: undefined });
+    await until("CONNACK", () => p.c.connected, 5000);
+    expect(await new Promise((resolve) => p.c.publish(topic, "v5", { qos: 1, properties: { userProperties: ["level", "5"] } }, (e) => resolve(e)))).toBeUndefined();
+    await until("the message at MQTT.js", () => got.length > 0, 5000);
+    expect(got[0].props?.userProperties).toEqual({ level: "5" });
+  }, 30_000);
+
+  it("Subscription Identifiers: each message names the subscriptions it matched; No Local keeps the client's own messages from coming back", async () => {
+    const b = await broker();
+    const p = petrel(b);
+    await until("CONNACK", () => p.c.connected, 5000);
+    const topic = `petrel/v5/sid/${process.pid}`;
+    const got: { topic: string; ids: number[] | undefined }[] = [];
+    p.c.on("message", (t, _payload, packet) => got.push({ topic: t, ids: packet.properties?.subscriptionIds }));
+    const sub = (f: string, o: object) => new Promise<unknown>((resolve) => p.c.subscribe(f, o, (e, g) => resolve(e ?? g)));
+    expect(await sub(`${topic}/a`, { qos: 1, properties: { subscriptionIdentifier: 7 } })).toEqual([1]);
+    expect(await sub(`${topic}/+`, { qos: 1, properties: { subscriptionIdentifier: 300000 } })).toEqual([1]);
+    expect(await sub(`${topic}/own`, { qos: 1, nl: true })).toEqual([1]);
+    // a bad identifier is refused here, with the fix, and nothing is sent
+    const bad = (await sub(`${topic}/x`, { properties: { subscriptionIdentifier: 0 } })) as PetrelError;
+    expect(bad.code).toBe("bad-option");
+    expect(bad.message).toMatch(/fix:/);
+    const m = mqtt.connect(`mqtt://${HOST}:${b.port}`, { protocolVersion: 5, clientId: `sid-${process.pid}`, clean: true, reconnectPeriod: 0 });
+    cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
+    const peer: string[] = [];
+    m.on("message", (t) => peer.push(t));
+    await new Promise<void>((resolve) => m.once("connect", () => m.subscribe(`${topic}/own`, { qos: 1 }, () => resolve())));
+    m.publish(`${topic}/a`, "1", { qos: 1 });
+    m.publish(`${topic}/b`, "2", { qos: 1 });
+    // Petrel's own message on a No Local subscription: MQTT.js gets it, Petrel does not
+    await publish(p, `${topic}/own`, "3", 1);
+    await until("MQTT.js has the own message", () => peer.length > 0, 5000);
+    await until("both messages at Petrel", () => got.some((g) => g.topic.endsWith("/b")) && got.some((g) => g.topic.endsWith("/a")), 5000);
+    const ids = (end: string) => got.filter((g) => g.topic.endsWith(end)).flatMap((g) => g.ids ?? []).sort((x, y) => x - y);
+    // /a matches both subscriptions (one copy with both ids, or a copy per subscription)
+    expect(ids("/a")).toEqual([7, 300000]);
+    expect(ids("/b")).toEqual([300000]);
+    // own: /+ matches it too (without No Local), so it may come back on that subscription's id alone
+    expect(got.filter((g) => g.topic.endsWith("/own")).every((g) => (g.ids ?? []).join() === "300000")).toBe(true);
+    expect(p.errors).toEqual([]);
+  }, 30_000);
+
+  for (const level of [5, 4]) {
+    it(`end with reason code 4 at ${level === 5 ? "5.0 (DISCONNECT 0x04)" : "3.1.1 (no DISCONNECT)"}: the broker publishes the will; a plain end does not`, async () => {
+      const b = await broker();
+      const topic = `petrel/v5/will${level}/${process.pid}`;
+      const wills = await checker(b, `${topic}/#`, true);
+      const plain = petrel(b, { protocolVersion: level, will: { topic: `${topic}/plain`, payload: "gone", qos: 1, retain: false } });
+      const asked = petrel(b, { protocolVersion: level, will: { topic: `${topic}/asked`, payload: "gone", qos: 1, retain: false } });
+      await until("both connected", () => plain.c.connected && asked.c.connected, 5000);
+      await new Promise<void>((resolve) => plain.c.end(() => resolve()));
+      await new Promise<void>((resolve) => asked.c.end({ reasonCode: 4 }, () => resolve()));
+      await until("the asked-for will", () => wills.length > 0, 5000);
+      // a marker after it: the broker has handled both ends by the time it arrives
+      const q = petrel(b, { protocolVersion: 5 });
+      await until("marker client", () => q.c.connected, 5000);
+      await publish(q, `${topic}/marker`, "m", 1);
+      await until("the marker", () => wills.some((w) => w.startsWith(`${topic}/marker`)), 5000);
+      expect(wills).toEqual([`${topic}/asked gone`, `${topic}/marker m`]);
+    }, 30_000);
+  }
 });

@@ -96,11 +96,12 @@ interface Petrel {
 }
 
 let ids = 0;
-/** A Petrel client on Node (fast reconnects), ended after the test. */
+/** A Petrel client on Node at MQTT 3.1.1 (this file's level; fast reconnects), ended after the test. */
 function petrel(brokers: { host: string; port: number; tls?: boolean }[], o: Partial<NodeClientOptions> = {}): Petrel {
   ids++;
   const c = connect({
     brokers,
+    protocolVersion: 4,
     clientId: `petrel-e2e-${process.pid}-${ids}`,
     clean: true,
     keepalive: 30,

@@ -298,13 +298,17 @@ export class Client {
 
   /**
    * Ends the session: DISCONNECT (so the broker does not publish the will), then close. Messages
-   * not yet acknowledged stay in the outbox (storage) for the next start.
+   * not yet acknowledged stay in the outbox (storage) for the next start. `withWill`: the broker
+   * publishes the will as it would for a lost connection (MQTT 5.0: DISCONNECT with reason 0x04;
+   * at 3.1.1, which has no such reason: the connection closed without DISCONNECT).
    */
-  end(): void {
+  end(withWill?: boolean): void {
     if (this.mode !== Mode.Running) return;
     this.mode = Mode.Ending;
     const st = this.state;
-    if (st === State.Connected) this.control(PacketType.Disconnect, 0);
+    const c5 = this.v5;
+    if (st === State.Connected && withWill !== true) this.control(PacketType.Disconnect, 0);
+    else if (FEATURE_MQTT5 && st === State.Connected && c5 !== undefined && c5.level === 5 && s5.goodbye(c5, this.tx, "will") > 0) this.send(this.tx.toWire());
     if (st === State.Connected || st === State.Opening || st === State.Handshake) this.drop("");
     else if (st !== State.Closing) {
       // (a close under way finishes the end by itself)
@@ -533,7 +537,7 @@ export class Client {
       const low = this.memoryLow();
       if (low !== undefined) return low;
       const c5 = this.v5;
-      const no = FEATURE_MQTT5 && c5 !== undefined ? s5.filterLimits(c5, filters, count) : undefined;
+      const no = FEATURE_MQTT5 && c5 !== undefined ? s5.filterLimits(c5, filters, count, qos[0] >= 64 ? port.ints.idiv(qos[0], 64) : 0) : undefined;
       if (no !== undefined) return no;
     }
     const e = this.reqs.track(filters, qos, count, done, this.tx, this.settings.maxPacket, this.level() === 5);
@@ -553,7 +557,10 @@ export class Client {
   /** Dials the current broker (or waits for the network link first). */
   private attempt(): void {
     const s = this.settings;
-    const b = s.brokers[this.broker];
+    let b = s.brokers[this.broker];
+    const c5 = this.v5;
+    // at 5.0 a broker that sent the client elsewhere (Server Reference) has that dialled first, once
+    if (FEATURE_MQTT5 && c5 !== undefined) b = s5.movedTo(c5, b, this.p.log, LOG_INFO);
     const g = this.gen;
     const l = this.p.link;
     this.p.sched.wake(this.task);
@@ -1038,7 +1045,9 @@ export class Client {
     this.retryingPrimary = 0;
     const b = s.brokers[this.broker];
     const proto = FEATURE_MQTT5 && c5 !== undefined ? (v5 ? ", MQTT 5.0" : ", MQTT 3.1.1") : "";
-    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${b.host}:${b.port} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count}${proto})`);
+    // (at 5.0 the server a Server Reference named, where that is where it connected)
+    const where = FEATURE_MQTT5 && c5 !== undefined && c5.via !== "" ? c5.via : `${b.host}:${b.port}`;
+    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${where} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count}${proto})`);
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;

@@ -4,6 +4,7 @@ import type { Wire } from "../port/bytes";
 import type { MessageProps } from "./session5";
 import type { PetrelError } from "../port/log";
 import { Client, State, type ClientEvents, type MessageHandler } from "./client";
+import { fail } from "./errors";
 import { dropHeld, listHeld, retryHeld, type HeldMessage } from "./held";
 import type { ClientOptions } from "./options";
 import type { Platform } from "../port/platform";
@@ -19,6 +20,19 @@ export interface SubscribeOptions {
   qos?: number;
   /** Gets only the messages matching this subscription's filters. */
   handler?: MessageHandler;
+  /** At MQTT 5.0 (each ignored at 3.1.1): No Local, the broker sends none of this client's own messages back. */
+  nl?: boolean;
+  /** Retain As Published: the retain flag as the publisher set it. */
+  rap?: boolean;
+  /** Retain Handling: 0 retained messages on each subscribe, 1 only on a new one, 2 none. */
+  rh?: number;
+  /** The SUBSCRIBE's properties: a Subscription Identifier (1 to 16,777,215), given back with each message it matches (properties.subscriptionIds). */
+  properties?: { subscriptionIdentifier?: number };
+}
+
+/** How end() closes: reasonCode 0 (normal: no will) or 4 (the broker publishes the will). */
+export interface EndOptions {
+  reasonCode?: number;
 }
 
 /** A received message's details; one object per client, reused: valid during the listener call. */
@@ -117,6 +131,17 @@ export class MqttClient {
     if (typeof opts === "function") done = opts;
     else o = opts;
     const q = o !== undefined && o.qos !== undefined ? o.qos : 0;
+    // the 5.0 options and identifier, carried above the QoS (Requests.encodeRequest5)
+    let extra = 0;
+    if (o !== undefined) {
+      const sid = o.properties !== undefined ? o.properties.subscriptionIdentifier : undefined;
+      if (sid !== undefined && !(typeof sid === "number" && sid >= 1 && sid <= 16777215 && sid % 1 === 0)) {
+        return this.fail(fail("bad-option", "subscriptionIdentifier must be a whole number from 1 to 16777215; fix: use one in that range"), done);
+      }
+      const rh = o.rh !== undefined ? o.rh : 0;
+      if (!(rh === 0 || rh === 1 || rh === 2)) return this.fail(fail("bad-option", "rh (Retain Handling) must be 0, 1 or 2; fix: use one of them"), done);
+      extra = (o.nl === true ? 4 : 0) + (o.rap === true ? 8 : 0) + 16 * rh + (sid !== undefined ? 64 * sid : 0);
+    }
     const filters: string[] = [];
     const qos: number[] = [];
     if (typeof filter === "string") {
@@ -152,6 +177,7 @@ export class MqttClient {
         qos[i] = typeof v === "number" ? v : v.qos !== undefined ? v.qos : q;
       }
     }
+    if (extra > 0) for (let i = 0; i < qos.length; i++) qos[i] = qos[i] + extra;
     const e = this.core.subscribe(filters, qos, filters.length, o !== undefined ? o.handler : undefined, done);
     return e !== undefined ? this.fail(e, done) : this;
   }
@@ -162,8 +188,21 @@ export class MqttClient {
     return e !== undefined ? this.fail(e, cb) : this;
   }
 
-  /** DISCONNECT and close; unacknowledged messages stay in the outbox for the next start. */
-  end(cb?: (this: void) => void): this {
+  /**
+   * DISCONNECT and close; unacknowledged messages stay in the outbox for the next start. With
+   * `{ reasonCode: 4 }` the broker publishes the will (MQTT 5.0 DISCONNECT 0x04; at 3.1.1 the
+   * connection closes without DISCONNECT, to the same end).
+   */
+  end(opts?: EndOptions | ((this: void) => void), done?: (this: void) => void): this {
+    let cb = done;
+    let o: EndOptions | undefined = undefined;
+    if (typeof opts === "function") cb = opts;
+    else o = opts;
+    const code = o !== undefined && o.reasonCode !== undefined ? o.reasonCode : 0;
+    if (code !== 0 && code !== 4) {
+      this.emit("error", fail("bad-option", "end's reasonCode must be 0 (normal) or 4 (publish the will); fix: use one of them"), undefined, undefined);
+      return this;
+    }
     if (cb !== undefined) {
       if (this.core.state === State.Stopped) cb();
       else {
@@ -175,7 +214,7 @@ export class MqttClient {
         this.on("end", once);
       }
     }
-    this.core.end();
+    this.core.end(code === 4);
     return this;
   }
 

@@ -1,9 +1,27 @@
 import { encodeFilters } from "../codec/encode";
+import { CodecError } from "../codec/constants";
 import { encodeFilters5 } from "../codec/mqtt5";
 import { FEATURE_MQTT5 } from "../features";
 import type { Out } from "../port/bytes";
 import type { PetrelError } from "../port/log";
+import { port } from "../port/port";
 import { codecFail, fail } from "./errors";
+
+/**
+ * SUBSCRIBE (`q` given) or UNSUBSCRIBE at 5.0. A value of `q` is the QoS plus the subscription
+ * options (below 64) plus 64 times the request's Subscription Identifier (the same on each
+ * filter; 0: none, at most 2^24 - 1 so that the value stays a 31-bit integer on every target).
+ */
+export function encodeRequest5(o: Out, cap: number, id: number, filters: string[], q: number[] | undefined, count: number): number {
+  if (q === undefined) return encodeFilters5(o, cap, id, filters, undefined, count, undefined);
+  const sid = port.ints.idiv(q[0], 64);
+  const opts: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (!(q[i] >= 0 && q[i] < 1073741824) || port.ints.idiv(q[i], 64) !== sid) return -CodecError.InvalidQos;
+    opts[i] = q[i] - 64 * sid;
+  }
+  return encodeFilters5(o, cap, id, filters, opts, count, sid > 0 ? { subscriptionId: sid } : undefined);
+}
 
 /** Called with the granted QoS per filter (SUBSCRIBE; 128 = refused) or nothing (UNSUBSCRIBE). */
 export type RequestDone = (this: void, err: PetrelError | undefined, granted: number[] | undefined) => void;
@@ -40,8 +58,9 @@ export class Requests {
     if (own >= this.max) {
       return fail("too-many-requests", `${own} subscribe/unsubscribe requests already wait for the broker; fix: wait for their callbacks, or raise maxRequests`);
     }
-    // at 5.0 a QoS value may carry the subscription options too (No Local 4, Retain As Published 8, Retain Handling 16 x 0-2)
-    const n = FEATURE_MQTT5 && v5 ? encodeFilters5(scratch, cap, 1, filters, qos, count, undefined) : encodeFilters(scratch, cap, 1, filters, qos, count);
+    // at 5.0 a QoS value may carry the subscription options too (No Local 4, Retain As Published
+    // 8, Retain Handling 16 x 0-2) and the Subscription Identifier (x 64)
+    const n = FEATURE_MQTT5 && v5 ? encodeRequest5(scratch, cap, 1, filters, qos, count) : encodeFilters(scratch, cap, 1, filters, qos, count);
     scratch.discard();
     if (n < 0) {
       if (-n === 1) return fail("message-too-large", `the request does not fit in maxPacket (${cap} bytes); fix: split it, or raise maxPacket`);
@@ -92,8 +111,8 @@ export class Requests {
         const id = alloc();
         this.ids[k] = id;
         const q = this.qos[k];
-        if (FEATURE_MQTT5 && v5) return encodeFilters5(o, cap, id, this.filters[k], q, this.sizes[k], undefined);
-        // at 3.1.1 (a broker that refused 5.0) the subscription options have no place: the QoS alone
+        if (FEATURE_MQTT5 && v5) return encodeRequest5(o, cap, id, this.filters[k], q, this.sizes[k]);
+        // at 3.1.1 (a broker that refused 5.0) the subscription options and identifier have no place: the QoS alone
         if (FEATURE_MQTT5 && q !== undefined) for (let i = 0; i < this.sizes[k]; i++) q[i] = q[i] % 4;
         return encodeFilters(o, cap, id, this.filters[k], q, this.sizes[k]);
       }

@@ -5,12 +5,14 @@ import { Prop, PropType, type Props5 } from "../codec/mqtt5";
 // (the rest as one local: NodeMCU loads no function with more than 50)
 import * as m5 from "../codec/mqtt5";
 import type { Bytes, Out, Wire } from "../port/bytes";
-import type { PetrelError } from "../port/log";
+import type { LogSink, PetrelError } from "../port/log";
 import { port } from "../port/port";
 import { elapsed } from "../sched/time";
 import type { Storage } from "../port/storage";
 import { find } from "../port/text";
 import { fail } from "./errors";
+import { FEATURE_TEXTS } from "../features";
+import * as reasons from "./reasons";
 import type { BrokerAddress, ClientOptions, Settings } from "./options";
 import type { Outbox } from "./outbox";
 
@@ -45,6 +47,8 @@ export interface Session5 {
   wildcard: number;
   /** 1 when it takes shared subscriptions ($share/…), 0 when not. */
   shared: number;
+  /** 1 when it takes Subscription Identifiers, 0 when not. */
+  subIds: number;
   /** The broker's Server Keep Alive (seconds) for this connection, or -1 when it kept ours. */
   keepalive: number;
   /** The client id the broker assigned (we sent an empty one): sent on the next connect. */
@@ -73,6 +77,10 @@ export interface Session5 {
   expired: number;
   /** The reason code for this client's DISCONNECT when it closes for a protocol error (0: 0x82, the general one). */
   bye: number;
+  /** Where the broker sent the client (Server Reference with 0x9C or 0x9D): dialled once, next. */
+  moved: string | undefined;
+  /** "host:port" of that server while the client dials or is connected to it, else "". */
+  via: string;
 }
 
 /** A whole number option from `lo` to `hi` (its default `dflt` when absent), or -1 when it is not one. */
@@ -96,9 +104,9 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   if (delay > 0 && (o.will === undefined || (expiry >= 0 && expiry < delay))) {
     return fail("bad-option", "willDelay needs a will and a session that outlasts it; fix: set will, clean false and sessionExpiry at least willDelay");
   }
-  return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, keepalive: -1,
+  return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, subIds: 1, keepalive: -1,
     assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [],
-    ex: [], expired: 0, bye: 0 };
+    ex: [], expired: 0, bye: 0, moved: undefined, via: "" };
 }
 
 /**
@@ -282,6 +290,7 @@ export function connack5(c5: Session5, d: Decoder): number {
   c5.retain = num(data, from, end, Prop.RetainAvailable, 1);
   c5.wildcard = num(data, from, end, Prop.WildcardAvailable, 1);
   c5.shared = num(data, from, end, Prop.SharedAvailable, 1);
+  c5.subIds = num(data, from, end, Prop.SubscriptionIdAvailable, 1);
   c5.keepalive = num(data, from, end, Prop.ServerKeepAlive, -1);
   const tam = num(data, from, end, Prop.TopicAliasMaximum, 0);
   c5.aliasMax = tam < c5.ours ? tam : c5.ours;
@@ -296,6 +305,45 @@ export function noteReason(c5: Session5, d: Decoder, code: number, from: number,
   c5.reason = code;
   const at = m5.findProp(d.data, from, end, Prop.ReasonString);
   c5.said = at >= 0 ? m5.textAt(d.data, at) : "";
+  // Use another server (0x9C), Server moved (0x9D): where to, if it says (§4.11)
+  const ref = code === 0x9c || code === 0x9d ? m5.findProp(d.data, from, end, Prop.ServerReference) : -1;
+  if (ref >= 0) c5.moved = m5.textAt(d.data, ref);
+}
+
+/**
+ * The broker to dial next when the last one sent the client elsewhere (c5.moved: its first
+ * reference, "host", "host:port" or "[v6 address]:port"; the port and TLS of `b`, the list's
+ * broker, unless it names a port); `b` itself when it did not. Used once: the list follows.
+ * (`info`: the log level to say it at, passed in to keep this module's locals under NodeMCU's 50.)
+ */
+export function movedTo(c5: Session5, b: BrokerAddress, log: LogSink, info: number): BrokerAddress {
+  const ref = c5.moved;
+  c5.moved = undefined;
+  c5.via = "";
+  if (ref === undefined) return b;
+  const sp = find(ref, " ", 0);
+  const first = sp >= 0 ? ref.substring(0, sp) : ref;
+  const close = find(first, "]", 0);
+  let colon = find(first, ":", close >= 0 ? close : 0);
+  // (a bare IPv6 address has colons and no port)
+  if (close < 0 && colon >= 0 && find(first, ":", colon + 1) >= 0) colon = -1;
+  let host = colon >= 0 ? first.substring(0, colon) : first;
+  if (close >= 0) host = host.substring(1, close);
+  let port = b.port;
+  if (colon >= 0) {
+    port = 0;
+    for (let i = colon + 1; i < first.length; i++) {
+      const c = find("0123456789", first.substring(i, i + 1), 0);
+      port = c >= 0 && port < 65536 ? port * 10 + c : 65536;
+    }
+  }
+  if (host === "" || port < 1 || port > 65535) {
+    log.writeLog(info, `mqtt: the broker's Server Reference "${ref}" is not a host and port; the client goes on down its list`);
+    return b;
+  }
+  log.writeLog(info, `mqtt: the broker sent the client to ${host}:${port} (Server Reference); dialling it once, then the list again`);
+  c5.via = `${host}:${port}`;
+  return { host: host, port: port, tls: b.tls };
 }
 
 /**
@@ -336,11 +384,12 @@ export function violation(c5: Session5, what: number, n: number): string {
 
 /**
  * The DISCONNECT this client sends before it closes a 5.0 connection for `reason` (MQTT 5.0
- * §4.13.1: a malformed packet 0x81; a protocol error 0x82, or the code violation() chose), written
+ * §4.13.1: a malformed packet 0x81; a protocol error 0x82, or the code violation() chose; "will":
+ * the program's end that asks the broker to publish the will, 0x04), written
  * into `o`; its length, or 0 when the reason is not the broker's fault (nothing to say).
  */
 export function goodbye(c5: Session5, o: Out, reason: string): number {
-  const code = reason === "malformed-packet" ? 0x81 : reason !== "protocol-error" ? 0 : c5.bye > 0 ? c5.bye : 0x82;
+  const code = reason === "will" ? 4 : reason === "malformed-packet" ? 0x81 : reason !== "protocol-error" ? 0 : c5.bye > 0 ? c5.bye : 0x82;
   c5.bye = 0;
   return code === 0 ? 0 : m5.encodeReason5(o, 8, PacketType.Disconnect, code, undefined);
 }
@@ -428,60 +477,59 @@ export function codesAt(d: Decoder): number {
   return m5.propsEndOf(d);
 }
 
-/** The two-digit hexadecimal form of a reason code ("0x87"). */
-function hex(code: number): string {
-  const digits = "0123456789abcdef";
-  const hi = port.ints.idiv(code, 16);
-  return "0x" + digits.substring(hi, hi + 1) + digits.substring(code % 16, code % 16 + 1);
-}
-
 /**
  * A reason code (MQTT 5.0 §2.4) in a packet of type `t` as an error value: a code a program can
  * test (the 3.1.1 one where the two levels share a meaning: bad-credentials, not-authorized) and a
- * message with the code, the broker's reason string when it gave one, and the fix.
+ * message with the code, the broker's reason string when it gave one, and the fix. A board whose
+ * profile leaves the `texts` feature out keeps no texts: its message names the code and the page
+ * that explains it (docs/reason-codes.md; the host's tools carry the texts).
  */
 export function reasonError(code: number, t: number, said: string): PetrelError {
+  // the error code: the 3.1.1 one where the two levels share a meaning
   let name: string;
-  let text: string;
   switch (code) {
-    case 0x81: name = "malformed-packet"; text = "the broker found a packet from this client malformed; fix: check the client's version and report it"; break;
-    case 0x82: name = "protocol-error"; text = "the broker says this client broke the protocol; fix: check the client's version and report it"; break;
-    case 0x83: name = "implementation-specific"; text = "the broker refused it for a reason of its own; fix: see its reason string and its log"; break;
-    case 0x84: name = "connack-protocol"; text = "the broker does not take this protocol version; fix: set protocolVersion 4 (MQTT 3.1.1)"; break;
-    case 0x85: name = "connack-identifier-rejected"; text = "the broker rejected the client id; fix: use 1-23 letters and digits, or an id its policy allows, unique per board"; break;
-    case 0x86: name = "bad-credentials"; text = "the broker refused the user name or password; fix: check the username and password settings"; break;
-    case 0x87: name = "not-authorized"; text = "the broker says this client is not authorized for it; fix: check the credentials and the broker's ACL for this client"; break;
-    case 0x88: name = "connack-server-unavailable"; text = "the broker's MQTT service is unavailable; fix: wait (the client retries with backoff) or check the broker"; break;
-    case 0x89: name = "server-busy"; text = "the broker is busy; fix: wait (the client retries with backoff)"; break;
-    case 0x8a: name = "banned"; text = "the broker has banned this client; fix: ask its administrator"; break;
-    case 0x8b: name = "server-shutting-down"; text = "the broker is shutting down; the client reconnects (to the next broker of its list, if any)"; break;
-    case 0x8c: name = "bad-auth-method"; text = "the broker does not take this authentication method; fix: check the authentication settings"; break;
-    case 0x8d: name = "keepalive-timeout"; text = "the broker heard nothing within 1.5 keepalives; fix: check the link, or lower keepalive"; break;
-    case 0x8e: name = "session-taken-over"; text = "another connection with this client id took the session; fix: give each board its own client id"; break;
-    case 0x8f: name = "topic-filter-invalid"; text = "the broker does not take this topic filter; fix: check the filter against the broker's rules"; break;
-    case 0x90: name = "topic-name-invalid"; text = "the broker does not take this topic name; fix: check the topic against the broker's rules"; break;
-    case 0x91: name = "packet-id-in-use"; text = "the broker says the packet id is in use; the session goes on"; break;
-    case 0x93: name = "receive-maximum-exceeded"; text = "the broker says this client sent more QoS 1/2 messages than its Receive Maximum; fix: report it (the client keeps to it)"; break;
-    case 0x94: name = "topic-alias-invalid"; text = "the broker refused a topic alias; fix: report it"; break;
-    case 0x95: name = "packet-too-large"; text = "the broker says a packet was larger than its Maximum Packet Size; fix: send smaller messages"; break;
-    case 0x96: name = "message-rate-too-high"; text = "the broker says this client publishes too fast; fix: publish less often"; break;
-    case 0x97: name = "quota-exceeded"; text = "the broker says this client is over its quota; fix: publish less, or raise the quota"; break;
-    case 0x98: name = "administrative-action"; text = "the broker's administrator closed the connection; the client reconnects"; break;
-    case 0x99: name = "payload-format-invalid"; text = "the broker says the payload does not match its format indicator; fix: send UTF-8 when it says so"; break;
-    case 0x9a: name = "retain-not-supported"; text = "the broker does not take retained messages; fix: publish without retain"; break;
-    case 0x9b: name = "qos-not-supported"; text = "the broker does not take this QoS; fix: publish at the QoS it takes"; break;
-    case 0x9c: name = "use-another-server"; text = "the broker asks the client to use another server; fix: add that server to the broker list"; break;
-    case 0x9d: name = "server-moved"; text = "the broker has moved; fix: point the broker list at its new address"; break;
-    case 0x9e: name = "shared-subscriptions-not-supported"; text = "the broker does not take shared subscriptions; fix: subscribe without $share/"; break;
-    case 0x9f: name = "connection-rate-exceeded"; text = "the broker says this client connects too often; fix: raise reconnectMinMs"; break;
-    case 0xa0: name = "maximum-connect-time"; text = "the broker's limit on connection time was reached; the client reconnects"; break;
-    case 0xa1: name = "subscription-ids-not-supported"; text = "the broker does not take subscription identifiers; fix: subscribe without one"; break;
-    case 0xa2: name = "wildcards-not-supported"; text = "the broker does not take wildcard filters; fix: subscribe to whole topics"; break;
-    default: name = "unspecified-error"; text = "the broker refused it without saying why; fix: see its reason string and its log"; break;
+    case 0x81: name = "malformed-packet"; break;
+    case 0x82: name = "protocol-error"; break;
+    case 0x83: name = "implementation-specific"; break;
+    case 0x84: name = "connack-protocol"; break;
+    case 0x85: name = "connack-identifier-rejected"; break;
+    case 0x86: name = "bad-credentials"; break;
+    case 0x87: name = "not-authorized"; break;
+    case 0x88: name = "connack-server-unavailable"; break;
+    case 0x89: name = "server-busy"; break;
+    case 0x8a: name = "banned"; break;
+    case 0x8b: name = "server-shutting-down"; break;
+    case 0x8c: name = "bad-auth-method"; break;
+    case 0x8d: name = "keepalive-timeout"; break;
+    case 0x8e: name = "session-taken-over"; break;
+    case 0x8f: name = "topic-filter-invalid"; break;
+    case 0x90: name = "topic-name-invalid"; break;
+    case 0x91: name = "packet-id-in-use"; break;
+    case 0x93: name = "receive-maximum-exceeded"; break;
+    case 0x94: name = "topic-alias-invalid"; break;
+    case 0x95: name = "packet-too-large"; break;
+    case 0x96: name = "message-rate-too-high"; break;
+    case 0x97: name = "quota-exceeded"; break;
+    case 0x98: name = "administrative-action"; break;
+    case 0x99: name = "payload-format-invalid"; break;
+    case 0x9a: name = "retain-not-supported"; break;
+    case 0x9b: name = "qos-not-supported"; break;
+    case 0x9c: name = "use-another-server"; break;
+    case 0x9d: name = "server-moved"; break;
+    case 0x9e: name = "shared-subscriptions-not-supported"; break;
+    case 0x9f: name = "connection-rate-exceeded"; break;
+    case 0xa0: name = "maximum-connect-time"; break;
+    case 0xa1: name = "subscription-ids-not-supported"; break;
+    case 0xa2: name = "wildcards-not-supported"; break;
+    default: name = "unspecified-error"; break;
   }
+  const text = FEATURE_TEXTS ? reasons.reasonText(code) : "see docs/reason-codes.md for what it means and the fix";
+  const digits = "0123456789abcdef";
+  const hi = port.ints.idiv(code, 16);
+  const hex = "0x" + digits.substring(hi, hi + 1) + digits.substring(code % 16, code % 16 + 1);
   const packet = t === PacketType.Connack ? "CONNACK" : t === PacketType.Disconnect ? "DISCONNECT" : t === PacketType.Suback ? "SUBACK" :
     t === PacketType.Unsuback ? "UNSUBACK" : t === PacketType.Pubrec ? "PUBREC" : "PUBACK";
-  return fail(name, `${text} (reason code ${hex(code)} in ${packet}${said !== "" ? ": \"" + said + "\"" : ""})`);
+  return fail(name, `${text} (reason code ${hex} in ${packet}${said !== "" ? ": \"" + said + "\"" : ""})`);
 }
 
 /**
@@ -500,9 +548,15 @@ export function publishLimits(c5: Session5, qos: number, retain: boolean, size: 
   return undefined;
 }
 
-/** What the broker said it cannot take in a SUBSCRIBE: wildcards, shared subscriptions. An error value, or undefined. */
-export function filterLimits(c5: Session5, filters: string[], count: number): PetrelError | undefined {
+/**
+ * What the broker said it cannot take in a SUBSCRIBE: wildcards, shared subscriptions, a
+ * Subscription Identifier (`sid` > 0). An error value, or undefined.
+ */
+export function filterLimits(c5: Session5, filters: string[], count: number, sid: number): PetrelError | undefined {
   if (c5.level !== 5) return undefined;
+  if (sid > 0 && c5.subIds === 0) {
+    return fail("subscription-ids-not-supported", "the broker does not take subscription identifiers (Subscription Identifier Available 0 in its CONNACK); fix: subscribe without one");
+  }
   for (let i = 0; i < count; i++) {
     const f = filters[i];
     if (c5.shared === 0 && f.substring(0, 7) === "$share/") {

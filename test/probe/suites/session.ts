@@ -671,7 +671,7 @@ function exec(r: Run, line: string): string {
     const c = r.c;
     if (c === undefined) return "!no client: new first (" + cmd + ")";
     if (cmd === "start") c.start();
-    else if (cmd === "end") c.end();
+    else if (cmd === "end") c.end(w.length > 1 && w[1] === "will");
     else if (cmd === "pub" || cmd === "pubret" || cmd === "pubx") {
       // the payload: the rest of the line after the fourth word (pubx: the fifth, after the expiry)
       const x = cmd === "pubx";
