@@ -22,5 +22,11 @@ export const FEATURE_MQTT5 = true;
  */
 export const FEATURE_TEXTS = true;
 
+/**
+ * MQTT 5.0 enhanced authentication (authMethod, onAuth: AUTH exchanges before CONNACK). Needs
+ * mqtt5. Without it, authMethod is refused and an AUTH from a broker is a protocol error.
+ */
+export const FEATURE_AUTH = true;
+
 /** Every feature's name, as profiles list them. */
-export const FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts"];
+export const FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts", "auth"];

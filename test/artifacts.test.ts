@@ -137,11 +137,18 @@ describe("shipped artifacts", () => {
 // a board without the feature packs none of it), Subscription Identifier Available honoured.
 // Server Reference (CONNACK / DISCONNECT 0x9C, 0x9D: the server it names dialled once) adds
 // about 1.4 KB to nodemcuMqtt5 (→ 47,500) and 1 KB to espruinoMqtt5 (→ 28,000).
-const BUDGETS = { espruinoBundle: 58_400, nodemcuLua: 130_000, nodemcuApp: 53_500, espruinoApp: 61_300, espruinoLazy: 30_000,
-  nodemcuMqtt5: 47_500, espruinoMqtt5: 28_000 };
+// Enhanced authentication (session/auth5, the `auth` feature) adds about 3 KB to nodemcuMqtt5
+// (→ 51,000) and 2 KB to espruinoMqtt5 (→ 30,000); none of the board profiles carries it yet.
+// What stays of it in every build (the client's AUTH step before CONNACK, authMethod refused
+// by a build without the feature, the options' types): espruinoBundle → 59,000, nodemcuLua →
+// 131,000, espruinoApp → 61,500.
+const BUDGETS = { espruinoBundle: 59_000, nodemcuLua: 131_000, nodemcuApp: 53_500, espruinoApp: 61_500, espruinoLazy: 30_000,
+  nodemcuMqtt5: 51_000, espruinoMqtt5: 30_000 };
 
-/** The mqtt5 feature's NodeMCU modules, with the reason codes' texts (a board without the feature does not pack them). */
-const MQTT5_MODULES = ["codec/mqtt5.lua", "session/session5.lua", "session/reasons.lua"].map((m) => path.join(DIST, "nodemcu/firmware", m));
+/** The mqtt5 feature and the features only a 5.0 build has (the reason codes' texts, enhanced authentication). */
+const MQTT5_FEATURES = ["mqtt5", "texts", "auth"];
+/** Their NodeMCU modules (a board without the features does not pack them). */
+const MQTT5_MODULES = ["codec/mqtt5.lua", "session/session5.lua", "session/reasons.lua", "session/auth5.lua"].map((m) => path.join(DIST, "nodemcu/firmware", m));
 const isMqtt5 = (f: string) => MQTT5_MODULES.includes(f);
 
 /** The sensor-node app's NodeMCU files: firmware/app and its entry (the board's module `app`). */
@@ -155,7 +162,7 @@ function appWithoutMqtt5(): Promise<number> {
     withoutMqtt5 = (async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-app-"));
       try {
-        await buildEspruinoApp(path.resolve(DIST, ".."), dir, ALL_FEATURES.filter((f: string) => f !== "mqtt5"));
+        await buildEspruinoApp(path.resolve(DIST, ".."), dir, ALL_FEATURES.filter((f: string) => !MQTT5_FEATURES.includes(f)));
         return fs.statSync(path.join(dir, "app.js")).size;
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
@@ -195,7 +202,7 @@ describe("artifact byte budgets (CI gate)", () => {
 
   it(`the NodeMCU mqtt5 modules (codec and session) are at most ${BUDGETS.nodemcuMqtt5} bytes`, () => {
     const n = MQTT5_MODULES.reduce((s, f) => s + fs.statSync(f).size, 0);
-    console.log(`[artifacts] dist/nodemcu mqtt5.lua, session5.lua and reasons.lua ${n} bytes (budget ${BUDGETS.nodemcuMqtt5})`);
+    console.log(`[artifacts] dist/nodemcu mqtt5.lua, session5.lua, reasons.lua and auth5.lua ${n} bytes (budget ${BUDGETS.nodemcuMqtt5})`);
     expect(n).toBeLessThanOrEqual(BUDGETS.nodemcuMqtt5);
   });
 

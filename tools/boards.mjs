@@ -176,6 +176,7 @@ export function flatModuleName(mod) {
 export const FEATURE_MODULES = {
   mqtt5: ["firmware.codec.mqtt5", "firmware.session.session5"],
   texts: ["firmware.session.reasons"],
+  auth: ["firmware.session.auth5"],
 };
 
 /** Whether module `mod` belongs only to a feature profile `p` leaves out. */

@@ -263,7 +263,7 @@ export interface Props5 {
   subscriptionId?: number;
   sessionExpiry?: number;
   authMethod?: string;
-  authData?: string;
+  authData?: string | Wire;
   requestProblemInfo?: number;
   willDelay?: number;
   requestResponseInfo?: number;

@@ -9,7 +9,7 @@ import { STORAGE_FULL } from "../port/storage";
 import type { TransportEvents } from "../port/transport";
 import { IDLE } from "../sched/scheduler";
 import { after, due, elapsed, remaining } from "../sched/time";
-import { FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2 } from "../features";
+import { FEATURE_AUTH, FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2 } from "../features";
 import { codecFail, connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
 import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
@@ -20,6 +20,7 @@ import { Requests, type RequestDone } from "./requests";
 import * as queues from "./queues";
 // MQTT 5.0's session work (left out of a build without the mqtt5 feature)
 import * as s5 from "./session5";
+import * as a5 from "./auth5";
 import type { Session5 } from "./session5";
 import type { Props5 } from "../codec/mqtt5";
 import type { MessageHandler, OfflineQueue, Subscriptions } from "./queues";
@@ -235,6 +236,12 @@ export class Client {
       v5 = r;
     } else if (o.protocolVersion !== undefined && o.protocolVersion !== 4) {
       return fail("bad-option", "this build leaves MQTT 5.0 out (its board profile's features); fix: set protocolVersion 4");
+    }
+    if (FEATURE_AUTH) {
+      const e = a5.settleAuth(o, v5);
+      if (e !== undefined) return e;
+    } else if (o.authMethod !== undefined) {
+      return fail("bad-option", "this build leaves enhanced authentication out (its board profile's features); fix: authenticate with username and password");
     }
     // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
     const c = new this(p, s, ev);
@@ -891,7 +898,12 @@ export class Client {
     const o = this.outbox;
     if (this.state === State.Handshake) {
       if (t === PacketType.Connack && !oversize) this.connack(d);
-      else this.report(undefined, "protocol-error", `${oversize ? "a PUBLISH" : "a packet other than CONNACK"} arrived before CONNACK (MQTT-3.2.0-1)`);
+      else if (FEATURE_AUTH && t === PacketType.Auth && this.v5 !== undefined && this.v5.authMethod !== undefined) {
+        // a step of enhanced authentication: answered, or the attempt ends
+        const e = a5.authStep(this.v5, d, this.tx, this.settings.maxPacket);
+        if (e !== undefined) this.report(e, e.code);
+        else this.send(this.tx.toWire());
+      } else this.report(undefined, "protocol-error", `${oversize ? "a PUBLISH" : "a packet other than CONNACK"} arrived before CONNACK (MQTT-3.2.0-1)`);
       return;
     }
     const r = this.received;

@@ -1,4 +1,5 @@
 import type { Payload } from "../codec/encode";
+import type { Wire } from "../port/bytes";
 import type { PetrelError } from "../port/log";
 import { fail } from "./errors";
 
@@ -87,6 +88,19 @@ export interface ClientOptions {
    * broker that answers in 3.1.1 gets 3.1.1 from the next attempt on (said once in the log).
    */
   protocolVersion?: number;
+  /**
+   * [none] At 5.0, enhanced authentication (§4.12; a build with the `auth` feature): the
+   * Authentication Method CONNECT names (e.g. "SCRAM-SHA-1"). username/password go too, if set.
+   */
+  authMethod?: string;
+  /** [none] The method's first Authentication Data, sent in CONNECT. */
+  authData?: string | Wire;
+  /**
+   * [none] Each step the broker asks for (AUTH, Continue authentication) before CONNACK: given
+   * its Authentication Data (undefined when it sent none) and the method, returns the data to
+   * answer with; undefined gives up (auth-failed: the connection closes, the client retries).
+   */
+  onAuth?: (this: void, data: Wire | undefined, method: string) => string | Wire | undefined;
   /**
    * [clean ? 0 : never] At 5.0, seconds the broker keeps the session after a connection ends;
    * -1: never expires (as a 3.1.1 session that is not clean).

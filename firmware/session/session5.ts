@@ -81,6 +81,14 @@ export interface Session5 {
   moved: string | undefined;
   /** "host:port" of that server while the client dials or is connected to it, else "". */
   via: string;
+  /** Enhanced authentication (auth5.ts, the `auth` feature): the method; the rest set only with it. */
+  authMethod?: string;
+  /** Its first Authentication Data, sent in CONNECT. */
+  authData?: string | Wire;
+  /** Answers each step the broker asks for. */
+  onAuth?: (this: void, data: Wire | undefined, method: string) => string | Wire | undefined;
+  /** Steps the broker has asked for on this connection. */
+  authSteps?: number;
 }
 
 /** A whole number option from `lo` to `hi` (its default `dflt` when absent), or -1 when it is not one. */
@@ -117,9 +125,12 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
  */
 export function connect5(o: Out, s: Settings, c5: Session5): number {
   const id = s.clientId === "" && c5.assigned !== undefined ? c5.assigned : s.clientId;
+  // (enhanced authentication counts its steps per connection)
+  if (c5.authSteps !== undefined) c5.authSteps = 0;
   return m5.encodeConnect5(o, s.maxPacket, {
     clientId: id, clean: s.clean, keepalive: s.keepalive, username: s.username, password: s.password, will: s.will,
     props: {
+      authMethod: c5.authMethod, authData: c5.authData,
       sessionExpiry: c5.expiry !== 0 ? c5.expiry : undefined,
       receiveMaximum: s.receiveWindow < 65535 ? s.receiveWindow : undefined,
       maximumPacketSize: s.maxPacket,

@@ -451,6 +451,20 @@ function option(r: Run, w: string[], line: string): void {
     }
   }
   else if (k === "clean") o.clean = v === "1";
+  else if (k === "auth") {
+    // auth <method> <first data> <answer 1>,<answer 2>,...: each step the broker asks for is
+    // noted ("auth <method> <its data, hex>") and answered with the next ("-": data none, or no
+    // answer left: onAuth gives none)
+    o.authMethod = v;
+    if (w[3] !== "-") o.authData = w[3];
+    const answers = w.length > 4 ? Board.list(w[4], ",") : [];
+    let step = 0;
+    o.onAuth = (data: Wire | undefined, method: string) => {
+      r.b.note("auth " + method + " " + (data !== undefined ? outWire(data) : "none"));
+      step = step + 1;
+      return step <= answers.length && answers[step - 1] !== "-" ? answers[step - 1] : undefined;
+    };
+  }
   else if (k === "tls") {
     for (let i = 0; i < o.brokers.length; i++) o.brokers[i].tls = v === "1";
   } else if (k === "will") {
