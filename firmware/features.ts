@@ -17,8 +17,9 @@ export const FEATURE_SLEEP = true;
 export const FEATURE_MQTT5 = true;
 
 /**
- * The texts of MQTT 5.0's reason codes (what each means and its fix) on the chip. Without them an
- * error names its code and the reason code, and docs/reason-codes.md has the text.
+ * The texts of MQTT 5.0's reason codes and 3.1.1's CONNACK return codes (what each means and its
+ * fix) on the chip. Without them an error names its code and the reason or return code, and
+ * docs/reason-codes.md has the text.
  */
 export const FEATURE_TEXTS = true;
 
@@ -28,5 +29,11 @@ export const FEATURE_TEXTS = true;
  */
 export const FEATURE_AUTH = true;
 
+/**
+ * MQTT 5.0 topic aliases from the broker (topicAliasesIn). Needs mqtt5. Without it the client
+ * allows the broker none, and topicAliasesIn is refused.
+ */
+export const FEATURE_ALIASIN = true;
+
 /** Every feature's name, as profiles list them. */
-export const FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts", "auth"];
+export const FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts", "auth", "aliasin"];

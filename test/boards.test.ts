@@ -62,7 +62,8 @@ describe("board profiles", () => {
     expect(problems((p) => (p.lua = null))).toContain('lua is null: NodeMCU boards take "5.1" or "5.3", Espruino boards null');
     expect(problems((p) => (p.maxInboundPacket = 4096))).toContain("maxInboundPacket 4096 is more than maxPacket 512");
     // (this profile, esp8266-nodemcu, leaves mqtt5 out)
-    expect(problems((p) => (p.protocol = 5))).toContain("protocol is 5: a board speaks MQTT 5.0 (protocol 5) exactly when its features have mqtt5 (features: qos2, failover, sleep)");
+    expect(problems((p) => (p.protocol = 5))).toContain("protocol is 5: a board speaks MQTT 5.0 (protocol 5) exactly when its features have mqtt5 (features: qos2, failover, sleep, texts)");
+    expect(problems((p) => (p.features = [...(p.features as string[]), "auth"]))).toContain("features has auth without mqtt5: auth is part of MQTT 5.0; add mqtt5 (and protocol 5) or leave auth out");
     expect(problems((p) => (p.protocol = 3))).toContain("protocol is 3: it takes one of 4, 5");
     expect(problems((p) => (p.name = "esp8266"))).toContain('name is "esp8266" but the file is esp8266-nodemcu.json');
     expect(problems((p) => {

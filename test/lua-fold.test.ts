@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a build tool in plain JavaScript
-import { foldLuaFeatures } from "../tools/lua-fold.mjs";
+import { foldLuaConstants, foldLuaFeatures } from "../tools/lua-fold.mjs";
 
 // The board build's fold of the branches of features a profile leaves out (tools/lua-fold.mjs):
 // exact output on the shapes TSTL writes, and what must not be folded.
@@ -40,5 +40,34 @@ describe("lua-fold: the branches of features a board leaves out", () => {
   it("several features at once, and a fold that makes the next one", () => {
     const src = "if FEATURE_MQTT5 then\na()\nelseif FEATURE_QOS2 and q then\nb()\nelse\nc()\nend\n";
     expect(fold(src, ["FEATURE_MQTT5", "FEATURE_QOS2"])).toEqual({ code: "do\nc()\nend\n", folds: 2 });
+  });
+});
+
+describe("lua-fold: the constant tests the features that are on leave behind", () => {
+  const plain = (src: string): { code: string; folds: number } => foldLuaConstants(src);
+
+  it("if true and x / elseif true and x become if x; true and A or B with literals becomes A, false and A or B becomes B", () => {
+    expect(plain("if true and c ~= nil then\na()\nend\n").code).toBe("if c ~= nil then\na()\nend\n");
+    expect(plain("if y then\na()\nelseif true and v then\nb()\nend\n").code).toBe("if y then\na()\nelseif v then\nb()\nend\n");
+    expect(plain('say(("QoS 0, 1" .. (true and " or 2" or "")) .. ")")\n')).toEqual({ code: 'say(("QoS 0, 1" .. (" or 2")) .. ")")\n', folds: 1 });
+    expect(plain('d.max = true and 4 or 1\nreturn false and "long" or "short"\nend\n').code).toBe('d.max = 4\nreturn "short"\nend\n');
+  });
+
+  it("not true becomes false, which the feature fold then takes out with its branch", () => {
+    const once = plain('if not true and d.key == "qos" then\nrefuse()\nend\nok()\n').code;
+    expect(once).toBe('if false and d.key == "qos" then\nrefuse()\nend\nok()\n');
+    expect(foldLuaFeatures(once, []).code).toBe("\nok()\n");
+  });
+
+  it("left alone: a comparison's operand, values that are not literals, strings and comments, a field named true", () => {
+    const kept = [
+      'local z = x == true and "a" or "b"\n',
+      "local bad = true and v5 == true and h() or g()\n",
+      'local s = "if true and x then"\n-- if true and y then\n',
+      "local n = true and a or b\n",
+      "local m = t.true and 1 or 2\n",
+      'f(true and "a" or "b" .. c)\n',
+    ];
+    for (const k of kept) expect(plain(k), k).toEqual({ code: k, folds: 0 });
   });
 });

@@ -135,7 +135,7 @@ describe("NodeMCU uploader through a pseudo-terminal to a scripted REPL", () => 
 });
 
 describe("make console: the serial console through a pseudo-terminal", () => {
-  needs("what is typed reaches the board's REPL and its answer comes back; Ctrl-] ends it", async () => {
+  needs("what is typed reaches the board's REPL and its answer comes back; a line pointing to the reason codes gets its text; Ctrl-] ends it", async () => {
     const b = await board();
     const c = spawn(process.execPath, [path.join(ROOT, "tools/console.mjs"), "--port", b.tty], { stdio: ["pipe", "pipe", "pipe"] });
     procs.push(c);
@@ -151,6 +151,9 @@ describe("make console: the serial console through a pseudo-terminal", () => {
     await until("banner", () => out.includes("Ctrl-] ends"));
     c.stdin.write('print("six times seven is "..6*7)\r\n');
     await until("the board's answer", () => out.includes("six times seven is 42"));
+    // a board without the texts feature points to docs/reason-codes.md: the console prints the text under the line
+    c.stdin.write('print("mqtt: not-authorized: see docs/".."reason-codes.md for what it means and the fix (reason code 0x".."87 in CONNACK)")\r\n');
+    await until("the explanation", () => out.includes("(docs/reason-codes.md, 0x87) not-authorized: the broker says this client is not authorized for it; fix:"));
     const exited = new Promise<number | null>((r) => c.on("close", (code) => r(code)));
     c.stdin.write(Buffer.from([0x1d]));
     expect(await exited).toBe(0);

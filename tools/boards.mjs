@@ -24,7 +24,7 @@ const listOf = (values) => ({ kind: "list", values });
 import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
 import { buildLfsImage } from "./lfs.mjs";
 import { inlineLuaConstants } from "./lua-consts.mjs";
-import { foldLuaFeatures } from "./lua-fold.mjs";
+import { foldLuaConstants, foldLuaFeatures } from "./lua-fold.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -124,6 +124,9 @@ export function validateProfile(p, fileName) {
   if ((p.protocol === 5) !== p.features.includes("mqtt5")) {
     out.push(`protocol is ${p.protocol}: a board speaks MQTT 5.0 (protocol 5) exactly when its features have mqtt5 (features: ${p.features.join(", ")})`);
   }
+  for (const f of ["auth", "aliasin"]) {
+    if (p.features.includes(f) && !p.features.includes("mqtt5")) out.push(`features has ${f} without mqtt5: ${f} is part of MQTT 5.0; add mqtt5 (and protocol 5) or leave ${f} out`);
+  }
   if (p.maxInboundPacket > p.maxPacket) out.push(`maxInboundPacket ${p.maxInboundPacket} is more than maxPacket ${p.maxPacket}: the receive buffer is maxPacket bytes`);
   return out;
 }
@@ -177,6 +180,7 @@ export const FEATURE_MODULES = {
   mqtt5: ["firmware.codec.mqtt5", "firmware.session.session5"],
   texts: ["firmware.session.reasons"],
   auth: ["firmware.session.auth5"],
+  aliasin: ["firmware.session.alias5"],
 };
 
 /** Whether module `mod` belongs only to a feature profile `p` leaves out. */
@@ -210,7 +214,10 @@ function packLua(src, out, p, lfs, library) {
       String(p.features.includes(n.slice("FEATURE_".length).toLowerCase())) : undefined), true).code;
     // the branches of the features the profile leaves out, folded away (tools/lua-fold.mjs)
     const off = ALL_FEATURES.filter((f) => !p.features.includes(f)).map((f) => `FEATURE_${f.toUpperCase()}`);
-    if (off.length > 0) code = foldLuaFeatures(code, off).code;
+    // (the features that are on leave `true and …` behind: made plain first, and `not true`
+    // becomes a `false` the feature fold takes out)
+    code = foldLuaConstants(code).code;
+    code = foldLuaFeatures(code, off).code;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       // a module only a feature the profile leaves out uses is not packed: an empty table in its
       // place (its users test the feature's constant first, so nothing of it is ever called)
@@ -291,7 +298,7 @@ export const LFS_IMAGE = "lfs.img";
  *   opts.library = true  NodeMCU: the library's entry (`require("petrel")`, the MQTT.js-style
  *                        client) packed too, for programs of one's own beside the node. A board's
  *                        artifact is the sensor node, which never requires it: by default it is
- *                        left out (about 13 KB of LFS image), as dist/nodemcu has it whole;
+ *                        left out (about 9 KB of LFS image), as dist/nodemcu has it whole;
  *                        such a pack is not held to the profile's artifactBytes
  */
 export async function packBoard(p, dist = path.join(root, "dist"), opts = {}) {

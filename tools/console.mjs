@@ -4,9 +4,42 @@
 //
 // Ctrl-] ends it. On a terminal the keyboard is in raw mode, so Ctrl-C reaches the board (it
 // interrupts Espruino and NodeMCU programs) instead of ending the console.
+//
+// A board built without the `texts` feature prints a broker's refusal as its code and a pointer
+// ("reason code 0x87 in CONNACK ... see docs/reason-codes.md"); the console prints the text from
+// that page under such a line, so the explanation is on the screen without being on the chip.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const QUIT = 0x1d; // Ctrl-]
+
+const REASON_CODES = path.join(path.dirname(fileURLToPath(import.meta.url)), "../docs/reason-codes.md");
+
+/**
+ * The texts of docs/reason-codes.md: "0x87" (MQTT 5.0 reason codes) and "rc5" (MQTT 3.1.1 CONNACK
+ * return codes) to "error-code: what it means; the fix".
+ */
+export function reasonTexts(file = REASON_CODES) {
+  const texts = new Map();
+  let v4 = false;
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (line.startsWith("## ")) v4 = line.includes("3.1.1");
+    const m = /^\| (0x[0-9a-f]{2}|\d+) \| `([a-z0-9-]+)` \| (.+) \|$/.exec(line);
+    if (m !== null) texts.set(v4 ? "rc" + m[1] : m[1], `${m[2]}: ${m[3]}`);
+  }
+  return texts;
+}
+
+/** The explanation to print under a board's line that points to docs/reason-codes.md, or undefined. */
+export function explain(line, texts) {
+  if (!line.includes("docs/reason-codes.md")) return undefined;
+  const m5 = /reason code (0x[0-9a-f]{2})/.exec(line);
+  const m4 = /return code (\d+)/.exec(line);
+  const key = m5 !== null ? m5[1] : m4 !== null ? "rc" + m4[1] : undefined;
+  const t = key !== undefined ? texts.get(key) : undefined;
+  return t !== undefined ? `  (docs/reason-codes.md, ${key.replace("rc", "return code ")}) ${t}` : undefined;
+}
 
 /** Connects `input`/`output` streams to the serial port; resolves when the user quits or the port closes. */
 export async function runConsole(portPath, baud, input, output) {
@@ -37,7 +70,21 @@ export async function runConsole(portPath, baud, input, output) {
     input.on("data", onKey);
     input.on("end", () => sp.drain(() => end("input ended")));
     input.resume();
-    sp.on("data", (d) => output.write(d));
+    // the board's output goes through as it comes; a whole line that points to the reason codes
+    // page is followed by its explanation (lines longer than 2 KB are not looked at)
+    let texts;
+    let line = "";
+    sp.on("data", (d) => {
+      output.write(d);
+      const parts = (line + d.toString("latin1")).split("\n");
+      line = parts.pop().slice(-2048);
+      for (const l of parts) {
+        if (!l.includes("docs/reason-codes.md")) continue;
+        if (texts === undefined) texts = reasonTexts();
+        const e = explain(l, texts);
+        if (e !== undefined) output.write(`${e}\r\n`);
+      }
+    });
     sp.on("error", (e) => end(`the port failed: ${e.message}`));
     sp.on("close", () => end("the port closed"));
   });

@@ -29,7 +29,7 @@ export const ESPRUINO_LAZY = { config: "firmware/app/config.ts", commands: "firm
 /** Modules only the lazy ones may import (the resident bundle reaches them through lazy()). */
 const LAZY_ONLY = [...Object.values(ESPRUINO_LAZY), "firmware/app/diag.ts"];
 /** Every feature (firmware/features.ts). */
-export const ALL_FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts", "auth"];
+export const ALL_FEATURES = ["qos2", "failover", "sleep", "mqtt5", "texts", "auth", "aliasin"];
 
 /** Options every Espruino bundle is built with. */
 export const ESPRUINO_OPTIONS = {

@@ -67,6 +67,9 @@ function luacCross53x32() {
   return fs.existsSync(p) && versionOf(p) === "5.3" ? p : undefined;
 }
 
+/** The LFS region of the host luac.cross (LFS_SIZE in NodeMCU's app/lua53/host/lnodemcu.c): the largest image it loads. */
+export const HOST_LFS_REGION = 0x40000;
+
 /** In an absolute image, where the LFS is mapped: any address in ESP8266's mapped flash (0x40200000 + up to 1 MB) will do. */
 const ABSOLUTE_AT = "0x40210000";
 
@@ -83,7 +86,16 @@ function size53(image) {
     const r = spawnSync(exe, ["-F", image, "-a", ABSOLUTE_AT, "-o", abs], { encoding: "latin1", timeout: 60000 });
     // luac.cross 5.3 exits 0 on errors: the absolute image is the proof it loaded
     if (!fs.existsSync(abs)) throw new Error(`the 32-bit Lua 5.3 luac.cross (${exe}) could not load ${image}: ${`${r.stderr}${r.stdout}`.trim().slice(-800) || `exit ${r.status}`}`);
-    return { size: fs.statSync(abs).size, how: "loaded on the 32-bit Lua 5.3 luac.cross and written back in absolute form" };
+    const size = fs.statSync(abs).size;
+    // the host luac.cross loads an image into a region of its own of LFS_SIZE (0x40000 in its
+    // app/lua53/host lnodemcu.c); a larger image runs past it, so what it "loads" proves nothing
+    // (from about 271 KB it crashes). A board's partition may be larger: the proof here may not.
+    if (size > HOST_LFS_REGION) {
+      throw new Error(`the LFS image is ${size} bytes in flash, more than the ${HOST_LFS_REGION} bytes the host luac.cross (${exe}) holds ` +
+        `(its LFS_SIZE): past it the load overruns the tool's buffer, so the image cannot be loaded and proven on this machine; ` +
+        `fix: make the firmware's Lua smaller (fewer or smaller modules, features left out of the profile)`);
+    }
+    return { size, how: "loaded on the 32-bit Lua 5.3 luac.cross and written back in absolute form" };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -160,3 +160,54 @@ export function foldLuaFeatures(src, offNames) {
     if (folds > 10000) throw new Error("lua-fold: no end to the folds");
   }
 }
+
+/** A Lua string literal (quoted, one line) or a whole number, at the start of the text. */
+const LITERAL = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|\d+)/;
+
+/**
+ * `src` with the constant conditions the features' literals leave behind made plain, so that no
+ * test of a constant is compiled: `if true and x then` / `elseif true and x then` become `if x
+ * then`, and `true and A or B` / `false and A or B` with A and B literals (strings, whole
+ * numbers: never false or nil) become A / B. `not true` becomes `false`, which the feature fold
+ * then takes out. Only code is touched (tokens outside strings and comments); `folds` counts them.
+ */
+export function foldLuaConstants(src) {
+  const tokens = luaTokens(src);
+  const edits = [];
+  for (let k = 0; k + 1 < tokens.length; k++) {
+    const t = tokens[k];
+    if (t.field || t.kw || (t.v !== "true" && t.v !== "false")) continue;
+    const prev = tokens[k - 1];
+    const next = tokens[k + 1];
+    if (t.v === "true" && prev !== undefined && prev.v === "not" && !prev.field && prev.end <= t.start) {
+      edits.push({ from: prev.start, to: t.end, text: "false" });
+      continue;
+    }
+    if (next.v !== "and" || next.field) continue;
+    if (t.v === "true" && prev !== undefined && (prev.v === "if" || prev.v === "elseif") && !prev.field) {
+      const ws = /^\s*/.exec(src.slice(next.end))[0].length;
+      edits.push({ from: t.start, to: next.end + ws, text: "" });
+      continue;
+    }
+    // true and A or B, false and A or B: A and B literals, nothing after B but a closer or an operator-free end
+    const rest = src.slice(next.end);
+    const a = LITERAL.exec(rest.replace(/^\s+/, ""));
+    if (a === null) continue;
+    const lead = rest.length - rest.replace(/^\s+/, "").length;
+    const afterA = rest.slice(lead + a[0].length);
+    const orm = /^\s+or\s+/.exec(afterA);
+    if (orm === null) continue;
+    const b = LITERAL.exec(afterA.slice(orm[0].length));
+    if (b === null) continue;
+    const end = next.end + lead + a[0].length + orm[0].length + b[0].length;
+    // only a whole expression: what comes before must open it (a bracket, a comma, an
+    // assignment, return) and what follows must close it (a bracket, a comma, the line's end)
+    const pre = src.slice(0, t.start).replace(/\s+$/, "");
+    if (!/([({[,]|(^|[^=<>~])=|\breturn)$/.test(pre)) continue;
+    if (!/^(\s*[),}\]]|[ \t]*\n|\s*$|\s+end\b)/.test(src.slice(end, end + 8))) continue;
+    edits.push({ from: t.start, to: end, text: t.v === "true" ? a[0] : b[0] });
+  }
+  let out = src;
+  for (let i = edits.length - 1; i >= 0; i--) out = out.slice(0, edits[i].from) + edits[i].text + out.slice(edits[i].to);
+  return { code: out, folds: edits.length };
+}

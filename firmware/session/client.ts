@@ -3,13 +3,15 @@ import { Decoder } from "../codec/decoder";
 import { encodeConnect, encodePublish, encodeShort, payloadSize, type Payload } from "../codec/encode";
 import { topicMatches } from "../codec/topic";
 import type { Bytes, Out, Wire } from "../port/bytes";
-import { LOG_DEBUG, LOG_INFO, LOG_WARN, type PetrelError } from "../port/log";
+import type { PetrelError } from "../port/log";
+// (the log levels as one local: NodeMCU loads no function with more than 50)
+import * as lg from "../port/log";
 import { port } from "../port/port";
 import { STORAGE_FULL } from "../port/storage";
 import type { TransportEvents } from "../port/transport";
 import { IDLE } from "../sched/scheduler";
 import { after, due, elapsed, remaining } from "../sched/time";
-import { FEATURE_AUTH, FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2 } from "../features";
+import { FEATURE_ALIASIN, FEATURE_AUTH, FEATURE_FAILOVER, FEATURE_MQTT5, FEATURE_QOS2 } from "../features";
 import { codecFail, connackError, explainClose, fail } from "./errors";
 import { settle, type ClientOptions, type Settings } from "./options";
 import { Outbox, Phase, Received, parseDecimal, type Done } from "./outbox";
@@ -21,6 +23,7 @@ import * as queues from "./queues";
 // MQTT 5.0's session work (left out of a build without the mqtt5 feature)
 import * as s5 from "./session5";
 import * as a5 from "./auth5";
+import * as al from "./alias5";
 import type { Session5 } from "./session5";
 import type { Props5 } from "../codec/mqtt5";
 import type { MessageHandler, OfflineQueue, Subscriptions } from "./queues";
@@ -243,6 +246,9 @@ export class Client {
     } else if (o.authMethod !== undefined) {
       return fail("bad-option", "this build leaves enhanced authentication out (its board profile's features); fix: authenticate with username and password");
     }
+    if (!FEATURE_ALIASIN && o.topicAliasesIn !== undefined && o.topicAliasesIn !== 0) {
+      return fail("bad-option", "this build leaves incoming topic aliases out (its board profile's features); fix: set topicAliasesIn 0");
+    }
     // `this`, not `Client`: Espruino does not bind a class expression's own name inside it
     const c = new this(p, s, ev);
     const n = FEATURE_MQTT5 && v5 !== undefined ? s5.connect5(c.tx, s, v5) : encodeConnect(c.tx, s.maxPacket, s);
@@ -250,13 +256,13 @@ export class Client {
     if (n < 0) return fail("bad-option", `CONNECT cannot be built: ${codecFail(n).message} (client id, user name, will); fix: correct that option`);
     const loaded = c.outbox.load(s.maxPacket);
     if (c.outbox.tooLarge > 0) {
-      p.log.writeLog(LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
+      p.log.writeLog(lg.LOG_WARN, `mqtt: ${c.outbox.tooLarge} outbox record(s) are larger than maxPacket (${s.maxPacket}); they stay in storage: raise maxPacket to send them`);
     }
     if (loaded > 0) {
       c.nextId = c.outbox.idAt(loaded - 1) === 65535 ? 1 : c.outbox.idAt(loaded - 1) + 1;
-      p.log.writeLog(LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
+      p.log.writeLog(lg.LOG_INFO, `mqtt: resuming ${loaded} outbox message(s) from storage`);
     }
-    if (c.outbox.removed > 0) p.log.writeLog(LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
+    if (c.outbox.removed > 0) p.log.writeLog(lg.LOG_WARN, `mqtt: removed ${c.outbox.removed} unreadable outbox record(s)`);
     if (FEATURE_MQTT5) {
       // the level the outbox's records were written at (a record says 5.0); at 3.1.1 they go back to it now
       const at5 = p.storage.getRecord(s.storePrefix + "v") !== undefined ? 1 : 0;
@@ -433,7 +439,7 @@ export class Client {
     if (done === undefined) this.report(e);
     else {
       this.lastError = e;
-      this.p.log.writeLog(LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
+      this.p.log.writeLog(lg.LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
       done(e);
     }
   }
@@ -567,7 +573,7 @@ export class Client {
     let b = s.brokers[this.broker];
     const c5 = this.v5;
     // at 5.0 a broker that sent the client elsewhere (Server Reference) has that dialled first, once
-    if (FEATURE_MQTT5 && c5 !== undefined) b = s5.movedTo(c5, b, this.p.log, LOG_INFO);
+    if (FEATURE_MQTT5 && c5 !== undefined) b = s5.movedTo(c5, b, this.p.log, lg.LOG_INFO);
     const g = this.gen;
     const l = this.p.link;
     this.p.sched.wake(this.task);
@@ -575,7 +581,7 @@ export class Client {
       // No dialling until the link returns: the backoff is not spent on a network that is not there.
       this.state = State.LinkWait;
       this.lastReason = "no-network";
-      this.p.log.writeLog(LOG_INFO, `mqtt: ${explainClose("no-network")}`);
+      this.p.log.writeLog(lg.LOG_INFO, `mqtt: ${explainClose("no-network")}`);
       return;
     }
     this.state = State.Resolving;
@@ -584,7 +590,7 @@ export class Client {
     this.t.deadline = after(this.p.clock.clockNow(), s.connectTimeoutMs);
     this.stats.attempts = this.stats.attempts + 1;
     if (this.stats.attempts > 1 && this.ev.onReconnect !== undefined) this.ev.onReconnect();
-    this.p.log.writeLog(LOG_DEBUG, `mqtt: dialling ${b.host}:${b.port}${b.tls === true ? " (tls)" : ""}`);
+    this.p.log.writeLog(lg.LOG_DEBUG, `mqtt: dialling ${b.host}:${b.port}${b.tls === true ? " (tls)" : ""}`);
     this.p.resolver.lookUp(b.host, (address, error) => {
       if (g !== this.gen || this.state !== State.Resolving) return;
       if (error !== "") {
@@ -693,7 +699,7 @@ export class Client {
     }
     this.reqs.unsend();
     // one line per attempt that never came up: its report (below, or already given); a connection that ends, here
-    if (reason !== "" && wasUp) this.p.log.writeLog(LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
+    if (reason !== "" && wasUp) this.p.log.writeLog(lg.LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
     if (wasUp && this.ev.onOffline !== undefined) this.ev.onOffline(reason);
     // (found again by its id: onOffline may have changed the outbox)
     const at = refused > 0 ? o.slotOf(refused) : -1;
@@ -740,11 +746,14 @@ export class Client {
     const qos = o.qosAt(k);
     let n = 1;
     while (n <= s.heldMessages && st.getRecord(s.storePrefix + "h" + n) !== undefined) n = n + 1;
-    const kept = n <= s.heldMessages && st.putRecord(s.storePrefix + "h" + n, w) === 0;
+    // held at the 3.1.1 level whatever the protocol (held.ts reads that form; 5.0 properties are not kept)
+    const v5 = FEATURE_MQTT5 && this.v5 !== undefined && this.v5.stored === 1;
+    const h = v5 ? s5.convertPublish(this.tx, w, false) : w;
+    const kept = n <= s.heldMessages && h !== undefined && st.putRecord(s.storePrefix + "h" + n, h) === 0;
     // the connection is gone: its decoder reads the stored PUBLISH for the topic
     const d = this.dec;
     d.reset();
-    d.feedChunk(port.bytes.bytesOf(w), 0, FEATURE_MQTT5 && this.v5 !== undefined && this.v5.stored === 1);
+    d.feedChunk(port.bytes.bytesOf(w), 0, v5);
     const topic = d.status === Status.Packet ? d.topicText() : "?";
     d.reset();
     this.t.suspect = 0;
@@ -771,8 +780,8 @@ export class Client {
     const again = this.reported === 2 && prev !== undefined && prev.code === err.code;
     this.reported = 1;
     this.lastError = err;
-    if (again) this.p.log.writeLog(LOG_INFO, `mqtt: ${err.code} again (attempt ${this.stats.attempts})`);
-    else this.p.log.writeLog(LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
+    if (again) this.p.log.writeLog(lg.LOG_INFO, `mqtt: ${err.code} again (attempt ${this.stats.attempts})`);
+    else this.p.log.writeLog(lg.LOG_WARN, `mqtt: ${err.code}: ${err.message}`);
     if (this.ev.onError !== undefined) this.ev.onError(err);
     if (drop !== undefined) this.drop(drop);
   }
@@ -816,7 +825,7 @@ export class Client {
     if (FEATURE_FAILOVER && this.primaryEvery > 0 && this.broker > 0) {
       const left = this.primaryEvery - elapsed(this.t.connectedAt, now);
       if (left <= 0) {
-        this.p.log.writeLog(LOG_INFO, "mqtt: trying the first broker again");
+        this.p.log.writeLog(lg.LOG_INFO, "mqtt: trying the first broker again");
         this.control(PacketType.Disconnect, 0);
         this.drop("primary-retry");
         return 0;
@@ -911,7 +920,11 @@ export class Client {
     const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
     if (t === PacketType.Publish) {
       const qos = d.publishQos();
-      if (FEATURE_MQTT5 && v5 && !oversize && s5.topicAliasOf(d) !== 0) {
+      // at 5.0 the topic may come as a Topic Alias the broker set up on this connection
+      // (a build without the aliasin feature allows the broker none: an alias is a protocol error)
+      const topic = !(FEATURE_MQTT5 && v5 && !oversize) ? d.topicText() : FEATURE_ALIASIN ? al.inboundTopic(c5 as Session5, d) :
+        s5.topicAliasOf(d) === 0 ? d.topicText() : undefined;
+      if (topic === undefined) {
         this.report(undefined, "protocol-error", s5.violation(c5 as Session5, 1, 0));
         return;
       }
@@ -936,7 +949,7 @@ export class Client {
           // reconnect.
           r.dropId(-1);
           this.stats.evicted = this.stats.evicted + 1;
-          if (this.stats.evicted === 1) this.p.log.writeLog(LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
+          if (this.stats.evicted === 1) this.p.log.writeLog(lg.LOG_WARN, `mqtt: more than ${this.settings.receiveWindow} QoS 2 messages wait for PUBREL; the oldest ids are forgotten (raise receiveWindow)`);
         }
         if (r.addId(id) !== 0) this.report(fail("storage-failed", "an incoming QoS 2 id could not be stored; after a restart a duplicate could be delivered; fix: check the flash"));
       }
@@ -945,7 +958,6 @@ export class Client {
         const where = d.topicEnd > d.topicStart ? ` on ${d.topicText()}` : "";
         this.report(fail("message-too-large", `a ${d.payloadLength}-byte message${where} is larger than maxPacket (${this.settings.maxPacket}) and was skipped; fix: raise maxPacket, or publish smaller messages`));
       } else {
-        const topic = d.topicText();
         const payload = port.bytes.wireFrom(d.data, d.payloadStart, d.bodyStart + d.remaining);
         // at 5.0 what the PUBLISH carries beside them (response topic, user properties, ...)
         const props = FEATURE_MQTT5 && v5 ? s5.messageProps(d) : undefined;
@@ -995,7 +1007,7 @@ export class Client {
         return;
       }
       if (k >= 0 && o.phaseAt(k) === Phase.Sent) {
-        if (o.releaseAt(k) !== 0) this.p.log.writeLog(LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
+        if (o.releaseAt(k) !== 0) this.p.log.writeLog(lg.LOG_WARN, `mqtt: could not store that message ${id} is past PUBREC; a restart would resend its PUBLISH`);
       } else if (k < 0) {
         // Not ours (completed before a restart, or lost): PUBREL lets the broker free the id.
         this.stats.ignored = this.stats.ignored + 1;
@@ -1059,7 +1071,7 @@ export class Client {
     const proto = FEATURE_MQTT5 && c5 !== undefined ? (v5 ? ", MQTT 5.0" : ", MQTT 3.1.1") : "";
     // (at 5.0 the server a Server Reference named, where that is where it connected)
     const where = FEATURE_MQTT5 && c5 !== undefined && c5.via !== "" ? c5.via : `${b.host}:${b.port}`;
-    this.p.log.writeLog(LOG_INFO, `mqtt: connected to ${where} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count}${proto})`);
+    this.p.log.writeLog(lg.LOG_INFO, `mqtt: connected to ${where} (session ${present ? "resumed" : "new"}, outbox ${this.outbox.count}${proto})`);
     // A broker other than the one our state was built with (failover between brokers that do
     // not share sessions) knows nothing of it, whatever its session present says.
     const foreign = this.sessionBroker >= 0 && this.sessionBroker !== this.broker;
@@ -1134,7 +1146,7 @@ export class Client {
     if (refused !== "") {
       const e = FEATURE_MQTT5 && v5 ? s5.refusedFilters(refused, why, d.type) : fail("subscribe-refused", `the broker refused the subscription to ${refused} (SUBACK 0x80); fix: check the broker's ACL for this client and the filter`);
       if (done === undefined) this.report(e);
-      else this.p.log.writeLog(LOG_WARN, `mqtt: ${e.message}`);
+      else this.p.log.writeLog(lg.LOG_WARN, `mqtt: ${e.message}`);
     }
     if (done !== undefined) done(undefined, granted);
   }

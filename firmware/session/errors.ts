@@ -1,4 +1,5 @@
 import { codecError } from "../codec/errors";
+import { FEATURE_TEXTS } from "../features";
 import type { PetrelError } from "../port/log";
 
 /**
@@ -16,16 +17,25 @@ export function codecFail(n: number): PetrelError {
   return fail(t.substring(0, colon), t.substring(colon + 2));
 }
 
-/** The error for a refused CONNACK (return code 1..5, §3.2.2.3; anything else is a malformed packet). */
+/**
+ * The error for a refused CONNACK (return code 1..5, §3.2.2.3; anything else is a malformed
+ * packet). A board whose profile leaves the `texts` feature out keeps the code and the return
+ * code; docs/reason-codes.md has the texts.
+ */
 export function connackError(rc: number): PetrelError {
-  switch (rc) {
-    case 1: return fail("connack-protocol", "the broker refused MQTT 3.1.1 (return code 1, unacceptable protocol version); fix: use a broker that speaks MQTT 3.1.1 (mosquitto 1.3 or later) or enable v3.1.1 on its listener");
-    case 2: return fail("connack-identifier-rejected", "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board");
-    case 3: return fail("connack-server-unavailable", "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log");
-    case 4: return fail("bad-credentials", "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user");
-    case 5: return fail("not-authorized", "the broker says this client is not authorized to connect (return code 5); fix: check the username and password (mosquitto 2 answers a wrong password or a missing user name with this code), then the broker's listener settings (anonymous access, required certificates)");
-    default: return fail("connack-refused", `the broker refused the connection with unknown return code ${rc}`);
+  const code = rc === 1 ? "connack-protocol" : rc === 2 ? "connack-identifier-rejected" : rc === 3 ? "connack-server-unavailable" :
+    rc === 4 ? "bad-credentials" : rc === 5 ? "not-authorized" : "connack-refused";
+  if (FEATURE_TEXTS) {
+    switch (rc) {
+      case 1: return fail(code, "the broker refused MQTT 3.1.1 (return code 1, unacceptable protocol version); fix: use a broker that speaks MQTT 3.1.1 (mosquitto 1.3 or later) or enable v3.1.1 on its listener");
+      case 2: return fail(code, "the broker rejected the client id (return code 2); fix: use 1-23 letters and digits, or an id the broker's policy allows, and make it unique per board");
+      case 3: return fail(code, "the broker is up but its MQTT service is unavailable (return code 3); fix: wait (the client retries with backoff) or check the broker's log");
+      case 4: return fail(code, "the broker refused the user name or password (return code 4); fix: check the username and password settings, and that the broker's password file has this user");
+      case 5: return fail(code, "the broker says this client is not authorized to connect (return code 5); fix: check the username and password (mosquitto 2 answers a wrong password or a missing user name with this code), then the broker's listener settings (anonymous access, required certificates)");
+      default: break;
+    }
   }
+  return fail(code, `the broker refused the connection with ${rc >= 1 && rc <= 5 ? "" : "unknown "}return code ${rc}${rc >= 1 && rc <= 5 ? "; see docs/reason-codes.md for what it means and the fix" : ""}`);
 }
 
 /** Why a connection ended, by the code the transport or the session gave it, with a fix hint. */

@@ -113,6 +113,12 @@ export interface ClientOptions {
    */
   topicAliases?: number;
   /**
+   * [0] At 5.0, topic aliases the broker may set up on its messages to this client (the Topic
+   * Alias Maximum in CONNECT, at most 255): a topic the broker sends often then comes as two
+   * bytes. Kept per connection; the handler gets the whole topic either way.
+   */
+  topicAliasesIn?: number;
+  /**
    * [0] At 5.0, seconds the broker waits before publishing the will (Will Delay Interval): a
    * connection back within them publishes none. Needs a session that outlasts it (clean false,
    * or sessionExpiry at least this).

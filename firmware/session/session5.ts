@@ -63,6 +63,10 @@ export interface Session5 {
   aliasMax: number;
   /** The topics aliased on this connection: alias k + 1 is aliases[k]. */
   aliases: string[];
+  /** Topic aliases the broker may set up towards this client (topicAliasesIn; our Topic Alias Maximum). */
+  inMax: number;
+  /** The broker's aliases on this connection: alias k + 1 is inAliases[k] (set only with inMax). */
+  inAliases?: string[];
   /** Will Delay Interval sent with the will, seconds (0: none). */
   willDelay: number;
   /** The properties of the QoS 0 messages waiting offline, at their places in the client's ring. */
@@ -106,14 +110,15 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   const expiry = whole(o.sessionExpiry, -1, 2147483647, clean ? 0 : -1);
   if (expiry < -1) return fail("bad-option", "sessionExpiry must be a whole number of seconds from 0 to 2147483647, or -1 for never; fix: set it within that range");
   const ours = whole(o.topicAliases, 0, 255, 0);
+  const theirs = whole(o.topicAliasesIn, 0, 255, 0);
   const delay = whole(o.willDelay, 0, 2147483647, 0);
-  if (ours < 0 || delay < 0) return fail("bad-option", "topicAliases (0 to 255) and willDelay (seconds) must be whole numbers; fix: set them within range");
+  if (ours < 0 || theirs < 0 || delay < 0) return fail("bad-option", "topicAliases, topicAliasesIn (0 to 255) and willDelay (seconds) must be whole numbers; fix: set them within range");
   // the will goes when the session ends, delay or not (§3.1.3.2.2): the session must outlast it
   if (delay > 0 && (o.will === undefined || (expiry >= 0 && expiry < delay))) {
     return fail("bad-option", "willDelay needs a will and a session that outlasts it; fix: set will, clean false and sessionExpiry at least willDelay");
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, subIds: 1, keepalive: -1,
-    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], willDelay: delay, q0props: [],
+    assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], inMax: theirs, willDelay: delay, q0props: [],
     ex: [], expired: 0, bye: 0, moved: undefined, via: "" };
 }
 
@@ -133,6 +138,7 @@ export function connect5(o: Out, s: Settings, c5: Session5): number {
       authMethod: c5.authMethod, authData: c5.authData,
       sessionExpiry: c5.expiry !== 0 ? c5.expiry : undefined,
       receiveMaximum: s.receiveWindow < 65535 ? s.receiveWindow : undefined,
+      topicAliasMaximum: c5.inMax > 0 ? c5.inMax : undefined,
       maximumPacketSize: s.maxPacket,
     },
     willProps: c5.willDelay > 0 ? { willDelay: c5.willDelay } : undefined,
@@ -286,6 +292,7 @@ function num(data: Bytes, from: number, end: number, id: number, dflt: number): 
 export function connack5(c5: Session5, d: Decoder): number {
   c5.aliasMax = 0;
   c5.aliases = [];
+  if (c5.inMax > 0) c5.inAliases = [];
   const data = d.data;
   const from = m5.propsOf(d);
   const end = m5.propsEndOf(d);
@@ -382,13 +389,16 @@ export function ackError(c5: Session5, d: Decoder): PetrelError | undefined {
 
 /**
  * What the broker did that 5.0 forbids, as the detail of a protocol error: 1 a Topic Alias
- * (we allow none), 2 more QoS 2 messages awaiting PUBREL than our Receive Maximum `n`, 3 AUTH
+ * we did not allow (none, or beyond topicAliasesIn, or not set up), 2 more QoS 2 messages awaiting PUBREL than our Receive Maximum `n`, 3 AUTH
  * unasked.
  */
 export function violation(c5: Session5, what: number, n: number): string {
   // the reason code of the DISCONNECT the client sends as it closes (goodbye)
   c5.bye = what === 1 ? 0x94 : what === 2 ? 0x93 : 0x82;
-  if (what === 1) return "the broker sent a Topic Alias, and this client allows none (its CONNECT has no Topic Alias Maximum; MQTT-3.3.2-10)";
+  if (what === 1) {
+    return c5.inMax > 0 ? `the broker sent a Topic Alias beyond this client's Topic Alias Maximum (${c5.inMax}) or not set up on this connection (MQTT-3.3.2-9, -12)` :
+      "the broker sent a Topic Alias, and this client allows none (its CONNECT has no Topic Alias Maximum; MQTT-3.3.2-10)";
+  }
   if (what === 2) return `the broker sent more QoS 2 messages awaiting PUBREL than this client's Receive Maximum (${n}; MQTT-3.3.4-9)`;
   return "the broker sent AUTH, and this client asked for no enhanced authentication (MQTT-4.12.0-6)";
 }
@@ -474,7 +484,7 @@ export function messageProps(d: Decoder): MessageProps | undefined {
   return m;
 }
 
-/** The Topic Alias of the PUBLISH the decoder holds, or 0 (we send Topic Alias Maximum 0: the broker may send none). */
+/** The Topic Alias of the PUBLISH the decoder holds, or 0 (none). */
 export function topicAliasOf(d: Decoder): number {
   const at = m5.findProp(d.data, m5.propsOf(d), m5.propsEndOf(d), Prop.TopicAlias);
   return at < 0 ? 0 : m5.u16At(d.data, at);
