@@ -143,9 +143,12 @@ describe("shipped artifacts", () => {
 // by a build without the feature, the options' types): espruinoBundle → 59,000, nodemcuLua →
 // 131,000, espruinoApp → 61,500. Incoming topic aliases (the `aliasin` feature) and held
 // messages kept in their 3.1.1 form at 5.0 leave their checks in every build: espruinoBundle →
-// 59,500, nodemcuLua → 132,000, espruinoApp → 62,000.
-const BUDGETS = { espruinoBundle: 59_500, nodemcuLua: 132_000, nodemcuApp: 53_500, espruinoApp: 62_000, espruinoLazy: 30_000,
-  nodemcuMqtt5: 51_000, espruinoMqtt5: 30_000 };
+// 59,500, nodemcuLua → 132,000, espruinoApp → 62,000. What the other brokers need (a request the
+// broker closes the connection over given up, a PUBACK to QoS 2 taken as QoS 1, 3.1.1 after two
+// 5.0 CONNECTs closed unanswered; docs/brokers.md): espruinoBundle → 61,000, nodemcuLua →
+// 134,000, espruinoApp → 63,000, nodemcuMqtt5 → 51,500, espruinoMqtt5 → 30,500.
+const BUDGETS = { espruinoBundle: 61_000, nodemcuLua: 134_000, nodemcuApp: 53_500, espruinoApp: 63_000, espruinoLazy: 30_000,
+  nodemcuMqtt5: 51_500, espruinoMqtt5: 30_500 };
 
 /** The mqtt5 feature and the features only a 5.0 build has (the reason codes' texts, enhanced authentication). */
 const MQTT5_FEATURES = ["mqtt5", "texts", "auth", "aliasin"];

@@ -1,6 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a build tool in plain JavaScript
-import { foldLuaConstants, foldLuaFeatures } from "../tools/lua-fold.mjs";
+import { foldLuaConstants, foldLuaFeatures, foldLuaSwitches } from "../tools/lua-fold.mjs";
 
 // The board build's fold of the branches of features a profile leaves out (tools/lua-fold.mjs):
 // exact output on the shapes TSTL writes, and what must not be folded.
@@ -69,5 +70,42 @@ describe("lua-fold: the constant tests the features that are on leave behind", (
       'f(true and "a" or "b" .. c)\n',
     ];
     for (const k of kept) expect(plain(k), k).toEqual({ code: k, folds: 0 });
+  });
+});
+
+describe("lua-fold: switches whose cases cannot fall through", () => {
+  // the shape TSTL writes for `switch (c) { case 0: return "a"; case 1: case 2: ...; default: ... }`
+  const tstl = (cases: string[][], dflt: string) => {
+    const out = ["function f(code)", "repeat", "local ____switch3 = code"];
+    cases.forEach(([test, body], k) => {
+      out.push(k === 0 ? `local ____cond3 = ____switch3 == ${test}` : `____cond3 = ____cond3 or ____switch3 == ${test}`, "if ____cond3 then", ...body.split(";"), "end");
+    });
+    out.push("do", dflt, "end", "until true", "return \"after\"", "end", "");
+    return out.join("\n");
+  };
+  const run = (lua: string) => {
+    const r = spawnSync("lua5.3", ["-e", `${lua}\nlocal t = {} for i = -1, 4 do t[#t + 1] = tostring(f(i)) end print(table.concat(t, ","))`], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout.trim();
+  };
+
+  it("each case a plain test when every case returns or breaks; the same results on lua5.3", () => {
+    const src = tstl([["0", 'return "a"'], ["1", "break"], ["2", 'x = 1;return "c"']], 'return "z"');
+    const { code, folds } = foldLuaSwitches(src);
+    expect(folds).toBe(3);
+    expect(code).not.toMatch(/____cond3/);
+    expect(code).toContain("if ____switch3 == 1 then");
+    expect(run(code)).toBe(run(src));
+    expect(run(code)).toBe("z,a,after,c,z,z");
+  });
+
+  it("left as it is: a case that falls through, a case with two labels, another use of the cond", () => {
+    const fall = tstl([["0", "x = 1"], ["1", 'return "b"']], 'return "z"');
+    expect(foldLuaSwitches(fall)).toEqual({ code: fall, folds: 0 });
+    expect(run(fall)).toBe("z,b,b,z,z,z");
+    const labels = fall.replace("____cond3 = ____cond3 or ____switch3 == 1\n", "____cond3 = ____cond3 or ____switch3 == 1\n____cond3 = ____cond3 or ____switch3 == 2\n");
+    expect(foldLuaSwitches(labels).folds).toBe(0);
+    const other = tstl([["0", 'return "a"']], "return ____cond3");
+    expect(foldLuaSwitches(other).folds).toBe(0);
   });
 });

@@ -24,7 +24,7 @@ const listOf = (values) => ({ kind: "list", values });
 import { ALL_FEATURES, buildEspruinoApp } from "./espruino-app.mjs";
 import { buildLfsImage } from "./lfs.mjs";
 import { inlineLuaConstants } from "./lua-consts.mjs";
-import { foldLuaConstants, foldLuaFeatures } from "./lua-fold.mjs";
+import { foldLuaConstants, foldLuaFeatures, foldLuaSwitches } from "./lua-fold.mjs";
 
 /** Every field a profile has, and what it accepts. */
 export const SCHEMA = obj({
@@ -218,6 +218,8 @@ function packLua(src, out, p, lfs, library) {
     // becomes a `false` the feature fold takes out)
     code = foldLuaConstants(code).code;
     code = foldLuaFeatures(code, off).code;
+    // switches whose cases all return or break: each case a plain test (tools/lua-fold.mjs)
+    code = foldLuaSwitches(code).code;
     code = code.replace(/require\("([A-Za-z0-9_.]+)"\)/g, (_, dep) => {
       // a module only a feature the profile leaves out uses is not packed: an empty table in its
       // place (its users test the feature's constant first, so nothing of it is ever called)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Petrel needs, and only what is missing:
-# Debian packages (Lua runtimes, mosquitto, socat) and the npm packages from package-lock.json.
+# Debian packages (Lua runtimes, mosquitto, the other brokers of the interop suite, socat) and
+# the npm packages from package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(lua5.1 lua5.3 lua-bitop lua-socket lua-sec mosquitto mosquitto-clients socat openssl)
+DEBS=(lua5.1 lua5.3 lua-bitop lua-socket lua-sec mosquitto mosquitto-clients nats-server rabbitmq-server socat openssl)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,8 +28,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     sleep 10
   done
   apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The broker is started by the tests with their own configs; the system service is not needed.
-  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+  # The brokers are started by the tests with their own configs; the system services are not needed.
+  if command -v systemctl >/dev/null 2>&1; then
+    for svc in mosquitto nats-server rabbitmq-server; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  fi
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -669,6 +669,7 @@ export class Client {
       return;
     }
     const wasUp = this.up === 1;
+    const shaking = this.state === State.Handshake;
     const ending = this.mode === Mode.Ending;
     const reason = this.reason !== "" || ending ? this.reason : transportReason;
     const t = this.t;
@@ -683,20 +684,27 @@ export class Client {
     t.pingOut = 0;
     this.blocked = 0;
     this.lastReason = reason;
-    // `id`: the oldest PUBLISH sent and not acknowledged on this connection
+    // `id`: the oldest PUBLISH sent and not acknowledged on this connection; `rq`: the first
+    // SUBSCRIBE or UNSUBSCRIBE sent and not answered (requests go out ahead of messages)
     const id = o.rewind();
-    // The evidence against a message the broker refuses by closing the connection: a short-lived
-    // connection closed by the broker or the network (not by this client) while that message was
-    // the oldest PUBLISH sent and not acknowledged, refusedAfter times in a row.
+    const rq = this.reqs.firstSent();
+    // The evidence against a message or request the broker refuses by closing the connection: a
+    // short-lived connection closed by the broker or the network (not by this client) while it
+    // was the first sent and not answered, refusedAfter times in a row (a request counts as -n).
     let refused = 0;
-    if (short && id > 0 && this.reason === "" && !ending) {
-      let n = port.ints.idiv(t.suspect, 16) === id ? port.ints.imod(t.suspect, 16) + 1 : 1;
+    let gaveUp = -1;
+    if (short && (id > 0 || rq >= 0) && this.reason === "" && !ending) {
+      let n = rq >= 0 ? (t.suspect < 0 ? 1 - t.suspect : 1) : port.ints.idiv(t.suspect, 16) === id ? port.ints.imod(t.suspect, 16) + 1 : 1;
       if (n > 15) n = 15;
-      t.suspect = id * 16 + n;
-      if (n === s.refusedAfter) refused = id;
+      t.suspect = rq >= 0 ? -n : id * 16 + n;
+      if (n === s.refusedAfter) {
+        if (rq >= 0) gaveUp = rq;
+        else refused = id;
+      }
     } else if (wasUp) {
       t.suspect = 0;
     }
+    if (gaveUp >= 0) this.giveUp(gaveUp);
     this.reqs.unsend();
     // one line per attempt that never came up: its report (below, or already given); a connection that ends, here
     if (reason !== "" && wasUp) this.p.log.writeLog(lg.LOG_INFO, `mqtt: connection ended: ${explainClose(reason)}`);
@@ -705,6 +713,10 @@ export class Client {
     const at = refused > 0 ? o.slotOf(refused) : -1;
     if (at >= 0) this.hold(at);
     if (!wasUp && this.reported !== 1 && reason !== "") this.report(fail(reason, explainClose(reason)));
+    // a broker that closes the connection on a 5.0 CONNECT: 3.1.1 from the next attempt, after the second
+    const c5 = this.v5;
+    const fb = FEATURE_MQTT5 && c5 !== undefined && shaking && this.reason === "" && !ending ? s5.closedAtConnect(c5, this.broker, s.brokers[this.broker], reason) : undefined;
+    if (fb !== undefined) this.report(fb);
     // a connection ended: the next failed attempt warns, whatever the one before it said
     if (wasUp) this.reported = 0;
     if (this.ev.onClose !== undefined) this.ev.onClose(reason);
@@ -728,6 +740,36 @@ export class Client {
     }
     this.t.deadline = after(this.p.clock.clockNow(), delay);
     this.p.sched.wake(this.task);
+  }
+
+  /**
+   * Drops request k, which the broker refuses by closing the connection each time it is sent
+   * (RabbitMQ does so on a SUBSCRIBE to a topic the user may not read; see closed()): sending
+   * it again would loop. Its filters are forgotten; its callback (the error, and 128 for each
+   * filter of a SUBSCRIBE), else onError, hears why.
+   */
+  private giveUp(k: number): void {
+    const r = this.reqs;
+    const f = r.filters[k];
+    const sub = r.qos[k] !== undefined;
+    const g: number[] = [];
+    let names = "";
+    for (let i = 0; i < r.sizes[k]; i++) {
+      if (sub) queues.dropFilter(this.subs, f[i]);
+      g[i] = 128;
+      names = names === "" ? f[i] : names + ", " + f[i];
+    }
+    const done = r.untrack(k);
+    this.t.suspect = 0;
+    const e = fail(sub ? "subscribe-refused" : "unsubscribe-refused", `the broker closed the connection ${this.settings.refusedAfter} times in a row right after the ` +
+      `${sub ? "SUBSCRIBE to" : "UNSUBSCRIBE from"} ${names}, answering nothing (RabbitMQ does so for a topic this user may not read): given up; ` +
+      "fix: check the broker's permissions for this client and the filter");
+    if (done === undefined) this.report(e);
+    else {
+      this.lastError = e;
+      this.p.log.writeLog(lg.LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
+      done(e, sub ? g : undefined);
+    }
   }
 
   /**
@@ -977,11 +1019,15 @@ export class Client {
       const k = o.slotOf(id);
       if (k < 0 || o.phaseAt(k) !== (t === PacketType.Puback ? Phase.Sent : Phase.Released)) {
         this.stats.ignored = this.stats.ignored + 1;
-      } else if (t === PacketType.Puback && o.qosAt(k) !== 1) {
-        this.report(undefined, "protocol-error", `PUBACK for QoS 2 message ${id} (MQTT-4.3.3)`);
       } else {
         this.t.acked = 1;
         if (FEATURE_MQTT5 && c5 !== undefined) s5.forgetExpiry(c5, id);
+        // a PUBACK for a QoS 2 message breaks MQTT-4.3.3, but the broker has it, at QoS 1
+        // (RabbitMQ's MQTT plugin answers every QoS 2 PUBLISH so): it is done, and onError says
+        // so, rather than sent again for the same answer on every connection
+        if (t === PacketType.Puback && o.qosAt(k) !== 1) {
+          this.report(fail("qos2-downgraded", `the broker answered the QoS 2 PUBLISH of message ${id} with PUBACK (MQTT-4.3.3): it took it at QoS 1, so it may arrive twice (RabbitMQ does this); fix: publish at QoS 1 to this broker, or use one that takes QoS 2`));
+        }
         const done = o.takeAt(k);
         // at 5.0 a PUBACK may say the broker did not take the message (a reason code 0x80 or more)
         const e = FEATURE_MQTT5 && v5 && t === PacketType.Puback ? s5.ackError(c5 as Session5, d) : undefined;

@@ -120,6 +120,12 @@ export class Requests {
     return 0;
   }
 
+  /** The first request sent on this connection and not answered yet, or -1. */
+  firstSent(): number {
+    for (let k = 0; k < this.count; k++) if (this.ids[k] !== 0) return k;
+    return -1;
+  }
+
   /** The connection ended: every request is sent again on the next one. */
   unsend(): void {
     for (let k = 0; k < this.count; k++) this.ids[k] = 0;

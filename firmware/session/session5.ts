@@ -85,6 +85,8 @@ export interface Session5 {
   moved: string | undefined;
   /** "host:port" of that server while the client dials or is connected to it, else "". */
   via: string;
+  /** 5.0 CONNECTs in a row that the broker answered by closing the connection (no CONNACK). */
+  hung: number;
   /** Enhanced authentication (auth5.ts, the `auth` feature): the method; the rest set only with it. */
   authMethod?: string;
   /** Its first Authentication Data, sent in CONNECT. */
@@ -119,7 +121,7 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, subIds: 1, keepalive: -1,
     assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], inMax: theirs, willDelay: delay, q0props: [],
-    ex: [], expired: 0, bye: 0, moved: undefined, via: "" };
+    ex: [], expired: 0, bye: 0, moved: undefined, via: "", hung: 0 };
 }
 
 /**
@@ -298,6 +300,7 @@ export function connack5(c5: Session5, d: Decoder): number {
   const end = m5.propsEndOf(d);
   const code = data[d.bodyStart + 1];
   c5.level = 5;
+  c5.hung = 0;
   noteReason(c5, d, code, from, end);
   if (code >= 0x80) return code;
   c5.recvMax = num(data, from, end, Prop.ReceiveMaximum, 65535);
@@ -419,6 +422,22 @@ export function goodbye(c5: Session5, o: Out, reason: string): number {
 export function fallback(c5: Session5, broker: number, b: BrokerAddress): PetrelError {
   isOld(c5, broker, true);
   return fail("protocol-fallback", `the broker at ${b.host}:${b.port} answered MQTT 5.0 in 3.1.1 (it speaks 3.1.1 only); the client speaks 3.1.1 to it from the next attempt`);
+}
+
+/**
+ * A 5.0 CONNECT to broker `broker` was answered by closing the connection, before any CONNACK
+ * (`reason`: how it closed). A broker that speaks 3.1.1 only may do so instead of answering
+ * (RabbitMQ 3.10's MQTT plugin does): the second time in a row it gets 3.1.1 from the next
+ * attempt on, and the error that says so is returned; undefined before that.
+ */
+export function closedAtConnect(c5: Session5, broker: number, b: BrokerAddress, reason: string): PetrelError | undefined {
+  if (c5.level !== 5 || (reason !== "closed" && reason !== "reset")) return undefined;
+  c5.hung = c5.hung + 1;
+  if (c5.hung < 2) return undefined;
+  c5.hung = 0;
+  isOld(c5, broker, true);
+  return fail("protocol-fallback", `the broker at ${b.host}:${b.port} closed the connection twice in a row in answer to an MQTT 5.0 CONNECT, without CONNACK ` +
+    "(brokers that speak 3.1.1 only may do so: RabbitMQ 3.10); the client speaks 3.1.1 to it from the next attempt");
 }
 
 /** SUBACK or UNSUBACK (type `t`) at 5.0 refused `filters` (the last with reason `code`). */

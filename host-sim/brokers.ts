@@ -1,0 +1,219 @@
+/**
+ * The brokers people run, each started for a test the same way: its own configuration in a temp
+ * directory, ephemeral loopback ports, two users (`petrel`, the client under test, and `checker`,
+ * the independent peer; anyone else is refused), and one subtree `petrel` may not read (`deny/#`:
+ * its subscriptions are refused, or on mosquitto filtered), torn down after. mosquitto 2.0 (host-sim/mosquitto.ts), aedes (npm, its own
+ * process: host-sim/brokers/aedes-broker.mjs), NATS Server 2.9 in MQTT mode (JetStream on) and
+ * RabbitMQ 3.10 with its MQTT plugin (Debian packages; tools/install-deps.sh installs them).
+ * Every wait is bounded.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { freePort, startBroker } from "./mosquitto";
+
+export type BrokerKind = "mosquitto" | "aedes" | "nats" | "rabbitmq";
+export const BROKER_KINDS: BrokerKind[] = ["mosquitto", "aedes", "nats", "rabbitmq"];
+
+/** The users every broker takes, and their passwords. */
+export const USER = "petrel";
+export const PASSWORD = "petrel-secret";
+export const CHECKER = "checker";
+export const CHECKER_PASSWORD = "checker-secret";
+
+export interface InteropBroker {
+  kind: BrokerKind;
+  /** What ran, with its version (e.g. "NATS Server 2.9.10"). */
+  name: string;
+  host: string;
+  port: number;
+  /** The broker's own log so far (for a failure's message). */
+  log(): string;
+  /** Stops it (SIGTERM, then SIGKILL after 10 s) and removes its directory. */
+  close(): Promise<void>;
+}
+
+const ROOT = path.resolve(__dirname, "..", __dirname.includes(`${path.sep}dist${path.sep}`) ? "../.." : "");
+const HOST = "127.0.0.1";
+
+/** Why `kind` cannot be started on this machine (with how to get it), or null. */
+export function brokerMissing(kind: BrokerKind): string | null {
+  const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+  switch (kind) {
+    case "mosquitto": return has("mosquitto") ? null : "mosquitto is not installed (Debian package mosquitto; make deps installs it)";
+    case "aedes": return fs.existsSync(path.join(ROOT, "node_modules/aedes")) ? null : "aedes is not installed (npm ci installs it)";
+    case "nats": return has("nats-server") ? null : "nats-server is not installed (Debian package nats-server; make deps installs it)";
+    case "rabbitmq": return fs.existsSync("/usr/lib/rabbitmq/bin/rabbitmq-server") ? null : "RabbitMQ is not installed (Debian package rabbitmq-server; make deps installs it)";
+  }
+}
+
+async function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect({ host: HOST, port }, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
+/** Waits until `port` takes connections: at most `ms`, failing early when `child` exits. */
+async function waitPort(what: string, port: number, child: ChildProcess, ms: number, log: () => string): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}) before listening on ${port}: ${log().slice(-2000)}`);
+    if (await listening(port)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not listen on ${port} within ${ms / 1000} s: ${log().slice(-2000)}`);
+}
+
+/** SIGTERM to the process group, SIGKILL after `ms`; resolves when the leader is gone. */
+function stopGroup(child: ChildProcess, ms = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-(child.pid as number), s);
+    } catch {
+      // (gone already)
+    }
+  };
+  return new Promise((resolve) => {
+    const t = setTimeout(() => signal("SIGKILL"), ms);
+    child.once("exit", () => {
+      clearTimeout(t);
+      // what the leader started and left behind
+      signal("SIGKILL");
+      resolve();
+    });
+    signal("SIGTERM");
+  });
+}
+
+function readLog(file: string): string {
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+}
+
+function version(cmd: string, args: string[], pattern: RegExp): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 10_000 });
+  const m = pattern.exec(`${r.stdout ?? ""}${r.stderr ?? ""}`);
+  return m !== null ? m[1] : "?";
+}
+
+/** Starts a broker of `kind` with the user and the refused subtree. */
+export async function startInteropBroker(kind: BrokerKind): Promise<InteropBroker> {
+  const why = brokerMissing(kind);
+  if (why !== null) throw new Error(why);
+  switch (kind) {
+    case "mosquitto": return startMosquitto();
+    case "aedes": return startAedes();
+    case "nats": return startNats();
+    case "rabbitmq": return startRabbit();
+  }
+}
+
+async function startMosquitto(): Promise<InteropBroker> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-interop-mosquitto-"));
+  const acl = path.join(dir, "acl");
+  // (an ACL's # does not cover topics that start with $: those are named)
+  fs.writeFileSync(acl, `user ${USER}\ntopic deny deny/#\ntopic readwrite #\ntopic readwrite $petrel/#\n\n` +
+    `user ${CHECKER}\ntopic readwrite #\ntopic readwrite $petrel/#\n`);
+  const b = await startBroker({ dir, users: { [USER]: PASSWORD, [CHECKER]: CHECKER_PASSWORD }, extra: [`acl_file ${acl}`] });
+  const v = version("mosquitto", ["-h"], /mosquitto version ([0-9.]+)/);
+  return { kind: "mosquitto", name: `mosquitto ${v}`, host: HOST, port: b.port, log: b.log, close: b.close };
+}
+
+async function startAedes(): Promise<InteropBroker> {
+  const port = await freePort();
+  let out = "";
+  const child = spawn(process.execPath, [path.join(ROOT, "host-sim/brokers/aedes-broker.mjs"), String(port), JSON.stringify({ [USER]: PASSWORD, [CHECKER]: CHECKER_PASSWORD }), USER],
+    { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  await waitPort("aedes", port, child, 15_000, () => out);
+  const v = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/aedes/package.json"), "utf8")).version as string;
+  return { kind: "aedes", name: `aedes ${v}`, host: HOST, port, log: () => out, close: () => stopGroup(child) };
+}
+
+async function startNats(): Promise<InteropBroker> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-interop-nats-"));
+  const [client, mqtt] = [await freePort(), await freePort()];
+  const logFile = path.join(dir, "nats.log");
+  // MQTT needs a server name and JetStream (sessions and retained messages live in streams)
+  fs.writeFileSync(path.join(dir, "nats.conf"), [
+    `listen: "${HOST}:${client}"`,
+    `server_name: "petrel-${process.pid}-${client}"`,
+    `jetstream { store_dir: "${dir}/js" }`,
+    `mqtt { listen: "${HOST}:${mqtt}" }`,
+    // NATS subjects: the MQTT topic deny/x is the subject deny.x
+    `authorization { users: [ { user: "${USER}", password: "${PASSWORD}", permissions: { subscribe: { deny: ["deny.>"] } } },`,
+    `  { user: "${CHECKER}", password: "${CHECKER_PASSWORD}" } ] }`,
+    `log_file: "${logFile}"`,
+  ].join("\n") + "\n");
+  const child = spawn("nats-server", ["-c", path.join(dir, "nats.conf")], { stdio: "ignore", detached: true });
+  await waitPort("nats-server", mqtt, child, 20_000, () => readLog(logFile));
+  const v = version("nats-server", ["--version"], /v([0-9.]+)/);
+  return {
+    kind: "nats", name: `NATS Server ${v}`, host: HOST, port: mqtt, log: () => readLog(logFile),
+    close: async () => {
+      await stopGroup(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startRabbit(): Promise<InteropBroker> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-interop-rabbitmq-"));
+  const [amqp, mqtt, dist, epmdPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const node = `petrel${process.pid}x${mqtt}@localhost`;
+  fs.writeFileSync(path.join(dir, "rabbitmq.conf"), [
+    `listeners.tcp.default = ${HOST}:${amqp}`,
+    `mqtt.listeners.tcp.default = ${HOST}:${mqtt}`,
+    "mqtt.allow_anonymous = false",
+    // the users and their permissions, loaded at first boot (so no rabbitmqctl call); users may
+    // come from loopback only by default, so allowed there
+    `load_definitions = ${path.join(dir, "definitions.json")}`,
+    "loopback_users = none",
+  ].join("\n") + "\n");
+  // RabbitMQ's password hash: base64(salt + SHA-256(salt + password)), a 4-byte salt
+  const hash = (pw: string) => {
+    const salt = crypto.randomBytes(4);
+    return Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(pw)])).digest()]).toString("base64");
+  };
+  const user = (name: string, pw: string) => ({ name, password_hash: hash(pw), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] });
+  const all = (name: string) => ({ user: name, vhost: "/", configure: ".*", write: ".*", read: ".*" });
+  fs.writeFileSync(path.join(dir, "definitions.json"), JSON.stringify({
+    users: [user(USER, PASSWORD), user(CHECKER, CHECKER_PASSWORD)], vhosts: [{ name: "/" }], permissions: [all(USER), all(CHECKER)],
+    // the MQTT plugin's exchange: petrel may not read routing keys deny.* (the topic deny/...)
+    topic_permissions: [{ user: USER, vhost: "/", exchange: "amq.topic", write: ".*", read: "^(?!deny\\.).*" }],
+  }));
+  fs.writeFileSync(path.join(dir, "enabled_plugins"), "[rabbitmq_mqtt].\n");
+  const env = {
+    ...process.env, HOME: dir, RABBITMQ_NODENAME: node, RABBITMQ_CONFIG_FILE: path.join(dir, "rabbitmq"),
+    RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, "enabled_plugins"), RABBITMQ_MNESIA_BASE: path.join(dir, "mnesia"),
+    RABBITMQ_LOG_BASE: path.join(dir, "log"), RABBITMQ_DIST_PORT: String(dist), ERL_EPMD_PORT: String(epmdPort),
+    RABBITMQ_PID_FILE: path.join(dir, "pid"),
+  };
+  // an Erlang port mapper of its own, in the foreground, so it goes with the broker
+  const epmd = spawn("epmd", ["-port", String(epmdPort)], { stdio: "ignore", detached: true, env });
+  let out = "";
+  const child = spawn("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const close = async () => {
+    await stopGroup(child, 20_000);
+    await stopGroup(epmd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitPort("rabbitmq-server", mqtt, child, 90_000, () => out);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const v = version("dpkg-query", ["-W", "-f=${Version}", "rabbitmq-server"], /^([0-9.]+)/);
+  return { kind: "rabbitmq", name: `RabbitMQ ${v}`, host: HOST, port: mqtt, log: () => out, close };
+}
