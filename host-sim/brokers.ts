@@ -217,3 +217,145 @@ async function startRabbit(): Promise<InteropBroker> {
   const v = version("dpkg-query", ["-W", "-f=${Version}", "rabbitmq-server"], /^([0-9.]+)/);
   return { kind: "rabbitmq", name: `RabbitMQ ${v}`, host: HOST, port: mqtt, log: () => out, close };
 }
+
+/** One node of a cluster: its MQTT port, and faults on it. */
+export interface ClusterNode {
+  name: string;
+  port: number;
+  /** SIGKILL: the node is gone at once, its files as they were. */
+  kill(): Promise<void>;
+  /** SIGTERM: the node shuts down in order. */
+  stop(): Promise<void>;
+  /** Starts it again (after kill or stop) on the same ports and files; resolves when it listens. */
+  start(): Promise<void>;
+}
+
+export interface Cluster {
+  name: string;
+  nodes: ClusterNode[];
+  /** HAProxy in front of the nodes (TCP mode, health checks): where boards connect. */
+  host: string;
+  port: number;
+  /** Restarts HAProxy (every connection through it drops). */
+  restartProxy(): Promise<void>;
+  log(): string;
+  close(): Promise<void>;
+}
+
+/** Why a NATS cluster behind HAProxy cannot run here, or null. */
+export function clusterMissing(): string | null {
+  const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+  if (!has("nats-server")) return "nats-server is not installed (Debian package nats-server; make deps installs it)";
+  if (!has("haproxy")) return "haproxy is not installed (Debian package haproxy; make deps installs it)";
+  return null;
+}
+
+/**
+ * HAProxy in TCP mode in front of `backends`, health-checking each every 200 ms (down after 2
+ * failures): `balance first`, so every connection goes to the first node that is up (the one a
+ * test's faults then hit), and a connection to a node that refuses is sent to another.
+ */
+async function startProxy(dir: string, port: number, backends: { name: string; port: number }[]): Promise<{ restart(): Promise<void>; close(): Promise<void>; log(): string }> {
+  const cfg = path.join(dir, "haproxy.cfg");
+  fs.writeFileSync(cfg, [
+    "global", "  maxconn 4096",
+    "defaults", "  mode tcp", "  timeout connect 1s", "  timeout client 300s", "  timeout server 300s", "  retries 3", "  option redispatch",
+    "frontend mqtt", `  bind ${HOST}:${port}`, "  default_backend nodes",
+    "backend nodes", "  balance first",
+    ...backends.map((b) => `  server ${b.name} ${HOST}:${b.port} check inter 200 fall 2 rise 2 maxconn 4096`),
+  ].join("\n") + "\n");
+  let out = "";
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn("haproxy", ["-f", cfg, "-db"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    await waitPort("haproxy", port, child, 10_000, () => out);
+  };
+  await start();
+  return {
+    restart: async () => {
+      await stopGroup(child);
+      await start();
+    },
+    close: () => stopGroup(child),
+    log: () => out,
+  };
+}
+
+/**
+ * Three NATS Server nodes in MQTT mode, clustered with routes, JetStream on each with the MQTT
+ * streams replicated to all three (`stream_replicas: 3`: a session and its messages survive the
+ * loss of a node), behind HAProxy. Anonymous (no users): the cluster profile is about faults.
+ */
+export async function startNatsCluster(): Promise<Cluster> {
+  const why = clusterMissing();
+  if (why !== null) throw new Error(why);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-nats-cluster-"));
+  const ports: { client: number; mqtt: number; route: number }[] = [];
+  for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), mqtt: await freePort(), route: await freePort() });
+  const routes = ports.map((p) => `nats-route://${HOST}:${p.route}`).join(", ");
+  const children: (ChildProcess | undefined)[] = [];
+  const logs: string[] = [];
+  const nodes: ClusterNode[] = ports.map((p, i) => {
+    const name = `n${i + 1}`;
+    const conf = path.join(dir, `${name}.conf`);
+    const logFile = path.join(dir, `${name}.log`);
+    logs.push(logFile);
+    fs.writeFileSync(conf, [
+      `listen: "${HOST}:${p.client}"`, `server_name: "${name}"`,
+      `jetstream { store_dir: "${dir}/js-${name}" }`,
+      `mqtt { listen: "${HOST}:${p.mqtt}", stream_replicas: 3 }`,
+      `cluster { name: "petrel", listen: "${HOST}:${p.route}", routes: [ ${routes} ] }`,
+      `log_file: "${logFile}"`,
+    ].join("\n") + "\n");
+    const node: ClusterNode = {
+      name, port: p.mqtt,
+      start: async () => {
+        const c = spawn("nats-server", ["-c", conf], { stdio: "ignore", detached: true });
+        children[i] = c;
+        await waitPort(`nats-server ${name}`, p.mqtt, c, 20_000, () => readLog(logFile));
+      },
+      kill: async () => {
+        const c = children[i];
+        if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+        const gone = new Promise<void>((r) => c.once("exit", () => r()));
+        process.kill(-(c.pid as number), "SIGKILL");
+        await gone;
+      },
+      stop: async () => {
+        const c = children[i];
+        if (c !== undefined) await stopGroup(c);
+      },
+    };
+    return node;
+  });
+  const proxyPort = await freePort();
+  let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
+  const close = async () => {
+    if (proxy !== undefined) await proxy.close();
+    for (const n of nodes) await n.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+    // the JetStream meta leader is elected once the routes are up: MQTT sessions need it
+    const until = Date.now() + 30_000;
+    while (!logs.some((l) => /metadata leader/.test(readLog(l)))) {
+      if (Date.now() > until) throw new Error(`the NATS cluster elected no JetStream leader within 30 s: ${logs.map(readLog).join("\n").slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    proxy = await startProxy(dir, proxyPort, nodes.map((n) => ({ name: n.name, port: n.port })));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const v = version("nats-server", ["--version"], /v([0-9.]+)/);
+  const p = proxy;
+  return {
+    name: `NATS Server ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
+    restartProxy: () => p.restart(),
+    log: () => logs.map((l) => `${path.basename(l)}:\n${readLog(l)}`).join("\n") + `\nhaproxy:\n${p.log()}`,
+    close,
+  };
+}

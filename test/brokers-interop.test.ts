@@ -5,7 +5,7 @@ import type { MqttClient } from "../firmware/session/mqtt";
 import { BROKER_KINDS, CHECKER, CHECKER_PASSWORD, PASSWORD, USER, brokerMissing, startInteropBroker, type BrokerKind, type InteropBroker } from "../host-sim/brokers";
 import { startFaultProxy } from "../host-sim/fault-proxy";
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
-import { until } from "./harness/wait";
+import { ended, until } from "./harness/wait";
 
 // One interop suite, the same scenarios on every broker this machine can start: mosquitto 2.0,
 // aedes (npm), NATS Server 2.9 in MQTT mode and RabbitMQ 3.10's MQTT plugin (host-sim/brokers.ts:
@@ -60,13 +60,7 @@ function petrel(b: { host: string; port: number }, o: Partial<NodeClientOptions>
   const p: Petrel = { c, errors: [], got: [] };
   c.on("error", (e) => p.errors.push(e));
   c.on("message", (topic, payload, info) => p.got.push({ topic, payload: String(payload), qos: info.qos, retain: info.retain }));
-  cleanups.push(() => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 5000);
-    c.end(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  }));
+  cleanups.push(() => ended(c));
   return p;
 }
 

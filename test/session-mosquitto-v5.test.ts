@@ -6,7 +6,7 @@ import type { MessageProps } from "../firmware/session/session5";
 import { startFaultProxy, type FaultProxy } from "../host-sim/fault-proxy";
 import { startBroker, type Broker, type BrokerOptions } from "../host-sim/mosquitto";
 import { connect, type NodeClientOptions } from "../host-sim/node/client";
-import { until } from "./harness/wait";
+import { ended, until } from "./harness/wait";
 
 // The session at MQTT 5.0 (protocolVersion 5) against a real mosquitto 2.0, which speaks 5.0,
 // with MQTT.js at protocol 5 as the independent peer that checks what the broker delivers. Each
@@ -40,13 +40,7 @@ function petrel(b: Broker, o: Partial<NodeClientOptions> = {}): Petrel {
   });
   const p: Petrel = { c, errors: [] };
   c.on("error", (e) => p.errors.push(e));
-  cleanups.push(() => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 5000);
-    c.end(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  }));
+  cleanups.push(() => ended(c));
   return p;
 }
 

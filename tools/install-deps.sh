@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(lua5.1 lua5.3 lua-bitop lua-socket lua-sec mosquitto mosquitto-clients nats-server rabbitmq-server socat openssl)
+DEBS=(lua5.1 lua5.3 lua-bitop lua-socket lua-sec mosquitto mosquitto-clients nats-server rabbitmq-server haproxy socat openssl)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,3 +8,14 @@ export async function until(what: string, cond: () => boolean, ms = 5000): Promi
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Ends a client (anything with `end(callback)`): resolves when it has ended, or after `ms` at most. */
+export function ended(c: { end(done: () => void): unknown }, ms = 5000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    c.end(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
