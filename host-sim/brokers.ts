@@ -359,3 +359,100 @@ export async function startNatsCluster(): Promise<Cluster> {
     close,
   };
 }
+
+/**
+ * Three RabbitMQ nodes (distinct node names and ports, one Erlang cookie and port mapper), formed
+ * into one cluster by classic peer discovery, with the MQTT plugin keeping durable sessions in
+ * quorum queues (`mqtt.durable_queue_type = quorum`: replicated, so a session survives a node's
+ * loss while two of three are up), behind HAProxy. MQTT clients without credentials are taken as
+ * user petrel.
+ */
+export async function startRabbitCluster(): Promise<Cluster> {
+  const why = brokerMissing("rabbitmq") ?? clusterMissing();
+  if (why !== null) throw new Error(why);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-rabbitmq-cluster-"));
+  const epmdPort = await freePort();
+  const names = [1, 2, 3].map((i) => `petrel${process.pid}r${i}@localhost`);
+  const ports: { amqp: number; mqtt: number; dist: number }[] = [];
+  for (let i = 0; i < 3; i++) ports.push({ amqp: await freePort(), mqtt: await freePort(), dist: await freePort() });
+  fs.writeFileSync(path.join(dir, ".erlang.cookie"), crypto.randomBytes(16).toString("hex"), { mode: 0o400 });
+  const hash = (pw: string) => {
+    const salt = crypto.randomBytes(4);
+    return Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(pw)])).digest()]).toString("base64");
+  };
+  fs.writeFileSync(path.join(dir, "definitions.json"), JSON.stringify({
+    users: [{ name: USER, password_hash: hash(PASSWORD), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] }],
+    vhosts: [{ name: "/" }], permissions: [{ user: USER, vhost: "/", configure: ".*", write: ".*", read: ".*" }],
+  }));
+  fs.writeFileSync(path.join(dir, "enabled_plugins"), "[rabbitmq_mqtt].\n");
+  const epmd = spawn("epmd", ["-port", String(epmdPort)], { stdio: "ignore", detached: true });
+  const children: (ChildProcess | undefined)[] = [];
+  const outs: string[] = ["", "", ""];
+  const nodes: ClusterNode[] = ports.map((p, i) => {
+    const name = `r${i + 1}`;
+    const nd = path.join(dir, name);
+    fs.mkdirSync(nd, { recursive: true });
+    fs.writeFileSync(path.join(nd, "rabbitmq.conf"), [
+      `listeners.tcp.default = ${HOST}:${p.amqp}`,
+      `mqtt.listeners.tcp.default = ${HOST}:${p.mqtt}`,
+      "mqtt.allow_anonymous = true", `mqtt.default_user = ${USER}`, `mqtt.default_pass = ${PASSWORD}`,
+      "mqtt.durable_queue_type = quorum",
+      `load_definitions = ${path.join(dir, "definitions.json")}`,
+      "loopback_users = none",
+      "cluster_formation.peer_discovery_backend = classic_config",
+      ...names.map((n, k) => `cluster_formation.classic_config.nodes.${k + 1} = ${n}`),
+    ].join("\n") + "\n");
+    const env = {
+      ...process.env, HOME: dir, RABBITMQ_NODENAME: names[i], RABBITMQ_CONFIG_FILE: path.join(nd, "rabbitmq"),
+      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, "enabled_plugins"), RABBITMQ_MNESIA_BASE: path.join(nd, "mnesia"),
+      RABBITMQ_LOG_BASE: path.join(nd, "log"), RABBITMQ_DIST_PORT: String(p.dist), ERL_EPMD_PORT: String(epmdPort),
+      RABBITMQ_PID_FILE: path.join(nd, "pid"),
+    };
+    return {
+      name, port: p.mqtt,
+      start: async () => {
+        const c = spawn("/usr/lib/rabbitmq/bin/rabbitmq-server", [], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+        c.stdout?.on("data", (d: Buffer) => (outs[i] += d.toString()));
+        c.stderr?.on("data", (d: Buffer) => (outs[i] += d.toString()));
+        children[i] = c;
+        await waitPort(`rabbitmq-server ${name}`, p.mqtt, c, 120_000, () => outs[i]);
+      },
+      kill: async () => {
+        const c = children[i];
+        if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+        const gone = new Promise<void>((r) => c.once("exit", () => r()));
+        process.kill(-(c.pid as number), "SIGKILL");
+        await gone;
+      },
+      stop: async () => {
+        const c = children[i];
+        if (c !== undefined) await stopGroup(c, 30_000);
+      },
+    };
+  });
+  const proxyPort = await freePort();
+  let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
+  const close = async () => {
+    if (proxy !== undefined) await proxy.close();
+    for (const n of nodes) await n.stop();
+    await stopGroup(epmd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // the first node forms the cluster; the other two join it
+    await nodes[0].start();
+    await Promise.all([nodes[1].start(), nodes[2].start()]);
+    proxy = await startProxy(dir, proxyPort, nodes.map((n) => ({ name: n.name, port: n.port })));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const v = version("dpkg-query", ["-W", "-f=${Version}", "rabbitmq-server"], /^([0-9.]+)/);
+  const px = proxy;
+  return {
+    name: `RabbitMQ ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
+    restartProxy: () => px.restart(),
+    log: () => outs.map((o, i) => `r${i + 1}:\n${o}`).join("\n") + `\nhaproxy:\n${px.log()}`,
+    close,
+  };
+}

@@ -1,21 +1,21 @@
 import mqtt from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PetrelError } from "../firmware/port/log";
-import { clusterMissing, startNatsCluster, type Cluster } from "../host-sim/brokers";
+import { brokerMissing, clusterMissing, startNatsCluster, startRabbitCluster, type Cluster } from "../host-sim/brokers";
 import { connect } from "../host-sim/node/client";
 import { ended, until } from "./harness/wait";
 
-// The cluster profile's smoke (the full fault schedules are not in the chaos lab yet): three NATS
-// Server nodes clustered with JetStream replicating the MQTT streams to all three, behind HAProxy
-// in TCP mode with health checks (host-sim/brokers.ts). Petrel connects through HAProxy and
-// publishes QoS 1 at a steady pace through a node kill -9, that node's restart with an HAProxy
-// restart, and the same node stopped in order and started again; MQTT.js, the checker, holds a
-// persistent QoS 1 subscription on the third node, which no fault touches. No QoS 1 message may
-// be lost on the client's leg. Without nats-server or haproxy it skips saying how to get them;
-// under CI=true it fails. Every wait is bounded.
+// The cluster profiles' smoke (the full fault schedules are not in the chaos lab yet): three
+// nodes behind HAProxy in TCP mode with health checks (host-sim/brokers.ts): NATS Server with
+// JetStream replicating the MQTT streams to all three, and RabbitMQ with durable MQTT sessions in
+// quorum queues. Petrel connects through HAProxy and publishes QoS 1 at a steady pace through a
+// kill -9 of the node it is on, that node's restart with an HAProxy restart, and the same node
+// stopped in order and started again; MQTT.js, the checker, holds a persistent QoS 1
+// subscription on the third node, which no fault touches. No QoS 1 message may be lost on the
+// client's leg. Without the brokers or haproxy it skips saying how to get them; under CI=true it
+// fails. Every wait is bounded.
 
 const CI = process.env.CI === "true";
-const missing = clusterMissing();
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
@@ -23,7 +23,12 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-describe("NATS cluster (3 nodes, JetStream R3) behind HAProxy", () => {
+const CLUSTERS = [
+  { kind: "nats", title: "NATS cluster (3 nodes, JetStream R3) behind HAProxy", missing: clusterMissing(), start: startNatsCluster },
+  { kind: "rabbitmq", title: "RabbitMQ cluster (3 nodes, quorum queues) behind HAProxy", missing: brokerMissing("rabbitmq") ?? clusterMissing(), start: startRabbitCluster },
+];
+
+describe.each(CLUSTERS)("$title", ({ kind, missing, start }) => {
   if (missing !== null && !CI) {
     it.skip(`skipped: ${missing}`, () => undefined);
     return;
@@ -31,12 +36,12 @@ describe("NATS cluster (3 nodes, JetStream R3) behind HAProxy", () => {
 
   it("QoS 1 through HAProxy survives a node kill -9, its restart with HAProxy's, and a stop and start: every message reaches the checker", async () => {
     if (missing !== null) throw new Error(`${missing} (CI=true: the cluster smoke must run)`);
-    const c: Cluster = await startNatsCluster();
+    const c: Cluster = await start();
     cleanups.push(() => c.close());
-    const topic = `cluster/${process.pid}`;
+    const topic = `cluster/${kind}/${process.pid}`;
     // the checker: a persistent session on n3
     const got = new Map<string, number>();
-    const m = mqtt.connect(`mqtt://${c.host}:${c.nodes[2].port}`, { protocolVersion: 4, clientId: `checker-${process.pid}`, clean: false, reconnectPeriod: 200 });
+    const m = mqtt.connect(`mqtt://${c.host}:${c.nodes[2].port}`, { protocolVersion: 4, clientId: `checker-${kind}-${process.pid}`, clean: false, reconnectPeriod: 200 });
     cleanups.push(() => new Promise<void>((resolve) => m.end(true, {}, () => resolve())));
     m.on("message", (_t, payload) => got.set(payload.toString(), (got.get(payload.toString()) ?? 0) + 1));
     await new Promise<void>((resolve, reject) => {
@@ -44,7 +49,7 @@ describe("NATS cluster (3 nodes, JetStream R3) behind HAProxy", () => {
       m.once("error", reject);
     });
     // Petrel through HAProxy: balance first puts it on n1, where the faults are
-    const p = connect({ brokers: [{ host: c.host, port: c.port }], clientId: `petrel-cluster-${process.pid}`, clean: false, keepalive: 5,
+    const p = connect({ brokers: [{ host: c.host, port: c.port }], clientId: `petrel-${kind}-${process.pid}`, clean: false, keepalive: 5,
       reconnectMinMs: 50, reconnectMaxMs: 1000, protocolVersion: 4, outboxMessages: 600, outboxBytes: 60_000 });
     const errors: PetrelError[] = [];
     p.on("error", (e) => errors.push(e));
@@ -69,14 +74,14 @@ describe("NATS cluster (3 nodes, JetStream R3) behind HAProxy", () => {
         await until(`Petrel back after ${what}`, () => p.connected && p.core.stats.connects > before, 60_000);
         faults.push(`${what} (back after ${Date.now() - t0} ms)`);
       };
-      if (i === 100) await fault("n1 kill -9", () => c.nodes[0].kill());
+      if (i === 100) await fault(`${c.nodes[0].name} kill -9`, () => c.nodes[0].kill());
       else if (i === 200) {
-        await fault("n1 started, HAProxy restarted", async () => {
+        await fault(`${c.nodes[0].name} started, HAProxy restarted`, async () => {
           await c.nodes[0].start();
           await c.restartProxy();
         });
       } else if (i === 300) {
-        await fault("n1 stopped and started", async () => {
+        await fault(`${c.nodes[0].name} stopped and started`, async () => {
           await c.nodes[0].stop();
           await c.nodes[0].start();
         });
@@ -87,11 +92,11 @@ describe("NATS cluster (3 nodes, JetStream R3) behind HAProxy", () => {
     await until(`all ${N} at the checker`, () => got.size >= N, 60_000);
     const lost = [...Array(N).keys()].filter((i) => !got.has(`m${i}`));
     const dups = [...got.values()].filter((n) => n > 1).length;
-    console.log(`[observed] NATS cluster: faults ${faults.join("; ")}; ${N} QoS 1 messages, ${lost.length} lost, ${dups} delivered twice; ` +
+    console.log(`[observed] ${c.name}: faults ${faults.join("; ")}; ${N} QoS 1 messages, ${lost.length} lost, ${dups} delivered twice; ` +
       `Petrel connected ${p.core.stats.connects} times; errors: ${[...new Set(errors.map((e) => e.code))].join(", ") || "none"}`);
     expect(refused).toEqual([]);
     expect(lost).toEqual([]);
     expect(faults).toHaveLength(3);
     expect(p.core.stats.connects).toBeGreaterThanOrEqual(4);
-  }, 240_000);
+  }, 420_000);
 });
