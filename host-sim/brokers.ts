@@ -93,6 +93,20 @@ function stopGroup(child: ChildProcess, ms = 10_000): Promise<void> {
   });
 }
 
+/** SIGKILL to the process group: gone at once; resolves when the leader has exited. */
+async function killGroup(c: ChildProcess | undefined): Promise<void> {
+  if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise<void>((r) => c.once("exit", () => r()));
+  process.kill(-(c.pid as number), "SIGKILL");
+  await gone;
+}
+
+/** RabbitMQ's password hash for a definitions file: base64(salt + SHA-256(salt + password)), a 4-byte salt. */
+function rabbitHash(pw: string): string {
+  const salt = crypto.randomBytes(4);
+  return Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(pw)])).digest()]).toString("base64");
+}
+
 function readLog(file: string): string {
   return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
@@ -178,12 +192,7 @@ async function startRabbit(): Promise<InteropBroker> {
     `load_definitions = ${path.join(dir, "definitions.json")}`,
     "loopback_users = none",
   ].join("\n") + "\n");
-  // RabbitMQ's password hash: base64(salt + SHA-256(salt + password)), a 4-byte salt
-  const hash = (pw: string) => {
-    const salt = crypto.randomBytes(4);
-    return Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(pw)])).digest()]).toString("base64");
-  };
-  const user = (name: string, pw: string) => ({ name, password_hash: hash(pw), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] });
+  const user = (name: string, pw: string) => ({ name, password_hash: rabbitHash(pw), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] });
   const all = (name: string) => ({ user: name, vhost: "/", configure: ".*", write: ".*", read: ".*" });
   fs.writeFileSync(path.join(dir, "definitions.json"), JSON.stringify({
     users: [user(USER, PASSWORD), user(CHECKER, CHECKER_PASSWORD)], vhosts: [{ name: "/" }], permissions: [all(USER), all(CHECKER)],
@@ -316,13 +325,7 @@ export async function startNatsCluster(): Promise<Cluster> {
         children[i] = c;
         await waitPort(`nats-server ${name}`, p.mqtt, c, 20_000, () => readLog(logFile));
       },
-      kill: async () => {
-        const c = children[i];
-        if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
-        const gone = new Promise<void>((r) => c.once("exit", () => r()));
-        process.kill(-(c.pid as number), "SIGKILL");
-        await gone;
-      },
+      kill: () => killGroup(children[i]),
       stop: async () => {
         const c = children[i];
         if (c !== undefined) await stopGroup(c);
@@ -376,12 +379,8 @@ export async function startRabbitCluster(): Promise<Cluster> {
   const ports: { amqp: number; mqtt: number; dist: number }[] = [];
   for (let i = 0; i < 3; i++) ports.push({ amqp: await freePort(), mqtt: await freePort(), dist: await freePort() });
   fs.writeFileSync(path.join(dir, ".erlang.cookie"), crypto.randomBytes(16).toString("hex"), { mode: 0o400 });
-  const hash = (pw: string) => {
-    const salt = crypto.randomBytes(4);
-    return Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(pw)])).digest()]).toString("base64");
-  };
   fs.writeFileSync(path.join(dir, "definitions.json"), JSON.stringify({
-    users: [{ name: USER, password_hash: hash(PASSWORD), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] }],
+    users: [{ name: USER, password_hash: rabbitHash(PASSWORD), hashing_algorithm: "rabbit_password_hashing_sha256", tags: [] }],
     vhosts: [{ name: "/" }], permissions: [{ user: USER, vhost: "/", configure: ".*", write: ".*", read: ".*" }],
   }));
   fs.writeFileSync(path.join(dir, "enabled_plugins"), "[rabbitmq_mqtt].\n");
@@ -417,13 +416,7 @@ export async function startRabbitCluster(): Promise<Cluster> {
         children[i] = c;
         await waitPort(`rabbitmq-server ${name}`, p.mqtt, c, 120_000, () => outs[i]);
       },
-      kill: async () => {
-        const c = children[i];
-        if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
-        const gone = new Promise<void>((r) => c.once("exit", () => r()));
-        process.kill(-(c.pid as number), "SIGKILL");
-        await gone;
-      },
+      kill: () => killGroup(children[i]),
       stop: async () => {
         const c = children[i];
         if (c !== undefined) await stopGroup(c, 30_000);
