@@ -69,8 +69,12 @@ clean:
 .PHONY: bench
 # The codec against mqtt-packet, then the session against MQTT.js on a real mosquitto, then the
 # fleet ramp (thousands of boards in one process, each library) with the open-file limit raised
-# as far as this machine allows (its hard limit; mosquitto, started by the bench, inherits it).
+# as far as this machine allows (its hard limit; mosquitto, started by the bench, inherits it),
+# then the same ramp (Petrel and MQTT.js, 1,000 and 2,500 boards) through HAProxy to a NATS and a
+# RabbitMQ cluster of three nodes.
 bench: build
 	@node bench/codec.cjs
 	@node bench/session.cjs
 	@ulimit -n 1048576 2>/dev/null || ulimit -n $$(ulimit -Hn); node bench/fleet.cjs
+	@ulimit -n 1048576 2>/dev/null || ulimit -n $$(ulimit -Hn); FLEET_BROKER=nats-cluster FLEET_STEPS=1000,2500 FLEET_LIBS=petrel,mqttjs node bench/fleet.cjs
+	@ulimit -n 1048576 2>/dev/null || ulimit -n $$(ulimit -Hn); FLEET_BROKER=rabbitmq-cluster FLEET_STEPS=1000,2500 FLEET_LIBS=petrel,mqttjs node bench/fleet.cjs

@@ -19,7 +19,10 @@
 // petrel-board is Petrel with the ESP8266 boards' profile sizes, maxPacket 512 and 20 outbox
 // messages, as a fleet of those boards would hold; petrel-app is the whole sensor-node app per
 // board, as `make sim DEVICES=N` runs it, without its pseudo-terminal and with its flash in
-// memory), FLEET_ADDRESSES (source addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900).
+// memory), FLEET_ADDRESSES (source addresses 127.0.0.2 …, 50), FLEET_BUDGET_S (900),
+// FLEET_BROKER (mosquitto; nats-cluster or rabbitmq-cluster: the boards and the subscriber go
+// through HAProxy to a three-node cluster, host-sim/brokers.ts, and each step prints the
+// cluster's CPU, its nodes' and HAProxy's together, beside the boards' process).
 "use strict";
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
@@ -33,6 +36,7 @@ const WARM = Number(process.env.FLEET_WARM ?? 5);
 const LIBS = (process.env.FLEET_LIBS ?? "petrel,petrel-board,petrel-app,mqttjs").split(",");
 const ADDRESSES = Number(process.env.FLEET_ADDRESSES ?? 50);
 const BUDGET_MS = Number(process.env.FLEET_BUDGET_S ?? 900) * 1000;
+const BROKER = process.env.FLEET_BROKER ?? "mosquitto";
 /** Connections opened per batch; the next batch waits for this one's CONNACKs (mosquitto listens with a backlog of 100). */
 const BATCH = 100;
 const LATE_MS = 1000;
@@ -216,6 +220,24 @@ function runStep(lib, n, port) {
 
 const kb = (b) => (b / 1024).toFixed(1);
 
+/** CPU milliseconds used so far by every process in the process groups `groups` (Linux /proc). */
+function groupCpuMs(groups) {
+  let ticks = 0;
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    let st;
+    try {
+      st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // after "(comm)": state ppid pgrp … utime (14th field) stime (15th)
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    if (groups.includes(Number(f[2]))) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks * 10;
+}
+
 async function main() {
   const { startBroker } = require(path.join(dist, "host-sim/mosquitto.js"));
   const mqtt = require("mqtt");
@@ -225,7 +247,18 @@ async function main() {
     console.log(`fleet: the open-file limit is ${limit}; steps above ${limit - 1000} boards are skipped (make bench raises it with ulimit -n, which needs root or a hard limit that allows it)`);
   }
   const steps = STEPS.filter((n) => n + 1000 <= limit);
-  const broker = await startBroker({ persistence: false, logTypes: ["error", "warning"], maxInflight: 20, extra: ["max_connections -1", "max_queued_messages 100000"] });
+  let broker;
+  let cluster;
+  if (BROKER === "mosquitto") {
+    broker = await startBroker({ persistence: false, logTypes: ["error", "warning"], maxInflight: 20, extra: ["max_connections -1", "max_queued_messages 100000"] });
+  } else if (BROKER === "nats-cluster" || BROKER === "rabbitmq-cluster") {
+    const brokers = require(path.join(dist, "host-sim/brokers.js"));
+    cluster = await (BROKER === "nats-cluster" ? brokers.startNatsCluster() : brokers.startRabbitCluster());
+    broker = { host: cluster.host, port: cluster.port, close: () => cluster.close() };
+  } else {
+    console.log(`fleet: FLEET_BROKER is mosquitto, nats-cluster or rabbitmq-cluster, not "${BROKER}"`);
+    process.exit(2);
+  }
   const arrivals = new Map();
   const sub = mqtt.connect({ host: "127.0.0.1", port: broker.port, protocolVersion: 4, clientId: "fleet-checker", clean: true, reconnectPeriod: 1000 });
   await new Promise((resolve, reject) => {
@@ -233,7 +266,7 @@ async function main() {
   });
   const t0 = Date.now();
   console.log(`fleet: one QoS 1 message per board per second, ${WARM} s warm-up then ${SECONDS} s measured per step; late = more than ${LATE_MS} ms after it was due, or never arrived`);
-  console.log(`fleet: mosquitto ${broker.host}:${broker.port}, clients over ${ADDRESSES} source addresses 127.0.0.2-${1 + ADDRESSES}, open-file limit ${limit}; node ${process.version}, MQTT.js ${require("mqtt/package.json").version}`);
+  console.log(`fleet: ${cluster !== undefined ? cluster.name : "mosquitto"} ${broker.host}:${broker.port}, clients over ${ADDRESSES} source addresses 127.0.0.2-${1 + ADDRESSES}, open-file limit ${limit}; node ${process.version}, MQTT.js ${require("mqtt/package.json").version}`);
   const results = {};
   for (const lib of LIBS) {
     results[lib] = [];
@@ -250,7 +283,10 @@ async function main() {
         pending.push([Number(t.startsWith('{"due":') ? t.slice(7, -1) : t), epoch()]);
       };
       sub.on("message", keep);
+      const cpu0 = cluster !== undefined ? groupCpuMs(cluster.groups()) : 0;
+      const w0 = Date.now();
       const r = await runStep(lib, n, broker.port);
+      const brokerCpu = cluster !== undefined ? ` the cluster's CPU ${((groupCpuMs(cluster.groups()) - cpu0) * 100 / (Date.now() - w0)).toFixed(0)}% (of one core, the step's whole time);` : "";
       await sleep(r.failed ? 0 : 3000);
       sub.removeListener("message", keep);
       if (r.failed) {
@@ -275,7 +311,7 @@ async function main() {
       const rssBoard = (r.during.rss - r.before.rss) / n;
       const ok = latePct < 1;
       results[lib].push({ n, ok, latePct, perBoard, rssBoard, connectMs: r.connectMs, p50: q(0.5), p99: q(0.99), sent: r.sent, arrived, late, lost, lagMax: r.lagMax });
-      console.log(`  ${NAMES[lib].padEnd(11)} ${String(n).padStart(6)} boards: ${ok ? "kept up" : "FELL BEHIND"}: ${r.sent} sent, ${late} late, ${lost} lost (${latePct.toFixed(2)}%), latency p50 ${q(0.5).toFixed(1)} ms p99 ${q(0.99).toFixed(1)} ms, sender's lag up to ${r.lagMax.toFixed(0)} ms, its CPU ${((r.cpuMs * 100) / ((WARM + SECONDS) * 1000)).toFixed(0)}%; ${kb(perBoard)} KB heap+buffers and ${kb(rssBoard)} KB RSS per board; connected in ${(r.connectMs / 1000).toFixed(1)} s`);
+      console.log(`  ${NAMES[lib].padEnd(11)} ${String(n).padStart(6)} boards: ${ok ? "kept up" : "FELL BEHIND"}: ${r.sent} sent, ${late} late, ${lost} lost (${latePct.toFixed(2)}%), latency p50 ${q(0.5).toFixed(1)} ms p99 ${q(0.99).toFixed(1)} ms, sender's lag up to ${r.lagMax.toFixed(0)} ms, its CPU ${((r.cpuMs * 100) / ((WARM + SECONDS) * 1000)).toFixed(0)}%;${brokerCpu} ${kb(perBoard)} KB heap+buffers and ${kb(rssBoard)} KB RSS per board; connected in ${(r.connectMs / 1000).toFixed(1)} s`);
       if (!ok) break;
     }
   }

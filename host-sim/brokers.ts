@@ -247,6 +247,8 @@ export interface Cluster {
   port: number;
   /** Restarts HAProxy (every connection through it drops). */
   restartProxy(): Promise<void>;
+  /** The process groups of the nodes and HAProxy (each started in a group of its own): for CPU figures. */
+  groups(): number[];
   log(): string;
   close(): Promise<void>;
 }
@@ -264,7 +266,7 @@ export function clusterMissing(): string | null {
  * failures): `balance first`, so every connection goes to the first node that is up (the one a
  * test's faults then hit), and a connection to a node that refuses is sent to another.
  */
-async function startProxy(dir: string, port: number, backends: { name: string; port: number }[]): Promise<{ restart(): Promise<void>; close(): Promise<void>; log(): string }> {
+async function startProxy(dir: string, port: number, backends: { name: string; port: number }[]): Promise<{ restart(): Promise<void>; close(): Promise<void>; log(): string; pid(): number }> {
   const cfg = path.join(dir, "haproxy.cfg");
   fs.writeFileSync(cfg, [
     "global", "  maxconn 4096",
@@ -289,6 +291,7 @@ async function startProxy(dir: string, port: number, backends: { name: string; p
     },
     close: () => stopGroup(child),
     log: () => out,
+    pid: () => child.pid as number,
   };
 }
 
@@ -358,6 +361,7 @@ export async function startNatsCluster(): Promise<Cluster> {
   return {
     name: `NATS Server ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
     restartProxy: () => p.restart(),
+    groups: () => [...children.map((c) => c?.pid as number), p.pid()],
     log: () => logs.map((l) => `${path.basename(l)}:\n${readLog(l)}`).join("\n") + `\nhaproxy:\n${p.log()}`,
     close,
   };
@@ -445,6 +449,7 @@ export async function startRabbitCluster(): Promise<Cluster> {
   return {
     name: `RabbitMQ ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
     restartProxy: () => px.restart(),
+    groups: () => [...children.map((c) => c?.pid as number), px.pid()],
     log: () => outs.map((o, i) => `r${i + 1}:\n${o}`).join("\n") + `\nhaproxy:\n${px.log()}`,
     close,
   };
