@@ -1086,7 +1086,7 @@ export class Client {
     const present = d.data[d.bodyStart] === 1;
     const c5 = this.v5;
     const v5 = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5;
-    const code = FEATURE_MQTT5 && v5 ? s5.connack5(c5 as Session5, d) : d.data[d.bodyStart + 1];
+    const code = FEATURE_MQTT5 && v5 ? s5.connack5(c5 as Session5, d, this.broker) : d.data[d.bodyStart + 1];
     if (code !== 0) {
       const e = FEATURE_MQTT5 && v5 ? s5.reasonError(code, PacketType.Connack, (c5 as Session5).said) : connackError(code);
       this.report(e, e.code);

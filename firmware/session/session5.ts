@@ -87,6 +87,8 @@ export interface Session5 {
   via: string;
   /** 5.0 CONNECTs in a row that the broker answered by closing the connection (no CONNACK). */
   hung: number;
+  /** Brokers (bit `2^index`) that answered a 5.0 CONNECT with a 5.0 CONNACK: closes never make them 3.1.1. */
+  spoke: number;
   /** Enhanced authentication (auth5.ts, the `auth` feature): the method; the rest set only with it. */
   authMethod?: string;
   /** Its first Authentication Data, sent in CONNECT. */
@@ -121,7 +123,7 @@ export function settle5(o: ClientOptions, clean: boolean): Session5 | PetrelErro
   }
   return { expiry: expiry, old: 0, level: 5, stored: 0, recvMax: 65535, maxPacket: 0, maxQos: 2, retain: 1, wildcard: 1, shared: 1, subIds: 1, keepalive: -1,
     assigned: undefined, reason: 0, said: "", ours: ours, aliasMax: 0, aliases: [], inMax: theirs, willDelay: delay, q0props: [],
-    ex: [], expired: 0, bye: 0, moved: undefined, via: "", hung: 0 };
+    ex: [], expired: 0, bye: 0, moved: undefined, via: "", hung: 0, spoke: 0 };
 }
 
 /**
@@ -291,7 +293,7 @@ function num(data: Bytes, from: number, end: number, id: number, dflt: number): 
  * A CONNACK at 5.0: keeps what it says of the broker's limits in `c5` and returns its reason
  * code (0 accepted; 0x80 and above refused).
  */
-export function connack5(c5: Session5, d: Decoder): number {
+export function connack5(c5: Session5, d: Decoder, broker: number): number {
   c5.aliasMax = 0;
   c5.aliases = [];
   if (c5.inMax > 0) c5.inAliases = [];
@@ -301,6 +303,10 @@ export function connack5(c5: Session5, d: Decoder): number {
   const code = data[d.bodyStart + 1];
   c5.level = 5;
   c5.hung = 0;
+  // (broker `broker`'s bit, 2^broker, as isOld's)
+  let m = 1;
+  for (let i = 0; i < broker && i < 30; i++) m = m * 2;
+  if (port.ints.idiv(c5.spoke, m) % 2 === 0) c5.spoke = c5.spoke + m;
   noteReason(c5, d, code, from, end);
   if (code >= 0x80) return code;
   c5.recvMax = num(data, from, end, Prop.ReceiveMaximum, 65535);
@@ -428,10 +434,14 @@ export function fallback(c5: Session5, broker: number, b: BrokerAddress): Petrel
  * A 5.0 CONNECT to broker `broker` was answered by closing the connection, before any CONNACK
  * (`reason`: how it closed). A broker that speaks 3.1.1 only may do so instead of answering
  * (RabbitMQ 3.10's MQTT plugin does): the second time in a row it gets 3.1.1 from the next
- * attempt on, and the error that says so is returned; undefined before that.
+ * attempt on, and the error that says so is returned; undefined before that, and always for a
+ * broker that has answered a 5.0 CONNECT with a 5.0 CONNACK in this boot.
  */
 export function closedAtConnect(c5: Session5, broker: number, b: BrokerAddress, reason: string): PetrelError | undefined {
-  if (c5.level !== 5 || (reason !== "closed" && reason !== "reset")) return undefined;
+  let m = 1;
+  for (let i = 0; i < broker && i < 30; i++) m = m * 2;
+  // (a broker that has answered 5.0 speaks it: its closes are the network's, or a proxy's with no server behind it)
+  if (c5.level !== 5 || (reason !== "closed" && reason !== "reset") || port.ints.idiv(c5.spoke, m) % 2 === 1) return undefined;
   c5.hung = c5.hung + 1;
   if (c5.hung < 2) return undefined;
   c5.hung = 0;
