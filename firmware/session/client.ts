@@ -764,12 +764,8 @@ export class Client {
     const e = fail(sub ? "subscribe-refused" : "unsubscribe-refused", `the broker closed the connection ${this.settings.refusedAfter} times in a row right after the ` +
       `${sub ? "SUBSCRIBE to" : "UNSUBSCRIBE from"} ${names}, answering nothing (RabbitMQ does so for a topic this user may not read): given up; ` +
       "fix: check the broker's permissions for this client and the filter");
-    if (done === undefined) this.report(e);
-    else {
-      this.lastError = e;
-      this.p.log.writeLog(lg.LOG_WARN, `mqtt: ${e.code}: ${e.message}`);
-      done(e, sub ? g : undefined);
-    }
+    // (as a publish's callback hears an error: tell(), with the granted codes beside it)
+    this.tell(e, done !== undefined ? (err) => done(err, sub ? g : undefined) : undefined);
   }
 
   /**
