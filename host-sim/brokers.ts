@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { startFaultProxy, type FaultProxy } from "./fault-proxy";
 import { freePort, startBroker } from "./mosquitto";
 
 export type BrokerKind = "mosquitto" | "aedes" | "nats" | "rabbitmq";
@@ -61,6 +62,25 @@ async function listening(port: number): Promise<boolean> {
 }
 
 /** Waits until `port` takes connections: at most `ms`, failing early when `child` exits. */
+/**
+ * Whether a NATS node's monitoring port answers /healthz?js-server-only=true with 200 (bounded at
+ * 2 s): the node is up and current with the JetStream meta leader. (The full /healthz of NATS
+ * 2.9.10 reports a restarted node's idle MQTT consumers "not current" for minutes on end.)
+ */
+function healthz(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect({ host: HOST, port }, () => c.write(`GET /healthz?js-server-only=true HTTP/1.0\r\nHost: ${HOST}\r\n\r\n`));
+    let out = "";
+    const bound = setTimeout(() => c.destroy(), 2000);
+    c.on("data", (d: Buffer) => (out += d.toString("latin1")));
+    c.on("error", () => undefined);
+    c.on("close", () => {
+      clearTimeout(bound);
+      resolve(/^HTTP\/1\.[01] 200/.test(out));
+    });
+  });
+}
+
 async function waitPort(what: string, port: number, child: ChildProcess, ms: number, log: () => string): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -204,7 +224,7 @@ async function startRabbit(): Promise<InteropBroker> {
     ...process.env, HOME: dir, RABBITMQ_NODENAME: node, RABBITMQ_CONFIG_FILE: path.join(dir, "rabbitmq"),
     RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, "enabled_plugins"), RABBITMQ_MNESIA_BASE: path.join(dir, "mnesia"),
     RABBITMQ_LOG_BASE: path.join(dir, "log"), RABBITMQ_DIST_PORT: String(dist), ERL_EPMD_PORT: String(epmdPort),
-    RABBITMQ_PID_FILE: path.join(dir, "pid"),
+    RABBITMQ_PID_FILE: path.join(dir, "pid"), ERL_CRASH_DUMP: path.join(dir, "erl_crash.dump"),
   };
   // an Erlang port mapper of its own, in the foreground, so it goes with the broker
   const epmd = spawn("epmd", ["-port", String(epmdPort)], { stdio: "ignore", detached: true, env });
@@ -237,6 +257,20 @@ export interface ClusterNode {
   stop(): Promise<void>;
   /** Starts it again (after kill or stop) on the same ports and files; resolves when it listens. */
   start(): Promise<void>;
+  /**
+   * Cuts the node off from the other nodes (true) or joins it again (false): the links between
+   * them reset and new ones refused, while clients still reach it. Only on a cluster started with
+   * `partitions` (else it throws).
+   */
+  isolate(on: boolean): Promise<void>;
+}
+
+export interface ClusterOptions {
+  /**
+   * Ready for `isolate`: NATS routes through a fault proxy per ordered pair of nodes; RabbitMQ
+   * needs nothing more (its nodes are cut apart through their Erlang distribution).
+   */
+  partitions?: boolean;
 }
 
 export interface Cluster {
@@ -247,6 +281,12 @@ export interface Cluster {
   port: number;
   /** Restarts HAProxy (every connection through it drops). */
   restartProxy(): Promise<void>;
+  /**
+   * Whether every node is up and serving as part of the cluster (NATS: every node's /healthz with
+   * js-server-only, in contact with the JetStream meta leader; RabbitMQ: every node's MQTT listener open, which a
+   * paused minority node closes).
+   */
+  ready(): Promise<boolean>;
   /** The process groups of the nodes and HAProxy (each started in a group of its own): for CPU figures. */
   groups(): number[];
   log(): string;
@@ -262,18 +302,35 @@ export function clusterMissing(): string | null {
 }
 
 /**
+ * Starts a cluster again on new ports (at most three tries) when one of the ports it chose was
+ * taken before its node bound it: a port is free when chosen, and the machine's own outgoing
+ * connections draw from the same range while a node boots for seconds.
+ */
+async function freshPorts(start: () => Promise<Cluster>): Promise<Cluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (attempt >= 3 || !/already_used|EADDRINUSE|address already in use/i.test(String(e))) throw e;
+    }
+  }
+}
+
+/**
  * HAProxy in TCP mode in front of `backends`, health-checking each every 200 ms (down after 2
  * failures): `balance first`, so every connection goes to the first node that is up (the one a
  * test's faults then hit), and a connection to a node that refuses is sent to another.
  */
-async function startProxy(dir: string, port: number, backends: { name: string; port: number }[]): Promise<{ restart(): Promise<void>; close(): Promise<void>; log(): string; pid(): number }> {
+async function startProxy(dir: string, port: number, backends: { name: string; port: number; healthz?: number }[]): Promise<{ restart(): Promise<void>; close(): Promise<void>; log(): string; pid(): number }> {
   const cfg = path.join(dir, "haproxy.cfg");
+  const http = backends.some((b) => b.healthz !== undefined);
   fs.writeFileSync(cfg, [
     "global", "  maxconn 4096",
-    "defaults", "  mode tcp", "  timeout connect 1s", "  timeout client 300s", "  timeout server 300s", "  retries 3", "  option redispatch",
+    "defaults", "  mode tcp", "  timeout connect 1s", "  timeout check 1s", "  timeout client 300s", "  timeout server 300s", "  retries 3", "  option redispatch",
     "frontend mqtt", `  bind ${HOST}:${port}`, "  default_backend nodes",
     "backend nodes", "  balance first",
-    ...backends.map((b) => `  server ${b.name} ${HOST}:${b.port} check inter 200 fall 2 rise 2 maxconn 4096`),
+    ...(http ? ["  option httpchk GET /healthz?js-server-only=true"] : []),
+    ...backends.map((b) => `  server ${b.name} ${HOST}:${b.port} check inter 200 fall 2 rise 2 maxconn 4096${b.healthz !== undefined ? ` port ${b.healthz}` : ""}`),
   ].join("\n") + "\n");
   let out = "";
   let child: ChildProcess;
@@ -300,13 +357,26 @@ async function startProxy(dir: string, port: number, backends: { name: string; p
  * streams replicated to all three (`stream_replicas: 3`: a session and its messages survive the
  * loss of a node), behind HAProxy. Anonymous (no users): the cluster profile is about faults.
  */
-export async function startNatsCluster(): Promise<Cluster> {
+export function startNatsCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  return freshPorts(() => natsCluster(opts));
+}
+
+async function natsCluster(opts: ClusterOptions): Promise<Cluster> {
   const why = clusterMissing();
   if (why !== null) throw new Error(why);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-nats-cluster-"));
-  const ports: { client: number; mqtt: number; route: number }[] = [];
-  for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), mqtt: await freePort(), route: await freePort() });
-  const routes = ports.map((p) => `nats-route://${HOST}:${p.route}`).join(", ");
+  const ports: { client: number; mqtt: number; route: number; http: number }[] = [];
+  for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), mqtt: await freePort(), route: await freePort(), http: await freePort() });
+  // with partitions, node i reaches node j only through links[i][j], a fault proxy to j's route
+  // port, so a node is cut off by cutting its four links (two each way); each node advertises a port where nothing
+  // listens, so no route learnt from a peer can go around the proxies
+  const links: (FaultProxy | undefined)[][] = [[], [], []];
+  if (opts.partitions === true) {
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) if (i !== j) links[i][j] = await startFaultProxy({ target: { host: HOST, port: ports[j].route } });
+  }
+  const routesOf = (i: number) => ports.map((p, j) => (opts.partitions === true ? (j === i ? undefined : links[i][j]!.port) : p.route))
+    .filter((p) => p !== undefined).map((p) => `nats-route://${HOST}:${p}`).join(", ");
+  const nowhere = opts.partitions === true ? await freePort() : 0;
   const children: (ChildProcess | undefined)[] = [];
   const logs: string[] = [];
   const nodes: ClusterNode[] = ports.map((p, i) => {
@@ -315,10 +385,10 @@ export async function startNatsCluster(): Promise<Cluster> {
     const logFile = path.join(dir, `${name}.log`);
     logs.push(logFile);
     fs.writeFileSync(conf, [
-      `listen: "${HOST}:${p.client}"`, `server_name: "${name}"`,
+      `listen: "${HOST}:${p.client}"`, `server_name: "${name}"`, `http: "${HOST}:${p.http}"`,
       `jetstream { store_dir: "${dir}/js-${name}" }`,
       `mqtt { listen: "${HOST}:${p.mqtt}", stream_replicas: 3 }`,
-      `cluster { name: "petrel", listen: "${HOST}:${p.route}", routes: [ ${routes} ] }`,
+      `cluster { name: "petrel", listen: "${HOST}:${p.route}", routes: [ ${routesOf(i)} ]${nowhere > 0 ? `, advertise: "${HOST}:${nowhere}"` : ""} }`,
       `log_file: "${logFile}"`,
     ].join("\n") + "\n");
     const node: ClusterNode = {
@@ -333,6 +403,15 @@ export async function startNatsCluster(): Promise<Cluster> {
         const c = children[i];
         if (c !== undefined) await stopGroup(c);
       },
+      isolate: async (on) => {
+        if (opts.partitions !== true) throw new Error("isolate: start the cluster with { partitions: true }");
+        for (let k = 0; k < 3; k++) {
+          for (const l of k === i ? [] : [links[i][k]!, links[k][i]!]) {
+            await l.refuse(on, "reset");
+            if (on) l.reset();
+          }
+        }
+      },
     };
     return node;
   });
@@ -341,17 +420,22 @@ export async function startNatsCluster(): Promise<Cluster> {
   const close = async () => {
     if (proxy !== undefined) await proxy.close();
     for (const n of nodes) await n.stop();
+    for (const l of links.flat()) await l?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     await Promise.all(nodes.map((n) => n.start()));
     // the JetStream meta leader is elected once the routes are up: MQTT sessions need it
     const until = Date.now() + 30_000;
-    while (!logs.some((l) => /metadata leader/.test(readLog(l)))) {
-      if (Date.now() > until) throw new Error(`the NATS cluster elected no JetStream leader within 30 s: ${logs.map(readLog).join("\n").slice(-3000)}`);
+    while (!logs.some((l) => /metadata leader/.test(readLog(l))) || !(await Promise.all(ports.map((q) => healthz(q.http)))).every((ok) => ok)) {
+      if (Date.now() > until) throw new Error(`the NATS cluster elected no JetStream leader, or a node was not healthy, within 30 s: ${logs.map(readLog).join("\n").slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    proxy = await startProxy(dir, proxyPort, nodes.map((n) => ({ name: n.name, port: n.port })));
+    // HAProxy checks each node's /healthz?js-server-only=true, which fails while the node has no
+    // contact with the JetStream meta leader (cut off from the others, or rejoining after a
+    // restart): a TCP check would keep sending boards to a node that closes every MQTT session it
+    // cannot store
+    proxy = await startProxy(dir, proxyPort, nodes.map((n, i) => ({ name: n.name, port: n.port, healthz: ports[i].http })));
   } catch (e) {
     await close();
     throw e;
@@ -361,6 +445,7 @@ export async function startNatsCluster(): Promise<Cluster> {
   return {
     name: `NATS Server ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
     restartProxy: () => p.restart(),
+    ready: async () => (await Promise.all(ports.map((q) => healthz(q.http)))).every((ok) => ok),
     groups: () => [...children.map((c) => c?.pid as number), p.pid()],
     log: () => logs.map((l) => `${path.basename(l)}:\n${readLog(l)}`).join("\n") + `\nhaproxy:\n${p.log()}`,
     close,
@@ -374,7 +459,11 @@ export async function startNatsCluster(): Promise<Cluster> {
  * loss while two of three are up), behind HAProxy. MQTT clients without credentials are taken as
  * user petrel.
  */
-export async function startRabbitCluster(): Promise<Cluster> {
+export function startRabbitCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  return freshPorts(() => rabbitCluster(opts));
+}
+
+async function rabbitCluster(opts: ClusterOptions): Promise<Cluster> {
   const why = brokerMissing("rabbitmq") ?? clusterMissing();
   if (why !== null) throw new Error(why);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-rabbitmq-cluster-"));
@@ -391,6 +480,20 @@ export async function startRabbitCluster(): Promise<Cluster> {
   const epmd = spawn("epmd", ["-port", String(epmdPort)], { stdio: "ignore", detached: true });
   const children: (ChildProcess | undefined)[] = [];
   const outs: string[] = ["", "", ""];
+  /** rabbitmqctl eval on node i (asynchronous: the boards in this process keep running), bounded. */
+  const ctl = (i: number, expr: string) => new Promise<void>((resolve, reject) => {
+    let out = "";
+    const c = spawn("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", names[i], "eval", expr], {
+      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HOME: dir, ERL_EPMD_PORT: String(epmdPort), ERL_CRASH_DUMP: path.join(dir, "erl_crash.dump") } });
+    c.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    c.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    const bound = setTimeout(() => c.kill("SIGKILL"), 30_000);
+    c.on("close", (code) => {
+      clearTimeout(bound);
+      if (code === 0) resolve();
+      else reject(new Error(`rabbitmqctl eval on ${names[i]} failed (${code}): ${out.slice(-500)}`));
+    });
+  });
   const nodes: ClusterNode[] = ports.map((p, i) => {
     const name = `r${i + 1}`;
     const nd = path.join(dir, name);
@@ -400,6 +503,9 @@ export async function startRabbitCluster(): Promise<Cluster> {
       `mqtt.listeners.tcp.default = ${HOST}:${p.mqtt}`,
       "mqtt.allow_anonymous = true", `mqtt.default_user = ${USER}`, `mqtt.default_pass = ${PASSWORD}`,
       "mqtt.durable_queue_type = quorum",
+      // a node cut off from the other two stops (closing its MQTT listener, so HAProxy's check
+      // sends boards to the majority) and starts again once it sees them: no split brain
+      "cluster_partition_handling = pause_minority",
       `load_definitions = ${path.join(dir, "definitions.json")}`,
       "loopback_users = none",
       "cluster_formation.peer_discovery_backend = classic_config",
@@ -409,7 +515,7 @@ export async function startRabbitCluster(): Promise<Cluster> {
       ...process.env, HOME: dir, RABBITMQ_NODENAME: names[i], RABBITMQ_CONFIG_FILE: path.join(nd, "rabbitmq"),
       RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, "enabled_plugins"), RABBITMQ_MNESIA_BASE: path.join(nd, "mnesia"),
       RABBITMQ_LOG_BASE: path.join(nd, "log"), RABBITMQ_DIST_PORT: String(p.dist), ERL_EPMD_PORT: String(epmdPort),
-      RABBITMQ_PID_FILE: path.join(nd, "pid"),
+      RABBITMQ_PID_FILE: path.join(nd, "pid"), ERL_CRASH_DUMP: path.join(nd, "erl_crash.dump"),
     };
     return {
       name, port: p.mqtt,
@@ -424,6 +530,16 @@ export async function startRabbitCluster(): Promise<Cluster> {
       stop: async () => {
         const c = children[i];
         if (c !== undefined) await stopGroup(c, 30_000);
+      },
+      // a cut through the Erlang distribution: the node takes a wrong cookie for each peer and
+      // drops its links, so every handshake between them fails until the right cookie is back
+      // (then a ping rejoins them; a paused minority node also pings them every second)
+      isolate: async (on) => {
+        if (opts.partitions !== true) throw new Error("isolate: start the cluster with { partitions: true }");
+        const peers = names.filter((_, k) => k !== i).map((n) => `'${n}'`).join(", ");
+        await ctl(i, on
+          ? `[begin erlang:set_cookie(N, petrel_cut), erlang:disconnect_node(N) end || N <- [${peers}]], ok.`
+          : `[begin erlang:set_cookie(N, erlang:get_cookie()), net_adm:ping(N) end || N <- [${peers}]], ok.`);
       },
     };
   });
@@ -449,6 +565,7 @@ export async function startRabbitCluster(): Promise<Cluster> {
   return {
     name: `RabbitMQ ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
     restartProxy: () => px.restart(),
+    ready: async () => (await Promise.all(ports.map((q) => listening(q.mqtt)))).every((ok) => ok),
     groups: () => [...children.map((c) => c?.pid as number), px.pid()],
     log: () => outs.map((o, i) => `r${i + 1}:\n${o}`).join("\n") + `\nhaproxy:\n${px.log()}`,
     close,

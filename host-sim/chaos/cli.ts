@@ -11,16 +11,65 @@
  * CHAOS_BOARDS in this process. CHAOS_REPORT: where the HTML report goes (default
  * dist/chaos/report-<seed>.html; the brokers' logs go beside it).
  * Exit 0 on PASS, 1 on FAIL.
+ *
+ * BROKER=nats-cluster or BROKER=rabbitmq-cluster: the cluster lab (host-sim/chaos/cluster.ts)
+ * instead: three nodes behind HAProxy, CHAOS_BOARDS boards (default 5) publishing QoS 0 and 1
+ * through HAProxy and then, on the same cluster, with the three nodes as their own broker list
+ * (CHAOS_ROUTE=haproxy or list runs one of the two), CHAOS_SECONDS (default 60) of node kills,
+ * stops, HAProxy restarts and a node cut off from the others, each profile. CHAOS_LOG=<file>: the
+ * boards' log lines go there.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { APP_TARGETS, type AppTarget } from "../app-boards";
+import { brokerMissing, clusterMissing, startNatsCluster, startRabbitCluster } from "../brokers";
+import { clusterLines, runClusterChaos, type ClusterRoute } from "./cluster";
 import { runChaos } from "./lab";
 import { faultSummary } from "./report";
+
+/** The cluster lab: both routes (or CHAOS_ROUTE's) on one cluster; exit 0 when every profile passes. */
+async function cluster(kind: string, seed: number, boards: number, seconds: number): Promise<void> {
+  if (kind !== "nats-cluster" && kind !== "rabbitmq-cluster") {
+    console.log(`chaos: BROKER is nats-cluster or rabbitmq-cluster (or unset: the mosquitto lab), not "${kind}"`);
+    process.exit(2);
+  }
+  const route = process.env.CHAOS_ROUTE ?? "";
+  if (route !== "" && route !== "haproxy" && route !== "list") {
+    console.log(`chaos: CHAOS_ROUTE is haproxy or list (unset: both), not "${route}"`);
+    process.exit(2);
+  }
+  const missing = kind === "nats-cluster" ? clusterMissing() : brokerMissing("rabbitmq") ?? clusterMissing();
+  if (missing !== null) {
+    console.log(`chaos: ${missing}`);
+    process.exit(2);
+  }
+  console.log(`chaos: starting ${kind} (three nodes and HAProxy on loopback)`);
+  const c = await (kind === "nats-cluster" ? startNatsCluster({ partitions: true }) : startRabbitCluster({ partitions: true }));
+  let ok = true;
+  try {
+    console.log(`chaos: ${c.name}`);
+    for (const r of (route === "" ? ["haproxy", "list"] : [route]) as ClusterRoute[]) {
+      const logFile = process.env.CHAOS_LOG;
+      if (logFile !== undefined) fs.writeFileSync(logFile, "");
+      const res = await runClusterChaos({ cluster: c, route: r, boards, seconds, seed, rate: Number(process.env.CHAOS_RATE ?? "2"), progress: (l) => console.log(l),
+        boardLog: logFile === undefined ? undefined : (l) => fs.appendFileSync(logFile, `${r} ${l}\n`) });
+      for (const l of clusterLines(res)) console.log(l);
+      ok &&= res.ok;
+    }
+  } finally {
+    await c.close();
+  }
+  process.exit(ok ? 0 : 1);
+}
 
 async function main(): Promise<void> {
   const seed = Number(process.env.CHAOS_SEED ?? String(Date.now() % 1000000));
   const boards = Number(process.env.CHAOS_BOARDS ?? "5");
   const seconds = Number(process.env.CHAOS_SECONDS ?? "60");
+  if ((process.env.BROKER ?? "") !== "") {
+    console.log(`chaos: seed ${seed}, ${boards} boards, ${seconds} s of faults per profile (CHAOS_SEED=${seed} repeats the schedule)`);
+    return cluster(process.env.BROKER!, seed, boards, seconds);
+  }
   // messages per board per QoS per second (4): a hundred boards at 1 keep one checker comfortable
   const rate = Number(process.env.CHAOS_RATE ?? "4");
   console.log(`chaos: seed ${seed}, ${boards} boards, ${seconds} s of faults (CHAOS_SEED=${seed} repeats the schedule)`);
