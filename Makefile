@@ -60,6 +60,7 @@ endif
 
 # The chaos lab: boards through a seeded fault schedule, checked at the broker (PASS / FAIL).
 # CHAOS_BOARDS (5), CHAOS_SECONDS (60), CHAOS_SEED (printed; repeats a run), CHAOS_BROKEN=1.
+# BROKER=nats-cluster or rabbitmq-cluster: the same against three nodes behind HAProxy.
 chaos: build
 	@node dist/node/host-sim/chaos/cli.js
 

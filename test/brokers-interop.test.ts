@@ -370,7 +370,7 @@ describe.each(BROKER_KINDS)("%s", (kind) => {
     } else {
       expect(level).toBe(4);
       expect(p.errors.map((e) => e.code)).toContain("protocol-fallback");
-      cell("5.0 client", kind, "speaks 3.1.1 only: Petrel falls back to 3.1.1 on the next attempt (protocol-fallback, once), then works");
+      cell("5.0 client", kind, "speaks 3.1.1 only: Petrel falls back to 3.1.1 on the next attempt, at once (protocol-fallback, once), then works");
     }
   }, 30_000);
 });

@@ -656,7 +656,8 @@ export class Client {
    * A connection or attempt has ended: report it, then stop (after end()) or schedule the next
    * attempt: soon from the first broker after a working connection broke; the next broker of the
    * list soon after a failed attempt (failover), and after the last, the first again after the
-   * backoff; the first broker at once when a fallback was left to try it again.
+   * backoff; the first broker at once when a fallback was left to try it again; the same broker
+   * at once when it has just shown it speaks 3.1.1 only.
    * `stop`: end() while nothing was open: only the stop (no close to report).
    */
   private closed(transportReason: string, stop?: boolean): void {
@@ -728,7 +729,10 @@ export class Client {
     }
     const how = FEATURE_FAILOVER && reason === "primary-retry" ? Ended.PrimaryRetry : wasUp && !short ? Ended.Broke : Ended.Failed;
     if (how === Ended.PrimaryRetry) this.retryingPrimary = 1;
-    const next = nextAttempt(how, this.broker, this.round, s.brokers.length, s.reconnectMinMs, s.reconnectMaxMs);
+    // a broker that has just shown it speaks 3.1.1 only is tried again at once, in 3.1.1 (a fleet
+    // that boots at 5.0 pays one round trip for it, not a backoff)
+    const next = FEATURE_MQTT5 && (fb !== undefined || reason === "protocol-fallback") ? [this.broker, this.round, 0] :
+      nextAttempt(how, this.broker, this.round, s.brokers.length, s.reconnectMinMs, s.reconnectMaxMs);
     this.broker = next[0];
     this.round = next[1];
     let delay = next[2];
