@@ -10,6 +10,7 @@ import { clusterLines, runClusterChaos, type ClusterChaosResult } from "../host-
 // the other two; then, with the three nodes as their own broker list, across a stop of their
 // node and that node cut off. The checker subscribes through HAProxy. No QoS 1 message may be lost
 // on the client's leg, and every fault must end with every board connected and the cluster whole.
+// On NATS, boards that drop what they publish while offline must get a FAIL (the lab's proof).
 // Without the brokers or haproxy it skips saying how to get them; under CI=true it fails. Every
 // wait is bounded.
 
@@ -53,6 +54,20 @@ describe.each(CLUSTERS)("$title", ({ kind, missing, start }) => {
     const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 7, first: [...kinds], firstNodes: [0, 0, 0] });
     check(r, [...kinds]);
   }, 420_000);
+
+  // the lab's proof that it can fail, on NATS, where a kill -9 of the boards' node leaves them
+  // offline for seconds while JetStream elects new leaders (RabbitMQ moves them in well under the
+  // 500 ms between two publishes, so a broken board there may lose nothing)
+  if (kind === "nats") {
+    it("boards that drop what they publish while offline get a FAIL: the checker sees the loss on the client's leg", async () => {
+      const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 9, first: ["kill"], firstNodes: [0], brokenOffline: true });
+      console.log(clusterLines(r).map((l) => `[observed] broken boards: ${l}`).join("\n"));
+      expect(r.faults[0].offline).toBeGreaterThan(500);
+      expect(r.rows[1].lost).toBeGreaterThan(0);
+      expect(r.ok).toBe(false);
+      expect(r.violations.join("\n")).toMatch(/lost on the client's leg/);
+    }, 300_000);
+  }
 
   it(`the three nodes as the boards' own broker list: QoS 1 survives a stop of their node, then the next node they are on cut off (${kind})`, async () => {
     const kinds = ["stop", "partition"] as const;

@@ -17,7 +17,8 @@
  * through HAProxy and then, on the same cluster, with the three nodes as their own broker list
  * (CHAOS_ROUTE=haproxy or list runs one of the two), CHAOS_SECONDS (default 60) of node kills,
  * stops, HAProxy restarts and a node cut off from the others, each profile. CHAOS_LOG=<file>: the
- * boards' log lines go there.
+ * boards' log lines go there. CHAOS_BROKEN=1: boards that drop what they publish while offline
+ * (the verdict must be FAIL).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -52,6 +53,7 @@ async function cluster(kind: string, seed: number, boards: number, seconds: numb
       const logFile = process.env.CHAOS_LOG;
       if (logFile !== undefined) fs.writeFileSync(logFile, "");
       const res = await runClusterChaos({ cluster: c, route: r, boards, seconds, seed, rate: Number(process.env.CHAOS_RATE ?? "2"), progress: (l) => console.log(l),
+        brokenOffline: process.env.CHAOS_BROKEN === "1",
         boardLog: logFile === undefined ? undefined : (l) => fs.appendFileSync(logFile, `${r} ${l}\n`) });
       for (const l of clusterLines(res)) console.log(l);
       ok &&= res.ok;

@@ -44,6 +44,12 @@ export interface ClusterChaosOptions {
   /** The nodes (indexes) the first faults hit, in order; drawn from the seed where absent. */
   firstNodes?: number[];
   progress?: (line: string) => void;
+  /**
+   * The lab's proof that it can fail: boards that drop a message published while they have no
+   * connection, as a client without an offline queue does (counted as sent, never handed to
+   * Petrel). The verdict must be FAIL whenever a fault leaves a board offline for a publish.
+   */
+  brokenOffline?: boolean;
   /** The boards' own log lines (info and worse), each with the board's name and ms from the start. */
   boardLog?: (line: string) => void;
 }
@@ -185,6 +191,10 @@ export async function runClusterChaos(o: ClusterChaosOptions): Promise<ClusterCh
         for (const b of boards) {
           for (const qos of [0, 1] as const) {
             const n = b.seq[qos];
+            if (o.brokenOffline === true && !b.client.connected) {
+              b.seq[qos]++;
+              continue;
+            }
             const e = b.client.core.publish(`${base}/${b.id}/q${qos}`, String(n), qos, false, qos === 1 ? (err) => {
               if (err === undefined) b.acked[n] = now();
             } : undefined);
