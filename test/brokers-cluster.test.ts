@@ -55,14 +55,13 @@ describe.each(CLUSTERS)("$title", ({ kind, missing, start }) => {
     check(r, [...kinds]);
   }, 420_000);
 
-  // the lab's proof that it can fail, on NATS, where a kill -9 of the boards' node leaves them
-  // offline for seconds while JetStream elects new leaders (RabbitMQ moves them in well under the
-  // 500 ms between two publishes, so a broken board there may lose nothing)
+  // the lab's proof that it can fail (one cluster is enough: the verdict is the same code). A board
+  // whose connection breaks waits 50-100 ms (reconnectMinMs 100, jittered) before it dials again,
+  // so at 50 publishes a second per QoS a broken board drops some, whichever node it lands on next.
   if (kind === "nats") {
     it("boards that drop what they publish while offline get a FAIL: the checker sees the loss on the client's leg", async () => {
-      const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 9, first: ["kill"], firstNodes: [0], brokenOffline: true });
+      const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 9, rate: 50, first: ["kill"], firstNodes: [0], brokenOffline: true });
       console.log(clusterLines(r).map((l) => `[observed] broken boards: ${l}`).join("\n"));
-      expect(r.faults[0].offline).toBeGreaterThan(500);
       expect(r.rows[1].lost).toBeGreaterThan(0);
       expect(r.ok).toBe(false);
       expect(r.violations.join("\n")).toMatch(/lost on the client's leg/);
