@@ -211,21 +211,22 @@ export async function runClusterChaos(o: ClusterChaosOptions): Promise<ClusterCh
 
     // the schedule: the first faults as told, then a seeded deck of every kind
     const kinds = CLUSTER_FAULTS.filter((k) => k !== "proxy" || o.route === "haproxy");
-    const deck: ClusterFaultKind[] = [...(o.first ?? [])];
+    const firsts = [...(o.first ?? [])];
+    const deck: ClusterFaultKind[] = [];
     const nodes = [...(o.firstNodes ?? [])];
     const faults: ClusterFault[] = [];
     await sleep(1000 + Math.floor(rand() * 2000));
-    while (now() < o.seconds * 1000 || deck.length > 0) {
-      if (deck.length === 0) {
+    // the first faults all run; the deck's start while `seconds` last
+    while (firsts.length > 0 || now() < o.seconds * 1000) {
+      if (firsts.length === 0 && deck.length === 0) {
         const d = [...kinds];
         for (let i = d.length - 1; i > 0; i--) {
           const j = Math.floor(rand() * (i + 1));
           [d[i], d[j]] = [d[j], d[i]];
         }
         deck.push(...d);
-        if (now() >= o.seconds * 1000) break;
       }
-      const kind = deck.shift()!;
+      const kind = firsts.length > 0 ? firsts.shift()! : deck.shift()!;
       const drawn = Math.floor(rand() * c.nodes.length);
       const told = nodes.shift();
       const node = kind === "proxy" ? undefined : c.nodes[told ?? drawn];
