@@ -61,7 +61,6 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-/** Waits until `port` takes connections: at most `ms`, failing early when `child` exits. */
 /**
  * Whether a NATS node's monitoring port answers /healthz?js-server-only=true with 200 (bounded at
  * 2 s): the node is up and current with the JetStream meta leader. (The full /healthz of NATS
@@ -81,6 +80,7 @@ function healthz(port: number): Promise<boolean> {
   });
 }
 
+/** Waits until `port` takes connections: at most `ms`, failing early when `child` exits. */
 async function waitPort(what: string, port: number, child: ChildProcess, ms: number, log: () => string): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -283,8 +283,8 @@ export interface Cluster {
   restartProxy(): Promise<void>;
   /**
    * Whether every node is up and serving as part of the cluster (NATS: every node's /healthz with
-   * js-server-only, in contact with the JetStream meta leader; RabbitMQ: every node's MQTT listener open, which a
-   * paused minority node closes).
+   * js-server-only, in contact with the JetStream meta leader; RabbitMQ: every node's MQTT
+   * listener open, which a paused minority node closes).
    */
   ready(): Promise<boolean>;
   /** The process groups of the nodes and HAProxy (each started in a group of its own): for CPU figures. */
@@ -368,8 +368,8 @@ async function natsCluster(opts: ClusterOptions): Promise<Cluster> {
   const ports: { client: number; mqtt: number; route: number; http: number }[] = [];
   for (let i = 0; i < 3; i++) ports.push({ client: await freePort(), mqtt: await freePort(), route: await freePort(), http: await freePort() });
   // with partitions, node i reaches node j only through links[i][j], a fault proxy to j's route
-  // port, so a node is cut off by cutting its four links (two each way); each node advertises a port where nothing
-  // listens, so no route learnt from a peer can go around the proxies
+  // port, so a node is cut off by cutting its four links (two each way); each node advertises a
+  // port where nothing listens, so no route learnt from a peer can go around the proxies
   const links: (FaultProxy | undefined)[][] = [[], [], []];
   if (opts.partitions === true) {
     for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) if (i !== j) links[i][j] = await startFaultProxy({ target: { host: HOST, port: ports[j].route } });
