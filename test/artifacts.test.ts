@@ -146,8 +146,11 @@ describe("shipped artifacts", () => {
 // 59,500, nodemcuLua → 132,000, espruinoApp → 62,000. What the other brokers need (a request the
 // broker closes the connection over given up, a PUBACK to QoS 2 taken as QoS 1, 3.1.1 after two
 // 5.0 CONNECTs closed unanswered; docs/brokers.md): espruinoBundle → 61,000, nodemcuLua →
-// 134,000, espruinoApp → 63,000, nodemcuMqtt5 → 51,500, espruinoMqtt5 → 30,500.
-const BUDGETS = { espruinoBundle: 61_000, nodemcuLua: 134_000, nodemcuApp: 53_500, espruinoApp: 63_000, espruinoLazy: 30_000,
+// 134,000, espruinoApp → 63,000, nodemcuMqtt5 → 51,500, espruinoMqtt5 → 30,500. A message in
+// flight unanswered for two keepalives ends the connection (ack-timeout; a NATS cluster run left
+// messages unacknowledged on a live link): espruinoBundle → 61,500, nodemcuLua → 135,000,
+// espruinoApp → 63,500.
+const BUDGETS = { espruinoBundle: 61_500, nodemcuLua: 135_000, nodemcuApp: 53_500, espruinoApp: 63_500, espruinoLazy: 30_000,
   nodemcuMqtt5: 51_500, espruinoMqtt5: 30_500 };
 
 /** The mqtt5 feature and the features only a 5.0 build has (the reason codes' texts, enhanced authentication). */

@@ -10,7 +10,7 @@ describe("error explanations", () => {
   it("every close reason and CONNACK code has a sentence, and those users can fix name the fix", () => {
     const reasons = ["refused", "reset", "timeout", "not-found", "no-network", "unreachable", "tls", "tls-expired",
       "tls-name-mismatch", "tls-untrusted", "tls-client-cert-required", "connect-timeout", "ping-timeout",
-      "malformed-packet", "protocol-error", "primary-retry"];
+      "malformed-packet", "protocol-error", "primary-retry", "ack-timeout"];
     const texts = new Set(reasons.map(explainClose));
     expect(texts.size).toBe(reasons.length);
     for (const r of ["refused", "timeout", "not-found", "unreachable", "tls", "tls-expired", "tls-name-mismatch", "tls-untrusted",

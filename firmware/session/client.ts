@@ -878,6 +878,20 @@ export class Client {
     // at 5.0 the broker's Server Keep Alive replaces ours
     const kas = FEATURE_MQTT5 && c5 !== undefined && c5.level === 5 && c5.keepalive >= 0 ? c5.keepalive : s.keepalive;
     if (kas === 0) return next;
+    const ka = kas * 1000;
+    // A message in flight unanswered for two keepalives on a link that otherwise works: the
+    // broker lost it or its answer. Only a new connection sends it again (with DUP): end this
+    // one, DISCONNECT first (the board is not gone: no will).
+    const since = this.outbox.inFlightSince(now);
+    if (since >= 0) {
+      const wait = 2 * ka - elapsed(since, now);
+      if (wait <= 0) {
+        this.control(PacketType.Disconnect, 0);
+        this.drop("ack-timeout");
+        return 0;
+      }
+      if (next === IDLE || wait < next) next = wait;
+    }
     if (this.t.pingOut === 1) {
       const left = s.pingTimeoutMs - elapsed(this.t.pingAt, now);
       if (left <= 0) {
@@ -886,7 +900,6 @@ export class Client {
       }
       return next === IDLE || left < next ? left : next;
     }
-    const ka = kas * 1000;
     const sentLeft = ka - elapsed(this.t.lastSent, now);
     const recvLeft = ka - elapsed(this.t.lastRecv, now);
     const left = sentLeft < recvLeft ? sentLeft : recvLeft;

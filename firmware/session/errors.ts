@@ -58,6 +58,7 @@ export function explainClose(reason: string): string {
     case "malformed-packet": return "the broker sent a malformed packet; the client reconnects (if it repeats: check the broker version)";
     case "protocol-error": return "the broker broke the MQTT protocol; the client reconnects";
     case "primary-retry": return "left a fallback broker to try the first broker again";
+    case "ack-timeout": return "a message went unacknowledged for two keepalives; the client reconnects and sends it again";
     default: return "the connection closed (" + reason + ")";
   }
 }

@@ -118,6 +118,9 @@ export class Outbox {
   readonly dones: readonly (Done | undefined)[] = [];
   /** Sequence number of the next record. */
   nextSeq = 1;
+  /** The oldest message in flight as inFlightSince() last saw it (its sequence x 4 + phase; 0: none), and since when. */
+  private headKey = 0;
+  private headAt = 0;
   /** Records found at load that are larger than the packet size (maxPacket was lowered): kept, not sent. */
   tooLarge = 0;
   /** Records found at load that were not a stored PUBLISH (torn or foreign): removed. */
@@ -295,6 +298,7 @@ export class Outbox {
    */
   rewind(): number {
     let id = 0;
+    this.headKey = 0;
     for (let k = 0; k < this.count; k++) {
       const ph = this.phaseAt(k);
       if (ph === Phase.Sent) {
@@ -303,6 +307,24 @@ export class Outbox {
       } else if (ph === Phase.Released) this.move(k, Phase.ReleaseQueued, 0);
     }
     return id;
+  }
+
+  /**
+   * When the oldest message in flight (PUBLISH sent and not acknowledged, or PUBREL sent and not
+   * completed) started waiting in its phase, as a clock reading; the first call that sees it
+   * gives `now`. -1 when nothing is in flight.
+   */
+  inFlightSince(now: number): number {
+    let key = 0;
+    for (let k = 0; k < this.count && key === 0; k++) {
+      const ph = this.phaseAt(k);
+      if (ph === Phase.Sent || ph === Phase.Released) key = this.seqs[k] * 4 + ph;
+    }
+    if (key !== this.headKey) {
+      this.headKey = key;
+      this.headAt = now;
+    }
+    return key === 0 ? -1 : this.headAt;
   }
 
   /** Index of the message with packet id `id`, or -1. */
