@@ -377,6 +377,8 @@ async function natsCluster(opts: ClusterOptions): Promise<Cluster> {
   const routesOf = (i: number) => ports.map((p, j) => (opts.partitions === true ? (j === i ? undefined : links[i][j]!.port) : p.route))
     .filter((p) => p !== undefined).map((p) => `nats-route://${HOST}:${p}`).join(", ");
   const nowhere = opts.partitions === true ? await freePort() : 0;
+  /** Every node's health check passes (Cluster.ready). */
+  const healthy = async () => (await Promise.all(ports.map((q) => healthz(q.http)))).every((ok) => ok);
   const children: (ChildProcess | undefined)[] = [];
   const logs: string[] = [];
   const nodes: ClusterNode[] = ports.map((p, i) => {
@@ -427,7 +429,7 @@ async function natsCluster(opts: ClusterOptions): Promise<Cluster> {
     await Promise.all(nodes.map((n) => n.start()));
     // the JetStream meta leader is elected once the routes are up: MQTT sessions need it
     const until = Date.now() + 30_000;
-    while (!logs.some((l) => /metadata leader/.test(readLog(l))) || !(await Promise.all(ports.map((q) => healthz(q.http)))).every((ok) => ok)) {
+    while (!logs.some((l) => /metadata leader/.test(readLog(l))) || !(await healthy())) {
       if (Date.now() > until) throw new Error(`the NATS cluster elected no JetStream leader, or a node was not healthy, within 30 s: ${logs.map(readLog).join("\n").slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -445,7 +447,7 @@ async function natsCluster(opts: ClusterOptions): Promise<Cluster> {
   return {
     name: `NATS Server ${v}, 3 nodes behind HAProxy`, nodes, host: HOST, port: proxyPort,
     restartProxy: () => p.restart(),
-    ready: async () => (await Promise.all(ports.map((q) => healthz(q.http)))).every((ok) => ok),
+    ready: healthy,
     groups: () => [...children.map((c) => c?.pid as number), p.pid()],
     log: () => logs.map((l) => `${path.basename(l)}:\n${readLog(l)}`).join("\n") + `\nhaproxy:\n${p.log()}`,
     close,

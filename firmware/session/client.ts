@@ -429,7 +429,7 @@ export class Client {
     const c5 = this.v5;
     if (FEATURE_MQTT5 && c5 !== undefined) {
       if (this.state === State.Connected || this.state === State.Handshake) return c5.level;
-      return s5.isOld(c5, this.broker, false) ? 4 : 5;
+      return s5.withBit(c5.old, this.broker) === c5.old ? 4 : 5;
     }
     return 4;
   }

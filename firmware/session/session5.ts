@@ -303,10 +303,7 @@ export function connack5(c5: Session5, d: Decoder, broker: number): number {
   const code = data[d.bodyStart + 1];
   c5.level = 5;
   c5.hung = 0;
-  // (broker `broker`'s bit, 2^broker, as isOld's)
-  let m = 1;
-  for (let i = 0; i < broker && i < 30; i++) m = m * 2;
-  if (port.ints.idiv(c5.spoke, m) % 2 === 0) c5.spoke = c5.spoke + m;
+  c5.spoke = withBit(c5.spoke, broker);
   noteReason(c5, d, code, from, end);
   if (code >= 0x80) return code;
   c5.recvMax = num(data, from, end, Prop.ReceiveMaximum, 65535);
@@ -374,15 +371,13 @@ export function movedTo(c5: Session5, b: BrokerAddress, log: LogSink, info: numb
 }
 
 /**
- * Whether broker `broker` answered a 5.0 CONNECT in 3.1.1 (so it gets 3.1.1); with `mark`, it
- * now has.
+ * `mask` (a set of brokers, bit 2^index: `old`, `spoke`) with broker `broker`'s bit set; equal to
+ * `mask` when it was set already.
  */
-export function isOld(c5: Session5, broker: number, mark: boolean): boolean {
+export function withBit(mask: number, broker: number): number {
   let m = 1;
   for (let i = 0; i < broker && i < 30; i++) m = m * 2;
-  const was = port.ints.idiv(c5.old, m) % 2 === 1;
-  if (mark && !was) c5.old = c5.old + m;
-  return was;
+  return port.ints.idiv(mask, m) % 2 === 1 ? mask : mask + m;
 }
 
 /**
@@ -426,7 +421,7 @@ export function goodbye(c5: Session5, o: Out, reason: string): number {
 
 /** A broker answered our 5.0 CONNECT in 3.1.1 (a 2-byte CONNACK): it gets 3.1.1 from now on. The error that says so. */
 export function fallback(c5: Session5, broker: number, b: BrokerAddress): PetrelError {
-  isOld(c5, broker, true);
+  c5.old = withBit(c5.old, broker);
   return fail("protocol-fallback", `the broker at ${b.host}:${b.port} answered MQTT 5.0 in 3.1.1 (it speaks 3.1.1 only); the client speaks 3.1.1 to it from the next attempt`);
 }
 
@@ -438,14 +433,12 @@ export function fallback(c5: Session5, broker: number, b: BrokerAddress): Petrel
  * broker that has answered a 5.0 CONNECT with a 5.0 CONNACK in this boot.
  */
 export function closedAtConnect(c5: Session5, broker: number, b: BrokerAddress, reason: string): PetrelError | undefined {
-  let m = 1;
-  for (let i = 0; i < broker && i < 30; i++) m = m * 2;
   // (a broker that has answered 5.0 speaks it: its closes are the network's, or a proxy's with no server behind it)
-  if (c5.level !== 5 || (reason !== "closed" && reason !== "reset") || port.ints.idiv(c5.spoke, m) % 2 === 1) return undefined;
+  if (c5.level !== 5 || (reason !== "closed" && reason !== "reset") || withBit(c5.spoke, broker) === c5.spoke) return undefined;
   c5.hung = c5.hung + 1;
   if (c5.hung < 2) return undefined;
   c5.hung = 0;
-  isOld(c5, broker, true);
+  c5.old = withBit(c5.old, broker);
   return fail("protocol-fallback", `the broker at ${b.host}:${b.port} closed the connection twice in a row in answer to an MQTT 5.0 CONNECT, without CONNACK ` +
     "(brokers that speak 3.1.1 only may do so: RabbitMQ 3.10); the client speaks 3.1.1 to it from the next attempt");
 }
