@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM module without types
-import { slimEspruino } from "../tools/espruino-slim.mjs";
+import { dropConstructorLinks, slimEspruino } from "../tools/espruino-slim.mjs";
 import { runtimesDir } from "./harness/board-espruino";
 import { casesProgram, runFromStorage } from "./harness/espruino-cases";
 import { needs } from "./harness/needs";
@@ -57,9 +57,28 @@ describe("the Espruino bundle rewrite", () => {
     expect(r.params).toBe(4);
   });
 
-  it("a closure inside a function that reads arguments keeps its parameters", () => {
+  it("a function that makes a closure keeps its parameters; the closure's are rewritten", () => {
+    // the closure keeps the call's scope: parameters there cost less than `arguments` and its array
     const r = slim("function outer(e){return function(a){return e+a}}");
+    expect(r.code).toBe("function outer(e){return function(){var a=arguments[0];return e+a}}");
+  });
+
+  it("a closure inside a function that reads arguments keeps its parameters", () => {
+    const r = slim("function outer(){var e=arguments[0];return function(a){return e+a}}");
     expect(r.code).toBe("function outer(){var e=arguments[0];return function(a){return e+a}}");
+  });
+
+  it("each top-level class's prototype.constructor is deleted after the bundle has run, unless the code reads one", () => {
+    const code = "var A=class{constructor(x){this.x=x}get(){return this.x}};class B{};var C;C=class{};out.push(new A(1).get());";
+    const r = dropConstructorLinks(code) as { code: string; classes: number };
+    expect(r.classes).toBe(3);
+    expect(r.code.endsWith("delete A.prototype.constructor;delete B.prototype.constructor;delete C.prototype.constructor;\n")).toBe(true);
+    // made again after the links are gone, the classes still work
+    expect(runNode(program(`${r.code}out.push(new A(2).get(),new B() instanceof B);`))).toBe(runNode(program(`${code}out.push(new A(2).get(),true);`)));
+    for (const reads of ["x.constructor", "x['constructor']", "x instanceof A"]) {
+      const kept = dropConstructorLinks(`var A=class{};${reads};`) as { code: string; classes: number };
+      expect(kept.classes, reads).toBe(0);
+    }
   });
 
   it("a lazy module's body (a return at the top) is accepted", () => {

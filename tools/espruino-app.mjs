@@ -21,7 +21,7 @@ import * as esbuild from "esbuild";
 import { renameTopLevel } from "./espruino-globals.mjs";
 import { inlineEspruinoConstants } from "./espruino-consts.mjs";
 import { mergeFunctions, mergeMethods } from "./espruino-merge.mjs";
-import { slimEspruino } from "./espruino-slim.mjs";
+import { dropConstructorLinks, slimEspruino } from "./espruino-slim.mjs";
 import { mangleableProps } from "./mangle-props.mjs";
 
 export const ESPRUINO_APP = "firmware/targets/espruino/app.ts";
@@ -160,7 +160,7 @@ export async function buildEspruinoApp(root, outDir, features, prefix = "") {
   bundles.forEach((b, i) => {
     files[b.name] = path.join(outDir, `${b.name}.js`);
     const code = b.name === "app" ? (typeof prefix === "function" ? prefix(short) : prefix) +
-      slimEspruino(mergeFunctions(inlineEspruinoConstants(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code).code
+      dropConstructorLinks(slimEspruino(mergeFunctions(inlineEspruinoConstants(renameTopLevel(merged.codes[i], ESPRUINO_APP).code).code).code).code).code
       : slimEspruino(mergeFunctions(merged.codes[i], 3000, true).code, { returnOutside: true }).code;
     fs.writeFileSync(files[b.name], code, "latin1");
   });
