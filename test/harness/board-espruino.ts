@@ -128,7 +128,8 @@ async function usageAfter(runtimeExe: string, code: string): Promise<number> {
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
     try {
-      for (let waited = 0; !/USAGE=\d+/.test(out); waited += 20) {
+      // the number's end too: a read can stop inside it
+      for (let waited = 0; !/USAGE=\d+\r?\n/.test(out); waited += 20) {
         if (child.exitCode !== null || waited > BOOT_MS) throw new Error(`ballast calibration: no usage printed (${troubleIn(out) ?? "no answer"}): ${out.slice(-500)}`);
         await new Promise((r) => setTimeout(r, 20));
       }
