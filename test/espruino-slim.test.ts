@@ -72,7 +72,7 @@ describe("the Espruino bundle rewrite", () => {
     const code = "var A=class{constructor(x){this.x=x}get(){return this.x}};class B{};var C;C=class{};out.push(new A(1).get());";
     const r = dropConstructorLinks(code) as { code: string; classes: number };
     expect(r.classes).toBe(3);
-    expect(r.code.endsWith("delete A.prototype.constructor;delete B.prototype.constructor;delete C.prototype.constructor;\n")).toBe(true);
+    expect(r.code.endsWith("[A,B,C].forEach(function(c){delete c.prototype.constructor});\n")).toBe(true);
     // made again after the links are gone, the classes still work
     expect(runNode(program(`${r.code}out.push(new A(2).get(),new B() instanceof B);`))).toBe(runNode(program(`${code}out.push(new A(2).get(),true);`)));
     for (const reads of ["x.constructor", "x['constructor']", "x instanceof A"]) {
