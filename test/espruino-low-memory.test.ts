@@ -51,4 +51,32 @@ describe("a console command the board has no memory for (esp8266-espruino on the
     }
     expect(refusal, `no refusal with up to ${BALLASTS[BALLASTS.length - 1]} slots of ballast:\n${seen.join("\n")}`).toBeDefined();
   }, 240_000);
+
+  // Out of memory part-way through the app's start, Espruino abandons the whole evaluation and
+  // prints its message on the REPL's loopback, where the console has already moved the REPL: a
+  // console that answers and a node that does not run, and nothing said. A timer set before the
+  // start says so on the serial line. Out of memory strikes at a different point for every size of
+  // the node, so here the start is stopped the same way by an error thrown at its end.
+  needs(espruinoBoardMissing(RUNTIME), "a start that stops part-way says so on the serial line, with the fix", async () => {
+    const pk = await packEspruinoBoard("esp8266-espruino");
+    const app = pk.storage["app"];
+    const code = fs.readFileSync(app, "latin1");
+    const at = code.lastIndexOf("global.petrelConsole=");
+    expect(at, "the end of the app's start in app.js").toBeGreaterThan(0);
+    const broken = path.join(pk.dist, "app-broken.js");
+    fs.writeFileSync(broken, `${code.slice(0, at)}throw "stopped here";${code.slice(at)}`, "latin1");
+    const b = espruinoBoard("esp8266-espruino", path.join(runtimesDir(), RUNTIME), { storage: { ...pk.storage, app: broken } });
+    try {
+      await b.boot();
+      let said: string | undefined;
+      for (let waited = 0; said === undefined && waited < 5000; waited += 100) {
+        said = b.lines().find((l) => l.startsWith("error: the app stopped part-way through its start"));
+        if (said === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(said, b.lines().join("\n")).toMatch(/most likely out of memory \(\d+ variable slots free\); the node is not running\. Fix: free memory .+, then reset$/);
+    } finally {
+      await b.dispose();
+      fs.rmSync(pk.dist, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -19,6 +19,7 @@ import { espruinoPort } from "./port";
 declare const global: { [name: string]: unknown };
 declare const E: { getTemperature?(): number; reboot?(): void };
 declare const process: { memory?(gc: boolean): { free: number }; env?: { BOARD?: string } } | undefined;
+declare function setTimeout(fn: () => void, ms: number): number;
 declare const Function: new (param: string, body: string) => (this: void, port: unknown) => unknown;
 
 /**
@@ -66,6 +67,17 @@ let profile = (global["PETREL_BOARD"] !== undefined ? global["PETREL_BOARD"] : {
 const VERSION = "0.1.0";
 
 const storage = espruinoStorage();
+const serial = espruinoSerial();
+// A start that stops part-way (out of memory: Espruino abandons the whole evaluation) would
+// leave a console that answers and a node that does not run, and the interpreter's own message
+// on the REPL's loopback, where the console has moved it: this timer, set before the start,
+// runs either way and says so on the serial line.
+setTimeout(() => {
+  if (booted) return;
+  const free = typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? ` (${process.memory(true).free} variable slots free)` : "";
+  serial.write(`\r\nerror: the app stopped part-way through its start, most likely out of memory${free}; the node is not running. ` +
+    "Fix: free memory (your own code, or smaller outboxMessages, offlineQueue or maxPacket in the profile), then reset\r\n");
+}, 0);
 const app = startApp({
   storage,
   tls: profile.tls === true,
@@ -74,7 +86,7 @@ const app = startApp({
     { name: "temp", read: () => (E.getTemperature !== undefined ? E.getTemperature() : undefined) },
     { name: "jsvars", read: () => (typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? process.memory(false).free : undefined) },
   ],
-  serial: espruinoSerial(),
+  serial,
   sleep: deepSleep(),
   back: "petrelConsole()",
   reboot: () => {
