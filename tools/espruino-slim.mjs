@@ -12,6 +12,9 @@
 // Espruino makes `arguments` on first use as a variable of the call's scope, where a closure made
 // in that call finds it before its own: so a function inside one that reads `arguments` keeps its
 // parameters (and an arrow there stays an arrow).
+// A function that makes functions keeps its parameters: each closure keeps the call's scope, and
+// `arguments` there costs more than the parameters would. dropConstructorLinks (below) deletes
+// each class's prototype.constructor once the app has run.
 // Left as they are: setters (one parameter by the language), generators and async functions,
 // parameters that are not plain names (the dialect guard forbids them anyway), and a function
 // whose own code names `arguments` or the temporary's name.
