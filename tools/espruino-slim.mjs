@@ -38,28 +38,23 @@ export function children(n) {
   return out;
 }
 
-/** Whether `fn`'s own code (arrows inside it included, other functions not) uses a name or `this`. */
+/**
+ * Whether `fn`'s own code (arrows inside it included, other functions not) has a node that passes
+ * `test` (a function inside is tested itself, not its code).
+ */
 function uses(fn, test) {
   let found = false;
   (function walk(n, top) {
     if (found) return;
-    if (!top && (n.type === "FunctionDeclaration" || n.type === "FunctionExpression")) return;
     if (test(n)) { found = true; return; }
+    if (!top && (n.type === "FunctionDeclaration" || n.type === "FunctionExpression")) return;
     for (const c of children(n)) walk(c, false);
   })(fn.body, true);
   return found;
 }
 
 /** Whether `fn`'s own code (not that of the functions inside it) makes a function. */
-function makesFunctions(fn) {
-  let found = false;
-  (function walk(n, top) {
-    if (found) return;
-    if (!top && isFunction(n)) { found = true; return; }
-    for (const c of children(n)) walk(c, false);
-  })(fn.body, true);
-  return found;
-}
+const makesFunctions = (fn) => uses(fn, isFunction);
 
 const usesArguments = (n) => n.type === "Identifier" && (n.name === "arguments" || n.name === ARGS);
 const usesThis = (n) => n.type === "ThisExpression" || n.type === "Super" || n.type === "MetaProperty" || usesArguments(n);
