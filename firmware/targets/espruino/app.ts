@@ -35,14 +35,19 @@ function need(name: string): number {
   return name === "config" ? 300 : name === "held" ? 150 : 130;
 }
 
+/** Free variable slots (after a collection with `gc`), or undefined where the firmware has no process.memory. */
+function freeSlots(gc: boolean): number | undefined {
+  return typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? process.memory(gc).free : undefined;
+}
+
 installPort(espruinoPort);
 /** Set once the app has started: at boot the modules load unchecked (a refusal there would leave the app half made). */
 let booted = false;
 setLoader((name) => {
-  if (booted && typeof process !== "undefined" && process !== undefined && process.memory !== undefined) {
+  let free = booted ? freeSlots(false) : undefined;
+  if (free !== undefined) {
     const n = need(name);
-    let free = process.memory(false).free;
-    if (free < n) free = process.memory(true).free;
+    if (free < n) free = freeSlots(true) as number;
     if (free < n) {
       throw `not enough memory for this command: ${free} variable slots free, it needs about ${n}; nothing was run. ` +
         "Fix: free some (your own code's variables; or a smaller outboxMessages, offlineQueue or maxPacket in the board's profile, then flash again), or use a board with more RAM";
@@ -74,9 +79,9 @@ const serial = espruinoSerial();
 // runs either way and says so on the serial line.
 setTimeout(() => {
   if (booted) return;
-  const free = typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? ` (${process.memory(true).free} variable slots free)` : "";
-  serial.write(`\r\nerror: the app stopped part-way through its start, most likely out of memory${free}; the node is not running. ` +
-    "Fix: free memory (your own code, or smaller outboxMessages, offlineQueue or maxPacket in the profile), then reset\r\n");
+  const free = freeSlots(true);
+  serial.write(`\r\nerror: the app stopped part-way through its start, most likely out of memory${free !== undefined ? ` (${free} variable slots free)` : ""}; ` +
+    "the node is not running. Fix: free memory (your own code, or smaller outboxMessages, offlineQueue or maxPacket in the profile), then reset\r\n");
 }, 0);
 const app = startApp({
   storage,
@@ -84,7 +89,7 @@ const app = startApp({
   version: VERSION,
   sensors: [
     { name: "temp", read: () => (E.getTemperature !== undefined ? E.getTemperature() : undefined) },
-    { name: "jsvars", read: () => (typeof process !== "undefined" && process !== undefined && process.memory !== undefined ? process.memory(false).free : undefined) },
+    { name: "jsvars", read: () => freeSlots(false) },
   ],
   serial,
   sleep: deepSleep(),
