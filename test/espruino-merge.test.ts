@@ -41,6 +41,7 @@ const CASES: Record<string, string> = {
   "a top-level function held as a value keeps its own": "function f1(a){return a+1}function f2(a){return a*2}function go(){var g=f1;out.push(g(1),[1,2].map(f1).join(),f2(5))}go();",
   "a top-level function the top level calls early keeps its own": "function f1(){return 4}var early=f1();function f2(){return early+f1()}function go(){out.push(f2())}go();",
   "a call as the first argument of another (f(g(x)))": "function f(a){return a+1}function g(a){return a*2}function go(){out.push(f(g(3)),g(f(g(1))))}go();",
+  "closures made in a merged top-level function": "function mk(a,b){var t=a*b;return function(c){return t+c+arguments.length}}function mk2(s){return {f:x=>s+x,g:function(){return s}}}function go(){var f=mk(2,3),o=mk2('p');out.push(f(4),f(5,6),o.f('q'),o.g())}go();",
   "a local of the same name": "function t(){return 'top'}function go(){var r=[t()];(function(){function t(){return 'inner'}r.push(t())})();out.push(r.join())}go();",
 };
 
@@ -94,6 +95,17 @@ describe("the Espruino method merge", () => {
     expect(r.code).toBe("function a(x){return x}function b(){return a(1)}var v=b;function $q0(){switch(arguments[0]){case 0:{return 2}return;case 1:{return a(3)+$q0(0)}return;}}$q0(1);");
     expect(r.functions).toBe(2);
     expect(r.groups).toBe(1);
+  });
+
+  it("a merged function that makes closures lets go of its arguments array; one that makes none is left alone", () => {
+    // a closure keeps the call's scope for as long as it lives: the array there would stay with it
+    const r = group("function mk(a){return function(){return a}}function id(a){return a}function go(){return mk(id(1))}go();", 3000);
+    expect(r.code).toContain("{var a=arguments[1];arguments=0;return function(){return a}}");
+    expect(r.code).toContain("{var a=arguments[1];return a}");
+    // a function with a closure inside that reads its own `arguments` is not merged at all
+    expect(group("function mk(){return function(){return arguments.length}}function go(){return mk()}go();", 3000).code).toContain("function mk(){");
+    // in a class body (strict code) the assignment would be a syntax error: methods keep the array
+    expect(merge(["class C{m(a){return function(){return a}}}new C().m(1);"]).codes[0]).not.toContain("arguments=0");
   });
 
   it("in the built sensor node, every call of a merged function passes its number first", () => {

@@ -25,28 +25,48 @@
 // shortened (the firmware's own, never the REPL's or a library's: tools/mangle-props.mjs), and in
 // every bundle of the node the name appears only as a method of a class (not static, not a getter
 // or setter) or as the callee of a call (`x.m(…)`): never read as a value, assigned, used as an
-// object literal's key or as a string. Methods whose code names `arguments`, `super` or
-// `new.target`, declares a function at its top level, or has parameters that are not plain names
-// keep their own function, as do constructors.
+// object literal's key or as a string. Methods whose code names `super` or `new.target`, with
+// `arguments` anywhere inside (a closure's too), that declare a function at their top level, or
+// have parameters that are not plain names keep their own function, as do constructors.
+//
+// A merged top-level function that makes closures sets `arguments` to 0 once its parameters are
+// read: the closures keep the call's scope, and the array there would live as long as they do
+// (about 4 slots a scope; in a class body, strict code, the assignment is not allowed).
 import * as acorn from "acorn";
-import { children } from "./espruino-slim.mjs";
+import { children, makesFunctions } from "./espruino-slim.mjs";
 
 /** The merged function's property name (checked unused in every bundle). */
 export const MERGED = "$m";
 
-/** Whether the method's own code (arrows inside it included, other functions not) names `arguments`, `super` or `new.target`. */
+/**
+ * Whether the function's own code (arrows inside it included) names `super` or `new.target`, or
+ * any code inside it names `arguments`: Espruino finds `arguments` through the scopes, so once
+ * the merged function reads its own, a closure made in it would read that one instead of its own.
+ */
 function usesOwnContext(fn) {
   let found = false;
-  (function walk(n, top) {
+  (function walk(n, inner) {
     if (found) return;
-    if (!top && (n.type === "FunctionDeclaration" || n.type === "FunctionExpression")) return;
-    if ((n.type === "Identifier" && n.name === "arguments") || n.type === "Super" || n.type === "MetaProperty") {
+    if ((n.type === "Identifier" && n.name === "arguments") || (!inner && (n.type === "Super" || n.type === "MetaProperty"))) {
       found = true;
       return;
     }
-    for (const c of children(n)) walk(c, false);
-  })(fn.body, true);
+    const other = inner || n.type === "FunctionDeclaration" || n.type === "FunctionExpression";
+    for (const c of children(n)) walk(c, other);
+  })(fn.body, false);
   return found;
+}
+
+/**
+ * A case's first statement: the function's parameters as locals, read from `arguments` after the
+ * case's number. When the function makes functions, `arguments` is then set to 0: each closure
+ * keeps the call's scope for as long as it lives, and there the arguments array (two slots and
+ * one for each argument) would stay with it. The closures made there keep their own parameters
+ * (tools/espruino-slim.mjs), so nothing reads `arguments` after that.
+ */
+function caseHead(fn, sloppy) {
+  const params = fn.params.map((p, i) => `${p.name}=arguments[${i + 1}]`);
+  return (params.length > 0 ? `var ${params.join(",")};` : "") + (sloppy && makesFunctions(fn) ? "arguments=0;" : "");
 }
 
 function parse(code, returnOutside) {
@@ -123,9 +143,8 @@ export function mergeMethods(bundles, names, hot = []) {
       list.sort((x, y) => number.get(x.name) - number.get(y.name));
       const cases = list.map(({ name, method }) => {
         const fn = method.value;
-        const params = fn.params.map((p, i) => `${p.name}=arguments[${i + 1}]`);
         const body = code.slice(fn.body.start + 1, fn.body.end - 1);
-        return `case ${number.get(name)}:{${params.length > 0 ? `var ${params.join(",")};` : ""}${body}}return;`;
+        return `case ${number.get(name)}:{${caseHead(fn, false)}${body}}return;`;
       });
       for (const { method } of list) edits.push([method.start, method.end, ""]);
       // the class body's closing brace: the merged function goes just before it
@@ -255,8 +274,7 @@ export function mergeFunctions(code, groupBytes = 3000, returnOutside = false) {
     g.sort((a, b) => (a.end - a.start) - (b.end - b.start));
     const cases = g.map((fn, k) => {
       where.set(fn.id.name, [gi, k]);
-      const params = fn.params.map((p, i) => `${p.name}=arguments[${i + 1}]`);
-      return `case ${k}:{${params.length > 0 ? `var ${params.join(",")};` : ""}${code.slice(fn.body.start + 1, fn.body.end - 1)}}return;`;
+      return `case ${k}:{${caseHead(fn, true)}${code.slice(fn.body.start + 1, fn.body.end - 1)}}return;`;
     });
     for (const fn of g) edits.push([fn.start, fn.end, ""]);
     edits.push([at, at, `function ${GROUP}${gi}(){switch(arguments[0]){${cases.join("")}}}`]);

@@ -54,7 +54,7 @@ function uses(fn, test) {
 }
 
 /** Whether `fn`'s own code (not that of the functions inside it) makes a function. */
-const makesFunctions = (fn) => uses(fn, isFunction);
+export const makesFunctions = (fn) => uses(fn, isFunction);
 
 const usesArguments = (n) => n.type === "Identifier" && (n.name === "arguments" || n.name === ARGS);
 const usesThis = (n) => n.type === "ThisExpression" || n.type === "Super" || n.type === "MetaProperty" || usesArguments(n);
