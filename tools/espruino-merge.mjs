@@ -31,7 +31,7 @@
 //
 // A merged top-level function that makes closures sets `arguments` to 0 once its parameters are
 // read: the closures keep the call's scope, and the array there would live as long as they do
-// (about 4 slots a scope; in a class body, strict code, the assignment is not allowed).
+// (about 4 slots a scope; in a class body, strict code, the array is emptied instead).
 import * as acorn from "acorn";
 import { children, makesFunctions } from "./espruino-slim.mjs";
 
@@ -62,11 +62,33 @@ function usesOwnContext(fn) {
  * case's number. When the function makes functions, `arguments` is then set to 0: each closure
  * keeps the call's scope for as long as it lives, and there the arguments array (two slots and
  * one for each argument) would stay with it. The closures made there keep their own parameters
- * (tools/espruino-slim.mjs), so nothing reads `arguments` after that.
+ * (tools/espruino-slim.mjs), so nothing reads `arguments` after that. In a class body (strict
+ * code, where the assignment is not allowed) the array is emptied instead (`splice`: about 2
+ * slots of the 3.4; `arguments.length=0` fails an assertion in Espruino 2v29, and V8 has no
+ * `arguments.splice`).
  */
 function caseHead(fn, sloppy) {
   const params = fn.params.map((p, i) => `${p.name}=arguments[${i + 1}]`);
-  return (params.length > 0 ? `var ${params.join(",")};` : "") + (sloppy && makesFunctions(fn) ? "arguments=0;" : "");
+  return (params.length > 0 ? `var ${params.join(",")};` : "") + (!makesFunctions(fn) ? "" : sloppy ? "arguments=0;" : "[].splice.call(arguments,0);");
+}
+
+/**
+ * The function's body as a case's: its own `let` and `const` declarations (those at the top of
+ * the body, not in a block inside) become `var`. In the case's block they would make Espruino
+ * build a block scope at every call, and a closure made there keeps it: about 4 slots a scope
+ * (measured on 2v29). At the top of a function body they were scoped to the call already; the
+ * other cases' locals never meet them, as only one case runs per call.
+ */
+function caseBody(code, fn) {
+  const from = fn.body.start + 1;
+  let out = "";
+  let at = from;
+  for (const st of fn.body.body) {
+    if (st.type !== "VariableDeclaration" || st.kind === "var") continue;
+    out += code.slice(at, st.start) + "var";
+    at = st.start + st.kind.length;
+  }
+  return out + code.slice(at, fn.body.end - 1);
 }
 
 function parse(code, returnOutside) {
@@ -143,7 +165,7 @@ export function mergeMethods(bundles, names, hot = []) {
       list.sort((x, y) => number.get(x.name) - number.get(y.name));
       const cases = list.map(({ name, method }) => {
         const fn = method.value;
-        const body = code.slice(fn.body.start + 1, fn.body.end - 1);
+        const body = caseBody(code, fn);
         return `case ${number.get(name)}:{${caseHead(fn, false)}${body}}return;`;
       });
       for (const { method } of list) edits.push([method.start, method.end, ""]);
@@ -274,7 +296,7 @@ export function mergeFunctions(code, groupBytes = 3000, returnOutside = false) {
     g.sort((a, b) => (a.end - a.start) - (b.end - b.start));
     const cases = g.map((fn, k) => {
       where.set(fn.id.name, [gi, k]);
-      return `case ${k}:{${caseHead(fn, true)}${code.slice(fn.body.start + 1, fn.body.end - 1)}}return;`;
+      return `case ${k}:{${caseHead(fn, true)}${caseBody(code, fn)}}return;`;
     });
     for (const fn of g) edits.push([fn.start, fn.end, ""]);
     edits.push([at, at, `function ${GROUP}${gi}(){switch(arguments[0]){${cases.join("")}}}`]);
