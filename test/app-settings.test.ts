@@ -145,6 +145,27 @@ describe("settings: show, get, unsaved changes, save and reload, unset, factory-
     expect(unsaved(n.st)).toEqual(["qos"]);
   });
 
+  it("set and unset keep the unsaved list that status shows, in the order show lists the keys, as a full comparison with the record would", () => {
+    const n = node();
+    const steps: [string, string[]][] = [
+      ["set qos 0", ["qos"]],
+      ["set interval 30", ["qos", "interval"]],
+      ["set brokers 10.0.0.2:1883", ["brokers", "qos", "interval"]],
+      ["set qos 1", ["brokers", "interval"]], // back to the saved value (the default)
+      ["save", []],
+      ["set interval 30", []], // the saved value again
+      ["set interval 31", ["interval"]],
+      ["unset brokers", ["brokers", "interval"]], // saved 10.0.0.2:1883, the default differs
+      ["set brokers 10.0.0.2:1883", ["interval"]],
+    ];
+    for (const [line, want] of steps) {
+      n.type(line);
+      expect([...n.st.unsaved], line).toEqual(want);
+      // the same as the whole record read and compared again
+      expect(unsaved(n.st), line).toEqual(want);
+    }
+  });
+
   it("factory-reset asks first; factory-reset yes erases the flash record and restarts the app's work", () => {
     const n = node();
     n.type("set interval 5");

@@ -185,6 +185,30 @@ describe("sched/scheduler in-process", () => {
     expect(calls).toEqual(["start 700", "stop"]);
   });
 
+  it("later runs a callback once, at the start of the next pass, out of the caller's stack", () => {
+    const { vc, s, calls } = rig(100);
+    const log: string[] = [];
+    const k = s.enqueue(task("t", log, 100, () => IDLE), 0);
+    vc.advance(10);
+    expect(log).toEqual(["t@0"]);
+    expect(calls.slice(-1)).toEqual(["stop"]);
+    s.later(() => {
+      log.push("first");
+      // handed on from inside a pass: waits for the next one
+      s.later(() => log.push("second"));
+      s.wake(k);
+    });
+    expect(log).toEqual(["t@0"]); // not run in the caller's stack
+    expect(s.nextIn()).toBe(0);
+    expect(calls.slice(-1)).toEqual(["start 0"]);
+    vc.advance(0);
+    // the callback came before the tasks of its pass; the one it handed on, in the pass after
+    expect(log).toEqual(["t@0", "first", "t@10", "second"]);
+    expect(s.passes).toBe(3);
+    expect(s.nextIn()).toBe(IDLE);
+    expect(vc.pending()).toBe(false);
+  });
+
   it("an IDLE task runs only when woken", () => {
     const { vc, s } = rig(50);
     const log: string[] = [];

@@ -258,9 +258,9 @@ export function brokersOf(value: string, tlsAll: boolean): BrokerAddress[] {
 
 /**
  * The settings record on flash as key → value (only its valid lines); the names of the bad lines
- * go to `bad` ("!" first when the record is too long to read).
+ * go to `bad` ("!" first when the record is too long to read). With `only`, that key's lines alone.
  */
-function readRecord(st: Settings, bad: string[]): { [key: string]: string | undefined } {
+function readRecord(st: Settings, bad: string[], only?: string): { [key: string]: string | undefined } {
   const rec: { [key: string]: string | undefined } = {};
   const w = st.storage.getRecord(SETTINGS_KEY);
   if (w === undefined) return rec;
@@ -272,6 +272,7 @@ function readRecord(st: Settings, bad: string[]): { [key: string]: string | unde
   for (const line of splitOn(port.bytes.textOf(w), "\n")) {
     if (line.length === 0) continue;
     const eq = line.indexOf("=");
+    if (only !== undefined && line.substring(0, eq) !== only) continue;
     const d = eq > 0 ? setting(line.substring(0, eq)) : undefined;
     if (d === undefined || checkValue(d, line.substring(eq + 1), st.boardTls, out) !== null) bad.push(eq > 0 ? line.substring(0, eq) : "a line without =");
     else rec[d.key] = out[0];
@@ -282,14 +283,22 @@ function readRecord(st: Settings, bad: string[]): { [key: string]: string | unde
 /**
  * Compares the values in effect with the saved ones (the record, else the default): `st.unsaved`
  * becomes the keys that differ. With `load`, the saved ones become the values in effect first.
- * Returns what was wrong with the record, or null.
+ * With `only` (a set), only that key can have changed: its saved value alone is read and
+ * checked, not the whole record's (on a small board the difference between a set that runs and
+ * one out of memory), and the others keep their place in the list (every change of a value or
+ * of the record keeps it). Returns what was wrong with the record, or null.
  */
-function sync(st: Settings, load: boolean): string | null {
+function sync(st: Settings, load: boolean, only?: string): string | null {
   const bad: string[] = [];
-  const rec = readRecord(st, bad);
+  const rec = readRecord(st, bad, only);
+  const was = `,${st.unsaved.join(",")},`;
   st.unsaved = [];
   for (let i = 0; keyAt(i) !== ""; i++) {
     const key = keyAt(i);
+    if (only !== undefined && key !== only) {
+      if (find(was, `,${key},`) >= 0) st.unsaved.push(key);
+      continue;
+    }
     const v = rec[key];
     const def = defaultOf(st, setting(key) as Setting);
     const saved = v !== undefined ? v : def;
@@ -332,7 +341,7 @@ export function setSetting(st: Settings, key: string, value: string | undefined,
   if (asDefault === true) st.defaults[key] = out[0];
   else {
     keep(st, key, out[0], defaultOf(st, d));
-    sync(st, false);
+    sync(st, false, key);
   }
   return null;
 }

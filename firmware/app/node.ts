@@ -126,7 +126,11 @@ function nodeEvents(self: SensorNode): ClientEvents {
       f.shortDrops = short ? f.shortDrops + 1 : 0;
     },
     onMessage: (topic, payload, _qos, _retain, _dup, props) => {
-      if (topic === self.topics.cmd) self.remote(port.bytes.textOf(payload), props);
+      if (topic !== self.topics.cmd) return;
+      // run once the read that brought it has unwound: on a small board its packet, the read's
+      // frames, the command's module and the reply would not fit beside each other
+      const line = port.bytes.textOf(payload);
+      self.board.platform.sched.later(() => self.remote(line, props));
     },
     onEnd: () => {
       // (a sleeping node keeps it in its sleep state: see end())
@@ -396,12 +400,18 @@ export class SensorNode {
    * on the request's Response Topic when it names one, with its Correlation Data.
    */
   remote(line: string, props?: MessageProps): void {
-    const replies: string[] = [];
-    if (line.length > REMOTE_LINE_MAX) replies.push(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
-    else runCommand({ node: this, settings: this.settings }, line, (l) => replies.push(l), true);
+    // the reply's text as it grows (a list joined at the end would be held twice)
+    let text = "";
+    let lines = 0;
+    const say = (l: string) => {
+      text = lines === 0 ? l : `${text}\n${l}`;
+      lines++;
+    };
+    if (line.length > REMOTE_LINE_MAX) say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
+    else runCommand({ node: this, settings: this.settings }, line, say, true);
     const to = FEATURE_MQTT5 && props !== undefined && props.responseTopic !== undefined ? props.responseTopic : this.topics.reply;
     const cd = FEATURE_MQTT5 && props !== undefined && props.correlationData !== undefined ? { correlationData: props.correlationData } : undefined;
-    const err = (this.client as Client).publish(to, replies.join("\n"), 1, false, undefined, cd);
+    const err = (this.client as Client).publish(to, text, 1, false, undefined, cd);
     if (err !== undefined) this.board.log(`node: the reply to a remote command was not sent: ${err.code}: ${err.message}`);
   }
 }

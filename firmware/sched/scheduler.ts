@@ -46,6 +46,8 @@ export class Scheduler {
   /** 0/1, not a boolean: on Espruino a boolean value takes a variable slot of its own, a small number none. */
   private running = 0;
   private readonly onTimer: (this: void) => void;
+  /** What later() was given, to run at the start of the next pass. */
+  private soon: ((this: void) => void)[] = [];
 
   constructor(private readonly clock: Clock, private readonly timer: Timer, private readonly sliceMs: number,
     private readonly onOverrun: OverrunHandler | undefined) {
@@ -63,6 +65,16 @@ export class Scheduler {
     return k;
   }
 
+  /**
+   * Runs `fn` once, at the start of the next pass: out of the caller's stack. A callback deep in
+   * a network read hands work on this way (a command that arrived, and its reply), so that on a
+   * small board the read's buffers and frames are gone before it runs.
+   */
+  later(fn: (this: void) => void): void {
+    this.soon.push(fn);
+    this.arm();
+  }
+
   /** Makes an idle or waiting task due now (new data arrived, a queue got room, …). */
   wake(k: number): void {
     this.deadlines[k] = this.clock.clockNow();
@@ -78,6 +90,7 @@ export class Scheduler {
 
   /** Milliseconds until the earliest deadline, or IDLE when every task is idle. */
   nextIn(): number {
+    if (this.soon.length > 0) return 0;
     const now = this.clock.clockNow();
     let best = IDLE;
     for (let k = 0; k < this.count; k++) {
@@ -93,6 +106,12 @@ export class Scheduler {
   pass(): void {
     this.running = 1;
     this.passes = this.passes + 1;
+    // (what they hand on in turn waits for the next pass)
+    const soon = this.soon;
+    if (soon.length > 0) {
+      this.soon = [];
+      for (const fn of soon) fn();
+    }
     const start = this.clock.clockNow();
     for (let k = 0; k < this.count; k++) {
       if (this.mode[k] !== IDLE_MODE && due(this.deadlines[k], start)) {

@@ -24,15 +24,16 @@ declare const Function: new (param: string, body: string) => (this: void, port: 
 
 /**
  * Free variable slots a lazy module needs to load and run its command, measured on the
- * board-sized interpreters (December 2026, the esp8266-espruino pack): loading the commands
- * module takes about 90 slots and `status` some 30 more; `set` (the config module, loaded alone
- * for the settings commands) failed with fewer than about 240 free, and with 144-197 free and
- * this check lowered the console went silent. Running out of slots part-way
- * stops the command without a word, or the interpreter itself; refusing first keeps the node
- * running and says why (test/espruino-low-memory.test.ts).
+ * board-sized interpreters (December 2026, the esp8266-espruino pack, connected, slots taken
+ * before boot to find the edge): loading the commands module takes about 50 slots and `status`
+ * some 130 more; `set` (the config module, about 90 slots loaded alone for the settings
+ * commands) ran with 197 slots free here and ran out of memory with 172 or fewer, so it asks for
+ * 250. Running out of slots part-way stops the command without a word, or the interpreter
+ * itself; refusing first keeps the node running and says why (test/espruino-low-memory.test.ts).
+ * The check comes late: with 150 slots taken before boot the console runs out on the way to it.
  */
 function need(name: string): number {
-  return name === "config" ? 300 : name === "held" ? 150 : 130;
+  return name === "config" ? 250 : name === "held" ? 150 : 130;
 }
 
 /** Free variable slots (after a collection with `gc`), or undefined where the firmware has no process.memory. */

@@ -5,11 +5,10 @@ import type { Resolver, Transport } from "../../port/transport";
 import { Scheduler } from "../../sched/scheduler";
 import { after } from "../../sched/time";
 import type { Platform } from "../../port/platform";
-import { later } from "./later";
 import { nodemcuLink, type NodemcuWifiOptions } from "./link";
 import { idiv } from "./luaint";
 import { nodemcuStorage } from "./storage";
-import { nodemcuTransport, type NodemcuTlsOptions } from "./transport";
+import { later, nodemcuTransport, type NodemcuTlsOptions } from "./transport";
 
 /**
  * The Platform on NodeMCU (ESP8266 Lua 5.1, ESP32 Lua 5.3): thin adapters over `net`, `tmr`,

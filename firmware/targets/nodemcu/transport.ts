@@ -1,6 +1,14 @@
 import type { Bytes, Wire } from "../../port/bytes";
 import type { Transport, TransportEvents } from "../../port/transport";
-import { later } from "./later";
+
+/**
+ * Runs `fn` soon, from NodeMCU's event loop: the adapters never call the session back from
+ * inside one of its own calls (transport and resolver contracts). `node.task.post`, which the
+ * firmware of every NodeMCU profile has (ESP8266 since 2.0, ESP32).
+ */
+export function later(fn: (this: void) => void): void {
+  (_G["node"] as NodeModule & { task: { post(fn: (this: void) => void): void } }).task.post(fn);
+}
 
 /**
  * The Transport contract over NodeMCU's `net` (and `tls` on ESP8266 builds that have it).
