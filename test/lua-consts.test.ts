@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain .mjs module of the tools, without type declarations
-import { exportedLiteral, inlineLuaConstants } from "../tools/lua-consts.mjs";
+import { exportedLiteral, foldNumberTexts, inlineLuaConstants } from "../tools/lua-consts.mjs";
 
 // tools/lua-consts.mjs: a built module's top-level constants become literals (no upvalue each on
 // NodeMCU); anything but a plain read after the declaration leaves the name as it is.
@@ -42,6 +42,18 @@ describe("lua-consts", () => {
       "local A = 1\n--[[ long ]] return A",
     ];
     for (const src of cases) expect(inline(src).code, src).toBe(src);
+  });
+
+  it("folds a whole-number constant inlined into a text into the literal; other tostrings stay", () => {
+    const src = 'local MAX = 200\nlocal function f(say)\nsay(("error: over " .. tostring(MAX)) .. " chars, \\"q\\"")\nend\n';
+    const r = inlineLuaConstants(src);
+    expect(r.inlined).toEqual(["MAX"]);
+    expect(r.code).toContain('say("error: over 200 chars, \\"q\\"")');
+    expect(foldNumberTexts('x = ("at most " .. tostring(4)) .. ")"')).toBe('x = "at most 4)"');
+    expect(foldNumberTexts('x = ("at most " .. tostring(-3)) .. ")"')).toBe('x = "at most -3)"');
+    // a variable, a fraction: tostring stays (a fraction's text differs between 5.1 and 5.3)
+    expect(foldNumberTexts('x = ("n " .. tostring(n)) .. "b"')).toBe('x = ("n " .. tostring(n)) .. "b"');
+    expect(foldNumberTexts('x = ("n " .. tostring((1.5))) .. "b"')).toBe('x = ("n " .. tostring((1.5))) .. "b"');
   });
 
   it("leaves strings and comments alone", () => {

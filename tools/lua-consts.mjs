@@ -138,7 +138,17 @@ export function inlineLuaConstants(src, imported = () => undefined, importsOnly 
     out = ls.join("\n");
     inlined.push(name);
   }
-  return { code: out, inlined };
+  return { code: inlined.length > 0 ? foldNumberTexts(out) : out, inlined };
+}
+
+/**
+ * `("A" .. tostring(N)) .. "B"` as the one literal "ANB" where N is a whole-number literal (what
+ * a template string around an inlined constant becomes): a constant of the prototype instead of
+ * a call and two concatenations in the image. tostring of a whole number is its digits on Lua
+ * 5.1 and 5.3 alike.
+ */
+export function foldNumberTexts(src) {
+  return src.replace(/\("((?:[^"\\\n]|\\.)*)" \.\. tostring\(\(?(-?\d+)\)?\)\) \.\. "((?:[^"\\\n]|\\.)*)"/g, '"$1$2$3"');
 }
 
 /** Module `mod`'s built file under `dir` (firmware.port.log: firmware/port/log.lua). */
