@@ -272,9 +272,10 @@ function readRecord(st: Settings, bad: string[], only?: string): { [key: string]
   for (const line of splitOn(port.bytes.textOf(w), "\n")) {
     if (line.length === 0) continue;
     const eq = line.indexOf("=");
-    if (only !== undefined && line.substring(0, eq) !== only) continue;
-    const d = eq > 0 ? setting(line.substring(0, eq)) : undefined;
-    if (d === undefined || checkValue(d, line.substring(eq + 1), st.boardTls, out) !== null) bad.push(eq > 0 ? line.substring(0, eq) : "a line without =");
+    const key = eq > 0 ? line.substring(0, eq) : "";
+    if (only !== undefined && key !== only) continue;
+    const d = eq > 0 ? setting(key) : undefined;
+    if (d === undefined || checkValue(d, line.substring(eq + 1), st.boardTls, out) !== null) bad.push(eq > 0 ? key : "a line without =");
     else rec[d.key] = out[0];
   }
   return rec;
