@@ -122,6 +122,7 @@ for (const f of (fs.existsSync(report) ? fs.readdirSync(report) : []).filter((n)
 }
 
 let passed = 0, failed = 0, skipped = 0;
+const failures = [];
 if (fs.existsSync(vitestJson)) {
   const j = JSON.parse(fs.readFileSync(vitestJson, "utf8"));
   passed = j.numPassedTests;
@@ -129,6 +130,15 @@ if (fs.existsSync(vitestJson)) {
   const brokenFiles = j.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
   failed = j.numFailedTests + brokenFiles;
   skipped = j.numPendingTests + (j.numTodoTests ?? 0);
+  // The failures are named again at the very end, where a log cut to its tail still shows them.
+  for (const f of j.testResults) {
+    const rel = path.relative(root, f.name);
+    for (const a of f.assertionResults.filter((x) => x.status === "failed")) {
+      const why = String(a.failureMessages?.[0] ?? "").split("\n").find((l) => l.trim() !== "") ?? "";
+      failures.push(`${rel} > ${a.fullName}: ${why.slice(0, 300)}`);
+    }
+    if (f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")) failures.push(`${rel}: ${String(f.message ?? "").split("\n")[0].slice(0, 300)}`);
+  }
 } else {
   failed = 1;
 }
@@ -162,5 +172,9 @@ if (left.length > 0) {
   for (const f of left.sort()) console.log(`  ${f}`);
 }
 fs.rmSync(tmp, { recursive: true, force: true });
+if (failures.length > 0) {
+  console.log("\nfailed:");
+  for (const f of failures) console.log(`  ${f}`);
+}
 console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped; ${coverage}${leftNote}`);
 process.exit(status !== 0 || failed > 0 ? 1 : 0);

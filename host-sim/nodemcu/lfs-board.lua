@@ -25,6 +25,8 @@ assert(LFS ~= nil, "lfs-board.lua runs with an LFS image loaded (luac.cross -F l
 io.stdout:setvbuf("no")
 
 local function used()
+  -- twice, as the node's status does: the second frees what the first finalized
+  collectgarbage("collect")
   collectgarbage("collect")
   return math.floor(collectgarbage("count") * 1024)
 end

@@ -217,6 +217,8 @@ export function nodemcuPlatform(o?: NodemcuPlatformOptions): Platform {
     // fengari has no collectgarbage: "unknown" there, never an error
     memory: () => {
       const [ok, kb] = pcall(() => {
+        // twice: what the first cycle finalized (timers, sockets) is freed by the second
+        collectgarbage("collect");
         collectgarbage("collect");
         return collectgarbage("count");
       });
