@@ -128,8 +128,12 @@ function nodeEvents(self: SensorNode): ClientEvents {
     onMessage: (topic, payload, _qos, _retain, _dup, props) => {
       if (topic !== self.topics.cmd) return;
       // run once the read that brought it has unwound: on a small board its packet, the read's
-      // frames, the command's module and the reply would not fit beside each other
-      const line = port.bytes.textOf(payload);
+      // frames, the command's module and the reply would not fit beside each other. A line over
+      // the limit is not kept for it at all (on a board the line is the packet's payload).
+      let line: string | undefined = port.bytes.textOf(payload);
+      if (line.length > REMOTE_LINE_MAX) line = undefined;
+      // (the closure below keeps this scope on Espruino: the packet's own strings are let go)
+      payload = topic = undefined as never;
       self.board.platform.sched.later(() => self.remote(line, props));
     },
     onEnd: () => {
@@ -397,9 +401,10 @@ export class SensorNode {
 
   /**
    * A command line from the command topic, answered on the reply topic (app/commands.ts); at 5.0
-   * on the request's Response Topic when it names one, with its Correlation Data.
+   * on the request's Response Topic when it names one, with its Correlation Data. Undefined: a
+   * line over REMOTE_LINE_MAX, refused.
    */
-  remote(line: string, props?: MessageProps): void {
+  remote(line: string | undefined, props?: MessageProps): void {
     // the reply's text as it grows (a list joined at the end would be held twice)
     let text = "";
     let lines = 0;
@@ -407,7 +412,7 @@ export class SensorNode {
       text = lines === 0 ? l : `${text}\n${l}`;
       lines++;
     };
-    if (line.length > REMOTE_LINE_MAX) say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
+    if (line === undefined) say(`error: the command is over ${REMOTE_LINE_MAX} characters; nothing was run`);
     else runCommand({ node: this, settings: this.settings }, line, say, true);
     const to = FEATURE_MQTT5 && props !== undefined && props.responseTopic !== undefined ? props.responseTopic : this.topics.reply;
     const cd = FEATURE_MQTT5 && props !== undefined && props.correlationData !== undefined ? { correlationData: props.correlationData } : undefined;
