@@ -30,6 +30,9 @@ const TYPE_MS = 10_000;
 /** Typing: characters per write, and the pause between writes (ms). */
 const TYPE_CHUNK = 8;
 const TYPE_GAP_MS = 5;
+/** Quiet after a short echo that counts as characters lost (ms), and how often a line is typed again. */
+const LOST_MS = 5000;
+const RETYPES = 2;
 /** Largest difference between the ballast asked for and what it measures, in slots. */
 const BALLAST_SLACK = 2;
 
@@ -181,6 +184,8 @@ export class EspruinoBoard implements BoardUnderTest {
   private exited: string | undefined;
   /** Set when a typed line got no echo or no prompt: the board no longer answers its console. */
   private hung: string | undefined;
+  /** Lines typed again after their end was lost on the way in (see type). */
+  retyped = 0;
 
   constructor(readonly board: string, readonly runtimeExe: string, private readonly opts: EspruinoBoardOptions = {}) {
     this.runtime = path.basename(runtimeExe);
@@ -266,10 +271,21 @@ export class EspruinoBoard implements BoardUnderTest {
     // a few characters at a time, as a serial line brings them: the emulated interpreter's stdin
     // thread races its event queue, and a whole line in one write was seen to arrive garbled
     // (characters lost, others from the console's own redraw mixed in) on a loaded machine
+    // Even so a loaded machine was seen to lose the end of a line ("set brokers 12" echoed, then
+    // nothing): when the echo stops short and the board prints nothing more for a while, what
+    // arrived is erased (DEL, which does nothing on an empty line) and the line typed again.
     const text = line + "\n";
-    for (let i = 0; i < text.length; i += TYPE_CHUNK) {
-      child.stdin?.write(text.substring(i, i + TYPE_CHUNK));
-      if (i + TYPE_CHUNK < text.length) await new Promise((r) => setTimeout(r, TYPE_GAP_MS));
+    for (let attempt = 0; attempt <= RETYPES; attempt++) {
+      if (attempt > 0) {
+        if (this.raw.indexOf(line + "\r\n", from) >= 0) break; // late, not lost
+        this.retyped++;
+        child.stdin?.write("\x7f".repeat(line.length + 1));
+      }
+      for (let i = 0; i < text.length; i += TYPE_CHUNK) {
+        child.stdin?.write(text.substring(i, i + TYPE_CHUNK));
+        if (i + TYPE_CHUNK < text.length) await new Promise((r) => setTimeout(r, TYPE_GAP_MS));
+      }
+      if (await this.echoed(line, from)) break;
     }
     // the echo of the line ends it; a log line redrawn meanwhile repeats what was typed so far
     let echoEnd = -1;
@@ -291,7 +307,8 @@ export class EspruinoBoard implements BoardUnderTest {
     } catch (e) {
       // no echo, or no prompt after it: the console itself is stuck, not merely a late answer
       if (this.exited === undefined && (echoEnd < 0 || !prompted())) {
-        this.hung = `the console stopped answering: "${line.slice(0, 60)}" got ${echoEnd < 0 ? "no echo" : "no prompt after it"} within ${ms} ms`;
+        this.hung = `the console stopped answering: "${line.slice(0, 60)}" got ${echoEnd < 0 ? "no echo" : "no prompt after it"} within ${ms} ms` +
+          (this.retyped > 0 ? ` (${this.retyped} line(s) typed again after characters were lost)` : "");
       }
       throw e;
     }
@@ -299,6 +316,28 @@ export class EspruinoBoard implements BoardUnderTest {
     if (until === undefined) return got;
     const hit = got.findIndex((l) => until.test(l));
     return got.slice(0, hit + 1);
+  }
+
+  /**
+   * Whether the echo of `line` arrives: false once the board has printed nothing for LOST_MS with
+   * the echo still short of it (characters lost on the way in), or it exited, or TYPE_MS passed.
+   */
+  private async echoed(line: string, from: number): Promise<boolean> {
+    let seen = this.raw.length;
+    let quiet = 0;
+    for (let waited = 0; waited < TYPE_MS; waited += 50) {
+      if (this.raw.indexOf(line + "\r\n", from) >= 0) return true;
+      if (this.exited !== undefined) return false;
+      if (this.raw.length !== seen) {
+        seen = this.raw.length;
+        quiet = 0;
+      } else {
+        quiet += 50;
+        if (quiet >= LOST_MS) return false;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
   }
 
   lines(): string[] {
