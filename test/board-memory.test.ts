@@ -96,7 +96,7 @@ function report(): { title: string; columns: string[]; table: Record<string, Rec
   }
   return {
     title: "board memory after each step: Espruino, variable slots in use (32-bit board-sized builds, process.memory() after a collection); " +
-      "NodeMCU, bytes of Lua heap that are the node's (32-bit luac.cross 5.3 with the board's LFS image, after a full collection)",
+      "NodeMCU, bytes of Lua heap that are the node's (32-bit luac.cross 5.3 with the board's LFS image, after two full collections)",
     columns: runs.map((r) => r.column),
     table,
     notes,
