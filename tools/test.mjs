@@ -126,19 +126,23 @@ const failures = [];
 if (fs.existsSync(vitestJson)) {
   const j = JSON.parse(fs.readFileSync(vitestJson, "utf8"));
   passed = j.numPassedTests;
-  // Failed tests, plus test files that failed before running any test (a collection error).
-  const brokenFiles = j.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
-  failed = j.numFailedTests + brokenFiles;
-  skipped = j.numPendingTests + (j.numTodoTests ?? 0);
-  // The failures are named again at the very end, where a log cut to its tail still shows them.
+  // Failed tests, plus test files that failed before running any test (a collection error); both
+  // are named again at the very end, where a log cut to its tail still shows them.
+  let brokenFiles = 0;
   for (const f of j.testResults) {
     const rel = path.relative(root, f.name);
-    for (const a of f.assertionResults.filter((x) => x.status === "failed")) {
+    const bad = f.assertionResults.filter((x) => x.status === "failed");
+    for (const a of bad) {
       const why = String(a.failureMessages?.[0] ?? "").split("\n").find((l) => l.trim() !== "") ?? "";
       failures.push(`${rel} > ${a.fullName}: ${why.slice(0, 300)}`);
     }
-    if (f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")) failures.push(`${rel}: ${String(f.message ?? "").split("\n")[0].slice(0, 300)}`);
+    if (f.status === "failed" && bad.length === 0) {
+      brokenFiles++;
+      failures.push(`${rel}: ${String(f.message ?? "").split("\n")[0].slice(0, 300)}`);
+    }
   }
+  failed = j.numFailedTests + brokenFiles;
+  skipped = j.numPendingTests + (j.numTodoTests ?? 0);
 } else {
   failed = 1;
 }

@@ -277,7 +277,6 @@ export class EspruinoBoard implements BoardUnderTest {
     const text = line + "\n";
     for (let attempt = 0; attempt <= RETYPES; attempt++) {
       if (attempt > 0) {
-        if (this.raw.indexOf(line + "\r\n", from) >= 0) break; // late, not lost
         this.retyped++;
         child.stdin?.write("\x7f".repeat(line.length + 1));
       }
@@ -298,7 +297,7 @@ export class EspruinoBoard implements BoardUnderTest {
     try {
       await this.wait(`"${line}" to be answered${until !== undefined ? ` with ${until}` : ""}`, from, () => {
         if (echoEnd < 0) {
-          const at = this.raw.indexOf(line + "\r\n", from);
+          const at = this.echoAt(line, from);
           if (at < 0) return false;
           echoEnd = at + line.length + 2;
         }
@@ -318,6 +317,11 @@ export class EspruinoBoard implements BoardUnderTest {
     return got.slice(0, hit + 1);
   }
 
+  /** Where the echo of `line` (typed after `from`) is in the output, or -1. */
+  private echoAt(line: string, from: number): number {
+    return this.raw.indexOf(line + "\r\n", from);
+  }
+
   /**
    * Whether the echo of `line` arrives: false once the board has printed nothing for LOST_MS with
    * the echo still short of it (characters lost on the way in), or it exited, or TYPE_MS passed.
@@ -326,7 +330,7 @@ export class EspruinoBoard implements BoardUnderTest {
     let seen = this.raw.length;
     let quiet = 0;
     for (let waited = 0; waited < TYPE_MS; waited += 50) {
-      if (this.raw.indexOf(line + "\r\n", from) >= 0) return true;
+      if (this.echoAt(line, from) >= 0) return true;
       if (this.exited !== undefined) return false;
       if (this.raw.length !== seen) {
         seen = this.raw.length;
