@@ -21,8 +21,15 @@ const CLUSTERS = [
   { kind: "rabbitmq", title: "RabbitMQ cluster (3 nodes, quorum queues) behind HAProxy", missing: brokerMissing("rabbitmq") ?? clusterMissing(), start: startRabbitCluster },
 ];
 
-function check(r: ClusterChaosResult, kinds: string[]): void {
+/** The boards' own log lines of a run (info and worse), kept to show when it fails. */
+function boardLog(): { lines: string[]; add: (l: string) => void } {
+  const lines: string[] = [];
+  return { lines, add: (l) => { lines.push(l); } };
+}
+
+function check(r: ClusterChaosResult, kinds: string[], log: string[]): void {
   console.log(clusterLines(r).map((l) => `[observed] ${l}`).join("\n"));
+  if (r.violations.length > 0) console.log(`the boards' log (the last 80 lines):\n${log.slice(-80).join("\n")}`);
   expect(r.faults.map((f) => f.kind)).toEqual(kinds);
   expect(r.violations).toEqual([]);
   const q1 = r.rows[1];
@@ -51,8 +58,9 @@ describe.each(CLUSTERS)("$title", ({ kind, missing, start }) => {
   it("through HAProxy: QoS 1 survives a kill -9 of the boards' node, an HAProxy restart and that node cut off from the others", async () => {
     // balance first puts the boards on node 1, where the faults are
     const kinds = ["kill", "proxy", "partition"] as const;
-    const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 7, first: [...kinds], firstNodes: [0, 0, 0] });
-    check(r, [...kinds]);
+    const log = boardLog();
+    const r = await runClusterChaos({ cluster: c, route: "haproxy", boards: 2, seconds: 0, seed: 7, first: [...kinds], firstNodes: [0, 0, 0], boardLog: log.add });
+    check(r, [...kinds], log.lines);
   }, 420_000);
 
   // the lab's proof that it can fail (one cluster is enough: the verdict is the same code). A board
@@ -70,7 +78,8 @@ describe.each(CLUSTERS)("$title", ({ kind, missing, start }) => {
 
   it(`the three nodes as the boards' own broker list: QoS 1 survives a stop of their node, then the next node they are on cut off (${kind})`, async () => {
     const kinds = ["stop", "partition"] as const;
-    const r = await runClusterChaos({ cluster: c, route: "list", boards: 2, seconds: 0, seed: 8, first: [...kinds], firstNodes: [0, 1] });
-    check(r, [...kinds]);
+    const log = boardLog();
+    const r = await runClusterChaos({ cluster: c, route: "list", boards: 2, seconds: 0, seed: 8, first: [...kinds], firstNodes: [0, 1], boardLog: log.add });
+    check(r, [...kinds], log.lines);
   }, 420_000);
 });
